@@ -1,0 +1,12 @@
+//! Data: the languages, the built-in task suite, mixtures and the resumable sampler.
+
+pub mod assets;
+pub mod example;
+pub mod lang;
+pub mod mixture;
+pub mod sampler;
+pub mod script;
+pub mod suite;
+pub mod template;
+
+pub use example::{Constraint, Example, Meta, Task};

@@ -1,0 +1,9 @@
+//! mixscope: run and watch multilingual post-training experiments.
+//!
+//! Layers (see ARCHITECTURE.md): `data` (languages, suite, mixtures, sampler, tokenizer),
+//! `eval` (task metrics), `train` (the candle engine), `runs` (the run-directory contract),
+//! `supervisor` (child processes and slots), `tui` (the terminal UI), `cli`.
+
+pub mod cli;
+pub mod data;
+pub mod error;
