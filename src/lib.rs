@@ -5,5 +5,9 @@
 //! `supervisor` (child processes and slots), `tui` (the terminal UI), `cli`.
 
 pub mod cli;
+pub mod config;
 pub mod data;
 pub mod error;
+pub mod runs;
+pub mod eval;
+pub mod util;

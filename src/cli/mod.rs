@@ -48,6 +48,19 @@ pub enum DataCmd {
         #[arg(long, default_value = "1", value_delimiter = ',')]
         levels: Vec<u8>,
     },
+    /// Per-language statistics: tokenizer fertility (tokens per character and per word) and
+    /// mean prompt / response lengths in tokens, on the held-out sets.
+    Stats {
+        /// Vocabulary size of the demo tokenizer (trained and cached on first use).
+        #[arg(long, default_value_t = 4096)]
+        vocab: usize,
+        /// A tokenizer.json to measure instead of the demo tokenizer.
+        #[arg(long)]
+        tokenizer: Option<std::path::PathBuf>,
+        /// The runs root (its .cache holds the demo tokenizer).
+        #[arg(long, env = "MIXSCOPE_RUNS", default_value = "runs")]
+        runs: std::path::PathBuf,
+    },
     /// Check the suite's language files (every template against every list entry, and the
     /// script of the generated text).
     Check {
@@ -112,6 +125,39 @@ fn data(cmd: DataCmd) -> Result<i32> {
                     out.write_all(b"\n")?;
                 }
             }
+        }
+        DataCmd::Stats { vocab, tokenizer, runs } => {
+            use crate::data::tokenizer::{self, Tok};
+            let path = match tokenizer {
+                Some(p) => p,
+                None => tokenizer::suite_tokenizer(&tokenizer::cache_dir(&runs), vocab)?,
+            };
+            let tok = Tok::load(&path)?;
+            writeln!(out, "tokenizer: {} ({} tokens)", path.display(), tok.vocab_size())?;
+            let fert = tokenizer::fertility(&tok, 100)?;
+            writeln!(
+                out,
+                "{:<4} {:>10} {:>10}   {:>6} {:>6} {:>6} {:>6}",
+                "lang", "tok/char", "tok/word", "mr", "sm", "if", "lm"
+            )?;
+            let s = suite::suite();
+            for (code, per_char, per_word) in fert {
+                let mut lens = Vec::new();
+                for t in Task::BUILTIN {
+                    let exs = s.heldout(&t, &code, 50, &GenOptions::default())?;
+                    let mut total = 0usize;
+                    for ex in &exs {
+                        total += tok.encode(ex, usize::MAX)?.ids.len();
+                    }
+                    lens.push(total as f64 / exs.len() as f64);
+                }
+                writeln!(
+                    out,
+                    "{:<4} {:>10.3} {:>10.2}   {:>6.1} {:>6.1} {:>6.1} {:>6.1}",
+                    code, per_char, per_word, lens[0], lens[1], lens[2], lens[3]
+                )?;
+            }
+            writeln!(out, "(mr..lm: mean tokens per example, prompt + response, held-out sets)")?;
         }
         DataCmd::Check { lang: only } => {
             suite::check(&only)?;

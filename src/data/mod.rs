@@ -2,11 +2,13 @@
 
 pub mod assets;
 pub mod example;
+pub mod jsonl;
 pub mod lang;
 pub mod mixture;
 pub mod sampler;
 pub mod script;
 pub mod suite;
 pub mod template;
+pub mod tokenizer;
 
 pub use example::{Constraint, Example, Meta, Task};

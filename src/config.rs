@@ -1,0 +1,818 @@
+//! Run configuration: the TOML a user writes (`configs/*.toml`), `--set KEY=VALUE` overrides,
+//! validation with located errors, and the resolved `run.toml` of a run directory.
+//!
+//! Errors are [`BadInput`](crate::error::BadInput) and name the place: `file:line:col` for
+//! syntax, unknown keys and wrong types; the dotted field (and its position in the file when it
+//! is written there) for out-of-range values; `--set KEY=VALUE` for overrides.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::data::lang;
+use crate::data::mixture::{Mixture, SpecContext};
+use crate::data::Task;
+use crate::error::{bad_input, line_col};
+
+/// The shape of a model built from scratch (Hugging Face `config.json` field names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelShape {
+    #[serde(default = "d_arch")]
+    pub architecture: String,
+    #[serde(default)]
+    pub vocab_size: Option<usize>,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    #[serde(default = "d_max_pos")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "d_rope_theta")]
+    pub rope_theta: f64,
+    #[serde(default = "d_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub attention_bias: bool,
+}
+
+fn d_arch() -> String {
+    "llama".into()
+}
+fn d_max_pos() -> usize {
+    512
+}
+fn d_rope_theta() -> f64 {
+    10_000.0
+}
+fn d_eps() -> f64 {
+    1e-5
+}
+
+impl Default for ModelShape {
+    fn default() -> Self {
+        ModelShape {
+            architecture: d_arch(),
+            vocab_size: None,
+            hidden_size: 256,
+            intermediate_size: 688,
+            num_hidden_layers: 4,
+            num_attention_heads: 4,
+            num_key_value_heads: None,
+            max_position_embeddings: d_max_pos(),
+            rope_theta: d_rope_theta(),
+            rms_norm_eps: d_eps(),
+            tie_word_embeddings: false,
+            attention_bias: false,
+        }
+    }
+}
+
+/// `[model]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// `"tiny"` (built from `[model.shape]`), a hub name `org/name`, or a local directory.
+    #[serde(default = "d_source")]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// f32 | bf16 | f16
+    #[serde(default = "d_dtype")]
+    pub dtype: String,
+    /// auto | fused | composite (the differentiable kernels; auto = fused on CPU)
+    #[serde(default = "d_auto")]
+    pub kernels: String,
+    #[serde(default)]
+    pub shape: ModelShape,
+}
+
+fn d_source() -> String {
+    "tiny".into()
+}
+fn d_dtype() -> String {
+    "f32".into()
+}
+fn d_auto() -> String {
+    "auto".into()
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection { source: d_source(), revision: None, dtype: d_dtype(), kernels: d_auto(), shape: ModelShape::default() }
+    }
+}
+
+/// `[tokenizer]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerSection {
+    /// `"suite"` (the demo BPE trained on the suite), `"model"` (the model's own), or a path.
+    #[serde(default = "d_suite")]
+    pub source: String,
+    #[serde(default = "d_vocab")]
+    pub vocab_size: usize,
+}
+
+fn d_suite() -> String {
+    "suite".into()
+}
+fn d_vocab() -> usize {
+    4096
+}
+
+impl Default for TokenizerSection {
+    fn default() -> Self {
+        TokenizerSection { source: d_suite(), vocab_size: d_vocab() }
+    }
+}
+
+/// `[data]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Tasks trained on (weights in the mixture SPEC can override): mr, sm, if, lm, or user tasks.
+    #[serde(default = "d_tasks")]
+    pub tasks: Vec<String>,
+    /// The seen languages `multilingual=` and `n=` spread over (default: es fr ja zh).
+    #[serde(default = "d_seen")]
+    pub seen: Vec<String>,
+    /// Languages evaluated but never trained on.
+    #[serde(default = "d_heldout")]
+    pub heldout: Vec<String>,
+    /// The mixture SPEC (DESIGN.md §4).
+    #[serde(default = "d_mixture")]
+    pub mixture: String,
+    /// MR difficulty levels (1: one-digit operands, 2: two digits, 3: three digits).
+    #[serde(default = "d_levels")]
+    pub mr_levels: Vec<u8>,
+    /// User JSONL files (prompt/response or messages, plus lang and task).
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+    /// Tokens per training sequence (longer examples are cut).
+    #[serde(default = "d_seq_len")]
+    pub seq_len: usize,
+}
+
+fn d_tasks() -> Vec<String> {
+    vec!["mr".into(), "sm".into(), "if".into()]
+}
+fn d_seen() -> Vec<String> {
+    lang::all().iter().filter(|l| l.group == lang::Group::Seen).map(|l| l.code.clone()).collect()
+}
+fn d_heldout() -> Vec<String> {
+    vec!["ar".into(), "ko".into(), "pt".into()]
+}
+fn d_mixture() -> String {
+    "multilingual=0.4".into()
+}
+fn d_levels() -> Vec<u8> {
+    vec![1]
+}
+fn d_seq_len() -> usize {
+    192
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        DataSection {
+            tasks: d_tasks(),
+            seen: d_seen(),
+            heldout: d_heldout(),
+            mixture: d_mixture(),
+            mr_levels: d_levels(),
+            files: Vec::new(),
+            seq_len: d_seq_len(),
+        }
+    }
+}
+
+/// `[train]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// The optimizer step at which training stops (absolute: forks and resumes count the
+    /// steps they inherit). A config with `[init]` counts from the init step.
+    #[serde(default = "d_max_steps")]
+    pub max_steps: u64,
+    /// Examples per optimizer step.
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    /// Micro-batches per step (batch_size is split among them).
+    #[serde(default = "d_one")]
+    pub grad_accum: usize,
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    /// constant | cosine
+    #[serde(default = "d_schedule")]
+    pub schedule: String,
+    #[serde(default)]
+    pub warmup_steps: u64,
+    /// The step the schedule starts from (set when a run starts from another run's model).
+    #[serde(default)]
+    pub schedule_start: u64,
+    /// The cosine schedule ends at lr × min_lr_ratio.
+    #[serde(default = "d_min_lr_ratio")]
+    pub min_lr_ratio: f64,
+    #[serde(default = "d_wd")]
+    pub weight_decay: f64,
+    #[serde(default = "d_beta1")]
+    pub beta1: f64,
+    #[serde(default = "d_beta2")]
+    pub beta2: f64,
+    #[serde(default = "d_adam_eps")]
+    pub eps: f64,
+    /// Global gradient-norm clip (0 = off).
+    #[serde(default = "d_clip")]
+    pub grad_clip: f64,
+    /// Emit a train event every this many steps.
+    #[serde(default = "d_one_u64")]
+    pub log_every: u64,
+}
+
+fn d_max_steps() -> u64 {
+    1000
+}
+fn d_batch() -> usize {
+    32
+}
+fn d_one() -> usize {
+    1
+}
+fn d_one_u64() -> u64 {
+    1
+}
+fn d_lr() -> f64 {
+    1e-3
+}
+fn d_schedule() -> String {
+    "constant".into()
+}
+fn d_min_lr_ratio() -> f64 {
+    0.1
+}
+fn d_wd() -> f64 {
+    0.1
+}
+fn d_beta1() -> f64 {
+    0.9
+}
+fn d_beta2() -> f64 {
+    0.95
+}
+fn d_adam_eps() -> f64 {
+    1e-8
+}
+fn d_clip() -> f64 {
+    1.0
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection {
+            max_steps: d_max_steps(),
+            batch_size: d_batch(),
+            grad_accum: 1,
+            lr: d_lr(),
+            schedule: d_schedule(),
+            warmup_steps: 0,
+            schedule_start: 0,
+            min_lr_ratio: d_min_lr_ratio(),
+            weight_decay: d_wd(),
+            beta1: d_beta1(),
+            beta2: d_beta2(),
+            eps: d_adam_eps(),
+            grad_clip: d_clip(),
+            log_every: 1,
+        }
+    }
+}
+
+/// `[eval]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSection {
+    /// Evaluate every this many steps (0 = only at the end).
+    #[serde(default = "d_eval_every")]
+    pub every: u64,
+    /// Held-out examples per (task, language) scored by loss.
+    #[serde(default = "d_eval_n")]
+    pub n: usize,
+    /// Of those, how many are also generated and scored by the task metric (0 = loss only).
+    #[serde(default = "d_gen_n")]
+    pub generate_n: usize,
+    /// Generation length cap, in tokens.
+    #[serde(default = "d_max_new")]
+    pub max_new_tokens: usize,
+    /// Languages evaluated (default: English, the seen and the held-out languages).
+    #[serde(default)]
+    pub langs: Vec<String>,
+    /// Tasks evaluated (default: the data tasks).
+    #[serde(default)]
+    pub tasks: Vec<String>,
+}
+
+fn d_eval_every() -> u64 {
+    100
+}
+fn d_eval_n() -> usize {
+    200
+}
+fn d_gen_n() -> usize {
+    50
+}
+fn d_max_new() -> usize {
+    48
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection {
+            every: d_eval_every(),
+            n: d_eval_n(),
+            generate_n: d_gen_n(),
+            max_new_tokens: d_max_new(),
+            langs: Vec::new(),
+            tasks: Vec::new(),
+        }
+    }
+}
+
+/// `[checkpoint]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSection {
+    #[serde(default = "d_ckpt_every")]
+    pub every: u64,
+    /// Keep this many most recent checkpoints (plus the best and any a fork was made from).
+    #[serde(default = "d_keep")]
+    pub keep_last: usize,
+}
+
+fn d_ckpt_every() -> u64 {
+    50
+}
+fn d_keep() -> usize {
+    3
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        CheckpointSection { every: d_ckpt_every(), keep_last: d_keep() }
+    }
+}
+
+/// `[init]`: start from another run's model, optimizer and sampler state (a fork).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitSection {
+    /// A config file (relative to this one) whose run is found in the runs root, or trained
+    /// there first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
+    /// Or an existing run (id, unique prefix, name or directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// The checkpoint step (default: the latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u64>,
+}
+
+/// `[lineage]`: where a forked run came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lineage {
+    pub parent: String,
+    pub fork_step: u64,
+}
+
+/// A run configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub seed: u64,
+    /// CPU threads for this run (0 = every core).
+    #[serde(default)]
+    pub threads: usize,
+    /// cpu | cuda | cuda:N | auto
+    #[serde(default = "d_device")]
+    pub device: String,
+    #[serde(default)]
+    pub model: ModelSection,
+    #[serde(default)]
+    pub tokenizer: TokenizerSection,
+    #[serde(default)]
+    pub data: DataSection,
+    #[serde(default)]
+    pub train: TrainSection,
+    #[serde(default)]
+    pub eval: EvalSection,
+    #[serde(default)]
+    pub checkpoint: CheckpointSection,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<Lineage>,
+}
+
+fn d_device() -> String {
+    "auto".into()
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the empty config is valid")
+    }
+}
+
+/// `--set` names that reach nested keys (DESIGN.md §4).
+pub const SET_ALIASES: [(&str, &str); 9] = [
+    ("max_steps", "train.max_steps"),
+    ("checkpoint_every", "checkpoint.every"),
+    ("eval_every", "eval.every"),
+    ("lr", "train.lr"),
+    ("batch_size", "train.batch_size"),
+    ("mixture", "data.mixture"),
+    ("model", "model.source"),
+    ("seq_len", "data.seq_len"),
+    ("schedule", "train.schedule"),
+];
+
+/// A config read from a file, with where it came from (for located errors).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: RunConfig,
+    /// The file name to show in messages.
+    pub file: String,
+    /// The file's directory: relative paths inside the config are relative to it.
+    pub dir: PathBuf,
+    src: String,
+    /// The keys set with `--set` (dotted, after aliases).
+    set_keys: Vec<(String, String)>,
+}
+
+impl Loaded {
+    /// Read and parse a config file (no overrides, no validation yet).
+    pub fn read(path: &Path) -> Result<Loaded> {
+        let src = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(bad_input(format!("{}: no such config file", path.display())))
+            }
+            Err(e) => return Err(bad_input(format!("{}: cannot read: {e}", path.display()))),
+        };
+        Loaded::parse(&path.display().to_string(), &src, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    pub fn parse(file: &str, src: &str, dir: &Path) -> Result<Loaded> {
+        let config: RunConfig = toml::from_str(src).map_err(|e| crate::error::toml_error(file, src, &e))?;
+        Ok(Loaded { config, file: file.to_string(), dir: dir.to_path_buf(), src: src.to_string(), set_keys: Vec::new() })
+    }
+
+    /// Apply `KEY=VALUE` overrides in order. VALUE is read as TOML (numbers, booleans, arrays,
+    /// quoted strings) and else taken as a plain string.
+    pub fn apply_sets(&mut self, sets: &[String]) -> Result<()> {
+        for s in sets {
+            let Some((key, value)) = s.split_once('=') else {
+                return Err(bad_input(format!("--set {s}: expected KEY=VALUE")));
+            };
+            let key = key.trim();
+            let path = SET_ALIASES.iter().find(|(a, _)| *a == key).map_or(key, |(_, p)| p);
+            let v = parse_set_value(value);
+            let mut doc = toml::Value::try_from(&self.config)?;
+            set_dotted(&mut doc, path, v).map_err(|m| bad_input(format!("--set {s}: {m}")))?;
+            self.config = RunConfig::deserialize(doc).map_err(|e| bad_input(format!("--set {s}: {}", e.message().trim())))?;
+            self.set_keys.push((path.to_string(), s.clone()));
+        }
+        Ok(())
+    }
+
+    /// Where a dotted key is: `--set K=V` if it was overridden, else `file:line:col`, else the file.
+    pub fn locate(&self, key: &str) -> String {
+        if let Some((_, s)) = self.set_keys.iter().rev().find(|(k, _)| k == key) {
+            return format!("--set {s}");
+        }
+        if let Ok(doc) = toml_edit::Document::parse(self.src.as_str()) {
+            let mut item = doc.as_item();
+            let mut found = true;
+            for part in key.split('.') {
+                match item.get(part) {
+                    Some(i) => item = i,
+                    None => {
+                        found = false;
+                        break;
+                    }
+                }
+            }
+            if found {
+                if let Some(span) = item.span() {
+                    let (l, c) = line_col(&self.src, span.start);
+                    return format!("{}:{l}:{c}", self.file);
+                }
+            }
+        }
+        self.file.clone()
+    }
+
+    /// An error about a field: `<place>: <key>: <message>`.
+    pub fn field_error(&self, key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
+        bad_input(format!("{}: {key}: {msg}", self.locate(key)))
+    }
+
+    /// Check values that parse but make no sense, and resolve relative paths. Returns the
+    /// resolved mixture.
+    pub fn validate(&mut self) -> Result<Mixture> {
+        let c = &self.config;
+        if c.train.max_steps == 0 {
+            return Err(self.field_error("train.max_steps", "must be at least 1"));
+        }
+        if c.train.batch_size == 0 {
+            return Err(self.field_error("train.batch_size", "must be at least 1"));
+        }
+        if c.train.grad_accum == 0 || c.train.batch_size % c.train.grad_accum != 0 {
+            return Err(self.field_error("train.grad_accum", format!("must divide batch_size ({})", c.train.batch_size)));
+        }
+        if !(c.train.lr.is_finite() && c.train.lr > 0.0) {
+            return Err(self.field_error("train.lr", format!("must be a positive number (got {})", c.train.lr)));
+        }
+        if !["constant", "cosine"].contains(&c.train.schedule.as_str()) {
+            return Err(self.field_error("train.schedule", format!("'{}' is not constant or cosine", c.train.schedule)));
+        }
+        for (k, v, lo, hi) in [
+            ("train.beta1", c.train.beta1, 0.0, 1.0),
+            ("train.beta2", c.train.beta2, 0.0, 1.0),
+            ("train.min_lr_ratio", c.train.min_lr_ratio, 0.0, 1.0),
+        ] {
+            if !(v.is_finite() && v >= lo && v < hi + f64::EPSILON && !(k != "train.min_lr_ratio" && v >= 1.0)) {
+                return Err(self.field_error(k, format!("must be in [{lo}, {hi}) (got {v})")));
+            }
+        }
+        for (k, v) in [("train.weight_decay", c.train.weight_decay), ("train.grad_clip", c.train.grad_clip), ("train.eps", c.train.eps)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(self.field_error(k, format!("must be a non-negative number (got {v})")));
+            }
+        }
+        if c.train.log_every == 0 {
+            return Err(self.field_error("train.log_every", "must be at least 1"));
+        }
+        if c.checkpoint.every == 0 {
+            return Err(self.field_error("checkpoint.every", "must be at least 1"));
+        }
+        if c.data.seq_len < 16 {
+            return Err(self.field_error("data.seq_len", "must be at least 16"));
+        }
+        if !["f32", "bf16", "f16"].contains(&c.model.dtype.as_str()) {
+            return Err(self.field_error("model.dtype", format!("'{}' is not f32, bf16 or f16", c.model.dtype)));
+        }
+        if !["auto", "fused", "composite"].contains(&c.model.kernels.as_str()) {
+            return Err(self.field_error("model.kernels", format!("'{}' is not auto, fused or composite", c.model.kernels)));
+        }
+        let dev_ok = c.device == "cpu" || c.device == "auto" || c.device == "cuda" || c.device.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+        if !dev_ok {
+            return Err(self.field_error("device", format!("'{}' is not cpu, cuda, cuda:N or auto", c.device)));
+        }
+        let s = &c.model.shape;
+        if c.model.source == "tiny" {
+            for (k, v) in [
+                ("model.shape.hidden_size", s.hidden_size),
+                ("model.shape.intermediate_size", s.intermediate_size),
+                ("model.shape.num_hidden_layers", s.num_hidden_layers),
+                ("model.shape.num_attention_heads", s.num_attention_heads),
+            ] {
+                if v == 0 {
+                    return Err(self.field_error(k, "must be at least 1"));
+                }
+            }
+            if s.hidden_size % s.num_attention_heads != 0 {
+                return Err(self.field_error("model.shape.num_attention_heads", format!("must divide hidden_size ({})", s.hidden_size)));
+            }
+            if (s.hidden_size / s.num_attention_heads) % 2 != 0 {
+                return Err(self.field_error("model.shape.num_attention_heads", "head size (hidden_size / heads) must be even for RoPE"));
+            }
+            let kv = s.num_key_value_heads.unwrap_or(s.num_attention_heads);
+            if kv == 0 || s.num_attention_heads % kv != 0 {
+                return Err(self.field_error("model.shape.num_key_value_heads", format!("must divide num_attention_heads ({})", s.num_attention_heads)));
+            }
+            if !["llama", "qwen2"].contains(&s.architecture.as_str()) {
+                return Err(self.field_error("model.shape.architecture", format!("'{}' is not llama or qwen2", s.architecture)));
+            }
+            if s.max_position_embeddings < c.data.seq_len {
+                return Err(self.field_error("model.shape.max_position_embeddings", format!("is smaller than data.seq_len ({})", c.data.seq_len)));
+            }
+        }
+        // Languages and tasks.
+        let user_tasks: Vec<String> = c.data.tasks.iter().filter(|t| Task::builtin(t).is_none()).cloned().collect();
+        if c.data.tasks.is_empty() {
+            return Err(self.field_error("data.tasks", "names no task"));
+        }
+        if !user_tasks.is_empty() && c.data.files.is_empty() {
+            return Err(self.field_error("data.tasks", format!("unknown task '{}' (built-in: mr, sm, if, lm; other names need data.files)", user_tasks[0])));
+        }
+        for (key, list) in [("data.seen", &c.data.seen), ("data.heldout", &c.data.heldout), ("eval.langs", &c.eval.langs)] {
+            for (i, code) in list.iter().enumerate() {
+                if lang::get(code).is_none() {
+                    return Err(self.field_error(key, format!("unknown language '{code}' (known: {})", lang::codes().join(" "))));
+                }
+                if list[..i].contains(code) {
+                    return Err(self.field_error(key, format!("'{code}' is listed twice")));
+                }
+            }
+        }
+        for t in &c.eval.tasks {
+            if Task::builtin(t).is_none() && !user_tasks.contains(t) {
+                return Err(self.field_error("eval.tasks", format!("unknown task '{t}'")));
+            }
+        }
+        for l in &c.data.mr_levels {
+            if !(1..=3).contains(l) {
+                return Err(self.field_error("data.mr_levels", format!("level {l} is not 1, 2 or 3")));
+            }
+        }
+        if c.data.mr_levels.is_empty() {
+            return Err(self.field_error("data.mr_levels", "names no level"));
+        }
+        let ctx = SpecContext {
+            seen: c.data.seen.clone(),
+            tasks: c.data.tasks.iter().map(|t| (Task::parse(t), 1.0 / c.data.tasks.len() as f64)).collect(),
+            user_tasks,
+        };
+        let mix = Mixture::parse(&c.data.mixture, &ctx).map_err(|e| self.field_error("data.mixture", format!("{e:#}")))?;
+        for code in mix.seen() {
+            if c.data.heldout.iter().any(|h| h == code) {
+                return Err(self.field_error(
+                    "data.heldout",
+                    format!("'{code}' is both seen (weight > 0 in the mixture) and held out"),
+                ));
+            }
+        }
+        // Relative paths are relative to the config file.
+        let dir = self.dir.clone();
+        for f in &mut self.config.data.files {
+            if f.is_relative() {
+                *f = dir.join(&*f);
+            }
+        }
+        if let Some(init) = &mut self.config.init {
+            if init.config.is_none() == init.run.is_none() {
+                return Err(bad_input(format!("{}: init: give exactly one of init.config or init.run", self.locate("init"))));
+            }
+            if let Some(p) = &mut init.config {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
+        let src = &self.config.model.source;
+        if src != "tiny" && (src.starts_with('.') || src.starts_with('/')) {
+            let p = dir.join(src);
+            self.config.model.source = p.display().to_string();
+        }
+        let ts = &self.config.tokenizer.source;
+        if ts != "suite" && ts != "model" && Path::new(ts).is_relative() {
+            self.config.tokenizer.source = dir.join(ts).display().to_string();
+        }
+        for f in &self.config.data.files {
+            if !f.exists() {
+                return Err(self.field_error("data.files", format!("{}: no such file", f.display())));
+            }
+        }
+        Ok(mix)
+    }
+
+    /// The evaluated languages: `eval.langs`, or English + seen + held-out.
+    pub fn eval_langs(&self, mix: &Mixture) -> Vec<String> {
+        eval_langs(&self.config, mix)
+    }
+}
+
+/// The evaluated languages of a config: `eval.langs`, or English + seen + held-out (suite order).
+pub fn eval_langs(c: &RunConfig, mix: &Mixture) -> Vec<String> {
+    if !c.eval.langs.is_empty() {
+        return c.eval.langs.clone();
+    }
+    let mut v: Vec<String> = vec!["en".into()];
+    for l in mix.seen().into_iter().map(String::from).chain(c.data.heldout.iter().cloned()) {
+        if !v.contains(&l) {
+            v.push(l);
+        }
+    }
+    v.sort_by_key(|c| lang::order(c));
+    v
+}
+
+/// The group a language has in a run: English is the anchor; languages in the mixture are
+/// seen; the rest unseen.
+pub fn group_of(code: &str, mix: &Mixture) -> lang::Group {
+    if code == "en" {
+        lang::Group::Anchor
+    } else if mix.seen().contains(&code) {
+        lang::Group::Seen
+    } else {
+        lang::Group::Unseen
+    }
+}
+
+fn parse_set_value(v: &str) -> toml::Value {
+    let v = v.trim();
+    #[derive(Deserialize)]
+    struct W {
+        v: toml::Value,
+    }
+    match toml::from_str::<W>(&format!("v = {v}")) {
+        Ok(w) => w.v,
+        Err(_) => toml::Value::String(v.to_string()),
+    }
+}
+
+fn set_dotted(doc: &mut toml::Value, path: &str, v: toml::Value) -> std::result::Result<(), String> {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut cur = doc;
+    for (i, p) in parts.iter().enumerate() {
+        let Some(t) = cur.as_table_mut() else {
+            return Err(format!("'{}' is not a table", parts[..i].join(".")));
+        };
+        if i == parts.len() - 1 {
+            t.insert(p.to_string(), v);
+            return Ok(());
+        }
+        cur = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    Ok(())
+}
+
+/// Render a resolved config as the `run.toml` text.
+pub fn to_toml(c: &RunConfig) -> Result<String> {
+    Ok(toml::to_string_pretty(c)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(src: &str, sets: &[&str]) -> Result<(Loaded, Mixture)> {
+        let mut l = Loaded::parse("cfg.toml", src, Path::new("."))?;
+        l.apply_sets(&sets.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        let m = l.validate()?;
+        Ok((l, m))
+    }
+
+    fn err(src: &str, sets: &[&str]) -> String {
+        let e = load(src, sets).unwrap_err();
+        assert!(crate::error::is_bad_input(&e), "{e:#}");
+        format!("{e:#}")
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let (l, m) = load("seed = 3\n[train]\nlr = 0.01\n", &["max_steps=200", "mixture=en=0.5,es=0.5", "train.warmup_steps=7", "model.shape.hidden_size=64", "lr=2e-3"]).unwrap();
+        let c = &l.config;
+        assert_eq!(c.seed, 3);
+        assert_eq!(c.train.max_steps, 200);
+        assert_eq!(c.train.warmup_steps, 7);
+        assert_eq!(c.train.lr, 2e-3);
+        assert_eq!(c.model.shape.hidden_size, 64);
+        assert_eq!(m.languages(), ["en", "es"]);
+        assert_eq!(l.locate("train.lr"), "--set lr=2e-3");
+        assert_eq!(l.locate("seed"), "cfg.toml:1:8");
+        assert_eq!(eval_langs(c, &m), ["en", "es", "ar", "ko", "pt"]);
+    }
+
+    #[test]
+    fn run_toml_round_trips() {
+        let (l, _) = load("name = \"x\"\n[lineage]\nparent = \"p\"\nfork_step = 4\n", &[]).unwrap();
+        let text = to_toml(&l.config).unwrap();
+        let back: RunConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, l.config);
+    }
+
+    #[test]
+    fn bad_configs_are_located() {
+        assert!(err("[train]\nmax_stepz = 3\n", &[]).contains("cfg.toml:2:1"));
+        assert!(err("[train]\nmax_stepz = 3\n", &[]).contains("max_stepz"));
+        assert!(err("[train]\nmax_steps = \"many\"\n", &[]).contains("cfg.toml:2:13"));
+        assert!(err("[train]\nmax_steps = 0\n", &[]).contains("cfg.toml:2:13: train.max_steps: must be at least 1"));
+        assert!(err("", &["max_steps=0"]).contains("--set max_steps=0: train.max_steps: must be at least 1"));
+        assert!(err("", &["max_steps=ten"]).contains("--set max_steps=ten"));
+        assert!(err("", &["nosuch=1"]).contains("--set nosuch=1"));
+        assert!(err("", &["noequals"]).contains("expected KEY=VALUE"));
+        assert!(err("[data]\nmixture = \"en=1,xx=2\"\n", &[]).contains("cfg.toml:2:11: data.mixture: mixture 'en=1,xx=2', column 6: unknown language 'xx'"));
+        assert!(err("[data]\nheldout = [\"es\"]\n", &[]).contains("'es' is both seen"));
+        assert!(err("[data]\nheldout = [\"es\", \"es\"]\nmixture=\"en=1\"\n", &[]).contains("listed twice"));
+        assert!(err("[train]\nlr = -1.0\n", &[]).contains("train.lr"));
+        assert!(err("[train]\nlr = nan\n", &[]).contains("train.lr"));
+        assert!(err("[model.shape]\nhidden_size = 100\nintermediate_size = 8\nnum_hidden_layers = 1\nnum_attention_heads = 3\n", &[]).contains("num_attention_heads"));
+        assert!(err("this is not toml", &[]).contains("cfg.toml:1:"));
+        assert!(err("", &["data.tasks=[\"poetry\"]"]).contains("unknown task 'poetry'"));
+        assert!(err("", &["device=tpu"]).contains("device"));
+        let e = Loaded::read(Path::new("/nonexistent/cfg.toml")).unwrap_err();
+        assert!(crate::error::is_bad_input(&e) && e.to_string().contains("no such config file"));
+    }
+}

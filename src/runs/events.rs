@@ -1,0 +1,448 @@
+//! `events.jsonl`: the append-only event log of a run (DESIGN.md §3).
+//!
+//! Writers append one JSON object per line with a single `write` (the file is opened with
+//! `O_APPEND`), so a line is either whole or torn at the end by a crash. A writer that opens a
+//! log whose last line is torn terminates it first, so that the next event starts on a line of
+//! its own. Readers skip lines that do not parse (reporting them), ignore unknown kinds and
+//! fields, keep an unfinished last line for the next read, and start over when the file shrinks.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::util::open_append_private;
+
+/// The event format version.
+pub const VERSION: u32 = 1;
+
+/// The lifecycle state of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Queued,
+    Running,
+    Paused,
+    Stopped,
+    Finished,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Running => "running",
+            State::Paused => "paused",
+            State::Stopped => "stopped",
+            State::Finished => "finished",
+            State::Failed => "failed",
+        }
+    }
+
+    /// A state after which the trainer process is gone for good (until resumed by hand).
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Stopped | State::Finished | State::Failed)
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        Some(match s {
+            "queued" => State::Queued,
+            "running" => State::Running,
+            "paused" => State::Paused,
+            "stopped" => State::Stopped,
+            "finished" => State::Finished,
+            "failed" => State::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// Cumulative examples seen, per language and per task.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Examples {
+    #[serde(default)]
+    pub lang: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub task: BTreeMap<String, u64>,
+}
+
+/// The kind-specific part of an event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Body {
+    Train {
+        loss: f64,
+        lr: f64,
+        tokens: u64,
+        tokens_per_s: f64,
+        examples: Examples,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        grad_norm: Option<f64>,
+    },
+    Eval {
+        task: String,
+        lang: String,
+        group: String,
+        loss: f64,
+        metric: String,
+        value: f64,
+        n: u64,
+        /// Share of generations written in the prompt's language (when generated).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        lang_ok: Option<f64>,
+    },
+    Checkpoint {
+        path: String,
+        /// The mean held-out loss at this checkpoint, when an eval ran at this step.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        eval_loss: Option<f64>,
+    },
+    Status {
+        state: State,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    Fork {
+        parent: String,
+        parent_step: u64,
+        mixture: String,
+    },
+    /// A kind this version does not know (kept so that readers can count it).
+    #[serde(skip)]
+    Unknown(String),
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub v: u32,
+    pub step: u64,
+    pub time: f64,
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+impl Event {
+    pub fn new(step: u64, body: Body) -> Event {
+        Event { v: VERSION, step, time: crate::util::now_secs(), body }
+    }
+
+    pub fn kind(&self) -> &str {
+        match &self.body {
+            Body::Train { .. } => "train",
+            Body::Eval { .. } => "eval",
+            Body::Checkpoint { .. } => "checkpoint",
+            Body::Status { .. } => "status",
+            Body::Fork { .. } => "fork",
+            Body::Unknown(k) => k,
+        }
+    }
+
+    /// Parse one line. Unknown kinds become [`Body::Unknown`]; unknown fields are ignored.
+    pub fn parse(line: &str) -> std::result::Result<Event, String> {
+        let r: RawEvent = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        r.into_event()
+    }
+
+    pub fn to_line(&self) -> String {
+        let mut s = serde_json::to_string(self).expect("events serialise");
+        s.push('\n');
+        s
+    }
+}
+
+/// Every field any kind may have: one flat struct parses fast and tolerates unknown fields.
+#[derive(Deserialize)]
+struct RawEvent {
+    v: Option<u32>,
+    kind: String,
+    step: Option<u64>,
+    time: Option<f64>,
+    loss: Option<f64>,
+    lr: Option<f64>,
+    tokens: Option<u64>,
+    tokens_per_s: Option<f64>,
+    examples: Option<Examples>,
+    grad_norm: Option<f64>,
+    task: Option<String>,
+    lang: Option<String>,
+    group: Option<String>,
+    metric: Option<String>,
+    value: Option<f64>,
+    n: Option<u64>,
+    lang_ok: Option<f64>,
+    path: Option<String>,
+    eval_loss: Option<f64>,
+    state: Option<String>,
+    message: Option<String>,
+    parent: Option<String>,
+    parent_step: Option<u64>,
+    mixture: Option<String>,
+}
+
+fn need<T>(v: Option<T>, kind: &str, field: &str) -> std::result::Result<T, String> {
+    v.ok_or_else(|| format!("{kind} event without `{field}`"))
+}
+
+impl RawEvent {
+    fn into_event(self) -> std::result::Result<Event, String> {
+        let k = self.kind.as_str();
+        let v = need(self.v, k, "v")?;
+        let step = need(self.step, k, "step")?;
+        let time = need(self.time, k, "time")?;
+        let body = match k {
+            "train" => Body::Train {
+                loss: need(self.loss, k, "loss")?,
+                lr: need(self.lr, k, "lr")?,
+                tokens: need(self.tokens, k, "tokens")?,
+                tokens_per_s: need(self.tokens_per_s, k, "tokens_per_s")?,
+                examples: self.examples.unwrap_or_default(),
+                grad_norm: self.grad_norm,
+            },
+            "eval" => Body::Eval {
+                task: need(self.task, k, "task")?,
+                lang: need(self.lang, k, "lang")?,
+                group: need(self.group, k, "group")?,
+                loss: self.loss.unwrap_or(f64::NAN),
+                metric: need(self.metric, k, "metric")?,
+                value: self.value.unwrap_or(f64::NAN),
+                n: self.n.unwrap_or(0),
+                lang_ok: self.lang_ok,
+            },
+            "checkpoint" => Body::Checkpoint { path: need(self.path, k, "path")?, eval_loss: self.eval_loss },
+            "status" => {
+                let s = need(self.state, k, "state")?;
+                let state = State::parse(&s).ok_or_else(|| format!("status event with unknown state '{s}'"))?;
+                Body::Status { state, message: self.message }
+            }
+            "fork" => Body::Fork {
+                parent: need(self.parent, k, "parent")?,
+                parent_step: need(self.parent_step, k, "parent_step")?,
+                mixture: need(self.mixture, k, "mixture")?,
+            },
+            other => Body::Unknown(other.to_string()),
+        };
+        Ok(Event { v, step, time, body })
+    }
+}
+
+/// Appends events to a run's log.
+pub struct EventWriter {
+    file: File,
+    path: PathBuf,
+}
+
+impl EventWriter {
+    /// Open (creating with mode 0600) for appending; a torn last line is terminated first.
+    pub fn open(path: &Path) -> Result<EventWriter> {
+        let mut file = open_append_private(path)?;
+        let len = file.metadata()?.len();
+        if len > 0 {
+            let mut r = File::open(path)?;
+            r.seek(SeekFrom::Start(len - 1))?;
+            let mut last = [0u8; 1];
+            r.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n").with_context(|| format!("terminating a torn line in {}", path.display()))?;
+            }
+        }
+        Ok(EventWriter { file, path: path.to_path_buf() })
+    }
+
+    /// Append one event as one line, in one write.
+    pub fn write(&mut self, ev: &Event) -> Result<()> {
+        self.file
+            .write_all(ev.to_line().as_bytes())
+            .with_context(|| format!("appending to {}", self.path.display()))
+    }
+
+    /// Make what was written durable (used for status and checkpoint events).
+    pub fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().with_context(|| format!("syncing {}", self.path.display()))
+    }
+}
+
+/// A line that could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadLine {
+    /// 1-based line number in the file.
+    pub line: u64,
+    pub reason: String,
+}
+
+/// Follows an events file: each [`EventTail::poll`] returns the events appended since the last.
+pub struct EventTail {
+    path: PathBuf,
+    ino: u64,
+    offset: u64,
+    line: u64,
+    partial: Vec<u8>,
+    /// Lines skipped because they do not parse.
+    pub bad: Vec<BadLine>,
+}
+
+/// What a poll found.
+#[derive(Debug, Default)]
+pub struct Polled {
+    pub events: Vec<Event>,
+    /// The file shrank or was replaced: earlier events should be dropped.
+    pub reset: bool,
+}
+
+impl EventTail {
+    pub fn new(path: &Path) -> EventTail {
+        EventTail { path: path.to_path_buf(), ino: 0, offset: 0, line: 0, partial: Vec::new(), bad: Vec::new() }
+    }
+
+    /// Bytes consumed so far (whole lines).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// A torn (unterminated) last line is pending.
+    pub fn has_partial(&self) -> bool {
+        !self.partial.is_empty()
+    }
+
+    /// Read what was appended since the last poll. A missing file is no events.
+    pub fn poll(&mut self) -> Result<Polled> {
+        let mut out = Polled::default();
+        let mut f = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("opening {}", self.path.display())),
+        };
+        let meta = f.metadata()?;
+        let len = meta.len();
+        #[cfg(unix)]
+        let ino = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let ino = 0;
+        let consumed = self.offset + self.partial.len() as u64;
+        let replaced = self.ino != 0 && ino != self.ino;
+        self.ino = ino;
+        if len < consumed || replaced {
+            out.reset = true;
+            self.offset = 0;
+            self.line = 0;
+            self.partial.clear();
+            self.bad.clear();
+        }
+        let start = self.offset + self.partial.len() as u64;
+        if len == start {
+            return Ok(out);
+        }
+        f.seek(SeekFrom::Start(start))?;
+        let mut buf = std::mem::take(&mut self.partial);
+        f.take(len - start).read_to_end(&mut buf)?;
+        let mut pos = 0usize;
+        while let Some(nl) = buf[pos..].iter().position(|&b| b == b'\n') {
+            let line = &buf[pos..pos + nl];
+            self.line += 1;
+            self.offset += nl as u64 + 1;
+            pos += nl + 1;
+            if line.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            match std::str::from_utf8(line) {
+                Ok(s) => match Event::parse(s) {
+                    Ok(ev) => out.events.push(ev),
+                    Err(reason) => self.bad.push(BadLine { line: self.line, reason }),
+                },
+                Err(_) => self.bad.push(BadLine { line: self.line, reason: "invalid UTF-8".into() }),
+            }
+        }
+        self.partial = buf[pos..].to_vec();
+        Ok(out)
+    }
+}
+
+/// Read a whole events file: the events, the lines skipped, and whether the last line is torn.
+pub fn read_all(path: &Path) -> Result<(Vec<Event>, Vec<BadLine>, bool)> {
+    let mut t = EventTail::new(path);
+    let p = t.poll()?;
+    let torn = t.has_partial();
+    Ok((p.events, t.bad, torn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn train(step: u64, loss: f64) -> Event {
+        Event::new(
+            step,
+            Body::Train { loss, lr: 1e-3, tokens: step * 100, tokens_per_s: 5.0, examples: Examples::default(), grad_norm: None },
+        )
+    }
+
+    #[test]
+    fn round_trip_every_kind() {
+        let evs = vec![
+            train(1, 2.5),
+            Event::new(2, Body::Eval { task: "mr".into(), lang: "es".into(), group: "seen".into(), loss: 1.0, metric: "accuracy".into(), value: 0.5, n: 50, lang_ok: Some(1.0) }),
+            Event::new(2, Body::Checkpoint { path: "checkpoints/2".into(), eval_loss: Some(1.0) }),
+            Event::new(2, Body::Status { state: State::Paused, message: None }),
+            Event::new(0, Body::Fork { parent: "abc".into(), parent_step: 2, mixture: "en=1".into() }),
+        ];
+        for e in evs {
+            let line = e.to_line();
+            assert!(line.contains("\"v\":1") && line.contains(&format!("\"kind\":\"{}\"", e.kind())), "{line}");
+            assert_eq!(Event::parse(line.trim()).unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn tolerant_reading() {
+        let unknown = r#"{"v":1,"kind":"sparkle","step":3,"time":1.0,"x":1}"#;
+        let extra = r#"{"v":1,"kind":"status","step":3,"time":1.0,"state":"running","future":[1,2]}"#;
+        let e = Event::parse(unknown).unwrap();
+        assert_eq!(e.kind(), "sparkle");
+        assert_eq!(Event::parse(extra).unwrap().kind(), "status");
+        assert!(Event::parse(r#"{"v":1,"kind":"train","step":3,"time":1.0}"#).unwrap_err().contains("`loss`"));
+    }
+
+    #[test]
+    fn tail_follows_appends_and_tolerates_torn_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let mut w = EventWriter::open(&p).unwrap();
+        w.write(&train(1, 3.0)).unwrap();
+        let mut t = EventTail::new(&p);
+        assert_eq!(t.poll().unwrap().events.len(), 1);
+        // A torn write: half a line.
+        let line = train(2, 2.0).to_line();
+        let (a, b) = line.split_at(20);
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(a.as_bytes()).unwrap();
+        assert!(t.poll().unwrap().events.is_empty());
+        assert!(t.has_partial());
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b.as_bytes()).unwrap();
+        assert_eq!(t.poll().unwrap().events[0].step, 2);
+        // A writer killed mid-line, then a new writer: the torn line is skipped and reported.
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(&a.as_bytes()[..10]).unwrap();
+        let mut w2 = EventWriter::open(&p).unwrap();
+        w2.write(&train(3, 1.0)).unwrap();
+        let got = t.poll().unwrap();
+        assert_eq!(got.events.len(), 1);
+        assert_eq!(got.events[0].step, 3);
+        assert_eq!(t.bad.len(), 1);
+        assert_eq!(t.bad[0].line, 3);
+        let (all, bad, torn) = read_all(&p).unwrap();
+        assert_eq!((all.len(), bad.len(), torn), (3, 1, false));
+        // Garbage and invalid UTF-8 are skipped, not fatal.
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"not json\n\xff\xfe\n").unwrap();
+        w2.write(&train(4, 0.5)).unwrap();
+        let got = t.poll().unwrap();
+        assert_eq!(got.events.len(), 1);
+        assert_eq!(t.bad.len(), 3);
+        // Truncation resets.
+        std::fs::write(&p, train(9, 0.1).to_line()).unwrap();
+        let got = t.poll().unwrap();
+        assert!(got.reset);
+        assert_eq!(got.events[0].step, 9);
+    }
+}

@@ -1,0 +1,179 @@
+//! The run directory (DESIGN.md §3): the only coupling between trainer, supervisor and TUI.
+//!
+//! ```text
+//! runs/<run-id>/
+//!   run.toml  events.jsonl  checkpoints/<step>/{model,optimizer}.safetensors + state.json
+//!   tokenizer.json  control  lock  stdout.log  stderr.log
+//! ```
+
+pub mod control;
+pub mod events;
+pub mod lock;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::config::RunConfig;
+use crate::bail_input;
+
+/// A run directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(path: impl Into<PathBuf>) -> RunDir {
+        RunDir { path: path.into() }
+    }
+
+    /// The run id: the directory's name.
+    pub fn id(&self) -> String {
+        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path.join("run.toml")
+    }
+    pub fn events_path(&self) -> PathBuf {
+        self.path.join("events.jsonl")
+    }
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.path.join("checkpoints")
+    }
+    pub fn checkpoint_dir(&self, step: u64) -> PathBuf {
+        self.checkpoints_dir().join(step.to_string())
+    }
+    pub fn tokenizer_path(&self) -> PathBuf {
+        self.path.join("tokenizer.json")
+    }
+    pub fn stdout_path(&self) -> PathBuf {
+        self.path.join("stdout.log")
+    }
+    pub fn stderr_path(&self) -> PathBuf {
+        self.path.join("stderr.log")
+    }
+
+    pub fn exists(&self) -> bool {
+        self.config_path().exists()
+    }
+
+    /// The resolved config. A garbage run.toml is a located error, never a panic.
+    pub fn read_config(&self) -> Result<RunConfig> {
+        let p = self.config_path();
+        let src = std::fs::read_to_string(&p).map_err(|e| crate::error::bad_input(format!("{}: cannot read: {e}", p.display())))?;
+        toml::from_str(&src).map_err(|e| crate::error::toml_error(&p.display().to_string(), &src, &e))
+    }
+
+    /// Write run.toml (atomically; only when the run is created).
+    pub fn write_config(&self, c: &RunConfig) -> Result<()> {
+        crate::util::write_atomic(&self.config_path(), crate::config::to_toml(c)?.as_bytes())
+    }
+
+    /// Steps of the complete checkpoints, ascending. Temporary directories are ignored.
+    pub fn checkpoints(&self) -> Result<Vec<u64>> {
+        let dir = self.checkpoints_dir();
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        };
+        let mut v: Vec<u64> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+            .filter(|s: &u64| self.checkpoint_dir(*s).join("state.json").exists())
+            .collect();
+        v.sort_unstable();
+        Ok(v)
+    }
+
+    pub fn latest_checkpoint(&self) -> Result<Option<u64>> {
+        Ok(self.checkpoints()?.last().copied())
+    }
+}
+
+/// The runs root: `--runs DIR`, else `MIXSCOPE_RUNS`, else `./runs`.
+pub fn runs_root(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    match std::env::var_os("MIXSCOPE_RUNS").filter(|v| !v.is_empty()) {
+        Some(v) => PathBuf::from(v),
+        None => PathBuf::from("runs"),
+    }
+}
+
+/// Every run directory under a root (directories holding a run.toml), sorted by id.
+pub fn list(root: &Path) -> Result<Vec<RunDir>> {
+    let rd = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", root.display())),
+    };
+    let mut v: Vec<RunDir> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| RunDir::new(e.path()))
+        .filter(|r| r.exists())
+        .collect();
+    v.sort_by_key(|r| r.id());
+    Ok(v)
+}
+
+/// A fresh run id: `<name>-<6 hex>` (or the hex alone), unique under the root.
+pub fn new_id(root: &Path, name: Option<&str>) -> String {
+    let slug: String = name
+        .unwrap_or("")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .collect::<String>()
+        .trim_matches('-')
+        .chars()
+        .take(40)
+        .collect();
+    loop {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let h = crate::util::short_hash(format!("{nanos}-{}-{slug}", std::process::id()).as_bytes());
+        let id = if slug.is_empty() { h[..6].to_string() } else { format!("{slug}-{}", &h[..6]) };
+        if !root.join(&id).exists() {
+            return id;
+        }
+    }
+}
+
+/// Find a run by id, unique id prefix, name, or directory path.
+pub fn resolve(root: &Path, spec: &str) -> Result<RunDir> {
+    let as_path = Path::new(spec);
+    if as_path.join("run.toml").exists() {
+        return Ok(RunDir::new(as_path));
+    }
+    let runs = list(root)?;
+    if let Some(r) = runs.iter().find(|r| r.id() == spec) {
+        return Ok(r.clone());
+    }
+    let named: Vec<&RunDir> = runs
+        .iter()
+        .filter(|r| r.read_config().ok().and_then(|c| c.name).as_deref() == Some(spec))
+        .collect();
+    match named.len() {
+        1 => return Ok(named[0].clone()),
+        0 => {}
+        _ => bail_input!(
+            "run name '{spec}' is ambiguous in {}: {}",
+            root.display(),
+            named.iter().map(|r| r.id()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+    let pre: Vec<&RunDir> = runs.iter().filter(|r| r.id().starts_with(spec)).collect();
+    match pre.len() {
+        1 => Ok(pre[0].clone()),
+        0 => bail_input!("no run '{spec}' in {} (give an id, a unique prefix, a name or a run directory)", root.display()),
+        _ => bail_input!(
+            "'{spec}' matches {} runs in {}: {}",
+            pre.len(),
+            root.display(),
+            pre.iter().map(|r| r.id()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
