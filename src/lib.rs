@@ -4,10 +4,13 @@
 //! `eval` (task metrics), `train` (the candle engine), `runs` (the run-directory contract),
 //! `supervisor` (child processes and slots), `tui` (the terminal UI), `cli`.
 
+pub mod analysis;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod error;
-pub mod runs;
 pub mod eval;
+pub mod runs;
+pub mod supervisor;
+pub mod train;
 pub mod util;

@@ -1,17 +1,21 @@
 //! The command line (DESIGN.md §4). Each subcommand is a thin layer over the library.
 
-use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::data::mixture::{Mixture, SpecContext};
-use crate::data::sampler::Sampler;
-use crate::data::suite::{self, GenOptions, SuiteSource};
-use crate::data::{lang, Task};
+use crate::data::lang;
+
+mod data;
+mod runs;
 
 #[derive(Parser, Debug)]
-#[command(name = "mixscope", version, about = "Run and watch multilingual post-training experiments")]
+#[command(
+    name = "mixscope",
+    version,
+    about = "Run and watch multilingual post-training experiments"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -19,6 +23,102 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Train one run in the foreground (headless). Rerunning on an existing run directory
+    /// resumes it from its latest checkpoint.
+    Train {
+        /// The run config (TOML).
+        config: PathBuf,
+        /// The run directory (default: a new one under the runs root).
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        /// The runs root (default: $MIXSCOPE_RUNS or ./runs).
+        #[arg(long)]
+        runs: Option<PathBuf>,
+        /// Override a config key: max_steps, checkpoint_every, eval_every, seed, threads, lr,
+        /// batch_size, mixture, model, or any dotted path (train.warmup_steps=10).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// No progress lines on stdout.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Start a run as a supervised child process (queued until a slot is free); prints its id.
+    Launch {
+        config: PathBuf,
+        #[arg(long)]
+        runs: Option<PathBuf>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// List runs: state, step, loss, best held-out loss, mixture, lineage, device, age.
+    Ls {
+        #[arg(long)]
+        runs: Option<PathBuf>,
+        /// One JSON array of run objects.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a run (it checkpoints and frees its slot).
+    Pause {
+        run: String,
+        #[arg(long)]
+        runs: Option<PathBuf>,
+    },
+    /// Resume a paused or stopped run from its latest checkpoint.
+    Resume {
+        run: String,
+        #[arg(long)]
+        runs: Option<PathBuf>,
+    },
+    /// Stop a run (a live trainer checkpoints first).
+    Stop {
+        run: String,
+        #[arg(long)]
+        runs: Option<PathBuf>,
+    },
+    /// Compare runs: per-language metrics at the latest and the best step, deltas, seen /
+    /// unseen averages, ratio to English.
+    Compare {
+        /// Two or more runs.
+        #[arg(num_args = 2.., required = true)]
+        runs_to_compare: Vec<String>,
+        #[arg(long)]
+        runs: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The monitor of a launched run (internal).
+    #[command(name = "_supervise", hide = true)]
+    Supervise {
+        run_dir: PathBuf,
+        #[arg(long)]
+        runs: PathBuf,
+        #[arg(long)]
+        lock_fd: Option<i32>,
+    },
+    /// The trainer of a launched run (internal).
+    #[command(name = "_run", hide = true)]
+    RunInternal {
+        run_dir: PathBuf,
+        #[arg(long)]
+        runs: PathBuf,
+    },
+    /// Fork a run at a checkpoint with a new mixture; prints the new run id.
+    Fork {
+        /// The run: id, unique prefix, name or directory.
+        run: String,
+        /// The checkpoint step (default: the latest).
+        #[arg(long)]
+        at: Option<u64>,
+        /// The new mixture SPEC.
+        #[arg(long)]
+        mix: String,
+        /// A name for the new run.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        runs: Option<PathBuf>,
+    },
     /// The built-in task suite: languages, tasks, samples, statistics.
     #[command(subcommand)]
     Data(DataCmd),
@@ -73,98 +173,68 @@ pub enum DataCmd {
 /// Run the CLI; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Some(Command::Data(d)) => data(d),
+        Some(Command::Data(d)) => data::data(d),
+        Some(Command::Train {
+            config,
+            run_dir,
+            runs,
+            sets,
+            quiet,
+        }) => runs::train_cmd(&config, run_dir, runs, &sets, quiet),
+        Some(Command::Fork {
+            run,
+            at,
+            mix,
+            name,
+            runs,
+        }) => {
+            let root = crate::runs::runs_root(runs.as_deref());
+            let parent = crate::runs::resolve(&root, &run)?;
+            let child = crate::supervisor::fork(&root, &parent, at, &mix, name)?;
+            println!("{}", child.id());
+            Ok(0)
+        }
+        Some(Command::Launch { config, runs, sets }) => {
+            let root = crate::runs::runs_root(runs.as_deref());
+            let run = crate::supervisor::launch(&root, &config, &sets)?;
+            println!("{}", run.id());
+            Ok(0)
+        }
+        Some(Command::Compare {
+            runs_to_compare,
+            runs,
+            json,
+        }) => runs::compare(
+            &crate::runs::runs_root(runs.as_deref()),
+            &runs_to_compare,
+            json,
+        ),
+        Some(Command::Ls { runs, json }) => {
+            runs::ls(&crate::runs::runs_root(runs.as_deref()), json)
+        }
+        Some(Command::Pause { run, runs }) => runs::control(runs, &run, "pause"),
+        Some(Command::Resume { run, runs }) => runs::control(runs, &run, "resume"),
+        Some(Command::Stop { run, runs }) => runs::control(runs, &run, "stop"),
+        Some(Command::Supervise {
+            run_dir,
+            runs,
+            lock_fd,
+        }) => crate::supervisor::monitor::supervise(&run_dir, &runs, lock_fd),
+        Some(Command::RunInternal { run_dir, runs }) => {
+            let run = crate::runs::RunDir::new(run_dir);
+            crate::train::setup::prepare_start(&runs, &run)?;
+            crate::train::train(
+                &run,
+                &crate::train::TrainOptions {
+                    quiet: false,
+                    pause_exits: true,
+                },
+            )?;
+            Ok(0)
+        }
         None => {
             println!("{}", lang::codes().join(" "));
             Ok(0)
         }
     }
-}
-
-fn data(cmd: DataCmd) -> Result<i32> {
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match cmd {
-        DataCmd::Langs => {
-            writeln!(out, "{:<4} {:<11} {:<10} {:<9} {:<7} {:<8} native", "code", "name", "script", "group", "latin", "set")?;
-            for l in lang::all() {
-                writeln!(
-                    out,
-                    "{:<4} {:<11} {:<10} {:<9} {:<7} {:<8} {}",
-                    l.code,
-                    l.name,
-                    l.script,
-                    l.group.as_str(),
-                    if l.is_latin() { "yes" } else { "no" },
-                    l.set,
-                    l.native
-                )?;
-            }
-        }
-        DataCmd::Tasks => {
-            writeln!(out, "{:<5} {:<9} description", "task", "metric")?;
-            for t in Task::BUILTIN {
-                writeln!(out, "{:<5} {:<9} {}", t.as_str(), t.metric(), t.describe())?;
-            }
-        }
-        DataCmd::Sample { mix, n, seed, heldout, levels } => {
-            let opts = GenOptions { mr_levels: levels };
-            let m = Mixture::parse(&mix, &SpecContext::default())?;
-            if heldout {
-                for c in m.components() {
-                    for ex in suite::suite().heldout(&c.task, &c.lang, n as usize, &opts)? {
-                        serde_json::to_writer(&mut out, &ex)?;
-                        out.write_all(b"\n")?;
-                    }
-                }
-            } else {
-                let src = SuiteSource { opts };
-                let mut s = Sampler::new(&m, seed);
-                for _ in 0..n {
-                    let ex = s.next_example(&src)?;
-                    serde_json::to_writer(&mut out, &ex)?;
-                    out.write_all(b"\n")?;
-                }
-            }
-        }
-        DataCmd::Stats { vocab, tokenizer, runs } => {
-            use crate::data::tokenizer::{self, Tok};
-            let path = match tokenizer {
-                Some(p) => p,
-                None => tokenizer::suite_tokenizer(&tokenizer::cache_dir(&runs), vocab)?,
-            };
-            let tok = Tok::load(&path)?;
-            writeln!(out, "tokenizer: {} ({} tokens)", path.display(), tok.vocab_size())?;
-            let fert = tokenizer::fertility(&tok, 100)?;
-            writeln!(
-                out,
-                "{:<4} {:>10} {:>10}   {:>6} {:>6} {:>6} {:>6}",
-                "lang", "tok/char", "tok/word", "mr", "sm", "if", "lm"
-            )?;
-            let s = suite::suite();
-            for (code, per_char, per_word) in fert {
-                let mut lens = Vec::new();
-                for t in Task::BUILTIN {
-                    let exs = s.heldout(&t, &code, 50, &GenOptions::default())?;
-                    let mut total = 0usize;
-                    for ex in &exs {
-                        total += tok.encode(ex, usize::MAX)?.ids.len();
-                    }
-                    lens.push(total as f64 / exs.len() as f64);
-                }
-                writeln!(
-                    out,
-                    "{:<4} {:>10.3} {:>10.2}   {:>6.1} {:>6.1} {:>6.1} {:>6.1}",
-                    code, per_char, per_word, lens[0], lens[1], lens[2], lens[3]
-                )?;
-            }
-            writeln!(out, "(mr..lm: mean tokens per example, prompt + response, held-out sets)")?;
-        }
-        DataCmd::Check { lang: only } => {
-            suite::check(&only)?;
-            let n = if only.is_empty() { lang::all().len() } else { only.len() };
-            writeln!(out, "ok: {n} language file(s)")?;
-        }
-    }
-    out.flush()?;
-    Ok(0)
 }

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use super::assets;
 
 /// A language's role in a run: the English anchor, seen in the fine-tuning mix, or held out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Group {
     Anchor,
@@ -150,7 +152,10 @@ pub fn codes() -> Vec<&'static str> {
 
 /// The language's position in suite order (unknown codes sort last).
 pub fn order(code: &str) -> usize {
-    all().iter().position(|l| l.code == code).unwrap_or(usize::MAX)
+    all()
+        .iter()
+        .position(|l| l.code == code)
+        .unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
@@ -184,7 +189,10 @@ mod tests {
             .iter()
             .map(|&n| Slavic.category(n))
             .collect();
-        assert_eq!(ru, ["one", "few", "many", "many", "many", "one", "few", "many", "many"]);
+        assert_eq!(
+            ru,
+            ["one", "few", "many", "many", "many", "one", "few", "many", "many"]
+        );
         let ar: Vec<_> = [0, 1, 2, 3, 10, 11, 99, 100, 102, 103, 111]
             .iter()
             .map(|&n| Arabic.category(n))

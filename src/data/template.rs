@@ -212,7 +212,10 @@ impl Template {
                 '{' => {
                     let rest = &src[i + 1..];
                     let Some(end) = rest.find('}') else {
-                        bail_input!("{at}: unclosed '{{' at character {}", src[..i].chars().count() + 1);
+                        bail_input!(
+                            "{at}: unclosed '{{' at character {}",
+                            src[..i].chars().count() + 1
+                        );
                     };
                     let inner = &rest[..end];
                     for _ in 0..inner.chars().count() + 1 {
@@ -223,14 +226,20 @@ impl Template {
                     }
                     parts.push(Part::Slot(parse_slot(inner, at)?));
                 }
-                '}' => bail_input!("{at}: stray '}}' at character {} (write '}}}}' for a brace)", src[..i].chars().count() + 1),
+                '}' => bail_input!(
+                    "{at}: stray '}}' at character {} (write '}}}}' for a brace)",
+                    src[..i].chars().count() + 1
+                ),
                 c => lit.push(c),
             }
         }
         if !lit.is_empty() {
             parts.push(Part::Lit(lit));
         }
-        Ok(Template { source: src.to_string(), parts })
+        Ok(Template {
+            source: src.to_string(),
+            parts,
+        })
     }
 
     /// The slots this template refers to.
@@ -302,7 +311,9 @@ fn parse_slot(inner: &str, at: &str) -> Result<Slot> {
     let (body, filter) = match inner.split_once('|') {
         Some((b, "cap")) => (b, Filter::Cap),
         Some((b, "upper")) => (b, Filter::Upper),
-        Some((_, f)) => bail_input!("{at}: unknown filter '|{f}' in {{{inner}}} (known: cap, upper)"),
+        Some((_, f)) => {
+            bail_input!("{at}: unknown filter '|{f}' in {{{inner}}} (known: cap, upper)")
+        }
         None => (inner, Filter::None),
     };
     let (body, attr) = match body.split_once('.') {
@@ -326,7 +337,13 @@ fn parse_slot(inner: &str, at: &str) -> Result<Slot> {
     if count.is_some() && attr.is_some() {
         bail_input!("{at}: slot {{{inner}}} has both a count and an attribute");
     }
-    Ok(Slot { name: name.to_string(), attr, count, form, filter })
+    Ok(Slot {
+        name: name.to_string(),
+        attr,
+        count,
+        form,
+        filter,
+    })
 }
 
 /// The values a template is rendered with.
@@ -339,7 +356,12 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(format: &'a Format) -> Self {
-        Ctx { format, nums: Vec::new(), items: Vec::new(), strs: Vec::new() }
+        Ctx {
+            format,
+            nums: Vec::new(),
+            items: Vec::new(),
+            strs: Vec::new(),
+        }
     }
 
     pub fn num(&self, name: &str) -> Option<i64> {
@@ -366,7 +388,8 @@ impl<'a> Ctx<'a> {
             let form = item.counted(cat, s.form.as_deref())?;
             return Some(form.replace("{n}", &self.format.number(n)));
         }
-        item.str(s.attr.as_deref().unwrap_or("base")).map(str::to_string)
+        item.str(s.attr.as_deref().unwrap_or("base"))
+            .map(str::to_string)
     }
 }
 
@@ -424,7 +447,12 @@ mod tests {
         let t = Template::parse("У Ани {obj@a}.", "test").unwrap();
         let mut ctx = Ctx::new(&ru);
         ctx.items.push(("obj".into(), &apple));
-        for (n, want) in [(1, "1 яблоко"), (3, "3 яблока"), (5, "5 яблок"), (21, "21 яблоко")] {
+        for (n, want) in [
+            (1, "1 яблоко"),
+            (3, "3 яблока"),
+            (5, "5 яблок"),
+            (21, "21 яблоко"),
+        ] {
             ctx.nums = vec![("a", n)];
             assert_eq!(t.render(&ctx).unwrap(), format!("У Ани {want}."));
         }
@@ -435,7 +463,8 @@ mod tests {
         let en = fmt("0123456789", PluralRule::OneOther);
         let org = item(&[("base", "the city council")]);
         let apple = item(&[("base", "apple"), ("pl", "apples")]);
-        let t = Template::parse("{org|cap} counts {obj.pl} in {{braces}} {obj|upper}", "t").unwrap();
+        let t =
+            Template::parse("{org|cap} counts {obj.pl} in {{braces}} {obj|upper}", "t").unwrap();
         let mut ctx = Ctx::new(&en);
         ctx.items.push(("org".into(), &org));
         ctx.items.push(("obj".into(), &apple));

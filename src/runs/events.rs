@@ -128,7 +128,12 @@ pub struct Event {
 
 impl Event {
     pub fn new(step: u64, body: Body) -> Event {
-        Event { v: VERSION, step, time: crate::util::now_secs(), body }
+        Event {
+            v: VERSION,
+            step,
+            time: crate::util::now_secs(),
+            body,
+        }
     }
 
     pub fn kind(&self) -> &str {
@@ -213,11 +218,18 @@ impl RawEvent {
                 n: self.n.unwrap_or(0),
                 lang_ok: self.lang_ok,
             },
-            "checkpoint" => Body::Checkpoint { path: need(self.path, k, "path")?, eval_loss: self.eval_loss },
+            "checkpoint" => Body::Checkpoint {
+                path: need(self.path, k, "path")?,
+                eval_loss: self.eval_loss,
+            },
             "status" => {
                 let s = need(self.state, k, "state")?;
-                let state = State::parse(&s).ok_or_else(|| format!("status event with unknown state '{s}'"))?;
-                Body::Status { state, message: self.message }
+                let state = State::parse(&s)
+                    .ok_or_else(|| format!("status event with unknown state '{s}'"))?;
+                Body::Status {
+                    state,
+                    message: self.message,
+                }
             }
             "fork" => Body::Fork {
                 parent: need(self.parent, k, "parent")?,
@@ -226,7 +238,12 @@ impl RawEvent {
             },
             other => Body::Unknown(other.to_string()),
         };
-        Ok(Event { v, step, time, body })
+        Ok(Event {
+            v,
+            step,
+            time,
+            body,
+        })
     }
 }
 
@@ -247,10 +264,14 @@ impl EventWriter {
             let mut last = [0u8; 1];
             r.read_exact(&mut last)?;
             if last[0] != b'\n' {
-                file.write_all(b"\n").with_context(|| format!("terminating a torn line in {}", path.display()))?;
+                file.write_all(b"\n")
+                    .with_context(|| format!("terminating a torn line in {}", path.display()))?;
             }
         }
-        Ok(EventWriter { file, path: path.to_path_buf() })
+        Ok(EventWriter {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Append one event as one line, in one write.
@@ -262,7 +283,9 @@ impl EventWriter {
 
     /// Make what was written durable (used for status and checkpoint events).
     pub fn sync(&mut self) -> Result<()> {
-        self.file.sync_data().with_context(|| format!("syncing {}", self.path.display()))
+        self.file
+            .sync_data()
+            .with_context(|| format!("syncing {}", self.path.display()))
     }
 }
 
@@ -295,7 +318,14 @@ pub struct Polled {
 
 impl EventTail {
     pub fn new(path: &Path) -> EventTail {
-        EventTail { path: path.to_path_buf(), ino: 0, offset: 0, line: 0, partial: Vec::new(), bad: Vec::new() }
+        EventTail {
+            path: path.to_path_buf(),
+            ino: 0,
+            offset: 0,
+            line: 0,
+            partial: Vec::new(),
+            bad: Vec::new(),
+        }
     }
 
     /// Bytes consumed so far (whole lines).
@@ -351,9 +381,15 @@ impl EventTail {
             match std::str::from_utf8(line) {
                 Ok(s) => match Event::parse(s) {
                     Ok(ev) => out.events.push(ev),
-                    Err(reason) => self.bad.push(BadLine { line: self.line, reason }),
+                    Err(reason) => self.bad.push(BadLine {
+                        line: self.line,
+                        reason,
+                    }),
                 },
-                Err(_) => self.bad.push(BadLine { line: self.line, reason: "invalid UTF-8".into() }),
+                Err(_) => self.bad.push(BadLine {
+                    line: self.line,
+                    reason: "invalid UTF-8".into(),
+                }),
             }
         }
         self.partial = buf[pos..].to_vec();
@@ -376,7 +412,14 @@ mod tests {
     fn train(step: u64, loss: f64) -> Event {
         Event::new(
             step,
-            Body::Train { loss, lr: 1e-3, tokens: step * 100, tokens_per_s: 5.0, examples: Examples::default(), grad_norm: None },
+            Body::Train {
+                loss,
+                lr: 1e-3,
+                tokens: step * 100,
+                tokens_per_s: 5.0,
+                examples: Examples::default(),
+                grad_norm: None,
+            },
         )
     }
 
@@ -384,14 +427,48 @@ mod tests {
     fn round_trip_every_kind() {
         let evs = vec![
             train(1, 2.5),
-            Event::new(2, Body::Eval { task: "mr".into(), lang: "es".into(), group: "seen".into(), loss: 1.0, metric: "accuracy".into(), value: 0.5, n: 50, lang_ok: Some(1.0) }),
-            Event::new(2, Body::Checkpoint { path: "checkpoints/2".into(), eval_loss: Some(1.0) }),
-            Event::new(2, Body::Status { state: State::Paused, message: None }),
-            Event::new(0, Body::Fork { parent: "abc".into(), parent_step: 2, mixture: "en=1".into() }),
+            Event::new(
+                2,
+                Body::Eval {
+                    task: "mr".into(),
+                    lang: "es".into(),
+                    group: "seen".into(),
+                    loss: 1.0,
+                    metric: "accuracy".into(),
+                    value: 0.5,
+                    n: 50,
+                    lang_ok: Some(1.0),
+                },
+            ),
+            Event::new(
+                2,
+                Body::Checkpoint {
+                    path: "checkpoints/2".into(),
+                    eval_loss: Some(1.0),
+                },
+            ),
+            Event::new(
+                2,
+                Body::Status {
+                    state: State::Paused,
+                    message: None,
+                },
+            ),
+            Event::new(
+                0,
+                Body::Fork {
+                    parent: "abc".into(),
+                    parent_step: 2,
+                    mixture: "en=1".into(),
+                },
+            ),
         ];
         for e in evs {
             let line = e.to_line();
-            assert!(line.contains("\"v\":1") && line.contains(&format!("\"kind\":\"{}\"", e.kind())), "{line}");
+            assert!(
+                line.contains("\"v\":1") && line.contains(&format!("\"kind\":\"{}\"", e.kind())),
+                "{line}"
+            );
             assert_eq!(Event::parse(line.trim()).unwrap(), e);
         }
     }
@@ -399,11 +476,16 @@ mod tests {
     #[test]
     fn tolerant_reading() {
         let unknown = r#"{"v":1,"kind":"sparkle","step":3,"time":1.0,"x":1}"#;
-        let extra = r#"{"v":1,"kind":"status","step":3,"time":1.0,"state":"running","future":[1,2]}"#;
+        let extra =
+            r#"{"v":1,"kind":"status","step":3,"time":1.0,"state":"running","future":[1,2]}"#;
         let e = Event::parse(unknown).unwrap();
         assert_eq!(e.kind(), "sparkle");
         assert_eq!(Event::parse(extra).unwrap().kind(), "status");
-        assert!(Event::parse(r#"{"v":1,"kind":"train","step":3,"time":1.0}"#).unwrap_err().contains("`loss`"));
+        assert!(
+            Event::parse(r#"{"v":1,"kind":"train","step":3,"time":1.0}"#)
+                .unwrap_err()
+                .contains("`loss`")
+        );
     }
 
     #[test]
@@ -417,13 +499,28 @@ mod tests {
         // A torn write: half a line.
         let line = train(2, 2.0).to_line();
         let (a, b) = line.split_at(20);
-        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(a.as_bytes()).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(a.as_bytes())
+            .unwrap();
         assert!(t.poll().unwrap().events.is_empty());
         assert!(t.has_partial());
-        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b.as_bytes()).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b.as_bytes())
+            .unwrap();
         assert_eq!(t.poll().unwrap().events[0].step, 2);
         // A writer killed mid-line, then a new writer: the torn line is skipped and reported.
-        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(&a.as_bytes()[..10]).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(&a.as_bytes()[..10])
+            .unwrap();
         let mut w2 = EventWriter::open(&p).unwrap();
         w2.write(&train(3, 1.0)).unwrap();
         let got = t.poll().unwrap();
@@ -434,7 +531,12 @@ mod tests {
         let (all, bad, torn) = read_all(&p).unwrap();
         assert_eq!((all.len(), bad.len(), torn), (3, 1, false));
         // Garbage and invalid UTF-8 are skipped, not fatal.
-        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"not json\n\xff\xfe\n").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"not json\n\xff\xfe\n")
+            .unwrap();
         w2.write(&train(4, 0.5)).unwrap();
         let got = t.poll().unwrap();
         assert_eq!(got.events.len(), 1);

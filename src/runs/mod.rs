@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::config::RunConfig;
 use crate::bail_input;
+use crate::config::RunConfig;
 
 /// A run directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,10 @@ impl RunDir {
 
     /// The run id: the directory's name.
     pub fn id(&self) -> String {
-        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -62,8 +65,10 @@ impl RunDir {
     /// The resolved config. A garbage run.toml is a located error, never a panic.
     pub fn read_config(&self) -> Result<RunConfig> {
         let p = self.config_path();
-        let src = std::fs::read_to_string(&p).map_err(|e| crate::error::bad_input(format!("{}: cannot read: {e}", p.display())))?;
-        toml::from_str(&src).map_err(|e| crate::error::toml_error(&p.display().to_string(), &src, &e))
+        let src = std::fs::read_to_string(&p)
+            .map_err(|e| crate::error::bad_input(format!("{}: cannot read: {e}", p.display())))?;
+        toml::from_str(&src)
+            .map_err(|e| crate::error::toml_error(&p.display().to_string(), &src, &e))
     }
 
     /// Write run.toml (atomically; only when the run is created).
@@ -126,16 +131,30 @@ pub fn new_id(root: &Path, name: Option<&str>) -> String {
     let slug: String = name
         .unwrap_or("")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect::<String>()
         .trim_matches('-')
         .chars()
         .take(40)
         .collect();
     loop {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let h = crate::util::short_hash(format!("{nanos}-{}-{slug}", std::process::id()).as_bytes());
-        let id = if slug.is_empty() { h[..6].to_string() } else { format!("{slug}-{}", &h[..6]) };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let h =
+            crate::util::short_hash(format!("{nanos}-{}-{slug}", std::process::id()).as_bytes());
+        let id = if slug.is_empty() {
+            h[..6].to_string()
+        } else {
+            format!("{slug}-{}", &h[..6])
+        };
         if !root.join(&id).exists() {
             return id;
         }
@@ -168,7 +187,10 @@ pub fn resolve(root: &Path, spec: &str) -> Result<RunDir> {
     let pre: Vec<&RunDir> = runs.iter().filter(|r| r.id().starts_with(spec)).collect();
     match pre.len() {
         1 => Ok(pre[0].clone()),
-        0 => bail_input!("no run '{spec}' in {} (give an id, a unique prefix, a name or a run directory)", root.display()),
+        0 => bail_input!(
+            "no run '{spec}' in {} (give an id, a unique prefix, a name or a run directory)",
+            root.display()
+        ),
         _ => bail_input!(
             "'{spec}' matches {} runs in {}: {}",
             pre.len(),

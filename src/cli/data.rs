@@ -1,0 +1,125 @@
+//! `mixscope data ...`: the built-in suite from the command line.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::DataCmd;
+use crate::data::mixture::{Mixture, SpecContext};
+use crate::data::sampler::Sampler;
+use crate::data::suite::{self, GenOptions, SuiteSource};
+use crate::data::{lang, Task};
+
+pub fn data(cmd: DataCmd) -> Result<i32> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match cmd {
+        DataCmd::Langs => {
+            writeln!(
+                out,
+                "{:<4} {:<11} {:<10} {:<9} {:<7} {:<8} native",
+                "code", "name", "script", "group", "latin", "set"
+            )?;
+            for l in lang::all() {
+                writeln!(
+                    out,
+                    "{:<4} {:<11} {:<10} {:<9} {:<7} {:<8} {}",
+                    l.code,
+                    l.name,
+                    l.script,
+                    l.group.as_str(),
+                    if l.is_latin() { "yes" } else { "no" },
+                    l.set,
+                    l.native
+                )?;
+            }
+        }
+        DataCmd::Tasks => {
+            writeln!(out, "{:<5} {:<9} description", "task", "metric")?;
+            for t in Task::BUILTIN {
+                writeln!(out, "{:<5} {:<9} {}", t.as_str(), t.metric(), t.describe())?;
+            }
+        }
+        DataCmd::Sample {
+            mix,
+            n,
+            seed,
+            heldout,
+            levels,
+        } => {
+            let opts = GenOptions { mr_levels: levels };
+            let m = Mixture::parse(&mix, &SpecContext::default())?;
+            if heldout {
+                for c in m.components() {
+                    for ex in suite::suite().heldout(&c.task, &c.lang, n as usize, &opts)? {
+                        serde_json::to_writer(&mut out, &ex)?;
+                        out.write_all(b"\n")?;
+                    }
+                }
+            } else {
+                let src = SuiteSource { opts };
+                let mut s = Sampler::new(&m, seed);
+                for _ in 0..n {
+                    let ex = s.next_example(&src)?;
+                    serde_json::to_writer(&mut out, &ex)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+        }
+        DataCmd::Stats {
+            vocab,
+            tokenizer,
+            runs,
+        } => {
+            use crate::data::tokenizer::{self, Tok};
+            let path = match tokenizer {
+                Some(p) => p,
+                None => tokenizer::suite_tokenizer(&tokenizer::cache_dir(&runs), vocab)?,
+            };
+            let tok = Tok::load(&path)?;
+            writeln!(
+                out,
+                "tokenizer: {} ({} tokens)",
+                path.display(),
+                tok.vocab_size()
+            )?;
+            let fert = tokenizer::fertility(&tok, 100)?;
+            writeln!(
+                out,
+                "{:<4} {:>10} {:>10}   {:>6} {:>6} {:>6} {:>6}",
+                "lang", "tok/char", "tok/word", "mr", "sm", "if", "lm"
+            )?;
+            let s = suite::suite();
+            for (code, per_char, per_word) in fert {
+                let mut lens = Vec::new();
+                for t in Task::BUILTIN {
+                    let exs = s.heldout(&t, &code, 50, &GenOptions::default())?;
+                    let mut total = 0usize;
+                    for ex in &exs {
+                        total += tok.encode(ex, usize::MAX)?.ids.len();
+                    }
+                    lens.push(total as f64 / exs.len() as f64);
+                }
+                writeln!(
+                    out,
+                    "{:<4} {:>10.3} {:>10.2}   {:>6.1} {:>6.1} {:>6.1} {:>6.1}",
+                    code, per_char, per_word, lens[0], lens[1], lens[2], lens[3]
+                )?;
+            }
+            writeln!(
+                out,
+                "(mr..lm: mean tokens per example, prompt + response, held-out sets)"
+            )?;
+        }
+        DataCmd::Check { lang: only } => {
+            suite::check(&only)?;
+            let n = if only.is_empty() {
+                lang::all().len()
+            } else {
+                only.len()
+            };
+            writeln!(out, "ok: {n} language file(s)")?;
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}

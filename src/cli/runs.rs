@@ -1,0 +1,261 @@
+//! The run commands: train, launch, ls, pause, resume, stop, fork.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+/// `mixscope train`: create (or resume) a run directory and train it in this process.
+pub fn train_cmd(
+    config: &Path,
+    run_dir: Option<PathBuf>,
+    runs: Option<PathBuf>,
+    sets: &[String],
+    quiet: bool,
+) -> Result<i32> {
+    use crate::config::Loaded;
+    use crate::runs::RunDir;
+    use crate::train::setup;
+    let mut loaded = Loaded::read(config)?;
+    loaded.apply_sets(sets)?;
+    loaded.validate()?;
+    let root = match (&runs, &run_dir) {
+        (Some(r), _) => r.clone(),
+        (None, Some(d)) => d
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from(".")),
+        (None, None) => crate::runs::runs_root(None),
+    };
+    let existing = run_dir.as_ref().map(RunDir::new).filter(|r| r.exists());
+    let run = match existing {
+        Some(run) => {
+            let mut cfg = run.read_config()?;
+            let want = setup::config_hash(&loaded.config)?;
+            if cfg.source_hash.as_deref() != Some(&want) {
+                crate::bail_input!(
+                    "{} was created from a different config; resume it with that config (only max_steps may change), or use a new --run-dir",
+                    run.path.display()
+                );
+            }
+            let max = cfg.train.schedule_start + loaded.config.train.max_steps;
+            if max != cfg.train.max_steps {
+                cfg.train.max_steps = max;
+                run.write_config(&cfg)?;
+            }
+            run
+        }
+        None => setup::create_run(&root, run_dir.as_deref(), &loaded)?.run,
+    };
+    // A run that starts from a base model trains that base first (once; later runs reuse it).
+    if let Some(base_id) = run.read_config()?.init.and_then(|i| i.run) {
+        let base = crate::runs::resolve(&root, &base_id).or_else(|_| {
+            let sib = run.path.parent().unwrap_or(Path::new(".")).join(&base_id);
+            if sib.join("run.toml").exists() {
+                Ok(RunDir::new(sib))
+            } else {
+                Err(crate::error::bad_input(format!(
+                    "base run {base_id} not found"
+                )))
+            }
+        })?;
+        if !setup::is_complete(&base)? && run.latest_checkpoint()?.is_none() {
+            if !quiet {
+                println!(
+                    "training the base model first: {} (once; later runs reuse it)",
+                    base.path.display()
+                );
+            }
+            crate::train::train(
+                &base,
+                &crate::train::TrainOptions {
+                    quiet,
+                    pause_exits: false,
+                },
+            )?;
+        }
+        setup::prepare_start(&root, &run)?;
+    }
+    if !quiet {
+        println!("run {} in {}", run.id(), run.path.display());
+    }
+    crate::train::train(
+        &run,
+        &crate::train::TrainOptions {
+            quiet,
+            pause_exits: false,
+        },
+    )?;
+    Ok(0)
+}
+
+/// `mixscope pause|resume|stop RUN`.
+pub fn control(runs: Option<PathBuf>, spec: &str, what: &str) -> Result<i32> {
+    let root = crate::runs::runs_root(runs.as_deref());
+    let run = crate::runs::resolve(&root, spec)?;
+    match what {
+        "pause" => crate::supervisor::pause(&root, &run)?,
+        "resume" => crate::supervisor::resume(&root, &run)?,
+        _ => crate::supervisor::stop(&root, &run)?,
+    }
+    println!("{what}: {}", run.id());
+    Ok(0)
+}
+
+fn age(t: Option<f64>) -> String {
+    let Some(t) = t else { return "-".into() };
+    let s = (crate::util::now_secs() - t).max(0.0) as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// `mixscope ls [--json]`.
+pub fn ls(root: &Path, json: bool) -> Result<i32> {
+    let all = crate::supervisor::list(root)?;
+    if json {
+        let v: Vec<serde_json::Value> = all
+            .iter()
+            .map(|s| {
+                let mut o = serde_json::to_value(s).unwrap_or_default();
+                o["state"] = serde_json::Value::String(s.state.as_str().into());
+                o
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    if all.is_empty() {
+        println!("no runs in {}", root.display());
+        return Ok(0);
+    }
+    println!(
+        "{:<26} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<6} {:>5}",
+        "RUN", "STATE", "STEP", "LOSS", "BEST", "MIXTURE", "PARENT", "DEVICE", "AGE"
+    );
+    for s in &all {
+        let step = format!("{}/{}", s.step, s.max_steps);
+        let loss = s.loss.map_or("-".into(), |l| format!("{l:.4}"));
+        let best = s.best_loss.map_or("-".into(), |l| format!("{l:.4}"));
+        let parent = match (&s.parent, s.fork_step) {
+            (Some(p), Some(f)) => format!("{p}@{f}"),
+            _ => "-".into(),
+        };
+        let mut mix = s.mixture.clone();
+        if mix.chars().count() > 34 {
+            mix = mix.chars().take(33).collect::<String>() + "…";
+        }
+        println!(
+            "{:<26} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<6} {:>5}",
+            s.id,
+            s.state.as_str(),
+            step,
+            loss,
+            best,
+            mix,
+            parent,
+            s.device,
+            age(s.updated)
+        );
+        if matches!(s.state, crate::runs::events::State::Failed) {
+            if let Some(m) = &s.message {
+                println!("    {m}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `mixscope compare A B [...] [--json]`.
+pub fn compare(root: &Path, specs: &[String], json: bool) -> Result<i32> {
+    use crate::analysis::{compare, EvalTable};
+    let mut ids = Vec::new();
+    let mut tables = Vec::new();
+    for spec in specs {
+        let run = crate::runs::resolve(root, spec)?;
+        let (events, _, _) = crate::runs::events::read_all(&run.events_path())?;
+        tables.push(EvalTable::from_events(&events));
+        ids.push(run.id());
+    }
+    let refs: Vec<&EvalTable> = tables.iter().collect();
+    let rows = compare(&refs);
+    if json {
+        let v = serde_json::json!({
+            "runs": ids,
+            "latest_step": tables.iter().map(|t| t.latest_step()).collect::<Vec<_>>(),
+            "best_step": tables.iter().map(|t| t.best_step).collect::<Vec<_>>(),
+            "rows": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!("no eval results yet in {}", ids.join(", "));
+        return Ok(0);
+    }
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
+    let n = ids.len();
+    for (i, id) in ids.iter().enumerate() {
+        let t = &tables[i];
+        println!(
+            "[{}] {id}: latest step {}, best step {}",
+            (b'A' + i as u8) as char,
+            t.latest_step().map_or("-".into(), |s| s.to_string()),
+            t.best_step.map_or("-".into(), |s| s.to_string())
+        );
+    }
+    let mut task = String::new();
+    for r in &rows {
+        if r.task != task {
+            task = r.task.clone();
+            println!();
+            let mut head = format!(
+                "{:<18}",
+                format!("{} ({})", r.task.to_uppercase(), r.metric)
+            );
+            for i in 0..n {
+                head.push_str(&format!(" {:>8}", format!("{}", (b'A' + i as u8) as char)));
+            }
+            for i in 1..n {
+                head.push_str(&format!(" {:>8}", format!("Δ{}", (b'A' + i as u8) as char)));
+            }
+            head.push_str("   |  best:");
+            for i in 0..n {
+                head.push_str(&format!(" {:>7}", format!("{}", (b'A' + i as u8) as char)));
+            }
+            for i in 1..n {
+                head.push_str(&format!(" {:>7}", format!("Δ{}", (b'A' + i as u8) as char)));
+            }
+            println!("{head}");
+        }
+        let label = match r.groups.iter().flatten().next() {
+            Some(g) => format!("{} ({g})", r.row),
+            None => r.row.clone(),
+        };
+        let mut line = format!("{label:<18}");
+        for v in &r.latest {
+            line.push_str(&format!(" {:>8}", fmt(*v)));
+        }
+        for v in &r.latest[1..] {
+            line.push_str(&format!(
+                " {:>8}",
+                fmt(v.zip(r.latest[0]).map(|(b, a)| b - a))
+            ));
+        }
+        line.push_str("   |       ");
+        for v in &r.best {
+            line.push_str(&format!(" {:>7}", fmt(*v)));
+        }
+        for v in &r.best[1..] {
+            line.push_str(&format!(
+                " {:>7}",
+                fmt(v.zip(r.best[0]).map(|(b, a)| b - a))
+            ));
+        }
+        println!("{line}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,277 @@
+//! The supervisor: trainers as child processes, a queue by device slot, pause / resume / stop /
+//! fork, and exact states. The CLI and the TUI both call this module; neither duplicates it.
+//!
+//! There is no daemon. Each launched run gets a small *monitor* process (`mixscope _supervise`,
+//! in its own session so that it outlives the terminal) that starts the trainer
+//! (`mixscope _run`), waits for it, records how it ended when the trainer could not (a signal,
+//! an exit code and the last stderr lines), and then starts queued runs on the freed slot. The
+//! queue is the `queued` status events on disk, so it survives every process.
+
+pub mod monitor;
+pub mod status;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::bail_input;
+use crate::config::Loaded;
+use crate::runs::control::{self, Command};
+use crate::runs::events::{Body, Event, EventWriter, State};
+use crate::runs::{self, RunDir};
+pub use status::{list, status, RunStatus};
+
+/// The CPU cores the queue may hand out: `MIXSCOPE_CPU_BUDGET`, else the machine's cores.
+pub fn cpu_budget() -> usize {
+    std::env::var("MIXSCOPE_CPU_BUDGET")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
+/// The cores a run needs: its `threads`, or the whole budget for 0.
+fn cores_of(s: &RunStatus, budget: usize) -> usize {
+    if s.threads == 0 {
+        budget
+    } else {
+        s.threads.min(budget)
+    }
+}
+
+/// Append a status event for a run whose trainer is not running.
+pub fn append_status(run: &RunDir, state: State, message: Option<String>) -> Result<()> {
+    let step = status::status(run).map(|s| s.step).unwrap_or(0);
+    let mut w = EventWriter::open(&run.events_path())?;
+    w.write(&Event::new(step, Body::Status { state, message }))?;
+    w.sync()
+}
+
+/// Create a run from a config and queue it (and its base run, when it needs one that has not
+/// been trained). Returns the new run; it starts as soon as a slot is free.
+pub fn launch(root: &Path, config: &Path, sets: &[String]) -> Result<RunDir> {
+    let mut loaded = Loaded::read(config)?;
+    loaded.apply_sets(sets)?;
+    loaded.validate()?;
+    crate::util::create_private_dir(root)?;
+    let created = crate::train::setup::create_run(root, None, &loaded)?;
+    if let Some(base) = &created.base {
+        let st = status::status(base)?;
+        let idle = !st.alive && !crate::train::setup::is_complete(base)?;
+        let not_queued = st.queued_at.is_none()
+            || matches!(st.state, State::Stopped | State::Failed | State::Paused);
+        if idle && not_queued {
+            append_status(base, State::Queued, Some("base of another run".into()))?;
+        }
+    }
+    append_status(&created.run, State::Queued, None)?;
+    schedule(root)?;
+    Ok(created.run)
+}
+
+/// Start queued runs while slots are free. Safe to call from any process at any time.
+pub fn schedule(root: &Path) -> Result<Vec<String>> {
+    if !root.exists() {
+        return Ok(Vec::new());
+    }
+    let _guard = GlobalLock::take(&root.join(".scheduler.lock"))?;
+    let budget = cpu_budget();
+    let all = status::list(root)?;
+    let mut used: usize = all
+        .iter()
+        .filter(|s| s.alive)
+        .map(|s| cores_of(s, budget))
+        .sum();
+    let mut queued: Vec<&RunStatus> = all
+        .iter()
+        .filter(|s| s.state == State::Queued && !s.alive && s.queued_at.is_some())
+        .collect();
+    queued.sort_by(|a, b| {
+        a.queued_at
+            .partial_cmp(&b.queued_at)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut started = Vec::new();
+    for s in queued {
+        let need = cores_of(s, budget);
+        if used > 0 && used + need > budget {
+            continue;
+        }
+        let run = RunDir::new(&s.dir);
+        if !base_ready(root, &run)? {
+            continue;
+        }
+        monitor::spawn(root, &run)?;
+        used += need;
+        started.push(s.id.clone());
+    }
+    Ok(started)
+}
+
+/// A queued run that starts from a base model can start once the base reached its step.
+fn base_ready(root: &Path, run: &RunDir) -> Result<bool> {
+    let cfg = run.read_config()?;
+    let (Some(init), Some(lin)) = (&cfg.init, &cfg.lineage) else {
+        return Ok(true);
+    };
+    if run.latest_checkpoint()?.is_some() {
+        return Ok(true);
+    }
+    let id = init.run.as_deref().unwrap_or(&lin.parent);
+    Ok(runs::resolve(root, id)
+        .map(|b| b.checkpoint_dir(lin.fork_step).join("state.json").exists())
+        .unwrap_or(false))
+}
+
+/// Ask a running run to pause (it checkpoints, then its trainer exits and frees its slot).
+pub fn pause(root: &Path, run: &RunDir) -> Result<()> {
+    let st = status::status(run)?;
+    match st.state {
+        State::Running if st.alive => {
+            control::send(&run.path, Command::Pause)?;
+        }
+        State::Queued => append_status(run, State::Paused, Some("paused while queued".into()))?,
+        State::Paused => {}
+        s => bail_input!(
+            "run {} is {}: only a running or queued run can be paused",
+            run.id(),
+            s.as_str()
+        ),
+    }
+    let _ = root;
+    Ok(())
+}
+
+/// Resume a paused (or stopped) run: it is queued and starts from its latest checkpoint.
+pub fn resume(root: &Path, run: &RunDir) -> Result<()> {
+    let st = status::status(run)?;
+    if st.alive {
+        if st.state == State::Paused {
+            // A trainer paused in place (foreground `train`) resumes through its control file.
+            control::send(&run.path, Command::Resume)?;
+            return Ok(());
+        }
+        bail_input!(
+            "run {} is {}: nothing to resume",
+            run.id(),
+            st.state.as_str()
+        );
+    }
+    match st.state {
+        State::Paused | State::Stopped | State::Failed => {
+            append_status(
+                run,
+                State::Queued,
+                Some(format!("resume requested at step {}", st.step)),
+            )?;
+            schedule(root)?;
+            Ok(())
+        }
+        State::Finished => bail_input!("run {} has finished; fork it to train further", run.id()),
+        State::Queued | State::Running => bail_input!(
+            "run {} is {}: nothing to resume",
+            run.id(),
+            st.state.as_str()
+        ),
+    }
+}
+
+/// Stop a run: a live trainer checkpoints and stops; a queued or paused run is marked stopped.
+pub fn stop(root: &Path, run: &RunDir) -> Result<()> {
+    let st = status::status(run)?;
+    if st.alive {
+        control::send(&run.path, Command::Stop)?;
+        return Ok(());
+    }
+    match st.state {
+        State::Queued | State::Paused => {
+            append_status(run, State::Stopped, Some("stopped on request".into()))?
+        }
+        s => bail_input!("run {} is {}: nothing to stop", run.id(), s.as_str()),
+    }
+    let _ = root;
+    Ok(())
+}
+
+/// Ask a live trainer for a checkpoint now and wait (up to `timeout`) until it is written.
+pub fn checkpoint_now(run: &RunDir, timeout: Duration) -> Result<Option<u64>> {
+    let before = run.latest_checkpoint()?;
+    control::send(&run.path, Command::Checkpoint)?;
+    let t0 = Instant::now();
+    while t0.elapsed() < timeout {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = run.latest_checkpoint()?;
+        if now != before {
+            return Ok(now);
+        }
+        if !status::is_alive(run) {
+            break;
+        }
+    }
+    Ok(run.latest_checkpoint()?)
+}
+
+/// Fork a run at a checkpoint with a new mixture and queue the fork. Without `at`, a live run
+/// is asked for a checkpoint now, else its latest is used.
+pub fn fork(
+    root: &Path,
+    parent: &RunDir,
+    at: Option<u64>,
+    spec: &str,
+    name: Option<String>,
+) -> Result<RunDir> {
+    let at = match at {
+        Some(s) => Some(s),
+        None if status::is_alive(parent) && status::status(parent)?.state == State::Running => {
+            checkpoint_now(parent, Duration::from_secs(60))?
+        }
+        None => None,
+    };
+    let child = crate::train::setup::fork_run(root, parent, at, spec, name)?;
+    append_status(&child, State::Queued, None)?;
+    schedule(root)?;
+    Ok(child)
+}
+
+/// An exclusive lock on a file for the life of the guard (the scheduler's critical section).
+pub struct GlobalLock {
+    _file: std::fs::File,
+}
+
+impl GlobalLock {
+    pub fn take(path: &Path) -> Result<GlobalLock> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: blocking flock on a valid descriptor.
+            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if r != 0 {
+                anyhow::bail!(
+                    "locking {}: {}",
+                    path.display(),
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+        Ok(GlobalLock { _file: file })
+    }
+}
+
+/// The mixscope executable (for spawning monitors and trainers).
+pub fn exe() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("MIXSCOPE_EXE") {
+        return Ok(PathBuf::from(p));
+    }
+    std::env::current_exe().context("finding the mixscope executable")
+}

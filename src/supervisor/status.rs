@@ -1,0 +1,220 @@
+//! A run's exact state, derived from its run directory: the last status event, and whether a
+//! trainer or its monitor is alive (their `flock`s, which the kernel drops when a process
+//! dies however it dies).
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::config::RunConfig;
+use crate::runs::events::{read_all, Body, State};
+use crate::runs::{lock, RunDir};
+
+/// What `ls`, the TUI and the scheduler know about a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunStatus {
+    pub id: String,
+    pub name: Option<String>,
+    pub state: State,
+    /// The last status message (a failure's reason, "resumed from step N", ...).
+    pub message: Option<String>,
+    /// Optimizer steps completed.
+    pub step: u64,
+    pub max_steps: u64,
+    pub loss: Option<f64>,
+    /// The best held-out (selection) loss and its step, from checkpoint events.
+    pub best_loss: Option<f64>,
+    pub best_step: Option<u64>,
+    pub mixture: String,
+    pub parent: Option<String>,
+    pub fork_step: Option<u64>,
+    pub device: String,
+    pub threads: usize,
+    /// Time of the first and of the last event.
+    pub started: Option<f64>,
+    pub updated: Option<f64>,
+    /// When the run was last queued (FIFO order of the queue).
+    pub queued_at: Option<f64>,
+    pub tokens_per_s: Option<f64>,
+    pub checkpoints: Vec<u64>,
+    pub alive: bool,
+    pub pid: Option<u32>,
+    /// Lines of events.jsonl that could not be read.
+    pub bad_lines: usize,
+    #[serde(skip)]
+    pub config: Option<RunConfig>,
+    #[serde(skip)]
+    pub dir: std::path::PathBuf,
+}
+
+/// Whether a monitor or a trainer process holds the run.
+pub fn is_alive(run: &RunDir) -> bool {
+    lock::is_held(&run.path) || monitor_held(&run.path)
+}
+
+fn monitor_held(dir: &Path) -> bool {
+    let p = dir.join("monitor.lock");
+    let Ok(f) = std::fs::OpenOptions::new().read(true).open(&p) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a valid descriptor; a successful probe is released when `f` closes.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = f;
+        false
+    }
+}
+
+/// The last lines of the run's stderr.log (a failed run's reason).
+pub fn stderr_tail(run: &RunDir, n: usize) -> Vec<String> {
+    let Ok(text) = std::fs::read(run.stderr_path()) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&text[text.len().saturating_sub(64 * 1024)..]).into_owned();
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+/// Derive the state of a run from its directory.
+pub fn status(run: &RunDir) -> Result<RunStatus> {
+    let cfg = run.read_config().ok();
+    let (events, bad, _torn) = read_all(&run.events_path())?;
+    let mut st = RunStatus {
+        id: run.id(),
+        name: cfg.as_ref().and_then(|c| c.name.clone()),
+        state: State::Queued,
+        message: None,
+        step: 0,
+        max_steps: cfg.as_ref().map_or(0, |c| c.train.max_steps),
+        loss: None,
+        best_loss: None,
+        best_step: None,
+        mixture: cfg
+            .as_ref()
+            .and_then(|c| crate::train::trainer::mixture_of(c).ok())
+            .map(|m| m.summary())
+            .unwrap_or_default(),
+        parent: cfg
+            .as_ref()
+            .and_then(|c| c.lineage.as_ref().map(|l| l.parent.clone())),
+        fork_step: cfg
+            .as_ref()
+            .and_then(|c| c.lineage.as_ref().map(|l| l.fork_step)),
+        device: cfg
+            .as_ref()
+            .map_or_else(|| "?".into(), |c| c.device.clone()),
+        threads: cfg.as_ref().map_or(0, |c| c.threads),
+        started: events.first().map(|e| e.time),
+        updated: events.last().map(|e| e.time),
+        queued_at: None,
+        tokens_per_s: None,
+        checkpoints: run.checkpoints().unwrap_or_default(),
+        alive: false,
+        pid: None,
+        bad_lines: bad.len(),
+        config: cfg,
+        dir: run.path.clone(),
+    };
+    let mut last_state: Option<State> = None;
+    for e in &events {
+        st.step = st.step.max(e.step);
+        match &e.body {
+            Body::Train {
+                loss, tokens_per_s, ..
+            } => {
+                st.loss = Some(*loss);
+                st.tokens_per_s = Some(*tokens_per_s);
+                st.step = e.step;
+            }
+            Body::Status { state, message } => {
+                last_state = Some(*state);
+                st.message = message.clone();
+                if *state == State::Queued {
+                    st.queued_at = Some(e.time);
+                }
+            }
+            Body::Checkpoint {
+                eval_loss: Some(l), ..
+            } => {
+                if st.best_loss.is_none_or(|b| *l < b) {
+                    st.best_loss = Some(*l);
+                    st.best_step = Some(e.step);
+                }
+            }
+            _ => {}
+        }
+    }
+    st.alive = is_alive(run);
+    st.pid = lock::read_info(&run.path.join("lock"))
+        .map(|i| i.pid)
+        .filter(|_| st.alive);
+    st.state = match (last_state, st.alive) {
+        (Some(State::Running), true) | (None, true) | (Some(State::Queued), true) => State::Running,
+        (Some(s), true) => s,
+        (Some(State::Running), false) => {
+            let tail = stderr_tail(run, 5);
+            let mut msg = "the trainer exited without a final status".to_string();
+            if !tail.is_empty() {
+                msg.push_str(": ");
+                msg.push_str(&tail.join(" | "));
+            }
+            st.message = Some(msg);
+            State::Failed
+        }
+        (Some(s), false) => s,
+        (None, false) => {
+            if st.message.is_none() {
+                st.message = Some("not launched".into());
+            }
+            State::Queued
+        }
+    };
+    Ok(st)
+}
+
+/// The status of every run under a root (unreadable runs are reported as failed).
+pub fn list(root: &Path) -> Result<Vec<RunStatus>> {
+    let mut out = Vec::new();
+    for r in crate::runs::list(root)? {
+        match status(&r) {
+            Ok(s) => out.push(s),
+            Err(e) => out.push(RunStatus {
+                id: r.id(),
+                name: None,
+                state: State::Failed,
+                message: Some(format!("{e:#}")),
+                step: 0,
+                max_steps: 0,
+                loss: None,
+                best_loss: None,
+                best_step: None,
+                mixture: String::new(),
+                parent: None,
+                fork_step: None,
+                device: "?".into(),
+                threads: 0,
+                started: None,
+                updated: None,
+                queued_at: None,
+                tokens_per_s: None,
+                checkpoints: Vec::new(),
+                alive: false,
+                pid: None,
+                bad_lines: 0,
+                config: None,
+                dir: r.path.clone(),
+            }),
+        }
+    }
+    Ok(out)
+}

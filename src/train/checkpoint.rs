@@ -1,0 +1,116 @@
+//! Checkpoints: `checkpoints/<step>/{model.safetensors, optimizer.safetensors, state.json}`,
+//! written into a temporary directory and renamed, so a checkpoint directory is whole or absent.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::data::sampler::SamplerState;
+use crate::runs::RunDir;
+
+/// Everything besides weights and optimizer moments that resuming needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimizer steps completed.
+    pub step: u64,
+    /// Trained tokens so far.
+    pub tokens: u64,
+    pub sampler: SamplerState,
+    /// The best held-out loss so far and its step.
+    #[serde(default)]
+    pub best_loss: Option<f64>,
+    #[serde(default)]
+    pub best_step: Option<u64>,
+    /// The last control request handled.
+    #[serde(default)]
+    pub control_seq: u64,
+    /// Seconds spent training (excluding pauses).
+    #[serde(default)]
+    pub train_seconds: f64,
+}
+
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const OPTIM_FILE: &str = "optimizer.safetensors";
+pub const STATE_FILE: &str = "state.json";
+
+/// Write a checkpoint: `write_files(tmp_dir)` puts the tensors in place, then state.json is
+/// written and the directory renamed to its step. Returns the final directory.
+pub fn save(
+    run: &RunDir,
+    state: &TrainState,
+    write_files: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let root = run.checkpoints_dir();
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let tmp = root.join(format!(".tmp-{}-{}", state.step, std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).ok();
+    }
+    std::fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let result = (|| -> Result<()> {
+        write_files(&tmp)?;
+        let st = serde_json::to_vec_pretty(state)?;
+        std::fs::write(tmp.join(STATE_FILE), st)
+            .with_context(|| format!("writing {}", tmp.join(STATE_FILE).display()))?;
+        for f in [MODEL_FILE, OPTIM_FILE, STATE_FILE] {
+            let p = tmp.join(f);
+            if p.exists() {
+                std::fs::File::open(&p)?
+                    .sync_all()
+                    .with_context(|| format!("syncing {}", p.display()))?;
+            }
+        }
+        crate::util::sync_dir(&tmp);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        std::fs::remove_dir_all(&tmp).ok();
+        return Err(e);
+    }
+    let dest = run.checkpoint_dir(state.step);
+    if dest.exists() {
+        let old = root.join(format!(".old-{}-{}", state.step, std::process::id()));
+        std::fs::rename(&dest, &old)?;
+        std::fs::rename(&tmp, &dest)?;
+        std::fs::remove_dir_all(&old).ok();
+    } else {
+        std::fs::rename(&tmp, &dest)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))?;
+    }
+    crate::util::sync_dir(&root);
+    Ok(dest)
+}
+
+/// Read a checkpoint's state.json.
+pub fn load_state(dir: &Path) -> Result<TrainState> {
+    let p = dir.join(STATE_FILE);
+    let s = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+    serde_json::from_slice(&s).map_err(|e| crate::error::bad_input(format!("{}: {e}", p.display())))
+}
+
+/// Remove leftovers of interrupted checkpoint writes.
+pub fn clean_temporaries(run: &RunDir) {
+    if let Ok(rd) = std::fs::read_dir(run.checkpoints_dir()) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(".tmp-") || n.starts_with(".old-") {
+                std::fs::remove_dir_all(e.path()).ok();
+            }
+        }
+    }
+}
+
+/// Delete old checkpoints: keep the `keep_last` most recent, the best, and `protect`.
+pub fn prune(run: &RunDir, keep_last: usize, best: Option<u64>, protect: &[u64]) -> Result<()> {
+    let all = run.checkpoints()?;
+    let n = all.len();
+    for (i, step) in all.iter().enumerate() {
+        let recent = i + keep_last >= n;
+        if recent || Some(*step) == best || protect.contains(step) {
+            continue;
+        }
+        std::fs::remove_dir_all(run.checkpoint_dir(*step)).ok();
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! Evaluation on the held-out sets of every (task, language) of a run: response-token loss for
+//! all, and greedy generations scored by the task metric for the first `eval.generate_n`.
+
+use anyhow::Result;
+use candle_core::DType;
+
+use super::batch::make_batch;
+use super::model::Model;
+use crate::config::{eval_langs, group_of, RunConfig};
+use crate::data::jsonl::DataSource;
+use crate::data::mixture::Mixture;
+use crate::data::tokenizer::{Encoded, Tok};
+use crate::data::{Example, Task};
+
+/// Examples per forward pass during evaluation.
+const EVAL_BATCH: usize = 32;
+
+struct EvalSet {
+    task: Task,
+    lang: String,
+    group: String,
+    examples: Vec<Example>,
+    encoded: Vec<Encoded>,
+    generate_n: usize,
+}
+
+/// One (task, language) result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalResult {
+    pub task: String,
+    pub lang: String,
+    pub group: String,
+    /// Mean response-token loss.
+    pub loss: f64,
+    pub metric: String,
+    pub value: f64,
+    /// Examples scored by the metric (or by loss alone).
+    pub n: u64,
+    pub lang_ok: Option<f64>,
+}
+
+/// The prepared held-out sets of a run.
+pub struct Evaluator {
+    sets: Vec<EvalSet>,
+    max_new: usize,
+}
+
+impl Evaluator {
+    pub fn new(
+        cfg: &RunConfig,
+        mix: &Mixture,
+        source: &DataSource,
+        tok: &Tok,
+    ) -> Result<Evaluator> {
+        let tasks: Vec<Task> = if cfg.eval.tasks.is_empty() {
+            mix.tasks.iter().map(|(t, _)| t.clone()).collect()
+        } else {
+            cfg.eval.tasks.iter().map(|t| Task::parse(t)).collect()
+        };
+        let mut sets = Vec::new();
+        for task in &tasks {
+            for lang in eval_langs(cfg, mix) {
+                let examples = source.heldout(task, &lang, cfg.eval.n)?;
+                if examples.is_empty() {
+                    continue;
+                }
+                let encoded = examples
+                    .iter()
+                    .map(|e| tok.encode(e, cfg.data.seq_len))
+                    .collect::<Result<Vec<_>>>()?;
+                let generate_n = if task.metric() == "loss" {
+                    0
+                } else {
+                    cfg.eval.generate_n.min(examples.len())
+                };
+                sets.push(EvalSet {
+                    task: task.clone(),
+                    lang: lang.clone(),
+                    group: group_of(&lang, mix).as_str().to_string(),
+                    examples,
+                    encoded,
+                    generate_n,
+                });
+            }
+        }
+        Ok(Evaluator {
+            sets,
+            max_new: cfg.eval.max_new_tokens,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    pub fn run(&self, model: &Model, tok: &Tok) -> Result<Vec<EvalResult>> {
+        let mut out = Vec::with_capacity(self.sets.len());
+        for set in &self.sets {
+            let loss = set_loss(model, tok, &set.encoded)?;
+            let (metric, value, n, lang_ok) = if set.generate_n > 0 {
+                let gens = generate(model, tok, &set.encoded[..set.generate_n], self.max_new)?;
+                let mut sum = 0.0;
+                let mut ok = 0usize;
+                let mut metric = set.task.metric();
+                for (ex, g) in set.examples.iter().zip(&gens) {
+                    let sc = crate::eval::score(ex, g);
+                    sum += sc.value;
+                    ok += sc.lang_ok as usize;
+                    metric = sc.metric;
+                }
+                let n = gens.len();
+                (
+                    metric.to_string(),
+                    sum / n as f64,
+                    n as u64,
+                    Some(ok as f64 / n as f64),
+                )
+            } else {
+                ("loss".to_string(), loss, set.encoded.len() as u64, None)
+            };
+            out.push(EvalResult {
+                task: set.task.to_string(),
+                lang: set.lang.clone(),
+                group: set.group.clone(),
+                loss,
+                metric,
+                value,
+                n,
+                lang_ok,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Mean response-token loss over encoded examples (token-weighted).
+fn set_loss(model: &Model, tok: &Tok, encs: &[Encoded]) -> Result<f64> {
+    let mut order: Vec<usize> = (0..encs.len()).collect();
+    order.sort_by_key(|&i| encs[i].ids.len());
+    let (mut sum, mut weight) = (0.0f64, 0.0f64);
+    for chunk in order.chunks(EVAL_BATCH) {
+        let refs: Vec<&Encoded> = chunk.iter().map(|&i| &encs[i]).collect();
+        let b = make_batch(&refs, tok.pad, model.device())?;
+        let nll = model.token_nll(&b.ids, &b.targets)?;
+        let weighted = (nll.to_dtype(DType::F32)? * &b.weights)?;
+        sum += weighted
+            .sum_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?;
+        weight += b.weight_sum;
+    }
+    Ok(if weight > 0.0 { sum / weight } else { f64::NAN })
+}
+
+/// Greedy generations for the prompts of encoded examples, decoded, in input order.
+fn generate(model: &Model, tok: &Tok, encs: &[Encoded], max_new: usize) -> Result<Vec<String>> {
+    let mut order: Vec<usize> = (0..encs.len()).collect();
+    order.sort_by_key(|&i| encs[i].prompt_len);
+    let mut out = vec![String::new(); encs.len()];
+    for chunk in order.chunks(EVAL_BATCH) {
+        let prompts: Vec<Vec<u32>> = chunk
+            .iter()
+            .map(|&i| encs[i].ids[..encs[i].prompt_len].to_vec())
+            .collect();
+        let gens = model.generate(&prompts, max_new, &[tok.eos])?;
+        for (&i, g) in chunk.iter().zip(gens) {
+            out[i] = tok.decode(&g)?;
+        }
+    }
+    Ok(out)
+}
+
+/// The loss that picks the best checkpoint: the mean over the languages trained on (English
+/// and seen), as the paper selects by held-out loss of the training distribution; all results
+/// when there are none.
+pub fn selection_loss(results: &[EvalResult]) -> Option<f64> {
+    let pick = |f: &dyn Fn(&EvalResult) -> bool| {
+        let v: Vec<f64> = results
+            .iter()
+            .filter(|r| f(r) && r.loss.is_finite())
+            .map(|r| r.loss)
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    pick(&|r| r.group != "unseen").or_else(|| pick(&|_| true))
+}

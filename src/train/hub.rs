@@ -1,0 +1,141 @@
+//! Pretrained models: a local directory, or a Hugging Face hub name found in the standard cache
+//! (`HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use candle_core::DType;
+use candle_nn::VarMap;
+
+use super::model::Model;
+use crate::bail_input;
+
+/// The hub cache directory.
+pub fn hub_cache_dir() -> PathBuf {
+    for var in ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"] {
+        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            return PathBuf::from(v);
+        }
+    }
+    if let Some(h) = std::env::var_os("HF_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(h).join("hub");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("huggingface").join("hub")
+}
+
+fn is_hub_name(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('/').collect();
+    parts.len() == 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+}
+
+/// The directory holding a model's files: the source itself when it is a directory, else the
+/// cached snapshot of the hub repository at `revision` (default `main`).
+pub fn resolve_model_dir(source: &str, revision: Option<&str>) -> Result<PathBuf> {
+    let p = Path::new(source);
+    if p.is_dir() {
+        return Ok(p.to_path_buf());
+    }
+    if !is_hub_name(source) {
+        bail_input!("model '{source}': not a directory and not a hub name of the form org/name");
+    }
+    let cache = hub_cache_dir();
+    let repo = cache.join(format!("models--{}", source.replace('/', "--")));
+    let rev = revision.unwrap_or("main");
+    let commit = if rev.len() == 40 && rev.chars().all(|c| c.is_ascii_hexdigit()) {
+        rev.to_string()
+    } else {
+        let r = repo.join("refs").join(rev);
+        match std::fs::read_to_string(&r) {
+            Ok(s) => s.trim().to_string(),
+            Err(_) => bail_input!(
+                "model '{source}' (revision {rev}) is not in the Hugging Face cache {} (looked for {})",
+                cache.display(),
+                r.display()
+            ),
+        }
+    };
+    let snap = repo.join("snapshots").join(&commit);
+    if !snap.is_dir() {
+        bail_input!(
+            "model '{source}': the cache names snapshot {commit} but {} does not exist",
+            snap.display()
+        );
+    }
+    Ok(snap)
+}
+
+/// The weight files of a model directory: the shards of `model.safetensors.index.json`, or
+/// `model.safetensors`.
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.exists() {
+        let text = std::fs::read_to_string(&index)
+            .with_context(|| format!("reading {}", index.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| crate::error::bad_input(format!("{}: {e}", index.display())))?;
+        let Some(map) = v.get("weight_map").and_then(|m| m.as_object()) else {
+            bail_input!("{}: no weight_map", index.display());
+        };
+        let mut files: Vec<String> = map
+            .values()
+            .filter_map(|f| f.as_str().map(String::from))
+            .collect();
+        files.sort();
+        files.dedup();
+        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+    }
+    let single = dir.join("model.safetensors");
+    if single.exists() {
+        return Ok(vec![single]);
+    }
+    bail_input!(
+        "{}: no model.safetensors or model.safetensors.index.json",
+        dir.display()
+    )
+}
+
+/// Load pretrained weights into the model's variables. Every variable must be found with its
+/// shape; a tied model may lack `lm_head.weight`. Errors name the file and the tensor.
+pub fn load_pretrained(varmap: &VarMap, model: &Model, dir: &Path, _dtype: DType) -> Result<()> {
+    let files = weight_files(dir)?;
+    let data = varmap.data().lock().expect("varmap lock");
+    let mut missing: Vec<String> = data.keys().cloned().collect();
+    for f in &files {
+        let tensors = candle_core::safetensors::load(f, model.device()).map_err(|e| {
+            crate::error::bad_input(format!(
+                "{}: not a readable safetensors file: {e}",
+                f.display()
+            ))
+        })?;
+        for (name, t) in tensors {
+            let Some(var) = data.get(&name) else { continue };
+            if t.dims() != var.dims() {
+                bail_input!(
+                    "{}: tensor '{name}' has shape {:?}, the model config needs {:?}",
+                    f.display(),
+                    t.dims(),
+                    var.dims()
+                );
+            }
+            var.set(&t.to_dtype(var.dtype())?)?;
+            missing.retain(|m| m != &name);
+        }
+    }
+    missing.sort();
+    if let Some(m) = missing.first() {
+        bail_input!(
+            "{}: tensor '{m}' is missing ({} missing in all)",
+            dir.display(),
+            missing.len()
+        );
+    }
+    Ok(())
+}

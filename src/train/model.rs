@@ -1,0 +1,645 @@
+//! Llama / Qwen2 decoder with Hugging Face weight names: training forward (differentiable
+//! w.r.t. every parameter), token NLL for evaluation, and batched greedy generation with a KV
+//! cache.
+
+use super::model_config::ModelConfig;
+use super::ops::{self, Kernels, RopeTables};
+use candle_core::{DType, Device, IndexOp, Result, Tensor, Var};
+use candle_nn::VarMap;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, HashSet};
+
+/// How a parameter is initialised by [`Model::new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// normal(0, 0.02)
+    Normal,
+    /// all ones (norm weights)
+    Ones,
+    /// all zeros (biases)
+    Zeros,
+}
+
+/// One expected parameter: HF name, shape, initialisation.
+#[derive(Debug, Clone)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+}
+
+/// Every parameter of the model, in a fixed order, with its Hugging Face name.
+pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
+    let (h, i, v, kv) = (
+        cfg.hidden_size,
+        cfg.intermediate_size,
+        cfg.vocab_size,
+        cfg.kv_dim(),
+    );
+    let mut out = Vec::new();
+    let mut p =
+        |name: String, shape: Vec<usize>, init: Init| out.push(ParamSpec { name, shape, init });
+    p("model.embed_tokens.weight".into(), vec![v, h], Init::Normal);
+    for l in 0..cfg.num_hidden_layers {
+        let pre = format!("model.layers.{l}");
+        p(
+            format!("{pre}.self_attn.q_proj.weight"),
+            vec![h, h],
+            Init::Normal,
+        );
+        p(
+            format!("{pre}.self_attn.k_proj.weight"),
+            vec![kv, h],
+            Init::Normal,
+        );
+        p(
+            format!("{pre}.self_attn.v_proj.weight"),
+            vec![kv, h],
+            Init::Normal,
+        );
+        if cfg.attention_bias {
+            p(format!("{pre}.self_attn.q_proj.bias"), vec![h], Init::Zeros);
+            p(
+                format!("{pre}.self_attn.k_proj.bias"),
+                vec![kv],
+                Init::Zeros,
+            );
+            p(
+                format!("{pre}.self_attn.v_proj.bias"),
+                vec![kv],
+                Init::Zeros,
+            );
+        }
+        p(
+            format!("{pre}.self_attn.o_proj.weight"),
+            vec![h, h],
+            Init::Normal,
+        );
+        p(
+            format!("{pre}.mlp.gate_proj.weight"),
+            vec![i, h],
+            Init::Normal,
+        );
+        p(
+            format!("{pre}.mlp.up_proj.weight"),
+            vec![i, h],
+            Init::Normal,
+        );
+        p(
+            format!("{pre}.mlp.down_proj.weight"),
+            vec![h, i],
+            Init::Normal,
+        );
+        p(format!("{pre}.input_layernorm.weight"), vec![h], Init::Ones);
+        p(
+            format!("{pre}.post_attention_layernorm.weight"),
+            vec![h],
+            Init::Ones,
+        );
+    }
+    p("model.norm.weight".into(), vec![h], Init::Ones);
+    if !cfg.tie_word_embeddings {
+        p("lm_head.weight".into(), vec![v, h], Init::Normal);
+    }
+    out
+}
+
+/// Errors of [`Model::from_varmap_checked`]: every problem is listed.
+#[derive(Debug, thiserror::Error)]
+#[error("weights do not match the config: {}", .problems.join("; "))]
+pub struct WeightMismatch {
+    pub problems: Vec<String>,
+}
+
+struct Layer {
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    qb: Option<Tensor>,
+    kb: Option<Tensor>,
+    vb: Option<Tensor>,
+    o: Tensor,
+    gate: Tensor,
+    up: Tensor,
+    down: Tensor,
+    ln1: Tensor,
+    ln2: Tensor,
+}
+
+/// The decoder. Parameters are the `VarMap`'s variables (shared storage): optimizer updates
+/// through `Var::set` are seen by the model.
+pub struct Model {
+    cfg: ModelConfig,
+    kernels: Kernels,
+    device: Device,
+    dtype: DType,
+    embed: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    lm_head: Option<Tensor>,
+    rope: RopeTables,
+}
+
+fn name_seed(seed: u64, name: &str) -> u64 {
+    // FNV-1a of the name, mixed with the seed: each tensor has its own stream, independent
+    // of the order in which tensors are created.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Standard normal samples (Box–Muller over the seeded ChaCha8 stream), scaled by `std`.
+pub fn normal_vec(rng: &mut ChaCha8Rng, n: usize, std: f64) -> Vec<f32> {
+    let mut out = Vec::with_capacity(n + 1);
+    while out.len() < n {
+        let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+        let u2: f64 = rng.random::<f64>();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let a = std::f64::consts::TAU * u2;
+        out.push((r * a.cos() * std) as f32);
+        out.push((r * a.sin() * std) as f32);
+    }
+    out.truncate(n);
+    out
+}
+
+impl Model {
+    /// Creates every parameter in `varmap` under its HF name, initialised deterministically
+    /// from `seed` (normal std 0.02 for matrices, 1 for norms, 0 for biases). Fails if a name
+    /// already exists in the map.
+    pub fn new(
+        cfg: &ModelConfig,
+        varmap: &VarMap,
+        device: &Device,
+        dtype: DType,
+        seed: u64,
+    ) -> Result<Self> {
+        cfg.validate()
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        {
+            let mut data = varmap.data().lock().unwrap();
+            for spec in param_specs(cfg) {
+                if data.contains_key(&spec.name) {
+                    candle_core::bail!("Model::new: {} already exists in the VarMap", spec.name);
+                }
+                let n: usize = spec.shape.iter().product();
+                let values = match spec.init {
+                    Init::Normal => normal_vec(
+                        &mut ChaCha8Rng::seed_from_u64(name_seed(seed, &spec.name)),
+                        n,
+                        0.02,
+                    ),
+                    Init::Ones => vec![1f32; n],
+                    Init::Zeros => vec![0f32; n],
+                };
+                let t = Tensor::from_vec(values, spec.shape.as_slice(), device)?.to_dtype(dtype)?;
+                data.insert(spec.name.clone(), Var::from_tensor(&t)?);
+            }
+        }
+        Self::from_varmap_checked(cfg, varmap)
+    }
+
+    /// Builds the model over the variables of `varmap` (e.g. loaded with
+    /// [`load_varmap_safetensors`]): every expected name must exist with the right shape, and
+    /// no other name may be present (`lm_head.weight` is tolerated, and ignored, when the
+    /// embeddings are tied). All problems are reported together.
+    pub fn from_varmap_checked(cfg: &ModelConfig, varmap: &VarMap) -> Result<Self> {
+        cfg.validate()
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let data = varmap.data().lock().unwrap();
+        let specs = param_specs(cfg);
+        let mut problems = Vec::new();
+        let mut found: BTreeMap<String, Tensor> = BTreeMap::new();
+        for s in &specs {
+            match data.get(&s.name) {
+                None => problems.push(format!(
+                    "missing tensor {} (expected shape {:?})",
+                    s.name, s.shape
+                )),
+                Some(v) if v.dims() != s.shape.as_slice() => problems.push(format!(
+                    "tensor {} has shape {:?}, expected {:?}",
+                    s.name,
+                    v.dims(),
+                    s.shape
+                )),
+                Some(v) => {
+                    found.insert(s.name.clone(), v.as_tensor().clone());
+                }
+            }
+        }
+        let expected: HashSet<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        let mut unknown: Vec<String> = data
+            .iter()
+            .filter(|(k, _)| !expected.contains(k.as_str()))
+            .filter(|(k, v)| {
+                !(cfg.tie_word_embeddings
+                    && k.as_str() == "lm_head.weight"
+                    && v.dims() == [cfg.vocab_size, cfg.hidden_size])
+            })
+            .map(|(k, v)| format!("unknown tensor {k} (shape {:?})", v.dims()))
+            .collect();
+        unknown.sort();
+        problems.extend(unknown);
+        let dtypes: HashSet<DType> = found.values().map(|t| t.dtype()).collect();
+        if dtypes.len() > 1 {
+            problems.push(format!("mixed dtypes {dtypes:?}"));
+        }
+        if !problems.is_empty() {
+            return Err(candle_core::Error::wrap(WeightMismatch { problems }));
+        }
+        drop(data);
+        let mut take = |n: &str| found.remove(n).expect("checked above");
+        let embed = take("model.embed_tokens.weight");
+        let device = embed.device().clone();
+        let dtype = embed.dtype();
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for l in 0..cfg.num_hidden_layers {
+            let pre = format!("model.layers.{l}");
+            let bias = |take: &mut dyn FnMut(&str) -> Tensor, n: &str| {
+                if cfg.attention_bias {
+                    Some(take(&format!("{pre}.self_attn.{n}_proj.bias")))
+                } else {
+                    None
+                }
+            };
+            let qb = bias(&mut take, "q");
+            let kb = bias(&mut take, "k");
+            let vb = bias(&mut take, "v");
+            layers.push(Layer {
+                q: take(&format!("{pre}.self_attn.q_proj.weight")),
+                k: take(&format!("{pre}.self_attn.k_proj.weight")),
+                v: take(&format!("{pre}.self_attn.v_proj.weight")),
+                qb,
+                kb,
+                vb,
+                o: take(&format!("{pre}.self_attn.o_proj.weight")),
+                gate: take(&format!("{pre}.mlp.gate_proj.weight")),
+                up: take(&format!("{pre}.mlp.up_proj.weight")),
+                down: take(&format!("{pre}.mlp.down_proj.weight")),
+                ln1: take(&format!("{pre}.input_layernorm.weight")),
+                ln2: take(&format!("{pre}.post_attention_layernorm.weight")),
+            });
+        }
+        let norm = take("model.norm.weight");
+        let lm_head = if cfg.tie_word_embeddings {
+            None
+        } else {
+            Some(take("lm_head.weight"))
+        };
+        let rope = RopeTables::new(
+            cfg.head_dim(),
+            cfg.max_position_embeddings,
+            cfg.rope_theta,
+            &device,
+            dtype,
+        )?;
+        Ok(Model {
+            cfg: cfg.clone(),
+            kernels: Kernels::Fused.effective(&device, dtype),
+            device,
+            dtype,
+            embed,
+            layers,
+            norm,
+            lm_head,
+            rope,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    /// The kernels in use (Fused on CPU/f32, Composite otherwise by default).
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
+    }
+    /// Selects the kernels; Fused silently becomes Composite where unsupported (non-CPU
+    /// device or non-f32 dtype).
+    pub fn set_kernels(&mut self, k: Kernels) {
+        self.kernels = k.effective(&self.device, self.dtype);
+    }
+
+    fn lm_head_weight(&self) -> &Tensor {
+        self.lm_head.as_ref().unwrap_or(&self.embed)
+    }
+
+    /// Final hidden states `[B·T, H]` (after the last norm) for the training forward.
+    fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t > self.rope.max_pos {
+            candle_core::bail!(
+                "sequence length {t} exceeds max_position_embeddings {}",
+                self.rope.max_pos
+            );
+        }
+        let k = self.kernels;
+        let cfg = &self.cfg;
+        let (nh, nkv, hd) = (
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+            cfg.head_dim(),
+        );
+        let n = b * t;
+        let ids = ids.flatten_all()?.to_dtype(DType::U32)?;
+        let mut x = self.embed.index_select(&ids, 0)?; // [N, H]
+        for l in &self.layers {
+            let h = ops::rms_norm(&x, &l.ln1, cfg.rms_norm_eps, k)?;
+            let q = linear(&h, &l.q, l.qb.as_ref())?.reshape((b, t, nh, hd))?;
+            let kk = linear(&h, &l.k, l.kb.as_ref())?.reshape((b, t, nkv, hd))?;
+            let v = linear(&h, &l.v, l.vb.as_ref())?.reshape((b, t, nkv, hd))?;
+            let q = ops::rope(&q, &self.rope, k)?;
+            let kk = ops::rope(&kk, &self.rope, k)?;
+            let a = ops::causal_attention(&q, &kk, &v, k)?.reshape((n, nh * hd))?;
+            x = (x + linear(&a, &l.o, None)?)?;
+            let h = ops::rms_norm(&x, &l.ln2, cfg.rms_norm_eps, k)?;
+            let g = linear(&h, &l.gate, None)?;
+            let u = linear(&h, &l.up, None)?;
+            x = (x + linear(&ops::swiglu(&g, &u, k)?, &l.down, None)?)?;
+        }
+        ops::rms_norm(&x, &self.norm, cfg.rms_norm_eps, k)
+    }
+
+    /// Training loss: `Σ w·nll / Σ w` over `[B, T]` positions (`ids`, `targets` u32, `weights`
+    /// f32 with 0 = ignore; right padding). Differentiable w.r.t. every parameter.
+    pub fn loss(&self, ids: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
+        let h = self.hidden(ids)?;
+        let logits = h.matmul(&self.lm_head_weight().t()?)?;
+        ops::cross_entropy(
+            &logits,
+            &targets.flatten_all()?,
+            &weights.flatten_all()?,
+            self.kernels,
+        )
+    }
+
+    /// Logits `[B, T, V]` of the training forward (no cache).
+    pub fn logits(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let h = self.hidden(ids)?;
+        h.matmul(&self.lm_head_weight().t()?)?
+            .reshape((b, t, self.cfg.vocab_size))?
+            .detach()
+            .contiguous()
+    }
+
+    /// Per-token negative log-likelihood `[B, T]` (no gradient), for evaluation losses.
+    pub fn token_nll(&self, ids: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let h = self.hidden(ids)?.detach();
+        let logits = h.matmul(&self.lm_head_weight().detach().t()?)?;
+        ops::token_nll_from_logits(&logits, &targets.flatten_all()?)?.reshape((b, t))
+    }
+
+    /// Batched greedy decoding with a KV cache. Returns, for each prompt, the new tokens: at most
+    /// `max_new`, ending before the first token in `stop` (the stop token is not included).
+    /// Prompts of different lengths are left-padded; padded positions are masked out and each
+    /// row has its own positions, so results equal those of decoding each prompt alone.
+    pub fn generate(
+        &self,
+        prompts: &[Vec<u32>],
+        max_new: usize,
+        stop: &[u32],
+    ) -> Result<Vec<Vec<u32>>> {
+        let bsz = prompts.len();
+        if bsz == 0 || max_new == 0 {
+            return Ok(vec![Vec::new(); bsz]);
+        }
+        if let Some(i) = prompts.iter().position(|p| p.is_empty()) {
+            candle_core::bail!("generate: prompt {i} is empty");
+        }
+        let v = self.cfg.vocab_size as u32;
+        if let Some(&bad) = prompts.iter().flatten().find(|&&x| x >= v) {
+            candle_core::bail!("generate: token {bad} is out of the vocabulary ({v})");
+        }
+        let lens: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
+        let lmax = *lens.iter().max().unwrap();
+        let pads: Vec<usize> = lens.iter().map(|&l| lmax - l).collect();
+        let need = lmax + max_new;
+        let rope = if need > self.rope.max_pos {
+            RopeTables::new(
+                self.cfg.head_dim(),
+                need,
+                self.cfg.rope_theta,
+                &self.device,
+                self.dtype,
+            )?
+        } else {
+            self.rope.clone()
+        };
+        let w = InferWeights::new(self);
+        let mut cache: Vec<Option<(Tensor, Tensor)>> = vec![None; self.layers.len()];
+
+        // Prefill.
+        let mut ids = Vec::with_capacity(bsz * lmax);
+        let mut pos = Vec::with_capacity(bsz * lmax);
+        let mut mask = vec![0f32; bsz * lmax * lmax];
+        for (r, p) in prompts.iter().enumerate() {
+            for t in 0..lmax {
+                ids.push(if t < pads[r] { 0 } else { p[t - pads[r]] });
+                pos.push(t.saturating_sub(pads[r]) as u32);
+                for j in 0..lmax {
+                    // causal; pad keys masked; a pad query sees itself only (keeps rows finite)
+                    let ok = j <= t && (j >= pads[r] || j == t);
+                    if !ok {
+                        mask[(r * lmax + t) * lmax + j] = f32::NEG_INFINITY;
+                    }
+                }
+            }
+        }
+        let ids = Tensor::from_vec(ids, (bsz, lmax), &self.device)?;
+        let pos = Tensor::from_vec(pos, (bsz, lmax), &self.device)?;
+        let mask =
+            Tensor::from_vec(mask, (bsz, 1, lmax, lmax), &self.device)?.to_dtype(self.dtype)?;
+        let logits = self.infer_step(&w, &ids, &pos, &mask, &rope, &mut cache)?; // [B, V]
+        let mut next = argmax_rows(&logits)?;
+
+        let mut out: Vec<Vec<u32>> = vec![Vec::new(); bsz];
+        let mut done = vec![false; bsz];
+        for step in 0..max_new {
+            for r in 0..bsz {
+                if !done[r] {
+                    if stop.contains(&next[r]) {
+                        done[r] = true;
+                    } else {
+                        out[r].push(next[r]);
+                    }
+                }
+            }
+            if step + 1 == max_new || done.iter().all(|&d| d) {
+                break;
+            }
+            let s = lmax + step + 1; // keys after this step
+            let ids = Tensor::from_vec(next.clone(), (bsz, 1), &self.device)?;
+            let pos: Vec<u32> = (0..bsz).map(|r| (lens[r] + step) as u32).collect();
+            let pos = Tensor::from_vec(pos, (bsz, 1), &self.device)?;
+            let mut mask = vec![0f32; bsz * s];
+            for r in 0..bsz {
+                for j in 0..pads[r] {
+                    mask[r * s + j] = f32::NEG_INFINITY;
+                }
+            }
+            let mask =
+                Tensor::from_vec(mask, (bsz, 1, 1, s), &self.device)?.to_dtype(self.dtype)?;
+            let logits = self.infer_step(&w, &ids, &pos, &mask, &rope, &mut cache)?;
+            next = argmax_rows(&logits)?;
+        }
+        Ok(out)
+    }
+
+    /// One cached forward over `ids` `[B, T]` at positions `pos` `[B, T]`; returns the logits of
+    /// the last position `[B, V]`.
+    fn infer_step(
+        &self,
+        w: &InferWeights,
+        ids: &Tensor,
+        pos: &Tensor,
+        mask: &Tensor,
+        rope: &RopeTables,
+        cache: &mut [Option<(Tensor, Tensor)>],
+    ) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (b, t) = ids.dims2()?;
+        let (nh, nkv, hd) = (
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+            cfg.head_dim(),
+        );
+        let eps = cfg.rms_norm_eps as f32;
+        let posf = pos.flatten_all()?;
+        let cos = rope
+            .cos
+            .index_select(&posf, 0)?
+            .reshape((b, t, 1, hd / 2))?;
+        let sin = rope
+            .sin
+            .index_select(&posf, 0)?
+            .reshape((b, t, 1, hd / 2))?;
+        let mut x = w.embed.index_select(&ids.flatten_all()?, 0)?; // [B·T, H]
+        let scale = 1.0 / (hd as f64).sqrt();
+        for (li, l) in w.layers.iter().enumerate() {
+            let h = candle_nn::ops::rms_norm(&x, &l.ln1, eps)?;
+            let q = linear(&h, &l.q, l.qb.as_ref())?.reshape((b, t, nh, hd))?;
+            let k = linear(&h, &l.k, l.kb.as_ref())?.reshape((b, t, nkv, hd))?;
+            let v = linear(&h, &l.v, l.vb.as_ref())?.reshape((b, t, nkv, hd))?;
+            let q = ops::rope::rope_composite(&q, &cos, &sin)?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let k = ops::rope::rope_composite(&k, &cos, &sin)?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let v = v.transpose(1, 2)?.contiguous()?;
+            let (k, v) = match &cache[li] {
+                Some((ck, cv)) => (Tensor::cat(&[ck, &k], 2)?, Tensor::cat(&[cv, &v], 2)?),
+                None => (k, v),
+            };
+            cache[li] = Some((k.clone(), v.clone()));
+            let k = ops::attention::repeat_kv(&k, nh / nkv)?.contiguous()?;
+            let v = ops::attention::repeat_kv(&v, nh / nkv)?.contiguous()?;
+            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let a = att.matmul(&v)?.transpose(1, 2)?.reshape((b * t, nh * hd))?;
+            x = (x + linear(&a, &l.o, None)?)?;
+            let h = candle_nn::ops::rms_norm(&x, &l.ln2, eps)?;
+            let g = linear(&h, &l.gate, None)?;
+            let u = linear(&h, &l.up, None)?;
+            x = (x + linear(&(g.silu()? * u)?, &l.down, None)?)?;
+        }
+        let last = x
+            .reshape((b, t, cfg.hidden_size))?
+            .i((.., t - 1, ..))?
+            .contiguous()?;
+        let h = candle_nn::ops::rms_norm(&last, &w.norm, eps)?;
+        h.matmul(&w.lm_head.t()?)
+    }
+}
+
+/// Detached copies (shared storage) of the weights: the inference path builds no graph.
+struct InferWeights {
+    embed: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    lm_head: Tensor,
+}
+
+impl InferWeights {
+    fn new(m: &Model) -> Self {
+        let d = |t: &Tensor| t.detach();
+        let od = |t: &Option<Tensor>| t.as_ref().map(|t| t.detach());
+        InferWeights {
+            embed: d(&m.embed),
+            layers: m
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    q: d(&l.q),
+                    k: d(&l.k),
+                    v: d(&l.v),
+                    qb: od(&l.qb),
+                    kb: od(&l.kb),
+                    vb: od(&l.vb),
+                    o: d(&l.o),
+                    gate: d(&l.gate),
+                    up: d(&l.up),
+                    down: d(&l.down),
+                    ln1: d(&l.ln1),
+                    ln2: d(&l.ln2),
+                })
+                .collect(),
+            norm: d(&m.norm),
+            lm_head: d(m.lm_head_weight()),
+        }
+    }
+}
+
+/// `x [N, in] · wᵀ (+ b)` with `w` `[out, in]`.
+fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let y = x.matmul(&w.t()?)?;
+    match b {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
+    }
+}
+
+fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
+    let rows = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let mut best = 0usize;
+            for (i, &x) in r.iter().enumerate() {
+                if x > r[best] {
+                    best = i;
+                }
+            }
+            best as u32
+        })
+        .collect())
+}
+
+/// Loads every tensor of a safetensors file as a variable (unlike `VarMap::load`, which only
+/// fills names already present). Pair with [`Model::from_varmap_checked`].
+pub fn load_varmap_safetensors(
+    path: impl AsRef<std::path::Path>,
+    device: &Device,
+    dtype: DType,
+) -> Result<VarMap> {
+    let tensors = candle_core::safetensors::load(path, device)?;
+    let vm = VarMap::new();
+    {
+        let mut data = vm.data().lock().unwrap();
+        for (name, t) in tensors {
+            data.insert(name, Var::from_tensor(&t.to_dtype(dtype)?)?);
+        }
+    }
+    Ok(vm)
+}

@@ -1,0 +1,153 @@
+//! RMSNorm: y = x / sqrt(mean(x²) + eps) * w, over the last dimension.
+
+use super::simd::{self, dispatch, madd};
+use super::{cpu_f32, cpu_tensor, with_f32, Kernels, ROW_CHUNK};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+/// RMSNorm of `x` (`[..., H]`) with weight `w` (`[H]`).
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, kernels: Kernels) -> Result<Tensor> {
+    match kernels.effective(x.device(), x.dtype()) {
+        Kernels::Fused => {
+            let x = x.contiguous()?;
+            x.apply_op2(&w.contiguous()?, RmsNormOp { eps: eps as f32 })
+        }
+        Kernels::Composite => rms_norm_composite(x, w, eps),
+    }
+}
+
+/// Differentiable composite reference.
+pub fn rms_norm_composite(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+    let r = (ms + eps)?.sqrt()?.recip()?;
+    x.broadcast_mul(&r)?.broadcast_mul(w)
+}
+
+struct RmsNormOp {
+    eps: f32,
+}
+
+#[inline(always)]
+fn fwd_rows<const F: bool>(x: &[f32], w: &[f32], y: &mut [f32], eps: f32) {
+    let h = w.len();
+    for (xr, yr) in x.chunks_exact(h).zip(y.chunks_exact_mut(h)) {
+        let r = 1.0 / (simd::sumsq::<F>(xr) / h as f32 + eps).sqrt();
+        for i in 0..h {
+            yr[i] = xr[i] * r * w[i];
+        }
+    }
+}
+dispatch!(fn fwd_rows_d => fwd_rows(x: &[f32], w: &[f32], y: &mut [f32], eps: f32));
+
+/// Backward of a chunk of rows: writes dx, accumulates dw (in row order) into `dw`.
+#[inline(always)]
+fn bwd_rows<const F: bool>(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    dw: &mut [f32],
+    eps: f32,
+) {
+    let h = w.len();
+    let inv_h = 1.0 / h as f32;
+    for ((xr, dyr), dxr) in x
+        .chunks_exact(h)
+        .zip(dy.chunks_exact(h))
+        .zip(dx.chunks_exact_mut(h))
+    {
+        let r = 1.0 / (simd::sumsq::<F>(xr) * inv_h + eps).sqrt();
+        // c = mean(dy * w * xhat) = r * mean(dy * w * x)
+        let mut acc = [0f32; 8];
+        let chunks = h / 8;
+        for c in 0..chunks {
+            for l in 0..8 {
+                let i = c * 8 + l;
+                acc[l] = madd::<F>(dyr[i] * w[i], xr[i], acc[l]);
+            }
+        }
+        let mut tail = 0f32;
+        for i in chunks * 8..h {
+            tail = madd::<F>(dyr[i] * w[i], xr[i], tail);
+        }
+        let s = ((acc[0] + acc[4]) + (acc[1] + acc[5]))
+            + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+            + tail;
+        let c = s * r * inv_h;
+        for i in 0..h {
+            let xhat = xr[i] * r;
+            dxr[i] = r * (dyr[i] * w[i] - xhat * c);
+            dw[i] = madd::<F>(dyr[i], xhat, dw[i]);
+        }
+    }
+}
+dispatch!(fn bwd_rows_d => bwd_rows(x: &[f32], w: &[f32], dy: &[f32], dx: &mut [f32], dw: &mut [f32], eps: f32));
+
+impl CustomOp2 for RmsNormOp {
+    fn name(&self) -> &'static str {
+        "engine-rms-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = cpu_f32(s1, l1, "rms_norm x")?;
+        let w = cpu_f32(s2, l2, "rms_norm w")?;
+        let h = *l1.dims().last().unwrap_or(&0);
+        if l2.dims() != [h] {
+            candle_core::bail!(
+                "rms_norm: weight shape {:?} for input {:?}",
+                l2.dims(),
+                l1.dims()
+            );
+        }
+        let mut y = vec![0f32; x.len()];
+        if h > 0 {
+            y.par_chunks_mut(ROW_CHUNK * h)
+                .zip(x.par_chunks(ROW_CHUNK * h))
+                .for_each(|(yc, xc)| fwd_rows_d(xc, w, yc, self.eps));
+        }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let h = w.dim(0)?;
+        let (dx, dw) = with_f32(x, "rms_norm bwd x", |x| {
+            with_f32(w, "rms_norm bwd w", |w| {
+                with_f32(dy, "rms_norm bwd dy", |dy| {
+                    let mut dx = vec![0f32; x.len()];
+                    let partials: Vec<Vec<f32>> = dx
+                        .par_chunks_mut(ROW_CHUNK * h)
+                        .zip(
+                            x.par_chunks(ROW_CHUNK * h)
+                                .zip(dy.par_chunks(ROW_CHUNK * h)),
+                        )
+                        .map(|(dxc, (xc, dyc))| {
+                            let mut dw = vec![0f32; h];
+                            bwd_rows_d(xc, w, dyc, dxc, &mut dw, self.eps);
+                            dw
+                        })
+                        .collect();
+                    let mut dw = vec![0f32; h];
+                    for p in &partials {
+                        for i in 0..h {
+                            dw[i] += p[i];
+                        }
+                    }
+                    (dx, dw)
+                })
+            })
+        })???;
+        Ok((Some(cpu_tensor(dx, x.dims())?), Some(cpu_tensor(dw, &[h])?)))
+    }
+}

@@ -1,0 +1,310 @@
+//! Creating run directories: a new run from a config (with its tokenizer and, for `[init]`,
+//! its base run's checkpoint), and a fork of an existing run at a checkpoint.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::checkpoint::{self, TrainState};
+use crate::bail_input;
+use crate::config::{Lineage, Loaded, RunConfig};
+use crate::data::mixture::{Mixture, SpecContext};
+use crate::data::tokenizer::{self, Tok};
+use crate::data::Task;
+use crate::runs::events::{Body, Event, EventWriter};
+use crate::runs::{self, RunDir};
+
+/// The digest that identifies a config, its name and length (`train.max_steps`) excluded: a run
+/// directory can be resumed with a config of the same digest, and a base run is reused by a
+/// config of the same digest and length.
+pub fn config_hash(c: &RunConfig) -> Result<String> {
+    let mut c = c.clone();
+    c.name = None;
+    c.source_hash = None;
+    c.train.max_steps = 0;
+    Ok(crate::util::short_hash(
+        crate::config::to_toml(&c)?.as_bytes(),
+    ))
+}
+
+/// A created run, and the base run it starts from (for `[init]`), which may not have finished.
+pub struct Created {
+    pub run: RunDir,
+    pub base: Option<RunDir>,
+}
+
+/// Create a run directory from a validated config. `dir` is the run directory to create (or
+/// `None` for a new id under `root`). A config with `[init] config = ...` gets its base run
+/// found in the root by digest, or created there (not trained: see [`Created::base`]); the new
+/// run's lineage, tokenizer, model and schedule come from the base, and its first event is
+/// `fork`. Its starting checkpoint is linked in when it first trains ([`prepare_start`]).
+pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Created> {
+    let mut cfg = loaded.config.clone();
+    cfg.source_hash = Some(config_hash(&cfg)?);
+    let path = match dir {
+        Some(d) => d.to_path_buf(),
+        None => root.join(runs::new_id(root, cfg.name.as_deref())),
+    };
+    let run = RunDir::new(&path);
+    let mut base: Option<(RunDir, u64)> = None;
+    if let Some(init) = cfg.init.clone() {
+        let b = find_or_create_base(root, &init)?;
+        let bcfg = b.read_config()?;
+        let step = init.step.unwrap_or(bcfg.train.max_steps);
+        if step > bcfg.train.max_steps {
+            bail_input!(
+                "init.step: {step} is past the end of base run {} ({} steps)",
+                b.id(),
+                bcfg.train.max_steps
+            );
+        }
+        cfg.model = bcfg.model.clone();
+        cfg.tokenizer = bcfg.tokenizer.clone();
+        cfg.lineage = Some(Lineage {
+            parent: b.id(),
+            fork_step: step,
+        });
+        cfg.train.max_steps += step;
+        cfg.train.schedule_start = step;
+        cfg.init = Some(crate::config::InitSection {
+            config: None,
+            run: Some(b.id()),
+            step: Some(step),
+        });
+        base = Some((b, step));
+    }
+    if let Some(parent) = path.parent() {
+        crate::util::create_private_dir(parent).ok();
+    }
+    crate::util::create_private_dir(&path)?;
+    let tok_src: PathBuf = match &base {
+        Some((b, _)) => b.tokenizer_path(),
+        None => tokenizer_source(root, &cfg)?,
+    };
+    Tok::load(&tok_src)?;
+    std::fs::copy(&tok_src, run.tokenizer_path())
+        .with_context(|| format!("copying {}", tok_src.display()))?;
+    run.write_config(&cfg)?;
+    if let Some((b, step)) = &base {
+        let mix = crate::train::trainer::mixture_of(&cfg)?;
+        write_fork_event(&run, &b.id(), *step, &mix)?;
+    }
+    let base = base.map(|(b, _)| b);
+    Ok(Created { run, base })
+}
+
+/// Whether a run has trained to its last step.
+pub fn is_complete(run: &RunDir) -> Result<bool> {
+    Ok(run.latest_checkpoint()? == Some(run.read_config()?.train.max_steps))
+}
+
+/// Before a run first trains: a run started from another run's model gets that checkpoint
+/// linked in. Errors (a [`BadInput`](crate::error::BadInput)) when the base has not reached it.
+pub fn prepare_start(root: &Path, run: &RunDir) -> Result<()> {
+    let cfg = run.read_config()?;
+    let (Some(init), Some(lin)) = (&cfg.init, &cfg.lineage) else {
+        return Ok(());
+    };
+    if run.latest_checkpoint()?.is_some() {
+        return Ok(());
+    }
+    let base_id = init.run.as_deref().unwrap_or(&lin.parent);
+    let base = match runs::resolve(root, base_id) {
+        Ok(b) => b,
+        Err(_) => {
+            let sibling = run
+                .path
+                .parent()
+                .map(|p| p.join(base_id))
+                .unwrap_or_default();
+            if sibling.join("run.toml").exists() {
+                RunDir::new(sibling)
+            } else {
+                bail_input!("run {}: its base run {base_id} does not exist", run.id());
+            }
+        }
+    };
+    if !base
+        .checkpoint_dir(lin.fork_step)
+        .join(checkpoint::STATE_FILE)
+        .exists()
+    {
+        bail_input!(
+            "run {}: base run {} has no checkpoint at step {} yet",
+            run.id(),
+            base.id(),
+            lin.fork_step
+        );
+    }
+    link_checkpoint(&base, lin.fork_step, run, cfg.seed)
+}
+
+/// The tokenizer.json a new run copies.
+fn tokenizer_source(root: &Path, cfg: &RunConfig) -> Result<PathBuf> {
+    match cfg.tokenizer.source.as_str() {
+        "suite" => {
+            tokenizer::suite_tokenizer(&tokenizer::cache_dir(root), cfg.tokenizer.vocab_size)
+        }
+        "model" => {
+            let dir =
+                super::hub::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
+            let p = dir.join("tokenizer.json");
+            if !p.exists() {
+                bail_input!("{}: the model has no tokenizer.json", dir.display());
+            }
+            Ok(p)
+        }
+        path => {
+            let p = PathBuf::from(path);
+            if !p.exists() {
+                bail_input!("tokenizer.source: {}: no such file", p.display());
+            }
+            Ok(p)
+        }
+    }
+}
+
+/// The base run an `[init]` section names: an existing run, or the run of a config (found in
+/// the root by digest and length, or created there, untrained).
+fn find_or_create_base(root: &Path, init: &crate::config::InitSection) -> Result<RunDir> {
+    if let Some(spec) = &init.run {
+        return runs::resolve(root, spec);
+    }
+    let cfg_path = init
+        .config
+        .as_ref()
+        .expect("validated: init has a config or a run");
+    let mut base_loaded = Loaded::read(cfg_path)?;
+    base_loaded.validate()?;
+    if base_loaded.config.init.is_some() {
+        bail_input!(
+            "{}: a base config cannot itself have [init]",
+            cfg_path.display()
+        );
+    }
+    let hash = config_hash(&base_loaded.config)?;
+    let existing = runs::list(root)?.into_iter().find(|r| {
+        r.read_config().ok().is_some_and(|c| {
+            c.source_hash.as_deref() == Some(&hash)
+                && c.train.max_steps == base_loaded.config.train.max_steps
+        })
+    });
+    match existing {
+        Some(r) => Ok(r),
+        None => Ok(create_run(root, None, &base_loaded)?.run),
+    }
+}
+
+fn fmt_steps(v: &[u64]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Put `from`'s checkpoint at `step` into `to` (hard links where possible, copies otherwise).
+/// The sampler continues with `seed` (the same as the parent's for an exact fork).
+fn link_checkpoint(from: &RunDir, step: u64, to: &RunDir, seed: u64) -> Result<()> {
+    let src = from.checkpoint_dir(step);
+    let tmp = to
+        .checkpoints_dir()
+        .join(format!(".tmp-{step}-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    for f in [checkpoint::MODEL_FILE, checkpoint::OPTIM_FILE] {
+        let (a, b) = (src.join(f), tmp.join(f));
+        if std::fs::hard_link(&a, &b).is_err() {
+            std::fs::copy(&a, &b).with_context(|| format!("copying {}", a.display()))?;
+        }
+    }
+    let mut st: TrainState = checkpoint::load_state(&src)?;
+    st.sampler.seed = seed;
+    st.control_seq = 0;
+    std::fs::write(
+        tmp.join(checkpoint::STATE_FILE),
+        serde_json::to_vec_pretty(&st)?,
+    )?;
+    std::fs::rename(&tmp, to.checkpoint_dir(step))?;
+    crate::util::sync_dir(&to.checkpoints_dir());
+    Ok(())
+}
+
+fn write_fork_event(run: &RunDir, parent: &str, step: u64, mix: &Mixture) -> Result<()> {
+    let mut w = EventWriter::open(&run.events_path())?;
+    w.write(&Event::new(
+        step,
+        Body::Fork {
+            parent: parent.to_string(),
+            parent_step: step,
+            mixture: mix.spec.clone(),
+        },
+    ))?;
+    w.sync()
+}
+
+/// Fork `parent` at checkpoint `at` (default: its latest) with a new mixture SPEC. Languages
+/// the new mixture trains on stop being held out. Returns the new run.
+pub fn fork_run(
+    root: &Path,
+    parent: &RunDir,
+    at: Option<u64>,
+    spec: &str,
+    name: Option<String>,
+) -> Result<RunDir> {
+    let pcfg = parent.read_config()?;
+    let ckpts = parent.checkpoints()?;
+    let step = match at {
+        Some(s) if ckpts.contains(&s) => s,
+        Some(s) => bail_input!(
+            "--at {s}: run {} has no checkpoint at step {s} (checkpoints: {})",
+            parent.id(),
+            fmt_steps(&ckpts)
+        ),
+        None => match ckpts.last() {
+            Some(s) => *s,
+            None => bail_input!("run {} has no checkpoint to fork from yet", parent.id()),
+        },
+    };
+    let user: Vec<String> = pcfg
+        .data
+        .tasks
+        .iter()
+        .filter(|t| Task::builtin(t).is_none())
+        .cloned()
+        .collect();
+    let ctx = SpecContext {
+        seen: pcfg.data.seen.clone(),
+        tasks: pcfg
+            .data
+            .tasks
+            .iter()
+            .map(|t| (Task::parse(t), 1.0 / pcfg.data.tasks.len() as f64))
+            .collect(),
+        user_tasks: user,
+    };
+    let mix = Mixture::parse(spec, &ctx)?;
+    let mut cfg = pcfg.clone();
+    cfg.data.mixture = mix.spec.clone();
+    cfg.data
+        .heldout
+        .retain(|h| !mix.seen().contains(&h.as_str()));
+    cfg.name = name.or_else(|| pcfg.name.as_ref().map(|n| format!("{n}-fork{step}")));
+    cfg.lineage = Some(Lineage {
+        parent: parent.id(),
+        fork_step: step,
+    });
+    cfg.init = None;
+    cfg.source_hash = None;
+    let id = runs::new_id(root, cfg.name.as_deref());
+    let run = RunDir::new(root.join(id));
+    crate::util::create_private_dir(&run.path)?;
+    std::fs::copy(parent.tokenizer_path(), run.tokenizer_path())
+        .context("copying the parent's tokenizer")?;
+    run.write_config(&cfg)?;
+    link_checkpoint(parent, step, &run, cfg.seed)?;
+    write_fork_event(&run, &parent.id(), step, &mix)?;
+    Ok(run)
+}

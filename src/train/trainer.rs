@@ -1,0 +1,622 @@
+//! The training loop: an explicit, readable SFT / LM loop over a run directory.
+//!
+//! `train(run)` resumes from the run's latest checkpoint (a fork starts with its parent's
+//! checkpoint copied in), trains to `train.max_steps`, evaluates, checkpoints, obeys the
+//! control file and SIGTERM, and reports everything as events.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device};
+use candle_nn::VarMap;
+
+use super::batch::make_batch;
+use super::checkpoint::{self, TrainState};
+use super::evaluate::Evaluator;
+use super::model::Model;
+use super::model_config::{Arch, ModelConfig};
+use super::ops::Kernels;
+use super::optim::{AdamW, AdamWConfig, GradAccum};
+use super::schedule::lr_at;
+use crate::config::RunConfig;
+use crate::data::jsonl::{DataSource, UserData};
+use crate::data::mixture::{Mixture, SpecContext};
+use crate::data::sampler::{Sampler, SamplerState};
+use crate::data::suite::GenOptions;
+use crate::data::tokenizer::Tok;
+use crate::data::Task;
+use crate::runs::control::{Command, ControlWatch};
+use crate::runs::events::{Body, Event, EventWriter, Examples, State};
+use crate::runs::lock::RunLock;
+use crate::runs::RunDir;
+
+static TERM: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_term(_sig: libc::c_int) {
+    TERM.store(true, Ordering::SeqCst);
+}
+
+/// SIGTERM and SIGINT ask the loop to checkpoint and stop at the next step boundary.
+fn install_signal_handlers() {
+    #[cfg(unix)]
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_term as *const () as libc::sighandler_t);
+    }
+}
+
+/// Give this process its CPU thread budget (before any parallel work starts).
+pub fn set_thread_budget(threads: usize) {
+    if threads > 0 {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global();
+    }
+}
+
+/// How a training process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    Stopped,
+    /// Paused, and the process should exit (a supervised run frees its slot).
+    Paused,
+}
+
+/// How to train.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrainOptions {
+    /// No progress lines on stdout.
+    pub quiet: bool,
+    /// On pause: checkpoint and return [`Outcome::Paused`] (the supervisor restarts the run on
+    /// resume) instead of waiting in place for a resume request.
+    pub pause_exits: bool,
+}
+
+/// The device a run asks for.
+pub fn select_device(spec: &str) -> Result<Device> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => {
+            #[cfg(feature = "cuda")]
+            if let Ok(d) = Device::new_cuda(0) {
+                return Ok(d);
+            }
+            Ok(Device::Cpu)
+        }
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let idx: usize = s
+                .strip_prefix("cuda:")
+                .map_or(Ok(0), |n| n.parse())
+                .map_err(|_| crate::error::bad_input(format!("device '{s}': bad GPU index")))?;
+            #[cfg(feature = "cuda")]
+            {
+                return Device::new_cuda(idx).with_context(|| format!("opening GPU {idx}"));
+            }
+            #[cfg(not(feature = "cuda"))]
+            {
+                let _ = idx;
+                Err(crate::error::bad_input(format!(
+                    "device '{s}': this mixscope was built without the `cuda` feature"
+                )))
+            }
+        }
+        other => Err(crate::error::bad_input(format!(
+            "device '{other}' is not cpu, cuda, cuda:N or auto"
+        ))),
+    }
+}
+
+pub fn dtype_of(s: &str) -> DType {
+    match s {
+        "bf16" => DType::BF16,
+        "f16" => DType::F16,
+        _ => DType::F32,
+    }
+}
+
+/// The model configuration of a run: the tiny shape with the tokenizer's vocabulary, or the
+/// pretrained model's config.json.
+pub fn model_config(cfg: &RunConfig, tok: &Tok) -> Result<ModelConfig> {
+    if cfg.model.source == "tiny" {
+        let s = &cfg.model.shape;
+        let m = ModelConfig {
+            vocab_size: s.vocab_size.unwrap_or(tok.vocab_size()),
+            hidden_size: s.hidden_size,
+            intermediate_size: s.intermediate_size,
+            num_hidden_layers: s.num_hidden_layers,
+            num_attention_heads: s.num_attention_heads,
+            num_key_value_heads: s.num_key_value_heads.unwrap_or(s.num_attention_heads),
+            max_position_embeddings: s.max_position_embeddings,
+            rope_theta: s.rope_theta,
+            rms_norm_eps: s.rms_norm_eps,
+            tie_word_embeddings: s.tie_word_embeddings,
+            architecture: if s.architecture == "qwen2" {
+                Arch::Qwen2
+            } else {
+                Arch::Llama
+            },
+            attention_bias: s.attention_bias || s.architecture == "qwen2",
+        };
+        m.validate()
+            .map_err(|e| crate::error::bad_input(format!("model.shape: {e}")))?;
+        return Ok(m);
+    }
+    let dir = super::hub::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))?;
+    ModelConfig::from_hf_json(&text)
+        .map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))
+}
+
+/// The mixture of a resolved config.
+pub fn mixture_of(cfg: &RunConfig) -> Result<Mixture> {
+    let user: Vec<String> = cfg
+        .data
+        .tasks
+        .iter()
+        .filter(|t| Task::builtin(t).is_none())
+        .cloned()
+        .collect();
+    let ctx = SpecContext {
+        seen: cfg.data.seen.clone(),
+        tasks: cfg
+            .data
+            .tasks
+            .iter()
+            .map(|t| (Task::parse(t), 1.0 / cfg.data.tasks.len() as f64))
+            .collect(),
+        user_tasks: user,
+    };
+    Mixture::parse(&cfg.data.mixture, &ctx)
+}
+
+/// Everything a loop iteration needs.
+struct Session {
+    run: RunDir,
+    cfg: RunConfig,
+    tok: Tok,
+    model: Model,
+    varmap: VarMap,
+    opt: AdamW,
+    sampler: Sampler,
+    source: DataSource,
+    events: EventWriter,
+    control: ControlWatch,
+    state: TrainState,
+    evaluator: Evaluator,
+    device: Device,
+    last_checkpoint: Option<u64>,
+    last_eval: Option<u64>,
+    last_eval_loss: Option<f64>,
+    quiet: bool,
+    pause_exits: bool,
+}
+
+/// Train a run to its `max_steps` (or until stopped or paused).
+pub fn train(run: &RunDir, opts: &TrainOptions) -> Result<Outcome> {
+    let cfg = run.read_config()?;
+    set_thread_budget(cfg.threads);
+    std::fs::create_dir_all(&run.path).ok();
+    let _lock = RunLock::acquire(&run.path)?;
+    let mut events = EventWriter::open(&run.events_path())?;
+    install_signal_handlers();
+    let events_path = run.events_path();
+    let prev_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // Best effort: a panic in the trainer leaves a `failed` status with its message.
+        if let Ok(mut w) = EventWriter::open(&events_path) {
+            let msg = format!("trainer panicked: {info}");
+            let _ = w.write(&Event::new(
+                0,
+                Body::Status {
+                    state: State::Failed,
+                    message: Some(msg),
+                },
+            ));
+        }
+        prev_hook(info);
+    }));
+    match setup_and_run(run, cfg, *opts) {
+        Ok(o) => Ok(o),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            let step = run.latest_checkpoint().ok().flatten().unwrap_or(0);
+            let _ = events.write(&Event::new(
+                step,
+                Body::Status {
+                    state: State::Failed,
+                    message: Some(msg),
+                },
+            ));
+            let _ = events.sync();
+            Err(e)
+        }
+    }
+}
+
+fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Outcome> {
+    checkpoint::clean_temporaries(run);
+    let tok = Tok::load(&run.tokenizer_path())?;
+    let mixture = mixture_of(&cfg)?;
+    let user = UserData::load(&cfg.data.files)?;
+    let source = DataSource {
+        opts: GenOptions {
+            mr_levels: cfg.data.mr_levels.clone(),
+        },
+        user,
+    };
+    let device = select_device(&cfg.device)?;
+    let dtype = dtype_of(&cfg.model.dtype);
+    let mcfg = model_config(&cfg, &tok)?;
+    let kernels = match cfg.model.kernels.as_str() {
+        "composite" => Kernels::Composite,
+        "fused" => Kernels::Fused,
+        _ if device.is_cpu() => Kernels::Fused,
+        _ => Kernels::Composite,
+    };
+    let varmap = VarMap::new();
+    let mut model = Model::new(&mcfg, &varmap, &device, dtype, cfg.seed)?;
+    model.set_kernels(kernels);
+    let t = &cfg.train;
+    let mut opt = AdamW::new(
+        &varmap,
+        AdamWConfig {
+            beta1: t.beta1,
+            beta2: t.beta2,
+            eps: t.eps,
+            weight_decay: t.weight_decay,
+        },
+    )?;
+    let (state, resumed_from) = match run.latest_checkpoint()? {
+        Some(step) => {
+            let dir = run.checkpoint_dir(step);
+            load_weights(&varmap, &model, &dir.join(checkpoint::MODEL_FILE))?;
+            opt.load(&dir.join(checkpoint::OPTIM_FILE))?;
+            (checkpoint::load_state(&dir)?, Some(step))
+        }
+        None => {
+            if cfg.model.source != "tiny" {
+                let dir = super::hub::resolve_model_dir(
+                    &cfg.model.source,
+                    cfg.model.revision.as_deref(),
+                )?;
+                super::hub::load_pretrained(&varmap, &model, &dir, dtype)?;
+            }
+            let s = TrainState {
+                step: 0,
+                tokens: 0,
+                sampler: SamplerState::new(cfg.seed),
+                best_loss: None,
+                best_step: None,
+                control_seq: 0,
+                train_seconds: 0.0,
+            };
+            (s, None)
+        }
+    };
+    let sampler = Sampler::resume(&mixture, state.sampler.clone());
+    let control = ControlWatch::new_from(&run.path, state.control_seq);
+    let evaluator = Evaluator::new(&cfg, &mixture, &source, &tok)?;
+    let mut events = EventWriter::open(&run.events_path())?;
+    let msg = match resumed_from {
+        Some(s) => format!("resumed from step {s}"),
+        None => format!(
+            "started: {} parameters, {}",
+            mcfg.num_params(),
+            device_name(&device)
+        ),
+    };
+    events.write(&Event::new(
+        state.step,
+        Body::Status {
+            state: State::Running,
+            message: Some(msg),
+        },
+    ))?;
+    events.sync()?;
+    let mut s = Session {
+        run: run.clone(),
+        cfg,
+        tok,
+        model,
+        varmap,
+        opt,
+        sampler,
+        source,
+        events,
+        control,
+        last_checkpoint: resumed_from,
+        last_eval: None,
+        last_eval_loss: None,
+        state,
+        evaluator,
+        device,
+        quiet: opts.quiet,
+        pause_exits: opts.pause_exits,
+    };
+    s.run_loop()
+}
+
+fn device_name(d: &Device) -> String {
+    match d {
+        Device::Cpu => format!("cpu ({} threads)", candle_core::utils::get_num_threads()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Load checkpoint weights into the model's variables; every variable must be present.
+fn load_weights(varmap: &VarMap, model: &Model, path: &Path) -> Result<()> {
+    let tensors = candle_core::safetensors::load(path, model.device())
+        .with_context(|| format!("reading {}", path.display()))?;
+    let data = varmap.data().lock().expect("varmap lock");
+    for (name, var) in data.iter() {
+        let Some(t) = tensors.get(name) else {
+            return Err(crate::error::bad_input(format!(
+                "{}: tensor '{name}' is missing",
+                path.display()
+            )));
+        };
+        if t.dims() != var.dims() {
+            return Err(crate::error::bad_input(format!(
+                "{}: tensor '{name}' has shape {:?}, the model needs {:?}",
+                path.display(),
+                t.dims(),
+                var.dims()
+            )));
+        }
+        var.set(&t.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}
+
+impl Session {
+    fn emit(&mut self, body: Body) -> Result<()> {
+        self.events.write(&Event::new(self.state.step, body))
+    }
+
+    fn status(&mut self, state: State, message: Option<String>) -> Result<()> {
+        self.emit(Body::Status { state, message })?;
+        self.events.sync()
+    }
+
+    fn run_loop(&mut self) -> Result<Outcome> {
+        let max = self.cfg.train.max_steps;
+        let mut window_tokens = 0u64;
+        let mut window_start = Instant::now();
+        while self.state.step < max {
+            if let Some(o) = self.handle_control()? {
+                return Ok(o);
+            }
+            let t0 = Instant::now();
+            let (loss, grad_norm, tokens) = self.train_step()?;
+            let dt = t0.elapsed().as_secs_f64();
+            self.state.train_seconds += dt;
+            self.state.tokens += tokens;
+            self.state.step += 1;
+            window_tokens += tokens;
+            if !loss.is_finite() {
+                anyhow::bail!(
+                    "the loss became {loss} at step {}: lower train.lr or enable train.grad_clip",
+                    self.state.step
+                );
+            }
+            let step = self.state.step;
+            if step % self.cfg.train.log_every == 0 || step == max {
+                let secs = window_start.elapsed().as_secs_f64().max(1e-9);
+                let tps = window_tokens as f64 / secs;
+                window_tokens = 0;
+                window_start = Instant::now();
+                let st = self.sampler.state();
+                let examples = Examples {
+                    lang: st.by_lang.clone(),
+                    task: st.by_task.clone(),
+                };
+                let lr = lr_at(&self.cfg.train, step - 1);
+                self.emit(Body::Train {
+                    loss,
+                    lr,
+                    tokens: self.state.tokens,
+                    tokens_per_s: tps,
+                    examples,
+                    grad_norm: Some(grad_norm),
+                })?;
+                if !self.quiet && (step % 10 == 0 || step == max) {
+                    println!("step {step}/{max}  loss {loss:.4}  lr {lr:.2e}  {tps:.0} tok/s");
+                }
+            }
+            let eval_due = self.cfg.eval.every > 0 && step % self.cfg.eval.every == 0;
+            let mut new_best = false;
+            if eval_due || step == max {
+                new_best = self.evaluate()?;
+            }
+            if step % self.cfg.checkpoint.every == 0 || step == max || new_best {
+                self.checkpoint()?;
+            }
+        }
+        if self.last_checkpoint != Some(self.state.step) {
+            self.checkpoint()?;
+        }
+        self.status(State::Finished, None)?;
+        Ok(Outcome::Finished)
+    }
+
+    /// Act on control requests and signals; `Some` when the loop must end.
+    fn handle_control(&mut self) -> Result<Option<Outcome>> {
+        if TERM.load(Ordering::SeqCst) {
+            return self.stop("stopped by signal").map(Some);
+        }
+        let Some(cmd) = self.control.poll() else {
+            return Ok(None);
+        };
+        self.state.control_seq = self.control.last_seq();
+        match cmd {
+            Command::Stop => self.stop("stopped on request").map(Some),
+            Command::Checkpoint => {
+                self.checkpoint()?;
+                Ok(None)
+            }
+            Command::Resume => Ok(None),
+            Command::Pause => {
+                if self.last_checkpoint != Some(self.state.step) {
+                    self.checkpoint()?;
+                }
+                self.status(State::Paused, None)?;
+                if !self.quiet {
+                    println!("paused at step {}", self.state.step);
+                }
+                if self.pause_exits {
+                    return Ok(Some(Outcome::Paused));
+                }
+                loop {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if TERM.load(Ordering::SeqCst) {
+                        return self.stop("stopped by signal while paused").map(Some);
+                    }
+                    match self.control.poll() {
+                        Some(Command::Resume) => {
+                            self.state.control_seq = self.control.last_seq();
+                            self.status(State::Running, Some("resumed".into()))?;
+                            return Ok(None);
+                        }
+                        Some(Command::Stop) => {
+                            self.state.control_seq = self.control.last_seq();
+                            return self.stop("stopped on request").map(Some);
+                        }
+                        Some(Command::Checkpoint) | Some(Command::Pause) => {
+                            self.state.control_seq = self.control.last_seq();
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn stop(&mut self, why: &str) -> Result<Outcome> {
+        if self.last_checkpoint != Some(self.state.step) {
+            self.checkpoint()?;
+        }
+        self.status(State::Stopped, Some(why.into()))?;
+        Ok(Outcome::Stopped)
+    }
+
+    /// One optimizer step; returns (mean loss, gradient norm, input tokens).
+    fn train_step(&mut self) -> Result<(f64, f64, u64)> {
+        let t = &self.cfg.train;
+        let seq_len = self.cfg.data.seq_len;
+        let mut encs = Vec::with_capacity(t.batch_size);
+        for _ in 0..t.batch_size {
+            let ex = self.sampler.next_example(&self.source)?;
+            encs.push(self.tok.encode(&ex, seq_len)?);
+        }
+        let micro = t.batch_size / t.grad_accum;
+        let total_w: f64 = encs
+            .iter()
+            .map(|e| e.weights.iter().map(|&w| w as f64).sum::<f64>())
+            .sum();
+        let total_w = total_w.max(1.0);
+        let mut grads = GradAccum::new();
+        let mut loss_sum = 0.0;
+        let mut tokens = 0;
+        for chunk in encs.chunks(micro) {
+            let refs: Vec<_> = chunk.iter().collect();
+            let b = make_batch(&refs, self.tok.pad, &self.device)?;
+            tokens += b.tokens;
+            if b.weight_sum == 0.0 {
+                continue;
+            }
+            let loss = self.model.loss(&b.ids, &b.targets, &b.weights)?;
+            let share = b.weight_sum / total_w;
+            loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * share;
+            let scaled = (loss * share)?;
+            grads.add(scaled.backward()?)?;
+        }
+        let Some(grads) = grads.take() else {
+            anyhow::bail!(
+                "a batch with no response tokens at step {}: check data.seq_len",
+                self.state.step + 1
+            );
+        };
+        let lr = lr_at(&self.cfg.train, self.state.step);
+        let clip = (t.grad_clip > 0.0).then_some(t.grad_clip);
+        let norm = self.opt.step_clipped(&grads, lr, clip)?;
+        Ok((loss_sum, norm, tokens))
+    }
+
+    /// Evaluate; returns whether the held-out loss is a new best.
+    fn evaluate(&mut self) -> Result<bool> {
+        self.last_eval = Some(self.state.step);
+        let results = self.evaluator.run(&self.model, &self.tok)?;
+        for r in &results {
+            self.emit(Body::Eval {
+                task: r.task.clone(),
+                lang: r.lang.clone(),
+                group: r.group.clone(),
+                loss: r.loss,
+                metric: r.metric.clone(),
+                value: r.value,
+                n: r.n,
+                lang_ok: r.lang_ok,
+            })?;
+        }
+        let Some(sel) = super::evaluate::selection_loss(&results) else {
+            return Ok(false);
+        };
+        self.last_eval_loss = Some(sel);
+        let better = self.state.best_loss.is_none_or(|b| sel < b);
+        if better {
+            self.state.best_loss = Some(sel);
+            self.state.best_step = Some(self.state.step);
+        }
+        if !self.quiet {
+            println!(
+                "eval at step {}: held-out loss {sel:.4}{}",
+                self.state.step,
+                if better { " (best)" } else { "" }
+            );
+        }
+        Ok(better)
+    }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        self.state.sampler = self.sampler.state().clone();
+        self.state.control_seq = self.control.last_seq();
+        let varmap = &self.varmap;
+        let opt = &self.opt;
+        let dir = checkpoint::save(&self.run, &self.state, |tmp| {
+            varmap
+                .save(tmp.join(checkpoint::MODEL_FILE))
+                .context("saving model weights")?;
+            opt.save(&tmp.join(checkpoint::OPTIM_FILE))
+                .context("saving optimizer state")?;
+            Ok(())
+        })?;
+        self.last_checkpoint = Some(self.state.step);
+        let rel = dir
+            .strip_prefix(&self.run.path)
+            .unwrap_or(&dir)
+            .display()
+            .to_string();
+        let eval_loss = self
+            .last_eval_loss
+            .filter(|_| self.last_eval == Some(self.state.step));
+        self.emit(Body::Checkpoint {
+            path: rel,
+            eval_loss,
+        })?;
+        self.events.sync()?;
+        checkpoint::prune(
+            &self.run,
+            self.cfg.checkpoint.keep_last,
+            self.state.best_step,
+            &[],
+        )?;
+        Ok(())
+    }
+}
