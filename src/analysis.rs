@@ -34,16 +34,7 @@ impl EvalTable {
         let mut best: Option<(f64, u64)> = None;
         for e in events {
             match &e.body {
-                Body::Eval {
-                    task,
-                    lang,
-                    group,
-                    loss,
-                    metric,
-                    value,
-                    n,
-                    lang_ok,
-                } => {
+                Body::Eval { task, lang, group, loss, metric, value, n, lang_ok } => {
                     t.steps.entry(e.step).or_default().insert(
                         (task.clone(), lang.clone()),
                         Cell {
@@ -56,9 +47,7 @@ impl EvalTable {
                         },
                     );
                 }
-                Body::Checkpoint {
-                    eval_loss: Some(l), ..
-                } if best.is_none_or(|(b, _)| *l < b) => {
+                Body::Checkpoint { eval_loss: Some(l), .. } if best.is_none_or(|(b, _)| *l < b) => {
                     best = Some((*l, e.step));
                 }
                 _ => {}
@@ -74,11 +63,7 @@ impl EvalTable {
 
     /// The tasks evaluated, in order mr, sm, if, lm, then others.
     pub fn tasks(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .steps
-            .values()
-            .flat_map(|m| m.keys().map(|(t, _)| t.clone()))
-            .collect();
+        let mut v: Vec<String> = self.steps.values().flat_map(|m| m.keys().map(|(t, _)| t.clone())).collect();
         v.sort_by_key(|t| (task_order(t), t.clone()));
         v.dedup();
         v
@@ -90,10 +75,7 @@ impl EvalTable {
 }
 
 fn task_order(t: &str) -> usize {
-    ["mr", "sm", "if", "lm"]
-        .iter()
-        .position(|x| *x == t)
-        .unwrap_or(9)
+    ["mr", "sm", "if", "lm"].iter().position(|x| *x == t).unwrap_or(9)
 }
 
 /// The paper's aggregates of one task at one step.
@@ -115,11 +97,7 @@ fn mean(v: &[f64]) -> Option<f64> {
 }
 
 /// Aggregate the cells of one task (values of its metric; loss when `use_loss`).
-pub fn aggregate(
-    cells: &BTreeMap<(String, String), Cell>,
-    task: &str,
-    use_loss: bool,
-) -> Aggregates {
+pub fn aggregate(cells: &BTreeMap<(String, String), Cell>, task: &str, use_loss: bool) -> Aggregates {
     let pick = |c: &Cell| if use_loss { c.loss } else { c.value };
     let of_task: Vec<(&String, &Cell)> = cells
         .iter()
@@ -128,16 +106,9 @@ pub fn aggregate(
         .filter(|(_, c)| pick(c).is_finite())
         .collect();
     let vals = |f: &dyn Fn(&String, &Cell) -> bool| -> Vec<f64> {
-        of_task
-            .iter()
-            .filter(|(l, c)| f(l, c))
-            .map(|(_, c)| pick(c))
-            .collect()
+        of_task.iter().filter(|(l, c)| f(l, c)).map(|(_, c)| pick(c)).collect()
     };
-    let english = of_task
-        .iter()
-        .find(|(l, _)| l.as_str() == "en")
-        .map(|(_, c)| pick(c));
+    let english = of_task.iter().find(|(l, _)| l.as_str() == "en").map(|(_, c)| pick(c));
     let seen = mean(&vals(&|l, c| l != "en" && c.group == "seen"));
     let unseen = mean(&vals(&|l, c| l != "en" && c.group == "unseen"));
     let non_en = mean(&vals(&|l, _| l != "en"));
@@ -147,9 +118,7 @@ pub fn aggregate(
         seen,
         unseen,
         gap: seen.zip(unseen).map(|(s, u)| s - u),
-        ratio_to_english: non_en
-            .zip(english)
-            .and_then(|(n, e)| (e != 0.0).then(|| n / e)),
+        ratio_to_english: non_en.zip(english).and_then(|(n, e)| (e != 0.0).then(|| n / e)),
         latin: mean(&vals(&|l, _| l != "en" && is_latin(l))),
         non_latin: mean(&vals(&|l, _| !is_latin(l))),
     }
@@ -173,34 +142,22 @@ pub fn compare(tables: &[&EvalTable]) -> Vec<CompareRow> {
     tasks.sort_by_key(|t| (task_order(t), t.clone()));
     tasks.dedup();
     let at = |t: &EvalTable, best: bool| -> Option<BTreeMap<(String, String), Cell>> {
-        let step = if best {
-            t.best_step
-                .filter(|s| t.steps.contains_key(s))
-                .or(t.latest_step())
-        } else {
-            t.latest_step()
-        };
+        let step =
+            if best { t.best_step.filter(|s| t.steps.contains_key(s)).or(t.latest_step()) } else { t.latest_step() };
         step.and_then(|s| t.at(s).cloned())
     };
     let latest: Vec<_> = tables.iter().map(|t| at(t, false)).collect();
     let best: Vec<_> = tables.iter().map(|t| at(t, true)).collect();
     let mut rows = Vec::new();
     for task in &tasks {
-        let mut langs: Vec<String> = latest
-            .iter()
-            .flatten()
-            .flat_map(|m| m.keys().filter(|(t, _)| t == task).map(|(_, l)| l.clone()))
-            .collect();
+        let mut langs: Vec<String> =
+            latest.iter().flatten().flat_map(|m| m.keys().filter(|(t, _)| t == task).map(|(_, l)| l.clone())).collect();
         langs.sort_by_key(|l| lang::order(l));
         langs.dedup();
         let metric = latest
             .iter()
             .flatten()
-            .flat_map(|m| {
-                m.iter()
-                    .filter(|((t, _), _)| t == task)
-                    .map(|(_, c)| c.metric.clone())
-            })
+            .flat_map(|m| m.iter().filter(|((t, _), _)| t == task).map(|(_, c)| c.metric.clone()))
             .next()
             .unwrap_or_default();
         for l in &langs {
@@ -209,40 +166,15 @@ pub fn compare(tables: &[&EvalTable]) -> Vec<CompareRow> {
                 task: task.clone(),
                 metric: metric.clone(),
                 row: l.clone(),
-                groups: latest
-                    .iter()
-                    .map(|m| {
-                        m.as_ref()
-                            .and_then(|m| m.get(&key))
-                            .map(|c| c.group.clone())
-                    })
-                    .collect(),
-                latest: latest
-                    .iter()
-                    .map(|m| m.as_ref().and_then(|m| m.get(&key)).map(|c| c.value))
-                    .collect(),
-                best: best
-                    .iter()
-                    .map(|m| m.as_ref().and_then(|m| m.get(&key)).map(|c| c.value))
-                    .collect(),
+                groups: latest.iter().map(|m| m.as_ref().and_then(|m| m.get(&key)).map(|c| c.group.clone())).collect(),
+                latest: latest.iter().map(|m| m.as_ref().and_then(|m| m.get(&key)).map(|c| c.value)).collect(),
+                best: best.iter().map(|m| m.as_ref().and_then(|m| m.get(&key)).map(|c| c.value)).collect(),
             });
         }
-        let ag_l: Vec<Aggregates> = latest
-            .iter()
-            .map(|m| {
-                m.as_ref()
-                    .map(|m| aggregate(m, task, false))
-                    .unwrap_or_default()
-            })
-            .collect();
-        let ag_b: Vec<Aggregates> = best
-            .iter()
-            .map(|m| {
-                m.as_ref()
-                    .map(|m| aggregate(m, task, false))
-                    .unwrap_or_default()
-            })
-            .collect();
+        let ag_l: Vec<Aggregates> =
+            latest.iter().map(|m| m.as_ref().map(|m| aggregate(m, task, false)).unwrap_or_default()).collect();
+        let ag_b: Vec<Aggregates> =
+            best.iter().map(|m| m.as_ref().map(|m| aggregate(m, task, false)).unwrap_or_default()).collect();
         let aggs: [(&str, fn(&Aggregates) -> Option<f64>); 7] = [
             ("English", |a| a.english),
             ("seen avg", |a| a.seen),
@@ -308,24 +240,9 @@ mod tests {
 
     #[test]
     fn compare_uses_latest_and_best_steps() {
-        let mut a = vec![
-            eval(10, "mr", "en", "anchor", 0.5),
-            eval(20, "mr", "en", "anchor", 0.7),
-        ];
-        a.push(Event::new(
-            10,
-            Body::Checkpoint {
-                path: "checkpoints/10".into(),
-                eval_loss: Some(0.1),
-            },
-        ));
-        a.push(Event::new(
-            20,
-            Body::Checkpoint {
-                path: "checkpoints/20".into(),
-                eval_loss: Some(0.2),
-            },
-        ));
+        let mut a = vec![eval(10, "mr", "en", "anchor", 0.5), eval(20, "mr", "en", "anchor", 0.7)];
+        a.push(Event::new(10, Body::Checkpoint { path: "checkpoints/10".into(), eval_loss: Some(0.1) }));
+        a.push(Event::new(20, Body::Checkpoint { path: "checkpoints/20".into(), eval_loss: Some(0.2) }));
         let b = vec![eval(20, "mr", "en", "anchor", 0.9)];
         let (ta, tb) = (EvalTable::from_events(&a), EvalTable::from_events(&b));
         assert_eq!(ta.best_step, Some(10));

@@ -134,10 +134,7 @@ fn d_vocab() -> usize {
 
 impl Default for TokenizerSection {
     fn default() -> Self {
-        TokenizerSection {
-            source: d_suite(),
-            vocab_size: d_vocab(),
-        }
+        TokenizerSection { source: d_suite(), vocab_size: d_vocab() }
     }
 }
 
@@ -172,11 +169,7 @@ fn d_tasks() -> Vec<String> {
     vec!["mr".into(), "sm".into(), "if".into()]
 }
 fn d_seen() -> Vec<String> {
-    lang::all()
-        .iter()
-        .filter(|l| l.group == lang::Group::Seen)
-        .map(|l| l.code.clone())
-        .collect()
+    lang::all().iter().filter(|l| l.group == lang::Group::Seen).map(|l| l.code.clone()).collect()
 }
 fn d_heldout() -> Vec<String> {
     vec!["ar".into(), "ko".into(), "pt".into()]
@@ -376,10 +369,7 @@ fn d_keep() -> usize {
 
 impl Default for CheckpointSection {
     fn default() -> Self {
-        CheckpointSection {
-            every: d_ckpt_every(),
-            keep_last: d_keep(),
-        }
+        CheckpointSection { every: d_ckpt_every(), keep_last: d_keep() }
     }
 }
 
@@ -484,23 +474,15 @@ impl Loaded {
         let src = match std::fs::read_to_string(path) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(bad_input(format!(
-                    "{}: no such config file",
-                    path.display()
-                )))
+                return Err(bad_input(format!("{}: no such config file", path.display())))
             }
             Err(e) => return Err(bad_input(format!("{}: cannot read: {e}", path.display()))),
         };
-        Loaded::parse(
-            &path.display().to_string(),
-            &src,
-            path.parent().unwrap_or(Path::new(".")),
-        )
+        Loaded::parse(&path.display().to_string(), &src, path.parent().unwrap_or(Path::new(".")))
     }
 
     pub fn parse(file: &str, src: &str, dir: &Path) -> Result<Loaded> {
-        let config: RunConfig =
-            toml::from_str(src).map_err(|e| crate::error::toml_error(file, src, &e))?;
+        let config: RunConfig = toml::from_str(src).map_err(|e| crate::error::toml_error(file, src, &e))?;
         Ok(Loaded {
             config,
             file: file.to_string(),
@@ -518,15 +500,12 @@ impl Loaded {
                 return Err(bad_input(format!("--set {s}: expected KEY=VALUE")));
             };
             let key = key.trim();
-            let path = SET_ALIASES
-                .iter()
-                .find(|(a, _)| *a == key)
-                .map_or(key, |(_, p)| p);
+            let path = SET_ALIASES.iter().find(|(a, _)| *a == key).map_or(key, |(_, p)| p);
             let v = parse_set_value(value);
             let mut doc = toml::Value::try_from(&self.config)?;
             set_dotted(&mut doc, path, v).map_err(|m| bad_input(format!("--set {s}: {m}")))?;
-            self.config = RunConfig::deserialize(doc)
-                .map_err(|e| bad_input(format!("--set {s}: {}", e.message().trim())))?;
+            self.config =
+                RunConfig::deserialize(doc).map_err(|e| bad_input(format!("--set {s}: {}", e.message().trim())))?;
             self.set_keys.push((path.to_string(), s.clone()));
         }
         Ok(())
@@ -575,33 +554,22 @@ impl Loaded {
             return Err(self.field_error("train.batch_size", "must be at least 1"));
         }
         if c.train.grad_accum == 0 || c.train.batch_size % c.train.grad_accum != 0 {
-            return Err(self.field_error(
-                "train.grad_accum",
-                format!("must divide batch_size ({})", c.train.batch_size),
-            ));
+            return Err(
+                self.field_error("train.grad_accum", format!("must divide batch_size ({})", c.train.batch_size))
+            );
         }
         if !(c.train.lr.is_finite() && c.train.lr > 0.0) {
-            return Err(self.field_error(
-                "train.lr",
-                format!("must be a positive number (got {})", c.train.lr),
-            ));
+            return Err(self.field_error("train.lr", format!("must be a positive number (got {})", c.train.lr)));
         }
         if !["constant", "cosine"].contains(&c.train.schedule.as_str()) {
-            return Err(self.field_error(
-                "train.schedule",
-                format!("'{}' is not constant or cosine", c.train.schedule),
-            ));
+            return Err(self.field_error("train.schedule", format!("'{}' is not constant or cosine", c.train.schedule)));
         }
         for (k, v, lo, hi) in [
             ("train.beta1", c.train.beta1, 0.0, 1.0),
             ("train.beta2", c.train.beta2, 0.0, 1.0),
             ("train.min_lr_ratio", c.train.min_lr_ratio, 0.0, 1.0),
         ] {
-            if !(v.is_finite()
-                && v >= lo
-                && v < hi + f64::EPSILON
-                && !(k != "train.min_lr_ratio" && v >= 1.0))
-            {
+            if !(v.is_finite() && v >= lo && v < hi + f64::EPSILON && !(k != "train.min_lr_ratio" && v >= 1.0)) {
                 return Err(self.field_error(k, format!("must be in [{lo}, {hi}) (got {v})")));
             }
         }
@@ -624,28 +592,19 @@ impl Loaded {
             return Err(self.field_error("data.seq_len", "must be at least 16"));
         }
         if !["f32", "bf16", "f16"].contains(&c.model.dtype.as_str()) {
-            return Err(self.field_error(
-                "model.dtype",
-                format!("'{}' is not f32, bf16 or f16", c.model.dtype),
-            ));
+            return Err(self.field_error("model.dtype", format!("'{}' is not f32, bf16 or f16", c.model.dtype)));
         }
         if !["auto", "fused", "composite"].contains(&c.model.kernels.as_str()) {
-            return Err(self.field_error(
-                "model.kernels",
-                format!("'{}' is not auto, fused or composite", c.model.kernels),
-            ));
+            return Err(
+                self.field_error("model.kernels", format!("'{}' is not auto, fused or composite", c.model.kernels))
+            );
         }
         let dev_ok = c.device == "cpu"
             || c.device == "auto"
             || c.device == "cuda"
-            || c.device
-                .strip_prefix("cuda:")
-                .is_some_and(|n| n.parse::<usize>().is_ok());
+            || c.device.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
         if !dev_ok {
-            return Err(self.field_error(
-                "device",
-                format!("'{}' is not cpu, cuda, cuda:N or auto", c.device),
-            ));
+            return Err(self.field_error("device", format!("'{}' is not cpu, cuda, cuda:N or auto", c.device)));
         }
         let s = &c.model.shape;
         if c.model.source == "tiny" {
@@ -675,17 +634,13 @@ impl Loaded {
             if kv == 0 || s.num_attention_heads % kv != 0 {
                 return Err(self.field_error(
                     "model.shape.num_key_value_heads",
-                    format!(
-                        "must divide num_attention_heads ({})",
-                        s.num_attention_heads
-                    ),
+                    format!("must divide num_attention_heads ({})", s.num_attention_heads),
                 ));
             }
             if !["llama", "qwen2"].contains(&s.architecture.as_str()) {
-                return Err(self.field_error(
-                    "model.shape.architecture",
-                    format!("'{}' is not llama or qwen2", s.architecture),
-                ));
+                return Err(
+                    self.field_error("model.shape.architecture", format!("'{}' is not llama or qwen2", s.architecture))
+                );
             }
             if s.max_position_embeddings < c.data.seq_len {
                 return Err(self.field_error(
@@ -695,39 +650,23 @@ impl Loaded {
             }
         }
         // Languages and tasks.
-        let user_tasks: Vec<String> = c
-            .data
-            .tasks
-            .iter()
-            .filter(|t| Task::builtin(t).is_none())
-            .cloned()
-            .collect();
+        let user_tasks: Vec<String> = c.data.tasks.iter().filter(|t| Task::builtin(t).is_none()).cloned().collect();
         if c.data.tasks.is_empty() {
             return Err(self.field_error("data.tasks", "names no task"));
         }
         if !user_tasks.is_empty() && c.data.files.is_empty() {
             return Err(self.field_error(
                 "data.tasks",
-                format!(
-                    "unknown task '{}' (built-in: mr, sm, if, lm; other names need data.files)",
-                    user_tasks[0]
-                ),
+                format!("unknown task '{}' (built-in: mr, sm, if, lm; other names need data.files)", user_tasks[0]),
             ));
         }
-        for (key, list) in [
-            ("data.seen", &c.data.seen),
-            ("data.heldout", &c.data.heldout),
-            ("eval.langs", &c.eval.langs),
-        ] {
+        for (key, list) in
+            [("data.seen", &c.data.seen), ("data.heldout", &c.data.heldout), ("eval.langs", &c.eval.langs)]
+        {
             for (i, code) in list.iter().enumerate() {
                 if lang::get(code).is_none() {
-                    return Err(self.field_error(
-                        key,
-                        format!(
-                            "unknown language '{code}' (known: {})",
-                            lang::codes().join(" ")
-                        ),
-                    ));
+                    return Err(self
+                        .field_error(key, format!("unknown language '{code}' (known: {})", lang::codes().join(" "))));
                 }
                 if list[..i].contains(code) {
                     return Err(self.field_error(key, format!("'{code}' is listed twice")));
@@ -741,9 +680,7 @@ impl Loaded {
         }
         for l in &c.data.mr_levels {
             if !(1..=3).contains(l) {
-                return Err(
-                    self.field_error("data.mr_levels", format!("level {l} is not 1, 2 or 3"))
-                );
+                return Err(self.field_error("data.mr_levels", format!("level {l} is not 1, 2 or 3")));
             }
         }
         if c.data.mr_levels.is_empty() {
@@ -751,16 +688,11 @@ impl Loaded {
         }
         let ctx = SpecContext {
             seen: c.data.seen.clone(),
-            tasks: c
-                .data
-                .tasks
-                .iter()
-                .map(|t| (Task::parse(t), 1.0 / c.data.tasks.len() as f64))
-                .collect(),
+            tasks: c.data.tasks.iter().map(|t| (Task::parse(t), 1.0 / c.data.tasks.len() as f64)).collect(),
             user_tasks,
         };
-        let mix = Mixture::parse(&c.data.mixture, &ctx)
-            .map_err(|e| self.field_error("data.mixture", format!("{e:#}")))?;
+        let mix =
+            Mixture::parse(&c.data.mixture, &ctx).map_err(|e| self.field_error("data.mixture", format!("{e:#}")))?;
         for code in mix.seen() {
             if c.data.heldout.iter().any(|h| h == code) {
                 return Err(self.field_error(
@@ -800,9 +732,7 @@ impl Loaded {
         }
         for f in &self.config.data.files {
             if !f.exists() {
-                return Err(
-                    self.field_error("data.files", format!("{}: no such file", f.display()))
-                );
+                return Err(self.field_error("data.files", format!("{}: no such file", f.display())));
             }
         }
         Ok(mix)
@@ -820,12 +750,7 @@ pub fn eval_langs(c: &RunConfig, mix: &Mixture) -> Vec<String> {
         return c.eval.langs.clone();
     }
     let mut v: Vec<String> = vec!["en".into()];
-    for l in mix
-        .seen()
-        .into_iter()
-        .map(String::from)
-        .chain(c.data.heldout.iter().cloned())
-    {
+    for l in mix.seen().into_iter().map(String::from).chain(c.data.heldout.iter().cloned()) {
         if !v.contains(&l) {
             v.push(l);
         }
@@ -858,11 +783,7 @@ fn parse_set_value(v: &str) -> toml::Value {
     }
 }
 
-fn set_dotted(
-    doc: &mut toml::Value,
-    path: &str,
-    v: toml::Value,
-) -> std::result::Result<(), String> {
+fn set_dotted(doc: &mut toml::Value, path: &str, v: toml::Value) -> std::result::Result<(), String> {
     let parts: Vec<&str> = path.split('.').collect();
     let mut cur = doc;
     for (i, p) in parts.iter().enumerate() {
@@ -873,9 +794,7 @@ fn set_dotted(
             t.insert(p.to_string(), v);
             return Ok(());
         }
-        cur = t
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(Default::default()));
+        cur = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
     }
     Ok(())
 }
@@ -929,11 +848,7 @@ mod tests {
 
     #[test]
     fn run_toml_round_trips() {
-        let (l, _) = load(
-            "name = \"x\"\n[lineage]\nparent = \"p\"\nfork_step = 4\n",
-            &[],
-        )
-        .unwrap();
+        let (l, _) = load("name = \"x\"\n[lineage]\nparent = \"p\"\nfork_step = 4\n", &[]).unwrap();
         let text = to_toml(&l.config).unwrap();
         let back: RunConfig = toml::from_str(&text).unwrap();
         assert_eq!(back, l.config);
@@ -944,25 +859,22 @@ mod tests {
         assert!(err("[train]\nmax_stepz = 3\n", &[]).contains("cfg.toml:2:1"));
         assert!(err("[train]\nmax_stepz = 3\n", &[]).contains("max_stepz"));
         assert!(err("[train]\nmax_steps = \"many\"\n", &[]).contains("cfg.toml:2:13"));
-        assert!(err("[train]\nmax_steps = 0\n", &[])
-            .contains("cfg.toml:2:13: train.max_steps: must be at least 1"));
-        assert!(err("", &["max_steps=0"])
-            .contains("--set max_steps=0: train.max_steps: must be at least 1"));
+        assert!(err("[train]\nmax_steps = 0\n", &[]).contains("cfg.toml:2:13: train.max_steps: must be at least 1"));
+        assert!(err("", &["max_steps=0"]).contains("--set max_steps=0: train.max_steps: must be at least 1"));
         assert!(err("", &["max_steps=ten"]).contains("--set max_steps=ten"));
         assert!(err("", &["nosuch=1"]).contains("--set nosuch=1"));
         assert!(err("", &["noequals"]).contains("expected KEY=VALUE"));
-        assert!(err("[data]\nmixture = \"en=1,xx=2\"\n", &[]).contains(
-            "cfg.toml:2:11: data.mixture: mixture 'en=1,xx=2', column 6: unknown language 'xx'"
-        ));
+        assert!(err("[data]\nmixture = \"en=1,xx=2\"\n", &[])
+            .contains("cfg.toml:2:11: data.mixture: mixture 'en=1,xx=2', column 6: unknown language 'xx'"));
         assert!(err("[data]\nheldout = [\"es\"]\n", &[]).contains("'es' is both seen"));
-        assert!(err(
-            "[data]\nheldout = [\"es\", \"es\"]\nmixture=\"en=1\"\n",
-            &[]
-        )
-        .contains("listed twice"));
+        assert!(err("[data]\nheldout = [\"es\", \"es\"]\nmixture=\"en=1\"\n", &[]).contains("listed twice"));
         assert!(err("[train]\nlr = -1.0\n", &[]).contains("train.lr"));
         assert!(err("[train]\nlr = nan\n", &[]).contains("train.lr"));
-        assert!(err("[model.shape]\nhidden_size = 100\nintermediate_size = 8\nnum_hidden_layers = 1\nnum_attention_heads = 3\n", &[]).contains("num_attention_heads"));
+        assert!(err(
+            "[model.shape]\nhidden_size = 100\nintermediate_size = 8\nnum_hidden_layers = 1\nnum_attention_heads = 3\n",
+            &[]
+        )
+        .contains("num_attention_heads"));
         assert!(err("this is not toml", &[]).contains("cfg.toml:1:"));
         assert!(err("", &["data.tasks=[\"poetry\"]"]).contains("unknown task 'poetry'"));
         assert!(err("", &["device=tpu"]).contains("device"));

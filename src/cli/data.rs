@@ -39,13 +39,7 @@ pub fn data(cmd: DataCmd) -> Result<i32> {
                 writeln!(out, "{:<5} {:<9} {}", t.as_str(), t.metric(), t.describe())?;
             }
         }
-        DataCmd::Sample {
-            mix,
-            n,
-            seed,
-            heldout,
-            levels,
-        } => {
+        DataCmd::Sample { mix, n, seed, heldout, levels } => {
             let opts = GenOptions { mr_levels: levels };
             let m = Mixture::parse(&mix, &SpecContext::default())?;
             if heldout {
@@ -65,23 +59,14 @@ pub fn data(cmd: DataCmd) -> Result<i32> {
                 }
             }
         }
-        DataCmd::Stats {
-            vocab,
-            tokenizer,
-            runs,
-        } => {
+        DataCmd::Stats { vocab, tokenizer, runs } => {
             use crate::data::tokenizer::{self, Tok};
             let path = match tokenizer {
                 Some(p) => p,
                 None => tokenizer::suite_tokenizer(&tokenizer::cache_dir(&runs), vocab)?,
             };
             let tok = Tok::load(&path)?;
-            writeln!(
-                out,
-                "tokenizer: {} ({} tokens)",
-                path.display(),
-                tok.vocab_size()
-            )?;
+            writeln!(out, "tokenizer: {} ({} tokens)", path.display(), tok.vocab_size())?;
             let fert = tokenizer::fertility(&tok, 100)?;
             writeln!(
                 out,
@@ -105,18 +90,11 @@ pub fn data(cmd: DataCmd) -> Result<i32> {
                     code, per_char, per_word, lens[0], lens[1], lens[2], lens[3]
                 )?;
             }
-            writeln!(
-                out,
-                "(mr..lm: mean tokens per example, prompt + response, held-out sets)"
-            )?;
+            writeln!(out, "(mr..lm: mean tokens per example, prompt + response, held-out sets)")?;
         }
         DataCmd::Check { lang: only } => {
             suite::check(&only)?;
-            let n = if only.is_empty() {
-                lang::all().len()
-            } else {
-                only.len()
-            };
+            let n = if only.is_empty() { lang::all().len() } else { only.len() };
             writeln!(out, "ok: {n} language file(s)")?;
         }
     }

@@ -11,11 +11,7 @@ mod data;
 mod runs;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "mixscope",
-    version,
-    about = "Run and watch multilingual post-training experiments"
-)]
+#[command(name = "mixscope", version, about = "Run and watch multilingual post-training experiments")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -116,6 +112,10 @@ pub enum Command {
         /// A name for the new run.
         #[arg(long)]
         name: Option<String>,
+        /// The step the fork trains to (default: the parent's last step, or as many steps
+        /// again as the parent trained when forking at its end).
+        #[arg(long)]
+        max_steps: Option<u64>,
         #[arg(long)]
         runs: Option<PathBuf>,
     },
@@ -174,23 +174,13 @@ pub enum DataCmd {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Command::Data(d)) => data::data(d),
-        Some(Command::Train {
-            config,
-            run_dir,
-            runs,
-            sets,
-            quiet,
-        }) => runs::train_cmd(&config, run_dir, runs, &sets, quiet),
-        Some(Command::Fork {
-            run,
-            at,
-            mix,
-            name,
-            runs,
-        }) => {
+        Some(Command::Train { config, run_dir, runs, sets, quiet }) => {
+            runs::train_cmd(&config, run_dir, runs, &sets, quiet)
+        }
+        Some(Command::Fork { run, at, mix, name, max_steps, runs }) => {
             let root = crate::runs::runs_root(runs.as_deref());
             let parent = crate::runs::resolve(&root, &run)?;
-            let child = crate::supervisor::fork(&root, &parent, at, &mix, name)?;
+            let child = crate::supervisor::fork(&root, &parent, at, &mix, name, max_steps)?;
             println!("{}", child.id());
             Ok(0)
         }
@@ -200,36 +190,20 @@ pub fn run(cli: Cli) -> Result<i32> {
             println!("{}", run.id());
             Ok(0)
         }
-        Some(Command::Compare {
-            runs_to_compare,
-            runs,
-            json,
-        }) => runs::compare(
-            &crate::runs::runs_root(runs.as_deref()),
-            &runs_to_compare,
-            json,
-        ),
-        Some(Command::Ls { runs, json }) => {
-            runs::ls(&crate::runs::runs_root(runs.as_deref()), json)
+        Some(Command::Compare { runs_to_compare, runs, json }) => {
+            runs::compare(&crate::runs::runs_root(runs.as_deref()), &runs_to_compare, json)
         }
+        Some(Command::Ls { runs, json }) => runs::ls(&crate::runs::runs_root(runs.as_deref()), json),
         Some(Command::Pause { run, runs }) => runs::control(runs, &run, "pause"),
         Some(Command::Resume { run, runs }) => runs::control(runs, &run, "resume"),
         Some(Command::Stop { run, runs }) => runs::control(runs, &run, "stop"),
-        Some(Command::Supervise {
-            run_dir,
-            runs,
-            lock_fd,
-        }) => crate::supervisor::monitor::supervise(&run_dir, &runs, lock_fd),
+        Some(Command::Supervise { run_dir, runs, lock_fd }) => {
+            crate::supervisor::monitor::supervise(&run_dir, &runs, lock_fd)
+        }
         Some(Command::RunInternal { run_dir, runs }) => {
             let run = crate::runs::RunDir::new(run_dir);
             crate::train::setup::prepare_start(&runs, &run)?;
-            crate::train::train(
-                &run,
-                &crate::train::TrainOptions {
-                    quiet: false,
-                    pause_exits: true,
-                },
-            )?;
+            crate::train::train(&run, &crate::train::TrainOptions { quiet: false, pause_exits: true })?;
             Ok(0)
         }
         None => {

@@ -54,38 +54,21 @@ pub fn train_cmd(
             if sib.join("run.toml").exists() {
                 Ok(RunDir::new(sib))
             } else {
-                Err(crate::error::bad_input(format!(
-                    "base run {base_id} not found"
-                )))
+                Err(crate::error::bad_input(format!("base run {base_id} not found")))
             }
         })?;
         if !setup::is_complete(&base)? && run.latest_checkpoint()?.is_none() {
             if !quiet {
-                println!(
-                    "training the base model first: {} (once; later runs reuse it)",
-                    base.path.display()
-                );
+                println!("training the base model first: {} (once; later runs reuse it)", base.path.display());
             }
-            crate::train::train(
-                &base,
-                &crate::train::TrainOptions {
-                    quiet,
-                    pause_exits: false,
-                },
-            )?;
+            crate::train::train(&base, &crate::train::TrainOptions { quiet, pause_exits: false })?;
         }
         setup::prepare_start(&root, &run)?;
     }
     if !quiet {
         println!("run {} in {}", run.id(), run.path.display());
     }
-    crate::train::train(
-        &run,
-        &crate::train::TrainOptions {
-            quiet,
-            pause_exits: false,
-        },
-    )?;
+    crate::train::train(&run, &crate::train::TrainOptions { quiet, pause_exits: false })?;
     Ok(0)
 }
 
@@ -212,10 +195,7 @@ pub fn compare(root: &Path, specs: &[String], json: bool) -> Result<i32> {
         if r.task != task {
             task = r.task.clone();
             println!();
-            let mut head = format!(
-                "{:<18}",
-                format!("{} ({})", r.task.to_uppercase(), r.metric)
-            );
+            let mut head = format!("{:<18}", format!("{} ({})", r.task.to_uppercase(), r.metric));
             for i in 0..n {
                 head.push_str(&format!(" {:>8}", format!("{}", (b'A' + i as u8) as char)));
             }
@@ -240,20 +220,14 @@ pub fn compare(root: &Path, specs: &[String], json: bool) -> Result<i32> {
             line.push_str(&format!(" {:>8}", fmt(*v)));
         }
         for v in &r.latest[1..] {
-            line.push_str(&format!(
-                " {:>8}",
-                fmt(v.zip(r.latest[0]).map(|(b, a)| b - a))
-            ));
+            line.push_str(&format!(" {:>8}", fmt(v.zip(r.latest[0]).map(|(b, a)| b - a))));
         }
         line.push_str("   |       ");
         for v in &r.best {
             line.push_str(&format!(" {:>7}", fmt(*v)));
         }
         for v in &r.best[1..] {
-            line.push_str(&format!(
-                " {:>7}",
-                fmt(v.zip(r.best[0]).map(|(b, a)| b - a))
-            ));
+            line.push_str(&format!(" {:>7}", fmt(v.zip(r.best[0]).map(|(b, a)| b - a))));
         }
         println!("{line}");
     }

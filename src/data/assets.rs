@@ -24,17 +24,14 @@ const EMBEDDED: &[(&str, &str)] = &[
 
 /// The directory that overrides the embedded files, if `MIXSCOPE_ASSETS` is set.
 pub fn override_dir() -> Option<PathBuf> {
-    std::env::var_os("MIXSCOPE_ASSETS")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    std::env::var_os("MIXSCOPE_ASSETS").filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 /// The text of an asset file and the name to show in messages (`assets/<rel>` or the real path).
 pub fn text(rel: &str) -> Result<(String, String)> {
     if let Some(dir) = override_dir() {
         let path = dir.join(rel);
-        let src = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let src = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         return Ok((path.display().to_string(), src));
     }
     EMBEDDED

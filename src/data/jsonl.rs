@@ -52,9 +52,7 @@ impl UserData {
         let mut all: BTreeMap<(Task, String), Vec<Example>> = BTreeMap::new();
         for f in files {
             for ex in read_file(f)? {
-                all.entry((ex.task.clone(), ex.lang.clone()))
-                    .or_default()
-                    .push(ex);
+                all.entry((ex.task.clone(), ex.lang.clone())).or_default().push(ex);
             }
         }
         let mut d = UserData::default();
@@ -64,9 +62,7 @@ impl UserData {
                 let mut h = super::suite::Fnv::default();
                 std::hash::Hash::hash(&ex.prompt, &mut h);
                 std::hash::Hash::hash(&ex.response, &mut h);
-                if super::suite::split_of(std::hash::Hasher::finish(&h))
-                    == super::suite::Split::Heldout
-                {
+                if super::suite::split_of(std::hash::Hasher::finish(&h)) == super::suite::Split::Heldout {
                     ho.push(ex);
                 } else {
                     tr.push(ex);
@@ -90,14 +86,7 @@ impl UserData {
         self.train
             .iter()
             .map(|((t, l), v)| {
-                (
-                    t.clone(),
-                    l.clone(),
-                    v.len(),
-                    self.heldout
-                        .get(&(t.clone(), l.clone()))
-                        .map_or(0, Vec::len),
-                )
+                (t.clone(), l.clone(), v.len(), self.heldout.get(&(t.clone(), l.clone())).map_or(0, Vec::len))
             })
             .collect()
     }
@@ -112,26 +101,20 @@ impl UserData {
 /// Read one JSONL file.
 pub fn read_file(path: &Path) -> Result<Vec<Example>> {
     let name = path.display().to_string();
-    let f = std::fs::File::open(path)
-        .map_err(|e| crate::error::bad_input(format!("{name}: cannot open: {e}")))?;
+    let f = std::fs::File::open(path).map_err(|e| crate::error::bad_input(format!("{name}: cannot open: {e}")))?;
     let mut r = BufReader::new(f);
     let mut out = Vec::new();
     let mut buf = Vec::new();
     let mut no = 0usize;
     loop {
         buf.clear();
-        let n = r
-            .read_until(b'\n', &mut buf)
-            .with_context(|| format!("reading {name}"))?;
+        let n = r.read_until(b'\n', &mut buf).with_context(|| format!("reading {name}"))?;
         if n == 0 {
             break;
         }
         no += 1;
         if buf.len() > MAX_LINE {
-            bail_input!(
-                "{name}:{no}: line is {} bytes, more than the {MAX_LINE} allowed",
-                buf.len()
-            );
+            bail_input!("{name}:{no}: line is {} bytes, more than the {MAX_LINE} allowed", buf.len());
         }
         let Ok(text) = std::str::from_utf8(&buf) else {
             let at = std::str::from_utf8(&buf).unwrap_err().valid_up_to();
@@ -143,9 +126,7 @@ pub fn read_file(path: &Path) -> Result<Vec<Example>> {
         }
         let line: Line = serde_json::from_str(text)
             .map_err(|e| crate::error::bad_input(format!("{name}:{no}:{}: {e}", e.column())))?;
-        out.push(
-            to_example(line).map_err(|m| crate::error::bad_input(format!("{name}:{no}: {m}")))?,
-        );
+        out.push(to_example(line).map_err(|m| crate::error::bad_input(format!("{name}:{no}: {m}")))?);
     }
     if out.is_empty() {
         bail_input!("{name}: no examples");
@@ -156,42 +137,20 @@ pub fn read_file(path: &Path) -> Result<Vec<Example>> {
 fn to_example(l: Line) -> std::result::Result<Example, String> {
     let lang = l.lang.ok_or("missing field `lang`")?;
     if lang::get(&lang).is_none() {
-        return Err(format!(
-            "unknown language '{lang}' (known: {})",
-            lang::codes().join(" ")
-        ));
+        return Err(format!("unknown language '{lang}' (known: {})", lang::codes().join(" ")));
     }
     let task = l.task.ok_or("missing field `task`")?;
-    if task.is_empty()
-        || !task
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(format!(
-            "task '{task}' must be a short name of letters, digits, _ and -"
-        ));
+    if task.is_empty() || !task.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(format!("task '{task}' must be a short name of letters, digits, _ and -"));
     }
     let (prompt, response) = match (l.prompt, l.response, l.messages) {
         (Some(p), Some(r), None) => (p, r),
         (None, None, Some(msgs)) => {
-            let user: Vec<&str> = msgs
-                .iter()
-                .filter(|m| m.role == "user")
-                .map(|m| m.content.as_str())
-                .collect();
-            let asst = msgs
-                .iter()
-                .rev()
-                .find(|m| m.role == "assistant")
-                .ok_or("`messages` has no assistant message")?;
-            if let Some(bad) = msgs
-                .iter()
-                .find(|m| !["system", "user", "assistant"].contains(&m.role.as_str()))
-            {
-                return Err(format!(
-                    "message role '{}' is not system, user or assistant",
-                    bad.role
-                ));
+            let user: Vec<&str> = msgs.iter().filter(|m| m.role == "user").map(|m| m.content.as_str()).collect();
+            let asst =
+                msgs.iter().rev().find(|m| m.role == "assistant").ok_or("`messages` has no assistant message")?;
+            if let Some(bad) = msgs.iter().find(|m| !["system", "user", "assistant"].contains(&m.role.as_str())) {
+                return Err(format!("message role '{}' is not system, user or assistant", bad.role));
             }
             (user.join("\n"), asst.content.clone())
         }
@@ -205,17 +164,9 @@ fn to_example(l: Line) -> std::result::Result<Example, String> {
     let task = Task::parse(&task);
     let mut meta = Meta::default();
     if task == Task::Mr {
-        meta.answer = l
-            .answer
-            .or_else(|| crate::eval::numbers::final_number(&response, &lang));
+        meta.answer = l.answer.or_else(|| crate::eval::numbers::final_number(&response, &lang));
     }
-    Ok(Example {
-        task,
-        lang,
-        prompt,
-        response,
-        meta,
-    })
+    Ok(Example { task, lang, prompt, response, meta })
 }
 
 /// The suite plus user data, as one sampler source.
@@ -236,9 +187,8 @@ impl Source for DataSource {
             let mut order: Vec<u32> = (0..n as u32).collect();
             use rand::seq::SliceRandom;
             use rand::SeedableRng;
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
-                seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x7573_6572,
-            );
+            let mut rng =
+                rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x7573_6572);
             order.shuffle(&mut rng);
             return Ok(v[order[i as usize] as usize].clone());
         }
@@ -271,19 +221,14 @@ mod tests {
     fn loads_both_forms_and_splits() {
         let mut text = String::new();
         for i in 0..40 {
-            text.push_str(&format!(
-                "{{\"lang\":\"es\",\"task\":\"qa\",\"prompt\":\"p{i}\",\"response\":\"r{i}\"}}\n"
-            ));
+            text.push_str(&format!("{{\"lang\":\"es\",\"task\":\"qa\",\"prompt\":\"p{i}\",\"response\":\"r{i}\"}}\n"));
         }
         text.push_str(r#"{"lang":"ja","task":"chat","messages":[{"role":"system","content":"s"},{"role":"user","content":"u"},{"role":"assistant","content":"a"}]}"#);
         text.push('\n');
         let f = file(text.as_bytes());
         let d = UserData::load(&[f.path().to_path_buf()]).unwrap();
         let c = d.counts();
-        let qa = c
-            .iter()
-            .find(|(t, l, _, _)| t.as_str() == "qa" && l == "es")
-            .unwrap();
+        let qa = c.iter().find(|(t, l, _, _)| t.as_str() == "qa" && l == "es").unwrap();
         assert_eq!(qa.2 + qa.3, 40);
         assert!(qa.3 >= 1 && qa.2 > qa.3);
         let chat = &d.train[&(Task::parse("chat"), "ja".to_string())];
@@ -301,7 +246,10 @@ mod tests {
             (b"{\"lang\":\"es\",", ":1:"),
             (b"{\"task\":\"qa\",\"prompt\":\"p\",\"response\":\"r\"}\n", "missing field `lang`"),
             (b"{\"lang\":\"es\",\"task\":\"a b\",\"prompt\":\"p\",\"response\":\"r\"}\n", "short name"),
-            (b"{\"lang\":\"es\",\"task\":\"qa\",\"messages\":[{\"role\":\"user\",\"content\":\"u\"}]}\n", "no assistant message"),
+            (
+                b"{\"lang\":\"es\",\"task\":\"qa\",\"messages\":[{\"role\":\"user\",\"content\":\"u\"}]}\n",
+                "no assistant message",
+            ),
             (b"", "no examples"),
         ] {
             let f = file(bytes);
@@ -311,14 +259,9 @@ mod tests {
             assert!(s.contains(want), "{s} / {want}");
             assert!(s.starts_with(&f.path().display().to_string()), "{s}");
         }
-        let huge = format!(
-            "{{\"lang\":\"es\",\"task\":\"qa\",\"prompt\":\"{}\",\"response\":\"r\"}}\n",
-            "x".repeat(MAX_LINE)
-        );
+        let huge =
+            format!("{{\"lang\":\"es\",\"task\":\"qa\",\"prompt\":\"{}\",\"response\":\"r\"}}\n", "x".repeat(MAX_LINE));
         let f = file(huge.as_bytes());
-        assert!(read_file(f.path())
-            .unwrap_err()
-            .to_string()
-            .contains("more than"));
+        assert!(read_file(f.path()).unwrap_err().to_string().contains("more than"));
     }
 }

@@ -8,9 +8,7 @@ use serde::Deserialize;
 use super::assets;
 
 /// A language's role in a run: the English anchor, seen in the fine-tuning mix, or held out.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Group {
     Anchor,
@@ -152,10 +150,7 @@ pub fn codes() -> Vec<&'static str> {
 
 /// The language's position in suite order (unknown codes sort last).
 pub fn order(code: &str) -> usize {
-    all()
-        .iter()
-        .position(|l| l.code == code)
-        .unwrap_or(usize::MAX)
+    all().iter().position(|l| l.code == code).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
@@ -165,10 +160,7 @@ mod tests {
     #[test]
     fn twelve_languages_with_paper_groups() {
         let codes = codes();
-        assert_eq!(
-            codes,
-            ["en", "es", "fr", "ja", "zh", "ar", "ko", "pt", "ru", "sw", "bn", "th"]
-        );
+        assert_eq!(codes, ["en", "es", "fr", "ja", "zh", "ar", "ko", "pt", "ru", "sw", "bn", "th"]);
         assert_eq!(get("en").unwrap().group, Group::Anchor);
         for c in ["es", "fr", "ja", "zh"] {
             assert_eq!(get(c).unwrap().group, Group::Seen, "{c}");
@@ -185,21 +177,9 @@ mod tests {
         assert_eq!(OneOther.category(0), "other");
         assert_eq!(ZeroOneOther.category(0), "one");
         assert_eq!(ZeroOneOther.category(2), "other");
-        let ru: Vec<_> = [1, 2, 5, 11, 12, 21, 22, 25, 111]
-            .iter()
-            .map(|&n| Slavic.category(n))
-            .collect();
-        assert_eq!(
-            ru,
-            ["one", "few", "many", "many", "many", "one", "few", "many", "many"]
-        );
-        let ar: Vec<_> = [0, 1, 2, 3, 10, 11, 99, 100, 102, 103, 111]
-            .iter()
-            .map(|&n| Arabic.category(n))
-            .collect();
-        assert_eq!(
-            ar,
-            ["zero", "one", "two", "few", "few", "many", "many", "other", "other", "few", "many"]
-        );
+        let ru: Vec<_> = [1, 2, 5, 11, 12, 21, 22, 25, 111].iter().map(|&n| Slavic.category(n)).collect();
+        assert_eq!(ru, ["one", "few", "many", "many", "many", "one", "few", "many", "many"]);
+        let ar: Vec<_> = [0, 1, 2, 3, 10, 11, 99, 100, 102, 103, 111].iter().map(|&n| Arabic.category(n)).collect();
+        assert_eq!(ar, ["zero", "one", "two", "few", "few", "many", "many", "other", "other", "few", "many"]);
     }
 }

@@ -62,16 +62,8 @@ pub struct SpecContext {
 impl Default for SpecContext {
     fn default() -> Self {
         SpecContext {
-            seen: lang::all()
-                .iter()
-                .filter(|l| l.group == lang::Group::Seen)
-                .map(|l| l.code.clone())
-                .collect(),
-            tasks: vec![
-                (Task::Mr, 1.0 / 3.0),
-                (Task::Sm, 1.0 / 3.0),
-                (Task::If, 1.0 / 3.0),
-            ],
+            seen: lang::all().iter().filter(|l| l.group == lang::Group::Seen).map(|l| l.code.clone()).collect(),
+            tasks: vec![(Task::Mr, 1.0 / 3.0), (Task::Sm, 1.0 / 3.0), (Task::If, 1.0 / 3.0)],
             user_tasks: Vec::new(),
         }
     }
@@ -82,16 +74,9 @@ fn err_at(spec: &str, col: usize, msg: impl fmt::Display) -> anyhow::Error {
 }
 
 fn parse_number(spec: &str, col: usize, key: &str, v: &str) -> Result<f64> {
-    let x: f64 = v
-        .trim()
-        .parse()
-        .map_err(|_| err_at(spec, col, format!("{key}: '{v}' is not a number")))?;
+    let x: f64 = v.trim().parse().map_err(|_| err_at(spec, col, format!("{key}: '{v}' is not a number")))?;
     if !x.is_finite() {
-        return Err(err_at(
-            spec,
-            col,
-            format!("{key}: {v} is not a finite number"),
-        ));
+        return Err(err_at(spec, col, format!("{key}: {v} is not a finite number")));
     }
     if x < 0.0 {
         return Err(err_at(spec, col, format!("{key}: weight {v} is negative")));
@@ -102,11 +87,7 @@ fn parse_number(spec: &str, col: usize, key: &str, v: &str) -> Result<f64> {
 fn parse_count(spec: &str, col: usize, key: &str, v: &str) -> Result<u64> {
     let x = parse_number(spec, col, key, v)?;
     if x.fract() != 0.0 {
-        return Err(err_at(
-            spec,
-            col,
-            format!("{key}: {v} is not a whole number of examples"),
-        ));
+        return Err(err_at(spec, col, format!("{key}: {v} is not a whole number of examples")));
     }
     Ok(x as u64)
 }
@@ -126,10 +107,7 @@ fn parse_tasks(spec: &str, col: usize, v: &str, ctx: &SpecContext) -> Result<Vec
                     col,
                     format!(
                         "unknown task '{name}' (known: mr, sm, if, lm{})",
-                        ctx.user_tasks
-                            .iter()
-                            .map(|t| format!(", {t}"))
-                            .collect::<String>()
+                        ctx.user_tasks.iter().map(|t| format!(", {t}")).collect::<String>()
                     ),
                 ));
             }
@@ -177,11 +155,7 @@ impl Mixture {
                 "multilingual" => {
                     let p = parse_number(spec, here, k, v)?;
                     if p > 1.0 {
-                        return Err(err_at(
-                            spec,
-                            here,
-                            format!("multilingual={p} is more than 1"),
-                        ));
+                        return Err(err_at(spec, here, format!("multilingual={p} is more than 1")));
                     }
                     multilingual = Some((p, here));
                 }
@@ -193,18 +167,11 @@ impl Mixture {
                         return Err(err_at(
                             spec,
                             here,
-                            format!(
-                                "unknown language '{code}' (known: {})",
-                                lang::codes().join(" ")
-                            ),
+                            format!("unknown language '{code}' (known: {})", lang::codes().join(" ")),
                         ));
                     }
                     if langs.iter().any(|(c, _, _)| c == code) {
-                        return Err(err_at(
-                            spec,
-                            here,
-                            format!("language '{code}' is listed twice"),
-                        ));
+                        return Err(err_at(spec, here, format!("language '{code}' is listed twice")));
                     }
                     langs.push((code.to_string(), parse_number(spec, here, code, v)?, here));
                 }
@@ -215,21 +182,13 @@ impl Mixture {
         let mut counts: Option<Vec<(String, u64)>> = None;
         if let Some((p, at)) = multilingual {
             if let Some((_, _, c)) = langs.first() {
-                return Err(err_at(
-                    spec,
-                    *c,
-                    "multilingual= cannot be combined with per-language weights",
-                ));
+                return Err(err_at(spec, *c, "multilingual= cannot be combined with per-language weights"));
             }
             if n_per.is_some() {
                 return Err(err_at(spec, at, "multilingual= cannot be combined with n="));
             }
             if p > 0.0 && ctx.seen.is_empty() {
-                return Err(err_at(
-                    spec,
-                    at,
-                    "multilingual= needs seen languages, and the run has none",
-                ));
+                return Err(err_at(spec, at, "multilingual= needs seen languages, and the run has none"));
             }
             weights = vec![("en".to_string(), 1.0 - p)];
             for s in &ctx.seen {
@@ -238,11 +197,7 @@ impl Mixture {
         } else if let Some((n, at)) = n_per {
             // Additive: every value is a count; seen languages not given get n.
             let Some((_, e, _)) = langs.iter().find(|(c, _, _)| c == "en") else {
-                return Err(err_at(
-                    spec,
-                    at,
-                    "n= (additive design) needs the English count, e.g. en=1000,n=400",
-                ));
+                return Err(err_at(spec, at, "n= (additive design) needs the English count, e.g. en=1000,n=400"));
             };
             if budget.is_some() {
                 return Err(err_at(spec, at, "n= cannot be combined with budget="));
@@ -250,7 +205,11 @@ impl Mixture {
             let mut c: Vec<(String, u64)> = Vec::new();
             for (code, v, vat) in &langs {
                 if v.fract() != 0.0 {
-                    return Err(err_at(spec, *vat, format!("{code}: {v} is not a whole number of examples (with n=, values are counts)")));
+                    return Err(err_at(
+                        spec,
+                        *vat,
+                        format!("{code}: {v} is not a whole number of examples (with n=, values are counts)"),
+                    ));
                 }
                 c.push((code.clone(), *v as u64));
             }
@@ -264,10 +223,7 @@ impl Mixture {
             if total == 0 {
                 return Err(err_at(spec, at, "all counts are zero"));
             }
-            weights = c
-                .iter()
-                .map(|(code, k)| (code.clone(), *k as f64 / total as f64))
-                .collect();
+            weights = c.iter().map(|(code, k)| (code.clone(), *k as f64 / total as f64)).collect();
             counts = Some(c);
         } else {
             weights = langs.iter().map(|(c, w, _)| (c.clone(), *w)).collect();
@@ -282,12 +238,7 @@ impl Mixture {
             c.retain(|(_, k)| *k > 0);
             c.sort_by_key(|(code, _)| lang::order(code));
         }
-        let mut m = Mixture {
-            langs: weights,
-            counts,
-            tasks,
-            spec: String::new(),
-        };
+        let mut m = Mixture { langs: weights, counts, tasks, spec: String::new() };
         m.spec = m.canonical_spec();
         Ok(m)
     }
@@ -299,10 +250,7 @@ impl Mixture {
 
     /// The seen languages: weight > 0, English excluded.
     pub fn seen(&self) -> Vec<&str> {
-        self.languages()
-            .into_iter()
-            .filter(|c| *c != "en")
-            .collect()
+        self.languages().into_iter().filter(|c| *c != "en").collect()
     }
 
     /// Every (task, language) component with its weight and count.
@@ -310,16 +258,8 @@ impl Mixture {
         let mut out = Vec::new();
         for (t, tw) in &self.tasks {
             for (l, lw) in &self.langs {
-                let count = self
-                    .counts
-                    .as_ref()
-                    .map(|c| c.iter().find(|(code, _)| code == l).map_or(0, |(_, k)| *k));
-                out.push(Component {
-                    task: t.clone(),
-                    lang: l.clone(),
-                    weight: tw * lw,
-                    count,
-                });
+                let count = self.counts.as_ref().map(|c| c.iter().find(|(code, _)| code == l).map_or(0, |(_, k)| *k));
+                out.push(Component { task: t.clone(), lang: l.clone(), weight: tw * lw, count });
             }
         }
         out
@@ -337,25 +277,13 @@ impl Mixture {
                 v.push("n=0".into());
                 v
             }
-            None => self
-                .langs
-                .iter()
-                .map(|(l, w)| format!("{l}={}", fmt_weight(*w)))
-                .collect(),
+            None => self.langs.iter().map(|(l, w)| format!("{l}={}", fmt_weight(*w))).collect(),
         };
         let default_tasks = SpecContext::default().tasks;
         let same_default = self.tasks.len() == default_tasks.len()
-            && self
-                .tasks
-                .iter()
-                .zip(&default_tasks)
-                .all(|(a, b)| a.0 == b.0 && (a.1 - b.1).abs() < 1e-9);
+            && self.tasks.iter().zip(&default_tasks).all(|(a, b)| a.0 == b.0 && (a.1 - b.1).abs() < 1e-9);
         if !same_default {
-            let t: Vec<String> = self
-                .tasks
-                .iter()
-                .map(|(t, w)| format!("{t}:{}", fmt_weight(*w)))
-                .collect();
+            let t: Vec<String> = self.tasks.iter().map(|(t, w)| format!("{t}:{}", fmt_weight(*w))).collect();
             parts.push(format!("tasks={}", t.join("+")));
         }
         parts.join(",")
@@ -377,37 +305,27 @@ impl Mixture {
                     if same {
                         out.push_str(&format!(" · {} +{} each", names.join(" "), others[0].1));
                     } else {
-                        let v: Vec<String> =
-                            others.iter().map(|(l, k)| format!("{l} +{k}")).collect();
+                        let v: Vec<String> = others.iter().map(|(l, k)| format!("{l} +{k}")).collect();
                         out.push_str(&format!(" · {}", v.join(" ")));
                     }
                 }
             }
             None => {
                 out.push_str(&format!("EN {}", en.map_or(0, |(_, w)| pct(*w))));
-                let others: Vec<&(String, f64)> =
-                    self.langs.iter().filter(|(l, _)| l != "en").collect();
+                let others: Vec<&(String, f64)> = self.langs.iter().filter(|(l, _)| l != "en").collect();
                 if !others.is_empty() {
                     let same = others.iter().all(|(_, w)| pct(*w) == pct(others[0].1));
                     let names: Vec<&str> = others.iter().map(|(l, _)| l.as_str()).collect();
                     if same && others.len() > 1 {
                         out.push_str(&format!(" · {} {} each", names.join(" "), pct(others[0].1)));
                     } else {
-                        let v: Vec<String> = others
-                            .iter()
-                            .map(|(l, w)| format!("{l} {}", pct(*w)))
-                            .collect();
+                        let v: Vec<String> = others.iter().map(|(l, w)| format!("{l} {}", pct(*w))).collect();
                         out.push_str(&format!(" · {}", v.join(" ")));
                     }
                 }
             }
         }
-        if self.tasks.len() < 3
-            || self
-                .tasks
-                .iter()
-                .any(|(t, _)| !matches!(t, Task::Mr | Task::Sm | Task::If))
-        {
+        if self.tasks.len() < 3 || self.tasks.iter().any(|(t, _)| !matches!(t, Task::Mr | Task::Sm | Task::If)) {
             let t: Vec<&str> = self.tasks.iter().map(|(t, _)| t.as_str()).collect();
             out.push_str(&format!(" [{}]", t.join("+")));
         }
@@ -468,10 +386,7 @@ mod tests {
         assert!((m.langs[1].1 - 0.1).abs() < 1e-12);
         let en_only = parse("multilingual=0").unwrap();
         assert_eq!(en_only.languages(), ["en"]);
-        let ctx = SpecContext {
-            seen: vec!["ko".into()],
-            ..SpecContext::default()
-        };
+        let ctx = SpecContext { seen: vec!["ko".into()], ..SpecContext::default() };
         let m = Mixture::parse("multilingual=0.3", &ctx).unwrap();
         assert_eq!(m.languages(), ["en", "ko"]);
     }
@@ -481,13 +396,7 @@ mod tests {
         let m = parse("en=1000,n=400").unwrap();
         assert_eq!(
             m.counts.as_ref().unwrap(),
-            &[
-                ("en".into(), 1000),
-                ("es".into(), 400),
-                ("fr".into(), 400),
-                ("ja".into(), 400),
-                ("zh".into(), 400)
-            ]
+            &[("en".into(), 1000), ("es".into(), 400), ("fr".into(), 400), ("ja".into(), 400), ("zh".into(), 400)]
         );
         let m = parse("en=1000,n=400,ko=100").unwrap();
         assert_eq!(m.counts.as_ref().unwrap().len(), 6);

@@ -79,11 +79,7 @@ impl Sampler {
 
     /// Continue from a saved state, possibly under a new mixture (a fork).
     pub fn resume(mixture: &Mixture, mut state: SamplerState) -> Sampler {
-        let comps: Vec<Component> = mixture
-            .components()
-            .into_iter()
-            .filter(|c| c.weight > 0.0)
-            .collect();
+        let comps: Vec<Component> = mixture.components().into_iter().filter(|c| c.weight > 0.0).collect();
         let mut acc = 0.0;
         let cumulative = comps
             .iter()
@@ -98,15 +94,7 @@ impl Sampler {
             state.pos = 0;
             state.pool_spec = mixture.spec.clone();
         }
-        Sampler {
-            comps,
-            cumulative,
-            spec: mixture.spec.clone(),
-            pooled,
-            pool: Vec::new(),
-            pool_epoch: None,
-            state,
-        }
+        Sampler { comps, cumulative, spec: mixture.spec.clone(), pooled, pool: Vec::new(), pool_epoch: None, state }
     }
 
     pub fn state(&self) -> &SamplerState {
@@ -120,8 +108,7 @@ impl Sampler {
 
     /// Examples in one epoch of a fixed pool (None for an endless stream).
     pub fn pool_size(&self) -> Option<u64> {
-        self.pooled
-            .then(|| self.comps.iter().map(|c| c.count.unwrap_or(0)).sum())
+        self.pooled.then(|| self.comps.iter().map(|c| c.count.unwrap_or(0)).sum())
     }
 
     fn build_pool(&mut self) {
@@ -164,11 +151,7 @@ impl Sampler {
         rng.set_word_pos(self.state.rng_pos);
         let u: f64 = rng.random::<f64>() * self.cumulative.last().copied().unwrap_or(1.0);
         self.state.rng_pos = rng.get_word_pos();
-        let ci = self
-            .cumulative
-            .iter()
-            .position(|&c| u < c)
-            .unwrap_or(self.comps.len() - 1);
+        let ci = self.cumulative.iter().position(|&c| u < c).unwrap_or(self.comps.len() - 1);
         let key = stream_key(&self.comps[ci]);
         let next = self.state.next.entry(key).or_insert(0);
         let k = *next;
@@ -244,10 +227,7 @@ mod tests {
         assert!(!next.iter().any(|e| e.lang == "es"));
         // English continues its own stream where it left off.
         let en_next = st.next.get("mr/en").copied().unwrap_or(0);
-        let first_en_mr = next
-            .iter()
-            .find(|e| e.lang == "en" && e.task == Task::Mr)
-            .unwrap();
+        let first_en_mr = next.iter().find(|e| e.lang == "en" && e.task == Task::Mr).unwrap();
         assert_eq!(first_en_mr.response, en_next.to_string());
         assert_eq!(b.state().draws, 250);
     }
@@ -260,10 +240,7 @@ mod tests {
         let e1 = draw(&mut s, 18);
         let e2 = draw(&mut s, 18);
         let key = |v: &[Example]| {
-            let mut k: Vec<(String, String)> = v
-                .iter()
-                .map(|e| (e.lang.clone(), e.response.clone()))
-                .collect();
+            let mut k: Vec<(String, String)> = v.iter().map(|e| (e.lang.clone(), e.response.clone())).collect();
             k.sort();
             k
         };

@@ -17,16 +17,9 @@ pub enum Script {
 pub fn of(c: char) -> Option<Script> {
     let u = c as u32;
     Some(match u {
-        0x41..=0x5A | 0x61..=0x7A | 0xC0..=0xD6 | 0xD8..=0xF6 | 0xF8..=0x24F | 0x1E00..=0x1EFF => {
-            Script::Latin
-        }
+        0x41..=0x5A | 0x61..=0x7A | 0xC0..=0xD6 | 0xD8..=0xF6 | 0xF8..=0x24F | 0x1E00..=0x1EFF => Script::Latin,
         0x400..=0x4FF | 0x500..=0x52F => Script::Cyrillic,
-        0x600..=0x65F
-        | 0x66E..=0x6D3
-        | 0x6D5..=0x6FF
-        | 0x750..=0x77F
-        | 0xFB50..=0xFDFF
-        | 0xFE70..=0xFEFF => {
+        0x600..=0x65F | 0x66E..=0x6D3 | 0x6D5..=0x6FF | 0x750..=0x77F | 0xFB50..=0xFDFF | 0xFE70..=0xFEFF => {
             if (0x660..=0x669).contains(&u) || (0x6F0..=0x6F9).contains(&u) {
                 return None;
             }
@@ -96,11 +89,7 @@ pub fn share(text: &str, scripts: &[Script]) -> f64 {
     if total == 0 {
         return 1.0;
     }
-    let inside: usize = c
-        .iter()
-        .filter(|(s, _)| scripts.contains(s))
-        .map(|(_, n)| n)
-        .sum();
+    let inside: usize = c.iter().filter(|(s, _)| scripts.contains(s)).map(|(_, n)| n).sum();
     inside as f64 / total as f64
 }
 

@@ -166,10 +166,7 @@ impl Default for GenOptions {
 /// The whole suite. Each language file is read and checked the first time it is needed, so a
 /// broken file only affects its own language.
 pub struct Suite {
-    langs: Vec<(
-        &'static Lang,
-        OnceLock<std::result::Result<LangSuite, String>>,
-    )>,
+    langs: Vec<(&'static Lang, OnceLock<std::result::Result<LangSuite, String>>)>,
 }
 
 static SUITE: OnceLock<Suite> = OnceLock::new();
@@ -202,9 +199,7 @@ fn list_of(slot_list: &str) -> &str {
 impl Suite {
     /// A suite whose language files are read on first use.
     pub fn new() -> Suite {
-        Suite {
-            langs: lang::all().iter().map(|l| (l, OnceLock::new())).collect(),
-        }
+        Suite { langs: lang::all().iter().map(|l| (l, OnceLock::new())).collect() }
     }
 
     /// Read and check every language file now.
@@ -219,16 +214,11 @@ impl Suite {
     /// One language's compiled file; a bad file is a [`crate::error::BadInput`] naming it.
     pub fn lang(&self, code: &str) -> Result<&LangSuite> {
         let Some((l, cell)) = self.langs.iter().find(|(l, _)| l.code == code) else {
-            bail_input!(
-                "unknown language '{code}' (the suite has: {})",
-                lang::codes().join(", ")
-            );
+            bail_input!("unknown language '{code}' (the suite has: {})", lang::codes().join(", "));
         };
         let r = cell.get_or_init(|| {
             let rel = format!("suite/{}.toml", l.code);
-            assets::text(&rel)
-                .and_then(|(file, src)| LangSuite::parse(l, &file, &src))
-                .map_err(|e| format!("{e:#}"))
+            assets::text(&rel).and_then(|(file, src)| LangSuite::parse(l, &file, &src)).map_err(|e| format!("{e:#}"))
         });
         match r {
             Ok(ls) => Ok(ls),
@@ -238,9 +228,7 @@ impl Suite {
 
     /// The languages whose files load, in suite order (errors are reported by [`Suite::lang`]).
     pub fn langs(&self) -> impl Iterator<Item = &LangSuite> {
-        self.langs
-            .iter()
-            .filter_map(|(l, _)| self.lang(&l.code).ok())
+        self.langs.iter().filter_map(|(l, _)| self.lang(&l.code).ok())
     }
 
     fn lang_or_err(&self, code: &str) -> Result<&LangSuite> {
@@ -248,42 +236,19 @@ impl Suite {
     }
 
     /// Example `index` of the train stream of (task, lang) under `seed`.
-    pub fn train(
-        &self,
-        task: &Task,
-        lang: &str,
-        seed: u64,
-        index: u64,
-        opts: &GenOptions,
-    ) -> Result<Example> {
+    pub fn train(&self, task: &Task, lang: &str, seed: u64, index: u64, opts: &GenOptions) -> Result<Example> {
         let l = self.lang_or_err(lang)?;
-        l.generate(
-            task,
-            Split::Train,
-            stream_seed(seed, task, lang, index),
-            opts,
-        )
+        l.generate(task, Split::Train, stream_seed(seed, task, lang, index), opts)
     }
 
     /// The fixed held-out set of (task, lang): `n` examples with distinct split keys.
-    pub fn heldout(
-        &self,
-        task: &Task,
-        lang: &str,
-        n: usize,
-        opts: &GenOptions,
-    ) -> Result<Vec<Example>> {
+    pub fn heldout(&self, task: &Task, lang: &str, n: usize, opts: &GenOptions) -> Result<Vec<Example>> {
         let l = self.lang_or_err(lang)?;
         let mut seen = HashSet::new();
         let mut out = Vec::with_capacity(n);
         let mut i = 0u64;
         while out.len() < n {
-            let (ex, key) = l.generate_keyed(
-                task,
-                Split::Heldout,
-                stream_seed(HELDOUT_SEED, task, lang, i),
-                opts,
-            )?;
+            let (ex, key) = l.generate_keyed(task, Split::Heldout, stream_seed(HELDOUT_SEED, task, lang, i), opts)?;
             i += 1;
             if seen.insert(key) || i > 50 * n as u64 + 1000 {
                 out.push(ex);
@@ -339,23 +304,15 @@ pub fn split_of(key: u64) -> Split {
 }
 
 fn parse_all(v: &[String], at: &str) -> Result<Vec<Template>> {
-    v.iter()
-        .enumerate()
-        .map(|(i, s)| Template::parse(s, &format!("{at}[{i}]")))
-        .collect()
+    v.iter().enumerate().map(|(i, s)| Template::parse(s, &format!("{at}[{i}]"))).collect()
 }
 
 impl LangSuite {
     /// Parse and check one language file.
     pub fn parse(lang: &'static Lang, file: &str, src: &str) -> Result<LangSuite> {
-        let raw: RawFile =
-            toml::from_str(src).map_err(|e| crate::error::toml_error(file, src, &e))?;
+        let raw: RawFile = toml::from_str(src).map_err(|e| crate::error::toml_error(file, src, &e))?;
         if raw.lang != lang.code {
-            bail_input!(
-                "{file}: lang = \"{}\" but the file is for '{}'",
-                raw.lang,
-                lang.code
-            );
+            bail_input!("{file}: lang = \"{}\" but the file is for '{}'", raw.lang, lang.code);
         }
         let mut format = raw.format;
         format.plural = lang.plural;
@@ -383,15 +340,9 @@ impl LangSuite {
         let mut mr_answer = BTreeMap::new();
         for (fam, s) in &raw.mr.answer {
             if !MR_FAMILIES.contains(&fam.as_str()) {
-                bail_input!(
-                    "{file}: mr.answer.{fam}: unknown family (known: {})",
-                    MR_FAMILIES.join(", ")
-                );
+                bail_input!("{file}: mr.answer.{fam}: unknown family (known: {})", MR_FAMILIES.join(", "));
             }
-            mr_answer.insert(
-                fam.clone(),
-                Template::parse(s, &at(&format!("mr.answer.{fam}")))?,
-            );
+            mr_answer.insert(fam.clone(), Template::parse(s, &at(&format!("mr.answer.{fam}")))?);
         }
         let mut stories = Vec::new();
         for (i, s) in raw.sm.story.iter().enumerate() {
@@ -460,10 +411,7 @@ impl LangSuite {
             if self.lang.cased {
                 bail_input!("{file}: if.upper is required for a language written with case");
             } else {
-                bail_input!(
-                    "{file}: if.upper must be empty: {} has no letter case",
-                    self.lang.name
-                );
+                bail_input!("{file}: if.upper must be empty: {} has no letter case", self.lang.name);
             }
         }
         for (name, min) in [
@@ -487,10 +435,7 @@ impl LangSuite {
         }
         for (big, small, _) in UNIT_PAIRS {
             for id in [big, small] {
-                if !self.lists["unit"]
-                    .iter()
-                    .any(|u| u.id.as_deref() == Some(id))
-                {
+                if !self.lists["unit"].iter().any(|u| u.id.as_deref() == Some(id)) {
                     bail_input!("{file}: lists.unit has no entry with id = \"{id}\"");
                 }
             }
@@ -506,23 +451,13 @@ impl LangSuite {
                 self.check_template(&t.q, fam, &[], &format!("{file}: mr.{fam}[{i}].q"))?;
                 self.check_template(&t.s, fam, &[], &format!("{file}: mr.{fam}[{i}].s"))?;
             }
-            self.check_template(
-                &self.mr_answer[fam],
-                fam,
-                &[],
-                &format!("{file}: mr.answer.{fam}"),
-            )?;
+            self.check_template(&self.mr_answer[fam], fam, &[], &format!("{file}: mr.answer.{fam}"))?;
         }
         for (i, t) in self.sm_prompt.iter().enumerate() {
             self.check_template(t, "sm", &["text"], &format!("{file}: sm.prompt[{i}]"))?;
         }
         for (i, s) in self.stories.iter().enumerate() {
-            let all = s
-                .lead
-                .iter()
-                .chain(s.facts.iter().flatten())
-                .chain(&s.extra)
-                .chain([&s.summary]);
+            let all = s.lead.iter().chain(s.facts.iter().flatten()).chain(&s.extra).chain([&s.summary]);
             for t in all {
                 self.check_template(t, "sm", &[], &format!("{file}: sm.story[{i}]"))?;
             }
@@ -542,12 +477,7 @@ impl LangSuite {
         for (i, t) in self.lm_facts.iter().enumerate() {
             self.check_template(t, "lm", &[], &format!("{file}: lm.facts[{i}]"))?;
         }
-        self.check_template(
-            &self.list_item,
-            "",
-            &["i", "item"],
-            &format!("{file}: format.list_item"),
-        )?;
+        self.check_template(&self.list_item, "", &["i", "item"], &format!("{file}: format.list_item"))?;
         Ok(())
     }
 
@@ -588,10 +518,7 @@ impl LangSuite {
                 let attr = s.attr.as_deref().unwrap_or("base");
                 for it in items {
                     if it.str(attr).is_none() {
-                        bail_input!(
-                            "{at}: lists.{list} entry '{}' has no attribute '{attr}'",
-                            it.key()
-                        );
+                        bail_input!("{at}: lists.{list} entry '{}' has no attribute '{attr}'", it.key());
                     }
                 }
             }
@@ -604,13 +531,7 @@ impl LangSuite {
     }
 
     /// Draw candidates until one falls in `split`; return it with its split key.
-    fn generate_keyed(
-        &self,
-        task: &Task,
-        split: Split,
-        seed: u64,
-        opts: &GenOptions,
-    ) -> Result<(Example, u64)> {
+    fn generate_keyed(&self, task: &Task, split: Split, seed: u64, opts: &GenOptions) -> Result<(Example, u64)> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         for _ in 0..10_000 {
             let (ex, key) = match task {
@@ -618,18 +539,15 @@ impl LangSuite {
                 Task::Sm => self.gen_sm(&mut rng)?,
                 Task::If => self.gen_if(&mut rng)?,
                 Task::Lm => self.gen_lm(&mut rng, opts)?,
-                Task::User(name) => bail_input!(
-                    "task '{name}' is not part of the built-in suite (tasks: mr, sm, if, lm)"
-                ),
+                Task::User(name) => {
+                    bail_input!("task '{name}' is not part of the built-in suite (tasks: mr, sm, if, lm)")
+                }
             };
             if split_of(key) == split {
                 return Ok((ex, key));
             }
         }
-        anyhow::bail!(
-            "could not draw a {split:?} example of {task} in {}",
-            self.lang.code
-        )
+        anyhow::bail!("could not draw a {split:?} example of {task} in {}", self.lang.code)
     }
 
     /// Fill the list slots of `templates` with distinct random items (per list).
@@ -649,15 +567,10 @@ impl LangSuite {
                 let taken: Vec<&Item> = ctx
                     .items
                     .iter()
-                    .filter(|(n, _)| {
-                        list_of(n.trim_end_matches(|c: char| c.is_ascii_digit())) == list
-                    })
+                    .filter(|(n, _)| list_of(n.trim_end_matches(|c: char| c.is_ascii_digit())) == list)
                     .map(|(_, i)| *i)
                     .collect();
-                let free: Vec<&Item> = items
-                    .iter()
-                    .filter(|i| !taken.iter().any(|t| std::ptr::eq(*t, *i)))
-                    .collect();
+                let free: Vec<&Item> = items.iter().filter(|i| !taken.iter().any(|t| std::ptr::eq(*t, *i))).collect();
                 let pick = free.choose(rng).copied().unwrap_or(&items[0]);
                 ctx.items.push((s.name.clone(), pick));
             }
@@ -666,13 +579,7 @@ impl LangSuite {
 
     /// Draw the numbers (and, for unit conversions, the units) of an MR problem into `ctx`;
     /// returns the result.
-    fn mr_numbers<'a>(
-        &'a self,
-        fam: &str,
-        level: u8,
-        rng: &mut ChaCha8Rng,
-        ctx: &mut Ctx<'a>,
-    ) -> i64 {
+    fn mr_numbers<'a>(&'a self, fam: &str, level: u8, rng: &mut ChaCha8Rng, ctx: &mut Ctx<'a>) -> i64 {
         let (lo, hi) = match level {
             1 => (1, 9),
             2 => (10, 99),
@@ -729,12 +636,7 @@ impl LangSuite {
             lang: self.lang.code.clone(),
             prompt: t.q.render(&ctx)?,
             response: answer.render(&ctx)?,
-            meta: Meta {
-                family: Some(fam.into()),
-                level: Some(level),
-                answer: Some(r),
-                ..Meta::default()
-            },
+            meta: Meta { family: Some(fam.into()), level: Some(level), answer: Some(r), ..Meta::default() },
         };
         Ok((ex, key))
     }
@@ -763,11 +665,7 @@ impl LangSuite {
             ("l", rng.random_range(0..w)),
         ];
         let lead = st.lead.choose(rng).unwrap();
-        let facts: Vec<&Template> = st
-            .facts
-            .iter()
-            .map(|alts| alts.choose(rng).unwrap())
-            .collect();
+        let facts: Vec<&Template> = st.facts.iter().map(|alts| alts.choose(rng).unwrap()).collect();
         let n_extra = rng.random_range(1..=2usize).min(st.extra.len());
         let extras: Vec<&Template> = st.extra.choose_multiple(rng, n_extra).collect();
         let mut all: Vec<&Template> = vec![lead];
@@ -821,25 +719,12 @@ impl LangSuite {
                 self.fill(rng, &mut ctx, &[t]);
                 let word = ctx.item("word").unwrap().str("base").unwrap().to_string();
                 let content = vec![word.as_str(); k as usize].join(&self.format.repeat_sep);
-                (
-                    t,
-                    content,
-                    false,
-                    vec![Constraint::Repeat {
-                        word,
-                        times: k as u32,
-                    }],
-                )
+                (t, content, false, vec![Constraint::Repeat { word, times: k as u32 }])
             }
             "list" => {
                 let t = self.if_list.choose(rng).unwrap();
                 self.fill(rng, &mut ctx, &[t]);
-                let vocab = ctx
-                    .item("cat")
-                    .unwrap()
-                    .list("items")
-                    .unwrap_or_default()
-                    .to_vec();
+                let vocab = ctx.item("cat").unwrap().list("items").unwrap_or_default().to_vec();
                 let picked: Vec<&String> = vocab.choose_multiple(rng, k as usize).collect();
                 let mut lines = Vec::new();
                 for (i, item) in picked.iter().enumerate() {
@@ -848,45 +733,25 @@ impl LangSuite {
                     lc.strs.push(("item", item.to_string()));
                     lines.push(self.list_item.render(&lc)?);
                 }
-                (
-                    t,
-                    lines.join("\n"),
-                    true,
-                    vec![Constraint::List { n: k as u32, vocab }],
-                )
+                (t, lines.join("\n"), true, vec![Constraint::List { n: k as u32, vocab }])
             }
             _ => {
                 let t = self.if_upper.choose(rng).unwrap();
                 self.fill(rng, &mut ctx, &[t]);
                 let word = ctx.item("word").unwrap().str("base").unwrap().to_string();
-                (
-                    t,
-                    word.to_uppercase(),
-                    false,
-                    vec![Constraint::Upper { word }],
-                )
+                (t, word.to_uppercase(), false, vec![Constraint::Upper { word }])
             }
         };
         let mut prompt = main.render(&ctx)?;
-        let modifier = *["none", "none", "start", "end", "quote"]
-            .choose(rng)
-            .unwrap();
+        let modifier = *["none", "none", "start", "end", "quote"].choose(rng).unwrap();
         let mut key_parts = vec!["if".to_string(), kind.to_string(), modifier.to_string()];
         match modifier {
             "start" | "end" => {
-                let ts = if modifier == "start" {
-                    &self.if_start
-                } else {
-                    &self.if_end
-                };
+                let ts = if modifier == "start" { &self.if_start } else { &self.if_end };
                 let t = ts.choose(rng).unwrap();
                 self.fill(rng, &mut ctx, &[t]);
                 let word = ctx.item(modifier).unwrap().str("base").unwrap().to_string();
-                let sep = if multiline {
-                    "\n"
-                } else {
-                    self.format.word_sep.as_str()
-                };
+                let sep = if multiline { "\n" } else { self.format.word_sep.as_str() };
                 prompt = format!("{prompt}{}{}", self.format.sent_sep, t.render(&ctx)?);
                 if modifier == "start" {
                     content = format!("{word}{sep}{content}");
@@ -913,10 +778,7 @@ impl LangSuite {
             lang: self.lang.code.clone(),
             prompt,
             response: content,
-            meta: Meta {
-                constraints,
-                ..Meta::default()
-            },
+            meta: Meta { constraints, ..Meta::default() },
         };
         Ok((ex, key))
     }
@@ -999,10 +861,7 @@ pub fn check(only: &[String]) -> Result<()> {
 pub fn script_problems(s: &Suite, only: &[String]) -> Vec<String> {
     let o = GenOptions::default();
     let mut bad = Vec::new();
-    for l in s
-        .langs()
-        .filter(|l| only.is_empty() || only.contains(&l.lang.code))
-    {
+    for l in s.langs().filter(|l| only.is_empty() || only.contains(&l.lang.code)) {
         let scripts = super::script::of_lang_script(&l.lang.script);
         for t in Task::BUILTIN {
             let mut text = String::new();
@@ -1018,12 +877,7 @@ pub fn script_problems(s: &Suite, only: &[String]) -> Vec<String> {
             let share = super::script::share(&text, scripts);
             let min = if l.lang.is_latin() { 0.995 } else { 0.97 };
             if share < min {
-                bad.push(format!(
-                    "{} {t}: {:.1}% of letters in {} script",
-                    l.lang.code,
-                    share * 100.0,
-                    l.lang.script
-                ));
+                bad.push(format!("{} {t}: {:.1}% of letters in {} script", l.lang.code, share * 100.0, l.lang.script));
             }
         }
     }
@@ -1049,10 +903,7 @@ mod tests {
         for i in 0..50 {
             let ex = s.train(&Task::Mr, "en", 1, i, &o).unwrap();
             let ans = s.lang("en").unwrap().format.number(ex.meta.answer.unwrap());
-            assert!(
-                ex.response.ends_with(&format!("The answer is {ans}.")),
-                "{ex:?}"
-            );
+            assert!(ex.response.ends_with(&format!("The answer is {ans}.")), "{ex:?}");
             assert!(!ex.prompt.contains('{'), "{}", ex.prompt);
         }
         let ex = s.train(&Task::Sm, "en", 1, 0, &o).unwrap();

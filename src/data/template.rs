@@ -98,16 +98,11 @@ impl<'de> Deserialize<'de> for Item {
             Table(BTreeMap<String, AttrValue>),
         }
         Ok(match Raw::deserialize(d)? {
-            Raw::Plain(s) => Item {
-                id: None,
-                attrs: BTreeMap::from([("base".to_string(), AttrValue::Str(s))]),
-            },
+            Raw::Plain(s) => Item { id: None, attrs: BTreeMap::from([("base".to_string(), AttrValue::Str(s))]) },
             Raw::Table(mut t) => {
                 let id = match t.remove("id") {
                     Some(AttrValue::Str(s)) => Some(s),
-                    Some(AttrValue::List(_)) => {
-                        return Err(serde::de::Error::custom("`id` must be a string"))
-                    }
+                    Some(AttrValue::List(_)) => return Err(serde::de::Error::custom("`id` must be a string")),
                     None => None,
                 };
                 Item { id, attrs: t }
@@ -133,10 +128,7 @@ impl Item {
 
     /// The split key component of this item: its id, else its base text.
     pub fn key(&self) -> &str {
-        self.id
-            .as_deref()
-            .or_else(|| self.str("base"))
-            .unwrap_or_default()
+        self.id.as_deref().or_else(|| self.str("base")).unwrap_or_default()
     }
 
     /// The counted form for a plural category, with optional form-set prefix.
@@ -212,10 +204,7 @@ impl Template {
                 '{' => {
                     let rest = &src[i + 1..];
                     let Some(end) = rest.find('}') else {
-                        bail_input!(
-                            "{at}: unclosed '{{' at character {}",
-                            src[..i].chars().count() + 1
-                        );
+                        bail_input!("{at}: unclosed '{{' at character {}", src[..i].chars().count() + 1);
                     };
                     let inner = &rest[..end];
                     for _ in 0..inner.chars().count() + 1 {
@@ -236,10 +225,7 @@ impl Template {
         if !lit.is_empty() {
             parts.push(Part::Lit(lit));
         }
-        Ok(Template {
-            source: src.to_string(),
-            parts,
-        })
+        Ok(Template { source: src.to_string(), parts })
     }
 
     /// The slots this template refers to.
@@ -258,11 +244,7 @@ impl Template {
                 Part::Lit(s) => out.push_str(s),
                 Part::Slot(s) => {
                     let v = ctx.value(s).ok_or_else(|| {
-                        crate::error::bad_input(format!(
-                            "template {:?}: no value for {{{}}}",
-                            self.source,
-                            describe(s)
-                        ))
+                        crate::error::bad_input(format!("template {:?}: no value for {{{}}}", self.source, describe(s)))
                     })?;
                     apply_filter(&mut out, &v, s.filter);
                 }
@@ -337,13 +319,7 @@ fn parse_slot(inner: &str, at: &str) -> Result<Slot> {
     if count.is_some() && attr.is_some() {
         bail_input!("{at}: slot {{{inner}}} has both a count and an attribute");
     }
-    Ok(Slot {
-        name: name.to_string(),
-        attr,
-        count,
-        form,
-        filter,
-    })
+    Ok(Slot { name: name.to_string(), attr, count, form, filter })
 }
 
 /// The values a template is rendered with.
@@ -356,12 +332,7 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(format: &'a Format) -> Self {
-        Ctx {
-            format,
-            nums: Vec::new(),
-            items: Vec::new(),
-            strs: Vec::new(),
-        }
+        Ctx { format, nums: Vec::new(), items: Vec::new(), strs: Vec::new() }
     }
 
     pub fn num(&self, name: &str) -> Option<i64> {
@@ -388,8 +359,7 @@ impl<'a> Ctx<'a> {
             let form = item.counted(cat, s.form.as_deref())?;
             return Some(form.replace("{n}", &self.format.number(n)));
         }
-        item.str(s.attr.as_deref().unwrap_or("base"))
-            .map(str::to_string)
+        item.str(s.attr.as_deref().unwrap_or("base")).map(str::to_string)
     }
 }
 
@@ -412,13 +382,7 @@ mod tests {
     }
 
     fn item(pairs: &[(&str, &str)]) -> Item {
-        Item {
-            id: None,
-            attrs: pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), AttrValue::Str(v.to_string())))
-                .collect(),
-        }
+        Item { id: None, attrs: pairs.iter().map(|(k, v)| (k.to_string(), AttrValue::Str(v.to_string()))).collect() }
     }
 
     #[test]
@@ -447,12 +411,7 @@ mod tests {
         let t = Template::parse("У Ани {obj@a}.", "test").unwrap();
         let mut ctx = Ctx::new(&ru);
         ctx.items.push(("obj".into(), &apple));
-        for (n, want) in [
-            (1, "1 яблоко"),
-            (3, "3 яблока"),
-            (5, "5 яблок"),
-            (21, "21 яблоко"),
-        ] {
+        for (n, want) in [(1, "1 яблоко"), (3, "3 яблока"), (5, "5 яблок"), (21, "21 яблоко")] {
             ctx.nums = vec![("a", n)];
             assert_eq!(t.render(&ctx).unwrap(), format!("У Ани {want}."));
         }
@@ -463,15 +422,11 @@ mod tests {
         let en = fmt("0123456789", PluralRule::OneOther);
         let org = item(&[("base", "the city council")]);
         let apple = item(&[("base", "apple"), ("pl", "apples")]);
-        let t =
-            Template::parse("{org|cap} counts {obj.pl} in {{braces}} {obj|upper}", "t").unwrap();
+        let t = Template::parse("{org|cap} counts {obj.pl} in {{braces}} {obj|upper}", "t").unwrap();
         let mut ctx = Ctx::new(&en);
         ctx.items.push(("org".into(), &org));
         ctx.items.push(("obj".into(), &apple));
-        assert_eq!(
-            t.render(&ctx).unwrap(),
-            "The city council counts apples in {braces} APPLE"
-        );
+        assert_eq!(t.render(&ctx).unwrap(), "The city council counts apples in {braces} APPLE");
     }
 
     #[test]

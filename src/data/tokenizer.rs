@@ -54,36 +54,20 @@ pub struct Encoded {
 impl Tok {
     /// Load a `tokenizer.json` (the demo's or a pretrained model's).
     pub fn load(path: &Path) -> Result<Tok> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Tok::from_json(&text).with_context(|| format!("loading tokenizer {}", path.display()))
     }
 
     pub fn from_json(text: &str) -> Result<Tok> {
-        let inner: tokenizers::Tokenizer = text
-            .parse()
-            .map_err(|e| crate::error::bad_input(format!("not a valid tokenizer.json: {e}")))?;
+        let inner: tokenizers::Tokenizer =
+            text.parse().map_err(|e| crate::error::bad_input(format!("not a valid tokenizer.json: {e}")))?;
         let id = |t: &str| inner.token_to_id(t);
-        let (Some(pad), Some(bos), Some(eos), Some(user), Some(assistant)) = (
-            id(SPECIALS[0]),
-            id(SPECIALS[1]),
-            id(SPECIALS[2]),
-            id(SPECIALS[3]),
-            id(SPECIALS[4]),
-        ) else {
-            bail_input!(
-                "the tokenizer lacks the special tokens mixscope's chat format uses ({})",
-                SPECIALS.join(" ")
-            );
+        let (Some(pad), Some(bos), Some(eos), Some(user), Some(assistant)) =
+            (id(SPECIALS[0]), id(SPECIALS[1]), id(SPECIALS[2]), id(SPECIALS[3]), id(SPECIALS[4]))
+        else {
+            bail_input!("the tokenizer lacks the special tokens mixscope's chat format uses ({})", SPECIALS.join(" "));
         };
-        Ok(Tok {
-            inner,
-            pad,
-            bos,
-            eos,
-            user,
-            assistant,
-        })
+        Ok(Tok { inner, pad, bos, eos, user, assistant })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -91,17 +75,12 @@ impl Tok {
     }
 
     pub fn encode_text(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode_fast(text, false)
-            .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
+        let enc = self.inner.encode_fast(text, false).map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
         Ok(enc.get_ids().to_vec())
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner
-            .decode(ids, true)
-            .map_err(|e| anyhow::anyhow!("decoding: {e}"))
+        self.inner.decode(ids, true).map_err(|e| anyhow::anyhow!("decoding: {e}"))
     }
 
     /// The prompt part of a chat example: `<|user|> prompt <|assistant|>`.
@@ -123,12 +102,7 @@ impl Tok {
             let truncated = ids.len() > max_len;
             ids.truncate(max_len);
             let weights = vec![1.0; ids.len().saturating_sub(1)];
-            return Ok(Encoded {
-                ids,
-                weights,
-                prompt_len: 1,
-                truncated,
-            });
+            return Ok(Encoded { ids, weights, prompt_len: 1, truncated });
         }
         let mut prompt = self.encode_prompt(&ex.prompt)?;
         let mut resp = self.encode_text(&ex.response)?;
@@ -147,24 +121,15 @@ impl Tok {
         let mut ids = prompt;
         ids.extend(resp);
         ids.truncate(max_len);
-        let weights = (1..ids.len())
-            .map(|i| if i >= prompt_len { 1.0 } else { 0.0 })
-            .collect();
-        Ok(Encoded {
-            ids,
-            weights,
-            prompt_len: prompt_len.min(max_len),
-            truncated,
-        })
+        let weights = (1..ids.len()).map(|i| if i >= prompt_len { 1.0 } else { 0.0 }).collect();
+        Ok(Encoded { ids, weights, prompt_len: prompt_len.min(max_len), truncated })
     }
 }
 
 /// Train the demo tokenizer on the suite (deterministic) and return its JSON.
 pub fn train_suite_tokenizer(vocab_size: usize, per_task_lang: u64) -> Result<String> {
     let s = suite();
-    let opts = GenOptions {
-        mr_levels: vec![1, 2, 3],
-    };
+    let opts = GenOptions { mr_levels: vec![1, 2, 3] };
     let mut texts: Vec<String> = Vec::new();
     for l in lang::all() {
         for t in Task::BUILTIN {
@@ -177,10 +142,7 @@ pub fn train_suite_tokenizer(vocab_size: usize, per_task_lang: u64) -> Result<St
             }
         }
     }
-    let specials: Vec<AddedToken> = SPECIALS
-        .iter()
-        .map(|t| AddedToken::from(t.to_string(), true))
-        .collect();
+    let specials: Vec<AddedToken> = SPECIALS.iter().map(|t| AddedToken::from(t.to_string(), true)).collect();
     let alphabet: HashSet<char> = ByteLevel::alphabet().into_iter().collect();
     let mut trainer = BpeTrainerBuilder::new()
         .show_progress(false)
@@ -189,34 +151,23 @@ pub fn train_suite_tokenizer(vocab_size: usize, per_task_lang: u64) -> Result<St
         .special_tokens(specials)
         .initial_alphabet(alphabet)
         .build();
-    let split = Split::new(
-        SplitPattern::Regex(SPLIT_PATTERN.into()),
-        SplitDelimiterBehavior::Isolated,
-        false,
-    )
-    .map_err(|e| anyhow::anyhow!("split pattern: {e}"))?;
+    let split = Split::new(SplitPattern::Regex(SPLIT_PATTERN.into()), SplitDelimiterBehavior::Isolated, false)
+        .map_err(|e| anyhow::anyhow!("split pattern: {e}"))?;
     let pre = Sequence::new(vec![
         PreTokenizerWrapper::Split(split),
         PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, false)),
     ]);
-    let mut tk = TokenizerBuilder::<
-        BPE,
-        NormalizerWrapper,
-        PreTokenizerWrapper,
-        PostProcessorWrapper,
-        DecoderWrapper,
-    >::new()
-    .with_model(BPE::default())
-    .with_normalizer(None)
-    .with_pre_tokenizer(Some(PreTokenizerWrapper::Sequence(pre)))
-    .with_post_processor(None)
-    .with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevel::default())))
-    .build()
-    .map_err(|e| anyhow::anyhow!("building tokenizer: {e}"))?;
-    tk.train(&mut trainer, texts.iter())
-        .map_err(|e| anyhow::anyhow!("training tokenizer: {e}"))?;
-    tk.to_string(false)
-        .map_err(|e| anyhow::anyhow!("saving tokenizer: {e}"))
+    let mut tk =
+        TokenizerBuilder::<BPE, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>::new()
+            .with_model(BPE::default())
+            .with_normalizer(None)
+            .with_pre_tokenizer(Some(PreTokenizerWrapper::Sequence(pre)))
+            .with_post_processor(None)
+            .with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevel::default())))
+            .build()
+            .map_err(|e| anyhow::anyhow!("building tokenizer: {e}"))?;
+    tk.train(&mut trainer, texts.iter()).map_err(|e| anyhow::anyhow!("training tokenizer: {e}"))?;
+    tk.to_string(false).map_err(|e| anyhow::anyhow!("saving tokenizer: {e}"))
 }
 
 /// The cache directory: `MIXSCOPE_CACHE`, else `<runs root>/.cache`.
@@ -259,11 +210,7 @@ pub fn fertility(tok: &Tok, n: usize) -> Result<Vec<(String, f64, f64)>> {
                 }
             }
         }
-        out.push((
-            l.code.clone(),
-            tokens as f64 / chars.max(1) as f64,
-            tokens as f64 / words.max(1) as f64,
-        ));
+        out.push((l.code.clone(), tokens as f64 / chars.max(1) as f64, tokens as f64 / words.max(1) as f64));
     }
     Ok(out)
 }

@@ -20,10 +20,6 @@ pub fn score(ex: &Example, generation: &str) -> Scores {
             value: (numbers::final_number(generation, &ex.lang) == ex.meta.answer) as u8 as f64,
             lang_ok: true,
         },
-        _ => Scores {
-            metric: ex.task.metric(),
-            value: f64::NAN,
-            lang_ok: true,
-        },
+        _ => Scores { metric: ex.task.metric(), value: f64::NAN, lang_ok: true },
     }
 }

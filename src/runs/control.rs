@@ -67,11 +67,7 @@ impl ControlWatch {
     /// Start watching; requests already in the file count as seen.
     pub fn new(run_dir: &Path) -> ControlWatch {
         let last_seq = read(run_dir).map_or(0, |r| r.seq);
-        let mut w = ControlWatch {
-            path: run_dir.join("control"),
-            stamp: None,
-            last_seq,
-        };
+        let mut w = ControlWatch { path: run_dir.join("control"), stamp: None, last_seq };
         w.stamp = w.stamp_now();
         w
     }
@@ -79,11 +75,7 @@ impl ControlWatch {
     /// Like `new`, but an unhandled request already in the file is returned by the next poll
     /// (a trainer restarted to resume must not miss a pending stop).
     pub fn new_from(run_dir: &Path, last_seq: u64) -> ControlWatch {
-        ControlWatch {
-            path: run_dir.join("control"),
-            stamp: None,
-            last_seq,
-        }
+        ControlWatch { path: run_dir.join("control"), stamp: None, last_seq }
     }
 
     fn stamp_now(&self) -> Option<(std::time::SystemTime, u64, u64)> {

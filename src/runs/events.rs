@@ -128,12 +128,7 @@ pub struct Event {
 
 impl Event {
     pub fn new(step: u64, body: Body) -> Event {
-        Event {
-            v: VERSION,
-            step,
-            time: crate::util::now_secs(),
-            body,
-        }
+        Event { v: VERSION, step, time: crate::util::now_secs(), body }
     }
 
     pub fn kind(&self) -> &str {
@@ -218,18 +213,11 @@ impl RawEvent {
                 n: self.n.unwrap_or(0),
                 lang_ok: self.lang_ok,
             },
-            "checkpoint" => Body::Checkpoint {
-                path: need(self.path, k, "path")?,
-                eval_loss: self.eval_loss,
-            },
+            "checkpoint" => Body::Checkpoint { path: need(self.path, k, "path")?, eval_loss: self.eval_loss },
             "status" => {
                 let s = need(self.state, k, "state")?;
-                let state = State::parse(&s)
-                    .ok_or_else(|| format!("status event with unknown state '{s}'"))?;
-                Body::Status {
-                    state,
-                    message: self.message,
-                }
+                let state = State::parse(&s).ok_or_else(|| format!("status event with unknown state '{s}'"))?;
+                Body::Status { state, message: self.message }
             }
             "fork" => Body::Fork {
                 parent: need(self.parent, k, "parent")?,
@@ -238,12 +226,7 @@ impl RawEvent {
             },
             other => Body::Unknown(other.to_string()),
         };
-        Ok(Event {
-            v,
-            step,
-            time,
-            body,
-        })
+        Ok(Event { v, step, time, body })
     }
 }
 
@@ -264,28 +247,20 @@ impl EventWriter {
             let mut last = [0u8; 1];
             r.read_exact(&mut last)?;
             if last[0] != b'\n' {
-                file.write_all(b"\n")
-                    .with_context(|| format!("terminating a torn line in {}", path.display()))?;
+                file.write_all(b"\n").with_context(|| format!("terminating a torn line in {}", path.display()))?;
             }
         }
-        Ok(EventWriter {
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(EventWriter { file, path: path.to_path_buf() })
     }
 
     /// Append one event as one line, in one write.
     pub fn write(&mut self, ev: &Event) -> Result<()> {
-        self.file
-            .write_all(ev.to_line().as_bytes())
-            .with_context(|| format!("appending to {}", self.path.display()))
+        self.file.write_all(ev.to_line().as_bytes()).with_context(|| format!("appending to {}", self.path.display()))
     }
 
     /// Make what was written durable (used for status and checkpoint events).
     pub fn sync(&mut self) -> Result<()> {
-        self.file
-            .sync_data()
-            .with_context(|| format!("syncing {}", self.path.display()))
+        self.file.sync_data().with_context(|| format!("syncing {}", self.path.display()))
     }
 }
 
@@ -318,14 +293,7 @@ pub struct Polled {
 
 impl EventTail {
     pub fn new(path: &Path) -> EventTail {
-        EventTail {
-            path: path.to_path_buf(),
-            ino: 0,
-            offset: 0,
-            line: 0,
-            partial: Vec::new(),
-            bad: Vec::new(),
-        }
+        EventTail { path: path.to_path_buf(), ino: 0, offset: 0, line: 0, partial: Vec::new(), bad: Vec::new() }
     }
 
     /// Bytes consumed so far (whole lines).
@@ -381,15 +349,9 @@ impl EventTail {
             match std::str::from_utf8(line) {
                 Ok(s) => match Event::parse(s) {
                     Ok(ev) => out.events.push(ev),
-                    Err(reason) => self.bad.push(BadLine {
-                        line: self.line,
-                        reason,
-                    }),
+                    Err(reason) => self.bad.push(BadLine { line: self.line, reason }),
                 },
-                Err(_) => self.bad.push(BadLine {
-                    line: self.line,
-                    reason: "invalid UTF-8".into(),
-                }),
+                Err(_) => self.bad.push(BadLine { line: self.line, reason: "invalid UTF-8".into() }),
             }
         }
         self.partial = buf[pos..].to_vec();
@@ -440,35 +402,13 @@ mod tests {
                     lang_ok: Some(1.0),
                 },
             ),
-            Event::new(
-                2,
-                Body::Checkpoint {
-                    path: "checkpoints/2".into(),
-                    eval_loss: Some(1.0),
-                },
-            ),
-            Event::new(
-                2,
-                Body::Status {
-                    state: State::Paused,
-                    message: None,
-                },
-            ),
-            Event::new(
-                0,
-                Body::Fork {
-                    parent: "abc".into(),
-                    parent_step: 2,
-                    mixture: "en=1".into(),
-                },
-            ),
+            Event::new(2, Body::Checkpoint { path: "checkpoints/2".into(), eval_loss: Some(1.0) }),
+            Event::new(2, Body::Status { state: State::Paused, message: None }),
+            Event::new(0, Body::Fork { parent: "abc".into(), parent_step: 2, mixture: "en=1".into() }),
         ];
         for e in evs {
             let line = e.to_line();
-            assert!(
-                line.contains("\"v\":1") && line.contains(&format!("\"kind\":\"{}\"", e.kind())),
-                "{line}"
-            );
+            assert!(line.contains("\"v\":1") && line.contains(&format!("\"kind\":\"{}\"", e.kind())), "{line}");
             assert_eq!(Event::parse(line.trim()).unwrap(), e);
         }
     }
@@ -476,16 +416,11 @@ mod tests {
     #[test]
     fn tolerant_reading() {
         let unknown = r#"{"v":1,"kind":"sparkle","step":3,"time":1.0,"x":1}"#;
-        let extra =
-            r#"{"v":1,"kind":"status","step":3,"time":1.0,"state":"running","future":[1,2]}"#;
+        let extra = r#"{"v":1,"kind":"status","step":3,"time":1.0,"state":"running","future":[1,2]}"#;
         let e = Event::parse(unknown).unwrap();
         assert_eq!(e.kind(), "sparkle");
         assert_eq!(Event::parse(extra).unwrap().kind(), "status");
-        assert!(
-            Event::parse(r#"{"v":1,"kind":"train","step":3,"time":1.0}"#)
-                .unwrap_err()
-                .contains("`loss`")
-        );
+        assert!(Event::parse(r#"{"v":1,"kind":"train","step":3,"time":1.0}"#).unwrap_err().contains("`loss`"));
     }
 
     #[test]
@@ -499,28 +434,13 @@ mod tests {
         // A torn write: half a line.
         let line = train(2, 2.0).to_line();
         let (a, b) = line.split_at(20);
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&p)
-            .unwrap()
-            .write_all(a.as_bytes())
-            .unwrap();
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(a.as_bytes()).unwrap();
         assert!(t.poll().unwrap().events.is_empty());
         assert!(t.has_partial());
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&p)
-            .unwrap()
-            .write_all(b.as_bytes())
-            .unwrap();
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b.as_bytes()).unwrap();
         assert_eq!(t.poll().unwrap().events[0].step, 2);
         // A writer killed mid-line, then a new writer: the torn line is skipped and reported.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&p)
-            .unwrap()
-            .write_all(&a.as_bytes()[..10])
-            .unwrap();
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(&a.as_bytes()[..10]).unwrap();
         let mut w2 = EventWriter::open(&p).unwrap();
         w2.write(&train(3, 1.0)).unwrap();
         let got = t.poll().unwrap();
@@ -531,12 +451,7 @@ mod tests {
         let (all, bad, torn) = read_all(&p).unwrap();
         assert_eq!((all.len(), bad.len(), torn), (3, 1, false));
         // Garbage and invalid UTF-8 are skipped, not fatal.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&p)
-            .unwrap()
-            .write_all(b"not json\n\xff\xfe\n")
-            .unwrap();
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"not json\n\xff\xfe\n").unwrap();
         w2.write(&train(4, 0.5)).unwrap();
         let got = t.poll().unwrap();
         assert_eq!(got.events.len(), 1);

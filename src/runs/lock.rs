@@ -57,9 +57,7 @@ impl RunLock {
             use std::os::unix::fs::OpenOptionsExt;
             o.mode(0o600);
         }
-        let mut file = o
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        let mut file = o.open(&path).with_context(|| format!("opening {}", path.display()))?;
         // Another process may probe the lock for a moment: retry briefly.
         let mut ok = false;
         for _ in 0..50 {
@@ -73,16 +71,9 @@ impl RunLock {
             let holder = read_info(&path)
                 .map(|i| format!("pid {} on {}", i.pid, i.host))
                 .unwrap_or_else(|| "another process".into());
-            return Err(crate::error::bad_input(format!(
-                "{} is being trained by {holder}",
-                run_dir.display()
-            )));
+            return Err(crate::error::bad_input(format!("{} is being trained by {holder}", run_dir.display())));
         }
-        let info = LockInfo {
-            pid: std::process::id(),
-            host: hostname(),
-            started: crate::util::now_secs(),
-        };
+        let info = LockInfo { pid: std::process::id(), host: hostname(), started: crate::util::now_secs() };
         file.set_len(0)?;
         file.write_all(serde_json::to_string(&info)?.as_bytes())?;
         file.sync_data()?;

@@ -30,10 +30,7 @@ impl RunDir {
 
     /// The run id: the directory's name.
     pub fn id(&self) -> String {
-        self.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -67,8 +64,7 @@ impl RunDir {
         let p = self.config_path();
         let src = std::fs::read_to_string(&p)
             .map_err(|e| crate::error::bad_input(format!("{}: cannot read: {e}", p.display())))?;
-        toml::from_str(&src)
-            .map_err(|e| crate::error::toml_error(&p.display().to_string(), &src, &e))
+        toml::from_str(&src).map_err(|e| crate::error::toml_error(&p.display().to_string(), &src, &e))
     }
 
     /// Write run.toml (atomically; only when the run is created).
@@ -131,30 +127,17 @@ pub fn new_id(root: &Path, name: Option<&str>) -> String {
     let slug: String = name
         .unwrap_or("")
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
         .collect::<String>()
         .trim_matches('-')
         .chars()
         .take(40)
         .collect();
     loop {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let h =
-            crate::util::short_hash(format!("{nanos}-{}-{slug}", std::process::id()).as_bytes());
-        let id = if slug.is_empty() {
-            h[..6].to_string()
-        } else {
-            format!("{slug}-{}", &h[..6])
-        };
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let h = crate::util::short_hash(format!("{nanos}-{}-{slug}", std::process::id()).as_bytes());
+        let id = if slug.is_empty() { h[..6].to_string() } else { format!("{slug}-{}", &h[..6]) };
         if !root.join(&id).exists() {
             return id;
         }
@@ -171,10 +154,8 @@ pub fn resolve(root: &Path, spec: &str) -> Result<RunDir> {
     if let Some(r) = runs.iter().find(|r| r.id() == spec) {
         return Ok(r.clone());
     }
-    let named: Vec<&RunDir> = runs
-        .iter()
-        .filter(|r| r.read_config().ok().and_then(|c| c.name).as_deref() == Some(spec))
-        .collect();
+    let named: Vec<&RunDir> =
+        runs.iter().filter(|r| r.read_config().ok().and_then(|c| c.name).as_deref() == Some(spec)).collect();
     match named.len() {
         1 => return Ok(named[0].clone()),
         0 => {}

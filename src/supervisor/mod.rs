@@ -28,11 +28,7 @@ pub fn cpu_budget() -> usize {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
 /// The cores a run needs: its `threads`, or the whole budget for 0.
@@ -63,8 +59,7 @@ pub fn launch(root: &Path, config: &Path, sets: &[String]) -> Result<RunDir> {
     if let Some(base) = &created.base {
         let st = status::status(base)?;
         let idle = !st.alive && !crate::train::setup::is_complete(base)?;
-        let not_queued = st.queued_at.is_none()
-            || matches!(st.state, State::Stopped | State::Failed | State::Paused);
+        let not_queued = st.queued_at.is_none() || matches!(st.state, State::Stopped | State::Failed | State::Paused);
         if idle && not_queued {
             append_status(base, State::Queued, Some("base of another run".into()))?;
         }
@@ -82,20 +77,10 @@ pub fn schedule(root: &Path) -> Result<Vec<String>> {
     let _guard = GlobalLock::take(&root.join(".scheduler.lock"))?;
     let budget = cpu_budget();
     let all = status::list(root)?;
-    let mut used: usize = all
-        .iter()
-        .filter(|s| s.alive)
-        .map(|s| cores_of(s, budget))
-        .sum();
-    let mut queued: Vec<&RunStatus> = all
-        .iter()
-        .filter(|s| s.state == State::Queued && !s.alive && s.queued_at.is_some())
-        .collect();
-    queued.sort_by(|a, b| {
-        a.queued_at
-            .partial_cmp(&b.queued_at)
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    let mut used: usize = all.iter().filter(|s| s.alive).map(|s| cores_of(s, budget)).sum();
+    let mut queued: Vec<&RunStatus> =
+        all.iter().filter(|s| s.state == State::Queued && !s.alive && s.queued_at.is_some()).collect();
+    queued.sort_by(|a, b| a.queued_at.partial_cmp(&b.queued_at).unwrap_or(std::cmp::Ordering::Equal));
     let mut started = Vec::new();
     for s in queued {
         let need = cores_of(s, budget);
@@ -123,9 +108,7 @@ fn base_ready(root: &Path, run: &RunDir) -> Result<bool> {
         return Ok(true);
     }
     let id = init.run.as_deref().unwrap_or(&lin.parent);
-    Ok(runs::resolve(root, id)
-        .map(|b| b.checkpoint_dir(lin.fork_step).join("state.json").exists())
-        .unwrap_or(false))
+    Ok(runs::resolve(root, id).map(|b| b.checkpoint_dir(lin.fork_step).join("state.json").exists()).unwrap_or(false))
 }
 
 /// Ask a running run to pause (it checkpoints, then its trainer exits and frees its slot).
@@ -137,11 +120,7 @@ pub fn pause(root: &Path, run: &RunDir) -> Result<()> {
         }
         State::Queued => append_status(run, State::Paused, Some("paused while queued".into()))?,
         State::Paused => {}
-        s => bail_input!(
-            "run {} is {}: only a running or queued run can be paused",
-            run.id(),
-            s.as_str()
-        ),
+        s => bail_input!("run {} is {}: only a running or queued run can be paused", run.id(), s.as_str()),
     }
     let _ = root;
     Ok(())
@@ -156,28 +135,16 @@ pub fn resume(root: &Path, run: &RunDir) -> Result<()> {
             control::send(&run.path, Command::Resume)?;
             return Ok(());
         }
-        bail_input!(
-            "run {} is {}: nothing to resume",
-            run.id(),
-            st.state.as_str()
-        );
+        bail_input!("run {} is {}: nothing to resume", run.id(), st.state.as_str());
     }
     match st.state {
         State::Paused | State::Stopped | State::Failed => {
-            append_status(
-                run,
-                State::Queued,
-                Some(format!("resume requested at step {}", st.step)),
-            )?;
+            append_status(run, State::Queued, Some(format!("resume requested at step {}", st.step)))?;
             schedule(root)?;
             Ok(())
         }
         State::Finished => bail_input!("run {} has finished; fork it to train further", run.id()),
-        State::Queued | State::Running => bail_input!(
-            "run {} is {}: nothing to resume",
-            run.id(),
-            st.state.as_str()
-        ),
+        State::Queued | State::Running => bail_input!("run {} is {}: nothing to resume", run.id(), st.state.as_str()),
     }
 }
 
@@ -189,9 +156,7 @@ pub fn stop(root: &Path, run: &RunDir) -> Result<()> {
         return Ok(());
     }
     match st.state {
-        State::Queued | State::Paused => {
-            append_status(run, State::Stopped, Some("stopped on request".into()))?
-        }
+        State::Queued | State::Paused => append_status(run, State::Stopped, Some("stopped on request".into()))?,
         s => bail_input!("run {} is {}: nothing to stop", run.id(), s.as_str()),
     }
     let _ = root;
@@ -224,6 +189,7 @@ pub fn fork(
     at: Option<u64>,
     spec: &str,
     name: Option<String>,
+    max_steps: Option<u64>,
 ) -> Result<RunDir> {
     let at = match at {
         Some(s) => Some(s),
@@ -232,7 +198,7 @@ pub fn fork(
         }
         None => None,
     };
-    let child = crate::train::setup::fork_run(root, parent, at, spec, name)?;
+    let child = crate::train::setup::fork_run(root, parent, at, spec, name, max_steps)?;
     append_status(&child, State::Queued, None)?;
     schedule(root)?;
     Ok(child)
@@ -257,11 +223,7 @@ impl GlobalLock {
             // SAFETY: blocking flock on a valid descriptor.
             let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
             if r != 0 {
-                anyhow::bail!(
-                    "locking {}: {}",
-                    path.display(),
-                    std::io::Error::last_os_error()
-                );
+                anyhow::bail!("locking {}: {}", path.display(), std::io::Error::last_os_error());
             }
         }
         Ok(GlobalLock { _file: file })

@@ -23,9 +23,7 @@ pub fn spawn(root: &Path, run: &RunDir) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    let file = o
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
+    let file = o.open(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::io::AsRawFd;
@@ -39,15 +37,8 @@ pub fn spawn(root: &Path, run: &RunDir) -> Result<()> {
             libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
         }
         let mut cmd = Command::new(super::exe()?);
-        cmd.arg("_supervise")
-            .arg(&run.path)
-            .arg("--runs")
-            .arg(root)
-            .arg("--lock-fd")
-            .arg(fd.to_string());
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        cmd.arg("_supervise").arg(&run.path).arg("--runs").arg(root).arg("--lock-fd").arg(fd.to_string());
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         use std::os::unix::process::CommandExt;
         // SAFETY: setsid is async-signal-safe; the monitor gets its own session so that a
         // closing terminal (SIGHUP) or the launcher's exit does not end it.
@@ -110,11 +101,7 @@ pub fn supervise(run_dir: &Path, root: &Path, lock_fd: Option<i32>) -> Result<i3
     let status = match cmd.spawn() {
         Ok(mut child) => child.wait()?,
         Err(e) => {
-            super::append_status(
-                &run,
-                State::Failed,
-                Some(format!("could not start the trainer: {e}")),
-            )?;
+            super::append_status(&run, State::Failed, Some(format!("could not start the trainer: {e}")))?;
             let _ = super::schedule(root);
             return Ok(1);
         }
@@ -124,10 +111,7 @@ pub fn supervise(run_dir: &Path, root: &Path, lock_fd: Option<i32>) -> Result<i3
         Body::Status { state, .. } => Some(*state),
         _ => None,
     });
-    let ended_cleanly = matches!(
-        last,
-        Some(State::Finished | State::Stopped | State::Paused | State::Failed)
-    );
+    let ended_cleanly = matches!(last, Some(State::Finished | State::Stopped | State::Paused | State::Failed));
     if !ended_cleanly {
         let mut why = match status.code() {
             Some(c) => format!("the trainer exited with code {c}"),

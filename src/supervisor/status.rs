@@ -77,11 +77,7 @@ pub fn stderr_tail(run: &RunDir, n: usize) -> Vec<String> {
         return Vec::new();
     };
     let text = String::from_utf8_lossy(&text[text.len().saturating_sub(64 * 1024)..]).into_owned();
-    let lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(String::from)
-        .collect();
+    let lines: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
@@ -104,15 +100,9 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
             .and_then(|c| crate::train::trainer::mixture_of(c).ok())
             .map(|m| m.summary())
             .unwrap_or_default(),
-        parent: cfg
-            .as_ref()
-            .and_then(|c| c.lineage.as_ref().map(|l| l.parent.clone())),
-        fork_step: cfg
-            .as_ref()
-            .and_then(|c| c.lineage.as_ref().map(|l| l.fork_step)),
-        device: cfg
-            .as_ref()
-            .map_or_else(|| "?".into(), |c| c.device.clone()),
+        parent: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.parent.clone())),
+        fork_step: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.fork_step)),
+        device: cfg.as_ref().map_or_else(|| "?".into(), |c| c.device.clone()),
         threads: cfg.as_ref().map_or(0, |c| c.threads),
         started: events.first().map(|e| e.time),
         updated: events.last().map(|e| e.time),
@@ -129,9 +119,7 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
     for e in &events {
         st.step = st.step.max(e.step);
         match &e.body {
-            Body::Train {
-                loss, tokens_per_s, ..
-            } => {
+            Body::Train { loss, tokens_per_s, .. } => {
                 st.loss = Some(*loss);
                 st.tokens_per_s = Some(*tokens_per_s);
                 st.step = e.step;
@@ -143,9 +131,7 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
                     st.queued_at = Some(e.time);
                 }
             }
-            Body::Checkpoint {
-                eval_loss: Some(l), ..
-            } => {
+            Body::Checkpoint { eval_loss: Some(l), .. } => {
                 if st.best_loss.is_none_or(|b| *l < b) {
                     st.best_loss = Some(*l);
                     st.best_step = Some(e.step);
@@ -155,9 +141,7 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
         }
     }
     st.alive = is_alive(run);
-    st.pid = lock::read_info(&run.path.join("lock"))
-        .map(|i| i.pid)
-        .filter(|_| st.alive);
+    st.pid = lock::read_info(&run.path.join("lock")).map(|i| i.pid).filter(|_| st.alive);
     st.state = match (last_state, st.alive) {
         (Some(State::Running), true) | (None, true) | (Some(State::Queued), true) => State::Running,
         (Some(s), true) => s,

@@ -18,12 +18,7 @@ pub struct Batch {
 
 /// Right-pad the examples to the longest one (pads carry weight 0, so a causal mask suffices).
 pub fn make_batch(encs: &[&Encoded], pad: u32, device: &Device) -> Result<Batch> {
-    let t = encs
-        .iter()
-        .map(|e| e.ids.len().saturating_sub(1))
-        .max()
-        .unwrap_or(1)
-        .max(1);
+    let t = encs.iter().map(|e| e.ids.len().saturating_sub(1)).max().unwrap_or(1).max(1);
     let b = encs.len();
     let mut ids = vec![pad; b * t];
     let mut targets = vec![pad; b * t];
@@ -55,31 +50,12 @@ mod tests {
 
     #[test]
     fn pads_right_with_zero_weight() {
-        let a = Encoded {
-            ids: vec![1, 5, 6, 7],
-            weights: vec![0.0, 1.0, 1.0],
-            prompt_len: 2,
-            truncated: false,
-        };
-        let b = Encoded {
-            ids: vec![1, 9],
-            weights: vec![1.0],
-            prompt_len: 1,
-            truncated: false,
-        };
+        let a = Encoded { ids: vec![1, 5, 6, 7], weights: vec![0.0, 1.0, 1.0], prompt_len: 2, truncated: false };
+        let b = Encoded { ids: vec![1, 9], weights: vec![1.0], prompt_len: 1, truncated: false };
         let batch = make_batch(&[&a, &b], 0, &Device::Cpu).unwrap();
-        assert_eq!(
-            batch.ids.to_vec2::<u32>().unwrap(),
-            vec![vec![1, 5, 6], vec![1, 0, 0]]
-        );
-        assert_eq!(
-            batch.targets.to_vec2::<u32>().unwrap(),
-            vec![vec![5, 6, 7], vec![9, 0, 0]]
-        );
-        assert_eq!(
-            batch.weights.to_vec2::<f32>().unwrap(),
-            vec![vec![0.0, 1.0, 1.0], vec![1.0, 0.0, 0.0]]
-        );
+        assert_eq!(batch.ids.to_vec2::<u32>().unwrap(), vec![vec![1, 5, 6], vec![1, 0, 0]]);
+        assert_eq!(batch.targets.to_vec2::<u32>().unwrap(), vec![vec![5, 6, 7], vec![9, 0, 0]]);
+        assert_eq!(batch.weights.to_vec2::<f32>().unwrap(), vec![vec![0.0, 1.0, 1.0], vec![1.0, 0.0, 0.0]]);
         assert_eq!(batch.tokens, 4);
         assert_eq!(batch.weight_sum, 3.0);
     }

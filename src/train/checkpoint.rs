@@ -36,11 +36,7 @@ pub const STATE_FILE: &str = "state.json";
 
 /// Write a checkpoint: `write_files(tmp_dir)` puts the tensors in place, then state.json is
 /// written and the directory renamed to its step. Returns the final directory.
-pub fn save(
-    run: &RunDir,
-    state: &TrainState,
-    write_files: impl FnOnce(&Path) -> Result<()>,
-) -> Result<PathBuf> {
+pub fn save(run: &RunDir, state: &TrainState, write_files: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
     let root = run.checkpoints_dir();
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let tmp = root.join(format!(".tmp-{}-{}", state.step, std::process::id()));
@@ -56,9 +52,7 @@ pub fn save(
         for f in [MODEL_FILE, OPTIM_FILE, STATE_FILE] {
             let p = tmp.join(f);
             if p.exists() {
-                std::fs::File::open(&p)?
-                    .sync_all()
-                    .with_context(|| format!("syncing {}", p.display()))?;
+                std::fs::File::open(&p)?.sync_all().with_context(|| format!("syncing {}", p.display()))?;
             }
         }
         crate::util::sync_dir(&tmp);
@@ -75,8 +69,7 @@ pub fn save(
         std::fs::rename(&tmp, &dest)?;
         std::fs::remove_dir_all(&old).ok();
     } else {
-        std::fs::rename(&tmp, &dest)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))?;
+        std::fs::rename(&tmp, &dest).with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))?;
     }
     crate::util::sync_dir(&root);
     Ok(dest)

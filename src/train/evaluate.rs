@@ -46,12 +46,7 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
-    pub fn new(
-        cfg: &RunConfig,
-        mix: &Mixture,
-        source: &DataSource,
-        tok: &Tok,
-    ) -> Result<Evaluator> {
+    pub fn new(cfg: &RunConfig, mix: &Mixture, source: &DataSource, tok: &Tok) -> Result<Evaluator> {
         let tasks: Vec<Task> = if cfg.eval.tasks.is_empty() {
             mix.tasks.iter().map(|(t, _)| t.clone()).collect()
         } else {
@@ -64,15 +59,8 @@ impl Evaluator {
                 if examples.is_empty() {
                     continue;
                 }
-                let encoded = examples
-                    .iter()
-                    .map(|e| tok.encode(e, cfg.data.seq_len))
-                    .collect::<Result<Vec<_>>>()?;
-                let generate_n = if task.metric() == "loss" {
-                    0
-                } else {
-                    cfg.eval.generate_n.min(examples.len())
-                };
+                let encoded = examples.iter().map(|e| tok.encode(e, cfg.data.seq_len)).collect::<Result<Vec<_>>>()?;
+                let generate_n = if task.metric() == "loss" { 0 } else { cfg.eval.generate_n.min(examples.len()) };
                 sets.push(EvalSet {
                     task: task.clone(),
                     lang: lang.clone(),
@@ -83,10 +71,7 @@ impl Evaluator {
                 });
             }
         }
-        Ok(Evaluator {
-            sets,
-            max_new: cfg.eval.max_new_tokens,
-        })
+        Ok(Evaluator { sets, max_new: cfg.eval.max_new_tokens })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -109,12 +94,7 @@ impl Evaluator {
                     metric = sc.metric;
                 }
                 let n = gens.len();
-                (
-                    metric.to_string(),
-                    sum / n as f64,
-                    n as u64,
-                    Some(ok as f64 / n as f64),
-                )
+                (metric.to_string(), sum / n as f64, n as u64, Some(ok as f64 / n as f64))
             } else {
                 ("loss".to_string(), loss, set.encoded.len() as u64, None)
             };
@@ -143,10 +123,7 @@ fn set_loss(model: &Model, tok: &Tok, encs: &[Encoded]) -> Result<f64> {
         let b = make_batch(&refs, tok.pad, model.device())?;
         let nll = model.token_nll(&b.ids, &b.targets)?;
         let weighted = (nll.to_dtype(DType::F32)? * &b.weights)?;
-        sum += weighted
-            .sum_all()?
-            .to_dtype(DType::F64)?
-            .to_scalar::<f64>()?;
+        sum += weighted.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         weight += b.weight_sum;
     }
     Ok(if weight > 0.0 { sum / weight } else { f64::NAN })
@@ -158,10 +135,7 @@ fn generate(model: &Model, tok: &Tok, encs: &[Encoded], max_new: usize) -> Resul
     order.sort_by_key(|&i| encs[i].prompt_len);
     let mut out = vec![String::new(); encs.len()];
     for chunk in order.chunks(EVAL_BATCH) {
-        let prompts: Vec<Vec<u32>> = chunk
-            .iter()
-            .map(|&i| encs[i].ids[..encs[i].prompt_len].to_vec())
-            .collect();
+        let prompts: Vec<Vec<u32>> = chunk.iter().map(|&i| encs[i].ids[..encs[i].prompt_len].to_vec()).collect();
         let gens = model.generate(&prompts, max_new, &[tok.eos])?;
         for (&i, g) in chunk.iter().zip(gens) {
             out[i] = tok.decode(&g)?;
@@ -175,11 +149,7 @@ fn generate(model: &Model, tok: &Tok, encs: &[Encoded], max_new: usize) -> Resul
 /// when there are none.
 pub fn selection_loss(results: &[EvalResult]) -> Option<f64> {
     let pick = |f: &dyn Fn(&EvalResult) -> bool| {
-        let v: Vec<f64> = results
-            .iter()
-            .filter(|r| f(r) && r.loss.is_finite())
-            .map(|r| r.loss)
-            .collect();
+        let v: Vec<f64> = results.iter().filter(|r| f(r) && r.loss.is_finite()).map(|r| r.loss).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     pick(&|r| r.group != "unseen").or_else(|| pick(&|_| true))

@@ -20,20 +20,14 @@ pub fn hub_cache_dir() -> PathBuf {
     if let Some(h) = std::env::var_os("HF_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(h).join("hub");
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("huggingface").join("hub")
 }
 
 fn is_hub_name(s: &str) -> bool {
     let parts: Vec<&str> = s.split('/').collect();
     parts.len() == 2
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        })
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
 }
 
 /// The directory holding a model's files: the source itself when it is a directory, else the
@@ -64,10 +58,7 @@ pub fn resolve_model_dir(source: &str, revision: Option<&str>) -> Result<PathBuf
     };
     let snap = repo.join("snapshots").join(&commit);
     if !snap.is_dir() {
-        bail_input!(
-            "model '{source}': the cache names snapshot {commit} but {} does not exist",
-            snap.display()
-        );
+        bail_input!("model '{source}': the cache names snapshot {commit} but {} does not exist", snap.display());
     }
     Ok(snap)
 }
@@ -77,17 +68,13 @@ pub fn resolve_model_dir(source: &str, revision: Option<&str>) -> Result<PathBuf
 pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let index = dir.join("model.safetensors.index.json");
     if index.exists() {
-        let text = std::fs::read_to_string(&index)
-            .with_context(|| format!("reading {}", index.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| crate::error::bad_input(format!("{}: {e}", index.display())))?;
+        let text = std::fs::read_to_string(&index).with_context(|| format!("reading {}", index.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| crate::error::bad_input(format!("{}: {e}", index.display())))?;
         let Some(map) = v.get("weight_map").and_then(|m| m.as_object()) else {
             bail_input!("{}: no weight_map", index.display());
         };
-        let mut files: Vec<String> = map
-            .values()
-            .filter_map(|f| f.as_str().map(String::from))
-            .collect();
+        let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(String::from)).collect();
         files.sort();
         files.dedup();
         return Ok(files.into_iter().map(|f| dir.join(f)).collect());
@@ -96,10 +83,7 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     if single.exists() {
         return Ok(vec![single]);
     }
-    bail_input!(
-        "{}: no model.safetensors or model.safetensors.index.json",
-        dir.display()
-    )
+    bail_input!("{}: no model.safetensors or model.safetensors.index.json", dir.display())
 }
 
 /// Load pretrained weights into the model's variables. Every variable must be found with its
@@ -109,12 +93,8 @@ pub fn load_pretrained(varmap: &VarMap, model: &Model, dir: &Path, _dtype: DType
     let data = varmap.data().lock().expect("varmap lock");
     let mut missing: Vec<String> = data.keys().cloned().collect();
     for f in &files {
-        let tensors = candle_core::safetensors::load(f, model.device()).map_err(|e| {
-            crate::error::bad_input(format!(
-                "{}: not a readable safetensors file: {e}",
-                f.display()
-            ))
-        })?;
+        let tensors = candle_core::safetensors::load(f, model.device())
+            .map_err(|e| crate::error::bad_input(format!("{}: not a readable safetensors file: {e}", f.display())))?;
         for (name, t) in tensors {
             let Some(var) = data.get(&name) else { continue };
             if t.dims() != var.dims() {
@@ -131,11 +111,7 @@ pub fn load_pretrained(varmap: &VarMap, model: &Model, dir: &Path, _dtype: DType
     }
     missing.sort();
     if let Some(m) = missing.first() {
-        bail_input!(
-            "{}: tensor '{m}' is missing ({} missing in all)",
-            dir.display(),
-            missing.len()
-        );
+        bail_input!("{}: tensor '{m}' is missing ({} missing in all)", dir.display(), missing.len());
     }
     Ok(())
 }

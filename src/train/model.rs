@@ -31,72 +31,26 @@ pub struct ParamSpec {
 
 /// Every parameter of the model, in a fixed order, with its Hugging Face name.
 pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
-    let (h, i, v, kv) = (
-        cfg.hidden_size,
-        cfg.intermediate_size,
-        cfg.vocab_size,
-        cfg.kv_dim(),
-    );
+    let (h, i, v, kv) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.kv_dim());
     let mut out = Vec::new();
-    let mut p =
-        |name: String, shape: Vec<usize>, init: Init| out.push(ParamSpec { name, shape, init });
+    let mut p = |name: String, shape: Vec<usize>, init: Init| out.push(ParamSpec { name, shape, init });
     p("model.embed_tokens.weight".into(), vec![v, h], Init::Normal);
     for l in 0..cfg.num_hidden_layers {
         let pre = format!("model.layers.{l}");
-        p(
-            format!("{pre}.self_attn.q_proj.weight"),
-            vec![h, h],
-            Init::Normal,
-        );
-        p(
-            format!("{pre}.self_attn.k_proj.weight"),
-            vec![kv, h],
-            Init::Normal,
-        );
-        p(
-            format!("{pre}.self_attn.v_proj.weight"),
-            vec![kv, h],
-            Init::Normal,
-        );
+        p(format!("{pre}.self_attn.q_proj.weight"), vec![h, h], Init::Normal);
+        p(format!("{pre}.self_attn.k_proj.weight"), vec![kv, h], Init::Normal);
+        p(format!("{pre}.self_attn.v_proj.weight"), vec![kv, h], Init::Normal);
         if cfg.attention_bias {
             p(format!("{pre}.self_attn.q_proj.bias"), vec![h], Init::Zeros);
-            p(
-                format!("{pre}.self_attn.k_proj.bias"),
-                vec![kv],
-                Init::Zeros,
-            );
-            p(
-                format!("{pre}.self_attn.v_proj.bias"),
-                vec![kv],
-                Init::Zeros,
-            );
+            p(format!("{pre}.self_attn.k_proj.bias"), vec![kv], Init::Zeros);
+            p(format!("{pre}.self_attn.v_proj.bias"), vec![kv], Init::Zeros);
         }
-        p(
-            format!("{pre}.self_attn.o_proj.weight"),
-            vec![h, h],
-            Init::Normal,
-        );
-        p(
-            format!("{pre}.mlp.gate_proj.weight"),
-            vec![i, h],
-            Init::Normal,
-        );
-        p(
-            format!("{pre}.mlp.up_proj.weight"),
-            vec![i, h],
-            Init::Normal,
-        );
-        p(
-            format!("{pre}.mlp.down_proj.weight"),
-            vec![h, i],
-            Init::Normal,
-        );
+        p(format!("{pre}.self_attn.o_proj.weight"), vec![h, h], Init::Normal);
+        p(format!("{pre}.mlp.gate_proj.weight"), vec![i, h], Init::Normal);
+        p(format!("{pre}.mlp.up_proj.weight"), vec![i, h], Init::Normal);
+        p(format!("{pre}.mlp.down_proj.weight"), vec![h, i], Init::Normal);
         p(format!("{pre}.input_layernorm.weight"), vec![h], Init::Ones);
-        p(
-            format!("{pre}.post_attention_layernorm.weight"),
-            vec![h],
-            Init::Ones,
-        );
+        p(format!("{pre}.post_attention_layernorm.weight"), vec![h], Init::Ones);
     }
     p("model.norm.weight".into(), vec![h], Init::Ones);
     if !cfg.tie_word_embeddings {
@@ -171,15 +125,8 @@ impl Model {
     /// Creates every parameter in `varmap` under its HF name, initialised deterministically
     /// from `seed` (normal std 0.02 for matrices, 1 for norms, 0 for biases). Fails if a name
     /// already exists in the map.
-    pub fn new(
-        cfg: &ModelConfig,
-        varmap: &VarMap,
-        device: &Device,
-        dtype: DType,
-        seed: u64,
-    ) -> Result<Self> {
-        cfg.validate()
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    pub fn new(cfg: &ModelConfig, varmap: &VarMap, device: &Device, dtype: DType, seed: u64) -> Result<Self> {
+        cfg.validate().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         {
             let mut data = varmap.data().lock().unwrap();
             for spec in param_specs(cfg) {
@@ -188,11 +135,7 @@ impl Model {
                 }
                 let n: usize = spec.shape.iter().product();
                 let values = match spec.init {
-                    Init::Normal => normal_vec(
-                        &mut ChaCha8Rng::seed_from_u64(name_seed(seed, &spec.name)),
-                        n,
-                        0.02,
-                    ),
+                    Init::Normal => normal_vec(&mut ChaCha8Rng::seed_from_u64(name_seed(seed, &spec.name)), n, 0.02),
                     Init::Ones => vec![1f32; n],
                     Init::Zeros => vec![0f32; n],
                 };
@@ -208,24 +151,17 @@ impl Model {
     /// no other name may be present (`lm_head.weight` is tolerated, and ignored, when the
     /// embeddings are tied). All problems are reported together.
     pub fn from_varmap_checked(cfg: &ModelConfig, varmap: &VarMap) -> Result<Self> {
-        cfg.validate()
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        cfg.validate().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let data = varmap.data().lock().unwrap();
         let specs = param_specs(cfg);
         let mut problems = Vec::new();
         let mut found: BTreeMap<String, Tensor> = BTreeMap::new();
         for s in &specs {
             match data.get(&s.name) {
-                None => problems.push(format!(
-                    "missing tensor {} (expected shape {:?})",
-                    s.name, s.shape
-                )),
-                Some(v) if v.dims() != s.shape.as_slice() => problems.push(format!(
-                    "tensor {} has shape {:?}, expected {:?}",
-                    s.name,
-                    v.dims(),
-                    s.shape
-                )),
+                None => problems.push(format!("missing tensor {} (expected shape {:?})", s.name, s.shape)),
+                Some(v) if v.dims() != s.shape.as_slice() => {
+                    problems.push(format!("tensor {} has shape {:?}, expected {:?}", s.name, v.dims(), s.shape))
+                }
                 Some(v) => {
                     found.insert(s.name.clone(), v.as_tensor().clone());
                 }
@@ -285,18 +221,8 @@ impl Model {
             });
         }
         let norm = take("model.norm.weight");
-        let lm_head = if cfg.tie_word_embeddings {
-            None
-        } else {
-            Some(take("lm_head.weight"))
-        };
-        let rope = RopeTables::new(
-            cfg.head_dim(),
-            cfg.max_position_embeddings,
-            cfg.rope_theta,
-            &device,
-            dtype,
-        )?;
+        let lm_head = if cfg.tie_word_embeddings { None } else { Some(take("lm_head.weight")) };
+        let rope = RopeTables::new(cfg.head_dim(), cfg.max_position_embeddings, cfg.rope_theta, &device, dtype)?;
         Ok(Model {
             cfg: cfg.clone(),
             kernels: Kernels::Fused.effective(&device, dtype),
@@ -337,18 +263,11 @@ impl Model {
     fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.rope.max_pos {
-            candle_core::bail!(
-                "sequence length {t} exceeds max_position_embeddings {}",
-                self.rope.max_pos
-            );
+            candle_core::bail!("sequence length {t} exceeds max_position_embeddings {}", self.rope.max_pos);
         }
         let k = self.kernels;
         let cfg = &self.cfg;
-        let (nh, nkv, hd) = (
-            cfg.num_attention_heads,
-            cfg.num_key_value_heads,
-            cfg.head_dim(),
-        );
+        let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
         let n = b * t;
         let ids = ids.flatten_all()?.to_dtype(DType::U32)?;
         let mut x = self.embed.index_select(&ids, 0)?; // [N, H]
@@ -374,22 +293,14 @@ impl Model {
     pub fn loss(&self, ids: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
         let h = self.hidden(ids)?;
         let logits = h.matmul(&self.lm_head_weight().t()?)?;
-        ops::cross_entropy(
-            &logits,
-            &targets.flatten_all()?,
-            &weights.flatten_all()?,
-            self.kernels,
-        )
+        ops::cross_entropy(&logits, &targets.flatten_all()?, &weights.flatten_all()?, self.kernels)
     }
 
     /// Logits `[B, T, V]` of the training forward (no cache).
     pub fn logits(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let h = self.hidden(ids)?;
-        h.matmul(&self.lm_head_weight().t()?)?
-            .reshape((b, t, self.cfg.vocab_size))?
-            .detach()
-            .contiguous()
+        h.matmul(&self.lm_head_weight().t()?)?.reshape((b, t, self.cfg.vocab_size))?.detach().contiguous()
     }
 
     /// Per-token negative log-likelihood `[B, T]` (no gradient), for evaluation losses.
@@ -404,12 +315,7 @@ impl Model {
     /// `max_new`, ending before the first token in `stop` (the stop token is not included).
     /// Prompts of different lengths are left-padded; padded positions are masked out and each
     /// row has its own positions, so results equal those of decoding each prompt alone.
-    pub fn generate(
-        &self,
-        prompts: &[Vec<u32>],
-        max_new: usize,
-        stop: &[u32],
-    ) -> Result<Vec<Vec<u32>>> {
+    pub fn generate(&self, prompts: &[Vec<u32>], max_new: usize, stop: &[u32]) -> Result<Vec<Vec<u32>>> {
         let bsz = prompts.len();
         if bsz == 0 || max_new == 0 {
             return Ok(vec![Vec::new(); bsz]);
@@ -426,13 +332,7 @@ impl Model {
         let pads: Vec<usize> = lens.iter().map(|&l| lmax - l).collect();
         let need = lmax + max_new;
         let rope = if need > self.rope.max_pos {
-            RopeTables::new(
-                self.cfg.head_dim(),
-                need,
-                self.cfg.rope_theta,
-                &self.device,
-                self.dtype,
-            )?
+            RopeTables::new(self.cfg.head_dim(), need, self.cfg.rope_theta, &self.device, self.dtype)?
         } else {
             self.rope.clone()
         };
@@ -458,8 +358,7 @@ impl Model {
         }
         let ids = Tensor::from_vec(ids, (bsz, lmax), &self.device)?;
         let pos = Tensor::from_vec(pos, (bsz, lmax), &self.device)?;
-        let mask =
-            Tensor::from_vec(mask, (bsz, 1, lmax, lmax), &self.device)?.to_dtype(self.dtype)?;
+        let mask = Tensor::from_vec(mask, (bsz, 1, lmax, lmax), &self.device)?.to_dtype(self.dtype)?;
         let logits = self.infer_step(&w, &ids, &pos, &mask, &rope, &mut cache)?; // [B, V]
         let mut next = argmax_rows(&logits)?;
 
@@ -488,8 +387,7 @@ impl Model {
                     mask[r * s + j] = f32::NEG_INFINITY;
                 }
             }
-            let mask =
-                Tensor::from_vec(mask, (bsz, 1, 1, s), &self.device)?.to_dtype(self.dtype)?;
+            let mask = Tensor::from_vec(mask, (bsz, 1, 1, s), &self.device)?.to_dtype(self.dtype)?;
             let logits = self.infer_step(&w, &ids, &pos, &mask, &rope, &mut cache)?;
             next = argmax_rows(&logits)?;
         }
@@ -509,21 +407,11 @@ impl Model {
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (b, t) = ids.dims2()?;
-        let (nh, nkv, hd) = (
-            cfg.num_attention_heads,
-            cfg.num_key_value_heads,
-            cfg.head_dim(),
-        );
+        let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
         let eps = cfg.rms_norm_eps as f32;
         let posf = pos.flatten_all()?;
-        let cos = rope
-            .cos
-            .index_select(&posf, 0)?
-            .reshape((b, t, 1, hd / 2))?;
-        let sin = rope
-            .sin
-            .index_select(&posf, 0)?
-            .reshape((b, t, 1, hd / 2))?;
+        let cos = rope.cos.index_select(&posf, 0)?.reshape((b, t, 1, hd / 2))?;
+        let sin = rope.sin.index_select(&posf, 0)?.reshape((b, t, 1, hd / 2))?;
         let mut x = w.embed.index_select(&ids.flatten_all()?, 0)?; // [B·T, H]
         let scale = 1.0 / (hd as f64).sqrt();
         for (li, l) in w.layers.iter().enumerate() {
@@ -531,12 +419,8 @@ impl Model {
             let q = linear(&h, &l.q, l.qb.as_ref())?.reshape((b, t, nh, hd))?;
             let k = linear(&h, &l.k, l.kb.as_ref())?.reshape((b, t, nkv, hd))?;
             let v = linear(&h, &l.v, l.vb.as_ref())?.reshape((b, t, nkv, hd))?;
-            let q = ops::rope::rope_composite(&q, &cos, &sin)?
-                .transpose(1, 2)?
-                .contiguous()?;
-            let k = ops::rope::rope_composite(&k, &cos, &sin)?
-                .transpose(1, 2)?
-                .contiguous()?;
+            let q = ops::rope::rope_composite(&q, &cos, &sin)?.transpose(1, 2)?.contiguous()?;
+            let k = ops::rope::rope_composite(&k, &cos, &sin)?.transpose(1, 2)?.contiguous()?;
             let v = v.transpose(1, 2)?.contiguous()?;
             let (k, v) = match &cache[li] {
                 Some((ck, cv)) => (Tensor::cat(&[ck, &k], 2)?, Tensor::cat(&[cv, &v], 2)?),
@@ -554,10 +438,7 @@ impl Model {
             let u = linear(&h, &l.up, None)?;
             x = (x + linear(&(g.silu()? * u)?, &l.down, None)?)?;
         }
-        let last = x
-            .reshape((b, t, cfg.hidden_size))?
-            .i((.., t - 1, ..))?
-            .contiguous()?;
+        let last = x.reshape((b, t, cfg.hidden_size))?.i((.., t - 1, ..))?.contiguous()?;
         let h = candle_nn::ops::rms_norm(&last, &w.norm, eps)?;
         h.matmul(&w.lm_head.t()?)
     }
@@ -628,11 +509,7 @@ fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
 
 /// Loads every tensor of a safetensors file as a variable (unlike `VarMap::load`, which only
 /// fills names already present). Pair with [`Model::from_varmap_checked`].
-pub fn load_varmap_safetensors(
-    path: impl AsRef<std::path::Path>,
-    device: &Device,
-    dtype: DType,
-) -> Result<VarMap> {
+pub fn load_varmap_safetensors(path: impl AsRef<std::path::Path>, device: &Device, dtype: DType) -> Result<VarMap> {
     let tensors = candle_core::safetensors::load(path, device)?;
     let vm = VarMap::new();
     {

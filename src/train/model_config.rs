@@ -128,34 +128,21 @@ impl ModelConfig {
         };
         if let Some(act) = raw.hidden_act.as_deref() {
             if act != "silu" {
-                return Err(ConfigError::Invalid(format!(
-                    "hidden_act {act:?} (only silu)"
-                )));
+                return Err(ConfigError::Invalid(format!("hidden_act {act:?} (only silu)")));
             }
         }
         let hidden_size = raw.hidden_size.ok_or(ConfigError::Missing("hidden_size"))?;
-        let num_attention_heads = raw
-            .num_attention_heads
-            .ok_or(ConfigError::Missing("num_attention_heads"))?;
+        let num_attention_heads = raw.num_attention_heads.ok_or(ConfigError::Missing("num_attention_heads"))?;
         // transformers >= 5 may keep rope_theta inside `rope_parameters`.
         let rope_theta = raw
             .rope_theta
-            .or_else(|| {
-                raw.rope_parameters
-                    .as_ref()
-                    .and_then(|p| p.get("rope_theta"))
-                    .and_then(|v| v.as_f64())
-            })
+            .or_else(|| raw.rope_parameters.as_ref().and_then(|p| p.get("rope_theta")).and_then(|v| v.as_f64()))
             .unwrap_or(10_000.0);
         let cfg = ModelConfig {
             vocab_size: raw.vocab_size.ok_or(ConfigError::Missing("vocab_size"))?,
             hidden_size,
-            intermediate_size: raw
-                .intermediate_size
-                .ok_or(ConfigError::Missing("intermediate_size"))?,
-            num_hidden_layers: raw
-                .num_hidden_layers
-                .ok_or(ConfigError::Missing("num_hidden_layers"))?,
+            intermediate_size: raw.intermediate_size.ok_or(ConfigError::Missing("intermediate_size"))?,
+            num_hidden_layers: raw.num_hidden_layers.ok_or(ConfigError::Missing("num_hidden_layers"))?,
             num_attention_heads,
             num_key_value_heads: raw.num_key_value_heads.unwrap_or(num_attention_heads),
             max_position_embeddings: raw.max_position_embeddings.unwrap_or(match arch {
@@ -225,18 +212,14 @@ impl ModelConfig {
                 self.hidden_size, self.num_attention_heads
             ));
         }
-        if self.num_key_value_heads == 0 || self.num_attention_heads % self.num_key_value_heads != 0
-        {
+        if self.num_key_value_heads == 0 || self.num_attention_heads % self.num_key_value_heads != 0 {
             return bad(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.num_attention_heads, self.num_key_value_heads
             ));
         }
         if self.head_dim() % 2 != 0 {
-            return bad(format!(
-                "head_dim {} must be even for RoPE",
-                self.head_dim()
-            ));
+            return bad(format!("head_dim {} must be even for RoPE", self.head_dim()));
         }
         if self.architecture == Arch::Qwen2 && !self.attention_bias {
             return bad("Qwen2 always has q/k/v biases (attention_bias must be true)".into());
@@ -254,29 +237,16 @@ impl ModelConfig {
 
     /// Number of trainable parameters (tied embeddings counted once).
     pub fn num_params(&self) -> usize {
-        let (h, i, v, kv) = (
-            self.hidden_size,
-            self.intermediate_size,
-            self.vocab_size,
-            self.kv_dim(),
-        );
+        let (h, i, v, kv) = (self.hidden_size, self.intermediate_size, self.vocab_size, self.kv_dim());
         let attn = h * h * 2 + 2 * h * kv + if self.attention_bias { h + 2 * kv } else { 0 };
         let per_layer = attn + 3 * h * i + 2 * h;
-        v * h
-            + self.num_hidden_layers * per_layer
-            + h
-            + if self.tie_word_embeddings { 0 } else { v * h }
+        v * h + self.num_hidden_layers * per_layer + h + if self.tie_word_embeddings { 0 } else { v * h }
     }
 
     /// Matmul FLOPs of one training step per token (forward + backward ≈ 3× forward),
     /// including causal attention at sequence length `seq`.
     pub fn train_flops_per_token(&self, seq: usize) -> f64 {
-        let (h, i, v, kv) = (
-            self.hidden_size,
-            self.intermediate_size,
-            self.vocab_size,
-            self.kv_dim(),
-        );
+        let (h, i, v, kv) = (self.hidden_size, self.intermediate_size, self.vocab_size, self.kv_dim());
         let dense = (2 * h * h + 2 * h * kv + 3 * h * i) * self.num_hidden_layers + v * h;
         // causal attention: QK^T and PV over (seq+1)/2 keys on average.
         let attn = 2 * h * (seq + 1) / 2 * self.num_hidden_layers;

@@ -28,12 +28,7 @@ pub struct AdamWConfig {
 impl Default for AdamWConfig {
     /// PyTorch's defaults except weight decay 0.1.
     fn default() -> Self {
-        AdamWConfig {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.1,
-        }
+        AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 }
     }
 }
 
@@ -88,10 +83,8 @@ fn is_cpu_f32(t: &Tensor) -> bool {
 
 /// Σ x² in f64 with a fixed chunking (thread-count independent).
 fn sumsq_f64(x: &[f32]) -> f64 {
-    let parts: Vec<f64> = x
-        .par_chunks(ROW_CHUNK * 256)
-        .map(|c| c.iter().map(|&v| v as f64 * v as f64).sum::<f64>())
-        .collect();
+    let parts: Vec<f64> =
+        x.par_chunks(ROW_CHUNK * 256).map(|c| c.iter().map(|&v| v as f64 * v as f64).sum::<f64>()).collect();
     parts.iter().sum()
 }
 
@@ -122,18 +115,15 @@ impl InplaceOp1 for Update<'_> {
             CpuStorage::F32(w) => w,
             _ => candle_core::bail!("adamw: f32 expected"),
         };
-        let (a, b) = l
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("adamw: non-contiguous var".into()))?;
+        let (a, b) =
+            l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("adamw: non-contiguous var".into()))?;
         let w = &mut w[a..b];
         let mut m = self.m.borrow_mut();
         let mut v = self.v.borrow_mut();
         let k = self.k;
         const C: usize = 16 * 1024;
-        w.par_chunks_mut(C)
-            .zip(m.par_chunks_mut(C).zip(v.par_chunks_mut(C)))
-            .zip(self.g.par_chunks(C))
-            .for_each(|((w, (m, v)), g)| {
+        w.par_chunks_mut(C).zip(m.par_chunks_mut(C).zip(v.par_chunks_mut(C))).zip(self.g.par_chunks(C)).for_each(
+            |((w, (m, v)), g)| {
                 for i in 0..w.len() {
                     let gi = g[i] * k.gscale;
                     m[i] = k.b1 * m[i] + (1.0 - k.b1) * gi;
@@ -141,7 +131,8 @@ impl InplaceOp1 for Update<'_> {
                     let denom = v[i].sqrt() / k.bc2_sqrt + k.eps;
                     w[i] = w[i] * k.decay_mul - k.step_size * m[i] / denom;
                 }
-            });
+            },
+        );
         Ok(())
     }
 }
@@ -157,26 +148,14 @@ impl AdamW {
             let var = data[name].clone();
             let t = var.as_tensor();
             let state = if is_cpu_f32(t) {
-                Moments::Cpu {
-                    m: vec![0.0; t.elem_count()],
-                    v: vec![0.0; t.elem_count()],
-                }
+                Moments::Cpu { m: vec![0.0; t.elem_count()], v: vec![0.0; t.elem_count()] }
             } else {
                 let z = Tensor::zeros(t.shape(), DType::F32, t.device())?;
                 Moments::Tensor { m: z.clone(), v: z }
             };
-            params.push(Param {
-                name: name.clone(),
-                decay: t.rank() >= 2,
-                var,
-                state,
-            });
+            params.push(Param { name: name.clone(), decay: t.rank() >= 2, var, state });
         }
-        Ok(AdamW {
-            cfg,
-            params,
-            step: 0,
-        })
+        Ok(AdamW { cfg, params, step: 0 })
     }
 
     pub fn config(&self) -> &AdamWConfig {
@@ -199,10 +178,7 @@ impl AdamW {
                 total += if is_cpu_f32(g) {
                     super::ops::with_f32(g, "grad norm", sumsq_f64)?
                 } else {
-                    g.to_dtype(DType::F64)?
-                        .sqr()?
-                        .sum_all()?
-                        .to_scalar::<f64>()?
+                    g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?
                 };
             }
         }
@@ -216,12 +192,7 @@ impl AdamW {
 
     /// One step after scaling the gradients so that their global norm is at most `max_norm`
     /// (PyTorch's `clip_grad_norm_` rule). Returns the norm before clipping.
-    pub fn step_clipped(
-        &mut self,
-        grads: &GradStore,
-        lr: f64,
-        max_norm: Option<f64>,
-    ) -> Result<f64> {
+    pub fn step_clipped(&mut self, grads: &GradStore, lr: f64, max_norm: Option<f64>) -> Result<f64> {
         let norm = self.grad_norm(grads)?;
         let gscale = match max_norm {
             Some(mx) if norm > mx => mx / (norm + 1e-6),
@@ -235,11 +206,7 @@ impl AdamW {
             let Some(g) = grads.get(p.var.as_tensor()) else {
                 continue;
             };
-            let decay_mul = if p.decay {
-                1.0 - lr * c.weight_decay
-            } else {
-                1.0
-            };
+            let decay_mul = if p.decay { 1.0 - lr * c.weight_decay } else { 1.0 };
             match &mut p.state {
                 Moments::Cpu { m, v } => {
                     let k = Coeffs {
@@ -252,12 +219,7 @@ impl AdamW {
                         bc2_sqrt: bc2.sqrt() as f32,
                     };
                     super::ops::with_f32(g, "adamw grad", |g| {
-                        let op = Update {
-                            g,
-                            m: RefCell::new(m.as_mut_slice()),
-                            v: RefCell::new(v.as_mut_slice()),
-                            k,
-                        };
+                        let op = Update { g, m: RefCell::new(m.as_mut_slice()), v: RefCell::new(v.as_mut_slice()), k };
                         p.var.as_tensor().inplace_op1(&op)
                     })??;
                 }
@@ -268,8 +230,7 @@ impl AdamW {
                     *v = ((&*v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
                     let denom = ((v.sqrt()? / bc2.sqrt())? + c.eps)?;
                     let upd = ((&*m / denom)? * (lr / bc1))?;
-                    let neww =
-                        ((w.to_dtype(DType::F32)? * decay_mul)? - upd)?.to_dtype(w.dtype())?;
+                    let neww = ((w.to_dtype(DType::F32)? * decay_mul)? - upd)?.to_dtype(w.dtype())?;
                     p.var.set(&neww)?;
                 }
             }
@@ -293,10 +254,7 @@ impl AdamW {
             out.insert(format!("{}.m", p.name), m);
             out.insert(format!("{}.v", p.name), v);
         }
-        out.insert(
-            "__step__".into(),
-            Tensor::new(&[self.step as i64], &candle_core::Device::Cpu)?,
-        );
+        out.insert("__step__".into(), Tensor::new(&[self.step as i64], &candle_core::Device::Cpu)?);
         candle_core::safetensors::save(&out, path)
     }
 
@@ -336,24 +294,15 @@ impl AdamW {
         extra.sort();
         problems.extend(extra.into_iter().map(|k| format!("unknown entry {k}")));
         if !problems.is_empty() {
-            candle_core::bail!(
-                "optimizer state does not match the parameters: {}",
-                problems.join("; ")
-            );
+            candle_core::bail!("optimizer state does not match the parameters: {}", problems.join("; "));
         }
         for (p, (m, v)) in self.params.iter_mut().zip(staged) {
             let (m, v) = (m.unwrap(), v.unwrap());
             p.state = match p.state {
-                Moments::Cpu { .. } => Moments::Cpu {
-                    m: m.flatten_all()?.to_vec1()?,
-                    v: v.flatten_all()?.to_vec1()?,
-                },
+                Moments::Cpu { .. } => Moments::Cpu { m: m.flatten_all()?.to_vec1()?, v: v.flatten_all()?.to_vec1()? },
                 Moments::Tensor { .. } => {
                     let dev = p.var.as_tensor().device();
-                    Moments::Tensor {
-                        m: m.to_device(dev)?,
-                        v: v.to_device(dev)?,
-                    }
+                    Moments::Tensor { m: m.to_device(dev)?, v: v.to_device(dev)? }
                 }
             };
         }

@@ -42,18 +42,10 @@ mod tests {
         assert!((lr_at(&t, 10) - 1.0).abs() < 1e-12);
         assert!((lr_at(&t, 60) - 0.55).abs() < 1e-9);
         assert!((lr_at(&t, 110) - 0.1).abs() < 1e-12);
-        let c = TrainSection {
-            lr: 0.5,
-            ..Default::default()
-        };
+        let c = TrainSection { lr: 0.5, ..Default::default() };
         assert_eq!(lr_at(&c, 500), 0.5);
-        let shifted = TrainSection {
-            lr: 1.0,
-            warmup_steps: 4,
-            schedule_start: 100,
-            max_steps: 200,
-            ..Default::default()
-        };
+        let shifted =
+            TrainSection { lr: 1.0, warmup_steps: 4, schedule_start: 100, max_steps: 200, ..Default::default() };
         assert!((lr_at(&shifted, 100) - 0.25).abs() < 1e-12);
     }
 }

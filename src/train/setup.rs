@@ -22,9 +22,7 @@ pub fn config_hash(c: &RunConfig) -> Result<String> {
     c.name = None;
     c.source_hash = None;
     c.train.max_steps = 0;
-    Ok(crate::util::short_hash(
-        crate::config::to_toml(&c)?.as_bytes(),
-    ))
+    Ok(crate::util::short_hash(crate::config::to_toml(&c)?.as_bytes()))
 }
 
 /// A created run, and the base run it starts from (for `[init]`), which may not have finished.
@@ -52,25 +50,14 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
         let bcfg = b.read_config()?;
         let step = init.step.unwrap_or(bcfg.train.max_steps);
         if step > bcfg.train.max_steps {
-            bail_input!(
-                "init.step: {step} is past the end of base run {} ({} steps)",
-                b.id(),
-                bcfg.train.max_steps
-            );
+            bail_input!("init.step: {step} is past the end of base run {} ({} steps)", b.id(), bcfg.train.max_steps);
         }
         cfg.model = bcfg.model.clone();
         cfg.tokenizer = bcfg.tokenizer.clone();
-        cfg.lineage = Some(Lineage {
-            parent: b.id(),
-            fork_step: step,
-        });
+        cfg.lineage = Some(Lineage { parent: b.id(), fork_step: step });
         cfg.train.max_steps += step;
         cfg.train.schedule_start = step;
-        cfg.init = Some(crate::config::InitSection {
-            config: None,
-            run: Some(b.id()),
-            step: Some(step),
-        });
+        cfg.init = Some(crate::config::InitSection { config: None, run: Some(b.id()), step: Some(step) });
         base = Some((b, step));
     }
     if let Some(parent) = path.parent() {
@@ -82,8 +69,7 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
         None => tokenizer_source(root, &cfg)?,
     };
     Tok::load(&tok_src)?;
-    std::fs::copy(&tok_src, run.tokenizer_path())
-        .with_context(|| format!("copying {}", tok_src.display()))?;
+    std::fs::copy(&tok_src, run.tokenizer_path()).with_context(|| format!("copying {}", tok_src.display()))?;
     run.write_config(&cfg)?;
     if let Some((b, step)) = &base {
         let mix = crate::train::trainer::mixture_of(&cfg)?;
@@ -112,11 +98,7 @@ pub fn prepare_start(root: &Path, run: &RunDir) -> Result<()> {
     let base = match runs::resolve(root, base_id) {
         Ok(b) => b,
         Err(_) => {
-            let sibling = run
-                .path
-                .parent()
-                .map(|p| p.join(base_id))
-                .unwrap_or_default();
+            let sibling = run.path.parent().map(|p| p.join(base_id)).unwrap_or_default();
             if sibling.join("run.toml").exists() {
                 RunDir::new(sibling)
             } else {
@@ -124,17 +106,8 @@ pub fn prepare_start(root: &Path, run: &RunDir) -> Result<()> {
             }
         }
     };
-    if !base
-        .checkpoint_dir(lin.fork_step)
-        .join(checkpoint::STATE_FILE)
-        .exists()
-    {
-        bail_input!(
-            "run {}: base run {} has no checkpoint at step {} yet",
-            run.id(),
-            base.id(),
-            lin.fork_step
-        );
+    if !base.checkpoint_dir(lin.fork_step).join(checkpoint::STATE_FILE).exists() {
+        bail_input!("run {}: base run {} has no checkpoint at step {} yet", run.id(), base.id(), lin.fork_step);
     }
     link_checkpoint(&base, lin.fork_step, run, cfg.seed)
 }
@@ -142,12 +115,9 @@ pub fn prepare_start(root: &Path, run: &RunDir) -> Result<()> {
 /// The tokenizer.json a new run copies.
 fn tokenizer_source(root: &Path, cfg: &RunConfig) -> Result<PathBuf> {
     match cfg.tokenizer.source.as_str() {
-        "suite" => {
-            tokenizer::suite_tokenizer(&tokenizer::cache_dir(root), cfg.tokenizer.vocab_size)
-        }
+        "suite" => tokenizer::suite_tokenizer(&tokenizer::cache_dir(root), cfg.tokenizer.vocab_size),
         "model" => {
-            let dir =
-                super::hub::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
+            let dir = super::hub::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
             let p = dir.join("tokenizer.json");
             if !p.exists() {
                 bail_input!("{}: the model has no tokenizer.json", dir.display());
@@ -170,23 +140,16 @@ fn find_or_create_base(root: &Path, init: &crate::config::InitSection) -> Result
     if let Some(spec) = &init.run {
         return runs::resolve(root, spec);
     }
-    let cfg_path = init
-        .config
-        .as_ref()
-        .expect("validated: init has a config or a run");
+    let cfg_path = init.config.as_ref().expect("validated: init has a config or a run");
     let mut base_loaded = Loaded::read(cfg_path)?;
     base_loaded.validate()?;
     if base_loaded.config.init.is_some() {
-        bail_input!(
-            "{}: a base config cannot itself have [init]",
-            cfg_path.display()
-        );
+        bail_input!("{}: a base config cannot itself have [init]", cfg_path.display());
     }
     let hash = config_hash(&base_loaded.config)?;
     let existing = runs::list(root)?.into_iter().find(|r| {
         r.read_config().ok().is_some_and(|c| {
-            c.source_hash.as_deref() == Some(&hash)
-                && c.train.max_steps == base_loaded.config.train.max_steps
+            c.source_hash.as_deref() == Some(&hash) && c.train.max_steps == base_loaded.config.train.max_steps
         })
     });
     match existing {
@@ -199,10 +162,7 @@ fn fmt_steps(v: &[u64]) -> String {
     if v.is_empty() {
         "none".into()
     } else {
-        v.iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
+        v.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -210,9 +170,7 @@ fn fmt_steps(v: &[u64]) -> String {
 /// The sampler continues with `seed` (the same as the parent's for an exact fork).
 fn link_checkpoint(from: &RunDir, step: u64, to: &RunDir, seed: u64) -> Result<()> {
     let src = from.checkpoint_dir(step);
-    let tmp = to
-        .checkpoints_dir()
-        .join(format!(".tmp-{step}-{}", std::process::id()));
+    let tmp = to.checkpoints_dir().join(format!(".tmp-{step}-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     for f in [checkpoint::MODEL_FILE, checkpoint::OPTIM_FILE] {
         let (a, b) = (src.join(f), tmp.join(f));
@@ -223,10 +181,7 @@ fn link_checkpoint(from: &RunDir, step: u64, to: &RunDir, seed: u64) -> Result<(
     let mut st: TrainState = checkpoint::load_state(&src)?;
     st.sampler.seed = seed;
     st.control_seq = 0;
-    std::fs::write(
-        tmp.join(checkpoint::STATE_FILE),
-        serde_json::to_vec_pretty(&st)?,
-    )?;
+    std::fs::write(tmp.join(checkpoint::STATE_FILE), serde_json::to_vec_pretty(&st)?)?;
     std::fs::rename(&tmp, to.checkpoint_dir(step))?;
     crate::util::sync_dir(&to.checkpoints_dir());
     Ok(())
@@ -236,11 +191,7 @@ fn write_fork_event(run: &RunDir, parent: &str, step: u64, mix: &Mixture) -> Res
     let mut w = EventWriter::open(&run.events_path())?;
     w.write(&Event::new(
         step,
-        Body::Fork {
-            parent: parent.to_string(),
-            parent_step: step,
-            mixture: mix.spec.clone(),
-        },
+        Body::Fork { parent: parent.to_string(), parent_step: step, mixture: mix.spec.clone() },
     ))?;
     w.sync()
 }
@@ -253,6 +204,7 @@ pub fn fork_run(
     at: Option<u64>,
     spec: &str,
     name: Option<String>,
+    max_steps: Option<u64>,
 ) -> Result<RunDir> {
     let pcfg = parent.read_config()?;
     let ckpts = parent.checkpoints()?;
@@ -268,41 +220,40 @@ pub fn fork_run(
             None => bail_input!("run {} has no checkpoint to fork from yet", parent.id()),
         },
     };
-    let user: Vec<String> = pcfg
-        .data
-        .tasks
-        .iter()
-        .filter(|t| Task::builtin(t).is_none())
-        .cloned()
-        .collect();
+    let user: Vec<String> = pcfg.data.tasks.iter().filter(|t| Task::builtin(t).is_none()).cloned().collect();
     let ctx = SpecContext {
         seen: pcfg.data.seen.clone(),
-        tasks: pcfg
-            .data
-            .tasks
-            .iter()
-            .map(|t| (Task::parse(t), 1.0 / pcfg.data.tasks.len() as f64))
-            .collect(),
+        tasks: pcfg.data.tasks.iter().map(|t| (Task::parse(t), 1.0 / pcfg.data.tasks.len() as f64)).collect(),
         user_tasks: user,
     };
     let mix = Mixture::parse(spec, &ctx)?;
     let mut cfg = pcfg.clone();
     cfg.data.mixture = mix.spec.clone();
-    cfg.data
-        .heldout
-        .retain(|h| !mix.seen().contains(&h.as_str()));
+    cfg.data.heldout.retain(|h| !mix.seen().contains(&h.as_str()));
+    // The fork keeps evaluating every language its parent did (curves continue), plus the new.
+    let pmix = crate::train::trainer::mixture_of(&pcfg)?;
+    let mut langs = crate::config::eval_langs(&pcfg, &pmix);
+    for l in mix.languages() {
+        if !langs.iter().any(|x| x == l) {
+            langs.push(l.to_string());
+        }
+    }
+    langs.sort_by_key(|c| crate::data::lang::order(c));
+    cfg.eval.langs = langs;
     cfg.name = name.or_else(|| pcfg.name.as_ref().map(|n| format!("{n}-fork{step}")));
-    cfg.lineage = Some(Lineage {
-        parent: parent.id(),
-        fork_step: step,
-    });
+    cfg.lineage = Some(Lineage { parent: parent.id(), fork_step: step });
+    cfg.train.max_steps = match max_steps {
+        Some(m) if m <= step => bail_input!("--max-steps {m}: must be past the fork step {step}"),
+        Some(m) => m,
+        None if pcfg.train.max_steps > step => pcfg.train.max_steps,
+        None => step + (pcfg.train.max_steps - pcfg.train.schedule_start).max(1),
+    };
     cfg.init = None;
     cfg.source_hash = None;
     let id = runs::new_id(root, cfg.name.as_deref());
     let run = RunDir::new(root.join(id));
     crate::util::create_private_dir(&run.path)?;
-    std::fs::copy(parent.tokenizer_path(), run.tokenizer_path())
-        .context("copying the parent's tokenizer")?;
+    std::fs::copy(parent.tokenizer_path(), run.tokenizer_path()).context("copying the parent's tokenizer")?;
     run.write_config(&cfg)?;
     link_checkpoint(parent, step, &run, cfg.seed)?;
     write_fork_event(&run, &parent.id(), step, &mix)?;

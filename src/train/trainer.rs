@@ -52,9 +52,7 @@ fn install_signal_handlers() {
 pub fn set_thread_budget(threads: usize) {
     if threads > 0 {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global();
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
     }
 }
 
@@ -105,9 +103,7 @@ pub fn select_device(spec: &str) -> Result<Device> {
                 )))
             }
         }
-        other => Err(crate::error::bad_input(format!(
-            "device '{other}' is not cpu, cuda, cuda:N or auto"
-        ))),
+        other => Err(crate::error::bad_input(format!("device '{other}' is not cpu, cuda, cuda:N or auto"))),
     }
 }
 
@@ -135,42 +131,25 @@ pub fn model_config(cfg: &RunConfig, tok: &Tok) -> Result<ModelConfig> {
             rope_theta: s.rope_theta,
             rms_norm_eps: s.rms_norm_eps,
             tie_word_embeddings: s.tie_word_embeddings,
-            architecture: if s.architecture == "qwen2" {
-                Arch::Qwen2
-            } else {
-                Arch::Llama
-            },
+            architecture: if s.architecture == "qwen2" { Arch::Qwen2 } else { Arch::Llama },
             attention_bias: s.attention_bias || s.architecture == "qwen2",
         };
-        m.validate()
-            .map_err(|e| crate::error::bad_input(format!("model.shape: {e}")))?;
+        m.validate().map_err(|e| crate::error::bad_input(format!("model.shape: {e}")))?;
         return Ok(m);
     }
     let dir = super::hub::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))?;
-    ModelConfig::from_hf_json(&text)
-        .map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))?;
+    ModelConfig::from_hf_json(&text).map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))
 }
 
 /// The mixture of a resolved config.
 pub fn mixture_of(cfg: &RunConfig) -> Result<Mixture> {
-    let user: Vec<String> = cfg
-        .data
-        .tasks
-        .iter()
-        .filter(|t| Task::builtin(t).is_none())
-        .cloned()
-        .collect();
+    let user: Vec<String> = cfg.data.tasks.iter().filter(|t| Task::builtin(t).is_none()).cloned().collect();
     let ctx = SpecContext {
         seen: cfg.data.seen.clone(),
-        tasks: cfg
-            .data
-            .tasks
-            .iter()
-            .map(|t| (Task::parse(t), 1.0 / cfg.data.tasks.len() as f64))
-            .collect(),
+        tasks: cfg.data.tasks.iter().map(|t| (Task::parse(t), 1.0 / cfg.data.tasks.len() as f64)).collect(),
         user_tasks: user,
     };
     Mixture::parse(&cfg.data.mixture, &ctx)
@@ -212,13 +191,7 @@ pub fn train(run: &RunDir, opts: &TrainOptions) -> Result<Outcome> {
         // Best effort: a panic in the trainer leaves a `failed` status with its message.
         if let Ok(mut w) = EventWriter::open(&events_path) {
             let msg = format!("trainer panicked: {info}");
-            let _ = w.write(&Event::new(
-                0,
-                Body::Status {
-                    state: State::Failed,
-                    message: Some(msg),
-                },
-            ));
+            let _ = w.write(&Event::new(0, Body::Status { state: State::Failed, message: Some(msg) }));
         }
         prev_hook(info);
     }));
@@ -227,13 +200,7 @@ pub fn train(run: &RunDir, opts: &TrainOptions) -> Result<Outcome> {
         Err(e) => {
             let msg = format!("{e:#}");
             let step = run.latest_checkpoint().ok().flatten().unwrap_or(0);
-            let _ = events.write(&Event::new(
-                step,
-                Body::Status {
-                    state: State::Failed,
-                    message: Some(msg),
-                },
-            ));
+            let _ = events.write(&Event::new(step, Body::Status { state: State::Failed, message: Some(msg) }));
             let _ = events.sync();
             Err(e)
         }
@@ -245,12 +212,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     let tok = Tok::load(&run.tokenizer_path())?;
     let mixture = mixture_of(&cfg)?;
     let user = UserData::load(&cfg.data.files)?;
-    let source = DataSource {
-        opts: GenOptions {
-            mr_levels: cfg.data.mr_levels.clone(),
-        },
-        user,
-    };
+    let source = DataSource { opts: GenOptions { mr_levels: cfg.data.mr_levels.clone() }, user };
     let device = select_device(&cfg.device)?;
     let dtype = dtype_of(&cfg.model.dtype);
     let mcfg = model_config(&cfg, &tok)?;
@@ -264,15 +226,8 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     let mut model = Model::new(&mcfg, &varmap, &device, dtype, cfg.seed)?;
     model.set_kernels(kernels);
     let t = &cfg.train;
-    let mut opt = AdamW::new(
-        &varmap,
-        AdamWConfig {
-            beta1: t.beta1,
-            beta2: t.beta2,
-            eps: t.eps,
-            weight_decay: t.weight_decay,
-        },
-    )?;
+    let mut opt =
+        AdamW::new(&varmap, AdamWConfig { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weight_decay: t.weight_decay })?;
     let (state, resumed_from) = match run.latest_checkpoint()? {
         Some(step) => {
             let dir = run.checkpoint_dir(step);
@@ -282,10 +237,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         }
         None => {
             if cfg.model.source != "tiny" {
-                let dir = super::hub::resolve_model_dir(
-                    &cfg.model.source,
-                    cfg.model.revision.as_deref(),
-                )?;
+                let dir = super::hub::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
                 super::hub::load_pretrained(&varmap, &model, &dir, dtype)?;
             }
             let s = TrainState {
@@ -306,19 +258,9 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     let mut events = EventWriter::open(&run.events_path())?;
     let msg = match resumed_from {
         Some(s) => format!("resumed from step {s}"),
-        None => format!(
-            "started: {} parameters, {}",
-            mcfg.num_params(),
-            device_name(&device)
-        ),
+        None => format!("started: {} parameters, {}", mcfg.num_params(), device_name(&device)),
     };
-    events.write(&Event::new(
-        state.step,
-        Body::Status {
-            state: State::Running,
-            message: Some(msg),
-        },
-    ))?;
+    events.write(&Event::new(state.step, Body::Status { state: State::Running, message: Some(msg) }))?;
     events.sync()?;
     let mut s = Session {
         run: run.clone(),
@@ -352,15 +294,12 @@ fn device_name(d: &Device) -> String {
 
 /// Load checkpoint weights into the model's variables; every variable must be present.
 fn load_weights(varmap: &VarMap, model: &Model, path: &Path) -> Result<()> {
-    let tensors = candle_core::safetensors::load(path, model.device())
-        .with_context(|| format!("reading {}", path.display()))?;
+    let tensors =
+        candle_core::safetensors::load(path, model.device()).with_context(|| format!("reading {}", path.display()))?;
     let data = varmap.data().lock().expect("varmap lock");
     for (name, var) in data.iter() {
         let Some(t) = tensors.get(name) else {
-            return Err(crate::error::bad_input(format!(
-                "{}: tensor '{name}' is missing",
-                path.display()
-            )));
+            return Err(crate::error::bad_input(format!("{}: tensor '{name}' is missing", path.display())));
         };
         if t.dims() != var.dims() {
             return Err(crate::error::bad_input(format!(
@@ -413,10 +352,7 @@ impl Session {
                 window_tokens = 0;
                 window_start = Instant::now();
                 let st = self.sampler.state();
-                let examples = Examples {
-                    lang: st.by_lang.clone(),
-                    task: st.by_task.clone(),
-                };
+                let examples = Examples { lang: st.by_lang.clone(), task: st.by_task.clone() };
                 let lr = lr_at(&self.cfg.train, step - 1);
                 self.emit(Body::Train {
                     loss,
@@ -516,10 +452,7 @@ impl Session {
             encs.push(self.tok.encode(&ex, seq_len)?);
         }
         let micro = t.batch_size / t.grad_accum;
-        let total_w: f64 = encs
-            .iter()
-            .map(|e| e.weights.iter().map(|&w| w as f64).sum::<f64>())
-            .sum();
+        let total_w: f64 = encs.iter().map(|e| e.weights.iter().map(|&w| w as f64).sum::<f64>()).sum();
         let total_w = total_w.max(1.0);
         let mut grads = GradAccum::new();
         let mut loss_sum = 0.0;
@@ -538,10 +471,7 @@ impl Session {
             grads.add(scaled.backward()?)?;
         }
         let Some(grads) = grads.take() else {
-            anyhow::bail!(
-                "a batch with no response tokens at step {}: check data.seq_len",
-                self.state.step + 1
-            );
+            anyhow::bail!("a batch with no response tokens at step {}: check data.seq_len", self.state.step + 1);
         };
         let lr = lr_at(&self.cfg.train, self.state.step);
         let clip = (t.grad_clip > 0.0).then_some(t.grad_clip);
@@ -575,11 +505,7 @@ impl Session {
             self.state.best_step = Some(self.state.step);
         }
         if !self.quiet {
-            println!(
-                "eval at step {}: held-out loss {sel:.4}{}",
-                self.state.step,
-                if better { " (best)" } else { "" }
-            );
+            println!("eval at step {}: held-out loss {sel:.4}{}", self.state.step, if better { " (best)" } else { "" });
         }
         Ok(better)
     }
@@ -590,33 +516,16 @@ impl Session {
         let varmap = &self.varmap;
         let opt = &self.opt;
         let dir = checkpoint::save(&self.run, &self.state, |tmp| {
-            varmap
-                .save(tmp.join(checkpoint::MODEL_FILE))
-                .context("saving model weights")?;
-            opt.save(&tmp.join(checkpoint::OPTIM_FILE))
-                .context("saving optimizer state")?;
+            varmap.save(tmp.join(checkpoint::MODEL_FILE)).context("saving model weights")?;
+            opt.save(&tmp.join(checkpoint::OPTIM_FILE)).context("saving optimizer state")?;
             Ok(())
         })?;
         self.last_checkpoint = Some(self.state.step);
-        let rel = dir
-            .strip_prefix(&self.run.path)
-            .unwrap_or(&dir)
-            .display()
-            .to_string();
-        let eval_loss = self
-            .last_eval_loss
-            .filter(|_| self.last_eval == Some(self.state.step));
-        self.emit(Body::Checkpoint {
-            path: rel,
-            eval_loss,
-        })?;
+        let rel = dir.strip_prefix(&self.run.path).unwrap_or(&dir).display().to_string();
+        let eval_loss = self.last_eval_loss.filter(|_| self.last_eval == Some(self.state.step));
+        self.emit(Body::Checkpoint { path: rel, eval_loss })?;
         self.events.sync()?;
-        checkpoint::prune(
-            &self.run,
-            self.cfg.checkpoint.keep_last,
-            self.state.best_step,
-            &[],
-        )?;
+        checkpoint::prune(&self.run, self.cfg.checkpoint.keep_last, self.state.best_step, &[])?;
         Ok(())
     }
 }

@@ -18,21 +18,13 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, kernels: Kernels) ->
     let (b, t, hq, d) = q.dims4()?;
     let (bk, tk, hkv, dk) = k.dims4()?;
     if (bk, tk, dk) != (b, t, d) || v.dims() != k.dims() || hkv == 0 || hq % hkv != 0 {
-        candle_core::bail!(
-            "causal_attention: q {:?} k {:?} v {:?}",
-            q.dims(),
-            k.dims(),
-            v.dims()
-        );
+        candle_core::bail!("causal_attention: q {:?} k {:?} v {:?}", q.dims(), k.dims(), v.dims());
     }
     match kernels.effective(q.device(), q.dtype()) {
         Kernels::Fused => q.contiguous()?.apply_op3(
             &k.contiguous()?,
             &v.contiguous()?,
-            AttnOp {
-                dims: Dims { b, t, hq, hkv, d },
-                lse: Mutex::new(None),
-            },
+            AttnOp { dims: Dims { b, t, hq, hkv, d }, lse: Mutex::new(None) },
         ),
         Kernels::Composite => causal_attention_composite(q, k, v),
     }
@@ -44,9 +36,7 @@ pub fn repeat_kv(x: &Tensor, g: usize) -> Result<Tensor> {
         return Ok(x.clone());
     }
     let (b, h, t, d) = x.dims4()?;
-    x.unsqueeze(2)?
-        .broadcast_as((b, h, g, t, d))?
-        .reshape((b, h * g, t, d))
+    x.unsqueeze(2)?.broadcast_as((b, h, g, t, d))?.reshape((b, h * g, t, d))
 }
 
 /// Differentiable composite reference (materialises the `[B, H, T, T]` scores).
@@ -58,15 +48,7 @@ pub fn causal_attention_composite(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<
     let v = repeat_kv(&v.transpose(1, 2)?.contiguous()?, hq / hkv)?;
     let scale = 1.0 / (d as f64).sqrt();
     let att = (q.matmul(&k.t()?)? * scale)?;
-    let mask: Vec<f32> = (0..t * t)
-        .map(|x| {
-            if x % t > x / t {
-                f32::NEG_INFINITY
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let mask: Vec<f32> = (0..t * t).map(|x| if x % t > x / t { f32::NEG_INFINITY } else { 0.0 }).collect();
     let mask = Tensor::from_vec(mask, (t, t), q.device())?.to_dtype(q.dtype())?;
     let att = att.broadcast_add(&mask)?;
     let att = softmax_composite(&att)?;
@@ -131,15 +113,7 @@ fn scores<const F: bool>(qi: &[f32], kt: &[f32], t: usize, n: usize, scale: f32,
 }
 
 #[inline(always)]
-fn fwd_task<const F: bool>(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    dm: &Dims,
-    bh: usize,
-    out: &mut [f32],
-    lse: &mut [f32],
-) {
+fn fwd_task<const F: bool>(q: &[f32], k: &[f32], v: &[f32], dm: &Dims, bh: usize, out: &mut [f32], lse: &mut [f32]) {
     let (t, d) = (dm.t, dm.d);
     let (b, h) = (bh / dm.hq, bh % dm.hq);
     let kvh = h / (dm.hq / dm.hkv);
@@ -241,15 +215,13 @@ impl AttnOp {
             .for_each(|(bh, (o, l))| fwd_task_d(q, k, v, &dm, bh, o, l));
         // [B, Hq, T, D] -> [B, T, Hq, D]
         let mut out = vec![0f32; heads.len()];
-        out.par_chunks_mut(dm.hq * d)
-            .enumerate()
-            .for_each(|(bt, row)| {
-                let (b, i) = (bt / t, bt % t);
-                for h in 0..dm.hq {
-                    let src = ((b * dm.hq + h) * t + i) * d;
-                    row[h * d..(h + 1) * d].copy_from_slice(&heads[src..src + d]);
-                }
-            });
+        out.par_chunks_mut(dm.hq * d).enumerate().for_each(|(bt, row)| {
+            let (b, i) = (bt / t, bt % t);
+            for h in 0..dm.hq {
+                let src = ((b * dm.hq + h) * t + i) * d;
+                row[h * d..(h + 1) * d].copy_from_slice(&heads[src..src + d]);
+            }
+        });
         (out, lse)
     }
 }
@@ -288,11 +260,9 @@ impl CustomOp3 for AttnOp {
         let (t, d, g) = (dm.t, dm.d, dm.hq / dm.hkv);
         let lse = match self.lse.lock().unwrap().clone() {
             Some(l) => l,
-            None => with_f32(q, "attn", |q| {
-                with_f32(k, "attn", |k| {
-                    with_f32(v, "attn", |v| self.forward(q, k, v).1)
-                })
-            })???,
+            None => {
+                with_f32(q, "attn", |q| with_f32(k, "attn", |k| with_f32(v, "attn", |v| self.forward(q, k, v).1)))???
+            }
         };
         let (dq, dk, dv) = with_f32(q, "attention bwd q", |q| {
             with_f32(k, "attention bwd k", |k| {
@@ -311,27 +281,22 @@ impl CustomOp3 for AttnOp {
                                 });
                             // back to [B, T, H, D]
                             let mut dq = vec![0f32; dq_h.len()];
-                            dq.par_chunks_mut(dm.hq * d)
-                                .enumerate()
-                                .for_each(|(bt, row)| {
-                                    let (b, i) = (bt / t, bt % t);
-                                    for h in 0..dm.hq {
-                                        let src = ((b * dm.hq + h) * t + i) * d;
-                                        row[h * d..(h + 1) * d]
-                                            .copy_from_slice(&dq_h[src..src + d]);
-                                    }
-                                });
+                            dq.par_chunks_mut(dm.hq * d).enumerate().for_each(|(bt, row)| {
+                                let (b, i) = (bt / t, bt % t);
+                                for h in 0..dm.hq {
+                                    let src = ((b * dm.hq + h) * t + i) * d;
+                                    row[h * d..(h + 1) * d].copy_from_slice(&dq_h[src..src + d]);
+                                }
+                            });
                             let untile = |src: &[f32]| {
                                 let mut out = vec![0f32; src.len()];
-                                out.par_chunks_mut(dm.hkv * d)
-                                    .enumerate()
-                                    .for_each(|(bt, row)| {
-                                        let (b, i) = (bt / t, bt % t);
-                                        for h in 0..dm.hkv {
-                                            let s = ((b * dm.hkv + h) * t + i) * d;
-                                            row[h * d..(h + 1) * d].copy_from_slice(&src[s..s + d]);
-                                        }
-                                    });
+                                out.par_chunks_mut(dm.hkv * d).enumerate().for_each(|(bt, row)| {
+                                    let (b, i) = (bt / t, bt % t);
+                                    for h in 0..dm.hkv {
+                                        let s = ((b * dm.hkv + h) * t + i) * d;
+                                        row[h * d..(h + 1) * d].copy_from_slice(&src[s..s + d]);
+                                    }
+                                });
                                 out
                             };
                             (dq, untile(&dk_h), untile(&dv_h))
@@ -340,10 +305,6 @@ impl CustomOp3 for AttnOp {
                 })
             })
         })?????;
-        Ok((
-            Some(cpu_tensor(dq, q.dims())?),
-            Some(cpu_tensor(dk, k.dims())?),
-            Some(cpu_tensor(dv, v.dims())?),
-        ))
+        Ok((Some(cpu_tensor(dq, q.dims())?), Some(cpu_tensor(dk, k.dims())?), Some(cpu_tensor(dv, v.dims())?)))
     }
 }

@@ -58,11 +58,7 @@ pub(crate) fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&
 
 /// Runs `f` on the contiguous f32 data of a CPU tensor (copying only when not contiguous).
 pub fn with_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let t = if t.is_contiguous() {
-        t.clone()
-    } else {
-        t.contiguous()?
-    };
+    let t = if t.is_contiguous() { t.clone() } else { t.contiguous()? };
     let (guard, layout) = t.storage_and_layout();
     match &*guard {
         Storage::Cpu(s) => Ok(f(cpu_f32(s, layout, what)?)),
@@ -72,10 +68,7 @@ pub fn with_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Resul
 
 /// Scalar value of a one-element f32 tensor.
 pub(crate) fn scalar_f32(t: &Tensor) -> Result<f32> {
-    t.flatten_all()?
-        .to_dtype(DType::F32)?
-        .to_vec1::<f32>()
-        .map(|v| v[0])
+    t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>().map(|v| v[0])
 }
 
 pub(crate) fn cpu_tensor(v: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
@@ -90,10 +83,7 @@ pub fn max_rel_err(a: &Tensor, b: &Tensor) -> Result<f32> {
         candle_core::bail!("max_rel_err: {} vs {} elements", a.len(), b.len());
     }
     let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-12);
-    let diff = a
-        .iter()
-        .zip(&b)
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    let diff = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
     if a.iter().chain(&b).any(|x| !x.is_finite()) {
         return Ok(f32::INFINITY);
     }

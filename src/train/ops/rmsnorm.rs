@@ -41,21 +41,10 @@ dispatch!(fn fwd_rows_d => fwd_rows(x: &[f32], w: &[f32], y: &mut [f32], eps: f3
 
 /// Backward of a chunk of rows: writes dx, accumulates dw (in row order) into `dw`.
 #[inline(always)]
-fn bwd_rows<const F: bool>(
-    x: &[f32],
-    w: &[f32],
-    dy: &[f32],
-    dx: &mut [f32],
-    dw: &mut [f32],
-    eps: f32,
-) {
+fn bwd_rows<const F: bool>(x: &[f32], w: &[f32], dy: &[f32], dx: &mut [f32], dw: &mut [f32], eps: f32) {
     let h = w.len();
     let inv_h = 1.0 / h as f32;
-    for ((xr, dyr), dxr) in x
-        .chunks_exact(h)
-        .zip(dy.chunks_exact(h))
-        .zip(dx.chunks_exact_mut(h))
-    {
+    for ((xr, dyr), dxr) in x.chunks_exact(h).zip(dy.chunks_exact(h)).zip(dx.chunks_exact_mut(h)) {
         let r = 1.0 / (simd::sumsq::<F>(xr) * inv_h + eps).sqrt();
         // c = mean(dy * w * xhat) = r * mean(dy * w * x)
         let mut acc = [0f32; 8];
@@ -70,9 +59,7 @@ fn bwd_rows<const F: bool>(
         for i in chunks * 8..h {
             tail = madd::<F>(dyr[i] * w[i], xr[i], tail);
         }
-        let s = ((acc[0] + acc[4]) + (acc[1] + acc[5]))
-            + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
-            + tail;
+        let s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
         let c = s * r * inv_h;
         for i in 0..h {
             let xhat = xr[i] * r;
@@ -88,22 +75,12 @@ impl CustomOp2 for RmsNormOp {
         "engine-rms-norm"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = cpu_f32(s1, l1, "rms_norm x")?;
         let w = cpu_f32(s2, l2, "rms_norm w")?;
         let h = *l1.dims().last().unwrap_or(&0);
         if l2.dims() != [h] {
-            candle_core::bail!(
-                "rms_norm: weight shape {:?} for input {:?}",
-                l2.dims(),
-                l1.dims()
-            );
+            candle_core::bail!("rms_norm: weight shape {:?} for input {:?}", l2.dims(), l1.dims());
         }
         let mut y = vec![0f32; x.len()];
         if h > 0 {
@@ -114,13 +91,7 @@ impl CustomOp2 for RmsNormOp {
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _y: &Tensor,
-        dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let h = w.dim(0)?;
         let (dx, dw) = with_f32(x, "rms_norm bwd x", |x| {
             with_f32(w, "rms_norm bwd w", |w| {
@@ -128,10 +99,7 @@ impl CustomOp2 for RmsNormOp {
                     let mut dx = vec![0f32; x.len()];
                     let partials: Vec<Vec<f32>> = dx
                         .par_chunks_mut(ROW_CHUNK * h)
-                        .zip(
-                            x.par_chunks(ROW_CHUNK * h)
-                                .zip(dy.par_chunks(ROW_CHUNK * h)),
-                        )
+                        .zip(x.par_chunks(ROW_CHUNK * h).zip(dy.par_chunks(ROW_CHUNK * h)))
                         .map(|(dxc, (xc, dyc))| {
                             let mut dw = vec![0f32; h];
                             bwd_rows_d(xc, w, dyc, dxc, &mut dw, self.eps);

@@ -19,18 +19,10 @@ pub struct RopeTables {
 }
 
 impl RopeTables {
-    pub fn new(
-        head_dim: usize,
-        max_pos: usize,
-        theta: f64,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<Self> {
+    pub fn new(head_dim: usize, max_pos: usize, theta: f64, device: &Device, dtype: DType) -> Result<Self> {
         let half = head_dim / 2;
         // transformers: inv_freq = 1 / base ** (arange(0, dim, 2).float() / dim), in f32.
-        let inv: Vec<f32> = (0..half)
-            .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32))
-            .collect();
+        let inv: Vec<f32> = (0..half).map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32)).collect();
         let mut cos_v = Vec::with_capacity(max_pos * half);
         let mut sin_v = Vec::with_capacity(max_pos * half);
         for p in 0..max_pos {
@@ -42,14 +34,7 @@ impl RopeTables {
         }
         let cos = Tensor::from_slice(&cos_v, (max_pos, half), device)?.to_dtype(dtype)?;
         let sin = Tensor::from_slice(&sin_v, (max_pos, half), device)?.to_dtype(dtype)?;
-        Ok(Self {
-            head_dim,
-            max_pos,
-            cos_v: Arc::new(cos_v),
-            sin_v: Arc::new(sin_v),
-            cos,
-            sin,
-        })
+        Ok(Self { head_dim, max_pos, cos_v: Arc::new(cos_v), sin_v: Arc::new(sin_v), cos, sin })
     }
 }
 
@@ -67,22 +52,10 @@ pub fn rope(x: &Tensor, tables: &RopeTables, kernels: Kernels) -> Result<Tensor>
     }
     match kernels.effective(x.device(), x.dtype()) {
         Kernels::Fused => {
-            let x = if x.stride()[3] == 1 {
-                x.clone()
-            } else {
-                x.contiguous()?
-            };
-            x.apply_op1(RopeOp {
-                cos: tables.cos_v.clone(),
-                sin: tables.sin_v.clone(),
-                sign: 1.0,
-            })
+            let x = if x.stride()[3] == 1 { x.clone() } else { x.contiguous()? };
+            x.apply_op1(RopeOp { cos: tables.cos_v.clone(), sin: tables.sin_v.clone(), sign: 1.0 })
         }
-        Kernels::Composite => rope_composite(
-            x,
-            &tables.cos.narrow(0, 0, t)?,
-            &tables.sin.narrow(0, 0, t)?,
-        ),
+        Kernels::Composite => rope_composite(x, &tables.cos.narrow(0, 0, t)?, &tables.sin.narrow(0, 0, t)?),
     }
 }
 
@@ -157,38 +130,20 @@ impl CustomOp1 for RopeOp {
             CpuStorage::F32(v) => v.as_slice(),
             _ => candle_core::bail!("rope: fused kernel needs f32"),
         };
-        let dims: [usize; 4] = l
-            .dims()
-            .try_into()
-            .map_err(|_| candle_core::Error::Msg("rope: rank 4 expected".into()))?;
+        let dims: [usize; 4] =
+            l.dims().try_into().map_err(|_| candle_core::Error::Msg("rope: rank 4 expected".into()))?;
         let st = l.stride();
         if st[3] != 1 {
             candle_core::bail!("rope: last dimension must be contiguous");
         }
-        let out = rotate(
-            data,
-            dims,
-            [st[0], st[1], st[2]],
-            l.start_offset(),
-            &self.cos,
-            &self.sin,
-            self.sign,
-        );
+        let out = rotate(data, dims, [st[0], st[1], st[2]], l.start_offset(), &self.cos, &self.sin, self.sign);
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let (b, t, h, d) = x.dims4()?;
         let dx = with_f32(dy, "rope bwd", |g| {
-            rotate(
-                g,
-                [b, t, h, d],
-                [t * h * d, h * d, d],
-                0,
-                &self.cos,
-                &self.sin,
-                -self.sign,
-            )
+            rotate(g, [b, t, h, d], [t * h * d, h * d, d], 0, &self.cos, &self.sin, -self.sign)
         })?;
         Ok(Some(cpu_tensor(dx, &[b, t, h, d])?))
     }

@@ -49,13 +49,7 @@ impl CustomOp2 for SwiGluOp {
         "engine-swiglu"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = cpu_f32(s1, l1, "swiglu gate")?;
         let u = cpu_f32(s2, l2, "swiglu up")?;
         let mut y = vec![0f32; g.len()];
@@ -65,13 +59,7 @@ impl CustomOp2 for SwiGluOp {
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
-    fn bwd(
-        &self,
-        gate: &Tensor,
-        up: &Tensor,
-        _res: &Tensor,
-        dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, gate: &Tensor, up: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (dg, du) = with_f32(gate, "swiglu bwd", |g| {
             with_f32(up, "swiglu bwd", |u| {
                 with_f32(dy, "swiglu bwd", |dy| {
@@ -79,19 +67,12 @@ impl CustomOp2 for SwiGluOp {
                     let mut du = vec![0f32; g.len()];
                     dg.par_chunks_mut(CHUNK)
                         .zip(du.par_chunks_mut(CHUNK))
-                        .zip(
-                            g.par_chunks(CHUNK)
-                                .zip(u.par_chunks(CHUNK))
-                                .zip(dy.par_chunks(CHUNK)),
-                        )
+                        .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)))
                         .for_each(|((dg, du), ((g, u), dy))| bwd_chunk_d(g, u, dy, dg, du));
                     (dg, du)
                 })
             })
         })???;
-        Ok((
-            Some(cpu_tensor(dg, gate.dims())?),
-            Some(cpu_tensor(du, up.dims())?),
-        ))
+        Ok((Some(cpu_tensor(dg, gate.dims())?), Some(cpu_tensor(du, up.dims())?)))
     }
 }

@@ -16,43 +16,20 @@ const ROWS: usize = 16;
 /// Weighted mean negative log-likelihood. `logits` `[N, V]` (f32 for the fused path),
 /// `targets` u32 `[N]`, `weights` `[N]` (0 = ignore). Returns a scalar; 0 when Σw = 0.
 /// Every target must be `< V` (also those of weight 0).
-pub fn cross_entropy(
-    logits: &Tensor,
-    targets: &Tensor,
-    weights: &Tensor,
-    kernels: Kernels,
-) -> Result<Tensor> {
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor, kernels: Kernels) -> Result<Tensor> {
     let (n, v) = logits.dims2()?;
-    let t = targets
-        .flatten_all()?
-        .to_dtype(DType::U32)?
-        .to_vec1::<u32>()?;
-    let w = weights
-        .flatten_all()?
-        .to_dtype(DType::F32)?
-        .to_vec1::<f32>()?;
+    let t = targets.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+    let w = weights.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
     if t.len() != n || w.len() != n {
-        candle_core::bail!(
-            "cross_entropy: logits {:?}, {} targets, {} weights",
-            logits.dims(),
-            t.len(),
-            w.len()
-        );
+        candle_core::bail!("cross_entropy: logits {:?}, {} targets, {} weights", logits.dims(), t.len(), w.len());
     }
     if let Some((i, &bad)) = t.iter().enumerate().find(|(_, &x)| x as usize >= v) {
-        candle_core::bail!(
-            "cross_entropy: target {bad} at position {i} is out of the vocabulary ({v})"
-        );
+        candle_core::bail!("cross_entropy: target {bad} at position {i} is out of the vocabulary ({v})");
     }
     match kernels.effective(logits.device(), logits.dtype()) {
         Kernels::Fused => {
             let wsum: f64 = w.iter().map(|&x| x as f64).sum();
-            logits.contiguous()?.apply_op1(XentOp {
-                targets: t,
-                weights: w,
-                wsum,
-                dlogits: Mutex::new(None),
-            })
+            logits.contiguous()?.apply_op1(XentOp { targets: t, weights: w, wsum, dlogits: Mutex::new(None) })
         }
         Kernels::Composite => {
             let targets = Tensor::from_vec(t, n, logits.device())?;
@@ -78,20 +55,11 @@ pub fn nll_composite(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 pub fn token_nll_from_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (n, v) = logits.dims2()?;
     if !(logits.device().is_cpu() && logits.dtype() == DType::F32) {
-        return nll_composite(
-            &logits.detach(),
-            &targets.flatten_all()?.to_dtype(DType::U32)?,
-        );
+        return nll_composite(&logits.detach(), &targets.flatten_all()?.to_dtype(DType::U32)?);
     }
-    let t = targets
-        .flatten_all()?
-        .to_dtype(DType::U32)?
-        .to_vec1::<u32>()?;
+    let t = targets.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
     if t.len() != n || t.iter().any(|&x| x as usize >= v) {
-        candle_core::bail!(
-            "token_nll: {} targets for {n} rows (or target ≥ vocab {v})",
-            t.len()
-        );
+        candle_core::bail!("token_nll: {} targets for {n} rows (or target ≥ vocab {v})", t.len());
     }
     let out = super::with_f32(logits, "token_nll", |x| {
         let mut out = vec![0f32; n];
@@ -170,11 +138,7 @@ impl XentOp {
     /// (loss, dloss/dlogits)
     fn compute(&self, x: &[f32], v: usize) -> (f32, Vec<f32>) {
         let n = self.targets.len();
-        let inv = if self.wsum > 0.0 {
-            1.0 / self.wsum
-        } else {
-            0.0
-        };
+        let inv = if self.wsum > 0.0 { 1.0 / self.wsum } else { 0.0 };
         let mut d = vec![0f32; n * v];
         let partial: Vec<f64> = d
             .par_chunks_mut(ROWS * v)
@@ -227,8 +191,7 @@ impl CustomOp1 for XentOp {
         let g = scalar_f32(g)?;
         let mut d = d;
         if g != 1.0 {
-            d.par_chunks_mut(ROWS * v)
-                .for_each(|c| c.iter_mut().for_each(|x| *x *= g));
+            d.par_chunks_mut(ROWS * v).for_each(|c| c.iter_mut().for_each(|x| *x *= g));
         }
         Ok(Some(cpu_tensor(d, &[n, v])?))
     }

@@ -1,0 +1,70 @@
+//! The data commands and input errors, through the real binary.
+
+mod common;
+use common::*;
+
+#[test]
+fn data_langs_lists_twelve_languages_with_script_and_group() {
+    let t = tempfile::tempdir().unwrap();
+    let out = ok(run(t.path(), &["data", "langs"]));
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 12, "{out}");
+    for (code, script, group) in [
+        ("en", "Latin", "anchor"),
+        ("es", "Latin", "seen"),
+        ("fr", "Latin", "seen"),
+        ("ja", "Japanese", "seen"),
+        ("zh", "Han", "seen"),
+        ("ar", "Arabic", "unseen"),
+        ("ko", "Hangul", "unseen"),
+        ("pt", "Latin", "unseen"),
+    ] {
+        let row =
+            rows.iter().find(|r| r.split_whitespace().next() == Some(code)).unwrap_or_else(|| panic!("{code} missing"));
+        assert!(row.contains(script) && row.contains(group), "{row}");
+    }
+}
+
+#[test]
+fn data_sample_is_deterministic_and_follows_the_weights() {
+    let t = tempfile::tempdir().unwrap();
+    let spec = "en=0.6,es=0.1,fr=0.1,ja=0.1,zh=0.1";
+    let a = run(t.path(), &["data", "sample", "--mix", spec, "--n", "20000", "--seed", "7"]);
+    let b = run(t.path(), &["data", "sample", "--mix", spec, "--n", "20000", "--seed", "7"]);
+    let c = run(t.path(), &["data", "sample", "--mix", spec, "--n", "20000", "--seed", "8"]);
+    assert!(a.status.success() && b.status.success() && c.status.success());
+    assert_eq!(a.stdout, b.stdout, "same seed, same bytes");
+    assert_ne!(a.stdout, c.stdout, "another seed, other examples");
+    let text = String::from_utf8(a.stdout).unwrap();
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    let mut n = 0;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        *counts.entry(v["lang"].as_str().unwrap().to_string()).or_default() += 1;
+        assert!(!v["response"].as_str().unwrap().is_empty());
+        n += 1;
+    }
+    assert_eq!(n, 20000);
+    for (lang, w) in [("en", 0.6), ("es", 0.1), ("fr", 0.1), ("ja", 0.1), ("zh", 0.1)] {
+        let share = counts[lang] as f64 / n as f64;
+        assert!((share - w).abs() <= 0.015, "{lang}: {share:.4} vs {w}");
+    }
+}
+
+#[test]
+fn data_sample_rejects_bad_mixtures_with_exit_2() {
+    let t = tempfile::tempdir().unwrap();
+    let e = bad(run(t.path(), &["data", "sample", "--mix", "en=0.5,xx=0.5", "--n", "3"]));
+    assert!(e.contains("unknown language 'xx'") && e.contains("column 8"), "{e}");
+    let e = bad(run(t.path(), &["data", "sample", "--mix", "en=0,es=0", "--n", "3"]));
+    assert!(e.contains("all weights are zero"), "{e}");
+    let e = bad(run(t.path(), &["data", "sample", "--mix", "en=-1,es=1", "--n", "3"]));
+    assert!(e.contains("negative"), "{e}");
+}
+
+#[test]
+fn every_language_file_checks() {
+    let t = tempfile::tempdir().unwrap();
+    let out = ok(run(t.path(), &["data", "check"]));
+    assert!(out.contains("ok: 12"), "{out}");
+}

@@ -1,0 +1,134 @@
+//! Supervised runs as real child processes: the queue, pause / resume / stop, crashes, and
+//! runs that outlive the command that launched them.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn launch(cache: &Path, root: &Path, sets: &[&str]) -> String {
+    let cfg = fixture("tiny.toml");
+    let mut c = cmd(cache);
+    c.env("MIXSCOPE_CPU_BUDGET", "1").args(["launch", cfg.to_str().unwrap(), "--runs", root.to_str().unwrap()]);
+    for s in sets {
+        c.args(["--set", s]);
+    }
+    ok(c.output().unwrap()).trim().to_string()
+}
+
+fn ctl(cache: &Path, root: &Path, verb: &str, id: &str) {
+    let mut c = cmd(cache);
+    c.env("MIXSCOPE_CPU_BUDGET", "1").args([verb, id, "--runs", root.to_str().unwrap()]);
+    ok(c.output().unwrap());
+}
+
+fn status_times(dir: &Path, state: &str) -> Vec<f64> {
+    of_kind(&events(dir), "status")
+        .iter()
+        .filter(|e| e["state"] == state)
+        .map(|e| e["time"].as_f64().unwrap())
+        .collect()
+}
+
+fn last_step(dir: &Path) -> u64 {
+    losses(dir).last().map_or(0, |(s, _)| *s)
+}
+
+#[test]
+fn with_one_slot_the_second_run_waits_for_the_first() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let a = launch(t.path(), &root, &["max_steps=120"]);
+    let b = launch(t.path(), &root, &["max_steps=20", "seed=5"]);
+    assert!(wait_for(Duration::from_secs(30), || ls_state(t.path(), &root, &a) == "running"));
+    assert_eq!(ls_state(t.path(), &root, &b), "queued");
+    assert!(
+        wait_for(Duration::from_secs(240), || ls_state(t.path(), &root, &b) == "finished"),
+        "{:?}",
+        ls(t.path(), &root)
+    );
+    assert_eq!(ls_state(t.path(), &root, &a), "finished");
+    let a_done = status_times(&root.join(&a), "finished")[0];
+    let b_start = status_times(&root.join(&b), "running")[0];
+    assert!(b_start >= a_done, "b started at {b_start}, before a finished at {a_done}");
+}
+
+#[test]
+fn pause_resume_and_stop() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let id = launch(t.path(), &root, &["max_steps=100000", "eval_every=0", "checkpoint_every=100000"]);
+    let dir = root.join(&id);
+    assert!(wait_for(Duration::from_secs(60), || last_step(&dir) >= 5));
+    ctl(t.path(), &root, "pause", &id);
+    assert!(wait_for(Duration::from_secs(30), || ls_state(t.path(), &root, &id) == "paused"));
+    let paused_at = last_step(&dir);
+    assert!(
+        dir.join("checkpoints").join(paused_at.to_string()).join("state.json").exists(),
+        "pause writes a checkpoint"
+    );
+    // Paused: no process, no new events.
+    let row = ls(t.path(), &root).into_iter().find(|r| r["id"] == id).unwrap();
+    assert_eq!(row["alive"], false, "{row}");
+    let n = events(&dir).len();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(events(&dir).len(), n, "a paused run writes nothing");
+    ctl(t.path(), &root, "resume", &id);
+    assert!(wait_for(Duration::from_secs(60), || last_step(&dir) > paused_at + 2));
+    let after: Vec<u64> = losses(&dir).iter().map(|(s, _)| *s).filter(|s| *s > paused_at).collect();
+    assert_eq!(after[0], paused_at + 1, "steps continue from the same step");
+    ctl(t.path(), &root, "stop", &id);
+    assert!(wait_for(Duration::from_secs(30), || ls_state(t.path(), &root, &id) == "stopped"));
+    let end = last_step(&dir);
+    assert!(
+        dir.join("checkpoints").join(end.to_string()).join("model.safetensors").exists(),
+        "stop writes a checkpoint"
+    );
+    // Run directories are private to their owner.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(dir.join("control")).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(dir.join("events.jsonl")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn a_killed_trainer_shows_as_failed_with_its_signal() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let id = launch(t.path(), &root, &["max_steps=100000", "eval_every=0"]);
+    let dir = root.join(&id);
+    assert!(wait_for(Duration::from_secs(60), || last_step(&dir) >= 3));
+    let lock: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("lock")).unwrap()).unwrap();
+    let pid = lock["pid"].as_u64().unwrap();
+    let t0 = Instant::now();
+    assert!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
+    assert!(wait_for(Duration::from_secs(2), || ls_state(t.path(), &root, &id) == "failed"), "not failed within 2 s");
+    let elapsed = t0.elapsed();
+    let row = ls(t.path(), &root).into_iter().find(|r| r["id"] == id).unwrap();
+    let msg = row["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("signal 9") && msg.contains("SIGKILL"), "{msg}");
+    eprintln!("failed reported after {elapsed:?}");
+}
+
+#[test]
+fn runs_outlive_the_launching_command() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    // `launch` has returned (and its process exited) by the time we get the id.
+    let id = launch(t.path(), &root, &["max_steps=100000", "eval_every=0"]);
+    let dir = root.join(&id);
+    assert!(wait_for(Duration::from_secs(60), || last_step(&dir) >= 2));
+    let s1 = last_step(&dir);
+    assert!(wait_for(Duration::from_secs(30), || last_step(&dir) > s1 + 5), "the run keeps training");
+    assert_eq!(ls_state(t.path(), &root, &id), "running");
+    ctl(t.path(), &root, "stop", &id);
+    assert!(wait_for(Duration::from_secs(30), || ls_state(t.path(), &root, &id) == "stopped"));
+    // Controls on runs in the wrong state are input errors.
+    let e = bad(run(t.path(), &["pause", &id, "--runs", root.to_str().unwrap()]));
+    assert!(e.contains("stopped"), "{e}");
+    let e = bad(run(t.path(), &["stop", "nosuchrun", "--runs", root.to_str().unwrap()]));
+    assert!(e.contains("no run 'nosuchrun'"), "{e}");
+}

@@ -1,0 +1,184 @@
+//! Real training of a tiny model through the real binary: events, determinism of resume and
+//! fork, and bad configs.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn train(cache: &Path, dir: &Path, sets: &[&str]) -> String {
+    let mut args = vec![
+        "train",
+        fixture("tiny.toml").to_str().unwrap().to_string().leak() as &str,
+        "--run-dir",
+        dir.to_str().unwrap(),
+        "-q",
+    ];
+    for s in sets {
+        args.push("--set");
+        args.push(s);
+    }
+    ok(run(cache, &args))
+}
+
+#[test]
+fn training_writes_the_event_contract() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("runs/r");
+    train(t.path(), &dir, &["max_steps=80"]);
+    let evs = events(&dir);
+    for e in &evs {
+        assert_eq!(e["v"], 1);
+        assert!(e["step"].is_u64() && e["time"].is_f64() && e["kind"].is_string(), "{e}");
+    }
+    let l: Vec<f64> = losses(&dir).iter().map(|(_, l)| *l).collect();
+    assert_eq!(l.len(), 80);
+    let first: f64 = l[..20].iter().sum::<f64>() / 20.0;
+    let last: f64 = l[60..].iter().sum::<f64>() / 20.0;
+    assert!(last < 0.7 * first, "loss fell from {first} to {last} only");
+    let trains = of_kind(&evs, "train");
+    let t80 = trains.last().unwrap();
+    for k in ["lr", "tokens", "tokens_per_s"] {
+        assert!(t80[k].as_f64().unwrap() > 0.0, "{k}");
+    }
+    assert_eq!(t80["examples"]["lang"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>(), 80 * 8);
+    assert!(t80["examples"]["task"]["mr"].as_u64().unwrap() > 0);
+    // Eval events for every (task, lang) of the config, with the run's groups.
+    let evals = of_kind(&evs, "eval");
+    for task in ["mr", "sm", "if"] {
+        for (lang, group) in [("en", "anchor"), ("es", "seen"), ("ja", "seen"), ("pt", "unseen")] {
+            let e = evals
+                .iter()
+                .find(|e| e["task"] == task && e["lang"] == lang && e["step"] == 80)
+                .unwrap_or_else(|| panic!("{task}/{lang}"));
+            assert_eq!(e["group"], group);
+            assert!(e["loss"].as_f64().unwrap().is_finite());
+            assert!(e["metric"].is_string() && e["n"].as_u64().unwrap() > 0);
+        }
+    }
+    let ckpts = of_kind(&evs, "checkpoint");
+    assert_eq!(
+        ckpts.iter().map(|c| c["step"].as_u64().unwrap()).collect::<Vec<_>>(),
+        vec![10, 20, 30, 40, 50, 60, 70, 80]
+    );
+    let last = dir.join(ckpts.last().unwrap()["path"].as_str().unwrap());
+    for f in ["model.safetensors", "optimizer.safetensors", "state.json"] {
+        assert!(last.join(f).exists(), "{f}");
+    }
+    // keep_last = 5, plus the best (here the latest).
+    let kept = std::fs::read_dir(dir.join("checkpoints")).unwrap().count();
+    assert!(kept <= 6, "{kept} checkpoints kept");
+    assert_eq!(last_state(&dir).as_deref(), Some("finished"));
+}
+
+#[test]
+fn resume_is_bit_exact() {
+    let t = tempfile::tempdir().unwrap();
+    let straight = t.path().join("runs/straight");
+    let split = t.path().join("runs/split");
+    train(t.path(), &straight, &["max_steps=40", "checkpoint_every=1000"]);
+    // Stop part-way, then resume the same run directory.
+    train(t.path(), &split, &["max_steps=17", "checkpoint_every=1000"]);
+    assert!(split.join("checkpoints/17").exists());
+    train(t.path(), &split, &["max_steps=40", "checkpoint_every=1000"]);
+    assert_eq!(losses(&straight), losses(&split));
+    assert_eq!(
+        sha(&straight.join("checkpoints/40/model.safetensors")),
+        sha(&split.join("checkpoints/40/model.safetensors"))
+    );
+    assert_eq!(
+        sha(&straight.join("checkpoints/40/optimizer.safetensors")),
+        sha(&split.join("checkpoints/40/optimizer.safetensors"))
+    );
+}
+
+#[test]
+fn a_fork_with_the_same_mixture_continues_its_parent_exactly() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let parent = root.join("parent");
+    train(t.path(), &parent, &["max_steps=40"]);
+    let spec = "en=0.6,es=0.2,ja=0.2";
+    let id = ok(run(
+        t.path(),
+        &["fork", "parent", "--at", "20", "--mix", spec, "--runs", root.to_str().unwrap(), "--name", "same"],
+    ));
+    let id = id.trim();
+    let child = root.join(id);
+    let evs = events(&child);
+    assert_eq!(evs[0]["kind"], "fork", "the first event of a fork is `fork`");
+    assert_eq!(evs[0]["parent"], "parent");
+    assert_eq!(evs[0]["parent_step"], 20);
+    // The fork was queued and started by the supervisor; wait for it to finish.
+    assert!(
+        wait_for(std::time::Duration::from_secs(120), || last_state(&child).as_deref() == Some("finished")),
+        "{:?}",
+        last_state(&child)
+    );
+    let p: Vec<(u64, f64)> = losses(&parent).into_iter().filter(|(s, _)| *s > 20).collect();
+    assert_eq!(losses(&child), p);
+    assert_eq!(
+        sha(&parent.join("checkpoints/40/model.safetensors")),
+        sha(&child.join("checkpoints/40/model.safetensors"))
+    );
+    let cfg = std::fs::read_to_string(child.join("run.toml")).unwrap();
+    assert!(
+        cfg.contains("[lineage]") && cfg.contains("parent = \"parent\"") && cfg.contains("fork_step = 20"),
+        "{cfg}"
+    );
+}
+
+#[test]
+fn a_fork_with_a_new_mixture_changes_only_future_draws() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let parent = root.join("parent");
+    train(t.path(), &parent, &["max_steps=20"]);
+    let id = ok(run(
+        t.path(),
+        &["fork", "parent", "--mix", "en=0.5,ko=0.5", "--max-steps", "30", "--runs", root.to_str().unwrap()],
+    ));
+    let child = root.join(id.trim());
+    assert!(wait_for(std::time::Duration::from_secs(120), || last_state(&child).as_deref() == Some("finished")));
+    let pe = of_kind(&events(&parent), "train").last().unwrap()["examples"]["lang"].clone();
+    let ce = events(&child);
+    let first = of_kind(&ce, "train")[0];
+    assert_eq!(first["step"], 21);
+    let langs = first["examples"]["lang"].as_object().unwrap();
+    // Counts carry over: the parent's languages keep their totals, Korean is new.
+    assert_eq!(langs["es"], pe["es"]);
+    assert_eq!(langs["ja"], pe["ja"]);
+    assert!(langs["en"].as_u64() >= pe["en"].as_u64());
+    assert!(langs.contains_key("ko") || langs["en"].as_u64().unwrap() > pe["en"].as_u64().unwrap());
+    // Korean is now seen, and evaluated as seen; Spanish left the mixture and is unseen.
+    let evals = of_kind(&ce, "eval");
+    assert!(evals.iter().any(|e| e["lang"] == "ko" && e["group"] == "seen"));
+    assert!(evals.iter().any(|e| e["lang"] == "es" && e["group"] == "unseen"));
+}
+
+#[test]
+fn bad_configs_exit_2_naming_the_place() {
+    let t = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = t.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let cases = [
+        (write("unknown.toml", "[train]\nmax_stepz = 3\n"), vec![], "unknown.toml:2:1"),
+        (write("type.toml", "[train]\nmax_steps = \"many\"\n"), vec![], "type.toml:2:13"),
+        (write("zero.toml", "[train]\nmax_steps = 0\n"), vec![], "train.max_steps: must be at least 1"),
+        (write("ok.toml", ""), vec!["--set", "max_steps=0"], "--set max_steps=0"),
+        (write("mix.toml", "[data]\nmixture = \"en=1,zz=1\"\n"), vec![], "unknown language 'zz'"),
+    ];
+    for (path, extra, want) in cases {
+        let mut args = vec!["train", path.to_str().unwrap(), "--run-dir"];
+        let rd = t.path().join("runs/x");
+        args.push(rd.to_str().unwrap());
+        args.extend(extra);
+        let e = bad(run(t.path(), &args));
+        assert!(e.contains(want), "{}: {e}", path.display());
+        assert!(!rd.exists(), "a bad config creates no run directory");
+    }
+    let e = bad(run(t.path(), &["train", "/nonexistent/cfg.toml"]));
+    assert!(e.contains("/nonexistent/cfg.toml") && e.contains("no such config file"), "{e}");
+}
