@@ -13,4 +13,5 @@ pub mod eval;
 pub mod runs;
 pub mod supervisor;
 pub mod train;
+pub mod tui;
 pub mod util;

@@ -5,8 +5,6 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::data::lang;
-
 mod data;
 mod runs;
 
@@ -19,6 +17,17 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// The terminal UI on a runs root (the default command).
+    Tui {
+        #[arg(long)]
+        runs: Option<PathBuf>,
+        /// Start the built-in demo experiment right away.
+        #[arg(long)]
+        demo: bool,
+        /// Colour theme: dark, light, colorblind, or a theme file.
+        #[arg(long, env = "MIXSCOPE_THEME")]
+        theme: Option<String>,
+    },
     /// Train one run in the foreground (headless). Rerunning on an existing run directory
     /// resumes it from its latest checkpoint.
     Train {
@@ -206,8 +215,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::train::train(&run, &crate::train::TrainOptions { quiet: false, pause_exits: true })?;
             Ok(0)
         }
+        Some(Command::Tui { runs, demo, theme }) => {
+            let root = crate::runs::runs_root(runs.as_deref());
+            crate::tui::run(&root, crate::tui::TuiOptions { theme, demo })?;
+            Ok(0)
+        }
         None => {
-            println!("{}", lang::codes().join(" "));
+            let root = crate::runs::runs_root(None);
+            crate::tui::run(&root, crate::tui::TuiOptions::default())?;
             Ok(0)
         }
     }

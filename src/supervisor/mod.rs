@@ -237,3 +237,25 @@ pub fn exe() -> Result<PathBuf> {
     }
     std::env::current_exe().context("finding the mixscope executable")
 }
+
+/// The demo experiment's configs, built in so that the demo runs from any directory.
+pub const DEMO_BASE: &str = include_str!("../../configs/demo-base.toml");
+pub const DEMO_SFT: &str = include_str!("../../configs/demo.toml");
+
+/// Start the built-in demo: the base model pretrained on all 12 languages (trained once and
+/// reused), then two SFT runs forked from it: English only vs `multilingual=0.4`. They share
+/// the machine, one thread each. Returns the two SFT runs.
+pub fn demo(root: &Path) -> Result<Vec<RunDir>> {
+    let dir = root.join(".demo");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, text) in [("demo-base.toml", DEMO_BASE), ("demo.toml", DEMO_SFT)] {
+        let p = dir.join(name);
+        if std::fs::read_to_string(&p).ok().as_deref() != Some(text) {
+            crate::util::write_atomic(&p, text.as_bytes())?;
+        }
+    }
+    let cfg = dir.join("demo.toml");
+    let en = launch(root, &cfg, &["name=demo-en".into(), "mixture=multilingual=0".into(), "threads=1".into()])?;
+    let ml = launch(root, &cfg, &["name=demo-ml40".into(), "mixture=multilingual=0.4".into(), "threads=1".into()])?;
+    Ok(vec![en, ml])
+}

@@ -81,6 +81,31 @@ pub fn stderr_tail(run: &RunDir, n: usize) -> Vec<String> {
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
+/// A run's state from its last status event and whether a trainer or monitor holds it: a run
+/// whose process died without writing a final status has failed (with its stderr's last lines).
+pub fn derive_state(
+    run: &RunDir,
+    last: Option<State>,
+    message: Option<String>,
+    alive: bool,
+) -> (State, Option<String>) {
+    match (last, alive) {
+        (Some(State::Running) | Some(State::Queued) | None, true) => (State::Running, message),
+        (Some(s), true) => (s, message),
+        (Some(State::Running), false) => {
+            let tail = stderr_tail(run, 5);
+            let mut msg = "the trainer exited without a final status".to_string();
+            if !tail.is_empty() {
+                msg.push_str(": ");
+                msg.push_str(&tail.join(" | "));
+            }
+            (State::Failed, Some(msg))
+        }
+        (Some(s), false) => (s, message),
+        (None, false) => (State::Queued, message.or_else(|| Some("not launched".into()))),
+    }
+}
+
 /// Derive the state of a run from its directory.
 pub fn status(run: &RunDir) -> Result<RunStatus> {
     let cfg = run.read_config().ok();
@@ -142,27 +167,9 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
     }
     st.alive = is_alive(run);
     st.pid = lock::read_info(&run.path.join("lock")).map(|i| i.pid).filter(|_| st.alive);
-    st.state = match (last_state, st.alive) {
-        (Some(State::Running), true) | (None, true) | (Some(State::Queued), true) => State::Running,
-        (Some(s), true) => s,
-        (Some(State::Running), false) => {
-            let tail = stderr_tail(run, 5);
-            let mut msg = "the trainer exited without a final status".to_string();
-            if !tail.is_empty() {
-                msg.push_str(": ");
-                msg.push_str(&tail.join(" | "));
-            }
-            st.message = Some(msg);
-            State::Failed
-        }
-        (Some(s), false) => s,
-        (None, false) => {
-            if st.message.is_none() {
-                st.message = Some("not launched".into());
-            }
-            State::Queued
-        }
-    };
+    let (state, message) = derive_state(run, last_state, st.message.take(), st.alive);
+    st.state = state;
+    st.message = message;
     Ok(st)
 }
 

@@ -1,0 +1,859 @@
+//! The TUI's state and how actions change it. Drawing is in `ui.rs` and `panes/`; I/O with
+//! the supervisor happens in the event loop (`mod.rs`) through [`Request`]s.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::PathBuf;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::Rect;
+
+use super::action::Action;
+use super::keymap::Keymap;
+use super::store::{RunData, Store, XAxis};
+use super::theme::{Theme, BUILTIN};
+use crate::data::lang;
+use crate::data::mixture::{Mixture, SpecContext};
+use crate::data::Task;
+use crate::runs::events::State;
+
+/// Which pane has the keyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Runs,
+    Loss,
+    Langs,
+}
+
+/// Which languages the languages pane shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scripts {
+    All,
+    Latin,
+    NonLatin,
+}
+
+impl Scripts {
+    pub fn label(self) -> &'static str {
+        match self {
+            Scripts::All => "all scripts",
+            Scripts::Latin => "Latin",
+            Scripts::NonLatin => "non-Latin",
+        }
+    }
+    pub fn admits(self, code: &str) -> bool {
+        let latin = lang::get(code).is_some_and(|l| l.is_latin());
+        match self {
+            Scripts::All => true,
+            Scripts::Latin => latin,
+            Scripts::NonLatin => !latin,
+        }
+    }
+}
+
+/// A one-line text field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TextInput {
+    pub text: String,
+    /// Cursor position in characters.
+    pub cursor: usize,
+}
+
+impl TextInput {
+    pub fn new(s: &str) -> TextInput {
+        TextInput { text: s.to_string(), cursor: s.chars().count() }
+    }
+
+    /// Edit with a key; returns whether the text changed.
+    pub fn key(&mut self, k: &KeyEvent) -> bool {
+        let n = self.text.chars().count();
+        let byte = |t: &str, c: usize| t.char_indices().nth(c).map_or(t.len(), |(i, _)| i);
+        match k.code {
+            KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
+                let at = byte(&self.text, self.cursor);
+                self.text.insert(at, c);
+                self.cursor += 1;
+                true
+            }
+            KeyCode::Char('u') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                self.text.clear();
+                self.cursor = 0;
+                true
+            }
+            KeyCode::Backspace if self.cursor > 0 => {
+                let at = byte(&self.text, self.cursor - 1);
+                self.text.remove(at);
+                self.cursor -= 1;
+                true
+            }
+            KeyCode::Delete if self.cursor < n => {
+                let at = byte(&self.text, self.cursor);
+                self.text.remove(at);
+                true
+            }
+            KeyCode::Left => {
+                self.cursor = self.cursor.saturating_sub(1);
+                false
+            }
+            KeyCode::Right => {
+                self.cursor = (self.cursor + 1).min(n);
+                false
+            }
+            KeyCode::Home => {
+                self.cursor = 0;
+                false
+            }
+            KeyCode::End => {
+                self.cursor = n;
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The fork dialog's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForkField {
+    Step,
+    Weights,
+    Spec,
+    Name,
+}
+
+/// The fork dialog.
+#[derive(Debug, Clone)]
+pub struct ForkDialog {
+    pub run: String,
+    pub checkpoints: Vec<u64>,
+    pub ckpt: usize,
+    pub field: ForkField,
+    /// Per-language weights (suite order), as edited.
+    pub weights: Vec<(String, f64)>,
+    pub row: usize,
+    pub spec: TextInput,
+    pub name: TextInput,
+    /// The resolved mixture's summary, or the SPEC's error.
+    pub validation: Result<String, String>,
+    ctx: SpecContext,
+}
+
+impl ForkDialog {
+    pub fn new(r: &RunData) -> ForkDialog {
+        let cfg = r.cfg.clone().unwrap_or_default();
+        let ctx = SpecContext {
+            seen: cfg.data.seen.clone(),
+            tasks: cfg.data.tasks.iter().map(|t| (Task::parse(t), 1.0 / cfg.data.tasks.len().max(1) as f64)).collect(),
+            user_tasks: cfg.data.tasks.iter().filter(|t| Task::builtin(t).is_none()).cloned().collect(),
+        };
+        let mut ck = r.checkpoints.clone();
+        if let Some(dir_ck) = crate::runs::RunDir::new(&r.dir).checkpoints().ok().filter(|v| !v.is_empty()) {
+            ck = dir_ck;
+        }
+        let spec = crate::train::trainer::mixture_of(&cfg).map(|m| m.spec).unwrap_or_else(|_| cfg.data.mixture.clone());
+        let mut d = ForkDialog {
+            run: r.id.clone(),
+            ckpt: ck.len().saturating_sub(1),
+            checkpoints: ck,
+            field: ForkField::Weights,
+            weights: lang::all().iter().map(|l| (l.code.clone(), 0.0)).collect(),
+            row: 0,
+            spec: TextInput::new(&spec),
+            name: TextInput::new(&format!("{}-fork", r.display_name())),
+            validation: Err(String::new()),
+            ctx,
+        };
+        d.spec_changed();
+        d
+    }
+
+    /// Re-validate the SPEC text, and show its weights in the rows when it parses.
+    pub fn spec_changed(&mut self) {
+        match Mixture::parse(&self.spec.text, &self.ctx) {
+            Ok(m) => {
+                for (code, w) in self.weights.iter_mut() {
+                    *w = m.langs.iter().find(|(c, _)| c == code).map_or(0.0, |(_, w)| *w);
+                }
+                self.validation = Ok(m.summary());
+            }
+            Err(e) => self.validation = Err(format!("{e:#}")),
+        }
+    }
+
+    /// Rewrite the SPEC from the rows.
+    pub fn weights_changed(&mut self) {
+        let parts: Vec<String> = self
+            .weights
+            .iter()
+            .filter(|(_, w)| *w > 0.0)
+            .map(|(c, w)| format!("{c}={}", (w * 1000.0).round() / 1000.0))
+            .collect();
+        let tasks = self.spec.text.split(',').find(|p| p.starts_with("tasks="));
+        let mut s = parts.join(",");
+        if let Some(t) = tasks {
+            s.push(',');
+            s.push_str(t);
+        }
+        self.spec = TextInput::new(&s);
+        self.spec_changed();
+    }
+
+    pub fn step(&self) -> Option<u64> {
+        self.checkpoints.get(self.ckpt).copied()
+    }
+}
+
+/// Something the event loop must do outside the UI thread.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Pause(String),
+    Resume(String),
+    Stop(String),
+    Fork { run: String, at: Option<u64>, spec: String, name: String },
+    Launch { config: PathBuf, sets: Vec<String> },
+    Demo,
+}
+
+/// Modal states.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Normal,
+    Help,
+    Filter(TextInput),
+    ConfirmStop(String),
+    Fork(Box<ForkDialog>),
+    NewRun(TextInput),
+    DemoOffer,
+}
+
+/// A line of the log strip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub time: f64,
+    pub text: String,
+    pub error: bool,
+}
+
+/// CPU and memory of the machine (and GPUs when known).
+#[derive(Debug, Clone, Default)]
+pub struct SystemStats {
+    pub cpu_pct: Option<f64>,
+    pub cores: usize,
+    pub mem_used_gb: f64,
+    pub mem_total_gb: f64,
+    pub gpus: Vec<GpuStat>,
+    last_cpu: Option<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GpuStat {
+    pub index: usize,
+    pub name: String,
+    pub util_pct: f64,
+    pub mem_used_gb: f64,
+    pub mem_total_gb: f64,
+}
+
+impl SystemStats {
+    /// Sample /proc (Linux); other systems show nothing.
+    pub fn sample(&mut self) {
+        self.cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        if let Ok(s) = std::fs::read_to_string("/proc/stat") {
+            if let Some(line) = s.lines().next() {
+                let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+                if v.len() >= 4 {
+                    let idle = v[3] + v.get(4).copied().unwrap_or(0);
+                    let total: u64 = v.iter().take(8).sum();
+                    if let Some((pi, pt)) = self.last_cpu {
+                        let (di, dt) = (idle.saturating_sub(pi), total.saturating_sub(pt));
+                        if dt > 0 {
+                            self.cpu_pct = Some(100.0 * (1.0 - di as f64 / dt as f64));
+                        }
+                    }
+                    self.last_cpu = Some((idle, total));
+                }
+            }
+        }
+        if let Ok(m) = std::fs::read_to_string("/proc/meminfo") {
+            let get = |k: &str| {
+                m.lines()
+                    .find(|l| l.starts_with(k))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            self.mem_total_gb = get("MemTotal:") / 1048576.0;
+            self.mem_used_gb = (get("MemTotal:") - get("MemAvailable:")) / 1048576.0;
+        }
+    }
+}
+
+/// One row of the run tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeRow {
+    pub run: usize,
+    pub depth: usize,
+    /// Tree-drawing prefix, e.g. "│ └".
+    pub prefix: String,
+}
+
+/// The whole TUI state.
+pub struct App {
+    pub store: Store,
+    pub theme: Theme,
+    theme_idx: usize,
+    pub keymap: Keymap,
+    pub rows: Vec<TreeRow>,
+    pub selected: usize,
+    pub marked: BTreeSet<String>,
+    pub focus: Focus,
+    pub mode: Mode,
+    pub compare: bool,
+    pub x_axis: XAxis,
+    pub log_y: bool,
+    pub smoothing: f32,
+    pub task: String,
+    pub show_loss: bool,
+    pub grid: bool,
+    pub scripts: Scripts,
+    pub filter: Option<regex::Regex>,
+    pub filter_text: String,
+    pub log: VecDeque<LogLine>,
+    pub system: SystemStats,
+    pub pending: Vec<Request>,
+    pub quit: bool,
+    pub dirty: bool,
+    pub frame: u64,
+    /// "Now" for ages and ETAs (fixed in tests).
+    pub now: f64,
+    /// Pane rectangles of the last frame, for mouse clicks.
+    pub areas: Areas,
+    /// A run to select as soon as it appears (after a fork or launch).
+    pub select_when_seen: Option<String>,
+    seen_status: usize,
+}
+
+/// Where panes were drawn.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Areas {
+    pub runs: Rect,
+    pub loss: Rect,
+    pub langs: Rect,
+}
+
+impl App {
+    pub fn new(store: Store, theme: Theme, keymap: Keymap) -> App {
+        let theme_idx = BUILTIN.iter().position(|(n, _)| *n == theme.name).unwrap_or(0);
+        let mut app = App {
+            store,
+            theme,
+            theme_idx,
+            keymap,
+            rows: Vec::new(),
+            selected: 0,
+            marked: BTreeSet::new(),
+            focus: Focus::Runs,
+            mode: Mode::Normal,
+            compare: false,
+            x_axis: XAxis::Step,
+            log_y: false,
+            smoothing: 0.6,
+            task: "mr".into(),
+            show_loss: false,
+            grid: false,
+            scripts: Scripts::All,
+            filter: None,
+            filter_text: String::new(),
+            log: VecDeque::new(),
+            system: SystemStats::default(),
+            pending: Vec::new(),
+            quit: false,
+            dirty: true,
+            frame: 0,
+            now: crate::util::now_secs(),
+            areas: Areas::default(),
+            select_when_seen: None,
+            seen_status: 0,
+        };
+        app.rebuild_tree();
+        app.pick_task();
+        app.collect_status_log();
+        app
+    }
+
+    /// The selected run.
+    pub fn selected_run(&self) -> Option<&RunData> {
+        self.rows.get(self.selected).map(|r| &self.store.runs[r.run])
+    }
+
+    /// The runs the chart panes show: the marked ones in compare mode, else the selected one
+    /// (with its ancestors, so a fork is drawn continuing its parent's curve).
+    pub fn charted(&self) -> Vec<&RunData> {
+        if self.compare {
+            return self.store.runs.iter().filter(|r| self.marked.contains(&r.id)).collect();
+        }
+        let Some(r) = self.selected_run() else { return Vec::new() };
+        vec![r]
+    }
+
+    /// The ancestors of a run, nearest first, with the step each was forked from.
+    pub fn ancestors(&self, r: &RunData) -> Vec<(&RunData, u64)> {
+        let mut out = Vec::new();
+        let mut cur = r;
+        let mut guard = 0;
+        while let (Some(p), Some(at)) = (&cur.parent, cur.fork_step) {
+            let Some(parent) = self.store.get(p) else { break };
+            out.push((parent, at));
+            cur = parent;
+            guard += 1;
+            if guard > 32 {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Rebuild the run tree (forks nested under their parents at their fork step).
+    pub fn rebuild_tree(&mut self) {
+        let keep = self.selected_run().map(|r| r.id.clone());
+        let runs = &self.store.runs;
+        let visible: Vec<bool> = runs
+            .iter()
+            .map(|r| match &self.filter {
+                Some(re) if self.filter_matches_runs() => {
+                    re.is_match(&r.id) || r.name.as_deref().is_some_and(|n| re.is_match(n))
+                }
+                _ => true,
+            })
+            .collect();
+        let children = |id: Option<&str>| -> Vec<usize> {
+            let mut v: Vec<usize> = (0..runs.len())
+                .filter(|&i| match id {
+                    None => runs[i].parent.as_deref().is_none_or(|p| !runs.iter().any(|x| x.id == p)),
+                    Some(p) => runs[i].parent.as_deref() == Some(p),
+                })
+                .collect();
+            v.sort_by(|&a, &b| {
+                let (ra, rb) = (&runs[a], &runs[b]);
+                ra.fork_step
+                    .cmp(&rb.fork_step)
+                    .then(ra.first_time.partial_cmp(&rb.first_time).unwrap_or(std::cmp::Ordering::Equal))
+                    .then(ra.id.cmp(&rb.id))
+            });
+            v
+        };
+        let mut rows = Vec::new();
+        fn walk(
+            i: usize,
+            depth: usize,
+            prefix: String,
+            last: bool,
+            rows: &mut Vec<TreeRow>,
+            children: &dyn Fn(Option<&str>) -> Vec<usize>,
+            runs: &[RunData],
+            visible: &[bool],
+        ) {
+            let own = if depth == 0 { String::new() } else { format!("{prefix}{}", if last { "└" } else { "├" }) };
+            if visible[i] {
+                rows.push(TreeRow { run: i, depth, prefix: own });
+            }
+            let kids = children(Some(&runs[i].id));
+            let child_prefix =
+                if depth == 0 { String::new() } else { format!("{prefix}{}", if last { " " } else { "│" }) };
+            for (k, &c) in kids.iter().enumerate() {
+                walk(c, depth + 1, child_prefix.clone(), k + 1 == kids.len(), rows, children, runs, visible);
+            }
+        }
+        for (k, &r) in children(None).iter().enumerate() {
+            let _ = k;
+            walk(r, 0, String::new(), true, &mut rows, &children, runs, &visible);
+        }
+        self.rows = rows;
+        let want = self.select_when_seen.clone().or(keep);
+        if let Some(id) = want {
+            if let Some(i) = self.rows.iter().position(|r| self.store.runs[r.run].id == id) {
+                self.selected = i;
+                if self.select_when_seen.as_deref() == Some(id.as_str()) {
+                    self.select_when_seen = None;
+                }
+            }
+        }
+        if self.selected >= self.rows.len() {
+            self.selected = self.rows.len().saturating_sub(1);
+        }
+    }
+
+    fn filter_matches_runs(&self) -> bool {
+        let Some(re) = &self.filter else { return false };
+        self.store.runs.iter().any(|r| re.is_match(&r.id) || r.name.as_deref().is_some_and(|n| re.is_match(n)))
+    }
+
+    /// Whether the languages pane shows a language (script filter and regex filter).
+    pub fn lang_visible(&self, code: &str) -> bool {
+        if !self.scripts.admits(code) {
+            return false;
+        }
+        match &self.filter {
+            Some(re) if !self.filter_matches_runs() => re.is_match(code),
+            _ => true,
+        }
+    }
+
+    /// Tasks with eval curves among the charted runs.
+    pub fn tasks(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.charted().iter().flat_map(|r| r.evals.keys().map(|(t, _)| t.clone())).collect();
+        v.sort_by_key(|t| (["mr", "sm", "if", "lm"].iter().position(|x| x == t).unwrap_or(9), t.clone()));
+        v.dedup();
+        v
+    }
+
+    fn pick_task(&mut self) {
+        let tasks = self.tasks();
+        if !tasks.contains(&self.task) {
+            if let Some(t) = tasks.first() {
+                self.task = t.clone();
+            }
+        }
+    }
+
+    pub fn push_log(&mut self, text: impl Into<String>, error: bool) {
+        self.log.push_back(LogLine { time: crate::util::now_secs(), text: text.into(), error });
+        while self.log.len() > 200 {
+            self.log.pop_front();
+        }
+        self.dirty = true;
+    }
+
+    /// Bring new status events of every run into the log strip.
+    pub fn collect_status_log(&mut self) {
+        let mut lines: Vec<LogLine> = Vec::new();
+        let total: usize = self.store.runs.iter().map(|r| r.statuses.len()).sum();
+        if total == self.seen_status {
+            return;
+        }
+        for r in &self.store.runs {
+            for s in &r.statuses {
+                let mut text = format!("{} {} at step {}", r.display_name(), s.state.as_str(), s.step);
+                if let Some(m) = &s.message {
+                    text.push_str(": ");
+                    text.push_str(m);
+                }
+                lines.push(LogLine { time: s.time, text, error: s.state == State::Failed });
+            }
+        }
+        lines.sort_by(|a, b| a.time.partial_cmp(&b.time).unwrap_or(std::cmp::Ordering::Equal));
+        let user: Vec<LogLine> = self.log.iter().filter(|l| !lines.contains(l)).cloned().collect();
+        let mut all: Vec<LogLine> = lines.into_iter().chain(user).collect();
+        all.sort_by(|a, b| a.time.partial_cmp(&b.time).unwrap_or(std::cmp::Ordering::Equal));
+        let n = all.len();
+        self.log = all.into_iter().skip(n.saturating_sub(200)).collect();
+        self.seen_status = total;
+    }
+
+    /// After the store changed: tree, task list, log.
+    pub fn on_data(&mut self) {
+        self.rebuild_tree();
+        self.pick_task();
+        self.collect_status_log();
+        self.dirty = true;
+    }
+
+    /// A key press.
+    pub fn on_key(&mut self, k: KeyEvent) {
+        self.dirty = true;
+        match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Normal => {
+                if let Some(a) = self.keymap.lookup(&k) {
+                    self.act(a);
+                } else if k.code == KeyCode::Esc && self.compare {
+                    self.compare = false;
+                }
+            }
+            Mode::Help => {
+                if !matches!(k.code, KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::F(1)) {
+                    self.mode = Mode::Help;
+                }
+            }
+            Mode::Filter(mut t) => match k.code {
+                KeyCode::Esc => {
+                    self.filter = None;
+                    self.filter_text.clear();
+                    self.rebuild_tree();
+                }
+                KeyCode::Enter => self.rebuild_tree(),
+                _ => {
+                    if t.key(&k) {
+                        self.filter_text = t.text.clone();
+                        self.filter = if t.text.is_empty() {
+                            None
+                        } else {
+                            regex::RegexBuilder::new(&t.text).case_insensitive(true).build().ok()
+                        };
+                        self.rebuild_tree();
+                    }
+                    self.mode = Mode::Filter(t);
+                }
+            },
+            Mode::ConfirmStop(id) => {
+                if matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter) {
+                    self.push_log(format!("stopping {id}"), false);
+                    self.pending.push(Request::Stop(id));
+                }
+            }
+            Mode::NewRun(mut t) => match k.code {
+                KeyCode::Esc => {}
+                KeyCode::Enter => {
+                    let path = PathBuf::from(t.text.trim());
+                    if path.exists() {
+                        self.pending.push(Request::Launch { config: path, sets: Vec::new() });
+                    } else {
+                        self.push_log(format!("{}: no such config file", path.display()), true);
+                        self.mode = Mode::NewRun(t);
+                    }
+                }
+                _ => {
+                    t.key(&k);
+                    self.mode = Mode::NewRun(t);
+                }
+            },
+            Mode::DemoOffer => match k.code {
+                KeyCode::Enter | KeyCode::Char('y') | KeyCode::Char('d') => {
+                    self.pending.push(Request::Demo);
+                    self.push_log(
+                        "starting the demo: base model on 12 languages, then English-only vs multilingual=0.4 SFT",
+                        false,
+                    );
+                }
+                KeyCode::Char('q') => self.quit = true,
+                _ => {}
+            },
+            Mode::Fork(mut d) => {
+                if self.fork_key(&mut d, k) {
+                    self.mode = Mode::Fork(d);
+                }
+            }
+        }
+    }
+
+    /// A key in the fork dialog; returns whether the dialog stays open.
+    fn fork_key(&mut self, d: &mut ForkDialog, k: KeyEvent) -> bool {
+        match k.code {
+            KeyCode::Esc => return false,
+            KeyCode::Enter => {
+                return match &d.validation {
+                    Ok(_) => {
+                        let name = d.name.text.trim().to_string();
+                        self.pending.push(Request::Fork {
+                            run: d.run.clone(),
+                            at: d.step(),
+                            spec: d.spec.text.clone(),
+                            name: name.clone(),
+                        });
+                        self.push_log(
+                            format!(
+                                "forking {} at step {} as {name}",
+                                d.run,
+                                d.step().map_or("latest".into(), |s| s.to_string())
+                            ),
+                            false,
+                        );
+                        false
+                    }
+                    Err(e) => {
+                        self.push_log(format!("fix the mixture first: {e}"), true);
+                        true
+                    }
+                };
+            }
+            KeyCode::Tab | KeyCode::BackTab => {
+                let order = [ForkField::Step, ForkField::Weights, ForkField::Spec, ForkField::Name];
+                let i = order.iter().position(|f| *f == d.field).unwrap_or(0);
+                let n = order.len();
+                d.field = order[if k.code == KeyCode::Tab { (i + 1) % n } else { (i + n - 1) % n }];
+                return true;
+            }
+            _ => {}
+        }
+        match d.field {
+            ForkField::Step => match k.code {
+                KeyCode::Left | KeyCode::Up => d.ckpt = d.ckpt.saturating_sub(1),
+                KeyCode::Right | KeyCode::Down => d.ckpt = (d.ckpt + 1).min(d.checkpoints.len().saturating_sub(1)),
+                _ => {}
+            },
+            ForkField::Weights => match k.code {
+                KeyCode::Up => d.row = d.row.saturating_sub(1),
+                KeyCode::Down => d.row = (d.row + 1).min(d.weights.len() - 1),
+                KeyCode::Right | KeyCode::Char('+') | KeyCode::Char('=') => {
+                    d.weights[d.row].1 = ((d.weights[d.row].1 + 0.05) * 100.0).round() / 100.0;
+                    d.weights_changed();
+                }
+                KeyCode::Left | KeyCode::Char('-') => {
+                    d.weights[d.row].1 = (((d.weights[d.row].1 - 0.05).max(0.0)) * 100.0).round() / 100.0;
+                    d.weights_changed();
+                }
+                KeyCode::Char('x') | KeyCode::Delete => {
+                    d.weights[d.row].1 = 0.0;
+                    d.weights_changed();
+                }
+                _ => {}
+            },
+            ForkField::Spec => {
+                if d.spec.key(&k) {
+                    d.spec_changed();
+                }
+            }
+            ForkField::Name => {
+                d.name.key(&k);
+            }
+        }
+        true
+    }
+
+    /// Apply an action.
+    pub fn act(&mut self, a: Action) {
+        self.dirty = true;
+        match a {
+            Action::Quit => self.quit = true,
+            Action::Help => self.mode = Mode::Help,
+            Action::FocusNext => {
+                self.focus = match self.focus {
+                    Focus::Runs => Focus::Loss,
+                    Focus::Loss => Focus::Langs,
+                    Focus::Langs => Focus::Runs,
+                }
+            }
+            Action::FocusPrev => {
+                self.focus = match self.focus {
+                    Focus::Runs => Focus::Langs,
+                    Focus::Loss => Focus::Runs,
+                    Focus::Langs => Focus::Loss,
+                }
+            }
+            Action::Up => {
+                self.selected = self.selected.saturating_sub(1);
+                self.pick_task();
+            }
+            Action::Down => {
+                self.selected = (self.selected + 1).min(self.rows.len().saturating_sub(1));
+                self.pick_task();
+            }
+            Action::Mark => {
+                if let Some(id) = self.selected_run().map(|r| r.id.clone()) {
+                    if !self.marked.remove(&id) {
+                        self.marked.insert(id);
+                    }
+                }
+            }
+            Action::Compare => {
+                if self.compare {
+                    self.compare = false;
+                } else if self.marked.len() >= 2 {
+                    self.compare = true;
+                    self.pick_task();
+                } else {
+                    let k = self.keymap.label(Action::Mark);
+                    self.push_log(format!("mark two or more runs ({k}) to compare them"), true);
+                }
+            }
+            Action::PauseResume => {
+                if let Some(r) = self.selected_run() {
+                    let id = r.id.clone();
+                    match r.state {
+                        State::Running | State::Queued => {
+                            self.push_log(format!("pausing {id}"), false);
+                            self.pending.push(Request::Pause(id));
+                        }
+                        State::Paused | State::Stopped | State::Failed => {
+                            self.push_log(format!("resuming {id}"), false);
+                            self.pending.push(Request::Resume(id));
+                        }
+                        State::Finished => self.push_log(format!("{id} has finished: fork it to train further"), true),
+                    }
+                }
+            }
+            Action::Stop => {
+                if let Some(r) = self.selected_run() {
+                    if matches!(r.state, State::Running | State::Queued | State::Paused) {
+                        self.mode = Mode::ConfirmStop(r.id.clone());
+                    } else {
+                        let msg = format!("{} is {}: nothing to stop", r.id, r.state.as_str());
+                        self.push_log(msg, true);
+                    }
+                }
+            }
+            Action::Fork => {
+                if let Some(r) = self.selected_run() {
+                    let d = ForkDialog::new(r);
+                    if d.checkpoints.is_empty() && !r.alive {
+                        let msg = format!("{} has no checkpoint to fork from yet", r.id);
+                        self.push_log(msg, true);
+                    } else {
+                        self.mode = Mode::Fork(Box::new(d));
+                    }
+                }
+            }
+            Action::NewRun => self.mode = Mode::NewRun(TextInput::new("configs/")),
+            Action::Demo => self.mode = Mode::DemoOffer,
+            Action::Filter => self.mode = Mode::Filter(TextInput::new(&self.filter_text)),
+            Action::XAxis => self.x_axis = self.x_axis.next(),
+            Action::LogY => self.log_y = !self.log_y,
+            Action::SmoothMore => self.smoothing = (self.smoothing + 0.1).min(0.95),
+            Action::SmoothLess => self.smoothing = (self.smoothing - 0.1).max(0.0),
+            Action::TaskNext => {
+                let tasks = self.tasks();
+                if let Some(i) = tasks.iter().position(|t| *t == self.task) {
+                    self.task = tasks[(i + 1) % tasks.len()].clone();
+                } else if let Some(t) = tasks.first() {
+                    self.task = t.clone();
+                }
+            }
+            Action::MetricToggle => self.show_loss = !self.show_loss,
+            Action::GridToggle => self.grid = !self.grid,
+            Action::ScriptFilter => {
+                self.scripts = match self.scripts {
+                    Scripts::All => Scripts::Latin,
+                    Scripts::Latin => Scripts::NonLatin,
+                    Scripts::NonLatin => Scripts::All,
+                }
+            }
+            Action::Refresh => {
+                let root = self.store.root.clone();
+                self.store = Store::load(&root);
+                self.on_data();
+            }
+            Action::ThemeNext => {
+                self.theme_idx = (self.theme_idx + 1) % BUILTIN.len();
+                if let Ok(t) = Theme::load(BUILTIN[self.theme_idx].0) {
+                    self.theme = t;
+                }
+            }
+        }
+    }
+
+    /// A mouse event: click to focus and select, wheel to move the selection.
+    pub fn on_mouse(&mut self, m: MouseEvent) {
+        let inside = |r: Rect| m.column >= r.x && m.column < r.x + r.width && m.row >= r.y && m.row < r.y + r.height;
+        match m.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                if inside(self.areas.runs) {
+                    self.focus = Focus::Runs;
+                    let first = self.areas.runs.y + 1;
+                    if m.row >= first {
+                        let i = (m.row - first) as usize;
+                        if i < self.rows.len() {
+                            self.selected = i;
+                            self.pick_task();
+                        }
+                    }
+                } else if inside(self.areas.loss) {
+                    self.focus = Focus::Loss;
+                } else if inside(self.areas.langs) {
+                    self.focus = Focus::Langs;
+                }
+                self.dirty = true;
+            }
+            MouseEventKind::ScrollDown if matches!(self.mode, Mode::Normal) => self.act(Action::Down),
+            MouseEventKind::ScrollUp if matches!(self.mode, Mode::Normal) => self.act(Action::Up),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Key bindings as data (`assets/keymap.toml`): lookups for the event loop, and the help
+//! screen's text, both from the same table.
+
+use anyhow::Result;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde::Deserialize;
+
+use super::action::Action;
+
+const DEFAULT: &str = include_str!("../../assets/keymap.toml");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    key: Vec<RawKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    keys: Vec<String>,
+    action: String,
+    help: String,
+    context: String,
+}
+
+/// One binding.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub keys: Vec<(KeyCode, KeyModifiers)>,
+    pub labels: Vec<String>,
+    pub action: Action,
+    pub help: String,
+    pub context: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Keymap {
+    pub bindings: Vec<Binding>,
+}
+
+fn parse_key(s: &str) -> Option<(KeyCode, KeyModifiers)> {
+    let (mods, name) = match s.strip_prefix("ctrl-") {
+        Some(rest) => (KeyModifiers::CONTROL, rest),
+        None => (KeyModifiers::NONE, s),
+    };
+    let code = match name {
+        "enter" => KeyCode::Enter,
+        "esc" => KeyCode::Esc,
+        "tab" => KeyCode::Tab,
+        "backtab" => KeyCode::BackTab,
+        "up" => KeyCode::Up,
+        "down" => KeyCode::Down,
+        "left" => KeyCode::Left,
+        "right" => KeyCode::Right,
+        "pageup" => KeyCode::PageUp,
+        "pagedown" => KeyCode::PageDown,
+        "home" => KeyCode::Home,
+        "end" => KeyCode::End,
+        "space" => KeyCode::Char(' '),
+        "backspace" => KeyCode::Backspace,
+        f if f.starts_with('f') && f.len() > 1 && f[1..].parse::<u8>().is_ok() => KeyCode::F(f[1..].parse().ok()?),
+        c if c.chars().count() == 1 => KeyCode::Char(c.chars().next()?),
+        _ => return None,
+    };
+    Some((code, mods))
+}
+
+impl Keymap {
+    pub fn parse(file: &str, src: &str) -> Result<Keymap> {
+        let raw: Raw = toml::from_str(src).map_err(|e| crate::error::toml_error(file, src, &e))?;
+        let mut bindings = Vec::new();
+        for (i, k) in raw.key.into_iter().enumerate() {
+            let Some(action) = Action::from_name(&k.action) else {
+                crate::bail_input!("{file}: key[{i}].action: unknown action '{}'", k.action);
+            };
+            let mut keys = Vec::new();
+            for s in &k.keys {
+                match parse_key(s) {
+                    Some(kk) => keys.push(kk),
+                    None => crate::bail_input!("{file}: key[{i}].keys: cannot read key '{s}'"),
+                }
+            }
+            if !["global", "runs", "chart", "dialog"].contains(&k.context.as_str()) {
+                crate::bail_input!("{file}: key[{i}].context: '{}' is not global, runs, chart or dialog", k.context);
+            }
+            bindings.push(Binding { keys, labels: k.keys, action, help: k.help, context: k.context });
+        }
+        Ok(Keymap { bindings })
+    }
+
+    pub fn default_map() -> Keymap {
+        Keymap::parse("assets/keymap.toml", DEFAULT).expect("the built-in keymap parses")
+    }
+
+    /// The action of a key press.
+    pub fn lookup(&self, key: &KeyEvent) -> Option<Action> {
+        let mods = key.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT);
+        self.bindings.iter().find(|b| b.keys.iter().any(|(c, m)| *c == key.code && *m == mods)).map(|b| b.action)
+    }
+
+    /// The first key label of an action (for hints).
+    pub fn label(&self, action: Action) -> String {
+        self.bindings.iter().find(|b| b.action == action).and_then(|b| b.labels.first().cloned()).unwrap_or_default()
+    }
+
+    /// Help lines: (keys, what they do), in file order.
+    pub fn help(&self) -> Vec<(String, String)> {
+        self.bindings.iter().map(|b| (b.labels.join(" "), b.help.clone())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_map_parses_and_every_action_has_a_key() {
+        let k = Keymap::default_map();
+        assert_eq!(k.lookup(&KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE)), Some(Action::Quit));
+        assert_eq!(k.lookup(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), Some(Action::Quit));
+        assert_eq!(k.lookup(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE)), Some(Action::Compare));
+        for a in Action::ALL {
+            assert!(!k.label(a).is_empty(), "{a:?} has no key");
+        }
+        let e = Keymap::parse("k.toml", "[[key]]\nkeys=[\"x\"]\naction=\"fly\"\nhelp=\"\"\ncontext=\"global\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("k.toml: key[0].action: unknown action 'fly'"));
+    }
+}

@@ -1,0 +1,214 @@
+//! The terminal UI: one tokio `select!` over terminal input, file-change events on the runs
+//! root (with a polling fallback), the results of supervisor requests, and a tick; a frame is
+//! drawn only when something changed.
+
+pub mod action;
+pub mod app;
+pub mod keymap;
+pub mod panes;
+pub mod series;
+pub mod store;
+pub mod theme;
+pub mod ui;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures::StreamExt;
+
+use app::{App, Mode, Request};
+use store::Store;
+
+/// How to open the TUI.
+#[derive(Debug, Clone, Default)]
+pub struct TuiOptions {
+    /// A built-in theme name or a theme file.
+    pub theme: Option<String>,
+    /// Start the demo right away.
+    pub demo: bool,
+}
+
+/// A supervisor request's outcome.
+struct Outcome {
+    text: String,
+    error: bool,
+    select: Option<String>,
+}
+
+fn perform(root: &Path, req: Request) -> Outcome {
+    use crate::runs::resolve;
+    use crate::supervisor as sup;
+    let r = (|| -> Result<(String, Option<String>)> {
+        Ok(match req {
+            Request::Pause(id) => {
+                sup::pause(root, &resolve(root, &id)?)?;
+                (format!("pause requested: {id}"), None)
+            }
+            Request::Resume(id) => {
+                sup::resume(root, &resolve(root, &id)?)?;
+                (format!("resume requested: {id}"), None)
+            }
+            Request::Stop(id) => {
+                sup::stop(root, &resolve(root, &id)?)?;
+                (format!("stop requested: {id}"), None)
+            }
+            Request::Fork { run, at, spec, name } => {
+                let parent = resolve(root, &run)?;
+                let name = (!name.is_empty()).then_some(name);
+                let child = sup::fork(root, &parent, at, &spec, name, None)?;
+                (format!("forked {run} into {}", child.id()), Some(child.id()))
+            }
+            Request::Launch { config, sets } => {
+                let run = sup::launch(root, &config, &sets)?;
+                (format!("launched {} from {}", run.id(), config.display()), Some(run.id()))
+            }
+            Request::Demo => {
+                let runs = sup::demo(root)?;
+                let ids: Vec<String> = runs.iter().map(|r| r.id()).collect();
+                (format!("demo started: {}", ids.join(", ")), ids.last().cloned())
+            }
+        })
+    })();
+    match r {
+        Ok((text, select)) => Outcome { text, error: false, select },
+        Err(e) => Outcome { text: format!("{e:#}"), error: true, select: None },
+    }
+}
+
+/// Open the TUI on a runs root until the user quits. Runs keep training after it closes.
+pub fn run(root: &Path, opts: TuiOptions) -> Result<()> {
+    let theme = theme::Theme::load(opts.theme.as_deref().unwrap_or("dark"))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(main_loop(root.to_path_buf(), theme, opts.demo))
+}
+
+async fn main_loop(root: PathBuf, theme: theme::Theme, demo: bool) -> Result<()> {
+    let store = Store::load(&root);
+    let mut app = App::new(store, theme, keymap::Keymap::default_map());
+    if app.store.runs.is_empty() {
+        app.mode = Mode::DemoOffer;
+    }
+    if demo {
+        app.mode = Mode::Normal;
+        app.pending.push(Request::Demo);
+    }
+    app.system.sample();
+
+    let mut terminal = ratatui::try_init()?;
+    crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
+    let result = event_loop(&mut terminal, &mut app, &root).await;
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    ratatui::restore();
+    result
+}
+
+async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root: &Path) -> Result<()> {
+    let (ftx, mut frx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    // File events: the runs root, recursively (new runs, appended events). Missing events are
+    // covered by the tick's polling.
+    let _ = std::fs::create_dir_all(root);
+    let _watcher = {
+        let tx = ftx.clone();
+        let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                if !matches!(ev.kind, notify::EventKind::Access(_)) {
+                    let _ = tx.send(());
+                }
+            }
+        })
+        .ok();
+        if let Some(w) = w.as_mut() {
+            use notify::Watcher;
+            let _ = w.watch(root, notify::RecursiveMode::Recursive);
+        }
+        w
+    };
+    let (rtx, mut rrx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
+    let mut input = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    #[cfg(unix)]
+    let mut term_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    #[cfg(unix)]
+    let mut hup_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut last_state_check = Instant::now();
+    let mut last_rescan = Instant::now();
+    loop {
+        for req in std::mem::take(&mut app.pending) {
+            let (root, tx) = (root.to_path_buf(), rtx.clone());
+            tokio::task::spawn_blocking(move || {
+                let _ = tx.send(perform(&root, req));
+            });
+        }
+        if app.dirty {
+            app.now = crate::util::now_secs();
+            terminal.draw(|f| ui::draw(f, app))?;
+            app.dirty = false;
+        }
+        if app.quit {
+            return Ok(());
+        }
+        #[cfg(unix)]
+        let signals = async {
+            tokio::select! {
+                _ = term_sig.recv() => {},
+                _ = hup_sig.recv() => {},
+            }
+        };
+        #[cfg(not(unix))]
+        let signals = std::future::pending::<()>();
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => app.on_key(k),
+                Some(Ok(TermEvent::Mouse(m))) => app.on_mouse(m),
+                Some(Ok(TermEvent::Resize(_, _))) => app.dirty = true,
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Ok(()),
+            },
+            Some(()) = frx.recv() => {
+                while frx.try_recv().is_ok() {}
+                let mut changed = app.store.poll();
+                if last_rescan.elapsed() > Duration::from_millis(300) {
+                    changed |= app.store.rescan();
+                    last_rescan = Instant::now();
+                }
+                if changed {
+                    app.store.refresh_states();
+                    app.on_data();
+                }
+            },
+            Some(out) = rrx.recv() => {
+                if let Some(id) = out.select {
+                    app.select_when_seen = Some(id);
+                }
+                app.push_log(out.text, out.error);
+                app.store.rescan();
+                app.store.poll();
+                app.store.refresh_states();
+                app.on_data();
+            },
+            _ = tick.tick() => {
+                let mut changed = app.store.poll();
+                if last_state_check.elapsed() >= Duration::from_secs(1) {
+                    changed |= app.store.refresh_states();
+                    changed |= app.store.rescan();
+                    app.system.sample();
+                    last_state_check = Instant::now();
+                    app.dirty = true;
+                }
+                if changed {
+                    app.on_data();
+                }
+                // Live runs breathe at 2 Hz.
+                let live = app.store.runs.iter().any(|r| r.alive);
+                app.frame += 1;
+                if live && app.frame % 2 == 0 {
+                    app.dirty = true;
+                }
+            },
+            _ = signals => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The languages pane: per-language eval curves of one task (its metric, or held-out loss),
+//! coloured by group (English, seen, unseen); overlay or small multiples; a live table with the
+//! latest value per language and the paper's aggregates.
+
+use std::collections::BTreeMap;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Row, Table};
+use ratatui::Frame;
+
+use super::chart::{self, Curve, XMap};
+use super::{block, dim};
+use crate::analysis::{aggregate, Aggregates};
+use crate::data::lang;
+use crate::tui::app::{App, Focus};
+use crate::tui::store::{EvalCurve, RunData};
+use crate::tui::theme::Theme;
+
+/// The curves of a run for the pane's task, in suite language order, filtered.
+pub fn lang_curves<'a>(app: &App, r: &'a RunData) -> Vec<(&'a String, &'a EvalCurve)> {
+    let mut v: Vec<(&String, &EvalCurve)> =
+        r.evals.iter().filter(|((t, l), _)| *t == app.task && app.lang_visible(l)).map(|((_, l), c)| (l, c)).collect();
+    v.sort_by_key(|(l, _)| lang::order(l));
+    v
+}
+
+/// A stable colour per language: by its run group, indexed within the group.
+pub fn lang_color(th: &Theme, r: &RunData, code: &str, group: &str) -> ratatui::style::Color {
+    let same: Vec<&String> = {
+        let mut v: Vec<&String> = r.evals.iter().filter(|(_, c)| c.group == group).map(|((_, l), _)| l).collect();
+        v.sort_by_key(|l| lang::order(l));
+        v.dedup();
+        v
+    };
+    th.lang(group, same.iter().position(|l| *l == code).unwrap_or(0))
+}
+
+/// The metric name shown for the pane.
+pub fn metric_name(app: &App, r: &RunData) -> String {
+    if app.show_loss {
+        return "held-out loss".into();
+    }
+    r.evals.iter().find(|((t, _), _)| *t == app.task).map(|(_, c)| c.metric.clone()).unwrap_or_default()
+}
+
+/// Latest cells of the pane's task (for the table and the aggregates).
+pub fn latest_cells(app: &App, r: &RunData) -> BTreeMap<(String, String), crate::analysis::Cell> {
+    let mut m = BTreeMap::new();
+    for (l, c) in lang_curves(app, r) {
+        let (Some((_, v)), Some((_, loss))) = (c.value.last(), c.loss.last()) else { continue };
+        m.insert(
+            (app.task.clone(), l.clone()),
+            crate::analysis::Cell {
+                group: c.group.clone(),
+                metric: c.metric.clone(),
+                value: v as f64,
+                loss: loss as f64,
+                n: c.n,
+                lang_ok: c.lang_ok.map(|x| x as f64),
+            },
+        );
+    }
+    m
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| if x.abs() >= 10.0 { format!("{x:.1}") } else { format!("{x:.3}") })
+}
+
+pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
+    app.areas.langs = area;
+    let th = app.theme.clone();
+    let Some(r) = app.selected_run() else {
+        f.render_widget(
+            block(Line::from(Span::styled(" Languages ", th.title())), app.focus == Focus::Langs, &th),
+            area,
+        );
+        return;
+    };
+    let metric = metric_name(app, r);
+    let title = Line::from(vec![
+        Span::styled(" Languages ", th.title()),
+        Span::styled(format!("{} ", app.task.to_uppercase()), Style::default().fg(th.fg).add_modifier(Modifier::BOLD)),
+        dim(format!("{metric} · {} · {} ", if app.grid { "grid" } else { "overlay" }, app.scripts.label()), &th),
+        Span::styled("━ English ", Style::default().fg(th.lang("anchor", 0))),
+        Span::styled("━ seen ", Style::default().fg(th.lang("seen", 0))),
+        Span::styled("━ unseen ", Style::default().fg(th.lang("unseen", 0))),
+    ]);
+    let blk = block(title, app.focus == Focus::Langs, &th);
+    let inner = blk.inner(area);
+    f.render_widget(blk, area);
+    let table_w = 40u16.min(inner.width / 2);
+    let [chart_area, table_area] = Layout::horizontal([Constraint::Min(10), Constraint::Length(table_w)]).areas(inner);
+    draw_curves(f, chart_area, app, r);
+    draw_table(f, table_area, app, r);
+}
+
+fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
+    let th = &app.theme;
+    let curves = lang_curves(app, r);
+    if curves.is_empty() {
+        let msg = if r.evals.is_empty() { "no eval results yet" } else { "no language matches the filter" };
+        chart::draw(f, area, Block::default(), &[], "", false, None, None, th, msg);
+        return;
+    }
+    let t0 = r.first_time.unwrap_or(0.0);
+    let series = |c: &EvalCurve| -> crate::tui::series::Series {
+        if app.show_loss {
+            c.loss.clone()
+        } else {
+            c.value.clone()
+        }
+    };
+    let ty = |y: f32| y.is_finite().then_some(y as f64);
+    // Shared axes: x over all curves, y over all values (metrics in [0, 1] stay there).
+    let mut ext = (f64::INFINITY, f64::NEG_INFINITY);
+    for (l, c) in &curves {
+        let m = XMap { run: r, axis: app.x_axis, lang: Some(l.as_str()), t0 };
+        if let Some((a, b)) = chart::x_extent(&series(c), &m, 0, u64::MAX) {
+            ext = (ext.0.min(a), ext.1.max(b));
+        }
+    }
+    let unit = !app.show_loss
+        && curves.iter().all(|(_, c)| c.value.range(0, u64::MAX).is_none_or(|(a, b)| a >= 0.0 && b <= 1.0));
+    let yb = unit.then_some((0.0, 1.0));
+    if app.grid {
+        let n = curves.len();
+        let cols = ((n as f64).sqrt().ceil() as usize).max(1);
+        let rows = n.div_ceil(cols);
+        let row_areas = Layout::vertical(vec![Constraint::Ratio(1, rows as u32); rows]).split(area);
+        for (ri, ra) in row_areas.iter().enumerate() {
+            let cells = Layout::horizontal(vec![Constraint::Ratio(1, cols as u32); cols]).split(*ra);
+            for (ci, ca) in cells.iter().enumerate() {
+                let k = ri * cols + ci;
+                let Some((l, c)) = curves.get(k) else { continue };
+                let m = XMap { run: r, axis: app.x_axis, lang: Some(l.as_str()), t0 };
+                let color = lang_color(th, r, l, &c.group);
+                let s = series(c);
+                let pts =
+                    chart::plot(&s, &m, 0, u64::MAX, ext.0, ext.1, (ca.width as usize).saturating_sub(8) * 2, &ty);
+                let last = s.last().map_or("-".into(), |(_, v)| format!("{v:.2}"));
+                let b = Block::default().title(Line::from(vec![
+                    Span::styled(format!("{l} "), Style::default().fg(color).add_modifier(Modifier::BOLD)),
+                    dim(last, th),
+                ]));
+                chart::draw(
+                    f,
+                    *ca,
+                    b,
+                    &[Curve { label: l.to_string(), color, points: pts, dim: false, sparse: true }],
+                    "",
+                    false,
+                    Some(ext),
+                    yb,
+                    th,
+                    "",
+                );
+            }
+        }
+        return;
+    }
+    let width = (area.width as usize).saturating_sub(8) * 2;
+    let out: Vec<Curve> = curves
+        .iter()
+        .map(|(l, c)| {
+            let m = XMap { run: r, axis: app.x_axis, lang: Some(l.as_str()), t0 };
+            Curve {
+                label: l.to_string(),
+                color: lang_color(th, r, l, &c.group),
+                points: chart::plot(&series(c), &m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                dim: false,
+                sparse: true,
+            }
+        })
+        .collect();
+    chart::draw(f, area, Block::default(), &out, app.x_axis.label(), false, Some(ext), yb, th, "");
+}
+
+fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
+    let th = &app.theme;
+    let cells = latest_cells(app, r);
+    let mut rows: Vec<Row> = Vec::new();
+    for ((_, l), c) in &cells {
+        let color = lang_color(th, r, l, &c.group);
+        let v = if app.show_loss { c.loss } else { c.value };
+        let ok = c.lang_ok.map_or(String::new(), |x| format!("{:.0}%", x * 100.0));
+        rows.push(Row::new(vec![
+            Cell::from(Span::styled(l.clone(), Style::default().fg(color).add_modifier(Modifier::BOLD))),
+            Cell::from(dim(c.group.clone(), th)),
+            Cell::from(fmt(Some(v))),
+            Cell::from(dim(c.n.to_string(), th)),
+            Cell::from(dim(ok, th)),
+        ]));
+    }
+    let a: Aggregates = aggregate(&cells, &app.task, app.show_loss);
+    let sep = Style::default().fg(th.accent);
+    for (name, v) in [
+        ("seen avg", a.seen),
+        ("unseen avg", a.unseen),
+        ("gap", a.gap),
+        ("÷ English", a.ratio_to_english),
+        ("Latin", a.latin),
+        ("non-Latin", a.non_latin),
+    ] {
+        rows.push(Row::new(vec![
+            Cell::from(Span::styled(name, sep)),
+            Cell::from(""),
+            Cell::from(fmt(v)),
+            Cell::from(""),
+            Cell::from(""),
+        ]));
+    }
+    let header =
+        Row::new(vec!["lang", "group", "value", "n", "in-lang"]).style(th.dimmed().add_modifier(Modifier::UNDERLINED));
+    let t = Table::new(
+        rows,
+        [
+            Constraint::Length(10),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(4),
+            Constraint::Length(7),
+        ],
+    )
+    .header(header);
+    f.render_widget(t, area);
+}

@@ -1,0 +1,53 @@
+//! One file per pane or popup. Each draws from the app state; none reads files.
+
+pub mod chart;
+pub mod compare;
+pub mod dialogs;
+pub mod langs;
+pub mod loss;
+pub mod runs;
+pub mod strips;
+
+use ratatui::style::Style;
+use ratatui::text::Span;
+use ratatui::widgets::{Block, BorderType};
+
+use super::theme::Theme;
+
+/// A pane's block: rounded borders, highlighted when focused.
+pub fn block<'a>(title: impl Into<ratatui::text::Line<'a>>, focused: bool, theme: &Theme) -> Block<'a> {
+    Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(Style::default().fg(if focused { theme.border_focus } else { theme.border }))
+        .title(title)
+}
+
+/// A dim span.
+pub fn dim(s: impl Into<String>, theme: &Theme) -> Span<'static> {
+    Span::styled(s.into(), theme.dimmed())
+}
+
+/// Shorten to at most `n` characters, with an ellipsis.
+pub fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else if n == 0 {
+        String::new()
+    } else {
+        s.chars().take(n - 1).collect::<String>() + "…"
+    }
+}
+
+/// A compact duration: 45s, 12m, 3h05, 2d.
+pub fn fmt_dur(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "-".into();
+    }
+    let s = secs as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h{:02}", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d", s / 86_400),
+    }
+}

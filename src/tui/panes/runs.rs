@@ -1,0 +1,174 @@
+//! The run tree: forks nested under their parent at their fork step, with state, progress,
+//! loss and mixture; the selected run's details below.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::{block, clip, dim, fmt_dur};
+use crate::runs::events::State;
+use crate::tui::app::{App, Focus};
+use crate::tui::store::RunData;
+
+/// The state glyph; live runs "breathe" between two glyphs.
+pub fn glyph(r: &RunData, frame: u64) -> &'static str {
+    match r.state {
+        State::Running => {
+            if frame % 2 == 0 {
+                "●"
+            } else {
+                "◉"
+            }
+        }
+        State::Paused => "⏸",
+        State::Queued => "◌",
+        State::Finished => "✔",
+        State::Stopped => "■",
+        State::Failed => "✘",
+    }
+}
+
+fn bar(done: u64, total: u64, width: usize) -> String {
+    if total == 0 || width == 0 {
+        return " ".repeat(width);
+    }
+    let filled = ((done.min(total) as f64 / total as f64) * width as f64).round() as usize;
+    "━".repeat(filled) + &"─".repeat(width - filled)
+}
+
+pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
+    let th = app.theme.clone();
+    let live = app.store.runs.iter().filter(|r| r.alive).count();
+    let title = Line::from(vec![
+        Span::styled(" Runs ", th.title()),
+        dim(format!("{} · {live} live ", app.store.runs.len()), &th),
+        if app.marked.is_empty() {
+            Span::raw("")
+        } else {
+            Span::styled(format!("· {} marked ", app.marked.len()), Style::default().fg(th.accent))
+        },
+    ]);
+    let detail_h = if area.height >= 24 { 9 } else { 0 };
+    let [list_area, detail_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h)]).areas(area);
+    let blk = block(title, app.focus == Focus::Runs, &th);
+    let inner = blk.inner(list_area);
+    app.areas.runs = list_area;
+    let w = inner.width as usize;
+    let mut lines: Vec<Line> = Vec::new();
+    if app.rows.is_empty() {
+        lines.push(Line::from(dim("no runs yet", &th)));
+        lines.push(Line::from(dim(
+            format!("{}: start the demo", app.keymap.label(crate::tui::action::Action::Demo)),
+            &th,
+        )));
+        lines.push(Line::from(dim(
+            format!("{}: launch a config", app.keymap.label(crate::tui::action::Action::NewRun)),
+            &th,
+        )));
+    }
+    // Scroll so that the selection is visible.
+    let h = inner.height as usize;
+    let top = app.selected.saturating_sub(h.saturating_sub(1));
+    for (i, row) in app.rows.iter().enumerate().skip(top).take(h) {
+        let r = &app.store.runs[row.run];
+        let sel = i == app.selected;
+        let mark = if app.marked.contains(&r.id) { "▌" } else { " " };
+        let g = glyph(r, app.frame / 2);
+        let mut gstyle = Style::default().fg(th.state(r.state));
+        if r.state == State::Running && (app.frame / 2) % 2 == 1 {
+            gstyle = gstyle.add_modifier(Modifier::DIM);
+        }
+        let step = format!("{}/{}", r.step(), r.max_steps);
+        let loss = r.loss.last().map_or("    -".into(), |(_, l)| format!("{l:>5.2}"));
+        let fork = match r.fork_step {
+            Some(s) if row.depth > 0 => format!("@{s} "),
+            _ => String::new(),
+        };
+        let tail = format!(" {step} {loss}");
+        let head_w = 1 + row.prefix.chars().count() + 2 + fork.chars().count();
+        let bar_w = if w >= 44 {
+            8
+        } else if w >= 34 {
+            4
+        } else {
+            0
+        };
+        let bar_total = if bar_w > 0 { bar_w + 1 } else { 0 };
+        let name_w = w.saturating_sub(head_w + tail.chars().count() + bar_total).max(3);
+        let name = clip(r.display_name(), name_w);
+        let mut spans = vec![
+            Span::styled(mark, Style::default().fg(th.accent)),
+            dim(row.prefix.clone(), &th),
+            Span::styled(format!("{g} "), gstyle),
+            dim(fork, &th),
+            Span::styled(
+                format!("{name:<name_w$}"),
+                Style::default().fg(th.fg).add_modifier(if sel { Modifier::BOLD } else { Modifier::empty() }),
+            ),
+        ];
+        if bar_w > 0 {
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(bar(r.step(), r.max_steps, bar_w), Style::default().fg(th.state(r.state))));
+        }
+        spans.push(dim(tail, &th));
+        let mut line = Line::from(spans);
+        if sel {
+            line = line.style(Style::default().bg(th.selection_bg));
+        }
+        lines.push(line);
+    }
+    f.render_widget(Paragraph::new(lines).block(blk), list_area);
+    if detail_h > 0 {
+        draw_detail(f, detail_area, app);
+    }
+}
+
+fn draw_detail(f: &mut Frame, area: Rect, app: &App) {
+    let th = &app.theme;
+    let blk = block(Line::from(Span::styled(" Run ", th.title())), false, th);
+    let Some(r) = app.selected_run() else {
+        f.render_widget(blk, area);
+        return;
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::styled(r.display_name().to_string(), Style::default().fg(th.fg).add_modifier(Modifier::BOLD)),
+        dim(format!("  {}", r.id), th),
+    ])];
+    let mut st = vec![Span::styled(r.state.as_str().to_string(), Style::default().fg(th.state(r.state)))];
+    let remaining = r.max_steps.saturating_sub(r.step());
+    if r.state == State::Running {
+        if let Some(sps) = r.steps_per_s() {
+            st.push(dim(format!("  eta {}", fmt_dur(remaining as f64 / sps)), th));
+        }
+        if let Some(t) = r.tokens_per_s {
+            st.push(dim(format!("  {:.0} tok/s", t), th));
+        }
+    }
+    lines.push(Line::from(st));
+    if let Some(m) = &r.message {
+        let color = if r.state == State::Failed { th.error } else { th.dim };
+        lines.push(Line::from(Span::styled(clip(m, 200), Style::default().fg(color))));
+    }
+    lines.push(Line::from(vec![dim("mix ", th), Span::raw(r.mixture.clone())]));
+    let best = r.best.map_or("-".into(), |(l, s)| format!("{l:.3} @{s}"));
+    lines.push(Line::from(vec![
+        dim("loss ", th),
+        Span::raw(r.loss.last().map_or("-".into(), |(_, l)| format!("{l:.4}"))),
+        dim("  best held-out ", th),
+        Span::raw(best),
+    ]));
+    let mut lin = vec![dim("device ", th), Span::raw(r.device.clone())];
+    if let (Some(p), Some(s)) = (&r.parent, r.fork_step) {
+        lin.push(dim(format!("  fork of {p} @{s}"), th));
+    }
+    lines.push(Line::from(lin));
+    if r.bad_lines > 0 {
+        lines.push(Line::from(Span::styled(
+            format!("{} unreadable event lines skipped", r.bad_lines),
+            Style::default().fg(th.warning),
+        )));
+    }
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(blk), area);
+}

@@ -1,0 +1,264 @@
+//! Curves: every point kept, drawn with min-max decimation so that no spike is ever hidden.
+//!
+//! A series is (step, value) pairs with strictly increasing steps. A resumed run re-emits steps
+//! it had already written before a crash: a point at or before the last step replaces the tail
+//! from that step on. Per block of [`BLOCK`] points the min and max are kept, so that reducing
+//! a million points to a pane's width reads a few thousand numbers.
+
+/// Points per summary block.
+pub const BLOCK: usize = 64;
+
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    pub steps: Vec<u64>,
+    pub ys: Vec<f32>,
+    block_min: Vec<f32>,
+    block_max: Vec<f32>,
+}
+
+/// One bucket of a decimated series: the extremes and the first / last values, in step order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    pub min: f32,
+    pub max: f32,
+    pub first: f32,
+    pub last: f32,
+    /// Step of the bucket's last point (for hover/readouts).
+    pub last_step: u64,
+}
+
+impl Series {
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    pub fn last(&self) -> Option<(u64, f32)> {
+        Some((*self.steps.last()?, *self.ys.last()?))
+    }
+
+    pub fn first_step(&self) -> Option<u64> {
+        self.steps.first().copied()
+    }
+
+    /// Append a point; a step at or before the last one replaces the tail from there.
+    pub fn push(&mut self, step: u64, y: f32) {
+        if let Some(&last) = self.steps.last() {
+            if step <= last {
+                let keep = self.steps.partition_point(|&s| s < step);
+                self.truncate(keep);
+            }
+        }
+        self.steps.push(step);
+        self.ys.push(y);
+        let i = self.ys.len() - 1;
+        let b = i / BLOCK;
+        let v = if y.is_finite() { y } else { f32::NAN };
+        if b == self.block_min.len() {
+            self.block_min.push(v);
+            self.block_max.push(v);
+        } else {
+            self.block_min[b] = fmin(self.block_min[b], v);
+            self.block_max[b] = fmax(self.block_max[b], v);
+        }
+    }
+
+    fn truncate(&mut self, n: usize) {
+        self.steps.truncate(n);
+        self.ys.truncate(n);
+        let blocks = n.div_ceil(BLOCK);
+        self.block_min.truncate(blocks);
+        self.block_max.truncate(blocks);
+        if let Some(b) = blocks.checked_sub(1) {
+            let (lo, hi) = (b * BLOCK, n);
+            let (mn, mx) = scan(&self.ys[lo..hi]);
+            self.block_min[b] = mn;
+            self.block_max[b] = mx;
+        }
+    }
+
+    /// The value range of the points with steps in `[lo, hi]`.
+    pub fn range(&self, lo: u64, hi: u64) -> Option<(f32, f32)> {
+        let a = self.steps.partition_point(|&s| s < lo);
+        let b = self.steps.partition_point(|&s| s <= hi);
+        let (mn, mx) = self.minmax(a, b);
+        (mn.is_finite() && mx.is_finite()).then_some((mn, mx))
+    }
+
+    /// Min and max of points `a..b`, using block summaries for whole blocks.
+    fn minmax(&self, a: usize, b: usize) -> (f32, f32) {
+        if a >= b {
+            return (f32::NAN, f32::NAN);
+        }
+        let (ba, bb) = (a.div_ceil(BLOCK), b / BLOCK);
+        if ba >= bb {
+            return scan(&self.ys[a..b]);
+        }
+        let (mut mn, mut mx) = scan(&self.ys[a..ba * BLOCK]);
+        for k in ba..bb {
+            mn = fmin(mn, self.block_min[k]);
+            mx = fmax(mx, self.block_max[k]);
+        }
+        let (m2, x2) = scan(&self.ys[bb * BLOCK..b]);
+        (fmin(mn, m2), fmax(mx, x2))
+    }
+
+    /// Reduce the points to buckets between step boundaries (`bounds.len() - 1` buckets;
+    /// bucket i holds steps in `[bounds[i], bounds[i+1])`). Empty buckets are `None`.
+    pub fn decimate(&self, bounds: &[u64]) -> Vec<Option<Bucket>> {
+        let mut out = Vec::with_capacity(bounds.len().saturating_sub(1));
+        let mut a = self.steps.partition_point(|&s| s < bounds.first().copied().unwrap_or(0));
+        for w in bounds.windows(2) {
+            let b = a + self.steps[a..].partition_point(|&s| s < w[1]);
+            if b > a {
+                let (min, max) = self.minmax(a, b);
+                out.push(Some(Bucket {
+                    min,
+                    max,
+                    first: self.ys[a],
+                    last: self.ys[b - 1],
+                    last_step: self.steps[b - 1],
+                }));
+            } else {
+                out.push(None);
+            }
+            a = b;
+        }
+        out
+    }
+
+    /// The value at a step (the last point at or before it).
+    pub fn at(&self, step: u64) -> Option<f32> {
+        let i = self.steps.partition_point(|&s| s <= step);
+        i.checked_sub(1).map(|i| self.ys[i])
+    }
+}
+
+fn fmin(a: f32, b: f32) -> f32 {
+    if a.is_nan() {
+        b
+    } else if b.is_nan() {
+        a
+    } else {
+        a.min(b)
+    }
+}
+
+fn fmax(a: f32, b: f32) -> f32 {
+    if a.is_nan() {
+        b
+    } else if b.is_nan() {
+        a
+    } else {
+        a.max(b)
+    }
+}
+
+fn scan(v: &[f32]) -> (f32, f32) {
+    let (mut mn, mut mx) = (f32::NAN, f32::NAN);
+    for &y in v {
+        if y.is_finite() {
+            mn = fmin(mn, y);
+            mx = fmax(mx, y);
+        }
+    }
+    (mn, mx)
+}
+
+/// Debiased exponential moving average (as TensorBoard and W&B smooth): weight `alpha` on the
+/// past, corrected for the zero start.
+pub fn ema(ys: &[f32], alpha: f32) -> Vec<f32> {
+    let mut out = Vec::with_capacity(ys.len());
+    let mut acc = 0.0f64;
+    let mut w = 0.0f64;
+    let a = alpha.clamp(0.0, 0.999) as f64;
+    for &y in ys {
+        if !y.is_finite() {
+            out.push(f32::NAN);
+            continue;
+        }
+        acc = a * acc + (1.0 - a) * y as f64;
+        w = a * w + (1.0 - a);
+        out.push((acc / w) as f32);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(n: u64) -> Series {
+        let mut s = Series::default();
+        for i in 0..n {
+            s.push(i, (i % 17) as f32);
+        }
+        s
+    }
+
+    #[test]
+    fn spikes_survive_decimation() {
+        let mut s = series(1_000_000);
+        s.push(1_000_000, 1e6);
+        for i in 1_000_001..1_000_100 {
+            s.push(i, 1.0);
+        }
+        let bounds: Vec<u64> = (0..=100).map(|i| i * 10_001).collect();
+        let b = s.decimate(&bounds);
+        assert_eq!(b.len(), 100);
+        assert!(b.iter().flatten().any(|b| b.max == 1e6), "the spike is visible");
+        assert!(b.iter().flatten().all(|b| b.min == 0.0 || b.max == 1e6 || b.min <= 1.0));
+    }
+
+    #[test]
+    fn decimation_matches_a_plain_scan() {
+        let s = series(10_000);
+        let bounds = [0, 5, 63, 64, 65, 200, 1000, 9999, 20000];
+        for (i, b) in s.decimate(&bounds).into_iter().enumerate() {
+            let pts: Vec<f32> = s
+                .steps
+                .iter()
+                .zip(&s.ys)
+                .filter(|(st, _)| **st >= bounds[i] && **st < bounds[i + 1])
+                .map(|(_, y)| *y)
+                .collect();
+            match b {
+                None => assert!(pts.is_empty()),
+                Some(b) => {
+                    assert_eq!(b.min, pts.iter().cloned().fold(f32::INFINITY, f32::min));
+                    assert_eq!(b.max, pts.iter().cloned().fold(f32::NEG_INFINITY, f32::max));
+                    assert_eq!(b.first, pts[0]);
+                    assert_eq!(b.last, *pts.last().unwrap());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_resume_replaces_the_tail() {
+        let mut s = Series::default();
+        for i in 1..=150 {
+            s.push(i, 1.0);
+        }
+        // Crash after 150, resume from the checkpoint at 100.
+        for i in 101..=120 {
+            s.push(i, 2.0);
+        }
+        assert_eq!(s.len(), 120);
+        assert_eq!(s.at(100), Some(1.0));
+        assert_eq!(s.at(120), Some(2.0));
+        assert_eq!(s.range(0, 1000), Some((1.0, 2.0)));
+        assert_eq!(s.range(121, 1000), None);
+    }
+
+    #[test]
+    fn ema_is_debiased() {
+        let e = ema(&[4.0, 4.0, 4.0], 0.9);
+        assert!(e.iter().all(|v| (v - 4.0).abs() < 1e-5), "{e:?}");
+        let e = ema(&[0.0, 10.0], 0.5);
+        assert!((e[1] - 20.0 / 3.0).abs() < 1e-4);
+    }
+}
