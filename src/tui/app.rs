@@ -506,7 +506,8 @@ impl App {
         v
     }
 
-    fn pick_task(&mut self) {
+    /// Keep the languages pane on a task the charted runs have.
+    pub fn pick_task(&mut self) {
         let tasks = self.tasks();
         if !tasks.contains(&self.task) {
             if let Some(t) = tasks.first() {

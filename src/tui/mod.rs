@@ -4,6 +4,7 @@
 
 pub mod action;
 pub mod app;
+pub mod fixtures;
 pub mod keymap;
 pub mod panes;
 pub mod series;

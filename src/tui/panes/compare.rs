@@ -62,7 +62,11 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         f.render_widget(Paragraph::new(dim("mark two or more runs to compare", &th)), inner);
         return;
     }
-    let table_h = (inner.height / 2).max(6);
+    // The delta table gets what it needs (languages + aggregates), the charts keep 6 rows.
+    let tables_pre: Vec<EvalTable> = runs.iter().map(|r| eval_table(r)).collect();
+    let pre_refs: Vec<&EvalTable> = tables_pre.iter().collect();
+    let want = compare(&pre_refs).into_iter().filter(|r| r.task == app.task).count() as u16 + 1;
+    let table_h = want.min(inner.height.saturating_sub(6)).max(3);
     let [charts_area, table_area] = Layout::vertical([Constraint::Min(5), Constraint::Length(table_h)]).areas(inner);
     // Shared axes across every run's curves.
     let ty = |y: f32| y.is_finite().then_some(y as f64);
@@ -128,9 +132,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         );
     }
     // Delta table: latest and best step.
-    let tables: Vec<EvalTable> = runs.iter().map(|r| eval_table(r)).collect();
-    let refs: Vec<&EvalTable> = tables.iter().collect();
-    let rows_data: Vec<_> = compare(&refs)
+    let rows_data: Vec<_> = compare(&pre_refs)
         .into_iter()
         .filter(|r| r.task == app.task && (lang_row(&r.row).is_none_or(|l| app.lang_visible(l))))
         .collect();

@@ -153,7 +153,7 @@ pub fn draw(f: &mut Frame, app: &App) {
 }
 
 fn draw_fork(f: &mut Frame, area: Rect, d: &ForkDialog, th: &Theme) {
-    let h = 22u16.min(area.height);
+    let h = 15u16.min(area.height);
     let r = centered(area, 72, h);
     f.render_widget(Clear, r);
     let blk = block(

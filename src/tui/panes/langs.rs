@@ -91,7 +91,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let blk = block(title, app.focus == Focus::Langs, &th);
     let inner = blk.inner(area);
     f.render_widget(blk, area);
-    let table_w = 40u16.min(inner.width / 2);
+    let table_w = if inner.width >= 90 { 40 } else { 18 };
     let [chart_area, table_area] = Layout::horizontal([Constraint::Min(10), Constraint::Length(table_w)]).areas(inner);
     draw_curves(f, chart_area, app, r);
     draw_table(f, table_area, app, r);
@@ -101,7 +101,13 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     let th = &app.theme;
     let curves = lang_curves(app, r);
     if curves.is_empty() {
-        let msg = if r.evals.is_empty() { "no eval results yet" } else { "no language matches the filter" };
+        let msg = if r.evals.is_empty() {
+            "no eval results yet"
+        } else if r.evals.keys().any(|(t, _)| *t == app.task) {
+            "no language matches the filter"
+        } else {
+            "no eval results for this task"
+        };
         chart::draw(f, area, Block::default(), &[], "", false, None, None, th, msg);
         return;
     }
@@ -181,49 +187,43 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
 fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     let th = &app.theme;
     let cells = latest_cells(app, r);
+    let wide = area.width >= 36;
+    let mut order: Vec<(&(String, String), &crate::analysis::Cell)> = cells.iter().collect();
+    order.sort_by_key(|((_, l), _)| lang::order(l));
     let mut rows: Vec<Row> = Vec::new();
-    for ((_, l), c) in &cells {
+    for ((_, l), c) in order {
         let color = lang_color(th, r, l, &c.group);
         let v = if app.show_loss { c.loss } else { c.value };
         let ok = c.lang_ok.map_or(String::new(), |x| format!("{:.0}%", x * 100.0));
-        rows.push(Row::new(vec![
-            Cell::from(Span::styled(l.clone(), Style::default().fg(color).add_modifier(Modifier::BOLD))),
-            Cell::from(dim(c.group.clone(), th)),
-            Cell::from(fmt(Some(v))),
-            Cell::from(dim(c.n.to_string(), th)),
-            Cell::from(dim(ok, th)),
-        ]));
+        let mut cols = vec![Cell::from(Span::styled(l.clone(), Style::default().fg(color).add_modifier(Modifier::BOLD)))];
+        if wide {
+            cols.push(Cell::from(dim(c.group.clone(), th)));
+        }
+        cols.push(Cell::from(fmt(Some(v))));
+        if wide {
+            cols.push(Cell::from(dim(c.n.to_string(), th)));
+            cols.push(Cell::from(dim(ok, th)));
+        }
+        rows.push(Row::new(cols));
     }
     let a: Aggregates = aggregate(&cells, &app.task, app.show_loss);
     let sep = Style::default().fg(th.accent);
-    for (name, v) in [
-        ("seen avg", a.seen),
-        ("unseen avg", a.unseen),
-        ("gap", a.gap),
-        ("÷ English", a.ratio_to_english),
-        ("Latin", a.latin),
-        ("non-Latin", a.non_latin),
-    ] {
-        rows.push(Row::new(vec![
-            Cell::from(Span::styled(name, sep)),
-            Cell::from(""),
-            Cell::from(fmt(v)),
-            Cell::from(""),
-            Cell::from(""),
-        ]));
+    for (name, v) in [("seen avg", a.seen), ("unseen avg", a.unseen), ("gap", a.gap), ("÷ English", a.ratio_to_english), ("Latin", a.latin), ("non-Latin", a.non_latin)] {
+        let mut cols = vec![Cell::from(Span::styled(name, sep))];
+        if wide {
+            cols.push(Cell::from(""));
+        }
+        cols.push(Cell::from(fmt(v)));
+        rows.push(Row::new(cols));
     }
-    let header =
-        Row::new(vec!["lang", "group", "value", "n", "in-lang"]).style(th.dimmed().add_modifier(Modifier::UNDERLINED));
-    let t = Table::new(
-        rows,
-        [
-            Constraint::Length(10),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(4),
-            Constraint::Length(7),
-        ],
-    )
-    .header(header);
+    let (header, widths): (Vec<&str>, Vec<Constraint>) = if wide {
+        (
+            vec!["lang", "group", "value", "n", "in-lang"],
+            vec![Constraint::Length(10), Constraint::Length(6), Constraint::Length(6), Constraint::Length(3), Constraint::Length(7)],
+        )
+    } else {
+        (vec!["lang", "value"], vec![Constraint::Length(10), Constraint::Length(6)])
+    };
+    let t = Table::new(rows, widths).header(Row::new(header).style(th.dimmed().add_modifier(Modifier::UNDERLINED)));
     f.render_widget(t, area);
 }

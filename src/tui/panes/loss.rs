@@ -73,6 +73,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     };
     let width = (area.width.saturating_sub(10) as usize) * 2;
     let mut curves: Vec<Curve> = Vec::new();
+    let mut x_ext: Option<(f64, f64)> = None;
     let title_runs: String;
     if app.compare {
         let runs = app.charted();
@@ -88,6 +89,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
                 ext = (ext.0.min(a), ext.1.max(b));
             }
         }
+        x_ext = Some(ext);
         for (i, (r, m)) in runs.iter().zip(&maps).enumerate() {
             let s = if app.smoothing > 0.0 { &r.smooth } else { &r.loss };
             curves.push(Curve {
@@ -108,6 +110,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
                 ext = (ext.0.min(a), ext.1.max(b));
             }
         }
+        x_ext = Some(ext);
         let n = segs.len();
         for (k, (run, lo, hi, t0)) in segs.iter().enumerate() {
             let own = k + 1 == n;
@@ -159,5 +162,6 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         spans.push(dim("log ", &th));
     }
     let blk = block(Line::from(spans), app.focus == Focus::Loss, &th);
-    chart::draw(f, area, blk, &curves, app.x_axis.label(), app.log_y, None, None, &th, "no train events yet");
+    let xb = x_ext.filter(|(a, b)| a.is_finite() && b.is_finite() && b > a);
+    chart::draw(f, area, blk, &curves, app.x_axis.label(), app.log_y, xb, None, &th, "no train events yet");
 }

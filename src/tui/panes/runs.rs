@@ -86,7 +86,14 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
             Some(s) if row.depth > 0 => format!("@{s} "),
             _ => String::new(),
         };
-        let tail = format!(" {step} {loss}");
+        let narrow = w < 36;
+        let fork = if narrow { String::new() } else { fork };
+        let tail = if narrow {
+            let pct = if r.max_steps > 0 { (r.step() * 100 / r.max_steps).min(100) } else { 0 };
+            format!(" {pct:>3}% {loss}")
+        } else {
+            format!(" {step} {loss}")
+        };
         let head_w = 1 + row.prefix.chars().count() + 2 + fork.chars().count();
         let bar_w = if w >= 44 {
             8

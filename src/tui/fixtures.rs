@@ -1,0 +1,215 @@
+//! Synthetic run directories with deterministic events: the TUI's snapshot tests, its end-to-end
+//! test and its benchmark draw them. The curves look like real training (a decaying loss with
+//! noise; accuracies rising faster for English and seen languages than for unseen ones).
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::config::{Lineage, RunConfig};
+use crate::runs::events::{Body, Event, Examples, State};
+use crate::runs::RunDir;
+
+/// The time the fixtures start (a fixed Unix time, so snapshots are stable).
+pub const T0: f64 = 1_800_000_000.0;
+
+fn noise(step: u64, salt: u64) -> f64 {
+    let mut z = step.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z ^= z >> 31;
+    z = z.wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 29;
+    (z % 10_000) as f64 / 10_000.0 - 0.5
+}
+
+/// What to write for one synthetic run.
+pub struct Spec<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub parent: Option<(&'a str, u64)>,
+    pub mixture: &'a str,
+    pub tasks: &'a [&'a str],
+    pub heldout: &'a [&'a str],
+    pub from: u64,
+    pub to: u64,
+    pub max_steps: u64,
+    pub eval_every: u64,
+    pub start_time: f64,
+    pub seconds_per_step: f64,
+    /// The final status (none: still running, no final status).
+    pub end: Option<(State, Option<&'a str>)>,
+    pub salt: u64,
+}
+
+fn lang_skill(lang: &str, mixture: &str) -> f64 {
+    let seen = mixture.contains(&format!("{lang}=")) || (mixture.starts_with("multilingual=0.") && ["es", "fr", "ja", "zh"].contains(&lang));
+    match lang {
+        "en" => 1.0,
+        _ if seen => 0.85,
+        "pt" => 0.6,
+        _ => 0.35,
+    }
+}
+
+/// Write one synthetic run directory.
+pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
+    let run = RunDir::new(root.join(s.id));
+    crate::util::create_private_dir(&run.path)?;
+    let mut cfg = RunConfig { name: Some(s.name.to_string()), threads: 1, device: "cpu".into(), ..RunConfig::default() };
+    cfg.data.mixture = s.mixture.to_string();
+    cfg.data.tasks = s.tasks.iter().map(|t| t.to_string()).collect();
+    cfg.data.heldout = s.heldout.iter().map(|t| t.to_string()).collect();
+    cfg.train.max_steps = s.max_steps;
+    cfg.eval.every = s.eval_every;
+    cfg.lineage = s.parent.map(|(p, at)| Lineage { parent: p.to_string(), fork_step: at });
+    run.write_config(&cfg)?;
+    let mix = crate::train::trainer::mixture_of(&cfg)?;
+    let langs = crate::config::eval_langs(&cfg, &mix);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(run.events_path())?);
+    let mut t = s.start_time;
+    let mut emit = |e: Event| -> Result<()> { Ok(out.write_all(e.to_line().as_bytes())?) };
+    if let Some((p, at)) = s.parent {
+        emit(Event { v: 1, step: at, time: t, body: Body::Fork { parent: p.into(), parent_step: at, mixture: mix.spec.clone() } })?;
+    }
+    if s.to > s.from {
+        emit(Event { v: 1, step: s.from, time: t, body: Body::Status { state: State::Running, message: Some("started".into()) } })?;
+    }
+    let mut examples = Examples::default();
+    for step in s.from + 1..=s.to {
+        t += s.seconds_per_step;
+        for (l, w) in &mix.langs {
+            let n = examples.lang.entry(l.clone()).or_insert(step * 32 / 3);
+            *n += (32.0 * w).round() as u64;
+        }
+        let loss = 1.2 + 4.5 * (-(step as f64) / 180.0).exp() + 0.15 * noise(step, s.salt);
+        emit(Event {
+            v: 1,
+            step,
+            time: t,
+            body: Body::Train { loss, lr: 1e-3, tokens: step * 2048, tokens_per_s: 2048.0 / s.seconds_per_step, examples: examples.clone(), grad_norm: Some(1.0) },
+        })?;
+        if s.eval_every > 0 && step % s.eval_every == 0 {
+            let mut sel = Vec::new();
+            for task in s.tasks {
+                for l in &langs {
+                    let group = crate::config::group_of(l, &mix).as_str();
+                    let k = lang_skill(l, s.mixture);
+                    let progress = 1.0 - (-(step as f64) / 250.0).exp();
+                    let value = (k * progress * 0.9 + 0.03 * noise(step, s.salt ^ l.len() as u64)).clamp(0.0, 1.0);
+                    let eloss = 1.4 + (1.2 - k) * 1.5 + 3.0 * (-(step as f64) / 200.0).exp();
+                    if group != "unseen" {
+                        sel.push(eloss);
+                    }
+                    let (metric, value) = match *task {
+                        "mr" => ("accuracy", value),
+                        "sm" => ("rouge_l", value * 0.8),
+                        "if" => ("if_pass", value * 0.9),
+                        _ => ("loss", eloss),
+                    };
+                    emit(Event {
+                        v: 1,
+                        step,
+                        time: t,
+                        body: Body::Eval { task: task.to_string(), lang: l.clone(), group: group.into(), loss: eloss, metric: metric.into(), value, n: 32, lang_ok: Some(k.min(1.0)) },
+                    })?;
+                }
+            }
+            let mean = sel.iter().sum::<f64>() / sel.len().max(1) as f64;
+            emit(Event { v: 1, step, time: t, body: Body::Checkpoint { path: format!("checkpoints/{step}"), eval_loss: Some(mean) } })?;
+        }
+    }
+    if let Some((state, msg)) = s.end {
+        emit(Event { v: 1, step: s.to, time: t, body: Body::Status { state, message: msg.map(String::from) } })?;
+    }
+    drop(emit);
+    out.flush()?;
+    Ok(run)
+}
+
+/// The standard fixture: a base model, two SFT forks (one live, one paused), a fork of a fork,
+/// a failed run and a queued one.
+pub fn standard(root: &Path) -> Result<()> {
+    let all = ["en", "es", "fr", "ja", "zh", "ar", "ko", "pt"];
+    let _ = all;
+    write_run(root, &Spec {
+        id: "base-1a2b3c",
+        name: "demo-base",
+        parent: None,
+        mixture: "en=1,es=1,fr=1,ja=1,zh=1,ar=1,ko=1,pt=1",
+        tasks: &["lm"],
+        heldout: &[],
+        from: 0,
+        to: 300,
+        max_steps: 300,
+        eval_every: 100,
+        start_time: T0,
+        seconds_per_step: 0.5,
+        end: Some((State::Finished, None)),
+        salt: 1,
+    })?;
+    write_run(root, &Spec {
+        id: "en-4d5e6f",
+        name: "demo-en",
+        parent: Some(("base-1a2b3c", 300)),
+        mixture: "en=1",
+        tasks: &["mr", "sm", "if"],
+        heldout: &["ar", "ko", "pt"],
+        from: 300,
+        to: 700,
+        max_steps: 900,
+        eval_every: 50,
+        start_time: T0 + 200.0,
+        seconds_per_step: 1.0,
+        end: None,
+        salt: 2,
+    })?;
+    write_run(root, &Spec {
+        id: "ml40-7a8b9c",
+        name: "demo-ml40",
+        parent: Some(("base-1a2b3c", 300)),
+        mixture: "multilingual=0.4",
+        tasks: &["mr", "sm", "if"],
+        heldout: &["ar", "ko", "pt"],
+        from: 300,
+        to: 650,
+        max_steps: 900,
+        eval_every: 50,
+        start_time: T0 + 210.0,
+        seconds_per_step: 1.1,
+        end: Some((State::Paused, None)),
+        salt: 3,
+    })?;
+    write_run(root, &Spec {
+        id: "ko-0d1e2f",
+        name: "ml40-plus-ko",
+        parent: Some(("ml40-7a8b9c", 500)),
+        mixture: "en=0.3,es=0.1,fr=0.1,ja=0.1,zh=0.1,ko=0.3",
+        tasks: &["mr", "sm", "if"],
+        heldout: &["ar", "pt"],
+        from: 500,
+        to: 560,
+        max_steps: 900,
+        eval_every: 50,
+        start_time: T0 + 800.0,
+        seconds_per_step: 1.0,
+        end: Some((State::Failed, Some("the trainer was killed by signal 9 (SIGKILL)"))),
+        salt: 4,
+    })?;
+    write_run(root, &Spec {
+        id: "sweep-3f4a5b",
+        name: "n400-seed1",
+        parent: None,
+        mixture: "en=0.5,es=0.5",
+        tasks: &["mr"],
+        heldout: &["pt"],
+        from: 0,
+        to: 0,
+        max_steps: 500,
+        eval_every: 50,
+        start_time: T0 + 900.0,
+        seconds_per_step: 1.0,
+        end: Some((State::Queued, None)),
+        salt: 5,
+    })?;
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! The TUI drawn through ratatui's TestBackend: snapshots of every screen at 120×40 and 80×24
+//! on fixture runs (a fork branch, a failed run, the compare view), and the too-small message.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use mixscope::runs::events::State;
+use mixscope::tui::app::App;
+use mixscope::tui::keymap::Keymap;
+use mixscope::tui::store::Store;
+use mixscope::tui::theme::Theme;
+use mixscope::tui::{fixtures, ui};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+fn app(root: &std::path::Path) -> App {
+    let mut store = Store::load(root);
+    for r in &mut store.runs {
+        // The fixture has no live processes: say which one is live.
+        if r.id.starts_with("en-") {
+            r.alive = true;
+            r.state = State::Running;
+            r.message = None;
+        }
+    }
+    let mut app = App::new(store, Theme::dark(), Keymap::default_map());
+    app.now = fixtures::T0 + 1000.0;
+    app.system.cores = 2;
+    app.system.mem_total_gb = 23.5;
+    app.system.mem_used_gb = 3.2;
+    app.system.cpu_pct = Some(97.0);
+    app
+}
+
+fn render(app: &mut App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ui::draw(f, app)).unwrap();
+    let buf = t.backend().buffer();
+    let mut out = String::new();
+    for y in 0..h {
+        let mut line = String::new();
+        for x in 0..w {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+fn select(app: &mut App, id_prefix: &str) {
+    let i = app.rows.iter().position(|r| app.store.runs[r.run].id.starts_with(id_prefix)).unwrap();
+    app.selected = i;
+    app.pick_task();
+}
+
+fn fixture() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    fixtures::standard(&t.path().join("runs")).unwrap();
+    t
+}
+
+fn both_sizes(name: &str, app: &mut App) {
+    // Strip the temp dir's path from the title line.
+    let root = app.store.root.display().to_string();
+    for (w, h) in [(120, 40), (80, 24)] {
+        let s = render(app, w, h).replace(&root, "runs");
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), s);
+    }
+}
+
+#[test]
+fn main_screen_with_a_fork_branch_and_a_failed_run() {
+    let t = fixture();
+    let mut a = app(&t.path().join("runs"));
+    select(&mut a, "en-");
+    let s = render(&mut a, 120, 40);
+    // The tree nests forks under their parent at the fork step.
+    assert!(s.contains("demo-base") && s.contains("@300") && s.contains("@500"), "{s}");
+    assert!(s.contains("✘"), "the failed run shows its glyph");
+    both_sizes("main", &mut a);
+}
+
+#[test]
+fn failed_run_details_show_the_reason() {
+    let t = fixture();
+    let mut a = app(&t.path().join("runs"));
+    select(&mut a, "ko-");
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("SIGKILL"), "{s}");
+    both_sizes("failed", &mut a);
+}
+
+#[test]
+fn compare_view() {
+    let t = fixture();
+    let mut a = app(&t.path().join("runs"));
+    select(&mut a, "en-");
+    key(&mut a, KeyCode::Char(' '));
+    select(&mut a, "ml40-");
+    key(&mut a, KeyCode::Char(' '));
+    key(&mut a, KeyCode::Char('c'));
+    assert!(a.compare);
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("Compare") && s.contains("unseen avg") && s.contains("ΔB"), "{s}");
+    both_sizes("compare", &mut a);
+}
+
+#[test]
+fn fork_dialog_validates_live() {
+    let t = fixture();
+    let mut a = app(&t.path().join("runs"));
+    select(&mut a, "ml40-");
+    key(&mut a, KeyCode::Char('f'));
+    both_sizes("fork_dialog", &mut a);
+    // Type a bad SPEC: the dialog says why and stays open.
+    key(&mut a, KeyCode::Tab);
+    for c in ",xx=1".chars() {
+        key(&mut a, KeyCode::Char(c));
+    }
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("unknown language 'xx'"), "{s}");
+    key(&mut a, KeyCode::Enter);
+    assert!(a.pending.is_empty(), "an invalid mixture does not fork");
+    for _ in 0..5 {
+        key(&mut a, KeyCode::Backspace);
+    }
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.pending.len(), 1, "{:?}", a.pending);
+}
+
+#[test]
+fn help_is_generated_from_the_keymap() {
+    let t = fixture();
+    let mut a = app(&t.path().join("runs"));
+    key(&mut a, KeyCode::Char('?'));
+    let s = render(&mut a, 120, 40);
+    for b in Keymap::default_map().bindings {
+        assert!(s.contains(&b.help), "help lacks {:?}", b.help);
+    }
+    both_sizes("help", &mut a);
+}
+
+#[test]
+fn languages_grid_and_latin_filter() {
+    let t = fixture();
+    let mut a = app(&t.path().join("runs"));
+    select(&mut a, "ml40-");
+    key(&mut a, KeyCode::Char('g'));
+    key(&mut a, KeyCode::Char('a'));
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("Latin") && !s.contains("ja ") || s.contains("grid"), "{s}");
+    both_sizes("grid_latin", &mut a);
+}
+
+#[test]
+fn first_run_offers_the_demo() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::load(&t.path().join("empty"));
+    let mut a = App::new(store, Theme::dark(), Keymap::default_map());
+    a.mode = mixscope::tui::app::Mode::DemoOffer;
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("Start the demo experiment?"), "{s}");
+    both_sizes("demo_offer", &mut a);
+}
+
+#[test]
+fn tiny_terminals_get_a_message_not_a_panic() {
+    let t = fixture();
+    let mut a = app(&t.path().join("runs"));
+    for (w, h) in [(20, 5), (59, 30), (120, 10), (1, 1)] {
+        let s = render(&mut a, w, h);
+        if w > 10 && h > 2 {
+            assert!(s.contains("too small"), "{w}x{h}: {s}");
+        }
+    }
+    for th in ["light", "colorblind"] {
+        a.theme = Theme::load(th).unwrap();
+        render(&mut a, 80, 24);
+    }
+}
