@@ -750,7 +750,11 @@ impl LangSuite {
                 let ts = if modifier == "start" { &self.if_start } else { &self.if_end };
                 let t = ts.choose(rng).unwrap();
                 self.fill(rng, &mut ctx, &[t]);
-                let word = ctx.item(modifier).unwrap().str("base").unwrap().to_string();
+                let mut word = ctx.item(modifier).unwrap().str("base").unwrap().to_string();
+                // An all-capitals answer keeps its start / end word in capitals too.
+                if kind == "upper" {
+                    word = word.to_uppercase();
+                }
                 let sep = if multiline { "\n" } else { self.format.word_sep.as_str() };
                 prompt = format!("{prompt}{}{}", self.format.sent_sep, t.render(&ctx)?);
                 if modifier == "start" {
@@ -770,7 +774,10 @@ impl LangSuite {
             }
             _ => {}
         }
-        key_parts.push(k.to_string());
+        // The key holds what the example shows: the uppercase instruction has no count.
+        if kind == "upper" {
+            ctx.nums.clear();
+        }
         let parts: Vec<&str> = key_parts.iter().map(String::as_str).collect();
         let key = self.key(&parts, &ctx);
         let ex = Example {
@@ -894,6 +901,43 @@ mod tests {
         let bad = script_problems(suite(), &[]);
         assert!(Suite::load().is_ok());
         assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
+    /// No held-out example is ever drawn for training, in any language.
+    #[test]
+    fn heldout_examples_never_appear_in_training() {
+        let s = suite();
+        let o = GenOptions::default();
+        for l in lang::all() {
+            for t in [Task::Mr, Task::Sm, Task::If] {
+                let held: HashSet<(String, String)> =
+                    s.heldout(&t, &l.code, 200, &o).unwrap().into_iter().map(|e| (e.prompt, e.response)).collect();
+                assert!(held.len() >= 150, "{} {t}: only {} distinct held-out examples", l.code, held.len());
+                for i in 0..3000 {
+                    let e = s.train(&t, &l.code, 11, i, &o).unwrap();
+                    assert!(!held.contains(&(e.prompt.clone(), e.response.clone())), "{} {t}: {:?} leaked", l.code, e.prompt);
+                }
+            }
+        }
+    }
+
+    /// Each (task, language) can give at least 20 000 distinct training examples.
+    #[test]
+    fn twenty_thousand_distinct_training_examples() {
+        let s = suite();
+        let o = GenOptions::default();
+        for l in lang::all() {
+            for t in [Task::Mr, Task::Sm, Task::If] {
+                let mut seen = HashSet::new();
+                let mut i = 0;
+                while seen.len() < 20_000 && i < 60_000 {
+                    let e = s.train(&t, &l.code, 3, i, &o).unwrap();
+                    seen.insert((e.prompt, e.response));
+                    i += 1;
+                }
+                assert!(seen.len() >= 20_000, "{} {t}: {} distinct in {i} draws", l.code, seen.len());
+            }
+        }
     }
 
     #[test]
