@@ -1,0 +1,90 @@
+//! The real binary driven in tmux as a person would: select, mark two runs and compare, open
+//! the fork dialog and fork; the screen shows it and the fork's run directory exists.
+
+mod common;
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(cmdline: &str) -> Tmux {
+        let socket = format!("mixscope-test-{}", std::process::id());
+        let st = Command::new("tmux").args(["-L", &socket, "new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmdline]).status();
+        match st {
+            Ok(s) if s.success() => {}
+            other => panic!("tmux is needed for this test (.ci/run installs it): {other:?}"),
+        }
+        Tmux { socket }
+    }
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            assert!(Command::new("tmux").args(["-L", &self.socket, "send-keys", "-t", "t", k]).status().unwrap().success());
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+    fn screen(&self) -> String {
+        let o = Command::new("tmux").args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+    fn wait_for(&self, what: &str, timeout: Duration) -> String {
+        let mut last = String::new();
+        let ok = wait_for(timeout, || {
+            last = self.screen();
+            last.contains(what)
+        });
+        assert!(ok, "screen never showed {what:?}:\n{last}");
+        last
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
+}
+
+#[test]
+fn select_mark_compare_and_fork_in_tmux() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let cfg = fixture("tiny.toml");
+    for (dir, seed) in [("alpha", "seed=1"), ("beta", "seed=2")] {
+        let rd = root.join(dir);
+        ok(run(t.path(), &["train", cfg.to_str().unwrap(), "--run-dir", rd.to_str().unwrap(), "-q", "--set", "max_steps=20", "--set", seed, "--set", &format!("name={dir}")]));
+    }
+    let cmdline = format!(
+        "env MIXSCOPE_CACHE={} MIXSCOPE_CPU_BUDGET=1 HF_HUB_OFFLINE=1 {} tui --runs {}",
+        t.path().display(),
+        bin().display(),
+        root.display()
+    );
+    let tm = Tmux::new(&cmdline);
+    let s = tm.wait_for("Runs 2", Duration::from_secs(20));
+    assert!(s.contains("alpha") && s.contains("beta"), "{s}");
+    // Mark both runs and compare.
+    tm.keys(&["Home", "Space", "Down", "Space", "c"]);
+    let s = tm.wait_for("COMPARE", Duration::from_secs(10));
+    assert!(s.contains("2 marked") && s.contains("Compare") && s.contains("ΔB"), "{s}");
+    tm.keys(&["c"]);
+    // Fork the selected run (beta) at its latest checkpoint with the default mixture.
+    tm.keys(&["f"]);
+    let s = tm.wait_for("Fork beta", Duration::from_secs(10));
+    assert!(s.contains("step ◀ 20 ▶") && s.contains("✔ EN 60"), "{s}");
+    tm.keys(&["Enter"]);
+    let s = tm.wait_for("beta-fork", Duration::from_secs(30));
+    assert!(s.contains("forked beta into beta-fork-"), "{s}");
+    let forks: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("beta-fork-")).collect();
+    assert_eq!(forks.len(), 1);
+    let fork_dir = forks[0].path();
+    assert!(fork_dir.join("run.toml").exists() && fork_dir.join("checkpoints/20/state.json").exists());
+    let first = events(&fork_dir)[0].clone();
+    assert_eq!(first["kind"], "fork");
+    assert_eq!(first["parent"], "beta");
+    // Quit: the TUI exits, the terminal is restored, the fork keeps (or finished) training.
+    tm.keys(&["q"]);
+    assert!(wait_for(Duration::from_secs(60), || last_state(&fork_dir).as_deref() == Some("finished")), "{:?}", last_state(&fork_dir));
+}
