@@ -5,6 +5,7 @@
 //! `supervisor` (child processes and slots), `tui` (the terminal UI), `cli`.
 
 pub mod analysis;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;

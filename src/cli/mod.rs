@@ -92,6 +92,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmarks: measured figures next to their targets.
+    Bench {
+        /// tui | train
+        what: String,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Smaller sizes (a quick look, not the reported figures).
+        #[arg(long)]
+        quick: bool,
+    },
     /// The monitor of a launched run (internal).
     #[command(name = "_supervise", hide = true)]
     Supervise {
@@ -201,6 +212,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Some(Command::Compare { runs_to_compare, runs, json }) => {
             runs::compare(&crate::runs::runs_root(runs.as_deref()), &runs_to_compare, json)
+        }
+        Some(Command::Bench { what, json, quick }) => {
+            let rows = match what.as_str() {
+                "tui" => crate::bench::tui::run(quick)?,
+                other => crate::bail_input!("bench '{other}': choose tui or train"),
+            };
+            crate::bench::print(&rows, json);
+            Ok(0)
         }
         Some(Command::Ls { runs, json }) => runs::ls(&crate::runs::runs_root(runs.as_deref()), json),
         Some(Command::Pause { run, runs }) => runs::control(runs, &run, "pause"),

@@ -744,7 +744,7 @@ impl LangSuite {
         };
         let mut prompt = main.render(&ctx)?;
         let modifier = *["none", "none", "start", "end", "quote"].choose(rng).unwrap();
-        let mut key_parts = vec!["if".to_string(), kind.to_string(), modifier.to_string()];
+        let key_parts = vec!["if".to_string(), kind.to_string(), modifier.to_string()];
         match modifier {
             "start" | "end" => {
                 let ts = if modifier == "start" { &self.if_start } else { &self.if_end };

@@ -1,0 +1,46 @@
+//! Benchmarks as a CLI mode (`mixscope bench tui|train [--json]`): tables of measured figures
+//! next to their targets. Speed targets live here, never in timed tests.
+
+pub mod tui;
+
+use serde::Serialize;
+
+/// One measured figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub bench: String,
+    pub what: String,
+    pub detail: String,
+    pub value: f64,
+    pub unit: String,
+    pub target: String,
+    pub met: bool,
+}
+
+impl Row {
+    pub fn new(bench: &str, what: &str, detail: String, value: f64, unit: &str, target: &str, met: bool) -> Row {
+        Row { bench: bench.into(), what: what.into(), detail, value, unit: unit.into(), target: target.into(), met }
+    }
+}
+
+/// Print rows as a table, or one JSON object per line.
+pub fn print(rows: &[Row], json: bool) {
+    if json {
+        for r in rows {
+            println!("{}", serde_json::to_string(r).unwrap_or_default());
+        }
+        return;
+    }
+    println!("{:<12} {:>12} {:<14} {:<8} {:<5} detail", "measure", "value", "unit", "target", "met");
+    for r in rows {
+        println!(
+            "{:<12} {:>12} {:<14} {:<8} {:<5} {}",
+            r.what,
+            if r.value.is_finite() { format!("{:.3}", r.value) } else { "-".into() },
+            r.unit,
+            r.target,
+            if r.met { "yes" } else { "no" },
+            r.detail
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! `mixscope bench tui`: the TUI's speed targets, measured (never asserted in tests).
+//!
+//! - cold load of a runs root with 20 runs × 200 k events (target ≥ 5 M events/s);
+//! - one frame with 16 series × 1 M points at 200×50 (target ≤ 5 ms);
+//! - write-to-screen latency: an event appended → file notification → read → drawn (≤ 100 ms);
+//! - idle CPU of the real TUI in tmux with 8 live runs (≤ 1 % of a core).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use super::Row;
+use crate::runs::events::State;
+use crate::tui::app::App;
+use crate::tui::fixtures::{self, Spec};
+use crate::tui::keymap::Keymap;
+use crate::tui::store::{RunData, Store};
+use crate::tui::theme::Theme;
+
+fn spec(id: &str, steps: u64, salt: u64) -> Spec<'_> {
+    Spec {
+        id,
+        name: id,
+        parent: None,
+        mixture: "en=0.6,es=0.1,fr=0.1,ja=0.1,zh=0.1",
+        tasks: &["mr", "sm", "if"],
+        heldout: &["ar", "ko", "pt"],
+        from: 0,
+        to: steps,
+        max_steps: steps,
+        eval_every: 2000,
+        start_time: fixtures::T0,
+        seconds_per_step: 0.1,
+        end: Some((State::Finished, None)),
+        salt,
+    }
+}
+
+fn cold_load(dir: &Path, runs: usize, steps: u64) -> Result<(f64, u64)> {
+    let root = dir.join("load");
+    let ids: Vec<String> = (0..runs).map(|i| format!("run{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        fixtures::write_run(&root, &spec(id, steps, i as u64))?;
+    }
+    let lines: u64 = ids.iter().map(|id| std::fs::read_to_string(root.join(id).join("events.jsonl")).map_or(0, |s| s.lines().count() as u64)).sum();
+    // Warm the page cache, then time the load.
+    let _ = Store::load(&root);
+    let t = Instant::now();
+    let store = Store::load(&root);
+    let secs = t.elapsed().as_secs_f64();
+    assert!(store.points() > 0);
+    Ok((lines as f64 / secs, lines))
+}
+
+fn frame_time(series: usize, points: u64) -> Result<f64> {
+    let mut store = Store::default();
+    let dir = tempfile::tempdir()?;
+    for i in 0..series {
+        let id = format!("s{i:02}");
+        let d = dir.path().join(&id);
+        std::fs::create_dir_all(&d)?;
+        let mut r = RunData::open(&d);
+        r.id = id;
+        for s in 1..=points {
+            let y = 1.0 + 4.0 * (-(s as f32) / (points as f32 / 5.0)).exp() + ((s * 2654435761 % 1000) as f32 / 5000.0);
+            r.loss.push(s, y);
+        }
+        r.state = State::Running;
+        store.runs.push(r);
+    }
+    let mut app = App::new(store, Theme::dark(), Keymap::default_map());
+    app.marked = app.store.runs.iter().map(|r| r.id.clone()).collect();
+    app.compare = true;
+    let mut term = Terminal::new(TestBackend::new(200, 50))?;
+    term.draw(|f| crate::tui::ui::draw(f, &mut app))?; // smoothing caches, first frame
+    let n = 20;
+    let t = Instant::now();
+    for _ in 0..n {
+        term.draw(|f| crate::tui::ui::draw(f, &mut app))?;
+    }
+    Ok(t.elapsed().as_secs_f64() * 1000.0 / n as f64)
+}
+
+fn latency(dir: &Path) -> Result<f64> {
+    use notify::Watcher;
+    let root = dir.join("latency");
+    fixtures::write_run(&root, &spec("live", 1000, 9))?;
+    let mut app = App::new(Store::load(&root), Theme::dark(), Keymap::default_map());
+    let mut term = Terminal::new(TestBackend::new(160, 48))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut w = notify::recommended_watcher(move |r: notify::Result<notify::Event>| {
+        if r.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+            let _ = tx.send(());
+        }
+    })?;
+    w.watch(&root, notify::RecursiveMode::Recursive)?;
+    let path = root.join("live").join("events.jsonl");
+    let mut worst: f64 = 0.0;
+    let mut total = 0.0;
+    let n = 20;
+    for k in 0..n {
+        while rx.try_recv().is_ok() {}
+        let ev = crate::runs::events::Event::new(
+            1001 + k,
+            crate::runs::events::Body::Train { loss: 1.0, lr: 1e-3, tokens: 1, tokens_per_s: 1.0, examples: Default::default(), grad_norm: None },
+        );
+        let t0 = Instant::now();
+        std::fs::OpenOptions::new().append(true).open(&path)?.write_all(ev.to_line().as_bytes())?;
+        // The event loop's path: a notification, a poll, a frame.
+        let _ = rx.recv_timeout(Duration::from_millis(250));
+        app.store.poll();
+        app.on_data();
+        term.draw(|f| crate::tui::ui::draw(f, &mut app))?;
+        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        worst = worst.max(ms);
+        total += ms;
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let _ = worst;
+    Ok(total / n as f64)
+}
+
+/// CPU use of the real TUI over `secs` seconds with 8 live runs, in tmux; None without tmux.
+fn idle_cpu(dir: &Path, secs: u64) -> Result<Option<f64>> {
+    if std::process::Command::new("tmux").arg("-V").output().is_err() {
+        return Ok(None);
+    }
+    let root = dir.join("idle");
+    let mut locks = Vec::new();
+    for i in 0..8 {
+        let id = format!("live{i}");
+        let mut s = spec(&id, 2000, i);
+        s.end = None;
+        fixtures::write_run(&root, &s)?;
+        // Hold each run's lock as a live trainer would.
+        locks.push(crate::runs::lock::RunLock::acquire(&root.join(&id))?);
+    }
+    let socket = format!("mixscope-bench-{}", std::process::id());
+    let exe = std::env::current_exe()?;
+    let cmdline = format!("{} tui --runs {}", exe.display(), root.display());
+    let ok = std::process::Command::new("tmux").args(["-L", &socket, "new-session", "-d", "-s", "b", "-x", "160", "-y", "48", &cmdline]).status()?.success();
+    if !ok {
+        return Ok(None);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = String::from_utf8_lossy(&std::process::Command::new("tmux").args(["-L", &socket, "list-panes", "-t", "b", "-F", "#{pane_pid}"]).output()?.stdout).trim().to_string();
+    let ticks = |pid: &str| -> Option<u64> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &s[s.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    };
+    let t0 = ticks(&pid);
+    // The runs stay live: one train event per run per second.
+    let start = Instant::now();
+    let mut step = 2001;
+    while start.elapsed() < Duration::from_secs(secs) {
+        for i in 0..8 {
+            let ev = crate::runs::events::Event::new(
+                step,
+                crate::runs::events::Body::Train { loss: 1.0, lr: 1e-3, tokens: step, tokens_per_s: 1.0, examples: Default::default(), grad_norm: None },
+            );
+            std::fs::OpenOptions::new().append(true).open(root.join(format!("live{i}")).join("events.jsonl"))?.write_all(ev.to_line().as_bytes())?;
+        }
+        step += 1;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let t1 = ticks(&pid);
+    let _ = std::process::Command::new("tmux").args(["-L", &socket, "kill-server"]).status();
+    drop(locks);
+    let hz = 100.0; // USER_HZ on Linux
+    Ok(t0.zip(t1).map(|(a, b)| (b - a) as f64 / hz / start.elapsed().as_secs_f64() * 100.0))
+}
+
+pub fn run(quick: bool) -> Result<Vec<Row>> {
+    let dir = tempfile::tempdir()?;
+    let (runs, steps, pts) = if quick { (4, 20_000, 100_000) } else { (20, 200_000, 1_000_000) };
+    let mut rows = Vec::new();
+    eprintln!("writing {runs} runs × {steps} events …");
+    let (eps, lines) = cold_load(dir.path(), runs, steps)?;
+    rows.push(Row::new("tui", "cold load", format!("{runs} runs × {steps} events ({lines} lines)"), eps / 1e6, "M events/s", "≥ 5", eps >= 5e6));
+    eprintln!("rendering 16 series × {pts} points …");
+    let ms = frame_time(16, pts)?;
+    rows.push(Row::new("tui", "frame", format!("16 series × {pts} points, 200×50"), ms, "ms", "≤ 5", ms <= 5.0));
+    let lat = latency(dir.path())?;
+    rows.push(Row::new("tui", "latency", "append → notify → read → frame (mean of 20)".into(), lat, "ms", "≤ 100", lat <= 100.0));
+    eprintln!("measuring idle CPU for 10 s …");
+    match idle_cpu(dir.path(), if quick { 4 } else { 10 })? {
+        Some(p) => rows.push(Row::new("tui", "idle CPU", "real TUI in tmux, 8 live runs".into(), p, "% of a core", "≤ 1", p <= 1.0)),
+        None => rows.push(Row::new("tui", "idle CPU", "needs tmux (not found)".into(), f64::NAN, "% of a core", "≤ 1", false)),
+    }
+    Ok(rows)
+}
