@@ -13,7 +13,9 @@ struct Tmux {
 impl Tmux {
     fn new(cmdline: &str) -> Tmux {
         let socket = format!("mixscope-test-{}", std::process::id());
-        let st = Command::new("tmux").args(["-L", &socket, "new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmdline]).status();
+        let st = Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmdline])
+            .status();
         match st {
             Ok(s) if s.success() => {}
             other => panic!("tmux is needed for this test (.ci/run installs it): {other:?}"),
@@ -22,7 +24,11 @@ impl Tmux {
     }
     fn keys(&self, keys: &[&str]) {
         for k in keys {
-            assert!(Command::new("tmux").args(["-L", &self.socket, "send-keys", "-t", "t", k]).status().unwrap().success());
+            assert!(Command::new("tmux")
+                .args(["-L", &self.socket, "send-keys", "-t", "t", k])
+                .status()
+                .unwrap()
+                .success());
             std::thread::sleep(Duration::from_millis(150));
         }
     }
@@ -54,7 +60,22 @@ fn select_mark_compare_and_fork_in_tmux() {
     let cfg = fixture("tiny.toml");
     for (dir, seed) in [("alpha", "seed=1"), ("beta", "seed=2")] {
         let rd = root.join(dir);
-        ok(run(t.path(), &["train", cfg.to_str().unwrap(), "--run-dir", rd.to_str().unwrap(), "-q", "--set", "max_steps=20", "--set", seed, "--set", &format!("name={dir}")]));
+        ok(run(
+            t.path(),
+            &[
+                "train",
+                cfg.to_str().unwrap(),
+                "--run-dir",
+                rd.to_str().unwrap(),
+                "-q",
+                "--set",
+                "max_steps=20",
+                "--set",
+                seed,
+                "--set",
+                &format!("name={dir}"),
+            ],
+        ));
     }
     let cmdline = format!(
         "env MIXSCOPE_CACHE={} MIXSCOPE_CPU_BUDGET=1 HF_HUB_OFFLINE=1 {} tui --runs {}",
@@ -77,7 +98,11 @@ fn select_mark_compare_and_fork_in_tmux() {
     tm.keys(&["Enter"]);
     let s = tm.wait_for("beta-fork", Duration::from_secs(30));
     assert!(s.contains("forked beta into beta-fork-"), "{s}");
-    let forks: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("beta-fork-")).collect();
+    let forks: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("beta-fork-"))
+        .collect();
     assert_eq!(forks.len(), 1);
     let fork_dir = forks[0].path();
     assert!(fork_dir.join("run.toml").exists() && fork_dir.join("checkpoints/20/state.json").exists());
@@ -86,5 +111,9 @@ fn select_mark_compare_and_fork_in_tmux() {
     assert_eq!(first["parent"], "beta");
     // Quit: the TUI exits, the terminal is restored, the fork keeps (or finished) training.
     tm.keys(&["q"]);
-    assert!(wait_for(Duration::from_secs(60), || last_state(&fork_dir).as_deref() == Some("finished")), "{:?}", last_state(&fork_dir));
+    assert!(
+        wait_for(Duration::from_secs(60), || last_state(&fork_dir).as_deref() == Some("finished")),
+        "{:?}",
+        last_state(&fork_dir)
+    );
 }

@@ -20,7 +20,12 @@ fn references_score_perfectly_in_their_own_language() {
             }
         }
     }
-    assert!(bad.is_empty(), "{} failures, e.g.\n{}", bad.len(), bad.iter().take(10).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} failures, e.g.\n{}",
+        bad.len(),
+        bad.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+    );
 }
 
 #[test]
@@ -53,7 +58,10 @@ fn wrong_answers_score_zero() {
     let wrong = ex.response.replace(&ex.meta.answer.unwrap().to_string(), &(ex.meta.answer.unwrap() + 1).to_string());
     assert_eq!(eval::score(&ex, &wrong).value, 0.0, "{wrong}");
     // An English answer to a Spanish instruction fails as in the paper.
-    let ex = (0..200).map(|i| suite().train(&Task::If, "es", 1, i, &o).unwrap()).find(|e| e.prompt.contains("lista")).unwrap();
+    let ex = (0..200)
+        .map(|i| suite().train(&Task::If, "es", 1, i, &o).unwrap())
+        .find(|e| e.prompt.contains("lista"))
+        .unwrap();
     let s = eval::score(&ex, "Sure, here is the list of things you asked for");
     assert_eq!(s.value, 0.0);
 }

@@ -46,7 +46,10 @@ fn cold_load(dir: &Path, runs: usize, steps: u64) -> Result<(f64, u64)> {
     for (i, id) in ids.iter().enumerate() {
         fixtures::write_run(&root, &spec(id, steps, i as u64))?;
     }
-    let lines: u64 = ids.iter().map(|id| std::fs::read_to_string(root.join(id).join("events.jsonl")).map_or(0, |s| s.lines().count() as u64)).sum();
+    let lines: u64 = ids
+        .iter()
+        .map(|id| std::fs::read_to_string(root.join(id).join("events.jsonl")).map_or(0, |s| s.lines().count() as u64))
+        .sum();
     // Warm the page cache, then time the load.
     let _ = Store::load(&root);
     let t = Instant::now();
@@ -56,7 +59,8 @@ fn cold_load(dir: &Path, runs: usize, steps: u64) -> Result<(f64, u64)> {
     Ok((lines as f64 / secs, lines))
 }
 
-fn frame_time(series: usize, points: u64) -> Result<f64> {
+pub fn frame_time(series: usize, points: u64) -> Result<f64> {
+    let frames: usize = std::env::var("MIXSCOPE_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let mut store = Store::default();
     let dir = tempfile::tempdir()?;
     for i in 0..series {
@@ -77,7 +81,7 @@ fn frame_time(series: usize, points: u64) -> Result<f64> {
     app.compare = true;
     let mut term = Terminal::new(TestBackend::new(200, 50))?;
     term.draw(|f| crate::tui::ui::draw(f, &mut app))?; // smoothing caches, first frame
-    let n = 20;
+    let n = frames;
     let t = Instant::now();
     for _ in 0..n {
         term.draw(|f| crate::tui::ui::draw(f, &mut app))?;
@@ -106,7 +110,14 @@ fn latency(dir: &Path) -> Result<f64> {
         while rx.try_recv().is_ok() {}
         let ev = crate::runs::events::Event::new(
             1001 + k,
-            crate::runs::events::Body::Train { loss: 1.0, lr: 1e-3, tokens: 1, tokens_per_s: 1.0, examples: Default::default(), grad_norm: None },
+            crate::runs::events::Body::Train {
+                loss: 1.0,
+                lr: 1e-3,
+                tokens: 1,
+                tokens_per_s: 1.0,
+                examples: Default::default(),
+                grad_norm: None,
+            },
         );
         let t0 = Instant::now();
         std::fs::OpenOptions::new().append(true).open(&path)?.write_all(ev.to_line().as_bytes())?;
@@ -142,12 +153,22 @@ fn idle_cpu(dir: &Path, secs: u64) -> Result<Option<f64>> {
     let socket = format!("mixscope-bench-{}", std::process::id());
     let exe = std::env::current_exe()?;
     let cmdline = format!("{} tui --runs {}", exe.display(), root.display());
-    let ok = std::process::Command::new("tmux").args(["-L", &socket, "new-session", "-d", "-s", "b", "-x", "160", "-y", "48", &cmdline]).status()?.success();
+    let ok = std::process::Command::new("tmux")
+        .args(["-L", &socket, "new-session", "-d", "-s", "b", "-x", "160", "-y", "48", &cmdline])
+        .status()?
+        .success();
     if !ok {
         return Ok(None);
     }
     std::thread::sleep(Duration::from_secs(2));
-    let pid = String::from_utf8_lossy(&std::process::Command::new("tmux").args(["-L", &socket, "list-panes", "-t", "b", "-F", "#{pane_pid}"]).output()?.stdout).trim().to_string();
+    let pid = String::from_utf8_lossy(
+        &std::process::Command::new("tmux")
+            .args(["-L", &socket, "list-panes", "-t", "b", "-F", "#{pane_pid}"])
+            .output()?
+            .stdout,
+    )
+    .trim()
+    .to_string();
     let ticks = |pid: &str| -> Option<u64> {
         let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let rest = &s[s.rfind(')')? + 2..];
@@ -162,9 +183,19 @@ fn idle_cpu(dir: &Path, secs: u64) -> Result<Option<f64>> {
         for i in 0..8 {
             let ev = crate::runs::events::Event::new(
                 step,
-                crate::runs::events::Body::Train { loss: 1.0, lr: 1e-3, tokens: step, tokens_per_s: 1.0, examples: Default::default(), grad_norm: None },
+                crate::runs::events::Body::Train {
+                    loss: 1.0,
+                    lr: 1e-3,
+                    tokens: step,
+                    tokens_per_s: 1.0,
+                    examples: Default::default(),
+                    grad_norm: None,
+                },
             );
-            std::fs::OpenOptions::new().append(true).open(root.join(format!("live{i}")).join("events.jsonl"))?.write_all(ev.to_line().as_bytes())?;
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(root.join(format!("live{i}")).join("events.jsonl"))?
+                .write_all(ev.to_line().as_bytes())?;
         }
         step += 1;
         std::thread::sleep(Duration::from_secs(1));
@@ -182,16 +213,48 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     eprintln!("writing {runs} runs × {steps} events …");
     let (eps, lines) = cold_load(dir.path(), runs, steps)?;
-    rows.push(Row::new("tui", "cold load", format!("{runs} runs × {steps} events ({lines} lines)"), eps / 1e6, "M events/s", "≥ 5", eps >= 5e6));
+    rows.push(Row::new(
+        "tui",
+        "cold load",
+        format!("{runs} runs × {steps} events ({lines} lines)"),
+        eps / 1e6,
+        "M events/s",
+        "≥ 5",
+        eps >= 5e6,
+    ));
     eprintln!("rendering 16 series × {pts} points …");
     let ms = frame_time(16, pts)?;
     rows.push(Row::new("tui", "frame", format!("16 series × {pts} points, 200×50"), ms, "ms", "≤ 5", ms <= 5.0));
     let lat = latency(dir.path())?;
-    rows.push(Row::new("tui", "latency", "append → notify → read → frame (mean of 20)".into(), lat, "ms", "≤ 100", lat <= 100.0));
+    rows.push(Row::new(
+        "tui",
+        "latency",
+        "append → notify → read → frame (mean of 20)".into(),
+        lat,
+        "ms",
+        "≤ 100",
+        lat <= 100.0,
+    ));
     eprintln!("measuring idle CPU for 10 s …");
     match idle_cpu(dir.path(), if quick { 4 } else { 10 })? {
-        Some(p) => rows.push(Row::new("tui", "idle CPU", "real TUI in tmux, 8 live runs".into(), p, "% of a core", "≤ 1", p <= 1.0)),
-        None => rows.push(Row::new("tui", "idle CPU", "needs tmux (not found)".into(), f64::NAN, "% of a core", "≤ 1", false)),
+        Some(p) => rows.push(Row::new(
+            "tui",
+            "idle CPU",
+            "real TUI in tmux, 8 live runs".into(),
+            p,
+            "% of a core",
+            "≤ 1",
+            p <= 1.0,
+        )),
+        None => rows.push(Row::new(
+            "tui",
+            "idle CPU",
+            "needs tmux (not found)".into(),
+            f64::NAN,
+            "% of a core",
+            "≤ 1",
+            false,
+        )),
     }
     Ok(rows)
 }

@@ -915,7 +915,12 @@ mod tests {
                 assert!(held.len() >= 150, "{} {t}: only {} distinct held-out examples", l.code, held.len());
                 for i in 0..3000 {
                     let e = s.train(&t, &l.code, 11, i, &o).unwrap();
-                    assert!(!held.contains(&(e.prompt.clone(), e.response.clone())), "{} {t}: {:?} leaked", l.code, e.prompt);
+                    assert!(
+                        !held.contains(&(e.prompt.clone(), e.response.clone())),
+                        "{} {t}: {:?} leaked",
+                        l.code,
+                        e.prompt
+                    );
                 }
             }
         }

@@ -42,7 +42,8 @@ pub struct Spec<'a> {
 }
 
 fn lang_skill(lang: &str, mixture: &str) -> f64 {
-    let seen = mixture.contains(&format!("{lang}=")) || (mixture.starts_with("multilingual=0.") && ["es", "fr", "ja", "zh"].contains(&lang));
+    let seen = mixture.contains(&format!("{lang}="))
+        || (mixture.starts_with("multilingual=0.") && ["es", "fr", "ja", "zh"].contains(&lang));
     match lang {
         "en" => 1.0,
         _ if seen => 0.85,
@@ -55,7 +56,8 @@ fn lang_skill(lang: &str, mixture: &str) -> f64 {
 pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
     let run = RunDir::new(root.join(s.id));
     crate::util::create_private_dir(&run.path)?;
-    let mut cfg = RunConfig { name: Some(s.name.to_string()), threads: 1, device: "cpu".into(), ..RunConfig::default() };
+    let mut cfg =
+        RunConfig { name: Some(s.name.to_string()), threads: 1, device: "cpu".into(), ..RunConfig::default() };
     cfg.data.mixture = s.mixture.to_string();
     cfg.data.tasks = s.tasks.iter().map(|t| t.to_string()).collect();
     cfg.data.heldout = s.heldout.iter().map(|t| t.to_string()).collect();
@@ -69,10 +71,20 @@ pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
     let mut t = s.start_time;
     let mut emit = |e: Event| -> Result<()> { Ok(out.write_all(e.to_line().as_bytes())?) };
     if let Some((p, at)) = s.parent {
-        emit(Event { v: 1, step: at, time: t, body: Body::Fork { parent: p.into(), parent_step: at, mixture: mix.spec.clone() } })?;
+        emit(Event {
+            v: 1,
+            step: at,
+            time: t,
+            body: Body::Fork { parent: p.into(), parent_step: at, mixture: mix.spec.clone() },
+        })?;
     }
     if s.to > s.from {
-        emit(Event { v: 1, step: s.from, time: t, body: Body::Status { state: State::Running, message: Some("started".into()) } })?;
+        emit(Event {
+            v: 1,
+            step: s.from,
+            time: t,
+            body: Body::Status { state: State::Running, message: Some("started".into()) },
+        })?;
     }
     let mut examples = Examples::default();
     for step in s.from + 1..=s.to {
@@ -86,7 +98,14 @@ pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
             v: 1,
             step,
             time: t,
-            body: Body::Train { loss, lr: 1e-3, tokens: step * 2048, tokens_per_s: 2048.0 / s.seconds_per_step, examples: examples.clone(), grad_norm: Some(1.0) },
+            body: Body::Train {
+                loss,
+                lr: 1e-3,
+                tokens: step * 2048,
+                tokens_per_s: 2048.0 / s.seconds_per_step,
+                examples: examples.clone(),
+                grad_norm: Some(1.0),
+            },
         })?;
         if s.eval_every > 0 && step % s.eval_every == 0 {
             let mut sel = Vec::new();
@@ -110,12 +129,26 @@ pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
                         v: 1,
                         step,
                         time: t,
-                        body: Body::Eval { task: task.to_string(), lang: l.clone(), group: group.into(), loss: eloss, metric: metric.into(), value, n: 32, lang_ok: Some(k.min(1.0)) },
+                        body: Body::Eval {
+                            task: task.to_string(),
+                            lang: l.clone(),
+                            group: group.into(),
+                            loss: eloss,
+                            metric: metric.into(),
+                            value,
+                            n: 32,
+                            lang_ok: Some(k.min(1.0)),
+                        },
                     })?;
                 }
             }
             let mean = sel.iter().sum::<f64>() / sel.len().max(1) as f64;
-            emit(Event { v: 1, step, time: t, body: Body::Checkpoint { path: format!("checkpoints/{step}"), eval_loss: Some(mean) } })?;
+            emit(Event {
+                v: 1,
+                step,
+                time: t,
+                body: Body::Checkpoint { path: format!("checkpoints/{step}"), eval_loss: Some(mean) },
+            })?;
         }
     }
     if let Some((state, msg)) = s.end {
@@ -131,85 +164,100 @@ pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
 pub fn standard(root: &Path) -> Result<()> {
     let all = ["en", "es", "fr", "ja", "zh", "ar", "ko", "pt"];
     let _ = all;
-    write_run(root, &Spec {
-        id: "base-1a2b3c",
-        name: "demo-base",
-        parent: None,
-        mixture: "en=1,es=1,fr=1,ja=1,zh=1,ar=1,ko=1,pt=1",
-        tasks: &["lm"],
-        heldout: &[],
-        from: 0,
-        to: 300,
-        max_steps: 300,
-        eval_every: 100,
-        start_time: T0,
-        seconds_per_step: 0.5,
-        end: Some((State::Finished, None)),
-        salt: 1,
-    })?;
-    write_run(root, &Spec {
-        id: "en-4d5e6f",
-        name: "demo-en",
-        parent: Some(("base-1a2b3c", 300)),
-        mixture: "en=1",
-        tasks: &["mr", "sm", "if"],
-        heldout: &["ar", "ko", "pt"],
-        from: 300,
-        to: 700,
-        max_steps: 900,
-        eval_every: 50,
-        start_time: T0 + 200.0,
-        seconds_per_step: 1.0,
-        end: None,
-        salt: 2,
-    })?;
-    write_run(root, &Spec {
-        id: "ml40-7a8b9c",
-        name: "demo-ml40",
-        parent: Some(("base-1a2b3c", 300)),
-        mixture: "multilingual=0.4",
-        tasks: &["mr", "sm", "if"],
-        heldout: &["ar", "ko", "pt"],
-        from: 300,
-        to: 650,
-        max_steps: 900,
-        eval_every: 50,
-        start_time: T0 + 210.0,
-        seconds_per_step: 1.1,
-        end: Some((State::Paused, None)),
-        salt: 3,
-    })?;
-    write_run(root, &Spec {
-        id: "ko-0d1e2f",
-        name: "ml40-plus-ko",
-        parent: Some(("ml40-7a8b9c", 500)),
-        mixture: "en=0.3,es=0.1,fr=0.1,ja=0.1,zh=0.1,ko=0.3",
-        tasks: &["mr", "sm", "if"],
-        heldout: &["ar", "pt"],
-        from: 500,
-        to: 560,
-        max_steps: 900,
-        eval_every: 50,
-        start_time: T0 + 800.0,
-        seconds_per_step: 1.0,
-        end: Some((State::Failed, Some("the trainer was killed by signal 9 (SIGKILL)"))),
-        salt: 4,
-    })?;
-    write_run(root, &Spec {
-        id: "sweep-3f4a5b",
-        name: "n400-seed1",
-        parent: None,
-        mixture: "en=0.5,es=0.5",
-        tasks: &["mr"],
-        heldout: &["pt"],
-        from: 0,
-        to: 0,
-        max_steps: 500,
-        eval_every: 50,
-        start_time: T0 + 900.0,
-        seconds_per_step: 1.0,
-        end: Some((State::Queued, None)),
-        salt: 5,
-    })?;
+    write_run(
+        root,
+        &Spec {
+            id: "base-1a2b3c",
+            name: "demo-base",
+            parent: None,
+            mixture: "en=1,es=1,fr=1,ja=1,zh=1,ar=1,ko=1,pt=1",
+            tasks: &["lm"],
+            heldout: &[],
+            from: 0,
+            to: 300,
+            max_steps: 300,
+            eval_every: 100,
+            start_time: T0,
+            seconds_per_step: 0.5,
+            end: Some((State::Finished, None)),
+            salt: 1,
+        },
+    )?;
+    write_run(
+        root,
+        &Spec {
+            id: "en-4d5e6f",
+            name: "demo-en",
+            parent: Some(("base-1a2b3c", 300)),
+            mixture: "en=1",
+            tasks: &["mr", "sm", "if"],
+            heldout: &["ar", "ko", "pt"],
+            from: 300,
+            to: 700,
+            max_steps: 900,
+            eval_every: 50,
+            start_time: T0 + 200.0,
+            seconds_per_step: 1.0,
+            end: None,
+            salt: 2,
+        },
+    )?;
+    write_run(
+        root,
+        &Spec {
+            id: "ml40-7a8b9c",
+            name: "demo-ml40",
+            parent: Some(("base-1a2b3c", 300)),
+            mixture: "multilingual=0.4",
+            tasks: &["mr", "sm", "if"],
+            heldout: &["ar", "ko", "pt"],
+            from: 300,
+            to: 650,
+            max_steps: 900,
+            eval_every: 50,
+            start_time: T0 + 210.0,
+            seconds_per_step: 1.1,
+            end: Some((State::Paused, None)),
+            salt: 3,
+        },
+    )?;
+    write_run(
+        root,
+        &Spec {
+            id: "ko-0d1e2f",
+            name: "ml40-plus-ko",
+            parent: Some(("ml40-7a8b9c", 500)),
+            mixture: "en=0.3,es=0.1,fr=0.1,ja=0.1,zh=0.1,ko=0.3",
+            tasks: &["mr", "sm", "if"],
+            heldout: &["ar", "pt"],
+            from: 500,
+            to: 560,
+            max_steps: 900,
+            eval_every: 50,
+            start_time: T0 + 800.0,
+            seconds_per_step: 1.0,
+            end: Some((State::Failed, Some("the trainer was killed by signal 9 (SIGKILL)"))),
+            salt: 4,
+        },
+    )?;
+    write_run(
+        root,
+        &Spec {
+            id: "sweep-3f4a5b",
+            name: "n400-seed1",
+            parent: None,
+            mixture: "en=0.5,es=0.5",
+            tasks: &["mr"],
+            heldout: &["pt"],
+            from: 0,
+            to: 0,
+            max_steps: 500,
+            eval_every: 50,
+            start_time: T0 + 900.0,
+            seconds_per_step: 1.0,
+            end: Some((State::Queued, None)),
+            salt: 5,
+        },
+    )?;
     Ok(())
 }

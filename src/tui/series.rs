@@ -110,9 +110,14 @@ impl Series {
     /// bucket i holds steps in `[bounds[i], bounds[i+1])`). Empty buckets are `None`.
     pub fn decimate(&self, bounds: &[u64]) -> Vec<Option<Bucket>> {
         let mut out = Vec::with_capacity(bounds.len().saturating_sub(1));
-        let mut a = self.steps.partition_point(|&s| s < bounds.first().copied().unwrap_or(0));
+        let mut a = self.seek(0, bounds.first().copied().unwrap_or(0));
         for w in bounds.windows(2) {
-            let b = a + self.steps[a..].partition_point(|&s| s < w[1]);
+            let mut b = self.seek(a, w[1]);
+            // Wide buckets end on a block boundary, so they are read from block summaries
+            // alone; a point moves at most one block (≤ 64 points) into the next bucket.
+            if b - a >= 4 * BLOCK && b < self.steps.len() {
+                b -= b % BLOCK;
+            }
             if b > a {
                 let (min, max) = self.minmax(a, b);
                 out.push(Some(Bucket {
@@ -128,6 +133,28 @@ impl Series {
             a = b;
         }
         out
+    }
+
+    /// The first index at or after `from` whose step is `>= target`. Steps are usually dense
+    /// (one point per step), so the position is guessed from the step difference and checked;
+    /// a binary search over the rest is the fallback. (A plain binary search over a million
+    /// points misses the cache on every probe.)
+    fn seek(&self, from: usize, target: u64) -> usize {
+        let n = self.steps.len();
+        if from >= n || self.steps[from] >= target {
+            return from.min(n);
+        }
+        let guess = from.saturating_add((target - self.steps[from]) as usize).min(n);
+        let ok_lo = guess == 0 || self.steps[guess - 1] < target;
+        let ok_hi = guess == n || self.steps[guess] >= target;
+        if ok_lo && ok_hi {
+            return guess;
+        }
+        if !ok_lo {
+            from + self.steps[from..guess].partition_point(|&s| s < target)
+        } else {
+            guess + self.steps[guess..].partition_point(|&s| s < target)
+        }
     }
 
     /// The value at a step (the last point at or before it).
@@ -217,24 +244,28 @@ mod tests {
     fn decimation_matches_a_plain_scan() {
         let s = series(10_000);
         let bounds = [0, 5, 63, 64, 65, 200, 1000, 9999, 20000];
+        let mut prev_last: Option<u64> = None;
+        let mut covered = 0;
         for (i, b) in s.decimate(&bounds).into_iter().enumerate() {
+            let Some(b) = b else { continue };
+            // The bucket holds the points after the previous bucket's last, up to its own last.
             let pts: Vec<f32> = s
                 .steps
                 .iter()
                 .zip(&s.ys)
-                .filter(|(st, _)| **st >= bounds[i] && **st < bounds[i + 1])
+                .filter(|(st, _)| prev_last.is_none_or(|p| **st > p) && **st <= b.last_step)
                 .map(|(_, y)| *y)
                 .collect();
-            match b {
-                None => assert!(pts.is_empty()),
-                Some(b) => {
-                    assert_eq!(b.min, pts.iter().cloned().fold(f32::INFINITY, f32::min));
-                    assert_eq!(b.max, pts.iter().cloned().fold(f32::NEG_INFINITY, f32::max));
-                    assert_eq!(b.first, pts[0]);
-                    assert_eq!(b.last, *pts.last().unwrap());
-                }
-            }
+            covered += pts.len();
+            assert_eq!(b.min, pts.iter().cloned().fold(f32::INFINITY, f32::min));
+            assert_eq!(b.max, pts.iter().cloned().fold(f32::NEG_INFINITY, f32::max));
+            assert_eq!(b.first, pts[0]);
+            assert_eq!(b.last, *pts.last().unwrap());
+            // Boundaries move by at most one block.
+            assert!(b.last_step + 1 + BLOCK as u64 >= bounds[i + 1].min(10_000), "bucket {i} ends at {}", b.last_step);
+            prev_last = Some(b.last_step);
         }
+        assert_eq!(covered, 10_000, "every point is in a bucket");
     }
 
     #[test]

@@ -548,54 +548,119 @@ mod fast {
         i: usize,
     }
 
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+        1e20, 1e21, 1e22,
+    ];
+
     impl<'a> Sc<'a> {
+        #[inline]
+        fn peek(&self) -> Option<u8> {
+            self.b.get(self.i).copied()
+        }
+        #[inline]
         fn ws(&mut self) {
-            while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\r') {
+            while matches!(self.peek(), Some(b' ' | b'\t' | b'\r')) {
                 self.i += 1;
             }
         }
+        #[inline]
         fn eat(&mut self, c: u8) -> Option<()> {
             self.ws();
-            (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+            (self.peek() == Some(c)).then(|| self.i += 1)
         }
-        /// A string without escapes.
-        fn str(&mut self) -> Option<&'a str> {
+        /// The bytes of a string without escapes.
+        #[inline]
+        fn raw_str(&mut self) -> Option<&'a [u8]> {
             self.eat(b'"')?;
             let start = self.i;
-            while self.i < self.b.len() {
-                match self.b[self.i] {
-                    b'"' => {
-                        let s = std::str::from_utf8(&self.b[start..self.i]).ok()?;
-                        self.i += 1;
-                        return Some(s);
-                    }
-                    b'\\' => return None,
-                    _ => self.i += 1,
-                }
+            let rest = &self.b[start..];
+            let end = rest.iter().position(|&c| c == b'"' || c == b'\\')?;
+            if rest[end] == b'\\' {
+                return None;
             }
-            None
+            self.i = start + end + 1;
+            Some(&rest[..end])
         }
+        fn str(&mut self) -> Option<&'a str> {
+            std::str::from_utf8(self.raw_str()?).ok()
+        }
+        /// A JSON number: integers and plain decimals exactly enough for plotting; anything
+        /// unusual goes through the standard parser.
+        #[inline]
         fn num(&mut self) -> Option<f64> {
             self.ws();
             let start = self.i;
-            while self.i < self.b.len() && matches!(self.b[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+            let neg = self.peek() == Some(b'-');
+            if neg {
                 self.i += 1;
             }
-            let s = std::str::from_utf8(&self.b[start..self.i]).ok()?;
-            if s.is_empty() {
+            let mut mant: u64 = 0;
+            let mut digits = 0u32;
+            let mut scale: i32 = 0;
+            while let Some(c @ b'0'..=b'9') = self.peek() {
+                if digits < 19 {
+                    mant = mant * 10 + (c - b'0') as u64;
+                    digits += 1;
+                } else {
+                    scale += 1;
+                }
+                self.i += 1;
+            }
+            if self.peek() == Some(b'.') {
+                self.i += 1;
+                while let Some(c @ b'0'..=b'9') = self.peek() {
+                    if digits < 19 {
+                        mant = mant * 10 + (c - b'0') as u64;
+                        digits += 1;
+                        scale -= 1;
+                    }
+                    self.i += 1;
+                }
+            }
+            if matches!(self.peek(), Some(b'e' | b'E')) {
+                self.i += 1;
+                let eneg = match self.peek() {
+                    Some(b'-') => {
+                        self.i += 1;
+                        true
+                    }
+                    Some(b'+') => {
+                        self.i += 1;
+                        false
+                    }
+                    _ => false,
+                };
+                let mut e: i32 = 0;
+                while let Some(c @ b'0'..=b'9') = self.peek() {
+                    e = e.saturating_mul(10).saturating_add((c - b'0') as i32);
+                    self.i += 1;
+                }
+                scale += if eneg { -e } else { e };
+            }
+            if self.i == start || (neg && self.i == start + 1) {
                 if self.b[self.i..].starts_with(b"null") {
                     self.i += 4;
                     return Some(f64::NAN);
                 }
                 return None;
             }
-            s.parse().ok()
+            let v = if scale == 0 {
+                mant as f64
+            } else if scale > 0 && scale < 23 {
+                mant as f64 * POW10[scale as usize]
+            } else if scale < 0 && scale > -23 {
+                mant as f64 / POW10[(-scale) as usize]
+            } else {
+                std::str::from_utf8(&self.b[start..self.i]).ok()?.parse::<f64>().ok()?.abs()
+            };
+            Some(if neg { -v } else { v })
         }
         /// Skip any value.
         fn skip(&mut self) -> Option<()> {
             self.ws();
-            match *self.b.get(self.i)? {
-                b'"' => self.str().map(|_| ()),
+            match self.peek()? {
+                b'"' => self.raw_str().map(|_| ()),
                 b'{' | b'[' => {
                     let mut depth = 0i32;
                     while self.i < self.b.len() {
@@ -609,7 +674,7 @@ mod fast {
                                 }
                             }
                             b'"' => {
-                                self.str()?;
+                                self.raw_str()?;
                                 continue;
                             }
                             _ => {}
@@ -619,7 +684,7 @@ mod fast {
                     None
                 }
                 b't' | b'f' | b'n' => {
-                    while self.i < self.b.len() && self.b[self.i].is_ascii_alphabetic() {
+                    while self.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
                         self.i += 1;
                     }
                     Some(())
@@ -628,18 +693,19 @@ mod fast {
             }
         }
         /// Iterate an object's keys; `f` consumes each value.
-        fn object(&mut self, mut f: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        #[inline]
+        fn object(&mut self, mut f: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
             self.eat(b'{')?;
             self.ws();
             if self.eat(b'}').is_some() {
                 return Some(());
             }
             loop {
-                let k = self.str()?;
+                let k = self.raw_str()?;
                 self.eat(b':')?;
                 f(self, k)?;
                 self.ws();
-                match self.b.get(self.i)? {
+                match self.peek()? {
                     b',' => self.i += 1,
                     b'}' => {
                         self.i += 1;
@@ -653,8 +719,8 @@ mod fast {
 
     #[derive(Default)]
     struct Fields<'a> {
-        kind: Option<&'a str>,
-        v: Option<f64>,
+        kind: Option<&'a [u8]>,
+        v: bool,
         step: Option<f64>,
         time: Option<f64>,
         loss: Option<f64>,
@@ -677,22 +743,22 @@ mod fast {
         let mut f = Fields::default();
         let ok = sc.object(|sc, k| {
             match k {
-                "kind" => f.kind = Some(sc.str()?),
-                "v" => f.v = Some(sc.num()?),
-                "step" => f.step = Some(sc.num()?),
-                "time" => f.time = Some(sc.num()?),
-                "loss" => f.loss = Some(sc.num()?),
-                "lr" => f.lr = Some(sc.num()?),
-                "tokens" => f.tokens = Some(sc.num()?),
-                "tokens_per_s" => f.tps = Some(sc.num()?),
-                "task" => f.task = Some(sc.str()?),
-                "lang" => f.lang = Some(sc.str()?),
-                "group" => f.group = Some(sc.str()?),
-                "metric" => f.metric = Some(sc.str()?),
-                "value" => f.value = Some(sc.num()?),
-                "n" => f.n = Some(sc.num()?),
-                "lang_ok" => f.lang_ok = Some(sc.num()?),
-                "examples" => {
+                b"kind" => f.kind = Some(sc.raw_str()?),
+                b"v" => f.v = sc.num()? == 1.0,
+                b"step" => f.step = Some(sc.num()?),
+                b"time" => f.time = Some(sc.num()?),
+                b"loss" => f.loss = Some(sc.num()?),
+                b"lr" => f.lr = Some(sc.num()?),
+                b"tokens" => f.tokens = Some(sc.num()?),
+                b"tokens_per_s" => f.tps = Some(sc.num()?),
+                b"task" => f.task = Some(sc.str()?),
+                b"lang" => f.lang = Some(sc.str()?),
+                b"group" => f.group = Some(sc.str()?),
+                b"metric" => f.metric = Some(sc.str()?),
+                b"value" => f.value = Some(sc.num()?),
+                b"n" => f.n = Some(sc.num()?),
+                b"lang_ok" => f.lang_ok = Some(sc.num()?),
+                b"examples" => {
                     f.examples_at = Some(sc.i);
                     sc.skip()?;
                 }
@@ -700,13 +766,16 @@ mod fast {
             }
             Some(())
         });
-        if ok.is_none() || f.v.is_none() {
+        if ok.is_none() || !f.v {
             return false;
         }
         let (Some(step), Some(time)) = (f.step, f.time) else { return false };
+        if step < 0.0 || step.fract() != 0.0 {
+            return false;
+        }
         let step = step as u64;
         match f.kind {
-            Some("train") => {
+            Some(b"train") => {
                 let (Some(loss), Some(lr), Some(tokens), Some(tps)) = (f.loss, f.lr, f.tokens, f.tps) else {
                     return false;
                 };
@@ -715,10 +784,10 @@ mod fast {
                 if let Some(at) = f.examples_at {
                     let mut ex = Sc { b: line, i: at };
                     let _ = ex.object(|sc, k| {
-                        if k == "lang" {
+                        if k == b"lang" {
                             sc.object(|sc, l| {
                                 let c = sc.num()?;
-                                r.timeline.set_examples(l, c);
+                                r.timeline.set_examples(std::str::from_utf8(l).ok()?, c);
                                 Some(())
                             })
                         } else {
@@ -731,7 +800,7 @@ mod fast {
                 r.tokens_per_s = Some(tps);
                 true
             }
-            Some("eval") => {
+            Some(b"eval") => {
                 let (Some(task), Some(lang), Some(group), Some(metric)) = (f.task, f.lang, f.group, f.metric) else {
                     return false;
                 };

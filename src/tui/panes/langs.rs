@@ -195,7 +195,8 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
         let color = lang_color(th, r, l, &c.group);
         let v = if app.show_loss { c.loss } else { c.value };
         let ok = c.lang_ok.map_or(String::new(), |x| format!("{:.0}%", x * 100.0));
-        let mut cols = vec![Cell::from(Span::styled(l.clone(), Style::default().fg(color).add_modifier(Modifier::BOLD)))];
+        let mut cols =
+            vec![Cell::from(Span::styled(l.clone(), Style::default().fg(color).add_modifier(Modifier::BOLD)))];
         if wide {
             cols.push(Cell::from(dim(c.group.clone(), th)));
         }
@@ -208,7 +209,14 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     }
     let a: Aggregates = aggregate(&cells, &app.task, app.show_loss);
     let sep = Style::default().fg(th.accent);
-    for (name, v) in [("seen avg", a.seen), ("unseen avg", a.unseen), ("gap", a.gap), ("÷ English", a.ratio_to_english), ("Latin", a.latin), ("non-Latin", a.non_latin)] {
+    for (name, v) in [
+        ("seen avg", a.seen),
+        ("unseen avg", a.unseen),
+        ("gap", a.gap),
+        ("÷ English", a.ratio_to_english),
+        ("Latin", a.latin),
+        ("non-Latin", a.non_latin),
+    ] {
         let mut cols = vec![Cell::from(Span::styled(name, sep))];
         if wide {
             cols.push(Cell::from(""));
@@ -219,7 +227,13 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     let (header, widths): (Vec<&str>, Vec<Constraint>) = if wide {
         (
             vec!["lang", "group", "value", "n", "in-lang"],
-            vec![Constraint::Length(10), Constraint::Length(6), Constraint::Length(6), Constraint::Length(3), Constraint::Length(7)],
+            vec![
+                Constraint::Length(10),
+                Constraint::Length(6),
+                Constraint::Length(6),
+                Constraint::Length(3),
+                Constraint::Length(7),
+            ],
         )
     } else {
         (vec!["lang", "value"], vec![Constraint::Length(10), Constraint::Length(6)])
