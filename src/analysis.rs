@@ -175,7 +175,8 @@ pub fn compare(tables: &[&EvalTable]) -> Vec<CompareRow> {
             latest.iter().map(|m| m.as_ref().map(|m| aggregate(m, task, false)).unwrap_or_default()).collect();
         let ag_b: Vec<Aggregates> =
             best.iter().map(|m| m.as_ref().map(|m| aggregate(m, task, false)).unwrap_or_default()).collect();
-        let aggs: [(&str, fn(&Aggregates) -> Option<f64>); 7] = [
+        type Pick = fn(&Aggregates) -> Option<f64>;
+        let aggs: [(&str, Pick); 7] = [
             ("English", |a| a.english),
             ("seen avg", |a| a.seen),
             ("unseen avg", |a| a.unseen),

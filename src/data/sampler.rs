@@ -147,7 +147,7 @@ impl Sampler {
             }
             return Some((ci as usize, k));
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(self.state.seed ^ 0x6d69_78);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.state.seed ^ 0x006d_6978);
         rng.set_word_pos(self.state.rng_pos);
         let u: f64 = rng.random::<f64>() * self.cumulative.last().copied().unwrap_or(1.0);
         self.state.rng_pos = rng.get_word_pos();

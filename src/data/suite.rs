@@ -196,6 +196,12 @@ fn list_of(slot_list: &str) -> &str {
     }
 }
 
+impl Default for Suite {
+    fn default() -> Self {
+        Suite::new()
+    }
+}
+
 impl Suite {
     /// A suite whose language files are read on first use.
     pub fn new() -> Suite {
@@ -744,7 +750,7 @@ impl LangSuite {
         };
         let mut prompt = main.render(&ctx)?;
         let modifier = *["none", "none", "start", "end", "quote"].choose(rng).unwrap();
-        let key_parts = vec!["if".to_string(), kind.to_string(), modifier.to_string()];
+        let key_parts = ["if".to_string(), kind.to_string(), modifier.to_string()];
         match modifier {
             "start" | "end" => {
                 let ts = if modifier == "start" { &self.if_start } else { &self.if_end };
@@ -891,6 +897,17 @@ pub fn script_problems(s: &Suite, only: &[String]) -> Vec<String> {
     bad
 }
 
+/// The suite as a sampler source, with fixed generation options.
+pub struct SuiteSource {
+    pub opts: GenOptions,
+}
+
+impl super::sampler::Source for SuiteSource {
+    fn train(&self, task: &Task, lang: &str, seed: u64, index: u64) -> Result<Example> {
+        suite().train(task, lang, seed, index, &self.opts)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -972,16 +989,5 @@ mod tests {
             let c = s.train(&t, "en", 8, 42, &o).unwrap();
             assert_ne!(a, c, "{t}");
         }
-    }
-}
-
-/// The suite as a sampler source, with fixed generation options.
-pub struct SuiteSource {
-    pub opts: GenOptions,
-}
-
-impl super::sampler::Source for SuiteSource {
-    fn train(&self, task: &Task, lang: &str, seed: u64, index: u64) -> Result<Example> {
-        suite().train(task, lang, seed, index, &self.opts)
     }
 }

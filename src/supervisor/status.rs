@@ -156,11 +156,9 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
                     st.queued_at = Some(e.time);
                 }
             }
-            Body::Checkpoint { eval_loss: Some(l), .. } => {
-                if st.best_loss.is_none_or(|b| *l < b) {
-                    st.best_loss = Some(*l);
-                    st.best_step = Some(e.step);
-                }
+            Body::Checkpoint { eval_loss: Some(l), .. } if st.best_loss.is_none_or(|b| *l < b) => {
+                st.best_loss = Some(*l);
+                st.best_step = Some(e.step);
             }
             _ => {}
         }

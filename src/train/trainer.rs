@@ -232,7 +232,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         Some(step) => {
             let dir = run.checkpoint_dir(step);
             load_weights(&varmap, &model, &dir.join(checkpoint::MODEL_FILE))?;
-            opt.load(&dir.join(checkpoint::OPTIM_FILE))?;
+            opt.load(dir.join(checkpoint::OPTIM_FILE))?;
             (checkpoint::load_state(&dir)?, Some(step))
         }
         None => {
@@ -517,7 +517,7 @@ impl Session {
         let opt = &self.opt;
         let dir = checkpoint::save(&self.run, &self.state, |tmp| {
             varmap.save(tmp.join(checkpoint::MODEL_FILE)).context("saving model weights")?;
-            opt.save(&tmp.join(checkpoint::OPTIM_FILE)).context("saving optimizer state")?;
+            opt.save(tmp.join(checkpoint::OPTIM_FILE)).context("saving optimizer state")?;
             Ok(())
         })?;
         self.last_checkpoint = Some(self.state.step);

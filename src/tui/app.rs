@@ -442,6 +442,7 @@ impl App {
             v
         };
         let mut rows = Vec::new();
+        #[allow(clippy::too_many_arguments)]
         fn walk(
             i: usize,
             depth: usize,

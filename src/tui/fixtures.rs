@@ -154,7 +154,6 @@ pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
     if let Some((state, msg)) = s.end {
         emit(Event { v: 1, step: s.to, time: t, body: Body::Status { state, message: msg.map(String::from) } })?;
     }
-    drop(emit);
     out.flush()?;
     Ok(run)
 }

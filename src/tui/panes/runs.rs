@@ -89,7 +89,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         let narrow = w < 36;
         let fork = if narrow { String::new() } else { fork };
         let tail = if narrow {
-            let pct = if r.max_steps > 0 { (r.step() * 100 / r.max_steps).min(100) } else { 0 };
+            let pct = (r.step() * 100).checked_div(r.max_steps).unwrap_or(0).min(100);
             format!(" {pct:>3}% {loss}")
         } else {
             format!(" {step} {loss}")
