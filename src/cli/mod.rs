@@ -216,6 +216,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Bench { what, json, quick }) => {
             let rows = match what.as_str() {
                 "tui" => crate::bench::tui::run(quick)?,
+                "train" => crate::bench::train::run(quick)?,
                 other => crate::bail_input!("bench '{other}': choose tui or train"),
             };
             crate::bench::print(&rows, json);

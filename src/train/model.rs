@@ -271,19 +271,45 @@ impl Model {
         let n = b * t;
         let ids = ids.flatten_all()?.to_dtype(DType::U32)?;
         let mut x = self.embed.index_select(&ids, 0)?; // [N, H]
+        let blocks = k == Kernels::Fused && !cfg.attention_bias && hd % 16 == 0;
         for l in &self.layers {
+            if blocks {
+                // whole residual sub-blocks as single ops (norm weight as the last row)
+                let w_qkvn = Tensor::cat(&[&l.q, &l.k, &l.v, &l.ln1.unsqueeze(0)?], 0)?;
+                x = ops::attn_block(&x, &w_qkvn, &l.o, b, t, nh, nkv, cfg.rms_norm_eps, &self.rope, k)?;
+                let w_gun = Tensor::cat(&[&l.gate, &l.up, &l.ln2.unsqueeze(0)?], 0)?;
+                x = ops::mlp_block(&x, &w_gun, &l.down, cfg.rms_norm_eps, k)?;
+                continue;
+            }
             let h = ops::rms_norm(&x, &l.ln1, cfg.rms_norm_eps, k)?;
-            let q = linear(&h, &l.q, l.qb.as_ref())?.reshape((b, t, nh, hd))?;
-            let kk = linear(&h, &l.k, l.kb.as_ref())?.reshape((b, t, nkv, hd))?;
-            let v = linear(&h, &l.v, l.vb.as_ref())?.reshape((b, t, nkv, hd))?;
-            let q = ops::rope(&q, &self.rope, k)?;
-            let kk = ops::rope(&kk, &self.rope, k)?;
-            let a = ops::causal_attention(&q, &kk, &v, k)?.reshape((n, nh * hd))?;
-            x = (x + linear(&a, &l.o, None)?)?;
+            let a = if k == Kernels::Fused {
+                // one projection for q, k and v; RoPE + attention read it in place
+                let w = Tensor::cat(&[&l.q, &l.k, &l.v], 0)?;
+                let bias = match (&l.qb, &l.kb, &l.vb) {
+                    (Some(q), Some(kb), Some(v)) => Some(Tensor::cat(&[q, kb, v], 0)?),
+                    _ => None,
+                };
+                let qkv = ops::linear(&h, &w, bias.as_ref(), k)?;
+                ops::qkv_rope_attention(&qkv, b, t, nh, nkv, &self.rope, k)?
+            } else {
+                let q = ops::linear(&h, &l.q, l.qb.as_ref(), k)?.reshape((b, t, nh, hd))?;
+                let kk = ops::linear(&h, &l.k, l.kb.as_ref(), k)?.reshape((b, t, nkv, hd))?;
+                let v = ops::linear(&h, &l.v, l.vb.as_ref(), k)?.reshape((b, t, nkv, hd))?;
+                let q = ops::rope(&q, &self.rope, k)?;
+                let kk = ops::rope(&kk, &self.rope, k)?;
+                ops::causal_attention(&q, &kk, &v, k)?.reshape((n, nh * hd))?
+            };
+            x = (x + ops::linear(&a, &l.o, None, k)?)?;
             let h = ops::rms_norm(&x, &l.ln2, cfg.rms_norm_eps, k)?;
-            let g = linear(&h, &l.gate, None)?;
-            let u = linear(&h, &l.up, None)?;
-            x = (x + linear(&ops::swiglu(&g, &u, k)?, &l.down, None)?)?;
+            let y = if k == Kernels::Fused {
+                let w = Tensor::cat(&[&l.gate, &l.up], 0)?;
+                ops::mlp(&h, &w, &l.down, k)?
+            } else {
+                let g = ops::linear(&h, &l.gate, None, k)?;
+                let u = ops::linear(&h, &l.up, None, k)?;
+                ops::linear(&ops::swiglu(&g, &u, k)?, &l.down, None, k)?
+            };
+            x = (x + y)?;
         }
         ops::rms_norm(&x, &self.norm, cfg.rms_norm_eps, k)
     }
@@ -292,8 +318,13 @@ impl Model {
     /// f32 with 0 = ignore; right padding). Differentiable w.r.t. every parameter.
     pub fn loss(&self, ids: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
         let h = self.hidden(ids)?;
-        let logits = h.matmul(&self.lm_head_weight().t()?)?;
-        ops::cross_entropy(&logits, &targets.flatten_all()?, &weights.flatten_all()?, self.kernels)
+        ops::lm_head_cross_entropy(
+            &h,
+            self.lm_head_weight(),
+            &targets.flatten_all()?,
+            &weights.flatten_all()?,
+            self.kernels,
+        )
     }
 
     /// Logits `[B, T, V]` of the training forward (no cache).

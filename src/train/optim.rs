@@ -124,7 +124,9 @@ impl InplaceOp1 for Update<'_> {
         const C: usize = 16 * 1024;
         w.par_chunks_mut(C).zip(m.par_chunks_mut(C).zip(v.par_chunks_mut(C))).zip(self.g.par_chunks(C)).for_each(
             |((w, (m, v)), g)| {
-                for i in 0..w.len() {
+                let n = w.len();
+                let (m, v, g) = (&mut m[..n], &mut v[..n], &g[..n]);
+                for i in 0..n {
                     let gi = g[i] * k.gscale;
                     m[i] = k.b1 * m[i] + (1.0 - k.b1) * gi;
                     v[i] = k.b2 * v[i] + (1.0 - k.b2) * gi * gi;
@@ -203,9 +205,7 @@ impl AdamW {
         let bc1 = 1.0 - c.beta1.powi(self.step as i32);
         let bc2 = 1.0 - c.beta2.powi(self.step as i32);
         for p in &mut self.params {
-            let Some(g) = grads.get(p.var.as_tensor()) else {
-                continue;
-            };
+            let Some(g) = grads.get(p.var.as_tensor()) else { continue };
             let decay_mul = if p.decay { 1.0 - lr * c.weight_decay } else { 1.0 };
             match &mut p.state {
                 Moments::Cpu { m, v } => {

@@ -181,6 +181,7 @@ struct Session {
 pub fn train(run: &RunDir, opts: &TrainOptions) -> Result<Outcome> {
     let cfg = run.read_config()?;
     set_thread_budget(cfg.threads);
+    super::tune_allocator();
     std::fs::create_dir_all(&run.path).ok();
     let _lock = RunLock::acquire(&run.path)?;
     let mut events = EventWriter::open(&run.events_path())?;

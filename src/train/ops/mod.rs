@@ -4,6 +4,11 @@
 //! differentiable candle ops: the test oracle and the path used on non-CPU devices).
 
 pub mod attention;
+pub mod block;
+pub mod linear;
+pub mod lmhead;
+pub mod mlp;
+pub mod prof;
 pub mod rmsnorm;
 pub mod rope;
 pub(crate) mod simd;
@@ -13,10 +18,14 @@ pub mod xent;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Storage, Tensor};
 
-pub use attention::causal_attention;
+pub use attention::{causal_attention, qkv_rope_attention};
+pub use block::{attn_block, mlp_block};
+pub use linear::linear;
+pub use lmhead::lm_head_cross_entropy;
+pub use mlp::mlp;
 pub use rmsnorm::rms_norm;
 pub use rope::{rope, RopeTables};
-pub use swiglu::swiglu;
+pub use swiglu::{swiglu, swiglu_packed};
 pub use xent::{cross_entropy, token_nll_from_logits};
 
 /// Which implementation of the hot operators to use.
@@ -64,6 +73,18 @@ pub fn with_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Resul
         Storage::Cpu(s) => Ok(f(cpu_f32(s, layout, what)?)),
         _ => candle_core::bail!("{what}: fused kernels run on CPU only"),
     }
+}
+
+/// A zero-filled vector; large ones are filled by the rayon pool rather than by one thread's
+/// `calloc` memset (which leaves the other cores idle).
+pub(crate) fn zeros(n: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    if n < (1 << 16) {
+        return vec![0f32; n];
+    }
+    let mut v = Vec::with_capacity(n);
+    v.par_extend(rayon::iter::repeat_n(0f32, n));
+    v
 }
 
 /// Scalar value of a one-element f32 tensor.

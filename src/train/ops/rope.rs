@@ -38,6 +38,17 @@ impl RopeTables {
     }
 }
 
+impl RopeTables {
+    /// The cos table as a shared f32 vector `[max_pos · head_dim/2]`.
+    pub(crate) fn cos_vec(&self) -> Arc<Vec<f32>> {
+        self.cos_v.clone()
+    }
+    /// The sin table as a shared f32 vector `[max_pos · head_dim/2]`.
+    pub(crate) fn sin_vec(&self) -> Arc<Vec<f32>> {
+        self.sin_v.clone()
+    }
+}
+
 /// RoPE on `x` of shape `[B, T, H, D]` at positions `0..T`. The fused path reads `x` through its
 /// strides (a `narrow` of a packed qkv projection needs no copy) and returns a contiguous tensor.
 pub fn rope(x: &Tensor, tables: &RopeTables, kernels: Kernels) -> Result<Tensor> {
@@ -96,7 +107,7 @@ fn rotate(
 ) -> Vec<f32> {
     let [b, t, h, d] = dims;
     let half = d / 2;
-    let mut out = vec![0f32; b * t * h * d];
+    let mut out = super::zeros(b * t * h * d);
     if out.is_empty() {
         return out;
     }
@@ -126,6 +137,7 @@ impl CustomOp1 for RopeOp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _prof = super::prof::timer("rope fwd");
         let data = match s {
             CpuStorage::F32(v) => v.as_slice(),
             _ => candle_core::bail!("rope: fused kernel needs f32"),
@@ -141,6 +153,7 @@ impl CustomOp1 for RopeOp {
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let _prof = super::prof::timer("rope bwd");
         let (b, t, h, d) = x.dims4()?;
         let dx = with_f32(dy, "rope bwd", |g| {
             rotate(g, [b, t, h, d], [t * h * d, h * d, d], 0, &self.cos, &self.sin, -self.sign)

@@ -24,9 +24,11 @@ pub fn has_avx2_fma() -> bool {
 /// else `$generic::<false>`.
 macro_rules! dispatch {
     ($vis:vis fn $name:ident => $generic:ident ( $($arg:ident : $ty:ty),* $(,)? )) => {
+        #[allow(clippy::too_many_arguments)]
         $vis fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
+                #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn fast($($arg: $ty),*) { $generic::<true>($($arg),*) }
                 if $crate::train::ops::simd::has_avx2_fma() {
@@ -66,18 +68,60 @@ pub fn dot<const F: bool>(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; 8];
-    let chunks = n / 8;
-    for c in 0..chunks {
-        let (ac, bc) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        let x: &[f32; 8] = x.try_into().unwrap();
+        let y: &[f32; 8] = y.try_into().unwrap();
         for l in 0..8 {
-            acc[l] = madd::<F>(ac[l], bc[l], acc[l]);
+            acc[l] = madd::<F>(x[l], y[l], acc[l]);
         }
     }
     let mut tail = 0f32;
-    for i in chunks * 8..n {
-        tail = madd::<F>(a[i], b[i], tail);
+    for (x, y) in ar.iter().zip(br) {
+        tail = madd::<F>(*x, *y, tail);
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// Maximum of a slice (8 lanes; NaN-free input assumed), −inf when empty.
+#[inline(always)]
+pub fn max(a: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let c = a.chunks_exact(8);
+    let r = c.remainder();
+    for x in c {
+        let x: &[f32; 8] = x.try_into().unwrap();
+        for l in 0..8 {
+            acc[l] = if x[l] > acc[l] { x[l] } else { acc[l] };
+        }
+    }
+    let mut m = acc.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    for &x in r {
+        if x > m {
+            m = x;
+        }
+    }
+    m
+}
+
+/// Sum with 8 partial sums (fixed order).
+#[inline(always)]
+pub fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let c = x.chunks_exact(8);
+    let rem = c.remainder();
+    for y in c {
+        let y: &[f32; 8] = y.try_into().unwrap();
+        for l in 0..8 {
+            acc[l] += y[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for &y in rem {
+        s += y;
+    }
+    s
 }
 
 /// Sum of squares, same reduction scheme as [`dot`].
@@ -89,6 +133,7 @@ pub fn sumsq<const F: bool>(a: &[f32]) -> f32 {
 /// exp(x) without branches (Cephes polynomial, ~2 ulp on the clamped range); vectorisable.
 /// Inputs below -87.3 give ~1e-38 instead of 0, NaN propagates as NaN.
 #[inline(always)]
+#[allow(clippy::excessive_precision)]
 pub fn exp<const F: bool>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;

@@ -5,7 +5,7 @@
 //! `[N, V]` matrix (softmax − one-hot, scaled by w_i / Σw) and keeps it in the op until the
 //! backward asks for it, so the logits are read once and no log-softmax matrix is built.
 
-use super::simd::{dispatch, exp};
+use super::simd::{self, dispatch, exp};
 use super::{cpu_f32, cpu_tensor, scalar_f32, Kernels};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -83,16 +83,18 @@ fn row_lse_d(row: &[f32]) -> f32 {
 
 #[inline(always)]
 fn row_lse<const F: bool>(row: &[f32], out: &mut f32) {
-    let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let m = simd::max(row);
     let mut acc = [0f32; 8];
-    let chunks = row.len() / 8;
-    for c in 0..chunks {
+    let c = row.chunks_exact(8);
+    let rem = c.remainder();
+    for x in c {
+        let x: &[f32; 8] = x.try_into().unwrap();
         for l in 0..8 {
-            acc[l] += exp::<F>(row[c * 8 + l] - m);
+            acc[l] += exp::<F>(x[l] - m);
         }
     }
     let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for &x in &row[chunks * 8..] {
+    for &x in rem {
         s += exp::<F>(x - m);
     }
     *out = m + s.ln();
@@ -102,22 +104,12 @@ dispatch!(fn row_lse_into => row_lse(row: &[f32], out: &mut f32));
 /// One row: returns nll, writes (softmax − onehot)·scale into `d`.
 #[inline(always)]
 fn row_fwd<const F: bool>(row: &[f32], t: usize, scale: f32, d: &mut [f32], out: &mut f32) {
-    let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let mut acc = [0f32; 8];
-    let chunks = row.len() / 8;
-    for c in 0..chunks {
-        for l in 0..8 {
-            let e = exp::<F>(row[c * 8 + l] - m);
-            d[c * 8 + l] = e;
-            acc[l] += e;
-        }
+    let m = simd::max(row);
+    let d = &mut d[..row.len()];
+    for (o, &x) in d.iter_mut().zip(row) {
+        *o = exp::<F>(x - m);
     }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for i in chunks * 8..row.len() {
-        let e = exp::<F>(row[i] - m);
-        d[i] = e;
-        s += e;
-    }
+    let s = simd::sum(d);
     let k = scale / s;
     for x in d.iter_mut() {
         *x *= k;
@@ -175,6 +167,7 @@ impl CustomOp1 for XentOp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _prof = super::prof::timer("xent fwd");
         let x = cpu_f32(s, l, "cross_entropy logits")?;
         let v = l.dims()[1];
         let (loss, d) = self.compute(x, v);
@@ -183,6 +176,7 @@ impl CustomOp1 for XentOp {
     }
 
     fn bwd(&self, logits: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let _prof = super::prof::timer("xent bwd");
         let (n, v) = logits.dims2()?;
         let d = match self.dlogits.lock().unwrap().take() {
             Some(d) => d,

@@ -1,0 +1,126 @@
+//! `mixscope bench train`: training throughput of the engine at two shapes, fused kernels and
+//! the composite (plain candle ops) path measured side by side in one process, with the step
+//! split into forward, backward and optimizer time.
+//!
+//! Shapes: `demo` is the demo's base model (configs/demo-base.toml); `reference` is the
+//! comparison shape of issue 3 (Llama, vocab 4096, hidden 256, ffn 688, 4 layers, 4 heads,
+//! untied, sequence 256, batch 16). Tokens are random: throughput does not depend on them.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::Row;
+use crate::train::{AdamW, AdamWConfig, Kernels, Model, ModelConfig};
+
+struct Shape {
+    name: &'static str,
+    cfg: ModelConfig,
+    seq: usize,
+    batch: usize,
+}
+
+fn shapes() -> Vec<Shape> {
+    vec![
+        Shape { name: "demo", cfg: ModelConfig::llama(4096, 192, 512, 4, 4, 4, 256, false), seq: 192, batch: 16 },
+        Shape { name: "reference", cfg: ModelConfig::llama(4096, 256, 688, 4, 4, 4, 256, false), seq: 256, batch: 16 },
+    ]
+}
+
+/// Per-step seconds of each phase.
+#[derive(Default, Clone, Copy)]
+struct Step {
+    fwd: f64,
+    bwd: f64,
+    opt: f64,
+}
+
+impl Step {
+    fn total(&self) -> f64 {
+        self.fwd + self.bwd + self.opt
+    }
+}
+
+fn batch(s: &Shape, seed: u64) -> Result<(Tensor, Tensor, Tensor)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = s.batch * s.seq;
+    let v = s.cfg.vocab_size as u32;
+    let ids: Vec<u32> = (0..n).map(|_| rng.random_range(0..v)).collect();
+    let tg: Vec<u32> = (0..n).map(|_| rng.random_range(0..v)).collect();
+    let d = Device::Cpu;
+    Ok((
+        Tensor::from_vec(ids, (s.batch, s.seq), &d)?,
+        Tensor::from_vec(tg, (s.batch, s.seq), &d)?,
+        Tensor::ones((s.batch, s.seq), DType::F32, &d)?,
+    ))
+}
+
+fn measure(s: &Shape, kernels: Kernels, warmup: usize, steps: usize) -> Result<Vec<Step>> {
+    let varmap = VarMap::new();
+    let mut model = Model::new(&s.cfg, &varmap, &Device::Cpu, DType::F32, 0)?;
+    model.set_kernels(kernels);
+    let mut opt = AdamW::new(&varmap, AdamWConfig::default())?;
+    let mut out = Vec::new();
+    for i in 0..warmup + steps {
+        let (ids, tg, w) = batch(s, i as u64)?;
+        let t0 = Instant::now();
+        let loss = model.loss(&ids, &tg, &w)?;
+        let t1 = Instant::now();
+        let grads = loss.backward()?;
+        let t2 = Instant::now();
+        opt.step_clipped(&grads, 1e-3, Some(1.0))?;
+        let t3 = Instant::now();
+        if i >= warmup {
+            out.push(Step { fwd: (t1 - t0).as_secs_f64(), bwd: (t2 - t1).as_secs_f64(), opt: (t3 - t2).as_secs_f64() });
+        }
+    }
+    Ok(out)
+}
+
+/// The step of median total time.
+fn median(mut v: Vec<Step>) -> Step {
+    v.sort_by(|a, b| a.total().total_cmp(&b.total()));
+    v[v.len() / 2]
+}
+
+pub fn run(quick: bool) -> Result<Vec<Row>> {
+    crate::train::tune_allocator();
+    let (warmup, steps) = if quick { (1, 3) } else { (2, 10) };
+    let threads = rayon::current_num_threads();
+    let mut rows = Vec::new();
+    for s in shapes() {
+        let tokens = (s.batch * s.seq) as f64;
+        let flops = s.cfg.train_flops_per_token(s.seq) * tokens;
+        let mut tps = [0.0; 2];
+        for (k, kernels) in [Kernels::Fused, Kernels::Composite].into_iter().enumerate() {
+            let m = median(measure(&s, kernels, warmup, steps)?);
+            let kname = if k == 0 { "fused" } else { "composite" };
+            tps[k] = tokens / m.total();
+            let detail = format!(
+                "shape={} kernels={kname} threads={threads} params={:.2}M step={:.0}ms (fwd {:.0} / bwd {:.0} / opt {:.0} ms) {:.2} GFLOP/s",
+                s.name,
+                s.cfg.num_params() as f64 / 1e6,
+                m.total() * 1e3,
+                m.fwd * 1e3,
+                m.bwd * 1e3,
+                m.opt * 1e3,
+                flops / m.total() / 1e9,
+            );
+            rows.push(Row::new("train", "tokens/s", detail, tps[k], "tokens/s", "-", true));
+        }
+        rows.push(Row::new(
+            "train",
+            "fused/comp",
+            format!("shape={} fused over composite, same process", s.name),
+            tps[0] / tps[1],
+            "ratio",
+            ">=1",
+            tps[0] >= tps[1],
+        ));
+    }
+    Ok(rows)
+}

@@ -1,0 +1,292 @@
+//! The output layer fused with the token-weighted cross-entropy:
+//! loss = Σ_i w_i · nll(h_i · Wᵀ, t_i) / Σ_i w_i, for `h` `[N, H]`, `W` `[V, H]`.
+//!
+//! The fused forward walks the rows in chunks: logits of a chunk (one matmul), softmax/NLL and
+//! d(loss)/d(logits) in place, then the chunk's contributions to dh (= dlogits·W) and dW
+//! (+= dlogitsᵀ·h). The `[N, V]` logits never exist at once, nothing of that size goes
+//! through the autograd graph, and the gradients are ready when `backward` asks for them
+//! (scaled there by the upstream gradient). When neither input needs a gradient the forward
+//! computes the loss only.
+
+use super::simd::{self, dispatch, exp};
+use super::Kernels;
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// Rows per chunk: about 4 M logits (16 MB) at a time.
+fn default_chunk(v: usize) -> usize {
+    ((4 << 20) / v.max(1)).max(16)
+}
+
+/// Weighted mean NLL of `h · wᵀ` (see the module doc). `targets` u32 `[N]`, `weights` `[N]`.
+pub fn lm_head_cross_entropy(
+    h: &Tensor,
+    w: &Tensor,
+    targets: &Tensor,
+    weights: &Tensor,
+    kernels: Kernels,
+) -> Result<Tensor> {
+    lm_head_cross_entropy_chunked(h, w, targets, weights, kernels, None)
+}
+
+/// As [`lm_head_cross_entropy`] with an explicit chunk size (tests).
+pub fn lm_head_cross_entropy_chunked(
+    h: &Tensor,
+    w: &Tensor,
+    targets: &Tensor,
+    weights: &Tensor,
+    kernels: Kernels,
+    chunk: Option<usize>,
+) -> Result<Tensor> {
+    let (n, hd) = h.dims2()?;
+    let (v, hd2) = w.dims2()?;
+    if hd != hd2 {
+        candle_core::bail!("lm_head_cross_entropy: h {:?} vs w {:?}", h.dims(), w.dims());
+    }
+    match kernels.effective(h.device(), h.dtype()) {
+        Kernels::Composite => {
+            let logits = h.matmul(&w.t()?)?;
+            super::cross_entropy(&logits, targets, weights, Kernels::Composite)
+        }
+        Kernels::Fused => {
+            let t = targets.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+            let wt = weights.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            if t.len() != n || wt.len() != n {
+                candle_core::bail!("lm_head_cross_entropy: {n} rows, {} targets, {} weights", t.len(), wt.len());
+            }
+            if let Some((i, &bad)) = t.iter().enumerate().find(|(_, &x)| x as usize >= v) {
+                candle_core::bail!("cross_entropy: target {bad} at position {i} is out of the vocabulary ({v})");
+            }
+            let wsum: f64 = wt.iter().map(|&x| x as f64).sum();
+            let op = LmHeadXent {
+                targets: t,
+                weights: wt,
+                wsum,
+                chunk: chunk.unwrap_or_else(|| default_chunk(v)).max(1),
+                want_grad: h.track_op() || w.track_op(),
+                grads: Mutex::new(None),
+            };
+            h.contiguous()?.apply_op2(&w.contiguous()?, op)
+        }
+    }
+}
+
+struct LmHeadXent {
+    targets: Vec<u32>,
+    weights: Vec<f32>,
+    wsum: f64,
+    chunk: usize,
+    want_grad: bool,
+    /// (dh [N, H], dW [V, H]) for an upstream gradient of 1.
+    grads: Mutex<Option<(Vec<f32>, Vec<f32>)>>,
+}
+
+const ROWS: usize = 8;
+
+/// One row: returns nll; when `grad`, overwrites the row with (softmax − onehot)·scale.
+#[inline(always)]
+fn row<const F: bool>(x: &mut [f32], t: usize, scale: f32, grad: bool, out: &mut f32) {
+    let m = simd::max(x);
+    let xt = x[t];
+    if grad {
+        for e in x.iter_mut() {
+            *e = exp::<F>(*e - m);
+        }
+        let s = sum8(x);
+        let k = scale / s;
+        for e in x.iter_mut() {
+            *e *= k;
+        }
+        x[t] -= scale;
+        *out = m + s.ln() - xt;
+    } else {
+        let mut acc = [0f32; 8];
+        let c = x.chunks_exact(8);
+        let rem = c.remainder();
+        for y in c {
+            let y: &[f32; 8] = y.try_into().unwrap();
+            for l in 0..8 {
+                acc[l] += exp::<F>(y[l] - m);
+            }
+        }
+        let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for &y in rem {
+            s += exp::<F>(y - m);
+        }
+        *out = m + s.ln() - xt;
+    }
+}
+dispatch!(fn row_d => row(x: &mut [f32], t: usize, scale: f32, grad: bool, out: &mut f32));
+
+#[inline(always)]
+fn sum8(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let c = x.chunks_exact(8);
+    let rem = c.remainder();
+    for y in c {
+        let y: &[f32; 8] = y.try_into().unwrap();
+        for l in 0..8 {
+            acc[l] += y[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for &y in rem {
+        s += y;
+    }
+    s
+}
+
+fn take_f32(s: CpuStorage) -> Result<Vec<f32>> {
+    match s {
+        CpuStorage::F32(v) => Ok(v),
+        _ => candle_core::bail!("lm_head_cross_entropy: f32 expected"),
+    }
+}
+
+impl LmHeadXent {
+    /// One chunk of rows: (nll, optional (dh rows, dW contribution)).
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
+    fn chunk(
+        &self,
+        sh: &CpuStorage,
+        lh: &Layout,
+        sw: &CpuStorage,
+        lw: &Layout,
+        r0: usize,
+        rows: usize,
+        grad: bool,
+    ) -> Result<(Vec<f32>, Option<(Vec<f32>, Vec<f32>)>)> {
+        let hd = lh.dims()[1];
+        let v = lw.dims()[0];
+        let inv = if self.wsum > 0.0 { 1.0 / self.wsum } else { 0.0 };
+        let lhc = Layout::contiguous_with_offset((rows, hd), lh.start_offset() + r0 * hd);
+        let mut logits = {
+            let _p = super::prof::timer("lm_head matmul");
+            take_f32(sh.matmul(sw, (1, rows, v, hd), &lhc, &lw.transpose(0, 1)?)?)?
+        };
+        let mut nll = vec![0f32; rows];
+        {
+            let _p = super::prof::timer("lm_head softmax");
+            let (t, w) = (&self.targets[r0..r0 + rows], &self.weights[r0..r0 + rows]);
+            logits.par_chunks_mut(ROWS * v).zip(nll.par_chunks_mut(ROWS)).enumerate().for_each(|(c, (x, o))| {
+                for (k, (xr, o)) in x.chunks_exact_mut(v).zip(o.iter_mut()).enumerate() {
+                    let i = c * ROWS + k;
+                    if w[i] == 0.0 && grad {
+                        xr.fill(0.0);
+                        *o = 0.0;
+                    } else {
+                        row_d(xr, t[i] as usize, (w[i] as f64 * inv) as f32, grad, o);
+                    }
+                }
+            });
+        }
+        if !grad {
+            return Ok((nll, None));
+        }
+        let _p = super::prof::timer("lm_head grad matmuls");
+        let d = CpuStorage::F32(logits);
+        let ld = Layout::contiguous((rows, v));
+        // dh_c = dlogits [rows, V] · W [V, H]
+        let dhc = take_f32(d.matmul(sw, (1, rows, hd, v), &ld, lw)?)?;
+        // dW_c = dlogitsᵀ [V, rows] · h_c [rows, H]
+        let dwc = take_f32(d.matmul(sh, (1, v, hd, rows), &ld.transpose(0, 1)?, &lhc)?)?;
+        Ok((nll, Some((dhc, dwc))))
+    }
+
+    /// Per-row NLL (and, when `want_grad`, dh and dW for unit upstream gradient). Chunks run
+    /// two at a time (nested parallelism keeps both cores busy through gemm's serial phases);
+    /// results are combined in chunk order, so the sums do not depend on scheduling.
+    #[allow(clippy::type_complexity)]
+    fn run(
+        &self,
+        sh: &CpuStorage,
+        lh: &Layout,
+        sw: &CpuStorage,
+        lw: &Layout,
+        grad: bool,
+    ) -> Result<(Vec<f32>, Option<(Vec<f32>, Vec<f32>)>)> {
+        let (n, hd) = (lh.dims()[0], lh.dims()[1]);
+        let v = lw.dims()[0];
+        let starts: Vec<usize> = (0..n).step_by(self.chunk).collect();
+        let mut nll = Vec::with_capacity(n);
+        let mut dh = if grad { Vec::with_capacity(n * hd) } else { Vec::new() };
+        let mut dw: Option<Vec<f32>> = None;
+        let mut add = |dh: &mut Vec<f32>, part: (Vec<f32>, Option<(Vec<f32>, Vec<f32>)>)| {
+            nll.extend_from_slice(&part.0);
+            if let Some((dhc, dwc)) = part.1 {
+                dh.extend_from_slice(&dhc);
+                match &mut dw {
+                    None => dw = Some(dwc),
+                    Some(acc) => acc.par_chunks_mut(1 << 14).zip(dwc.par_chunks(1 << 14)).for_each(|(a, b)| {
+                        for (x, y) in a.iter_mut().zip(b) {
+                            *x += y;
+                        }
+                    }),
+                }
+            }
+        };
+        for pair in starts.chunks(2) {
+            let rows = |r0: usize| self.chunk.min(n - r0);
+            if pair.len() == 2 {
+                let (a, b) = rayon::join(
+                    || self.chunk(sh, lh, sw, lw, pair[0], rows(pair[0]), grad),
+                    || self.chunk(sh, lh, sw, lw, pair[1], rows(pair[1]), grad),
+                );
+                add(&mut dh, a?);
+                add(&mut dh, b?);
+            } else {
+                add(&mut dh, self.chunk(sh, lh, sw, lw, pair[0], rows(pair[0]), grad)?);
+            }
+        }
+        let grads = if grad { Some((dh, dw.unwrap_or_else(|| vec![0f32; v * hd]))) } else { None };
+        Ok((nll, grads))
+    }
+}
+
+impl CustomOp2 for LmHeadXent {
+    fn name(&self) -> &'static str {
+        "engine-lm-head-cross-entropy"
+    }
+
+    fn cpu_fwd(&self, sh: &CpuStorage, lh: &Layout, sw: &CpuStorage, lw: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _prof = super::prof::timer("lm_head+xent fwd");
+        let (nll, grads) = self.run(sh, lh, sw, lw, self.want_grad)?;
+        let mut total = 0f64;
+        for (l, w) in nll.iter().zip(&self.weights) {
+            if *w != 0.0 {
+                total += *w as f64 * *l as f64;
+            }
+        }
+        let loss = if self.wsum > 0.0 { total / self.wsum } else { 0.0 };
+        *self.grads.lock().unwrap() = grads;
+        Ok((CpuStorage::F32(vec![loss as f32]), Shape::from(())))
+    }
+
+    fn bwd(&self, h: &Tensor, w: &Tensor, _res: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let _prof = super::prof::timer("lm_head+xent bwd");
+        let (dh, dw) = match self.grads.lock().unwrap().take() {
+            Some(x) => x,
+            None => {
+                // forward ran without gradients (or backward is called twice): recompute
+                let (hs, hl) = h.storage_and_layout();
+                let (ws, wl) = w.storage_and_layout();
+                match (&*hs, &*ws) {
+                    (candle_core::Storage::Cpu(a), candle_core::Storage::Cpu(b)) => {
+                        self.run(a, hl, b, wl, true)?.1.unwrap()
+                    }
+                    _ => candle_core::bail!("lm_head_cross_entropy: CPU only"),
+                }
+            }
+        };
+        let g = super::scalar_f32(g)?;
+        let dh = super::cpu_tensor(dh, h.dims())?;
+        let dw = super::cpu_tensor(dw, w.dims())?;
+        if g == 1.0 {
+            Ok((Some(dh), Some(dw)))
+        } else {
+            Ok((Some((dh * g as f64)?), Some((dw * g as f64)?)))
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Opt-in timers for the fused ops (`ENGINE_PROFILE=1`): accumulated wall time per op and
+//! direction, read with [`report`]. Disabled, a timer costs one relaxed atomic load.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+static STATE: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 off, 2 on
+static TOTALS: Mutex<BTreeMap<&'static str, (f64, u64)>> = Mutex::new(BTreeMap::new());
+static CPU: Mutex<BTreeMap<&'static str, f64>> = Mutex::new(BTreeMap::new());
+
+/// Process CPU seconds (user + system) from /proc; 0 where unavailable.
+pub fn process_cpu() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let Some(rest) = stat.rsplit_once(')').map(|x| x.1) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i - 3).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(14) + ticks(15)) / 100.0
+}
+
+pub fn enabled() -> bool {
+    match STATE.load(Ordering::Relaxed) {
+        0 => {
+            let on = std::env::var("ENGINE_PROFILE").map(|v| !v.is_empty() && v != "0").unwrap_or(false);
+            STATE.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+            on
+        }
+        s => s == 2,
+    }
+}
+
+/// Times the rest of the scope under `name` when profiling is enabled.
+pub struct Timer(Option<(&'static str, Instant, f64)>);
+
+pub fn timer(name: &'static str) -> Timer {
+    Timer(if enabled() { Some((name, Instant::now(), process_cpu())) } else { None })
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        if let Some((name, t, c)) = self.0.take() {
+            let mut m = TOTALS.lock().unwrap();
+            let e = m.entry(name).or_insert((0.0, 0));
+            e.0 += t.elapsed().as_secs_f64();
+            e.1 += 1;
+            *CPU.lock().unwrap().entry(name).or_insert(0.0) += process_cpu() - c;
+        }
+    }
+}
+
+/// (name, process CPU seconds) accumulated while each timer ran (10 ms resolution).
+pub fn cpu_report() -> Vec<(&'static str, f64)> {
+    CPU.lock().unwrap().iter().map(|(k, v)| (*k, *v)).collect()
+}
+
+/// (name, seconds, calls) accumulated so far; `reset` clears them (and the CPU totals).
+pub fn report(reset: bool) -> Vec<(&'static str, f64, u64)> {
+    let mut m = TOTALS.lock().unwrap();
+    let out = m.iter().map(|(k, (s, c))| (*k, *s, *c)).collect();
+    if reset {
+        m.clear();
+        CPU.lock().unwrap().clear();
+    }
+    out
+}

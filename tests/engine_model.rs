@@ -1,0 +1,360 @@
+//! Whole-model tests: gradients reach every parameter, match finite differences and the
+//! composite path; loss at init; determinism; generation with a KV cache; configs and weights.
+#[path = "engine_common/mod.rs"]
+mod common;
+use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_nn::VarMap;
+use common::*;
+use mixscope::train::{AdamW, AdamWConfig, Arch, Kernels, Model, ModelConfig};
+use std::collections::BTreeMap;
+
+/// hidden 32, 2 query heads sharing 1 kv head (head dim 16: the packed fused attention).
+fn tiny(arch: Arch, tied: bool) -> ModelConfig {
+    let mut c = ModelConfig::llama(23, 32, 40, 2, 2, 1, 64, tied);
+    if arch == Arch::Qwen2 {
+        c.architecture = Arch::Qwen2;
+        c.attention_bias = true;
+    }
+    c
+}
+
+fn build(cfg: &ModelConfig, seed: u64) -> (VarMap, Model) {
+    let vm = VarMap::new();
+    let m = Model::new(cfg, &vm, &Device::Cpu, DType::F32, seed).unwrap();
+    (vm, m)
+}
+
+/// Replaces every weight with larger random values (so that gradients and logits are far
+/// from degenerate): matrices std `std`, norms 1 ± 0.3, biases std 0.3.
+fn scramble(vm: &VarMap, seed: u64, std: f64) {
+    let data = vm.data().lock().unwrap();
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for (i, n) in names.into_iter().enumerate() {
+        let v = &data[n];
+        let dims = v.dims().to_vec();
+        let t = if n.ends_with("norm.weight") {
+            (randn(&dims, seed + i as u64, 0.3) + 1.0).unwrap()
+        } else if n.ends_with(".bias") {
+            randn(&dims, seed + i as u64, 0.3)
+        } else {
+            randn(&dims, seed + i as u64, std)
+        };
+        v.set(&t).unwrap();
+    }
+}
+
+fn sorted_vars(vm: &VarMap) -> BTreeMap<String, Var> {
+    vm.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+#[test]
+fn every_parameter_gets_a_nonzero_gradient_in_both_modes() -> Result<()> {
+    for (arch, tied, heads) in [(Arch::Llama, false, 2), (Arch::Qwen2, true, 2), (Arch::Llama, true, 4)] {
+        let mut cfg = tiny(arch, tied);
+        cfg.num_attention_heads = heads; // 4 heads: head dim 8, the unblocked kernels
+        cfg.num_key_value_heads = heads / 2;
+        let (vm, mut model) = build(&cfg, 1);
+        scramble(&vm, 100, 0.2); // zero-initialised biases would get zero-free grads anyway
+        let (ids, tg, w) = lm_batch(3, 11, cfg.vocab_size, 2, Some(&[12, 7, 3]));
+        for k in [Kernels::Fused, Kernels::Composite] {
+            model.set_kernels(k);
+            let grads = model.loss(&ids, &tg, &w)?.backward()?;
+            let vars = sorted_vars(&vm);
+            assert_eq!(vars.len(), mixscope::train::param_specs(&cfg).len());
+            for (name, v) in &vars {
+                let g = grads.get(v.as_tensor()).unwrap_or_else(|| panic!("{arch:?} {k:?}: no gradient for {name}"));
+                assert_eq!(g.dims(), v.dims());
+                let gv = to_vec(g);
+                assert!(gv.iter().all(|x| x.is_finite()), "{name}: non-finite grad");
+                assert!(gv.iter().any(|x| *x != 0.0), "{arch:?} {k:?}: zero gradient for {name}");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn fused_and_composite_models_agree() -> Result<()> {
+    for (arch, tied, heads) in [(Arch::Llama, false, 2), (Arch::Qwen2, true, 2), (Arch::Qwen2, false, 4)] {
+        let mut cfg = tiny(arch, tied);
+        cfg.num_attention_heads = heads;
+        cfg.num_key_value_heads = heads / 2;
+        let (vm, mut model) = build(&cfg, 3);
+        scramble(&vm, 200, 0.2);
+        let (ids, tg, w) = lm_batch(3, 13, cfg.vocab_size, 4, Some(&[14, 9, 2]));
+        model.set_kernels(Kernels::Fused);
+        let lf = model.loss(&ids, &tg, &w)?;
+        let gf = lf.backward()?;
+        model.set_kernels(Kernels::Composite);
+        let lc = model.loss(&ids, &tg, &w)?;
+        let gc = lc.backward()?;
+        assert_close("loss", &lf, &lc, 1e-5)?;
+        for (name, v) in sorted_vars(&vm) {
+            assert_close(
+                &format!("{arch:?} grad {name}"),
+                gf.get(v.as_tensor()).unwrap(),
+                gc.get(v.as_tensor()).unwrap(),
+                1e-4,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn gradients_match_finite_differences() -> Result<()> {
+    // head dim 16 (blocked, packed kernels) and 8 (row kernels), GQA where heads = 2
+    for (arch, tied, k, heads, kv) in [
+        (Arch::Llama, false, Kernels::Fused, 1, 1),
+        (Arch::Qwen2, true, Kernels::Fused, 2, 1),
+        (Arch::Llama, false, Kernels::Composite, 2, 1),
+    ] {
+        let mut cfg = tiny(arch, tied);
+        cfg.vocab_size = 13;
+        cfg.hidden_size = 16;
+        cfg.intermediate_size = 24;
+        cfg.num_attention_heads = heads;
+        cfg.num_key_value_heads = kv;
+        let (vm, mut model) = build(&cfg, 5);
+        model.set_kernels(k);
+        scramble(&vm, 300, 0.4);
+        let (ids, tg, w) = lm_batch(2, 7, cfg.vocab_size, 6, Some(&[8, 5]));
+        let loss = |m: &Model| -> f64 { m.loss(&ids, &tg, &w).unwrap().to_scalar::<f32>().unwrap() as f64 };
+        let grads = model.loss(&ids, &tg, &w)?.backward()?;
+        let eps = 1e-2f32;
+        let mut checked = 0;
+        for (name, v) in sorted_vars(&vm) {
+            let g = to_vec(grads.get(v.as_tensor()).unwrap());
+            let base = to_vec(v.as_tensor());
+            // the two largest-gradient coordinates and two fixed others
+            let mut idx: Vec<usize> = (0..g.len()).collect();
+            idx.sort_by(|&a, &b| g[b].abs().partial_cmp(&g[a].abs()).unwrap());
+            let mut sample = vec![idx[0], idx[1.min(idx.len() - 1)], g.len() / 3, (g.len() * 7) / 9];
+            sample.dedup();
+            for &i in &sample {
+                // central difference with Richardson extrapolation: (4·D(h/2) − D(h)) / 3
+                let central = |h: f32| -> Result<f64> {
+                    let mut p = base.clone();
+                    p[i] = base[i] + h;
+                    v.set(&Tensor::from_vec(p.clone(), v.dims(), &Device::Cpu)?)?;
+                    let lp = loss(&model);
+                    p[i] = base[i] - h;
+                    v.set(&Tensor::from_vec(p, v.dims(), &Device::Cpu)?)?;
+                    let lm = loss(&model);
+                    v.set(&Tensor::from_vec(base.clone(), v.dims(), &Device::Cpu)?)?;
+                    Ok((lp - lm) / (2.0 * h as f64))
+                };
+                // smaller steps where the gradient (and so, usually, the curvature) is large
+                let h = eps / (g[i].abs()).max(1.0);
+                let (d1, d2) = (central(h)?, central(h / 2.0)?);
+                let fd = (4.0 * d2 - d1) / 3.0;
+                let an = g[i] as f64;
+                let scale = fd.abs().max(an.abs());
+                if scale > 2e-2 {
+                    let rel = (fd - an).abs() / scale;
+                    assert!(
+                        rel < 1e-2,
+                        "{arch:?} {k:?} {name}[{i}]: analytic {an:e} vs finite difference {fd:e} (rel {rel:e})"
+                    );
+                    checked += 1;
+                } else {
+                    assert!(
+                        (fd - an).abs() < 2e-4,
+                        "{arch:?} {k:?} {name}[{i}]: analytic {an:e} vs finite difference {fd:e}"
+                    );
+                }
+            }
+        }
+        assert!(
+            checked >= mixscope::train::param_specs(&cfg).len(),
+            "too few coordinates with a large gradient: {checked}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn loss_at_init_is_ln_vocab() -> Result<()> {
+    for k in [Kernels::Fused, Kernels::Composite] {
+        let cfg = ModelConfig::llama(512, 64, 96, 2, 4, 4, 128, false);
+        let (_vm, mut model) = build(&cfg, 7);
+        model.set_kernels(k);
+        let (ids, tg, w) = lm_batch(4, 32, cfg.vocab_size, 8, None);
+        let l = model.loss(&ids, &tg, &w)?.to_scalar::<f32>()? as f64;
+        let want = (cfg.vocab_size as f64).ln();
+        assert!((l - want).abs() < 0.1, "{k:?}: loss {l} vs ln(V) {want}");
+    }
+    Ok(())
+}
+
+#[test]
+fn token_nll_matches_loss() -> Result<()> {
+    let cfg = tiny(Arch::Qwen2, false);
+    let (vm, model) = build(&cfg, 9);
+    scramble(&vm, 400, 0.2);
+    let (ids, tg, w) = lm_batch(3, 10, cfg.vocab_size, 10, Some(&[11, 6, 4]));
+    let nll = model.token_nll(&ids, &tg)?;
+    assert_eq!(nll.dims(), &[3, 10]);
+    let mean = ((&nll * &w)?.sum_all()? / w.sum_all()?.to_scalar::<f32>()? as f64)?;
+    assert_close("weighted nll", &mean, &model.loss(&ids, &tg, &w)?, 1e-5)?;
+    Ok(())
+}
+
+pub fn train(cfg: &ModelConfig, steps: usize, k: Kernels) -> Result<VarMap> {
+    let (vm, mut model) = build(cfg, 11);
+    model.set_kernels(k);
+    let mut opt = AdamW::new(&vm, AdamWConfig::default())?;
+    for s in 0..steps {
+        let (ids, tg, w) = lm_batch(4, 24, cfg.vocab_size, 1000 + s as u64, Some(&[25, 20, 13, 25]));
+        let grads = model.loss(&ids, &tg, &w)?.backward()?;
+        opt.step_clipped(&grads, 3e-3, Some(1.0))?;
+    }
+    Ok(vm)
+}
+
+fn weights_bits(vm: &VarMap) -> BTreeMap<String, Vec<u32>> {
+    sorted_vars(vm).into_iter().map(|(k, v)| (k, to_vec(v.as_tensor()).iter().map(|x| x.to_bits()).collect())).collect()
+}
+
+#[test]
+fn training_is_deterministic() -> Result<()> {
+    let cfg = tiny(Arch::Qwen2, false);
+    for k in [Kernels::Fused, Kernels::Composite] {
+        let a = weights_bits(&train(&cfg, 20, k)?);
+        let b = weights_bits(&train(&cfg, 20, k)?);
+        assert!(a == b, "{k:?}: two identical runs differ");
+        // and the run did move the weights
+        let (vm0, _) = build(&cfg, 11);
+        assert!(weights_bits(&vm0) != a);
+    }
+    Ok(())
+}
+
+#[test]
+fn training_is_identical_with_one_and_two_threads() -> Result<()> {
+    // Our kernels use fixed chunking; candle's matmul splits work by the RAYON_NUM_THREADS
+    // setting, not by the pool it runs in, so this compares pools of 1 and 2 threads. The
+    // bench's `--hash` mode compares separate processes with RAYON_NUM_THREADS=1 and 2.
+    let cfg = tiny(Arch::Llama, false);
+    let run = |n: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+        pool.install(|| weights_bits(&train(&cfg, 5, Kernels::Fused).unwrap()))
+    };
+    assert!(run(1) == run(2), "1 vs 2 threads differ");
+    Ok(())
+}
+
+/// Greedy decoding with the training forward (no cache), one prompt.
+fn greedy_reference(model: &Model, prompt: &[u32], max_new: usize) -> Result<Vec<u32>> {
+    let mut seq = prompt.to_vec();
+    let mut out = Vec::new();
+    for _ in 0..max_new {
+        let ids = Tensor::from_vec(seq.clone(), (1, seq.len()), &Device::Cpu)?;
+        let logits = model.logits(&ids)?; // [1, T, V]
+        let last = to_vec(&logits.narrow(1, seq.len() - 1, 1)?);
+        let best = (0..last.len()).fold(0, |b, i| if last[i] > last[b] { i } else { b }) as u32;
+        out.push(best);
+        seq.push(best);
+    }
+    Ok(out)
+}
+
+#[test]
+fn batched_generation_equals_one_at_a_time_and_the_uncached_forward() -> Result<()> {
+    for arch in [Arch::Llama, Arch::Qwen2] {
+        let cfg = tiny(arch, arch == Arch::Qwen2);
+        let (vm, model) = build(&cfg, 12);
+        scramble(&vm, 500, 0.5);
+        let prompts: Vec<Vec<u32>> =
+            vec![vec![1, 2, 3, 4, 5], vec![7], vec![3, 9, 11, 13, 15, 17, 19, 21, 2], vec![22, 0, 5]];
+        let batched = model.generate(&prompts, 9, &[])?;
+        for (p, b) in prompts.iter().zip(&batched) {
+            let single = model.generate(std::slice::from_ref(p), 9, &[])?;
+            assert_eq!(&single[0], b, "{arch:?}: batched vs single for prompt {p:?}");
+            assert_eq!(b.len(), 9);
+            assert_eq!(&greedy_reference(&model, p, 9)?, b, "{arch:?}: cached vs uncached for prompt {p:?}");
+        }
+        // stop tokens: stop at the first occurrence, not included
+        let stop = batched[2][3];
+        let first = batched[2].iter().position(|&x| x == stop).unwrap();
+        let stopped = model.generate(&prompts, 9, &[stop])?;
+        assert_eq!(stopped[2], batched[2][..first].to_vec());
+        for (s, b) in stopped.iter().zip(&batched) {
+            let cut = b.iter().position(|&x| x == stop).unwrap_or(b.len());
+            assert_eq!(s, &b[..cut].to_vec());
+        }
+        // beyond max_position_embeddings (64) the tables are extended
+        let long = model.generate(&[vec![1; 60]], 10, &[])?;
+        assert_eq!(long[0].len(), 10);
+    }
+    Ok(())
+}
+
+#[test]
+fn config_json_round_trip_and_errors() {
+    let json = r#"{"architectures":["Qwen2ForCausalLM"],"vocab_size":100,"hidden_size":64,
+        "intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,
+        "rope_theta":1000000.0,"rms_norm_eps":1e-6,"tie_word_embeddings":true,"hidden_act":"silu"}"#;
+    let c = ModelConfig::from_hf_json(json).unwrap();
+    assert_eq!(c.architecture, Arch::Qwen2);
+    assert!(c.attention_bias && c.tie_word_embeddings);
+    assert_eq!(c.max_position_embeddings, 32768);
+    assert_eq!(c.rope_theta, 1e6);
+    let back = ModelConfig::from_hf_json(&c.to_hf_json()).unwrap();
+    assert_eq!(back, c);
+    let minimal = r#"{"architectures":["LlamaForCausalLM"],"vocab_size":10,"hidden_size":8,
+        "intermediate_size":16,"num_hidden_layers":1,"num_attention_heads":2}"#;
+    let l = ModelConfig::from_hf_json(minimal).unwrap();
+    assert_eq!(
+        (l.num_key_value_heads, l.max_position_embeddings, l.rope_theta, l.attention_bias),
+        (2, 2048, 10_000.0, false)
+    );
+    let err = ModelConfig::from_hf_json(&minimal.replace("LlamaForCausalLM", "MistralForCausalLM")).unwrap_err();
+    assert!(err.to_string().contains("MistralForCausalLM"), "{err}");
+    assert!(ModelConfig::from_hf_json(&minimal.replace("\"vocab_size\":10,", "")).is_err());
+    // num_params matches the created variables
+    for cfg in [c, l] {
+        let (vm, _) = build(&cfg, 1);
+        let n: usize = sorted_vars(&vm).values().map(|v| v.elem_count()).sum();
+        assert_eq!(n, cfg.num_params());
+    }
+}
+
+#[test]
+fn weights_are_checked_by_name_and_shape() -> Result<()> {
+    let cfg = tiny(Arch::Qwen2, false);
+    let (vm, model) = build(&cfg, 13);
+    let dir = std::env::temp_dir().join(format!("engine-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.safetensors");
+    vm.save(&path)?;
+    // round trip: same logits
+    let vm2 = mixscope::train::load_varmap_safetensors(&path, &Device::Cpu, DType::F32)?;
+    let m2 = Model::from_varmap_checked(&cfg, &vm2)?;
+    let ids = rand_ids(2, 5, cfg.vocab_size, 1);
+    assert_close("reloaded logits", &m2.logits(&ids)?, &model.logits(&ids)?, f32::MIN_POSITIVE)?;
+    // a wrong shape, a missing and an unknown tensor are all named
+    {
+        let mut d = vm2.data().lock().unwrap();
+        d.remove("model.layers.1.mlp.up_proj.weight");
+        d.insert("model.layers.0.self_attn.k_proj.weight".into(), Var::zeros((3, 32), DType::F32, &Device::Cpu)?);
+        d.insert("model.layers.0.self_attn.q_norm.weight".into(), Var::zeros(32, DType::F32, &Device::Cpu)?);
+    }
+    let err = Model::from_varmap_checked(&cfg, &vm2).err().expect("must fail").to_string();
+    for needle in
+        ["model.layers.1.mlp.up_proj.weight", "model.layers.0.self_attn.k_proj.weight", "[3, 32]", "[16, 32]", "q_norm"]
+    {
+        assert!(err.contains(needle), "error should mention {needle}: {err}");
+    }
+    // Model::new refuses to overwrite
+    assert!(Model::new(&cfg, &vm, &Device::Cpu, DType::F32, 1).is_err());
+    // init statistics
+    let e = to_vec(sorted_vars(&vm)["model.embed_tokens.weight"].as_tensor());
+    let std = (e.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / e.len() as f64).sqrt();
+    assert!((std - 0.02).abs() < 0.002, "embed std {std}");
+    assert!(to_vec(sorted_vars(&vm)["model.layers.0.self_attn.q_proj.bias"].as_tensor()).iter().all(|x| *x == 0.0));
+    assert!(to_vec(sorted_vars(&vm)["model.norm.weight"].as_tensor()).iter().all(|x| *x == 1.0));
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
