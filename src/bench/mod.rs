@@ -16,11 +16,30 @@ pub struct Row {
     pub unit: String,
     pub target: String,
     pub met: bool,
+    /// Bench-specific fields, flattened into the JSON object (e.g. `shape`, `tokens_per_s`).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Row {
     pub fn new(bench: &str, what: &str, detail: String, value: f64, unit: &str, target: &str, met: bool) -> Row {
-        Row { bench: bench.into(), what: what.into(), detail, value, unit: unit.into(), target: target.into(), met }
+        let extra = serde_json::Map::new();
+        Row {
+            bench: bench.into(),
+            what: what.into(),
+            detail,
+            value,
+            unit: unit.into(),
+            target: target.into(),
+            met,
+            extra,
+        }
+    }
+
+    /// Adds a field to the row's JSON object.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Row {
+        self.extra.insert(key.into(), value.into());
+        self
     }
 }
 
