@@ -78,12 +78,20 @@ impl Evaluator {
         self.sets.is_empty()
     }
 
-    pub fn run(&self, model: &Model, tok: &Tok) -> Result<Vec<EvalResult>> {
+    /// Evaluates every set. `interrupted` is asked between sets and generation batches; when it
+    /// says yes the evaluation is abandoned (`None`), so that stop and pause never wait for it.
+    pub fn run(&self, model: &Model, tok: &Tok, interrupted: &dyn Fn() -> bool) -> Result<Option<Vec<EvalResult>>> {
         let mut out = Vec::with_capacity(self.sets.len());
         for set in &self.sets {
+            if interrupted() {
+                return Ok(None);
+            }
             let loss = set_loss(model, tok, &set.encoded)?;
             let (metric, value, n, lang_ok) = if set.generate_n > 0 {
-                let gens = generate(model, tok, &set.encoded[..set.generate_n], self.max_new)?;
+                let Some(gens) = generate(model, tok, &set.encoded[..set.generate_n], self.max_new, interrupted)?
+                else {
+                    return Ok(None);
+                };
                 let mut sum = 0.0;
                 let mut ok = 0usize;
                 let mut metric = set.task.metric();
@@ -109,7 +117,7 @@ impl Evaluator {
                 lang_ok,
             });
         }
-        Ok(out)
+        Ok(Some(out))
     }
 }
 
@@ -130,18 +138,27 @@ fn set_loss(model: &Model, tok: &Tok, encs: &[Encoded]) -> Result<f64> {
 }
 
 /// Greedy generations for the prompts of encoded examples, decoded, in input order.
-fn generate(model: &Model, tok: &Tok, encs: &[Encoded], max_new: usize) -> Result<Vec<String>> {
+fn generate(
+    model: &Model,
+    tok: &Tok,
+    encs: &[Encoded],
+    max_new: usize,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<Option<Vec<String>>> {
     let mut order: Vec<usize> = (0..encs.len()).collect();
     order.sort_by_key(|&i| encs[i].prompt_len);
     let mut out = vec![String::new(); encs.len()];
     for chunk in order.chunks(EVAL_BATCH) {
+        if interrupted() {
+            return Ok(None);
+        }
         let prompts: Vec<Vec<u32>> = chunk.iter().map(|&i| encs[i].ids[..encs[i].prompt_len].to_vec()).collect();
         let gens = model.generate(&prompts, max_new, &[tok.eos])?;
         for (&i, g) in chunk.iter().zip(gens) {
             out[i] = tok.decode(&g)?;
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// The loss that picks the best checkpoint: the mean over the languages trained on (English

@@ -370,7 +370,7 @@ impl Session {
             let eval_due = self.cfg.eval.every > 0 && step % self.cfg.eval.every == 0;
             let mut new_best = false;
             if eval_due || step == max {
-                new_best = self.evaluate()?;
+                new_best = self.evaluate(step == max)?;
             }
             if step % self.cfg.checkpoint.every == 0 || step == max || new_best {
                 self.checkpoint()?;
@@ -481,9 +481,25 @@ impl Session {
     }
 
     /// Evaluate; returns whether the held-out loss is a new best.
-    fn evaluate(&mut self) -> Result<bool> {
+    /// Runs the held-out evaluation and reports it. A stop, pause or signal that arrives during
+    /// it abandons it (nothing is reported; the request is handled at the step boundary), except
+    /// for the `last` evaluation of the run.
+    fn evaluate(&mut self, last: bool) -> Result<bool> {
         self.last_eval = Some(self.state.step);
-        let results = self.evaluator.run(&self.model, &self.tok)?;
+        let run_dir = self.run.path.clone();
+        let seen = self.control.last_seq();
+        let interrupted = move || {
+            !last
+                && (TERM.load(Ordering::SeqCst)
+                    || crate::runs::control::read(&run_dir)
+                        .is_some_and(|r| r.seq > seen && matches!(r.cmd, Command::Stop | Command::Pause)))
+        };
+        let Some(results) = self.evaluator.run(&self.model, &self.tok, &interrupted)? else {
+            if !self.quiet {
+                println!("eval at step {} interrupted by a request", self.state.step);
+            }
+            return Ok(false);
+        };
         for r in &results {
             self.emit(Body::Eval {
                 task: r.task.clone(),

@@ -171,7 +171,9 @@ pub fn draw(
         }
     }
     if x1 <= x0 {
-        x1 = x0 + 1.0;
+        // One x value (e.g. a single eval): centre it.
+        x0 -= 1.0;
+        x1 = x0 + 2.0;
     }
     if y1 <= y0 {
         y1 = y0 + 1.0;

@@ -92,7 +92,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let inner = blk.inner(area);
     f.render_widget(blk, area);
     let table_w = if inner.width >= 90 { 40 } else { 18 };
-    let [chart_area, table_area] = Layout::horizontal([Constraint::Min(10), Constraint::Length(table_w)]).areas(inner);
+    let [chart_area, table_area] =
+        Layout::horizontal([Constraint::Min(10), Constraint::Length(table_w)]).spacing(1).areas(inner);
     draw_curves(f, chart_area, app, r);
     draw_table(f, table_area, app, r);
 }
