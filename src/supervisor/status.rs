@@ -127,7 +127,7 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
             .unwrap_or_default(),
         parent: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.parent.clone())),
         fork_step: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.fork_step)),
-        device: cfg.as_ref().map_or_else(|| "?".into(), |c| c.device.clone()),
+        device: cfg.as_ref().map_or_else(|| "?".into(), |c| shown_device(&c.device)),
         threads: cfg.as_ref().map_or(0, |c| c.threads),
         started: events.first().map(|e| e.time),
         updated: events.last().map(|e| e.time),
@@ -206,4 +206,14 @@ pub fn list(root: &Path) -> Result<Vec<RunStatus>> {
         }
     }
     Ok(out)
+}
+
+/// The device as `ls` shows it: `auto` is `cpu` in a build without CUDA (where it can be
+/// nothing else).
+fn shown_device(spec: &str) -> String {
+    if spec == "auto" && !cfg!(feature = "cuda") {
+        "cpu".into()
+    } else {
+        spec.into()
+    }
 }
