@@ -82,12 +82,24 @@ pub fn load_state(dir: &Path) -> Result<TrainState> {
     serde_json::from_slice(&s).map_err(|e| crate::error::bad_input(format!("{}: {e}", p.display())))
 }
 
-/// Remove leftovers of interrupted checkpoint writes.
+/// Remove leftovers of interrupted checkpoint writes and deletions. A process killed while it
+/// replaced a checkpoint (between moving the old one aside and renaming the new one in) leaves
+/// `.old-<step>-<pid>` and no `<step>`: that checkpoint is whole, and is put back.
 pub fn clean_temporaries(run: &RunDir) {
     if let Ok(rd) = std::fs::read_dir(run.checkpoints_dir()) {
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with(".tmp-") || n.starts_with(".old-") {
+            if let Some(rest) = n.strip_prefix(".old-") {
+                let step = rest.split('-').next().and_then(|s| s.parse::<u64>().ok());
+                if let Some(step) = step {
+                    let dest = run.checkpoint_dir(step);
+                    if !dest.exists() && e.path().join(STATE_FILE).exists() && std::fs::rename(e.path(), &dest).is_ok()
+                    {
+                        continue;
+                    }
+                }
+                std::fs::remove_dir_all(e.path()).ok();
+            } else if n.starts_with(".tmp-") || n.starts_with(".del-") {
                 std::fs::remove_dir_all(e.path()).ok();
             }
         }
@@ -103,7 +115,13 @@ pub fn prune(run: &RunDir, keep_last: usize, best: Option<u64>, protect: &[u64])
         if recent || Some(*step) == best || protect.contains(step) {
             continue;
         }
-        std::fs::remove_dir_all(run.checkpoint_dir(*step)).ok();
+        // Move it out of sight first, so that a kill during the deletion never leaves a
+        // half-deleted directory under a checkpoint's name.
+        let dir = run.checkpoint_dir(*step);
+        let gone = run.checkpoints_dir().join(format!(".del-{step}-{}", std::process::id()));
+        if std::fs::rename(&dir, &gone).is_ok() {
+            std::fs::remove_dir_all(&gone).ok();
+        }
     }
     Ok(())
 }
