@@ -145,3 +145,103 @@ fn first_train_step(bytes: &[u8]) -> Option<u64> {
         .find(|e| e["kind"] == "train")
         .and_then(|e| e["step"].as_u64())
 }
+
+/// Bad input of every kind, table-driven: exit 2, a message that names the place, no panic,
+/// and no run directory left behind.
+#[test]
+fn bad_input_exits_2_naming_the_place_and_creates_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let write = |name: &str, bytes: &[u8]| {
+        std::fs::write(d.join(name), bytes).unwrap();
+        d.join(name).to_str().unwrap().to_string()
+    };
+    let user = |name: &str, jsonl: &[u8]| {
+        write(&format!("{name}.jsonl"), jsonl);
+        write(
+            &format!("{name}.toml"),
+            format!("[data]\nfiles = [\"{name}.jsonl\"]\ntasks = [\"mr\", \"chat\"]\nmixture = \"en=1\"\n").as_bytes(),
+        )
+    };
+    let ok_line = br#"{"prompt":"hi","response":"yo","lang":"en","task":"chat"}"#;
+    let huge = format!(r#"{{"prompt":"{}","response":"b","lang":"en","task":"chat"}}"#, "a".repeat(2 << 20));
+    // A local model directory with a valid config.json and a corrupt weight file.
+    std::fs::create_dir_all(d.join("lm")).unwrap();
+    write(
+        "lm/config.json",
+        br#"{"architectures":["LlamaForCausalLM"],"model_type":"llama","vocab_size":512,"hidden_size":32,
+            "intermediate_size":64,"num_hidden_layers":2,"num_attention_heads":2,"max_position_embeddings":64}"#,
+    );
+    write("lm/model.safetensors", &[0xff; 300]);
+    std::fs::create_dir_all(d.join("lm-trunc")).unwrap();
+    std::fs::copy(d.join("lm/config.json"), d.join("lm-trunc/config.json")).unwrap();
+    let mut trunc = 40u64.to_le_bytes().to_vec();
+    trunc.extend_from_slice(br#"{"w":{"dtype":"F32","shape":[64],"data_offsets":[0,256]}}"#);
+    write("lm-trunc/model.safetensors", &trunc[..48]);
+    let mut trunc2 = (trunc.len() as u64 - 8).to_le_bytes().to_vec();
+    trunc2.extend_from_slice(&trunc[8..]);
+    write("lm-trunc/model.safetensors", &trunc2);
+
+    let cases: Vec<(String, &str)> = vec![
+        (write("malformed.toml", b"[train\nmax_steps = 3\n"), "malformed.toml:1:7"),
+        (write("nested.toml", b"[model.shape]\nhidden = 3\n"), "nested.toml:2:1: unknown field `hidden`"),
+        (write("type.toml", b"seed = \"x\"\n"), "type.toml:1:8"),
+        (write("range.toml", b"[train]\nlr = -1.0\n"), "range.toml:2:6: train.lr"),
+        (write("inf.toml", b"[train]\nlr = inf\n"), "train.lr: must be a positive number (got inf)"),
+        (write("batch.toml", b"[train]\nbatch_size = 0\n"), "train.batch_size: must be at least 1"),
+        (write("threads.toml", b"threads = -2\n"), "threads.toml:1:11"),
+        (write("neg.toml", b"[data]\nmixture = \"en=-1,es=1\"\n"), "data.mixture"),
+        (write("zero.toml", b"[data]\nmixture = \"en=0,es=0\"\n"), "data.mixture"),
+        (write("nan.toml", b"[data]\nmixture = \"en=nan,es=1\"\n"), "nan is not a finite number"),
+        (write("dup.toml", b"[data]\nmixture = \"en=1,en=2\"\n"), "language 'en' is listed twice"),
+        (write("lang.toml", b"[data]\nmixture = \"en=1,xx=1\"\n"), "unknown language 'xx'"),
+        (write("task.toml", b"[data]\ntasks = [\"xx\"]\n"), "data.tasks: unknown task 'xx'"),
+        (write("overlap.toml", b"[data]\nseen = [\"es\"]\nheldout = [\"es\"]\n"), "both seen"),
+        (write("nofile.toml", b"[data]\nfiles = [\"nope.jsonl\"]\n"), "nope.jsonl: no such file"),
+        (
+            user("utf8", &[ok_line.as_slice(), b"\n{\"prompt\":\"\xff\xfe\"}\n"].concat()),
+            "utf8.jsonl:2:12: invalid UTF-8",
+        ),
+        (user("missing", br#"{"prompt":"hi","lang":"en","task":"chat"}"#), "missing.jsonl:1: missing field `response`"),
+        (user("empty", br#"{"prompt":"hi","response":"","lang":"en","task":"chat"}"#), "empty.jsonl:1: empty response"),
+        (user("notjson", b"{\"prompt\":\"hi\",\n"), "notjson.jsonl:1:"),
+        (user("huge", huge.as_bytes()), "huge.jsonl:1: line is"),
+        (write("corrupt.toml", b"[model]\nsource = \"lm\"\n"), "lm/model.safetensors: not a readable safetensors file"),
+        (write("trunc.toml", b"[model]\nsource = \"lm-trunc\"\n"), "tensor 'w' ends at byte 256"),
+        ("/nonexistent/cfg.toml".into(), "no such config file"),
+    ];
+    let rd = d.join("runs/x");
+    for (cfg, want) in &cases {
+        let e = bad(cmd(d).current_dir(d).args(["train", cfg, "--run-dir", rd.to_str().unwrap()]).output().unwrap());
+        assert!(e.contains(want), "{cfg}: expected {want:?} in:\n{e}");
+        assert!(!rd.exists(), "{cfg}: bad input left a run directory");
+    }
+
+    // Forks and runs that do not exist, steps with no checkpoint, a run dir full of garbage.
+    let root = d.join("runs");
+    let root_s = root.to_str().unwrap();
+    let p = root.join("p");
+    let mut o = cmd(d);
+    o.args(["train", fixture("tiny.toml").to_str().unwrap(), "--run-dir", p.to_str().unwrap(), "-q"]);
+    assert!(o.args(["--set", "max_steps=12"]).status().unwrap().success());
+    let e = bad(run(d, &["fork", "p", "--at", "7", "--mix", "en=1", "--runs", root_s]));
+    assert!(e.contains("--at 7: run p has no checkpoint at step 7 (checkpoints: 10 12)"), "{e}");
+    let e = bad(run(d, &["fork", "nope", "--mix", "en=1", "--runs", root_s]));
+    assert!(e.contains("no run 'nope'"), "{e}");
+    let e = bad(run(d, &["fork", "p", "--mix", "en=1,zz=2", "--runs", root_s]));
+    assert!(e.contains("unknown language 'zz'"), "{e}");
+    std::fs::create_dir_all(root.join("garbage")).unwrap();
+    std::fs::write(root.join("garbage/run.toml"), "not toml [[[").unwrap();
+    std::fs::write(root.join("garbage/events.jsonl"), b"\xff\xfe{\"v\":1,\n\0\0\0garbage\n").unwrap();
+    let ls: serde_json::Value = serde_json::from_str(&ok(run(d, &["ls", "--json", "--runs", root_s]))).unwrap();
+    let by_id = |id: &str| ls.as_array().unwrap().iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(by_id("p")["state"], "finished", "other runs are unaffected");
+    let g = by_id("garbage");
+    assert_eq!(g["state"], "failed");
+    assert!(g["message"].as_str().unwrap().contains("run.toml:1:5"), "{g}");
+    let e = bad(run(d, &["resume", "garbage", "--runs", root_s]));
+    assert!(e.contains("run.toml:1:5"), "{e}");
+    let e = bad(run(d, &["fork", "garbage", "--mix", "en=1", "--runs", root_s]));
+    assert!(e.contains("run.toml"), "{e}");
+    eprintln!("{} bad inputs tried", cases.len() + 6);
+}

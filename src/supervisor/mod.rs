@@ -128,6 +128,8 @@ pub fn pause(root: &Path, run: &RunDir) -> Result<()> {
 
 /// Resume a paused (or stopped) run: it is queued and starts from its latest checkpoint.
 pub fn resume(root: &Path, run: &RunDir) -> Result<()> {
+    // A run whose run.toml cannot be read would only fail again: that is bad input.
+    run.read_config()?;
     let st = status::status(run)?;
     if st.alive {
         if st.state == State::Paused {

@@ -108,7 +108,9 @@ pub fn derive_state(
 
 /// Derive the state of a run from its directory.
 pub fn status(run: &RunDir) -> Result<RunStatus> {
-    let cfg = run.read_config().ok();
+    let cfg = run.read_config();
+    let cfg_error = cfg.as_ref().err().map(|e| format!("{e:#}"));
+    let cfg = cfg.ok();
     let (events, bad, _torn) = read_all(&run.events_path())?;
     let mut st = RunStatus {
         id: run.id(),
@@ -168,6 +170,11 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
     let (state, message) = derive_state(run, last_state, st.message.take(), st.alive);
     st.state = state;
     st.message = message;
+    if let (Some(err), false) = (cfg_error, st.alive) {
+        // A run whose run.toml cannot be read cannot be trained or resumed: say why.
+        st.state = State::Failed;
+        st.message = Some(format!("unreadable run.toml: {err}"));
+    }
     Ok(st)
 }
 

@@ -86,6 +86,50 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     bail_input!("{}: no model.safetensors or model.safetensors.index.json", dir.display())
 }
 
+/// Check a model directory before a run is created from it: config.json parses and every
+/// weight file has a well-formed safetensors header whose tensors fit in the file. Reads only
+/// headers, so it is cheap for large models.
+pub fn check_model_dir(dir: &Path) -> Result<()> {
+    let path = dir.join("config.json");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))?;
+    crate::train::ModelConfig::from_hf_json(&text)
+        .map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))?;
+    for f in weight_files(dir)? {
+        check_safetensors_header(&f)?;
+    }
+    Ok(())
+}
+
+fn check_safetensors_header(f: &Path) -> Result<()> {
+    use std::io::Read;
+    let bad = |why: String| crate::error::bad_input(format!("{}: not a readable safetensors file: {why}", f.display()));
+    let mut file = std::fs::File::open(f).map_err(|e| bad(e.to_string()))?;
+    let len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
+    let mut n = [0u8; 8];
+    file.read_exact(&mut n).map_err(|_| bad("shorter than its 8-byte header length".into()))?;
+    let n = u64::from_le_bytes(n);
+    if n > 100 << 20 || n > len - 8 {
+        return Err(bad(format!("header length {n} does not fit in a {len}-byte file")));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).map_err(|e| bad(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| bad("header is not a JSON object".into()))?;
+    let data_len = len - 8 - n;
+    for (name, t) in obj.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
+        let end = t.get("data_offsets").and_then(|o| o.get(1)).and_then(|e| e.as_u64());
+        match end {
+            Some(end) if end <= data_len => {}
+            Some(end) => {
+                return Err(bad(format!("tensor '{name}' ends at byte {end}, past the data ({data_len} bytes)")))
+            }
+            None => return Err(bad(format!("tensor '{name}' has no data_offsets"))),
+        }
+    }
+    Ok(())
+}
+
 /// Load pretrained weights into the model's variables. Every variable must be found with its
 /// shape; a tied model may lack `lm_head.weight`. Errors name the file and the tensor.
 pub fn load_pretrained(varmap: &VarMap, model: &Model, dir: &Path, _dtype: DType) -> Result<()> {

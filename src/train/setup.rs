@@ -38,6 +38,12 @@ pub struct Created {
 /// `fork`. Its starting checkpoint is linked in when it first trains ([`prepare_start`]).
 pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Created> {
     let mut cfg = loaded.config.clone();
+    // Bad user data is bad input: found before anything is created.
+    crate::data::jsonl::UserData::load(&cfg.data.files)?;
+    if cfg.model.source != "tiny" {
+        let dir = super::hub::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
+        super::hub::check_model_dir(&dir)?;
+    }
     cfg.source_hash = Some(config_hash(&cfg)?);
     let path = match dir {
         Some(d) => d.to_path_buf(),
