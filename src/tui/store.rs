@@ -569,14 +569,15 @@ mod fast {
             self.ws();
             (self.peek() == Some(c)).then(|| self.i += 1)
         }
-        /// The bytes of a string without escapes.
+        /// The bytes of a string without escapes or control characters.
         #[inline]
         fn raw_str(&mut self) -> Option<&'a [u8]> {
             self.eat(b'"')?;
             let start = self.i;
             let rest = &self.b[start..];
-            let end = rest.iter().position(|&c| c == b'"' || c == b'\\')?;
-            if rest[end] == b'\\' {
+            // Escapes and raw control characters (invalid JSON) go to the strict parser.
+            let end = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            if rest[end] != b'"' {
                 return None;
             }
             self.i = start + end + 1;
@@ -595,6 +596,16 @@ mod fast {
             if neg {
                 self.i += 1;
             }
+            if self.peek() == Some(b'0') && self.b.get(self.i + 1).is_some_and(|c| c.is_ascii_digit()) {
+                return None; // a leading zero is not JSON
+            }
+            if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                if self.b[self.i..].starts_with(b"null") && !neg {
+                    self.i += 4;
+                    return Some(f64::NAN);
+                }
+                return None; // JSON numbers start with a digit
+            }
             let mut mant: u64 = 0;
             let mut digits = 0u32;
             let mut scale: i32 = 0;
@@ -609,6 +620,9 @@ mod fast {
             }
             if self.peek() == Some(b'.') {
                 self.i += 1;
+                if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                    return None;
+                }
                 while let Some(c @ b'0'..=b'9') = self.peek() {
                     if digits < 19 {
                         mant = mant * 10 + (c - b'0') as u64;
@@ -631,19 +645,15 @@ mod fast {
                     }
                     _ => false,
                 };
+                if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                    return None;
+                }
                 let mut e: i32 = 0;
                 while let Some(c @ b'0'..=b'9') = self.peek() {
                     e = e.saturating_mul(10).saturating_add((c - b'0') as i32);
                     self.i += 1;
                 }
                 scale += if eneg { -e } else { e };
-            }
-            if self.i == start || (neg && self.i == start + 1) {
-                if self.b[self.i..].starts_with(b"null") {
-                    self.i += 4;
-                    return Some(f64::NAN);
-                }
-                return None;
             }
             let v = if scale == 0 {
                 mant as f64
@@ -656,41 +666,47 @@ mod fast {
             };
             Some(if neg { -v } else { v })
         }
-        /// Skip any value.
+        /// Skip any value, checking that it is well-formed JSON (nesting is limited; deeper
+        /// values go to the strict parser).
         fn skip(&mut self) -> Option<()> {
+            self.skip_nested(0)
+        }
+        fn skip_nested(&mut self, depth: u32) -> Option<()> {
+            if depth > 32 {
+                return None;
+            }
             self.ws();
             match self.peek()? {
                 b'"' => self.raw_str().map(|_| ()),
-                b'{' | b'[' => {
-                    let mut depth = 0i32;
-                    while self.i < self.b.len() {
-                        match self.b[self.i] {
-                            b'{' | b'[' => depth += 1,
-                            b'}' | b']' => {
-                                depth -= 1;
-                                if depth == 0 {
-                                    self.i += 1;
-                                    return Some(());
-                                }
+                b'{' => self.object(|sc, _| sc.skip_nested(depth + 1)),
+                b'[' => {
+                    self.i += 1;
+                    self.ws();
+                    if self.peek()? == b']' {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    loop {
+                        self.skip_nested(depth + 1)?;
+                        self.ws();
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            b']' => {
+                                self.i += 1;
+                                return Some(());
                             }
-                            b'"' => {
-                                self.raw_str()?;
-                                continue;
-                            }
-                            _ => {}
+                            _ => return None,
                         }
-                        self.i += 1;
                     }
-                    None
                 }
-                b't' | b'f' | b'n' => {
-                    while self.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
-                        self.i += 1;
-                    }
-                    Some(())
-                }
+                b't' => self.literal(b"true"),
+                b'f' => self.literal(b"false"),
+                b'n' => self.literal(b"null"),
                 _ => self.num().map(|_| ()),
             }
+        }
+        fn literal(&mut self, word: &[u8]) -> Option<()> {
+            self.b[self.i..].starts_with(word).then(|| self.i += word.len())
         }
         /// Iterate an object's keys; `f` consumes each value.
         #[inline]
@@ -739,6 +755,10 @@ mod fast {
 
     /// Apply a train or eval line; false (nothing applied) for anything else or any surprise.
     pub(super) fn apply(r: &mut RunData, line: &[u8]) -> bool {
+        // Invalid UTF-8 anywhere makes the line invalid JSON: the strict parser reports it.
+        if std::str::from_utf8(line).is_err() {
+            return false;
+        }
         let mut sc = Sc { b: line, i: 0 };
         let mut f = Fields::default();
         let ok = sc.object(|sc, k| {
@@ -766,7 +786,9 @@ mod fast {
             }
             Some(())
         });
-        if ok.is_none() || !f.v {
+        // Anything after the object (but whitespace) is not JSON: the strict parser decides.
+        sc.ws();
+        if ok.is_none() || !f.v || sc.i != sc.b.len() {
             return false;
         }
         let (Some(step), Some(time)) = (f.step, f.time) else { return false };

@@ -1,0 +1,134 @@
+//! Property tests over hostile input (bounded, so they run in CI): the events readers (the
+//! supervisor's and the TUI's byte scanner), the mixture SPEC parser and the config loader
+//! never panic, and what they accept is well-formed.
+
+use mixscope::config::Loaded;
+use mixscope::data::mixture::{Mixture, SpecContext};
+use mixscope::runs::events::{read_all, Body, Event, Examples};
+use mixscope::tui::store::RunData;
+use proptest::prelude::*;
+use std::path::Path;
+
+fn valid_lines() -> Vec<String> {
+    let ex = Examples {
+        lang: [("en".to_string(), 12u64), ("ja".to_string(), 3)].into_iter().collect(),
+        task: [("mr".to_string(), 15u64)].into_iter().collect(),
+    };
+    let bodies = vec![
+        Body::Train { loss: 2.5, lr: 1e-3, tokens: 4096, tokens_per_s: 1234.5, examples: ex, grad_norm: Some(0.5) },
+        Body::Eval {
+            task: "mr".into(),
+            lang: "ja".into(),
+            group: "seen".into(),
+            loss: 1.25,
+            metric: "accuracy".into(),
+            value: 0.5,
+            n: 32,
+            lang_ok: Some(1.0),
+        },
+        Body::Checkpoint { path: "checkpoints/10".into(), eval_loss: Some(1.5) },
+    ];
+    bodies.into_iter().enumerate().map(|(i, b)| Event::new(i as u64 + 1, b).to_line()).collect()
+}
+
+/// Valid event lines, then damage: truncation, byte flips, inserted garbage.
+fn damaged_events() -> impl Strategy<Value = Vec<u8>> {
+    let lines = valid_lines();
+    (
+        proptest::collection::vec((0..lines.len(), any::<u16>(), any::<u8>(), 0u8..4), 1..40),
+        proptest::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(move |(picks, junk)| {
+            let mut out = Vec::new();
+            for (i, pos, byte, how) in picks {
+                let mut l = lines[i].clone().into_bytes();
+                let p = pos as usize % l.len();
+                match how {
+                    0 => {}
+                    1 => l.truncate(p),
+                    2 => l[p] = byte,
+                    _ => l.splice(p..p, junk.iter().copied()).for_each(drop),
+                }
+                out.extend_from_slice(&l);
+            }
+            out
+        })
+}
+
+fn write_run(dir: &Path, events: &[u8]) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+}
+
+proptest! {
+    // 256 cases each by default; PROPTEST_CASES=100000 for a longer local run.
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn event_readers_survive_damaged_files(bytes in damaged_events()) {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("r");
+        write_run(&dir, &bytes);
+        let (events, bad, _torn) = read_all(&dir.join("events.jsonl")).unwrap();
+        let lines = bytes.split(|&b| b == b'\n').filter(|l| !l.iter().all(|b| b.is_ascii_whitespace())).count();
+        prop_assert!(events.len() + bad.len() <= lines);
+        // The TUI's fast scanner reads the same file without panicking and never draws a
+        // point the supervisor's parser rejected.
+        let mut r = RunData::open(&dir);
+        r.poll();
+        let trains = events.iter().filter(|e| matches!(e.body, Body::Train { .. })).count();
+        prop_assert!(r.loss.len() <= trains, "{} points from {} train events", r.loss.len(), trains);
+    }
+
+    #[test]
+    fn event_readers_survive_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("r");
+        write_run(&dir, &bytes);
+        read_all(&dir.join("events.jsonl")).unwrap();
+        RunData::open(&dir).poll();
+    }
+
+    #[test]
+    fn mixture_specs_parse_or_fail_cleanly(spec in "[a-z=,.0-9:+ eEnNaIf-]{0,48}") {
+        let ctx = SpecContext { seen: vec!["es".into(), "fr".into(), "ja".into(), "zh".into()], ..SpecContext::default() };
+        if let Ok(m) = Mixture::parse(&spec, &ctx) {
+            let sum: f64 = m.langs.iter().map(|(_, w)| w).sum();
+            prop_assert!(m.langs.iter().all(|(_, w)| w.is_finite() && *w >= 0.0), "{spec}: {:?}", m.langs);
+            prop_assert!((sum - 1.0).abs() < 1e-9, "{spec}: weights sum to {sum}");
+            m.summary();
+        }
+    }
+
+    #[test]
+    fn configs_load_or_fail_with_a_place(
+        entries in proptest::collection::vec(
+            (
+                prop::sample::select(vec![
+                    "seed", "threads", "name", "[train]\nmax_steps", "[train]\nlr", "[train]\nbatch_size",
+                    "[data]\nmixture", "[data]\ntasks", "[data]\nseq_len", "[eval]\nevery", "[model.shape]\nhidden_size",
+                    "[checkpoint]\nkeep_last", "[bogus]\nx",
+                ]),
+                prop::sample::select(vec![
+                    "0", "1", "-3", "1e309", "nan", "inf", "\"en=1,es=nan\"", "\"multilingual=0.4\"", "[\"mr\"]",
+                    "[]", "true", "\"\"", "{ a = 1 }", "1.5", "\"x", "99999999999999999999",
+                ]),
+            ),
+            0..6,
+        )
+    ) {
+        let src: String = entries.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+        match Loaded::parse("fuzz.toml", &src, Path::new(".")) {
+            Ok(mut l) => {
+                if let Err(e) = l.validate() {
+                    let msg = format!("{e:#}");
+                    prop_assert!(msg.contains("fuzz.toml") || msg.contains('.'), "no place in {msg:?} for\n{src}");
+                }
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                prop_assert!(msg.contains("fuzz.toml:"), "no file:line in {msg:?} for\n{src}");
+            }
+        }
+    }
+}
