@@ -181,3 +181,26 @@ fn tiny_terminals_get_a_message_not_a_panic() {
         render(&mut a, 80, 24);
     }
 }
+
+#[test]
+fn the_system_strip_shows_each_gpu_and_the_runs_on_it() {
+    let t = fixture();
+    let mut app = app(&t.path().join("runs"));
+    let i = app.store.runs.iter().position(|r| r.id.starts_with("en-")).unwrap();
+    app.store.runs[i].device = "cuda:1".into();
+    let name = app.store.runs[i].display_name().to_string();
+    for index in 0..2 {
+        app.system.gpus.push(mixscope::tui::app::GpuStat {
+            index,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            util_pct: 40.0 + index as f64 * 47.0,
+            mem_used_gb: 12.25,
+            mem_total_gb: 79.6,
+        });
+    }
+    let s = render(&mut app, 160, 40);
+    let strip = s.lines().find(|l| l.contains(" CPU ")).unwrap();
+    assert!(strip.contains("GPU0 40% 12.2/80 GB  GPU1 87% 12.2/80 GB"), "{strip}");
+    assert!(strip.contains(&format!("GPU1 87% 12.2/80 GB {name}")), "{strip}");
+    assert!(!strip.contains("no GPU"), "{strip}");
+}
