@@ -245,3 +245,68 @@ fn bad_input_exits_2_naming_the_place_and_creates_nothing() {
     assert!(e.contains("run.toml"), "{e}");
     eprintln!("{} bad inputs tried", cases.len() + 6);
 }
+
+/// A write failure in the middle of a checkpoint (the file-size limit stands in for a full
+/// disk: the same failing `write`, without needing to mount a small filesystem) keeps the
+/// previous checkpoint whole and loadable, marks the run failed with the reason, and a later
+/// resume continues exactly.
+#[test]
+fn a_failed_checkpoint_write_keeps_the_previous_checkpoint_and_fails_the_run() {
+    use std::os::unix::process::CommandExt;
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path();
+    let dir = t.path().join("runs/r");
+    let sets = |c: &mut std::process::Command, steps: &str| {
+        c.args(["train", fixture("tiny.toml").to_str().unwrap(), "--run-dir", dir.to_str().unwrap(), "-q"]);
+        c.args(["--set", steps, "--set", "checkpoint_every=10", "--set", "eval_every=10"]);
+    };
+    let mut c = cmd(cache);
+    sets(&mut c, "max_steps=10");
+    assert!(c.status().unwrap().success());
+    let model = dir.join("checkpoints/10/model.safetensors");
+    let before = sha(&model);
+    let limit = std::fs::metadata(&model).unwrap().len() / 2;
+    assert!(std::fs::metadata(dir.join("events.jsonl")).unwrap().len() * 3 < limit, "the test needs a larger model");
+
+    let mut c = cmd(cache);
+    sets(&mut c, "max_steps=20");
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = c.output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("File too large") || err.contains("No space left"), "{err}");
+    assert_eq!(last_state(&dir).as_deref(), Some("failed"));
+    let ls: serde_json::Value =
+        serde_json::from_str(&ok(run(cache, &["ls", "--json", "--runs", t.path().join("runs").to_str().unwrap()])))
+            .unwrap();
+    let msg = ls[0]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("checkpoint") || msg.contains("model"), "{msg}");
+    assert_eq!(assert_checkpoints_whole(&dir), vec![10], "no half-written checkpoint 20");
+    assert_eq!(sha(&model), before, "the previous checkpoint is untouched");
+
+    // With room again, the run resumes from step 10 and ends as a run that never failed.
+    let mut c = cmd(cache);
+    sets(&mut c, "max_steps=20");
+    assert!(c.status().unwrap().success());
+    let straight = t.path().join("runs/straight");
+    let mut c = cmd(cache);
+    c.args(["train", fixture("tiny.toml").to_str().unwrap(), "--run-dir", straight.to_str().unwrap(), "-q"]);
+    c.args(["--set", "max_steps=20", "--set", "checkpoint_every=10", "--set", "eval_every=10"]);
+    assert!(c.status().unwrap().success());
+    assert_eq!(final_losses(&dir), final_losses(&straight));
+    assert_eq!(
+        sha(&dir.join("checkpoints/20/model.safetensors")),
+        sha(&straight.join("checkpoints/20/model.safetensors"))
+    );
+}
