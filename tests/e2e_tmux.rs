@@ -12,7 +12,10 @@ struct Tmux {
 
 impl Tmux {
     fn new(cmdline: &str) -> Tmux {
-        let socket = format!("mixscope-test-{}", std::process::id());
+        // One tmux server per session: the tests of this file run in parallel.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let socket = format!("mixscope-test-{}-{n}", std::process::id());
         let st = Command::new("tmux")
             .args(["-L", &socket, "new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmdline])
             .status();
@@ -49,7 +52,9 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+        // The server is gone already when the TUI quit and its session ended.
+        let _ =
+            Command::new("tmux").args(["-L", &self.socket, "kill-server"]).stderr(std::process::Stdio::null()).status();
     }
 }
 
@@ -116,4 +121,42 @@ fn select_mark_compare_and_fork_in_tmux() {
         "{:?}",
         last_state(&fork_dir)
     );
+}
+
+#[test]
+fn runs_survive_the_tui_and_a_new_tui_shows_them() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let cfg = fixture("tiny.toml");
+    let rs = root.to_str().unwrap();
+    let id = ok(run(
+        t.path(),
+        &["launch", cfg.to_str().unwrap(), "--runs", rs, "--set", "max_steps=100000", "--set", "name=long"],
+    ));
+    let dir = root.join(id.trim());
+    let steps = || losses(&dir).last().map_or(0, |l| l.0);
+    assert!(wait_for(Duration::from_secs(60), || steps() > 0), "the run never trained");
+    let cmdline =
+        format!("env MIXSCOPE_CACHE={} HF_HUB_OFFLINE=1 {} tui --runs {}", t.path().display(), bin().display(), rs);
+    {
+        let tm = Tmux::new(&cmdline);
+        tm.wait_for("long", Duration::from_secs(20));
+        // Dropping the session closes the TUI's terminal (SIGHUP) while the run trains.
+    }
+    let at_close = steps();
+    assert!(wait_for(Duration::from_secs(30), || steps() > at_close + 5), "the run stopped with the TUI");
+    let tm = Tmux::new(&cmdline);
+    tm.keys(&["Home"]);
+    let s = tm.wait_for("running", Duration::from_secs(20));
+    assert!(s.contains("long"), "{s}");
+    let ls = ok(run(t.path(), &["ls", "--runs", rs]));
+    assert!(ls.lines().any(|l| l.contains("long") && l.contains("running")), "{ls}");
+    // Stop it from the new TUI: `s`, then confirm.
+    tm.keys(&["s", "y"]);
+    assert!(
+        wait_for(Duration::from_secs(30), || last_state(&dir).as_deref() == Some("stopped")),
+        "{:?}",
+        last_state(&dir)
+    );
+    tm.keys(&["q"]);
 }
