@@ -94,7 +94,7 @@ fn row<const F: bool>(x: &mut [f32], t: usize, scale: f32, grad: bool, out: &mut
         for e in x.iter_mut() {
             *e = exp::<F>(*e - m);
         }
-        let s = sum8(x);
+        let s = simd::sum(x);
         let k = scale / s;
         for e in x.iter_mut() {
             *e *= k;
@@ -102,41 +102,11 @@ fn row<const F: bool>(x: &mut [f32], t: usize, scale: f32, grad: bool, out: &mut
         x[t] -= scale;
         *out = m + s.ln() - xt;
     } else {
-        let mut acc = [0f32; 8];
-        let c = x.chunks_exact(8);
-        let rem = c.remainder();
-        for y in c {
-            let y: &[f32; 8] = y.try_into().unwrap();
-            for l in 0..8 {
-                acc[l] += exp::<F>(y[l] - m);
-            }
-        }
-        let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-        for &y in rem {
-            s += exp::<F>(y - m);
-        }
+        let s = simd::sum_by(x, |y| exp::<F>(y - m));
         *out = m + s.ln() - xt;
     }
 }
 dispatch!(fn row_d => row(x: &mut [f32], t: usize, scale: f32, grad: bool, out: &mut f32));
-
-#[inline(always)]
-fn sum8(x: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let c = x.chunks_exact(8);
-    let rem = c.remainder();
-    for y in c {
-        let y: &[f32; 8] = y.try_into().unwrap();
-        for l in 0..8 {
-            acc[l] += y[l];
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for &y in rem {
-        s += y;
-    }
-    s
-}
 
 fn take_f32(s: CpuStorage) -> Result<Vec<f32>> {
     match s {

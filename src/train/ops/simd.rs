@@ -108,18 +108,24 @@ pub fn max(a: &[f32]) -> f32 {
 /// Sum with 8 partial sums (fixed order).
 #[inline(always)]
 pub fn sum(x: &[f32]) -> f32 {
+    sum_by(x, |y| y)
+}
+
+/// Sum of `f(x[i])` with 8 partial sums in a fixed order (e.g. the softmax denominator).
+#[inline(always)]
+pub fn sum_by(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let c = x.chunks_exact(8);
     let rem = c.remainder();
     for y in c {
         let y: &[f32; 8] = y.try_into().unwrap();
         for l in 0..8 {
-            acc[l] += y[l];
+            acc[l] += f(y[l]);
         }
     }
     let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for &y in rem {
-        s += y;
+        s += f(y);
     }
     s
 }

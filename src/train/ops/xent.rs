@@ -84,19 +84,7 @@ fn row_lse_d(row: &[f32]) -> f32 {
 #[inline(always)]
 fn row_lse<const F: bool>(row: &[f32], out: &mut f32) {
     let m = simd::max(row);
-    let mut acc = [0f32; 8];
-    let c = row.chunks_exact(8);
-    let rem = c.remainder();
-    for x in c {
-        let x: &[f32; 8] = x.try_into().unwrap();
-        for l in 0..8 {
-            acc[l] += exp::<F>(x[l] - m);
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for &x in rem {
-        s += exp::<F>(x - m);
-    }
+    let s = simd::sum_by(row, |x| exp::<F>(x - m));
     *out = m + s.ln();
 }
 dispatch!(fn row_lse_into => row_lse(row: &[f32], out: &mut f32));
