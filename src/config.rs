@@ -82,9 +82,14 @@ pub struct ModelSection {
     pub source: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
-    /// f32 | bf16 | f16
+    /// The compute dtype: f32 | bf16 | f16
     #[serde(default = "d_dtype")]
     pub dtype: String,
+    /// The parameters' (master) dtype: `f32` (mixed precision when `dtype` is bf16/f16: the
+    /// forward casts weights on use, the optimizer updates f32) or `same` (parameters stored in
+    /// `dtype`, half the memory, updates rounded to it).
+    #[serde(default = "d_f32", skip_serializing_if = "is_f32")]
+    pub master_dtype: String,
     /// auto | fused | composite (the differentiable kernels; auto = fused on CPU)
     #[serde(default = "d_auto")]
     pub kernels: String,
@@ -98,6 +103,12 @@ fn d_source() -> String {
 fn d_dtype() -> String {
     "f32".into()
 }
+fn d_f32() -> String {
+    "f32".into()
+}
+fn is_f32(s: &str) -> bool {
+    s == "f32"
+}
 fn d_auto() -> String {
     "auto".into()
 }
@@ -108,6 +119,7 @@ impl Default for ModelSection {
             source: d_source(),
             revision: None,
             dtype: d_dtype(),
+            master_dtype: d_f32(),
             kernels: d_auto(),
             shape: ModelShape::default(),
         }
@@ -508,7 +520,25 @@ impl Loaded {
                 RunConfig::deserialize(doc).map_err(|e| bad_input(format!("--set {s}: {}", e.message().trim())))?;
             self.set_keys.push((path.to_string(), s.clone()));
         }
+        self.switch_to_set_model();
         Ok(())
+    }
+
+    /// `--set model=org/name` (or a directory) on a config written for the built-in tiny model
+    /// (the demo's too) trains that model instead: its own tokenizer unless `tokenizer.source`
+    /// was set as well, and no `[init]` base run of the tiny model (a pretrained model needs
+    /// none); its `[model.shape]` is ignored.
+    fn switch_to_set_model(&mut self) {
+        let set = |k: &str| self.set_keys.iter().any(|(p, _)| p == k);
+        if !set("model.source") || self.config.model.source == "tiny" {
+            return;
+        }
+        if !set("tokenizer.source") && self.config.tokenizer.source == "suite" {
+            self.config.tokenizer.source = "model".into();
+        }
+        if self.config.init.as_ref().is_some_and(|i| i.config.is_some()) && !set("init.config") {
+            self.config.init = None;
+        }
     }
 
     /// Where a dotted key is: `--set K=V` if it was overridden, else `file:line:col`, else the file.
@@ -593,6 +623,11 @@ impl Loaded {
         }
         if !["f32", "bf16", "f16"].contains(&c.model.dtype.as_str()) {
             return Err(self.field_error("model.dtype", format!("'{}' is not f32, bf16 or f16", c.model.dtype)));
+        }
+        if !["f32", "same"].contains(&c.model.master_dtype.as_str()) {
+            return Err(
+                self.field_error("model.master_dtype", format!("'{}' is not f32 or same", c.model.master_dtype))
+            );
         }
         if !["auto", "fused", "composite"].contains(&c.model.kernels.as_str()) {
             return Err(

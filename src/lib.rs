@@ -11,6 +11,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod gpu;
 pub mod runs;
 pub mod supervisor;
 pub mod train;

@@ -139,6 +139,23 @@ pub enum Command {
         #[arg(long)]
         runs: Option<PathBuf>,
     },
+    /// Write a run's checkpoint as a Hugging Face model directory (config.json,
+    /// model.safetensors, tokenizer files) that transformers' `from_pretrained` loads.
+    Export {
+        /// The run: id, unique prefix, name or directory.
+        run: String,
+        /// The checkpoint step (default: the latest).
+        #[arg(long, conflicts_with = "best")]
+        step: Option<u64>,
+        /// The checkpoint of the best held-out loss.
+        #[arg(long)]
+        best: bool,
+        /// The directory to write (must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        runs: Option<PathBuf>,
+    },
     /// The built-in task suite: languages, tasks, samples, statistics.
     #[command(subcommand)]
     Data(DataCmd),
@@ -210,6 +227,25 @@ pub fn run(cli: Cli) -> Result<i32> {
             println!("{}", run.id());
             Ok(0)
         }
+        Some(Command::Export { run, step, best, out, runs }) => {
+            let root = crate::runs::runs_root(runs.as_deref());
+            let rd = crate::runs::resolve(&root, &run)?;
+            let which = match (step, best) {
+                (Some(s), _) => crate::train::export::Which::Step(s),
+                (None, true) => crate::train::export::Which::Best,
+                (None, false) => crate::train::export::Which::Latest,
+            };
+            let e = crate::train::export::export(&rd, which, &out)?;
+            println!(
+                "exported run {} step {} ({} tensors, {}) to {}",
+                rd.id(),
+                e.step,
+                e.tensors,
+                e.dtype,
+                e.dir.display()
+            );
+            Ok(0)
+        }
         Some(Command::Compare { runs_to_compare, runs, json }) => {
             runs::compare(&crate::runs::runs_root(runs.as_deref()), &runs_to_compare, json)
         }
@@ -217,7 +253,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             let rows = match what.as_str() {
                 "tui" => crate::bench::tui::run(quick)?,
                 "train" => crate::bench::train::run(quick)?,
-                other => crate::bail_input!("bench '{other}': choose tui or train"),
+                "gpu" => crate::bench::gpu::run(quick)?,
+                other => crate::bail_input!("bench '{other}': choose tui, train or gpu"),
             };
             crate::bench::print(&rows, json);
             Ok(0)

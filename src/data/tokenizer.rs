@@ -30,14 +30,27 @@ pub const SPECIALS: [&str; 5] = ["<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<
 /// Letters with their marks; one digit; punctuation runs; whitespace (GPT-2 style).
 const SPLIT_PATTERN: &str = r" ?[\p{L}\p{M}]+| ?\p{N}| ?[^\s\p{L}\p{M}\p{N}]+|\s+(?!\S)|\s+";
 
-/// A tokenizer with the ids of the tokens the chat format needs.
+/// How a chat example becomes text: the suite tokenizer's marker tokens, or the text a
+/// model's chat template puts around a user turn and an assistant turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatFormat {
+    /// `<|user|> prompt <|assistant|> response <|eos|>` (the suite tokenizer).
+    Markers { user: u32, assistant: u32 },
+    /// `before + prompt + between` is the prompt; `response + after` the answer (from the
+    /// model's `chat_template`, or `prompt\n` / `response<eos>` for a model without one).
+    Template { before: String, between: String, after: String },
+}
+
+/// A tokenizer with the ids and the chat format that training and evaluation need.
 pub struct Tok {
     pub inner: tokenizers::Tokenizer,
     pub pad: u32,
-    pub bos: u32,
+    /// The start-of-text token, where the tokenizer has one (LM text starts with it).
+    pub bos: Option<u32>,
     pub eos: u32,
-    pub user: u32,
-    pub assistant: u32,
+    pub format: ChatFormat,
+    /// Tokens that end a generated answer (the end-of-text token and the chat turn's end).
+    pub stops: Vec<u32>,
 }
 
 /// An encoded example: input ids, next-token targets and per-target loss weights.
@@ -51,23 +64,157 @@ pub struct Encoded {
     pub truncated: bool,
 }
 
+/// The `tokenizer_config.json` next to a `tokenizer.json`, where there is one.
+pub fn config_path(tokenizer_json: &Path) -> PathBuf {
+    tokenizer_json.with_file_name("tokenizer_config.json")
+}
+
+/// Copy a tokenizer (its `tokenizer.json` and, where present, its `tokenizer_config.json`).
+pub fn copy_tokenizer(src: &Path, dst: &Path) -> Result<()> {
+    std::fs::copy(src, dst).with_context(|| format!("copying {}", src.display()))?;
+    let sc = config_path(src);
+    if sc.exists() {
+        std::fs::copy(&sc, config_path(dst)).with_context(|| format!("copying {}", sc.display()))?;
+    }
+    Ok(())
+}
+
+/// A special token named in `tokenizer_config.json`: a string or `{"content": ...}`.
+fn token_field(cfg: &serde_json::Value, key: &str) -> Option<String> {
+    match cfg.get(key)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Object(o) => o.get("content").and_then(|c| c.as_str()).map(String::from),
+        _ => None,
+    }
+}
+
+/// The chat template of a `tokenizer_config.json`: a string, or a list of named templates
+/// (the one named `default`).
+fn chat_template(cfg: &serde_json::Value) -> Option<String> {
+    match cfg.get("chat_template")? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(list) => list
+            .iter()
+            .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+            .and_then(|t| t.get("template")?.as_str().map(String::from)),
+        _ => None,
+    }
+}
+
+/// Render a Hugging Face chat template (Jinja) for `messages`.
+pub fn render_chat_template(
+    template: &str,
+    messages: &[(&str, &str)],
+    add_generation_prompt: bool,
+    bos: &str,
+    eos: &str,
+) -> Result<String> {
+    let mut env = minijinja::Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
+        Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+    });
+    env.add_function("strftime_now", |_fmt: String| "01 January 2026".to_string());
+    env.add_template("chat", template).map_err(|e| crate::error::bad_input(format!("chat_template: {e}")))?;
+    let msgs: Vec<serde_json::Value> =
+        messages.iter().map(|(r, c)| serde_json::json!({"role": r, "content": c})).collect();
+    let ctx = minijinja::context! {
+        messages => msgs,
+        add_generation_prompt => add_generation_prompt,
+        bos_token => bos,
+        eos_token => eos,
+        tools => minijinja::Value::UNDEFINED,
+    };
+    let t = env.get_template("chat").expect("added above");
+    t.render(ctx).map_err(|e| crate::error::bad_input(format!("chat_template: rendering: {e}")))
+}
+
+/// The text around a user turn and an assistant turn under a chat template, found by rendering
+/// it with placeholder contents.
+fn template_format(template: &str, bos: &str, eos: &str) -> Result<ChatFormat> {
+    const P: &str = "MIXSCOPEPROMPT7";
+    const R: &str = "MIXSCOPERESPONSE7";
+    let a = render_chat_template(template, &[("user", P)], true, bos, eos)?;
+    let b = render_chat_template(template, &[("user", P), ("assistant", R)], false, bos, eos)?;
+    let bad =
+        || crate::error::bad_input("chat_template: the rendered turns do not contain the message texts".to_string());
+    let (before, between) = a.split_once(P).ok_or_else(bad)?;
+    let (_, rest) = b.split_once(P).ok_or_else(bad)?;
+    let (_, after) = rest.split_once(R).ok_or_else(bad)?;
+    Ok(ChatFormat::Template { before: before.into(), between: between.into(), after: after.into() })
+}
+
 impl Tok {
-    /// Load a `tokenizer.json` (the demo's or a pretrained model's).
+    /// Load a `tokenizer.json` (the demo's or a pretrained model's), with the
+    /// `tokenizer_config.json` beside it when there is one (special tokens, chat template).
     pub fn load(path: &Path) -> Result<Tok> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Tok::from_json(&text).with_context(|| format!("loading tokenizer {}", path.display()))
+        let cpath = config_path(path);
+        let config = match std::fs::read_to_string(&cpath) {
+            Ok(t) => Some(
+                serde_json::from_str::<serde_json::Value>(&t)
+                    .map_err(|e| crate::error::bad_input(format!("{}: {e}", cpath.display())))?,
+            ),
+            Err(_) => None,
+        };
+        Tok::from_parts(&text, config.as_ref()).map_err(|e| {
+            let shown = if config.is_some() { cpath.display().to_string() } else { path.display().to_string() };
+            crate::error::bad_input(format!("{shown}: {e:#}"))
+        })
     }
 
+    /// A tokenizer from its JSON alone (the suite tokenizer, or a model's without config).
     pub fn from_json(text: &str) -> Result<Tok> {
+        Tok::from_parts(text, None)
+    }
+
+    /// A tokenizer from `tokenizer.json` text and the parsed `tokenizer_config.json`.
+    pub fn from_parts(text: &str, config: Option<&serde_json::Value>) -> Result<Tok> {
         let inner: tokenizers::Tokenizer =
             text.parse().map_err(|e| crate::error::bad_input(format!("not a valid tokenizer.json: {e}")))?;
         let id = |t: &str| inner.token_to_id(t);
-        let (Some(pad), Some(bos), Some(eos), Some(user), Some(assistant)) =
+        if let (Some(pad), Some(bos), Some(eos), Some(user), Some(assistant)) =
             (id(SPECIALS[0]), id(SPECIALS[1]), id(SPECIALS[2]), id(SPECIALS[3]), id(SPECIALS[4]))
-        else {
-            bail_input!("the tokenizer lacks the special tokens mixscope's chat format uses ({})", SPECIALS.join(" "));
+        {
+            let format = ChatFormat::Markers { user, assistant };
+            return Ok(Tok { inner, pad, bos: Some(bos), eos, format, stops: vec![eos] });
+        }
+        let empty = serde_json::Value::Null;
+        let cfg = config.unwrap_or(&empty);
+        let named = |key: &str| -> Result<Option<(String, u32)>> {
+            match token_field(cfg, key) {
+                None => Ok(None),
+                Some(t) => match inner.token_to_id(&t) {
+                    Some(i) => Ok(Some((t, i))),
+                    None => bail_input!("{key} '{t}' is not in the tokenizer's vocabulary"),
+                },
+            }
         };
-        Ok(Tok { inner, pad, bos, eos, user, assistant })
+        let Some((eos_text, eos)) = named("eos_token")? else {
+            bail_input!(
+                "the tokenizer has no end token: tokenizer_config.json needs eos_token (or use the suite tokenizer's {})",
+                SPECIALS.join(" ")
+            );
+        };
+        let bos = named("bos_token")?;
+        let pad = named("pad_token")?.map_or(eos, |(_, i)| i);
+        let bos_text = bos.as_ref().map_or(String::new(), |(t, _)| t.clone());
+        let format = match chat_template(cfg) {
+            Some(t) => template_format(&t, &bos_text, &eos_text)?,
+            None => ChatFormat::Template { before: String::new(), between: "\n".into(), after: eos_text.clone() },
+        };
+        let mut stops = vec![eos];
+        if let ChatFormat::Template { after, .. } = &format {
+            // The turn's end token (e.g. <|im_end|>) stops generation too.
+            let enc = inner.encode_fast(after.trim(), false).map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
+            if let Some(&first) = enc.get_ids().first() {
+                if !stops.contains(&first) && enc.get_ids().len() == 1 {
+                    stops.push(first);
+                }
+            }
+        }
+        Ok(Tok { inner, pad, bos: bos.map(|(_, i)| i), eos, format, stops })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -83,20 +230,48 @@ impl Tok {
         self.inner.decode(ids, true).map_err(|e| anyhow::anyhow!("decoding: {e}"))
     }
 
-    /// The prompt part of a chat example: `<|user|> prompt <|assistant|>`.
-    pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>> {
-        let mut ids = vec![self.user];
-        ids.extend(self.encode_text(prompt)?);
-        ids.push(self.assistant);
-        Ok(ids)
+    /// The prompt of a chat example in three parts: the ids before the prompt text, the
+    /// prompt text's, and those after it (up to where the answer starts).
+    fn prompt_parts(&self, prompt: &str) -> Result<(Vec<u32>, Vec<u32>, Vec<u32>)> {
+        match &self.format {
+            ChatFormat::Markers { user, assistant } => Ok((vec![*user], self.encode_text(prompt)?, vec![*assistant])),
+            ChatFormat::Template { before, between, .. } => {
+                Ok((self.encode_text(before)?, self.encode_text(prompt)?, self.encode_text(between)?))
+            }
+        }
     }
 
-    /// Encode an example for training: chat tasks carry loss on the response and the end token
-    /// only; LM text on every token. At most `max_len` ids (the prompt is cut from the left
-    /// first, then the end).
+    /// The prompt part of a chat example, as generation is fed it.
+    pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>> {
+        let (mut head, body, tail) = self.prompt_parts(prompt)?;
+        head.extend(body);
+        head.extend(tail);
+        Ok(head)
+    }
+
+    /// The answer of a chat example with the end of the turn.
+    fn encode_answer(&self, response: &str) -> Result<Vec<u32>> {
+        match &self.format {
+            ChatFormat::Markers { .. } => {
+                let mut ids = self.encode_text(response)?;
+                ids.push(self.eos);
+                Ok(ids)
+            }
+            ChatFormat::Template { after, .. } => {
+                let mut text = String::with_capacity(response.len() + after.len());
+                text.push_str(response);
+                text.push_str(after);
+                self.encode_text(&text)
+            }
+        }
+    }
+
+    /// Encode an example for training: chat tasks carry loss on the response and the end of
+    /// the turn only; LM text on every token. At most `max_len` ids (the prompt text is cut
+    /// from its start first, keeping the chat format around it, then the end).
     pub fn encode(&self, ex: &Example, max_len: usize) -> Result<Encoded> {
         if ex.task == Task::Lm || ex.prompt.is_empty() {
-            let mut ids = vec![self.bos];
+            let mut ids: Vec<u32> = self.bos.into_iter().collect();
             ids.extend(self.encode_text(&ex.response)?);
             ids.push(self.eos);
             let truncated = ids.len() > max_len;
@@ -104,21 +279,20 @@ impl Tok {
             let weights = vec![1.0; ids.len().saturating_sub(1)];
             return Ok(Encoded { ids, weights, prompt_len: 1, truncated });
         }
-        let mut prompt = self.encode_prompt(&ex.prompt)?;
-        let mut resp = self.encode_text(&ex.response)?;
-        resp.push(self.eos);
+        let (head, mut body, tail) = self.prompt_parts(&ex.prompt)?;
+        let resp = self.encode_answer(&ex.response)?;
         let mut truncated = false;
-        if prompt.len() + resp.len() > max_len {
+        let total = head.len() + body.len() + tail.len() + resp.len();
+        if total > max_len {
             truncated = true;
-            let keep_prompt = max_len.saturating_sub(resp.len()).max(2.min(max_len));
-            if prompt.len() > keep_prompt {
-                // Keep the user marker and the end of the prompt (the question is last).
-                let cut = prompt.len() - keep_prompt;
-                prompt.drain(1..1 + cut.min(prompt.len() - 1));
-            }
+            // Keep the end of the prompt text (the question is last).
+            let cut = (total - max_len).min(body.len());
+            body.drain(..cut);
         }
-        let prompt_len = prompt.len();
-        let mut ids = prompt;
+        let mut ids = head;
+        ids.extend(body);
+        ids.extend(tail);
+        let prompt_len = ids.len();
         ids.extend(resp);
         ids.truncate(max_len);
         let weights = (1..ids.len()).map(|i| if i >= prompt_len { 1.0 } else { 0.0 }).collect();

@@ -153,7 +153,7 @@ fn generate(
             return Ok(None);
         }
         let prompts: Vec<Vec<u32>> = chunk.iter().map(|&i| encs[i].ids[..encs[i].prompt_len].to_vec()).collect();
-        let gens = model.generate(&prompts, max_new, &[tok.eos])?;
+        let gens = model.generate(&prompts, max_new, &tok.stops)?;
         for (&i, g) in chunk.iter().zip(gens) {
             out[i] = tok.decode(&g)?;
         }

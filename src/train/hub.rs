@@ -31,7 +31,8 @@ fn is_hub_name(s: &str) -> bool {
 }
 
 /// The directory holding a model's files: the source itself when it is a directory, else the
-/// cached snapshot of the hub repository at `revision` (default `main`).
+/// cached snapshot of the hub repository at `revision` (default `main`), downloaded through
+/// hf-hub into the standard cache when it is not there and `HF_HUB_OFFLINE` is not set.
 pub fn resolve_model_dir(source: &str, revision: Option<&str>) -> Result<PathBuf> {
     let p = Path::new(source);
     if p.is_dir() {
@@ -40,6 +41,70 @@ pub fn resolve_model_dir(source: &str, revision: Option<&str>) -> Result<PathBuf
     if !is_hub_name(source) {
         bail_input!("model '{source}': not a directory and not a hub name of the form org/name");
     }
+    match cached_snapshot(source, revision) {
+        Ok(dir) => Ok(dir),
+        Err(e) if offline() => Err(e),
+        Err(_) => download(source, revision),
+    }
+}
+
+/// Whether `HF_HUB_OFFLINE` forbids downloads.
+pub fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True" | "yes" | "ON" | "on"))
+}
+
+/// The access token: `HF_TOKEN`, else the file `huggingface-cli login` writes.
+fn token() -> Option<String> {
+    if let Some(t) = std::env::var("HF_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+        return Some(t.trim().to_string());
+    }
+    let home = match std::env::var_os("HF_HOME").filter(|v| !v.is_empty()) {
+        Some(h) => PathBuf::from(h),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache").join("huggingface"),
+    };
+    std::fs::read_to_string(home.join("token")).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// Download a model's files into the standard cache through hf-hub (config, weights, tokenizer,
+/// tokenizer config and generation config where the repository has them); returns the snapshot.
+fn download(source: &str, revision: Option<&str>) -> Result<PathBuf> {
+    use hf_hub::{api::sync::ApiBuilder, Repo, RepoType};
+    let rev = revision.unwrap_or("main").to_string();
+    let fail = |what: &str, e: hf_hub::api::sync::ApiError| {
+        crate::error::bad_input(format!(
+            "model '{source}' (revision {rev}): {what}: {e} (not in the cache {} either; HF_HUB_OFFLINE=1 skips the download)",
+            hub_cache_dir().display()
+        ))
+    };
+    let api = ApiBuilder::new()
+        .with_cache_dir(hub_cache_dir())
+        .with_token(token())
+        .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .build()
+        .map_err(|e| fail("starting the download", e))?;
+    let repo = api.repo(Repo::with_revision(source.to_string(), RepoType::Model, rev.clone()));
+    let config = repo.get("config.json").map_err(|e| fail("config.json", e))?;
+    let dir = config.parent().expect("a cached file has a directory").to_path_buf();
+    match repo.get("model.safetensors.index.json") {
+        Ok(_) => {
+            for f in weight_files(&dir)? {
+                let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                repo.get(&name).map_err(|e| fail(&name, e))?;
+            }
+        }
+        Err(_) => {
+            repo.get("model.safetensors").map_err(|e| fail("model.safetensors", e))?;
+        }
+    }
+    for optional in ["tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+        let _ = repo.get(optional);
+    }
+    Ok(dir)
+}
+
+/// The cached snapshot of a hub repository at `revision` (default `main`).
+fn cached_snapshot(source: &str, revision: Option<&str>) -> Result<PathBuf> {
     let cache = hub_cache_dir();
     let repo = cache.join(format!("models--{}", source.replace('/', "--")));
     let rev = revision.unwrap_or("main");
@@ -86,22 +151,48 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     bail_input!("{}: no model.safetensors or model.safetensors.index.json", dir.display())
 }
 
-/// Check a model directory before a run is created from it: config.json parses and every
-/// weight file has a well-formed safetensors header whose tensors fit in the file. Reads only
-/// headers, so it is cheap for large models.
-pub fn check_model_dir(dir: &Path) -> Result<()> {
+/// Check a model directory before a run is created from it: config.json names a supported
+/// architecture, every weight file has a well-formed safetensors header whose tensors fit in
+/// the file, and every tensor the config needs is there with its shape. Reads only headers,
+/// so it is cheap for large models. Returns the model config.
+pub fn check_model_dir(dir: &Path) -> Result<crate::train::ModelConfig> {
     let path = dir.join("config.json");
     let text =
         std::fs::read_to_string(&path).map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))?;
-    crate::train::ModelConfig::from_hf_json(&text)
-        .map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))?;
+    let cfg = crate::train::ModelConfig::from_hf_json(&text).map_err(|e| {
+        crate::error::bad_input(format!("{}: {}", path.display(), e.to_string().trim_start_matches("config.json: ")))
+    })?;
+    let mut found: std::collections::HashMap<String, (Vec<usize>, PathBuf)> = std::collections::HashMap::new();
     for f in weight_files(dir)? {
-        check_safetensors_header(&f)?;
+        for (name, shape) in check_safetensors_header(&f)? {
+            found.insert(name, (shape, f.clone()));
+        }
     }
-    Ok(())
+    for spec in crate::train::param_specs(&cfg) {
+        match found.get(&spec.name) {
+            None => bail_input!(
+                "{}: tensor '{}' (shape {:?}) is missing from the weights",
+                dir.display(),
+                spec.name,
+                spec.shape
+            ),
+            Some((shape, f)) if *shape != spec.shape => bail_input!(
+                "{}: tensor '{}' has shape {:?}, but {} needs {:?}",
+                f.display(),
+                spec.name,
+                shape,
+                path.display(),
+                spec.shape
+            ),
+            Some(_) => {}
+        }
+    }
+    Ok(cfg)
 }
 
-fn check_safetensors_header(f: &Path) -> Result<()> {
+/// The tensors (name, shape) of a safetensors file, from its header, after checking that the
+/// header is well formed and every tensor fits in the file.
+fn check_safetensors_header(f: &Path) -> Result<Vec<(String, Vec<usize>)>> {
     use std::io::Read;
     let bad = |why: String| crate::error::bad_input(format!("{}: not a readable safetensors file: {why}", f.display()));
     let mut file = std::fs::File::open(f).map_err(|e| bad(e.to_string()))?;
@@ -117,6 +208,7 @@ fn check_safetensors_header(f: &Path) -> Result<()> {
     let v: serde_json::Value = serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
     let obj = v.as_object().ok_or_else(|| bad("header is not a JSON object".into()))?;
     let data_len = len - 8 - n;
+    let mut out = Vec::with_capacity(obj.len());
     for (name, t) in obj.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
         let end = t.get("data_offsets").and_then(|o| o.get(1)).and_then(|e| e.as_u64());
         match end {
@@ -126,8 +218,16 @@ fn check_safetensors_header(f: &Path) -> Result<()> {
             }
             None => return Err(bad(format!("tensor '{name}' has no data_offsets"))),
         }
+        let shape: Option<Vec<usize>> = t
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect());
+        match shape {
+            Some(s) => out.push((name.clone(), s)),
+            None => return Err(bad(format!("tensor '{name}' has no shape"))),
+        }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Load pretrained weights into the model's variables. Every variable must be found with its

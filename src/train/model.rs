@@ -87,7 +87,11 @@ pub struct Model {
     cfg: ModelConfig,
     kernels: Kernels,
     device: Device,
+    /// The parameters' dtype (the master copy the optimizer updates).
     dtype: DType,
+    /// The dtype the forward computes in: weights are cast to it on use (differentiably, so
+    /// gradients reach the master weights), e.g. bf16 compute over f32 parameters.
+    compute: DType,
     embed: Tensor,
     layers: Vec<Layer>,
     norm: Tensor,
@@ -228,6 +232,7 @@ impl Model {
             kernels: Kernels::Fused.effective(&device, dtype),
             device,
             dtype,
+            compute: dtype,
             embed,
             layers,
             norm,
@@ -245,6 +250,35 @@ impl Model {
     pub fn dtype(&self) -> DType {
         self.dtype
     }
+    /// The dtype of the forward's arithmetic.
+    pub fn compute_dtype(&self) -> DType {
+        self.compute
+    }
+    /// Computes in `dt` over parameters kept in their own dtype (mixed precision: bf16 or f16
+    /// compute over f32 master weights). Fused kernels need f32 compute; others fall back to
+    /// the composite path.
+    pub fn set_compute_dtype(&mut self, dt: DType) -> Result<()> {
+        if dt != self.compute {
+            let c = &self.cfg;
+            self.rope = RopeTables::new(c.head_dim(), c.max_position_embeddings, c.rope_theta, &self.device, dt)?;
+            self.compute = dt;
+            self.kernels = self.kernels.effective(&self.device, dt);
+        }
+        Ok(())
+    }
+
+    /// A weight in the compute dtype (the same tensor when no cast is needed).
+    fn cw(&self, t: &Tensor) -> Result<Tensor> {
+        if t.dtype() == self.compute {
+            Ok(t.clone())
+        } else {
+            t.to_dtype(self.compute)
+        }
+    }
+
+    fn ocw(&self, t: &Option<Tensor>) -> Result<Option<Tensor>> {
+        t.as_ref().map(|t| self.cw(t)).transpose()
+    }
     /// The kernels in use (Fused on CPU/f32, Composite otherwise by default).
     pub fn kernels(&self) -> Kernels {
         self.kernels
@@ -252,7 +286,7 @@ impl Model {
     /// Selects the kernels; Fused silently becomes Composite where unsupported (non-CPU
     /// device or non-f32 dtype).
     pub fn set_kernels(&mut self, k: Kernels) {
-        self.kernels = k.effective(&self.device, self.dtype);
+        self.kernels = k.effective(&self.device, self.compute);
     }
 
     fn lm_head_weight(&self) -> &Tensor {
@@ -270,9 +304,10 @@ impl Model {
         let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
         let n = b * t;
         let ids = ids.flatten_all()?.to_dtype(DType::U32)?;
-        let mut x = self.embed.index_select(&ids, 0)?; // [N, H]
+        let mut x = self.cw(&self.embed.index_select(&ids, 0)?)?; // [N, H]
         let blocks = k == Kernels::Fused && !cfg.attention_bias && hd % 16 == 0;
         for l in &self.layers {
+            let l = &self.cast_layer(l)?;
             if blocks {
                 // whole residual sub-blocks as single ops (norm weight as the last row)
                 let w_qkvn = Tensor::cat(&[&l.q, &l.k, &l.v, &l.ln1.unsqueeze(0)?], 0)?;
@@ -311,7 +346,25 @@ impl Model {
             };
             x = (x + y)?;
         }
-        ops::rms_norm(&x, &self.norm, cfg.rms_norm_eps, k)
+        ops::rms_norm(&x, &self.cw(&self.norm)?, cfg.rms_norm_eps, k)
+    }
+
+    /// A layer's weights in the compute dtype.
+    fn cast_layer(&self, l: &Layer) -> Result<Layer> {
+        Ok(Layer {
+            q: self.cw(&l.q)?,
+            k: self.cw(&l.k)?,
+            v: self.cw(&l.v)?,
+            qb: self.ocw(&l.qb)?,
+            kb: self.ocw(&l.kb)?,
+            vb: self.ocw(&l.vb)?,
+            o: self.cw(&l.o)?,
+            gate: self.cw(&l.gate)?,
+            up: self.cw(&l.up)?,
+            down: self.cw(&l.down)?,
+            ln1: self.cw(&l.ln1)?,
+            ln2: self.cw(&l.ln2)?,
+        })
     }
 
     /// Training loss: `Σ w·nll / Σ w` over `[B, T]` positions (`ids`, `targets` u32, `weights`
@@ -320,7 +373,7 @@ impl Model {
         let h = self.hidden(ids)?;
         ops::lm_head_cross_entropy(
             &h,
-            self.lm_head_weight(),
+            &self.cw(self.lm_head_weight())?,
             &targets.flatten_all()?,
             &weights.flatten_all()?,
             self.kernels,
@@ -331,14 +384,14 @@ impl Model {
     pub fn logits(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let h = self.hidden(ids)?;
-        h.matmul(&self.lm_head_weight().t()?)?.reshape((b, t, self.cfg.vocab_size))?.detach().contiguous()
+        h.matmul(&self.cw(self.lm_head_weight())?.t()?)?.reshape((b, t, self.cfg.vocab_size))?.detach().contiguous()
     }
 
     /// Per-token negative log-likelihood `[B, T]` (no gradient), for evaluation losses.
     pub fn token_nll(&self, ids: &Tensor, targets: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let h = self.hidden(ids)?.detach();
-        let logits = h.matmul(&self.lm_head_weight().detach().t()?)?;
+        let logits = h.matmul(&self.cw(&self.lm_head_weight().detach())?.t()?)?;
         ops::token_nll_from_logits(&logits, &targets.flatten_all()?)?.reshape((b, t))
     }
 
@@ -363,11 +416,11 @@ impl Model {
         let pads: Vec<usize> = lens.iter().map(|&l| lmax - l).collect();
         let need = lmax + max_new;
         let rope = if need > self.rope.max_pos {
-            RopeTables::new(self.cfg.head_dim(), need, self.cfg.rope_theta, &self.device, self.dtype)?
+            RopeTables::new(self.cfg.head_dim(), need, self.cfg.rope_theta, &self.device, self.compute)?
         } else {
             self.rope.clone()
         };
-        let w = InferWeights::new(self);
+        let w = InferWeights::new(self)?;
         let mut cache: Vec<Option<(Tensor, Tensor)>> = vec![None; self.layers.len()];
 
         // Prefill.
@@ -389,7 +442,7 @@ impl Model {
         }
         let ids = Tensor::from_vec(ids, (bsz, lmax), &self.device)?;
         let pos = Tensor::from_vec(pos, (bsz, lmax), &self.device)?;
-        let mask = Tensor::from_vec(mask, (bsz, 1, lmax, lmax), &self.device)?.to_dtype(self.dtype)?;
+        let mask = Tensor::from_vec(mask, (bsz, 1, lmax, lmax), &self.device)?.to_dtype(self.compute)?;
         let logits = self.infer_step(&w, &ids, &pos, &mask, &rope, &mut cache)?; // [B, V]
         let mut next = argmax_rows(&logits)?;
 
@@ -418,7 +471,7 @@ impl Model {
                     mask[r * s + j] = f32::NEG_INFINITY;
                 }
             }
-            let mask = Tensor::from_vec(mask, (bsz, 1, 1, s), &self.device)?.to_dtype(self.dtype)?;
+            let mask = Tensor::from_vec(mask, (bsz, 1, 1, s), &self.device)?.to_dtype(self.compute)?;
             let logits = self.infer_step(&w, &ids, &pos, &mask, &rope, &mut cache)?;
             next = argmax_rows(&logits)?;
         }
@@ -484,32 +537,30 @@ struct InferWeights {
 }
 
 impl InferWeights {
-    fn new(m: &Model) -> Self {
-        let d = |t: &Tensor| t.detach();
-        let od = |t: &Option<Tensor>| t.as_ref().map(|t| t.detach());
-        InferWeights {
-            embed: d(&m.embed),
-            layers: m
-                .layers
-                .iter()
-                .map(|l| Layer {
-                    q: d(&l.q),
-                    k: d(&l.k),
-                    v: d(&l.v),
+    fn new(m: &Model) -> Result<Self> {
+        let d = |t: &Tensor| m.cw(&t.detach());
+        let layers = m.layers.iter().map(|l| m.cast_layer(l)).collect::<Result<Vec<_>>>()?;
+        let layers = layers
+            .into_iter()
+            .map(|l| {
+                let od = |t: &Option<Tensor>| t.as_ref().map(|t| t.detach());
+                Layer {
+                    q: l.q.detach(),
+                    k: l.k.detach(),
+                    v: l.v.detach(),
                     qb: od(&l.qb),
                     kb: od(&l.kb),
                     vb: od(&l.vb),
-                    o: d(&l.o),
-                    gate: d(&l.gate),
-                    up: d(&l.up),
-                    down: d(&l.down),
-                    ln1: d(&l.ln1),
-                    ln2: d(&l.ln2),
-                })
-                .collect(),
-            norm: d(&m.norm),
-            lm_head: d(m.lm_head_weight()),
-        }
+                    o: l.o.detach(),
+                    gate: l.gate.detach(),
+                    up: l.up.detach(),
+                    down: l.down.detach(),
+                    ln1: l.ln1.detach(),
+                    ln2: l.ln2.detach(),
+                }
+            })
+            .collect();
+        Ok(InferWeights { embed: d(&m.embed)?, layers, norm: d(&m.norm)?, lm_head: d(m.lm_head_weight())? })
     }
 }
 

@@ -175,14 +175,21 @@ impl AdamW {
     /// Global L2 norm of the gradients of the tracked parameters.
     pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
         let mut total = 0f64;
+        // Other devices: per-parameter sums stay on the device, read back once (one sync).
+        let mut on_device: Vec<Tensor> = Vec::new();
         for p in &self.params {
             if let Some(g) = grads.get(p.var.as_tensor()) {
-                total += if is_cpu_f32(g) {
-                    super::ops::with_f32(g, "grad norm", sumsq_f64)?
+                if is_cpu_f32(g) {
+                    total += super::ops::with_f32(g, "grad norm", sumsq_f64)?;
+                } else if g.device().is_cpu() {
+                    total += g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
                 } else {
-                    g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?
-                };
+                    on_device.push(g.to_dtype(DType::F32)?.sqr()?.sum_all()?);
+                }
             }
+        }
+        if !on_device.is_empty() {
+            total += Tensor::stack(&on_device, 0)?.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
         }
         Ok(total.sqrt())
     }

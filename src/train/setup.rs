@@ -40,10 +40,12 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
     let mut cfg = loaded.config.clone();
     // Bad user data is bad input: found before anything is created.
     crate::data::jsonl::UserData::load(&cfg.data.files)?;
-    if cfg.model.source != "tiny" {
+    let pretrained = if cfg.model.source != "tiny" && cfg.init.is_none() {
         let dir = super::hub::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
-        super::hub::check_model_dir(&dir)?;
-    }
+        Some(super::hub::check_model_dir(&dir)?)
+    } else {
+        None
+    };
     cfg.source_hash = Some(config_hash(&cfg)?);
     let path = match dir {
         Some(d) => d.to_path_buf(),
@@ -66,16 +68,27 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
         cfg.init = Some(crate::config::InitSection { config: None, run: Some(b.id()), step: Some(step) });
         base = Some((b, step));
     }
-    if let Some(parent) = path.parent() {
-        crate::util::create_private_dir(parent).ok();
-    }
-    crate::util::create_private_dir(&path)?;
+    // The tokenizer is checked before anything is created.
     let tok_src: PathBuf = match &base {
         Some((b, _)) => b.tokenizer_path(),
         None => tokenizer_source(root, &cfg)?,
     };
-    Tok::load(&tok_src)?;
-    std::fs::copy(&tok_src, run.tokenizer_path()).with_context(|| format!("copying {}", tok_src.display()))?;
+    let tok = Tok::load(&tok_src)?;
+    if let Some(m) = &pretrained {
+        if tok.vocab_size() > m.vocab_size {
+            bail_input!(
+                "tokenizer {}: {} tokens, more than the model's vocab_size {}",
+                tok_src.display(),
+                tok.vocab_size(),
+                m.vocab_size
+            );
+        }
+    }
+    if let Some(parent) = path.parent() {
+        crate::util::create_private_dir(parent).ok();
+    }
+    crate::util::create_private_dir(&path)?;
+    tokenizer::copy_tokenizer(&tok_src, &run.tokenizer_path())?;
     run.write_config(&cfg)?;
     if let Some((b, step)) = &base {
         let mix = crate::train::trainer::mixture_of(&cfg)?;
@@ -259,7 +272,8 @@ pub fn fork_run(
     let id = runs::new_id(root, cfg.name.as_deref());
     let run = RunDir::new(root.join(id));
     crate::util::create_private_dir(&run.path)?;
-    std::fs::copy(parent.tokenizer_path(), run.tokenizer_path()).context("copying the parent's tokenizer")?;
+    tokenizer::copy_tokenizer(&parent.tokenizer_path(), &run.tokenizer_path())
+        .context("copying the parent's tokenizer")?;
     run.write_config(&cfg)?;
     link_checkpoint(parent, step, &run, cfg.seed)?;
     write_fork_event(&run, &parent.id(), step, &mix)?;

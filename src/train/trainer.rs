@@ -141,7 +141,9 @@ pub fn model_config(cfg: &RunConfig, tok: &Tok) -> Result<ModelConfig> {
     let path = dir.join("config.json");
     let text =
         std::fs::read_to_string(&path).map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))?;
-    ModelConfig::from_hf_json(&text).map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))
+    ModelConfig::from_hf_json(&text).map_err(|e| {
+        crate::error::bad_input(format!("{}: {}", path.display(), e.to_string().trim_start_matches("config.json: ")))
+    })
 }
 
 /// The mixture of a resolved config.
@@ -223,8 +225,10 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         _ if device.is_cpu() => Kernels::Fused,
         _ => Kernels::Composite,
     };
+    let master = if cfg.model.master_dtype == "same" { dtype } else { DType::F32 };
     let varmap = VarMap::new();
-    let mut model = Model::new(&mcfg, &varmap, &device, dtype, cfg.seed)?;
+    let mut model = Model::new(&mcfg, &varmap, &device, master, cfg.seed)?;
+    model.set_compute_dtype(dtype)?;
     model.set_kernels(kernels);
     let t = &cfg.train;
     let mut opt =

@@ -244,14 +244,7 @@ pub struct SystemStats {
     last_cpu: Option<(u64, u64)>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GpuStat {
-    pub index: usize,
-    pub name: String,
-    pub util_pct: f64,
-    pub mem_used_gb: f64,
-    pub mem_total_gb: f64,
-}
+pub use crate::gpu::GpuStat;
 
 impl SystemStats {
     /// Sample /proc (Linux); other systems show nothing.
@@ -284,32 +277,8 @@ impl SystemStats {
             self.mem_total_gb = get("MemTotal:") / 1048576.0;
             self.mem_used_gb = (get("MemTotal:") - get("MemAvailable:")) / 1048576.0;
         }
-        self.gpus = sample_gpus();
+        self.gpus = crate::gpu::sample();
     }
-}
-
-/// Per-GPU utilisation and memory through NVML (the NVIDIA driver's library, loaded at run
-/// time: a machine without it simply has no GPUs to show).
-fn sample_gpus() -> Vec<GpuStat> {
-    use std::sync::OnceLock;
-    static NVML: OnceLock<Option<nvml_wrapper::Nvml>> = OnceLock::new();
-    let Some(nvml) = NVML.get_or_init(|| nvml_wrapper::Nvml::init().ok()) else {
-        return Vec::new();
-    };
-    let n = nvml.device_count().unwrap_or(0);
-    (0..n)
-        .filter_map(|i| {
-            let d = nvml.device_by_index(i).ok()?;
-            let mem = d.memory_info().ok()?;
-            Some(GpuStat {
-                index: i as usize,
-                name: d.name().unwrap_or_default(),
-                util_pct: d.utilization_rates().map_or(0.0, |u| u.gpu as f64),
-                mem_used_gb: mem.used as f64 / (1u64 << 30) as f64,
-                mem_total_gb: mem.total as f64 / (1u64 << 30) as f64,
-            })
-        })
-        .collect()
 }
 
 /// One row of the run tree.

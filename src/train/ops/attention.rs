@@ -12,7 +12,7 @@
 
 use super::simd::{self, axpy, dispatch, exp, madd};
 use super::{cpu_f32, cpu_tensor, with_f32, Kernels, RopeTables};
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -120,12 +120,15 @@ pub fn causal_attention_composite(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<
     att.matmul(&v)?.transpose(1, 2)
 }
 
-/// Softmax over the last dim, differentiable (max detached).
+/// Softmax over the last dim, differentiable (max detached). Half-precision scores are
+/// computed in f32 and cast back (as transformers' eager attention does).
 pub fn softmax_composite(x: &Tensor) -> Result<Tensor> {
-    let m = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&m)?.exp()?;
+    let dt = x.dtype();
+    let xf = if dt == DType::F32 || dt == DType::F64 { x.clone() } else { x.to_dtype(DType::F32)? };
+    let m = xf.max_keepdim(D::Minus1)?.detach();
+    let e = xf.broadcast_sub(&m)?.exp()?;
     let s = e.sum_keepdim(D::Minus1)?;
-    e.broadcast_div(&s)
+    e.broadcast_div(&s)?.to_dtype(dt)
 }
 
 #[derive(Clone)]

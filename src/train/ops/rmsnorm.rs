@@ -2,7 +2,7 @@
 
 use super::simd::{self, dispatch, madd};
 use super::{cpu_f32, cpu_tensor, with_f32, Kernels, ROW_CHUNK};
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
 /// RMSNorm of `x` (`[..., H]`) with weight `w` (`[H]`).
@@ -17,10 +17,14 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, kernels: Kernels) -> Result<Te
 }
 
 /// Differentiable composite reference.
+/// Half-precision inputs are normalised in f32 and cast back before the weight (as
+/// transformers' `LlamaRMSNorm` does).
 pub fn rms_norm_composite(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+    let dt = x.dtype();
+    let xf = if dt == DType::F32 || dt == DType::F64 { x.clone() } else { x.to_dtype(DType::F32)? };
+    let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
     let r = (ms + eps)?.sqrt()?.recip()?;
-    x.broadcast_mul(&r)?.broadcast_mul(w)
+    xf.broadcast_mul(&r)?.to_dtype(dt)?.broadcast_mul(w)
 }
 
 struct RmsNormOp {

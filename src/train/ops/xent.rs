@@ -33,8 +33,8 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor, kernel
         }
         Kernels::Composite => {
             let targets = Tensor::from_vec(t, n, logits.device())?;
-            let weights = weights.flatten_all()?.to_dtype(logits.dtype())?;
             let nll = nll_composite(logits, &targets)?;
+            let weights = weights.flatten_all()?.to_dtype(nll.dtype())?;
             let wsum = weights.sum_all()?;
             let denom = wsum.maximum(1e-12)?;
             (nll * &weights)?.sum_all()?.div(&denom)
@@ -42,8 +42,13 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor, kernel
     }
 }
 
-/// Per-row NLL `[N]`, differentiable composite ops.
+/// Per-row NLL `[N]`, differentiable composite ops (half-precision logits are upcast to f32:
+/// a log-sum-exp over a large vocabulary in bf16 loses the loss's low digits).
 pub fn nll_composite(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let logits = &match logits.dtype() {
+        DType::F32 | DType::F64 => logits.clone(),
+        _ => logits.to_dtype(DType::F32)?,
+    };
     let m = logits.max_keepdim(D::Minus1)?.detach();
     let z = logits.broadcast_sub(&m)?;
     let lse = z.exp()?.sum_keepdim(D::Minus1)?.log()?;

@@ -1,0 +1,307 @@
+//! Pretrained models without network: a fake Hugging Face cache (the real
+//! `models--org--name/{refs/main, blobs/, snapshots/<rev>/}` layout, files linked from blobs)
+//! holding a tiny Qwen2 model and a chat-template tokenizer that this test writes; loaded by
+//! name with HF_HUB_OFFLINE=1, trained, exported, reloaded; and the bad-model errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use common::*;
+use mixscope::train::{Arch, Model, ModelConfig};
+
+const REV: &str = "0123456789abcdef0123456789abcdef01234567";
+const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// The suite tokenizer with its special tokens renamed as a ChatML model's, so that it has
+/// none of mixscope's own markers and the chat format must come from the template.
+fn chatml_tokenizer(cache: &Path) -> String {
+    let p = mixscope::data::tokenizer::suite_tokenizer(&cache.join("tok"), 512).unwrap();
+    std::fs::read_to_string(p)
+        .unwrap()
+        .replace("<|pad|>", "<|endoftext|>")
+        .replace("<|bos|>", "<|unused0|>")
+        .replace("<|eos|>", "<|unused1|>")
+        .replace("<|user|>", "<|im_start|>")
+        .replace("<|assistant|>", "<|im_end|>")
+}
+
+fn tiny_qwen(vocab: usize) -> ModelConfig {
+    let mut c = ModelConfig::llama(vocab, 32, 64, 2, 4, 2, 256, true);
+    c.architecture = Arch::Qwen2;
+    c.attention_bias = true;
+    c.rope_theta = 1_000_000.0;
+    c
+}
+
+/// Write a model directory: config.json, model.safetensors (random weights), tokenizer files.
+fn write_model_dir(dir: &Path, cache: &Path) -> ModelConfig {
+    std::fs::create_dir_all(dir).unwrap();
+    let tok = chatml_tokenizer(cache);
+    let vocab = mixscope::data::tokenizer::Tok::from_json(&tok).map(|t| t.vocab_size()).unwrap_or(512);
+    let cfg = tiny_qwen(vocab);
+    let vm = VarMap::new();
+    Model::new(&cfg, &vm, &Device::Cpu, DType::F32, 11).unwrap();
+    vm.save(dir.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("config.json"), cfg.to_hf_json()).unwrap();
+    std::fs::write(dir.join("tokenizer.json"), tok).unwrap();
+    let tc = serde_json::json!({
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "bos_token": null,
+        "chat_template": CHATML,
+        "tokenizer_class": "Qwen2Tokenizer",
+    });
+    std::fs::write(dir.join("tokenizer_config.json"), tc.to_string()).unwrap();
+    cfg
+}
+
+/// Put a model directory's files into a hub cache as `org/name` at revision REV, as
+/// huggingface_hub lays them out (content in blobs/, snapshot entries are links to them).
+fn add_to_cache(hub: &Path, name: &str, files: &Path) {
+    let repo = hub.join(format!("models--{}", name.replace('/', "--")));
+    let snap = repo.join("snapshots").join(REV);
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs").join("main"), REV).unwrap();
+    for e in std::fs::read_dir(files).unwrap() {
+        let p = e.unwrap().path();
+        let blob = repo.join("blobs").join(sha(&p));
+        std::fs::copy(&p, &blob).unwrap();
+        let link = snap.join(p.file_name().unwrap());
+        std::os::unix::fs::symlink(Path::new("../../blobs").join(blob.file_name().unwrap()), &link).unwrap();
+    }
+}
+
+struct Hub {
+    _t: tempfile::TempDir,
+    root: PathBuf,
+    hub: PathBuf,
+    cache: PathBuf,
+    model_files: PathBuf,
+}
+
+fn hub() -> Hub {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().to_path_buf();
+    let cache = root.join("cache");
+    let model_files = root.join("src-model");
+    write_model_dir(&model_files, &cache);
+    let hub = root.join("hf").join("hub");
+    add_to_cache(&hub, "testorg/tiny-qwen", &model_files);
+    Hub { _t: t, hub, cache, model_files, root }
+}
+
+impl Hub {
+    fn cmd(&self) -> std::process::Command {
+        let mut c = cmd(&self.cache);
+        c.env("HF_HUB_CACHE", &self.hub).env_remove("HF_HOME").env_remove("HF_TOKEN");
+        c
+    }
+    fn train(&self, runs: &Path, sets: &[&str]) -> std::process::Output {
+        let fx = fixture("tiny.toml");
+        let mut c = self.cmd();
+        c.args(["train", fx.to_str().unwrap(), "--runs", runs.to_str().unwrap(), "-q"]);
+        for s in sets {
+            c.args(["--set", s]);
+        }
+        c.output().unwrap()
+    }
+}
+
+fn run_dirs(runs: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(runs)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("run.toml").exists()).collect())
+        .unwrap_or_default()
+}
+
+fn logits(m: &Model) -> Tensor {
+    let ids = Tensor::new(&[[1u32, 17, 42, 99, 5, 250, 3, 8]], &Device::Cpu).unwrap();
+    m.logits(&ids).unwrap()
+}
+
+#[test]
+fn a_hub_model_loads_offline_by_name_trains_exports_and_reloads() {
+    let h = hub();
+    let runs = h.root.join("runs");
+    ok(h.train(&runs, &["model=testorg/tiny-qwen", "max_steps=20", "checkpoint_every=10", "eval_every=10"]));
+    let dirs = run_dirs(&runs);
+    assert_eq!(dirs.len(), 1, "one run, and no base run of the tiny model: {dirs:?}");
+    let run = &dirs[0];
+    let toml = std::fs::read_to_string(run.join("run.toml")).unwrap();
+    assert!(toml.contains("testorg/tiny-qwen") && toml.contains("source = \"model\""), "{toml}");
+    assert_eq!(
+        std::fs::read_to_string(run.join("tokenizer_config.json")).unwrap(),
+        std::fs::read_to_string(h.model_files.join("tokenizer_config.json")).unwrap(),
+        "the model's chat template travels with the run"
+    );
+    let l = losses(run);
+    assert_eq!(l.len(), 20);
+    assert!(l.iter().all(|(_, x)| x.is_finite()));
+    assert_eq!(last_state(run).as_deref(), Some("finished"));
+    let evs = events(run);
+    let started = of_kind(&evs, "status")[0]["message"].as_str().unwrap().to_string();
+    assert!(started.contains("parameters"), "{started}");
+
+    // Export, then load the export the way a pretrained model is loaded.
+    let out = h.root.join("export");
+    let o = h.cmd().args(["export", run.to_str().unwrap(), "--out", out.to_str().unwrap()]).output().unwrap();
+    let said = ok(o);
+    assert!(said.contains("step 20"), "{said}");
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+        assert!(out.join(f).exists(), "{f} missing from the export");
+    }
+    let cfg_text = std::fs::read_to_string(out.join("config.json")).unwrap();
+    let cfg = ModelConfig::from_hf_json(&cfg_text).unwrap();
+    assert_eq!(cfg, tiny_qwen(cfg.vocab_size));
+    let v: serde_json::Value = serde_json::from_str(&cfg_text).unwrap();
+    assert_eq!(v["architectures"][0], "Qwen2ForCausalLM");
+
+    let vm = VarMap::new();
+    let reloaded = Model::new(&cfg, &vm, &Device::Cpu, DType::F32, 0).unwrap();
+    mixscope::train::hub::load_pretrained(&vm, &reloaded, &out, DType::F32).unwrap();
+    let ck = mixscope::train::load_varmap_safetensors(
+        run.join("checkpoints").join("20").join("model.safetensors"),
+        &Device::Cpu,
+        DType::F32,
+    )
+    .unwrap();
+    let trained = Model::from_varmap_checked(&cfg, &ck).unwrap();
+    let (a, b) = (logits(&reloaded), logits(&trained));
+    assert_eq!(a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    // ... and it differs from the model before training.
+    let vm0 = VarMap::new();
+    let before = Model::new(&cfg, &vm0, &Device::Cpu, DType::F32, 0).unwrap();
+    mixscope::train::hub::load_pretrained(&vm0, &before, &h.model_files, DType::F32).unwrap();
+    let c = logits(&before);
+    assert_ne!(a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), c.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+
+    // The export is itself a model directory mixscope trains from.
+    let runs2 = h.root.join("runs2");
+    ok(h.train(&runs2, &[&format!("model={}", out.display()), "max_steps=2", "checkpoint_every=2", "eval_every=2"]));
+    assert_eq!(losses(&run_dirs(&runs2)[0]).len(), 2);
+
+    // A second export to the same place is refused; the first is untouched.
+    let before_sha = sha(&out.join("model.safetensors"));
+    let o = h
+        .cmd()
+        .args(["export", run.to_str().unwrap(), "--step", "10", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(bad(o).contains("not an empty directory"));
+    assert_eq!(sha(&out.join("model.safetensors")), before_sha);
+    let o = h.cmd().args(["export", run.to_str().unwrap(), "--step", "7", "--out", "x"]).output().unwrap();
+    assert!(bad(o).contains("no checkpoint at step 7 (checkpoints: 10, 20)"));
+}
+
+/// Copy the model files to a local directory and change one thing.
+fn broken(h: &Hub, name: &str, change: impl FnOnce(&Path)) -> PathBuf {
+    let d = h.root.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    for e in std::fs::read_dir(&h.model_files).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, d.join(p.file_name().unwrap())).unwrap();
+    }
+    change(&d);
+    d
+}
+
+#[test]
+fn bad_models_exit_2_naming_the_file_and_nothing_is_created() {
+    let h = hub();
+    let runs = h.root.join("runs");
+    let edit_config = |d: &Path, from: &str, to: &str| {
+        let p = d.join("config.json");
+        let s = std::fs::read_to_string(&p).unwrap();
+        assert!(s.contains(from), "{s}");
+        std::fs::write(&p, s.replace(from, to)).unwrap();
+    };
+    let arch = broken(&h, "arch", |d| edit_config(d, "Qwen2ForCausalLM", "MistralForCausalLM"));
+    let e = bad(h.train(&runs, &[&format!("model={}", arch.display())]));
+    assert!(e.contains("arch/config.json") && e.contains("MistralForCausalLM"), "{e}");
+
+    let shape = broken(&h, "shape", |d| edit_config(d, "\"intermediate_size\": 64", "\"intermediate_size\": 48"));
+    let e = bad(h.train(&runs, &[&format!("model={}", shape.display())]));
+    assert!(
+        e.contains("shape/model.safetensors")
+            && e.contains("model.layers.0.mlp.gate_proj.weight")
+            && e.contains("[64, 32]")
+            && e.contains("[48, 32]"),
+        "{e}"
+    );
+
+    let notok = broken(&h, "notok", |d| std::fs::remove_file(d.join("tokenizer.json")).unwrap());
+    let e = bad(h.train(&runs, &[&format!("model={}", notok.display())]));
+    assert!(e.contains("notok") && e.contains("tokenizer.json"), "{e}");
+
+    let nochat = broken(&h, "noeos", |d| std::fs::write(d.join("tokenizer_config.json"), "{}").unwrap());
+    let e = bad(h.train(&runs, &[&format!("model={}", nochat.display())]));
+    assert!(e.contains("noeos/tokenizer_config.json") && e.contains("eos_token"), "{e}");
+
+    let trunc = broken(&h, "trunc", |d| {
+        let p = d.join("model.safetensors");
+        let b = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &b[..b.len() / 2]).unwrap();
+    });
+    let e = bad(h.train(&runs, &[&format!("model={}", trunc.display())]));
+    assert!(e.contains("trunc/model.safetensors") && e.contains("past the data"), "{e}");
+
+    let e = bad(h.train(&runs, &["model=testorg/absent"]));
+    assert!(e.contains("testorg/absent") && e.contains("not in the Hugging Face cache"), "{e}");
+
+    assert!(run_dirs(&runs).is_empty(), "a bad model creates no run: {:?}", run_dirs(&runs));
+}
+
+#[test]
+fn the_chat_template_shapes_training_examples() {
+    let h = hub();
+    let tok = mixscope::data::tokenizer::Tok::load(&h.model_files.join("tokenizer.json")).unwrap();
+    let ids = tok.encode_prompt("Hola").unwrap();
+    assert_eq!(tok.decode(&ids).unwrap().replace(' ', ""), "user\nHola\nassistant\n".replace(' ', ""));
+    let text = tok.inner.decode(&ids, false).unwrap();
+    assert!(text.starts_with("<|im_start|>") && text.contains("<|im_start|>"), "{text}");
+    let im_end = tok.inner.token_to_id("<|im_end|>").unwrap();
+    assert_eq!(tok.eos, im_end);
+    assert!(tok.stops.contains(&im_end));
+    assert_eq!(tok.pad, tok.inner.token_to_id("<|endoftext|>").unwrap());
+    assert_eq!(tok.bos, None);
+}
+
+#[test]
+fn the_shipped_qwen_config_has_the_papers_hyperparameters_and_trains_from_the_cache() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join("qwen2.5-0.5b-sft.toml");
+    let v: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(v["model"]["source"].as_str(), Some("Qwen/Qwen2.5-0.5B"));
+    assert_eq!(v["train"]["lr"].as_float(), Some(1e-5));
+    assert_eq!(v["train"]["schedule"].as_str(), Some("constant"));
+    assert_eq!(v["train"]["batch_size"].as_integer(), Some(64));
+    assert_eq!(v["checkpoint"]["every"].as_integer(), Some(50));
+    // The tiny stand-in under the real name: the config resolves it offline and trains.
+    let h = hub();
+    add_to_cache(&h.hub, "Qwen/Qwen2.5-0.5B", &h.model_files);
+    let runs = h.root.join("runs");
+    let mut c = h.cmd();
+    c.args(["train", path.to_str().unwrap(), "--runs", runs.to_str().unwrap(), "-q"]);
+    for s in [
+        "max_steps=2",
+        "batch_size=4",
+        "train.grad_accum=2",
+        "seq_len=64",
+        "eval_every=2",
+        "checkpoint_every=2",
+        "eval.n=4",
+        "eval.generate_n=2",
+        "eval.max_new_tokens=4",
+        "threads=1",
+        "device=cpu",
+    ] {
+        c.args(["--set", s]);
+    }
+    ok(c.output().unwrap());
+    let run = &run_dirs(&runs)[0];
+    assert_eq!(losses(run).len(), 2);
+    assert!(!of_kind(&events(run), "eval").is_empty());
+}
