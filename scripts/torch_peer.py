@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch eager peer of `mixscope bench gpu`: the same Qwen2.5-0.5B shape, random tokens,
-batch 8 x sequence 1024 (MIXSCOPE_BENCH_BATCH / MIXSCOPE_BENCH_SEQ), loss = mean token
+batch 2 x sequence 1024 (MIXSCOPE_BENCH_BATCH / MIXSCOPE_BENCH_SEQ), loss = mean token
 cross-entropy over f32 logits, global-norm clipping at 1.0, AdamW (lr 1e-5, no weight decay).
 
 Precisions, as in mixscope: `mixed` = f32 parameters under torch.autocast(bfloat16);
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-B = int(os.environ.get("MIXSCOPE_BENCH_BATCH", "8"))
+B = int(os.environ.get("MIXSCOPE_BENCH_BATCH", "2"))
 T = int(os.environ.get("MIXSCOPE_BENCH_SEQ", "1024"))
 PEAK = float(os.environ.get("MIXSCOPE_PEAK_TFLOPS", "989.4"))
 QUICK = "--quick" in sys.argv

@@ -1,6 +1,6 @@
 //! `mixscope bench gpu`: training throughput and model FLOPs utilisation (MFU) of the engine on
 //! a GPU, at the shape of Qwen2.5-0.5B (hidden 896, 24 layers, 14 heads / 2 KV heads, ffn 4864,
-//! vocabulary 151936, tied embeddings, q/k/v biases), sequence 1024. Two precisions: bf16
+//! vocabulary 151936, tied embeddings, q/k/v biases), batch 2 x sequence 1024. Two precisions: bf16
 //! compute over f32 master weights (mixed, the default of a bf16 config), and bf16 parameters.
 //!
 //! Its peer is `scripts/torch_peer.py` (PyTorch eager, the same shape, batch, loss and
@@ -48,7 +48,8 @@ impl Step {
     }
 }
 
-/// Options from the environment: `MIXSCOPE_BENCH_BATCH` (default 8), `MIXSCOPE_BENCH_SEQ`
+/// Options from the environment: `MIXSCOPE_BENCH_BATCH` (default 2: the composite path keeps
+/// every intermediate, and batch 8 does not fit in 80 GB), `MIXSCOPE_BENCH_SEQ`
 /// (default 1024), `MIXSCOPE_BENCH_DEVICE` (default cuda:0).
 fn env_usize(k: &str, d: usize) -> usize {
     std::env::var(k).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(d)
@@ -114,7 +115,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     let name = gpu.as_ref().map_or_else(|| "unknown GPU".to_string(), |g| g.name.clone());
     let peak = crate::gpu::peak_bf16_tflops(&name);
     let cfg = qwen25_05b();
-    let batch = env_usize("MIXSCOPE_BENCH_BATCH", 8);
+    let batch = env_usize("MIXSCOPE_BENCH_BATCH", 2);
     let seq = env_usize("MIXSCOPE_BENCH_SEQ", 1024);
     let (warmup, steps) = if quick { (1, 3) } else { (3, 10) };
     let tokens = (batch * seq) as f64;
@@ -122,7 +123,13 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for (mname, master) in [("mixed", DType::F32), ("bf16", DType::BF16)] {
         eprintln!("bench gpu: {name}, {mname}, batch {batch} x seq {seq}");
-        let m = median(measure(&cfg, &dev, master, batch, seq, warmup, steps)?);
+        let m = match measure(&cfg, &dev, master, batch, seq, warmup, steps) {
+            Ok(v) => median(v),
+            Err(e) if format!("{e:?}").contains("OUT_OF_MEMORY") => {
+                anyhow::bail!("{name}: out of GPU memory at batch {batch} x seq {seq}; set MIXSCOPE_BENCH_BATCH lower")
+            }
+            Err(e) => return Err(e),
+        };
         let tps = tokens / m.total();
         let tflops = flops_per_token * tps / 1e12;
         let mem = crate::gpu::sample().into_iter().find(|g| g.index == idx).map_or(f64::NAN, |g| g.mem_used_gb);

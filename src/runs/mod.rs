@@ -45,6 +45,15 @@ impl RunDir {
     pub fn checkpoint_dir(&self, step: u64) -> PathBuf {
         self.checkpoints_dir().join(step.to_string())
     }
+    /// The file naming the GPU the queue gave the run's trainer (`cuda:N`); the monitor passes
+    /// it to the trainer as `MIXSCOPE_DEVICE`.
+    pub fn assigned_device_path(&self) -> PathBuf {
+        self.path.join("assigned_device")
+    }
+    pub fn assigned_device(&self) -> Option<String> {
+        let s = std::fs::read_to_string(self.assigned_device_path()).ok()?;
+        Some(s.trim().to_string()).filter(|s| !s.is_empty())
+    }
     pub fn tokenizer_path(&self) -> PathBuf {
         self.path.join("tokenizer.json")
     }

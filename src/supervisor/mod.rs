@@ -31,13 +31,80 @@ pub fn cpu_budget() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
-/// The cores a run needs: its `threads`, or the whole budget for 0.
-fn cores_of(s: &RunStatus, budget: usize) -> usize {
-    if s.threads == 0 {
-        budget
-    } else {
-        s.threads.min(budget)
+/// The GPUs the queue may hand out: `MIXSCOPE_GPUS` (indices `0,1`, or `none`), else every GPU
+/// NVML reports in a build with the `cuda` feature, else none.
+pub fn gpu_slots() -> Vec<usize> {
+    if let Ok(v) = std::env::var("MIXSCOPE_GPUS") {
+        return v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
     }
+    if cfg!(feature = "cuda") {
+        crate::gpu::sample().iter().map(|g| g.index).collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// What a run takes from the queue while it trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// CPU cores.
+    Cpu(usize),
+    /// One GPU to itself: a given one, or any.
+    Gpu(Option<usize>),
+}
+
+/// A run's need: `cpu` takes cores; `cuda:N` GPU N; `cuda` any GPU; `auto` any GPU where the
+/// queue has GPUs, else cores.
+pub fn need_of(device: &str, threads: usize, budget: usize, gpus: &[usize]) -> Need {
+    let cores = if threads == 0 { budget } else { threads.min(budget) };
+    match device {
+        "cpu" => Need::Cpu(cores),
+        "cuda" => Need::Gpu(None),
+        "auto" if !gpus.is_empty() => Need::Gpu(None),
+        d => match d.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(n) => Need::Gpu(Some(n)),
+            None => Need::Cpu(cores),
+        },
+    }
+}
+
+/// The queue's decision: which queued runs start now, in FIFO order, and on which GPU.
+/// `used_cores` and `busy` are what running runs hold. A CPU run starts while the cores it
+/// needs are free (or nothing runs on the CPU); a GPU run while its GPU (or any) is free. A
+/// run that cannot start does not block the runs behind it that can.
+pub fn plan(
+    queued: &[(String, Need)],
+    mut used_cores: usize,
+    busy: &[usize],
+    budget: usize,
+    gpus: &[usize],
+) -> Vec<(String, Option<usize>)> {
+    let mut busy: Vec<usize> = busy.to_vec();
+    let mut out = Vec::new();
+    for (id, need) in queued {
+        match *need {
+            Need::Cpu(c) => {
+                if used_cores > 0 && used_cores + c > budget {
+                    continue;
+                }
+                used_cores += c;
+                out.push((id.clone(), None));
+            }
+            Need::Gpu(want) => {
+                let free = gpus.iter().copied().find(|g| !busy.contains(g) && want.is_none_or(|w| w == *g));
+                if let Some(g) = free {
+                    busy.push(g);
+                    out.push((id.clone(), Some(g)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The GPU a run was last given by the queue, if any (see [`RunDir::assigned_device`]).
+pub fn assigned_gpu(run_dir: &Path) -> Option<usize> {
+    RunDir::new(run_dir).assigned_device()?.strip_prefix("cuda:")?.parse().ok()
 }
 
 /// Append a status event for a run whose trainer is not running.
@@ -54,6 +121,17 @@ pub fn launch(root: &Path, config: &Path, sets: &[String]) -> Result<RunDir> {
     let mut loaded = Loaded::read(config)?;
     loaded.apply_sets(sets)?;
     loaded.validate()?;
+    let gpus = gpu_slots();
+    let shown = |g: &[usize]| if g.is_empty() { "none".to_string() } else { format!("{g:?}") };
+    match need_of(&loaded.config.device, 1, 1, &gpus) {
+        Need::Gpu(Some(n)) if !gpus.contains(&n) => {
+            bail_input!("{}: device cuda:{n}: the queue's GPUs are {}", loaded.locate("device"), shown(&gpus))
+        }
+        Need::Gpu(None) if gpus.is_empty() => {
+            bail_input!("{}: device cuda: this machine has no GPU the queue can use", loaded.locate("device"))
+        }
+        _ => {}
+    }
     crate::util::create_private_dir(root)?;
     let created = crate::train::setup::create_run(root, None, &loaded)?;
     if let Some(base) = &created.base {
@@ -76,24 +154,43 @@ pub fn schedule(root: &Path) -> Result<Vec<String>> {
     }
     let _guard = GlobalLock::take(&root.join(".scheduler.lock"))?;
     let budget = cpu_budget();
+    let gpus = gpu_slots();
     let all = status::list(root)?;
-    let mut used: usize = all.iter().filter(|s| s.alive).map(|s| cores_of(s, budget)).sum();
+    let need = |s: &RunStatus| {
+        let device = s.config.as_ref().map_or("cpu", |c| c.device.as_str());
+        need_of(device, s.threads, budget, &gpus)
+    };
+    let mut used = 0;
+    let mut busy = Vec::new();
+    for s in all.iter().filter(|s| s.alive) {
+        match (need(s), assigned_gpu(&s.dir)) {
+            (Need::Cpu(c), _) => used += c,
+            (Need::Gpu(_), Some(g)) | (Need::Gpu(Some(g)), None) => busy.push(g),
+            (Need::Gpu(None), None) => {}
+        }
+    }
     let mut queued: Vec<&RunStatus> =
         all.iter().filter(|s| s.state == State::Queued && !s.alive && s.queued_at.is_some()).collect();
     queued.sort_by(|a, b| a.queued_at.partial_cmp(&b.queued_at).unwrap_or(std::cmp::Ordering::Equal));
-    let mut started = Vec::new();
+    let mut ready = Vec::new();
     for s in queued {
-        let need = cores_of(s, budget);
-        if used > 0 && used + need > budget {
-            continue;
+        if base_ready(root, &RunDir::new(&s.dir))? {
+            ready.push((s.id.clone(), need(s), s.dir.clone()));
         }
-        let run = RunDir::new(&s.dir);
-        if !base_ready(root, &run)? {
-            continue;
+    }
+    let asks: Vec<(String, Need)> = ready.iter().map(|(id, n, _)| (id.clone(), *n)).collect();
+    let mut started = Vec::new();
+    for (id, gpu) in plan(&asks, used, &busy, budget, &gpus) {
+        let dir = &ready.iter().find(|r| r.0 == id).expect("planned from ready").2;
+        let assigned = RunDir::new(dir).assigned_device_path();
+        match gpu {
+            Some(g) => crate::util::write_atomic(&assigned, format!("cuda:{g}\n").as_bytes())?,
+            None => {
+                let _ = std::fs::remove_file(&assigned);
+            }
         }
-        monitor::spawn(root, &run)?;
-        used += need;
-        started.push(s.id.clone());
+        monitor::spawn(root, &RunDir::new(dir))?;
+        started.push(id);
     }
     Ok(started)
 }
@@ -260,4 +357,38 @@ pub fn demo(root: &Path) -> Result<Vec<RunDir>> {
     let en = launch(root, &cfg, &["name=demo-en".into(), "mixture=multilingual=0".into(), "threads=1".into()])?;
     let ml = launch(root, &cfg, &["name=demo-ml40".into(), "mixture=multilingual=0.4".into(), "threads=1".into()])?;
     Ok(vec![en, ml])
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::{need_of, plan, Need};
+
+    fn ids(p: &[(String, Option<usize>)]) -> Vec<(&str, Option<usize>)> {
+        p.iter().map(|(i, g)| (i.as_str(), *g)).collect()
+    }
+
+    #[test]
+    fn each_gpu_run_gets_a_gpu_of_its_own_and_the_rest_wait() {
+        let gpus = [0, 1];
+        let q: Vec<(String, Need)> = [("a", "auto"), ("b", "cuda"), ("c", "cuda:1"), ("d", "cpu"), ("e", "cuda:0")]
+            .iter()
+            .map(|(i, d)| (i.to_string(), need_of(d, 1, 2, &gpus)))
+            .collect();
+        assert_eq!(ids(&plan(&q, 0, &[], 2, &gpus)), [("a", Some(0)), ("b", Some(1)), ("d", None)]);
+        // GPU 0 held by a running run: the first GPU run gets GPU 1, cuda:1 and cuda:0 wait.
+        assert_eq!(ids(&plan(&q, 0, &[0], 2, &gpus)), [("a", Some(1)), ("d", None)]);
+        // Every GPU busy and the cores full: nothing starts.
+        assert!(plan(&q, 2, &[0, 1], 2, &gpus).is_empty());
+    }
+
+    #[test]
+    fn auto_is_a_cpu_run_where_there_is_no_gpu() {
+        assert_eq!(need_of("auto", 1, 2, &[]), Need::Cpu(1));
+        assert_eq!(need_of("auto", 0, 2, &[]), Need::Cpu(2), "threads 0 takes the whole budget");
+        assert_eq!(need_of("auto", 1, 2, &[3]), Need::Gpu(None));
+        assert_eq!(need_of("cuda:2", 1, 2, &[]), Need::Gpu(Some(2)));
+        // A GPU the queue does not have never starts (its run stays queued, visibly).
+        let q = vec![("x".to_string(), need_of("cuda:2", 1, 2, &[0]))];
+        assert!(plan(&q, 0, &[], 2, &[0]).is_empty());
+    }
 }

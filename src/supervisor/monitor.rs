@@ -98,6 +98,10 @@ pub fn supervise(run_dir: &Path, root: &Path, lock_fd: Option<i32>) -> Result<i3
     if cfg.threads > 0 {
         cmd.env("RAYON_NUM_THREADS", cfg.threads.to_string());
     }
+    match run.assigned_device() {
+        Some(d) => cmd.env("MIXSCOPE_DEVICE", d),
+        None => cmd.env_remove("MIXSCOPE_DEVICE"),
+    };
     let status = match cmd.spawn() {
         Ok(mut child) => child.wait()?,
         Err(e) => {

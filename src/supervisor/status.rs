@@ -129,7 +129,7 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
             .unwrap_or_default(),
         parent: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.parent.clone())),
         fork_step: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.fork_step)),
-        device: cfg.as_ref().map_or_else(|| "?".into(), |c| shown_device(&c.device)),
+        device: cfg.as_ref().map_or_else(|| "?".into(), |c| shown_device(&c.device, run)),
         threads: cfg.as_ref().map_or(0, |c| c.threads),
         started: events.first().map(|e| e.time),
         updated: events.last().map(|e| e.time),
@@ -217,7 +217,13 @@ pub fn list(root: &Path) -> Result<Vec<RunStatus>> {
 
 /// The device as `ls` shows it: `auto` is `cpu` in a build without CUDA (where it can be
 /// nothing else).
-fn shown_device(spec: &str) -> String {
+/// A run the queue gave a GPU shows that GPU.
+fn shown_device(spec: &str, run: &RunDir) -> String {
+    if spec == "auto" || spec == "cuda" {
+        if let Some(d) = run.assigned_device() {
+            return d;
+        }
+    }
     if spec == "auto" && !cfg!(feature = "cuda") {
         "cpu".into()
     } else {

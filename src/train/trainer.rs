@@ -216,7 +216,12 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     let mixture = mixture_of(&cfg)?;
     let user = UserData::load(&cfg.data.files)?;
     let source = DataSource { opts: GenOptions { mr_levels: cfg.data.mr_levels.clone() }, user };
-    let device = select_device(&cfg.device)?;
+    // The queue's GPU for a run that asked for any (`auto`, `cuda`), passed by its monitor.
+    let spec = match std::env::var("MIXSCOPE_DEVICE") {
+        Ok(d) if d.starts_with("cuda:") && (cfg.device == "auto" || cfg.device == "cuda") => d,
+        _ => cfg.device.clone(),
+    };
+    let device = select_device(&spec)?;
     let dtype = dtype_of(&cfg.model.dtype);
     let mcfg = model_config(&cfg, &tok)?;
     let kernels = match cfg.model.kernels.as_str() {

@@ -113,11 +113,34 @@ pub fn causal_attention_composite(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<
     let v = repeat_kv(&v.transpose(1, 2)?.contiguous()?, hq / hkv)?;
     let scale = 1.0 / (d as f64).sqrt();
     let att = (q.matmul(&k.t()?)? * scale)?;
-    let mask: Vec<f32> = (0..t * t).map(|x| if x % t > x / t { f32::NEG_INFINITY } else { 0.0 }).collect();
-    let mask = Tensor::from_vec(mask, (t, t), q.device())?.to_dtype(q.dtype())?;
-    let att = att.broadcast_add(&mask)?;
+    let att = att.broadcast_add(&causal_mask(t, q.device(), q.dtype())?)?;
     let att = softmax_composite(&att)?;
     att.matmul(&v)?.transpose(1, 2)
+}
+
+/// The additive causal mask `[T, T]` (0 on and below the diagonal, -inf above), made once per
+/// length, device and dtype and kept (on a GPU, building it on the host and copying it for
+/// every layer of every step cost more than the attention itself).
+fn causal_mask(t: usize, device: &candle_core::Device, dtype: DType) -> Result<Tensor> {
+    use std::collections::HashMap;
+    type Key = (usize, candle_core::DeviceLocation, DType);
+    thread_local! {
+        static MASKS: std::cell::RefCell<HashMap<Key, Tensor>> = std::cell::RefCell::new(HashMap::new());
+    }
+    let key = (t, device.location(), dtype);
+    if let Some(m) = MASKS.with(|m| m.borrow().get(&key).cloned()) {
+        return Ok(m);
+    }
+    let mask: Vec<f32> = (0..t * t).map(|x| if x % t > x / t { f32::NEG_INFINITY } else { 0.0 }).collect();
+    let mask = Tensor::from_vec(mask, (t, t), device)?.to_dtype(dtype)?;
+    MASKS.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= 16 {
+            m.clear();
+        }
+        m.insert(key, mask.clone());
+    });
+    Ok(mask)
 }
 
 /// Softmax over the last dim, differentiable (max detached). Half-precision scores are
