@@ -92,6 +92,67 @@ pub fn data(cmd: DataCmd) -> Result<i32> {
             }
             writeln!(out, "(mr..lm: mean tokens per example, prompt + response, held-out sets)")?;
         }
+        DataCmd::Pull { repo, preset, config, split, revision, map, limit, out: path, presets } => {
+            use crate::data::pull;
+            if presets {
+                for p in &pull::PRESETS {
+                    writeln!(out, "{:<10} {} (config {}, split {})", p.name, p.repo, p.config.unwrap_or("-"), p.split)?;
+                    writeln!(out, "           {}", p.about)?;
+                    let m = pull::Mapping::of_preset(p);
+                    writeln!(
+                        out,
+                        "           prompt={:?} response={:?} lang={:?} task={:?}{}",
+                        m.prompt,
+                        m.response,
+                        m.lang,
+                        m.task,
+                        m.answer.map(|a| format!(" answer={a:?}")).unwrap_or_default()
+                    )?;
+                }
+                out.flush()?;
+                return Ok(0);
+            }
+            let p = match preset.as_deref() {
+                Some(n) => Some(pull::preset(n).ok_or_else(|| {
+                    let names: Vec<&str> = pull::PRESETS.iter().map(|p| p.name).collect();
+                    crate::error::bad_input(format!("--preset {n}: unknown (presets: {})", names.join(", ")))
+                })?),
+                None => None,
+            };
+            let repo = match (repo, p) {
+                (Some(r), _) => r,
+                (None, Some(p)) => p.repo.to_string(),
+                (None, None) => crate::bail_input!("data pull: give a dataset repository or --preset"),
+            };
+            let mut mapping = match p {
+                Some(p) => pull::Mapping::of_preset(p),
+                None => pull::Mapping {
+                    prompt: "{prompt}".into(),
+                    response: "{response}".into(),
+                    lang: "{lang}".into(),
+                    task: "{task}".into(),
+                    answer: None,
+                },
+            };
+            mapping.apply(&map)?;
+            let config = config.or_else(|| p.and_then(|p| p.config.map(String::from)));
+            let split = split.or_else(|| p.map(|p| p.split.to_string())).unwrap_or_else(|| "train".into());
+            let path = path.expect("clap: --out is required without --presets");
+            let files = pull::dataset_files(&repo, revision.as_deref(), config.as_deref(), &split)?;
+            let r = pull::convert(&files, &mapping, config.as_deref().unwrap_or(""), limit, &path)?;
+            let langs: Vec<String> = r.per_lang.iter().map(|(l, n)| format!("{l} {n}")).collect();
+            writeln!(
+                out,
+                "{} rows from {} file(s) to {} ({})",
+                r.written,
+                r.files.len(),
+                path.display(),
+                if langs.is_empty() { "none".to_string() } else { langs.join(", ") }
+            )?;
+            if r.skipped > 0 {
+                writeln!(out, "skipped {} rows (first: {})", r.skipped, r.first_skip.unwrap_or_default())?;
+            }
+        }
         DataCmd::Check { lang: only } => {
             suite::check(&only)?;
             let n = if only.is_empty() { lang::all().len() } else { only.len() };

@@ -205,6 +205,37 @@ pub enum DataCmd {
         #[arg(long, value_delimiter = ',')]
         lang: Vec<String>,
     },
+    /// Turn a Hugging Face dataset (parquet or JSONL files of one config and split, from the
+    /// cache or downloaded) into mixscope JSONL for `data.files`, by a field mapping.
+    /// `--presets` lists the paper's sources.
+    Pull {
+        /// The dataset repository (org/name) or a local directory; optional with --preset.
+        repo: Option<String>,
+        /// A documented source: xlsum, mgsm, mcot-math, aya-dolly (its repo, split, mapping).
+        #[arg(long)]
+        preset: Option<String>,
+        /// The dataset config (subset), e.g. a language.
+        #[arg(long)]
+        config: Option<String>,
+        /// The split (default: the preset's, else train).
+        #[arg(long)]
+        split: Option<String>,
+        #[arg(long)]
+        revision: Option<String>,
+        /// FIELD=TEMPLATE for prompt, response, lang, task, answer; `{column}` is a column,
+        /// `{config}` the config. Repeatable; overrides the preset.
+        #[arg(long = "map", value_name = "FIELD=TEMPLATE")]
+        map: Vec<String>,
+        /// At most this many rows.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// The JSONL file to write.
+        #[arg(long, required_unless_present = "presets")]
+        out: Option<std::path::PathBuf>,
+        /// List the presets and exit.
+        #[arg(long)]
+        presets: bool,
+    },
 }
 
 /// Run the CLI; returns the process exit code.

@@ -5,6 +5,7 @@ pub mod example;
 pub mod jsonl;
 pub mod lang;
 pub mod mixture;
+pub mod pull;
 pub mod sampler;
 pub mod script;
 pub mod suite;

@@ -55,7 +55,7 @@ pub fn offline() -> bool {
 }
 
 /// The access token: `HF_TOKEN`, else the file `huggingface-cli login` writes.
-fn token() -> Option<String> {
+pub fn token() -> Option<String> {
     if let Some(t) = std::env::var("HF_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
         return Some(t.trim().to_string());
     }
