@@ -423,6 +423,11 @@ pub struct RunConfig {
     /// cpu | cuda | cuda:N | auto
     #[serde(default = "d_device")]
     pub device: String,
+    /// What pausing a supervised run does: `release` (checkpoint, exit and free its slot;
+    /// resume queues it again) or `hold` (pause in place, keeping the process, its memory and
+    /// its slot; resume continues at once).
+    #[serde(default = "d_release", skip_serializing_if = "is_release")]
+    pub pause: String,
     #[serde(default)]
     pub model: ModelSection,
     #[serde(default)]
@@ -446,6 +451,12 @@ pub struct RunConfig {
 
 fn d_device() -> String {
     "auto".into()
+}
+fn d_release() -> String {
+    "release".into()
+}
+fn is_release(s: &str) -> bool {
+    s == "release"
 }
 
 impl Default for RunConfig {
@@ -640,6 +651,9 @@ impl Loaded {
             || c.device.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
         if !dev_ok {
             return Err(self.field_error("device", format!("'{}' is not cpu, cuda, cuda:N or auto", c.device)));
+        }
+        if c.pause != "release" && c.pause != "hold" {
+            return Err(self.field_error("pause", format!("'{}' is not release or hold", c.pause)));
         }
         let s = &c.model.shape;
         if c.model.source == "tiny" {

@@ -184,6 +184,40 @@ fn a_hub_model_loads_offline_by_name_trains_exports_and_reloads() {
     ok(h.train(&runs2, &[&format!("model={}", out.display()), "max_steps=2", "checkpoint_every=2", "eval_every=2"]));
     assert_eq!(losses(&run_dirs(&runs2)[0]).len(), 2);
 
+    // Sharded weights (model.safetensors.index.json and two shards) load the same.
+    let sharded = h.root.join("sharded");
+    std::fs::create_dir_all(&sharded).unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(h.model_files.join(f), sharded.join(f)).unwrap();
+    }
+    let all = candle_core::safetensors::load(h.model_files.join("model.safetensors"), &Device::Cpu).unwrap();
+    let mut names: Vec<&String> = all.keys().collect();
+    names.sort();
+    let mut weight_map = serde_json::Map::new();
+    for (i, part) in names.chunks(names.len() / 2 + 1).enumerate() {
+        let file = format!("model-{:05}-of-00002.safetensors", i + 1);
+        let shard: std::collections::HashMap<String, Tensor> =
+            part.iter().map(|n| ((*n).clone(), all[*n].clone())).collect();
+        candle_core::safetensors::save(&shard, sharded.join(&file)).unwrap();
+        for n in part {
+            weight_map.insert((*n).clone(), serde_json::json!(file));
+        }
+    }
+    std::fs::write(
+        sharded.join("model.safetensors.index.json"),
+        serde_json::json!({"metadata": {}, "weight_map": weight_map}).to_string(),
+    )
+    .unwrap();
+    let vm_s = VarMap::new();
+    let from_shards = Model::new(&cfg, &vm_s, &Device::Cpu, DType::F32, 0).unwrap();
+    mixscope::train::hub::load_pretrained(&vm_s, &from_shards, &sharded, DType::F32).unwrap();
+    assert_eq!(
+        logits(&from_shards).flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        c.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
+    let runs3 = h.root.join("runs3");
+    ok(h.train(&runs3, &[&format!("model={}", sharded.display()), "max_steps=1", "eval_every=0"]));
+
     // A second export to the same place is refused; the first is untouched.
     let before_sha = sha(&out.join("model.safetensors"));
     let o = h

@@ -95,6 +95,31 @@ fn pause_resume_and_stop() {
 }
 
 #[test]
+fn pause_hold_keeps_the_trainer_and_its_slot() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let id = launch(t.path(), &root, &["max_steps=100000", "eval_every=0", "checkpoint_every=100000", "pause=hold"]);
+    let other = launch(t.path(), &root, &["max_steps=5", "seed=9"]);
+    let dir = root.join(&id);
+    assert!(wait_for(Duration::from_secs(60), || last_step(&dir) >= 3));
+    ctl(t.path(), &root, "pause", &id);
+    assert!(wait_for(Duration::from_secs(30), || ls_state(t.path(), &root, &id) == "paused"));
+    let row = ls(t.path(), &root).into_iter().find(|r| r["id"] == id).unwrap();
+    assert_eq!(row["alive"], true, "the trainer waits, paused: {row}");
+    let paused_at = last_step(&dir);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(last_step(&dir), paused_at, "a paused run trains no further");
+    assert_eq!(ls_state(t.path(), &root, &other), "queued", "the paused run still holds the one slot");
+    ctl(t.path(), &root, "resume", &id);
+    assert!(wait_for(Duration::from_secs(30), || last_step(&dir) > paused_at + 1));
+    let after: Vec<u64> = losses(&dir).iter().map(|(s, _)| *s).filter(|s| *s > paused_at).collect();
+    assert_eq!(after[0], paused_at + 1);
+    assert_eq!(status_times(&dir, "queued").len(), 1, "resumed in place, never queued again");
+    ctl(t.path(), &root, "stop", &id);
+    assert!(wait_for(Duration::from_secs(120), || ls_state(t.path(), &root, &other) == "finished"));
+}
+
+#[test]
 fn a_killed_trainer_shows_as_failed_with_its_signal() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("runs");

@@ -44,6 +44,11 @@ pub fn gpu_slots() -> Vec<usize> {
     }
 }
 
+/// How many runs share one GPU: `MIXSCOPE_RUNS_PER_GPU`, default 1 (small models can share).
+pub fn runs_per_gpu() -> usize {
+    std::env::var("MIXSCOPE_RUNS_PER_GPU").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(1)
+}
+
 /// What a run takes from the queue while it trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
@@ -69,15 +74,17 @@ pub fn need_of(device: &str, threads: usize, budget: usize, gpus: &[usize]) -> N
 }
 
 /// The queue's decision: which queued runs start now, in FIFO order, and on which GPU.
-/// `used_cores` and `busy` are what running runs hold. A CPU run starts while the cores it
-/// needs are free (or nothing runs on the CPU); a GPU run while its GPU (or any) is free. A
-/// run that cannot start does not block the runs behind it that can.
+/// `used_cores` and `busy` (one entry per running GPU run) are what running runs hold. A CPU
+/// run starts while the cores it needs are free (or nothing runs on the CPU); a GPU run while
+/// its GPU (or any) runs fewer than `per_gpu` runs, the least loaded first. A run that cannot
+/// start does not block the runs behind it that can.
 pub fn plan(
     queued: &[(String, Need)],
     mut used_cores: usize,
     busy: &[usize],
     budget: usize,
     gpus: &[usize],
+    per_gpu: usize,
 ) -> Vec<(String, Option<usize>)> {
     let mut busy: Vec<usize> = busy.to_vec();
     let mut out = Vec::new();
@@ -91,7 +98,12 @@ pub fn plan(
                 out.push((id.clone(), None));
             }
             Need::Gpu(want) => {
-                let free = gpus.iter().copied().find(|g| !busy.contains(g) && want.is_none_or(|w| w == *g));
+                let load = |g: usize| busy.iter().filter(|&&b| b == g).count();
+                let free = gpus
+                    .iter()
+                    .copied()
+                    .filter(|&g| load(g) < per_gpu && want.is_none_or(|w| w == g))
+                    .min_by_key(|&g| load(g));
                 if let Some(g) = free {
                     busy.push(g);
                     out.push((id.clone(), Some(g)));
@@ -180,7 +192,7 @@ pub fn schedule(root: &Path) -> Result<Vec<String>> {
     }
     let asks: Vec<(String, Need)> = ready.iter().map(|(id, n, _)| (id.clone(), *n)).collect();
     let mut started = Vec::new();
-    for (id, gpu) in plan(&asks, used, &busy, budget, &gpus) {
+    for (id, gpu) in plan(&asks, used, &busy, budget, &gpus, runs_per_gpu()) {
         let dir = &ready.iter().find(|r| r.0 == id).expect("planned from ready").2;
         let assigned = RunDir::new(dir).assigned_device_path();
         match gpu {
@@ -374,11 +386,17 @@ mod queue_tests {
             .iter()
             .map(|(i, d)| (i.to_string(), need_of(d, 1, 2, &gpus)))
             .collect();
-        assert_eq!(ids(&plan(&q, 0, &[], 2, &gpus)), [("a", Some(0)), ("b", Some(1)), ("d", None)]);
+        assert_eq!(ids(&plan(&q, 0, &[], 2, &gpus, 1)), [("a", Some(0)), ("b", Some(1)), ("d", None)]);
         // GPU 0 held by a running run: the first GPU run gets GPU 1, cuda:1 and cuda:0 wait.
-        assert_eq!(ids(&plan(&q, 0, &[0], 2, &gpus)), [("a", Some(1)), ("d", None)]);
+        assert_eq!(ids(&plan(&q, 0, &[0], 2, &gpus, 1)), [("a", Some(1)), ("d", None)]);
         // Every GPU busy and the cores full: nothing starts.
-        assert!(plan(&q, 2, &[0, 1], 2, &gpus).is_empty());
+        assert!(plan(&q, 2, &[0, 1], 2, &gpus, 1).is_empty());
+        // Two runs per GPU: the least loaded GPU first, then a second run on each.
+        assert_eq!(
+            ids(&plan(&q, 2, &[0], 2, &gpus, 2)),
+            [("a", Some(1)), ("b", Some(0)), ("c", Some(1))],
+            "a → the idle GPU 1, b → GPU 0's second place, c → GPU 1's second, e waits"
+        );
     }
 
     #[test]
@@ -389,6 +407,6 @@ mod queue_tests {
         assert_eq!(need_of("cuda:2", 1, 2, &[]), Need::Gpu(Some(2)));
         // A GPU the queue does not have never starts (its run stays queued, visibly).
         let q = vec![("x".to_string(), need_of("cuda:2", 1, 2, &[0]))];
-        assert!(plan(&q, 0, &[], 2, &[0]).is_empty());
+        assert!(plan(&q, 0, &[], 2, &[0], 1).is_empty());
     }
 }
