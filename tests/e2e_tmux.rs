@@ -160,3 +160,41 @@ fn runs_survive_the_tui_and_a_new_tui_shows_them() {
     );
     tm.keys(&["q"]);
 }
+
+impl Tmux {
+    /// A tmux pane flag, e.g. `alternate_on` (the full-screen UI's screen) or `cursor_flag`.
+    fn flag(&self, name: &str) -> String {
+        let f = format!("#{{{name}}}");
+        let o = Command::new("tmux").args(["-L", &self.socket, "display", "-p", "-t", "t", &f]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+}
+
+#[test]
+fn a_panic_in_the_tui_restores_the_terminal_and_runs_keep_going() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let cfg = fixture("tiny.toml");
+    let rs = root.to_str().unwrap();
+    let id = ok(run(t.path(), &["launch", cfg.to_str().unwrap(), "--runs", rs, "--set", "max_steps=100000"]));
+    let dir = root.join(id.trim());
+    let steps = || losses(&dir).last().map_or(0, |l| l.0);
+    assert!(wait_for(Duration::from_secs(60), || steps() > 0), "the run never trained");
+    // The shell stays after the TUI ends, so the pane shows what the TUI left behind.
+    let cmdline = format!(
+        "sh -c 'env MIXSCOPE_CACHE={} HF_HUB_OFFLINE=1 MIXSCOPE_TEST_PANIC=1 {} tui --runs {}; echo TUI-EXIT=$?; sleep 60'",
+        t.path().display(),
+        bin().display(),
+        rs
+    );
+    let tm = Tmux::new(&cmdline);
+    let s = tm.wait_for("TUI-EXIT=", Duration::from_secs(20));
+    assert!(s.contains("injected panic"), "the panic message is shown:\n{s}");
+    assert!(s.contains("TUI-EXIT=101"), "{s}");
+    assert_eq!(tm.flag("alternate_on"), "0", "back on the normal screen");
+    assert_eq!(tm.flag("cursor_flag"), "1", "the cursor is visible again");
+    assert_eq!(tm.flag("mouse_any_flag"), "0", "mouse reporting is off again");
+    let at_panic = steps();
+    assert!(wait_for(Duration::from_secs(30), || steps() > at_panic + 3), "the run stopped with the TUI");
+    ok(run(t.path(), &["stop", id.trim(), "--runs", rs]));
+}

@@ -97,7 +97,14 @@ async fn main_loop(root: PathBuf, theme: theme::Theme, demo: bool) -> Result<()>
     }
     app.system.sample();
 
+    // ratatui's init restores the screen on a panic; our hook first turns mouse reporting off
+    // (ratatui does not know we turned it on), so a panic leaves a usable shell behind.
     let mut terminal = ratatui::try_init()?;
+    let restore = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+        restore(info);
+    }));
     crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
     let result = event_loop(&mut terminal, &mut app, &root).await;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
@@ -147,6 +154,10 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
             app.now = crate::util::now_secs();
             terminal.draw(|f| ui::draw(f, app))?;
             app.dirty = false;
+            // Fault injection for the reliability tests: a panic after the first frame.
+            if std::env::var_os("MIXSCOPE_TEST_PANIC").is_some() {
+                panic!("injected panic (MIXSCOPE_TEST_PANIC)");
+            }
         }
         if app.quit {
             return Ok(());
