@@ -310,3 +310,86 @@ fn a_failed_checkpoint_write_keeps_the_previous_checkpoint_and_fails_the_run() {
         sha(&straight.join("checkpoints/20/model.safetensors"))
     );
 }
+
+/// Bytes a directory tree takes, each file rounded up to 4 KiB pages (as tmpfs counts them).
+fn pages_used(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = e.metadata().unwrap();
+        total += if m.is_dir() { pages_used(&e.path()) + 4096 } else { m.len().div_ceil(4096) * 4096 };
+    }
+    total
+}
+
+#[test]
+fn a_full_disk_fails_the_run_with_no_space_left_and_keeps_the_previous_checkpoint() {
+    // A real full disk: a small tmpfs in a private mount namespace (needs the right to mount
+    // there, as root in CI; elsewhere the file-size-limit test above stands in for it).
+    let probe = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs $d && umount $d && rmdir $d"])
+        .stderr(Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: cannot mount a tmpfs in a private mount namespace here");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path();
+    let dir = t.path().join("runs/r");
+    let sets = ["--set", "checkpoint_every=10", "--set", "eval_every=10"];
+    let mut c = cmd(cache);
+    c.args(["train", fixture("tiny.toml").to_str().unwrap(), "--run-dir", dir.to_str().unwrap(), "-q"]);
+    c.args(["--set", "max_steps=10"]).args(sets);
+    assert!(c.status().unwrap().success());
+    let model = dir.join("checkpoints/10/model.safetensors");
+    let before = sha(&model);
+    // Room for what is there and half of the next checkpoint's weights.
+    let size = pages_used(&dir) + std::fs::metadata(&model).unwrap().len() / 2;
+    let mnt = t.path().join("small");
+    let out = t.path().join("after");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size={size} tmpfs {mnt} && cp -a {dir} {mnt}/r && \
+         {bin} train {cfg} --run-dir {mnt}/r -q --set max_steps=20 --set checkpoint_every=10 --set eval_every=10 2>{t}/err; \
+         echo $? > {t}/rc; {bin} ls --json --runs {mnt} > {t}/ls.json 2>&1; cp -a {mnt}/r {out}",
+        mnt = mnt.display(),
+        dir = dir.display(),
+        bin = bin().display(),
+        cfg = fixture("tiny.toml").display(),
+        t = t.path().display(),
+        out = out.display(),
+    );
+    let st = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .env("MIXSCOPE_CACHE", cache)
+        .env("HF_HUB_OFFLINE", "1")
+        .status()
+        .unwrap();
+    assert!(st.success(), "the namespace script failed");
+    let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap();
+    assert_ne!(read("rc").trim(), "0", "the run cannot succeed on a full disk");
+    let err = read("err");
+    assert!(err.contains("No space left on device") && !err.contains("panicked"), "{err}");
+    let ls: serde_json::Value = serde_json::from_str(&read("ls.json")).expect("ls works on the full disk");
+    assert_eq!(ls[0]["state"], "failed", "{ls}");
+    assert!(ls[0]["message"].as_str().unwrap().contains("No space left on device"), "{ls}");
+    assert_eq!(assert_checkpoints_whole(&out), vec![10], "no half-written checkpoint 20");
+    assert_eq!(sha(&out.join("checkpoints/10/model.safetensors")), before, "the previous checkpoint is intact");
+    let (_, bad_lines) = last_train_step(&out);
+    assert_eq!(bad_lines, 0, "the event log is whole");
+
+    // With room again it resumes from step 10 and ends as the run that never failed.
+    let mut c = cmd(cache);
+    c.args(["train", fixture("tiny.toml").to_str().unwrap(), "--run-dir", out.to_str().unwrap(), "-q"]);
+    c.args(["--set", "max_steps=20"]).args(sets);
+    assert!(c.status().unwrap().success());
+    let straight = t.path().join("runs/straight");
+    let mut c = cmd(cache);
+    c.args(["train", fixture("tiny.toml").to_str().unwrap(), "--run-dir", straight.to_str().unwrap(), "-q"]);
+    c.args(["--set", "max_steps=20"]).args(sets);
+    assert!(c.status().unwrap().success());
+    assert_eq!(
+        sha(&out.join("checkpoints/20/model.safetensors")),
+        sha(&straight.join("checkpoints/20/model.safetensors"))
+    );
+}

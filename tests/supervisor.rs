@@ -157,3 +157,56 @@ fn runs_outlive_the_launching_command() {
     let e = bad(run(t.path(), &["stop", "nosuchrun", "--runs", root.to_str().unwrap()]));
     assert!(e.contains("no run 'nosuchrun'"), "{e}");
 }
+
+#[test]
+fn another_user_cannot_control_a_run() {
+    // Acting as another user needs root (CI runs as root); elsewhere there is no other user to be.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to act as another user");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // A copy of the binary the other user can reach (the build directory may be private).
+    let exe = t.path().join("mixscope");
+    std::fs::copy(bin(), &exe).unwrap();
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe)
+            .args(args)
+            .env("HF_HUB_OFFLINE", "1")
+            .env_remove("MIXSCOPE_RUNS")
+            .output()
+            .unwrap()
+    };
+    let langs = as_nobody(&["data", "langs"]);
+    if !langs.status.success() {
+        eprintln!("skipped: the other user cannot run the test binary here: {}", stderr(&langs));
+        return;
+    }
+    let root = t.path().join("runs");
+    let id = launch(t.path(), &root, &["max_steps=100000", "eval_every=0"]);
+    let dir = root.join(&id);
+    assert!(wait_for(Duration::from_secs(60), || last_step(&dir) >= 2));
+    let rs = root.to_str().unwrap();
+    for verb in ["pause", "stop"] {
+        let o = as_nobody(&[verb, &id, "--runs", rs]);
+        assert!(!o.status.success(), "{verb} as another user succeeded: {}", stdout(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])
+        .arg(format!("echo '{{\"seq\": 99, \"cmd\": \"stop\"}}' > {}", dir.join("control").display()))
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "another user wrote the control file");
+    let at = last_step(&dir);
+    assert!(wait_for(Duration::from_secs(30), || last_step(&dir) > at + 3), "the run was disturbed");
+    assert_eq!(ls_state(t.path(), &root, &id), "running");
+    ctl(t.path(), &root, "stop", &id);
+    assert!(wait_for(Duration::from_secs(30), || ls_state(t.path(), &root, &id) == "stopped"));
+}
