@@ -133,6 +133,7 @@ fn runs_survive_the_tui_and_a_new_tui_shows_them() {
         t.path(),
         &["launch", cfg.to_str().unwrap(), "--runs", rs, "--set", "max_steps=100000", "--set", "name=long"],
     ));
+    let _end = EndOnDrop::new(t.path(), &root, &id);
     let dir = root.join(id.trim());
     let steps = || losses(&dir).last().map_or(0, |l| l.0);
     assert!(wait_for(Duration::from_secs(60), || steps() > 0), "the run never trained");
@@ -177,6 +178,7 @@ fn a_panic_in_the_tui_restores_the_terminal_and_runs_keep_going() {
     let cfg = fixture("tiny.toml");
     let rs = root.to_str().unwrap();
     let id = ok(run(t.path(), &["launch", cfg.to_str().unwrap(), "--runs", rs, "--set", "max_steps=100000"]));
+    let _end = EndOnDrop::new(t.path(), &root, &id);
     let dir = root.join(id.trim());
     let steps = || losses(&dir).last().map_or(0, |l| l.0);
     assert!(wait_for(Duration::from_secs(60), || steps() > 0), "the run never trained");

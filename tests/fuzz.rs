@@ -132,3 +132,32 @@ proptest! {
         }
     }
 }
+
+/// Found by `event_readers_survive_damaged_files` (CI and local runs, 2026-11-27): lines the
+/// strict parser rejects that the TUI's scanner drew — a number overflowing f64, a float where
+/// an unsigned integer belongs, repeated fields, null for a required number, a wrong-typed
+/// field the scanner used to skip, a repeated `examples.lang`.
+#[test]
+fn regression_lines_the_strict_parser_rejects_are_not_points() {
+    let ok = r#"{"v":1,"step":1,"time":1.5,"kind":"train","loss":2.5,"lr":0.001,"tokens":4096,"tokens_per_s":1234.5,"examples":{"lang":{"en":12,"ja":3},"task":{"mr":15}},"grad_norm":0.5}"#;
+    let bad = [
+        ok.replace("\"time\":1.5", "\"time\":1795806788e6724274"),
+        ok.replace("\"tokens\":4096", "\"tokens\":4e96"),
+        ok.replace("\"tokens\":4096", "\"tokens\":4096.0"),
+        ok.replace("\"lr\":0.001,", "\"lr\":0.001,\"{#v\":1,\"step\":1,"),
+        ok.replace("\"loss\":2.5", "\"loss\":null"),
+        ok.replace("\"grad_norm\":0.5", "\"grad_norm\":\"x\""),
+        ok.replace("\"task\":{\"mr\":15}", "\"lang\":{\"es\":1}"),
+        ok.replace("\"en\":12", "\"en\":-12"),
+    ];
+    for line in std::iter::once(ok.to_string()).chain(bad) {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("r");
+        write_run(&dir, format!("{line}\n").as_bytes());
+        let (events, _, _) = read_all(&dir.join("events.jsonl")).unwrap();
+        let mut r = RunData::open(&dir);
+        r.poll();
+        assert_eq!(r.loss.len(), events.len(), "{line}");
+        assert_eq!(events.len(), usize::from(line == ok), "{line}");
+    }
+}

@@ -339,3 +339,97 @@ fn the_shipped_qwen_config_has_the_papers_hyperparameters_and_trains_from_the_ca
     assert_eq!(losses(run).len(), 2);
     assert!(!of_kind(&events(run), "eval").is_empty());
 }
+
+/// A stand-in for the Hugging Face hub's HTTP endpoints that hf-hub's client calls:
+/// `GET /{repo}/resolve/{rev}/{file}` (with `Range`), answering with the `ETag`,
+/// `X-Repo-Commit` and `Content-Range` headers the client reads. Unknown paths are 404.
+fn fake_hub(files: std::collections::HashMap<String, Vec<u8>>) -> (String, Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            if reader.read_line(&mut first).is_err() {
+                continue;
+            }
+            let mut range_start = None;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                let lower = h.to_ascii_lowercase();
+                if let Some(r) = lower.strip_prefix("range: bytes=") {
+                    let (a, b) = r.trim().split_once('-').unwrap_or(("0", ""));
+                    range_start = Some((a.parse::<usize>().unwrap_or(0), b.parse::<usize>().ok()));
+                }
+            }
+            let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
+            log.lock().unwrap().push(path.clone());
+            let mut out = stream;
+            let Some(body) = files.get(&path) else {
+                let _ = out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                continue;
+            };
+            let (a, b) = range_start.unwrap_or((0, None));
+            let b = b.unwrap_or(body.len().saturating_sub(1)).min(body.len().saturating_sub(1));
+            let part = &body[a.min(body.len())..(b + 1).min(body.len())];
+            let etag = {
+                use sha2::Digest;
+                format!("{:x}", sha2::Sha256::digest(body))
+            };
+            let head = format!(
+                "HTTP/1.1 206 Partial Content\r\nETag: \"{etag}\"\r\nX-Repo-Commit: {REV}\r\nContent-Range: bytes {a}-{b}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len(),
+                part.len()
+            );
+            let _ = out.write_all(head.as_bytes());
+            let _ = out.write_all(part);
+        }
+    });
+    (addr, seen)
+}
+
+use std::sync::{Arc, Mutex};
+
+#[test]
+fn a_hub_model_missing_from_the_cache_is_downloaded_then_used_offline() {
+    let h = hub();
+    let mut files = std::collections::HashMap::new();
+    for e in std::fs::read_dir(&h.model_files).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        files.insert(format!("/testorg/remote-qwen/resolve/main/{name}"), std::fs::read(&p).unwrap());
+    }
+    let (endpoint, seen) = fake_hub(files);
+    let cache = h.root.join("fresh-cache");
+    let runs = h.root.join("runs");
+    let train = |offline: bool| {
+        let mut c = h.cmd();
+        c.env("HF_HUB_CACHE", &cache).env("HF_ENDPOINT", &endpoint).env("HF_TOKEN", "hf_test_token");
+        if !offline {
+            c.env_remove("HF_HUB_OFFLINE");
+        }
+        let fx = fixture("tiny.toml");
+        c.args(["train", fx.to_str().unwrap(), "--runs", runs.to_str().unwrap(), "-q"]);
+        c.args(["--set", "model=testorg/remote-qwen", "--set", "max_steps=2", "--set", "eval_every=0"]);
+        c.output().unwrap()
+    };
+    ok(train(false));
+    let snap = cache.join("models--testorg--remote-qwen").join("snapshots").join(REV);
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
+        assert_eq!(sha(&snap.join(f)), sha(&h.model_files.join(f)), "{f} downloaded whole");
+    }
+    assert_eq!(std::fs::read_to_string(cache.join("models--testorg--remote-qwen/refs/main")).unwrap().trim(), REV);
+    let asked = seen.lock().unwrap().clone();
+    assert!(asked.iter().any(|p| p.ends_with("/model.safetensors.index.json")), "{asked:?}");
+    // Offline now: the cache alone serves the model; the hub is not asked again.
+    let before = seen.lock().unwrap().len();
+    ok(train(true));
+    assert_eq!(seen.lock().unwrap().len(), before);
+    assert_eq!(run_dirs(&runs).len(), 2);
+}

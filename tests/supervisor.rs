@@ -58,6 +58,7 @@ fn pause_resume_and_stop() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("runs");
     let id = launch(t.path(), &root, &["max_steps=100000", "eval_every=0", "checkpoint_every=100000"]);
+    let _end = EndOnDrop::new(t.path(), &root, &id);
     let dir = root.join(&id);
     assert!(wait_for(Duration::from_secs(60), || last_step(&dir) >= 5));
     ctl(t.path(), &root, "pause", &id);
@@ -99,6 +100,7 @@ fn pause_hold_keeps_the_trainer_and_its_slot() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("runs");
     let id = launch(t.path(), &root, &["max_steps=100000", "eval_every=0", "checkpoint_every=100000", "pause=hold"]);
+    let _end = EndOnDrop::new(t.path(), &root, &id);
     let other = launch(t.path(), &root, &["max_steps=5", "seed=9"]);
     let dir = root.join(&id);
     assert!(wait_for(Duration::from_secs(60), || last_step(&dir) >= 3));
@@ -124,6 +126,7 @@ fn a_killed_trainer_shows_as_failed_with_its_signal() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("runs");
     let id = launch(t.path(), &root, &["max_steps=100000", "eval_every=0"]);
+    let _end = EndOnDrop::new(t.path(), &root, &id);
     let dir = root.join(&id);
     assert!(wait_for(Duration::from_secs(60), || last_step(&dir) >= 3));
     let lock: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("lock")).unwrap()).unwrap();
@@ -144,6 +147,7 @@ fn runs_outlive_the_launching_command() {
     let root = t.path().join("runs");
     // `launch` has returned (and its process exited) by the time we get the id.
     let id = launch(t.path(), &root, &["max_steps=100000", "eval_every=0"]);
+    let _end = EndOnDrop::new(t.path(), &root, &id);
     let dir = root.join(&id);
     assert!(wait_for(Duration::from_secs(60), || last_step(&dir) >= 2));
     let s1 = last_step(&dir);
@@ -190,6 +194,7 @@ fn another_user_cannot_control_a_run() {
     }
     let root = t.path().join("runs");
     let id = launch(t.path(), &root, &["max_steps=100000", "eval_every=0"]);
+    let _end = EndOnDrop::new(t.path(), &root, &id);
     let dir = root.join(&id);
     assert!(wait_for(Duration::from_secs(60), || last_step(&dir) >= 2));
     let rs = root.to_str().unwrap();

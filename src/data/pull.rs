@@ -323,7 +323,7 @@ pub fn dataset_files(repo: &str, revision: Option<&str>, config: Option<&str>, s
     use hf_hub::{api::sync::ApiBuilder, Repo, RepoType};
     let fail =
         |e: hf_hub::api::sync::ApiError| crate::error::bad_input(format!("dataset {repo} (revision {rev}): {e}"));
-    let api = ApiBuilder::new()
+    let api = ApiBuilder::from_env()
         .with_cache_dir(cache.clone())
         .with_token(crate::train::hub::token())
         .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))

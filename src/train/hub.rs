@@ -77,7 +77,7 @@ fn download(source: &str, revision: Option<&str>) -> Result<PathBuf> {
             hub_cache_dir().display()
         ))
     };
-    let api = ApiBuilder::new()
+    let api = ApiBuilder::from_env()
         .with_cache_dir(hub_cache_dir())
         .with_token(token())
         .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -653,7 +653,7 @@ mod fast {
                     e = e.saturating_mul(10).saturating_add((c - b'0') as i32);
                     self.i += 1;
                 }
-                scale += if eneg { -e } else { e };
+                scale = scale.saturating_add(if eneg { -e } else { e });
             }
             let v = if scale == 0 {
                 mant as f64
@@ -662,9 +662,72 @@ mod fast {
             } else if scale < 0 && scale > -23 {
                 mant as f64 / POW10[(-scale) as usize]
             } else {
-                std::str::from_utf8(&self.b[start..self.i]).ok()?.parse::<f64>().ok()?.abs()
+                // serde_json rejects a number that overflows f64 ("number out of range"): so
+                // does the scanner, leaving the line to the strict parser's report.
+                let v = std::str::from_utf8(&self.b[start..self.i]).ok()?.parse::<f64>().ok()?.abs();
+                if !v.is_finite() {
+                    return None;
+                }
+                v
             };
             Some(if neg { -v } else { v })
+        }
+        /// `null` (consumed) or not (nothing consumed).
+        fn null(&mut self) -> bool {
+            self.ws();
+            self.literal(b"null").is_some()
+        }
+        fn opt_uint(&mut self) -> Option<Option<u64>> {
+            if self.null() {
+                return Some(None);
+            }
+            self.uint().map(Some)
+        }
+        fn opt_num(&mut self) -> Option<Option<f64>> {
+            if self.null() {
+                return Some(None);
+            }
+            self.num().map(Some)
+        }
+        fn opt_str(&mut self) -> Option<Option<&'a str>> {
+            if self.null() {
+                return Some(None);
+            }
+            self.str().map(Some)
+        }
+        /// The `examples` object as the strict parser reads it: `lang` and `task` (each at
+        /// most once) are objects of unsigned counts; other keys are ignored.
+        fn examples(&mut self) -> Option<()> {
+            let mut seen = (false, false);
+            self.object(|sc, k| {
+                let flag = match k {
+                    b"lang" => &mut seen.0,
+                    b"task" => &mut seen.1,
+                    _ => return sc.skip(),
+                };
+                if std::mem::replace(flag, true) {
+                    return None;
+                }
+                sc.object(|sc, _| sc.uint().map(|_| ()))
+            })
+        }
+        /// A JSON integer literal for the schema's unsigned fields (`v`, `step`, `tokens`, `n`,
+        /// example counts): serde rejects a fraction, an exponent, a sign or an overflow there,
+        /// and so does this.
+        #[inline]
+        fn uint(&mut self) -> Option<u64> {
+            self.ws();
+            let start = self.i;
+            let mut v: u64 = 0;
+            while let Some(c @ b'0'..=b'9') = self.peek() {
+                v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+                self.i += 1;
+            }
+            let n = self.i - start;
+            if n == 0 || (n > 1 && self.b[start] == b'0') || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+                return None;
+            }
+            Some(v)
         }
         /// Skip any value, checking that it is well-formed JSON (nesting is limited; deeper
         /// values go to the strict parser).
@@ -733,22 +796,50 @@ mod fast {
         }
     }
 
+    /// The fields of the strict parser's `RawEvent`.
+    const KNOWN: [&[u8]; 24] = [
+        b"v",
+        b"kind",
+        b"step",
+        b"time",
+        b"loss",
+        b"lr",
+        b"tokens",
+        b"tokens_per_s",
+        b"examples",
+        b"grad_norm",
+        b"task",
+        b"lang",
+        b"group",
+        b"metric",
+        b"value",
+        b"n",
+        b"lang_ok",
+        b"path",
+        b"eval_loss",
+        b"state",
+        b"message",
+        b"parent",
+        b"parent_step",
+        b"mixture",
+    ];
+
     #[derive(Default)]
     struct Fields<'a> {
         kind: Option<&'a [u8]>,
         v: bool,
-        step: Option<f64>,
+        step: Option<u64>,
         time: Option<f64>,
         loss: Option<f64>,
         lr: Option<f64>,
-        tokens: Option<f64>,
+        tokens: Option<u64>,
         tps: Option<f64>,
         task: Option<&'a str>,
         lang: Option<&'a str>,
         group: Option<&'a str>,
         metric: Option<&'a str>,
         value: Option<f64>,
-        n: Option<f64>,
+        n: Option<u64>,
         lang_ok: Option<f64>,
         examples_at: Option<usize>,
     }
@@ -761,26 +852,47 @@ mod fast {
         }
         let mut sc = Sc { b: line, i: 0 };
         let mut f = Fields::default();
+        let mut seen: u32 = 0;
         let ok = sc.object(|sc, k| {
+            // Every field the strict parser knows is checked as it checks it: its type (null
+            // allowed where the field is optional there) and at most once (a repeated field is
+            // an error there).
+            if let Some(i) = KNOWN.iter().position(|n| *n == k) {
+                if seen & (1 << i) != 0 {
+                    return None;
+                }
+                seen |= 1 << i;
+            }
             match k {
                 b"kind" => f.kind = Some(sc.raw_str()?),
-                b"v" => f.v = sc.num()? == 1.0,
-                b"step" => f.step = Some(sc.num()?),
-                b"time" => f.time = Some(sc.num()?),
-                b"loss" => f.loss = Some(sc.num()?),
-                b"lr" => f.lr = Some(sc.num()?),
-                b"tokens" => f.tokens = Some(sc.num()?),
-                b"tokens_per_s" => f.tps = Some(sc.num()?),
-                b"task" => f.task = Some(sc.str()?),
-                b"lang" => f.lang = Some(sc.str()?),
-                b"group" => f.group = Some(sc.str()?),
-                b"metric" => f.metric = Some(sc.str()?),
-                b"value" => f.value = Some(sc.num()?),
-                b"n" => f.n = Some(sc.num()?),
-                b"lang_ok" => f.lang_ok = Some(sc.num()?),
+                b"v" => f.v = sc.opt_uint()? == Some(1),
+                b"step" => f.step = sc.opt_uint()?,
+                b"time" => f.time = sc.opt_num()?,
+                b"loss" => f.loss = sc.opt_num()?,
+                b"lr" => f.lr = sc.opt_num()?,
+                b"tokens" => f.tokens = sc.opt_uint()?,
+                b"tokens_per_s" => f.tps = sc.opt_num()?,
+                b"task" => f.task = sc.opt_str()?,
+                b"lang" => f.lang = sc.opt_str()?,
+                b"group" => f.group = sc.opt_str()?,
+                b"metric" => f.metric = sc.opt_str()?,
+                b"value" => f.value = sc.opt_num()?,
+                b"n" => f.n = sc.opt_uint()?,
+                b"lang_ok" => f.lang_ok = sc.opt_num()?,
+                b"grad_norm" | b"eval_loss" => {
+                    sc.opt_num()?;
+                }
+                b"parent_step" => {
+                    sc.opt_uint()?;
+                }
+                b"path" | b"state" | b"message" | b"parent" | b"mixture" => {
+                    sc.opt_str()?;
+                }
                 b"examples" => {
-                    f.examples_at = Some(sc.i);
-                    sc.skip()?;
+                    if !sc.null() {
+                        f.examples_at = Some(sc.i);
+                        sc.examples()?;
+                    }
                 }
                 _ => sc.skip()?,
             }
@@ -792,23 +904,19 @@ mod fast {
             return false;
         }
         let (Some(step), Some(time)) = (f.step, f.time) else { return false };
-        if step < 0.0 || step.fract() != 0.0 {
-            return false;
-        }
-        let step = step as u64;
         match f.kind {
             Some(b"train") => {
                 let (Some(loss), Some(lr), Some(tokens), Some(tps)) = (f.loss, f.lr, f.tokens, f.tps) else {
                     return false;
                 };
                 r.note_time(time);
-                r.timeline.push(step, time, tokens);
+                r.timeline.push(step, time, tokens as f64);
                 if let Some(at) = f.examples_at {
                     let mut ex = Sc { b: line, i: at };
                     let _ = ex.object(|sc, k| {
                         if k == b"lang" {
                             sc.object(|sc, l| {
-                                let c = sc.num()?;
+                                let c = sc.uint()? as f64;
                                 r.timeline.set_examples(std::str::from_utf8(l).ok()?, c);
                                 Some(())
                             })
@@ -835,7 +943,7 @@ mod fast {
                     f.loss.unwrap_or(f64::NAN),
                     metric,
                     f.value.unwrap_or(f64::NAN),
-                    f.n.unwrap_or(0.0) as u64,
+                    f.n.unwrap_or(0),
                     f.lang_ok,
                 );
                 true

@@ -94,3 +94,42 @@ pub fn ls(cache: &Path, root: &Path) -> Vec<serde_json::Value> {
 pub fn ls_state(cache: &Path, root: &Path, id: &str) -> String {
     ls(cache, root).iter().find(|r| r["id"] == id).map(|r| r["state"].as_str().unwrap().to_string()).unwrap_or_default()
 }
+
+/// Ends a supervised run when dropped — also when the test fails — before the test's temporary
+/// directory goes, so that no trainer outlives its test: asks it to stop, waits up to 10 s, then
+/// kills what is left (the trainer's pid, from `ls --json`).
+pub struct EndOnDrop {
+    pub cache: PathBuf,
+    pub root: PathBuf,
+    pub id: String,
+}
+
+impl EndOnDrop {
+    pub fn new(cache: &Path, root: &Path, id: &str) -> EndOnDrop {
+        EndOnDrop { cache: cache.to_path_buf(), root: root.to_path_buf(), id: id.trim().to_string() }
+    }
+    fn row(&self) -> Option<serde_json::Value> {
+        let o = cmd(&self.cache).args(["ls", "--json", "--runs", self.root.to_str()?]).output().ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        v.as_array()?.iter().find(|r| r["id"] == self.id.as_str()).cloned()
+    }
+}
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        let alive = |r: &Option<serde_json::Value>| r.as_ref().is_some_and(|r| r["alive"] == true);
+        if !alive(&self.row()) {
+            return;
+        }
+        let _ = cmd(&self.cache).args(["stop", &self.id, "--runs", self.root.to_str().unwrap_or(".")]).output();
+        if wait_for(Duration::from_secs(10), || !alive(&self.row())) {
+            return;
+        }
+        if let Some(pid) = self.row().and_then(|r| r["pid"].as_u64()) {
+            // SAFETY: kill(2) on a pid this test's run reported.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
+    }
+}
