@@ -409,6 +409,18 @@ pub struct Lineage {
     pub fork_step: u64,
 }
 
+/// `[sweep]`: the sweep a run belongs to and its point on the sweep's grid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepTag {
+    /// The sweep's id (its directory under `<runs>/.sweeps/`).
+    pub id: String,
+    pub name: String,
+    /// The grid variables of this point, e.g. `n = "400"`, `seed = "1"`.
+    #[serde(default)]
+    pub point: std::collections::BTreeMap<String, String>,
+}
+
 /// A run configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -444,6 +456,9 @@ pub struct RunConfig {
     pub init: Option<InitSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lineage: Option<Lineage>,
+    /// `[sweep]`: the sweep this run is a point of (set by `mixscope sweep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepTag>,
     /// A digest of the config file this run was created from (finds a cached base model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_hash: Option<String>,
@@ -799,7 +814,9 @@ pub fn eval_langs(c: &RunConfig, mix: &Mixture) -> Vec<String> {
         return c.eval.langs.clone();
     }
     let mut v: Vec<String> = vec!["en".into()];
-    for l in mix.seen().into_iter().map(String::from).chain(c.data.heldout.iter().cloned()) {
+    // In the additive design the configured seen languages are seen at every N, 0 included.
+    let designated = if is_additive(&c.data.mixture) { c.data.seen.clone() } else { Vec::new() };
+    for l in mix.seen().into_iter().map(String::from).chain(designated).chain(c.data.heldout.iter().cloned()) {
         if !v.contains(&l) {
             v.push(l);
         }
@@ -808,12 +825,18 @@ pub fn eval_langs(c: &RunConfig, mix: &Mixture) -> Vec<String> {
     v
 }
 
-/// The group a language has in a run: English is the anchor; languages in the mixture are
-/// seen; the rest unseen.
-pub fn group_of(code: &str, mix: &Mixture) -> lang::Group {
+/// Whether a mixture SPEC is the additive design (`en=1000,n=400`): its `n=` goes to the
+/// configured seen languages, which stay seen when n is 0 (the design's baseline).
+pub fn is_additive(spec: &str) -> bool {
+    spec.split(',').any(|i| i.split_once('=').is_some_and(|(k, _)| k.trim() == "n"))
+}
+
+/// The group a language has in a run: English is the anchor; languages in the mixture (and,
+/// in the additive design, the configured seen languages) are seen; the rest unseen.
+pub fn group_of(code: &str, c: &RunConfig, mix: &Mixture) -> lang::Group {
     if code == "en" {
         lang::Group::Anchor
-    } else if mix.seen().contains(&code) {
+    } else if mix.seen().contains(&code) || (is_additive(&c.data.mixture) && c.data.seen.iter().any(|s| s == code)) {
         lang::Group::Seen
     } else {
         lang::Group::Unseen

@@ -2,7 +2,7 @@
 //!
 //! Layers (see ARCHITECTURE.md): `data` (languages, suite, mixtures, sampler, tokenizer),
 //! `eval` (task metrics), `train` (the candle engine), `runs` (the run-directory contract),
-//! `supervisor` (child processes and slots), `tui` (the terminal UI), `cli`.
+//! `supervisor` (child processes and slots), `sweep` (grids of runs), `report` (CSV and figures), `tui` (the terminal UI), `cli`.
 
 pub mod analysis;
 pub mod bench;
@@ -12,8 +12,10 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod gpu;
+pub mod report;
 pub mod runs;
 pub mod supervisor;
+pub mod sweep;
 pub mod train;
 pub mod tui;
 pub mod util;

@@ -25,6 +25,18 @@ fn valid_lines() -> Vec<String> {
             value: 0.5,
             n: 32,
             lang_ok: Some(1.0),
+            scores: None,
+        },
+        Body::Eval {
+            task: "sm".into(),
+            lang: "es".into(),
+            group: "seen".into(),
+            loss: 1.5,
+            metric: "rouge_l".into(),
+            value: 0.25,
+            n: 2,
+            lang_ok: Some(0.5),
+            scores: Some(vec![0.5, 0.0]),
         },
         Body::Checkpoint { path: "checkpoints/10".into(), eval_loss: Some(1.5) },
     ];

@@ -204,3 +204,33 @@ fn the_system_strip_shows_each_gpu_and_the_runs_on_it() {
     assert!(strip.contains(&format!("GPU1 87% 12.2/80 GB {name}")), "{strip}");
     assert!(!strip.contains("no GPU"), "{strip}");
 }
+
+#[test]
+fn sweep_view_draws_score_against_n_per_group() {
+    let t = fixture();
+    let root = t.path().join("runs");
+    fixtures::sweep(&root).unwrap();
+    let mut a = app(&root);
+    // The sweep's runs sit under one sweep node, in grid order.
+    let i = a.rows.iter().position(|r| r.sweep.is_some()).expect("a sweep row");
+    let names: Vec<String> =
+        a.rows[i + 1..i + 5].iter().map(|r| a.store.runs[r.run].name.clone().unwrap_or_default()).collect();
+    assert_eq!(names, ["paper n=0", "paper n=25", "paper n=100", "paper n=400"]);
+    assert!(a.rows[i + 1..i + 5].iter().all(|r| r.depth == a.rows[i].depth + 1));
+    a.selected = i;
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("Sweep paper") && s.contains("MR EN") && s.contains("ρ seen~unseen"), "{s}");
+    assert!(s.contains("◆ paper · 4 runs"), "{s}");
+    // The table reads the runs at their best checkpoint: seen languages gain with n.
+    let an = mixscope::tui::panes::sweep::analysis(&a, "paper-9c8d7e").unwrap();
+    let seen: Vec<f64> = an.curves.iter().filter(|c| c.task == "mr" && c.group == "seen").map(|c| c.mean).collect();
+    assert_eq!(seen.len(), 4);
+    assert!(seen.windows(2).all(|w| w[1] > w[0]), "{seen:?}");
+    // Space on the sweep marks all four runs; c compares them.
+    key(&mut a, KeyCode::Char(' '));
+    assert_eq!(a.marked.len(), 4);
+    key(&mut a, KeyCode::Char('c'));
+    assert!(a.compare);
+    key(&mut a, KeyCode::Char('c'));
+    both_sizes("sweep", &mut a);
+}

@@ -92,6 +92,37 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Launch a sweep: every point of a grid over config values (N examples per language,
+    /// tasks, seeds, ...) is one run in the queue, grouped as one sweep in `ls`, the TUI and
+    /// `report`. Prints the sweep id and its runs.
+    Sweep {
+        /// The sweep file (TOML: name, config, [set], [grid], [analysis]).
+        sweep: PathBuf,
+        #[arg(long)]
+        runs: Option<PathBuf>,
+        /// Check every point and print its settings; launch nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait until every run of the sweep has ended, printing each change of state.
+        #[arg(long)]
+        wait: bool,
+        /// Replace a grid variable's values: VAR=V1,V2 (repeatable).
+        #[arg(long = "grid", value_name = "VAR=VALUES")]
+        grid: Vec<String>,
+    },
+    /// Write a report: CSV of every per-language metric per run and step, per-run aggregates,
+    /// sweep tables (score vs N with error bars, Spearman, plateau, oscillation), and figures
+    /// (SVG and PNG) with an index.html.
+    Report {
+        #[arg(long)]
+        runs: Option<PathBuf>,
+        /// The directory to write (created; files in it are replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only this sweep (id, unique prefix or name).
+        #[arg(long)]
+        sweep: Option<String>,
+    },
     /// Benchmarks: measured figures next to their targets.
     Bench {
         /// tui | train
@@ -288,6 +319,18 @@ pub fn run(cli: Cli) -> Result<i32> {
                 other => crate::bail_input!("bench '{other}': choose tui, train or gpu"),
             };
             crate::bench::print(&rows, json);
+            Ok(0)
+        }
+        Some(Command::Sweep { sweep, runs, dry_run, wait, grid }) => {
+            runs::sweep(&crate::runs::runs_root(runs.as_deref()), &sweep, &grid, dry_run, wait)
+        }
+        Some(Command::Report { runs, out, sweep }) => {
+            let root = crate::runs::runs_root(runs.as_deref());
+            let r = crate::report::write(&root, &out, sweep.as_deref())?;
+            println!("report of {} runs ({} sweeps) in {}", r.runs, r.sweeps, out.display());
+            for f in &r.files {
+                println!("  {f}");
+            }
             Ok(0)
         }
         Some(Command::Ls { runs, json }) => runs::ls(&crate::runs::runs_root(runs.as_deref()), json),

@@ -115,11 +115,46 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
         println!("no runs in {}", root.display());
         return Ok(0);
     }
+    // Runs of no sweep first, then each sweep under a header line (sweeps in creation order).
+    let sweeps = crate::sweep::sweeps_of(&all);
+    let mut order: Vec<(&String, &(String, Vec<String>))> = sweeps.iter().collect();
+    let first_time = |ids: &[String]| {
+        all.iter().filter(|s| ids.contains(&s.id)).filter_map(|s| s.started.or(s.queued_at)).fold(f64::MAX, f64::min)
+    };
+    order.sort_by(|a, b| first_time(&a.1 .1).total_cmp(&first_time(&b.1 .1)));
+    let w = all.iter().map(|s| s.id.chars().count() + if s.sweep.is_some() { 2 } else { 0 }).max().unwrap_or(3).max(26);
     println!(
-        "{:<26} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<6} {:>5}",
+        "{:<w$} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<6} {:>5}",
         "RUN", "STATE", "STEP", "LOSS", "BEST", "MIXTURE", "PARENT", "DEVICE", "AGE"
     );
-    for s in &all {
+    let mut rows: Vec<(&crate::supervisor::RunStatus, bool)> =
+        all.iter().filter(|s| s.sweep.is_none()).map(|s| (s, false)).collect();
+    let mut headers: Vec<(usize, String)> = Vec::new();
+    for (id, (name, ids)) in &order {
+        let mut members: Vec<&crate::supervisor::RunStatus> = all.iter().filter(|s| ids.contains(&s.id)).collect();
+        // In grid order (the sweep's record), else by id.
+        if let Some(rec) = crate::sweep::read_record(root, id) {
+            let pos = |s: &str| rec.runs.iter().position(|(_, r)| r == s).unwrap_or(usize::MAX);
+            members.sort_by_key(|s| (pos(&s.id), s.id.clone()));
+        }
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for m in &members {
+            match counts.iter_mut().find(|(k, _)| *k == m.state.as_str()) {
+                Some(c) => c.1 += 1,
+                None => counts.push((m.state.as_str(), 1)),
+            }
+        }
+        let summary = counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ");
+        headers.push((rows.len(), format!("sweep {id} ({name}): {} runs — {summary}", members.len())));
+        rows.extend(members.into_iter().map(|s| (s, true)));
+    }
+    let mut headers = headers.into_iter().peekable();
+    for (i, (s, in_sweep)) in rows.iter().enumerate() {
+        while let Some((_, h)) = headers.next_if(|(at, _)| *at == i) {
+            println!("{h}");
+        }
+        let s = *s;
+        let shown_id = if *in_sweep { format!("  {}", s.id) } else { s.id.clone() };
         let step = format!("{}/{}", s.step, s.max_steps);
         let loss = s.loss.map_or("-".into(), |l| format!("{l:.4}"));
         let best = s.best_loss.map_or("-".into(), |l| format!("{l:.4}"));
@@ -132,8 +167,8 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
             mix = mix.chars().take(33).collect::<String>() + "…";
         }
         println!(
-            "{:<26} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<6} {:>5}",
-            s.id,
+            "{:<w$} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<6} {:>5}",
+            shown_id,
             s.state.as_str(),
             step,
             loss,
@@ -232,4 +267,55 @@ pub fn compare(root: &Path, specs: &[String], json: bool) -> Result<i32> {
         println!("{line}");
     }
     Ok(0)
+}
+
+/// `mixscope sweep SWEEP.toml [--dry-run] [--wait]`.
+pub fn sweep(root: &Path, file: &Path, grid: &[String], dry_run: bool, wait: bool) -> Result<i32> {
+    use crate::runs::events::State;
+    let mut spec = crate::sweep::SweepSpec::read(file)?;
+    for g in grid {
+        spec.override_grid(g)?;
+    }
+    if dry_run {
+        let planned = crate::sweep::plan(&spec)?;
+        println!("sweep {}: {} points from {}", spec.name, planned.len(), spec.config.display());
+        for p in &planned {
+            println!("  {:<40} {}", p.point.label(), p.sets.join(" "));
+        }
+        return Ok(0);
+    }
+    let (id, runs) = crate::sweep::launch(root, file, &spec)?;
+    println!("sweep {id}: {} runs", runs.len());
+    for r in &runs {
+        println!("  {}", r.id());
+    }
+    if !wait {
+        return Ok(0);
+    }
+    let mut last: std::collections::HashMap<String, State> = std::collections::HashMap::new();
+    loop {
+        let mut done = 0;
+        let mut failed = 0;
+        for r in &runs {
+            let st = crate::supervisor::status(r)?;
+            if last.get(&st.id) != Some(&st.state) {
+                let msg = st.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
+                println!("{} {} at step {}/{}{msg}", st.id, st.state.as_str(), st.step, st.max_steps);
+                last.insert(st.id.clone(), st.state);
+            }
+            match st.state {
+                State::Finished | State::Stopped if !st.alive => done += 1,
+                State::Failed if !st.alive => {
+                    done += 1;
+                    failed += 1;
+                }
+                _ => {}
+            }
+        }
+        if done == runs.len() {
+            println!("sweep {id}: {} runs ended, {failed} failed", runs.len());
+            return Ok(if failed > 0 { 1 } else { 0 });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 }

@@ -94,6 +94,9 @@ pub enum Body {
         /// Share of generations written in the prompt's language (when generated).
         #[serde(skip_serializing_if = "Option::is_none")]
         lang_ok: Option<f64>,
+        /// The metric of each generated example, in order (error bars: bootstrap, binomial).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scores: Option<Vec<f64>>,
     },
     Checkpoint {
         path: String,
@@ -175,6 +178,7 @@ struct RawEvent {
     value: Option<f64>,
     n: Option<u64>,
     lang_ok: Option<f64>,
+    scores: Option<Vec<f64>>,
     path: Option<String>,
     eval_loss: Option<f64>,
     state: Option<String>,
@@ -212,6 +216,7 @@ impl RawEvent {
                 value: self.value.unwrap_or(f64::NAN),
                 n: self.n.unwrap_or(0),
                 lang_ok: self.lang_ok,
+                scores: self.scores,
             },
             "checkpoint" => Body::Checkpoint { path: need(self.path, k, "path")?, eval_loss: self.eval_loss },
             "status" => {
@@ -400,6 +405,7 @@ mod tests {
                     value: 0.5,
                     n: 50,
                     lang_ok: Some(1.0),
+                    scores: None,
                 },
             ),
             Event::new(2, Body::Checkpoint { path: "checkpoints/2".into(), eval_loss: Some(1.0) }),

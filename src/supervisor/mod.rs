@@ -133,6 +133,12 @@ pub fn launch(root: &Path, config: &Path, sets: &[String]) -> Result<RunDir> {
     let mut loaded = Loaded::read(config)?;
     loaded.apply_sets(sets)?;
     loaded.validate()?;
+    check_device(&loaded)?;
+    launch_loaded(root, &loaded)
+}
+
+/// Refuse a GPU the queue does not have (bad input, naming the config place).
+pub fn check_device(loaded: &Loaded) -> Result<()> {
     let gpus = gpu_slots();
     let shown = |g: &[usize]| if g.is_empty() { "none".to_string() } else { format!("{g:?}") };
     match need_of(&loaded.config.device, 1, 1, &gpus) {
@@ -144,8 +150,13 @@ pub fn launch(root: &Path, config: &Path, sets: &[String]) -> Result<RunDir> {
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// Create and queue a run from a validated config (see [`launch`]).
+pub fn launch_loaded(root: &Path, loaded: &Loaded) -> Result<RunDir> {
     crate::util::create_private_dir(root)?;
-    let created = crate::train::setup::create_run(root, None, &loaded)?;
+    let created = crate::train::setup::create_run(root, None, loaded)?;
     if let Some(base) = &created.base {
         let st = status::status(base)?;
         let idle = !st.alive && !crate::train::setup::is_complete(base)?;

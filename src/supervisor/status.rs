@@ -42,6 +42,8 @@ pub struct RunStatus {
     pub pid: Option<u32>,
     /// Lines of events.jsonl that could not be read.
     pub bad_lines: usize,
+    /// The sweep this run is a point of.
+    pub sweep: Option<crate::config::SweepTag>,
     #[serde(skip)]
     pub config: Option<RunConfig>,
     #[serde(skip)]
@@ -139,6 +141,7 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
         alive: false,
         pid: None,
         bad_lines: bad.len(),
+        sweep: cfg.as_ref().and_then(|c| c.sweep.clone()),
         config: cfg,
         dir: run.path.clone(),
     };
@@ -207,6 +210,7 @@ pub fn list(root: &Path) -> Result<Vec<RunStatus>> {
                 alive: false,
                 pid: None,
                 bad_lines: 0,
+                sweep: None,
                 config: None,
                 dir: r.path.clone(),
             }),

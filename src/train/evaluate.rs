@@ -37,6 +37,8 @@ pub struct EvalResult {
     /// Examples scored by the metric (or by loss alone).
     pub n: u64,
     pub lang_ok: Option<f64>,
+    /// The metric of each generated example (none for loss-only sets).
+    pub scores: Option<Vec<f64>>,
 }
 
 /// The prepared held-out sets of a run.
@@ -64,7 +66,7 @@ impl Evaluator {
                 sets.push(EvalSet {
                     task: task.clone(),
                     lang: lang.clone(),
-                    group: group_of(&lang, mix).as_str().to_string(),
+                    group: group_of(&lang, cfg, mix).as_str().to_string(),
                     examples,
                     encoded,
                     generate_n,
@@ -87,24 +89,25 @@ impl Evaluator {
                 return Ok(None);
             }
             let loss = set_loss(model, tok, &set.encoded)?;
-            let (metric, value, n, lang_ok) = if set.generate_n > 0 {
+            let (metric, value, n, lang_ok, scores) = if set.generate_n > 0 {
                 let Some(gens) = generate(model, tok, &set.encoded[..set.generate_n], self.max_new, interrupted)?
                 else {
                     return Ok(None);
                 };
-                let mut sum = 0.0;
+                let mut scores = Vec::with_capacity(gens.len());
                 let mut ok = 0usize;
                 let mut metric = set.task.metric();
                 for (ex, g) in set.examples.iter().zip(&gens) {
                     let sc = crate::eval::score(ex, g);
-                    sum += sc.value;
+                    scores.push(sc.value);
                     ok += sc.lang_ok as usize;
                     metric = sc.metric;
                 }
                 let n = gens.len();
-                (metric.to_string(), sum / n as f64, n as u64, Some(ok as f64 / n as f64))
+                let mean = scores.iter().sum::<f64>() / n as f64;
+                (metric.to_string(), mean, n as u64, Some(ok as f64 / n as f64), Some(scores))
             } else {
-                ("loss".to_string(), loss, set.encoded.len() as u64, None)
+                ("loss".to_string(), loss, set.encoded.len() as u64, None, None)
             };
             out.push(EvalResult {
                 task: set.task.to_string(),
@@ -115,6 +118,7 @@ impl Evaluator {
                 value,
                 n,
                 lang_ok,
+                scores,
             });
         }
         Ok(Some(out))

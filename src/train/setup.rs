@@ -269,6 +269,8 @@ pub fn fork_run(
     };
     cfg.init = None;
     cfg.source_hash = None;
+    // A fork is a run of its own, not another point of its parent's sweep.
+    cfg.sweep = None;
     let id = runs::new_id(root, cfg.name.as_deref());
     let run = RunDir::new(root.join(id));
     crate::util::create_private_dir(&run.path)?;

@@ -519,6 +519,7 @@ impl Session {
                 value: r.value,
                 n: r.n,
                 lang_ok: r.lang_ok,
+                scores: r.scores.clone(),
             })?;
         }
         let Some(sel) = super::evaluate::selection_loss(&results) else {

@@ -284,10 +284,13 @@ impl SystemStats {
 /// One row of the run tree.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TreeRow {
+    /// The run of this row (for a sweep's header row: its first run).
     pub run: usize,
     pub depth: usize,
     /// Tree-drawing prefix, e.g. "│ └".
     pub prefix: String,
+    /// A sweep's header row: the sweep id; its runs follow one level deeper.
+    pub sweep: Option<String>,
 }
 
 /// The whole TUI state.
@@ -323,6 +326,8 @@ pub struct App {
     pub areas: Areas,
     /// A run to select as soon as it appears (after a fork or launch).
     pub select_when_seen: Option<String>,
+    /// Which series of a sweep the Sweep view charts (`t` steps through them).
+    pub sweep_series: usize,
     seen_status: usize,
 }
 
@@ -366,6 +371,7 @@ impl App {
             now: crate::util::now_secs(),
             areas: Areas::default(),
             select_when_seen: None,
+            sweep_series: 0,
             seen_status: 0,
         };
         app.rebuild_tree();
@@ -376,7 +382,21 @@ impl App {
 
     /// The selected run.
     pub fn selected_run(&self) -> Option<&RunData> {
-        self.rows.get(self.selected).map(|r| &self.store.runs[r.run])
+        self.rows.get(self.selected).filter(|r| r.sweep.is_none()).map(|r| &self.store.runs[r.run])
+    }
+
+    /// The selected sweep (its header row in the run tree).
+    pub fn selected_sweep(&self) -> Option<&str> {
+        self.rows.get(self.selected).and_then(|r| r.sweep.as_deref())
+    }
+
+    /// The runs of a sweep, in the order of its grid.
+    pub fn sweep_runs(&self, id: &str) -> Vec<&RunData> {
+        let mut v: Vec<&RunData> = self.store.runs.iter().filter(|r| r.sweep_id() == Some(id)).collect();
+        v.sort_by(|a, b| {
+            a.first_time.partial_cmp(&b.first_time).unwrap_or(std::cmp::Ordering::Equal).then(a.id.cmp(&b.id))
+        });
+        v
     }
 
     /// The runs the chart panes show: the marked ones in compare mode, else the selected one
@@ -436,36 +456,63 @@ impl App {
             v
         };
         let mut rows = Vec::new();
-        #[allow(clippy::too_many_arguments)]
-        fn walk(
-            i: usize,
-            depth: usize,
-            prefix: String,
-            last: bool,
-            rows: &mut Vec<TreeRow>,
-            children: &dyn Fn(Option<&str>) -> Vec<usize>,
-            runs: &[RunData],
-            visible: &[bool],
-        ) {
-            let own = if depth == 0 { String::new() } else { format!("{prefix}{}", if last { "└" } else { "├" }) };
-            if visible[i] {
-                rows.push(TreeRow { run: i, depth, prefix: own });
+        /// A node of the tree: a run, or a sweep (header) with its runs.
+        enum Node {
+            Run(usize),
+            Sweep(String, Vec<usize>),
+        }
+        /// Runs of one sweep among siblings are gathered under the sweep's node, placed where
+        /// its first run was.
+        fn nodes(kids: Vec<usize>, runs: &[RunData]) -> Vec<Node> {
+            let mut out: Vec<Node> = Vec::new();
+            for k in kids {
+                match runs[k].sweep_id() {
+                    Some(id) => match out.iter_mut().find(|n| matches!(n, Node::Sweep(s, _) if s == id)) {
+                        Some(Node::Sweep(_, v)) => v.push(k),
+                        _ => out.push(Node::Sweep(id.to_string(), vec![k])),
+                    },
+                    None => out.push(Node::Run(k)),
+                }
             }
-            let kids = children(Some(&runs[i].id));
-            let child_prefix =
-                if depth == 0 { String::new() } else { format!("{prefix}{}", if last { " " } else { "│" }) };
-            for (k, &c) in kids.iter().enumerate() {
-                walk(c, depth + 1, child_prefix.clone(), k + 1 == kids.len(), rows, children, runs, visible);
+            out
+        }
+        struct Ctx<'a> {
+            children: &'a dyn Fn(Option<&str>) -> Vec<usize>,
+            runs: &'a [RunData],
+            visible: &'a [bool],
+        }
+        fn walk_nodes(list: Vec<Node>, depth: usize, prefix: &str, rows: &mut Vec<TreeRow>, cx: &Ctx) {
+            let n = list.len();
+            for (k, node) in list.into_iter().enumerate() {
+                let last = k + 1 == n;
+                let own =
+                    if depth == 0 { String::new() } else { format!("{prefix}{}", if last { "└" } else { "├" }) };
+                let child_prefix =
+                    if depth == 0 { String::new() } else { format!("{prefix}{}", if last { " " } else { "│" }) };
+                match node {
+                    Node::Run(i) => {
+                        if cx.visible[i] {
+                            rows.push(TreeRow { run: i, depth, prefix: own, sweep: None });
+                        }
+                        let kids = nodes((cx.children)(Some(&cx.runs[i].id)), cx.runs);
+                        walk_nodes(kids, depth + 1, &child_prefix, rows, cx);
+                    }
+                    Node::Sweep(id, members) => {
+                        if members.iter().any(|&m| cx.visible[m]) {
+                            rows.push(TreeRow { run: members[0], depth, prefix: own, sweep: Some(id) });
+                        }
+                        let members = members.into_iter().map(Node::Run).collect();
+                        walk_nodes(members, depth + 1, &child_prefix, rows, cx);
+                    }
+                }
             }
         }
-        for (k, &r) in children(None).iter().enumerate() {
-            let _ = k;
-            walk(r, 0, String::new(), true, &mut rows, &children, runs, &visible);
-        }
+        let cx = Ctx { children: &children, runs, visible: &visible };
+        walk_nodes(nodes(children(None), runs), 0, "", &mut rows, &cx);
         self.rows = rows;
         let want = self.select_when_seen.clone().or(keep);
         if let Some(id) = want {
-            if let Some(i) = self.rows.iter().position(|r| self.store.runs[r.run].id == id) {
+            if let Some(i) = self.rows.iter().position(|r| r.sweep.is_none() && self.store.runs[r.run].id == id) {
                 self.selected = i;
                 if self.select_when_seen.as_deref() == Some(id.as_str()) {
                     self.select_when_seen = None;
@@ -733,7 +780,17 @@ impl App {
                 self.pick_task();
             }
             Action::Mark => {
-                if let Some(id) = self.selected_run().map(|r| r.id.clone()) {
+                // On a sweep: mark all its runs (or unmark them when all are marked).
+                if let Some(sw) = self.selected_sweep().map(str::to_string) {
+                    let ids: Vec<String> = self.sweep_runs(&sw).iter().map(|r| r.id.clone()).collect();
+                    if ids.iter().all(|i| self.marked.contains(i)) {
+                        for i in &ids {
+                            self.marked.remove(i);
+                        }
+                    } else {
+                        self.marked.extend(ids);
+                    }
+                } else if let Some(id) = self.selected_run().map(|r| r.id.clone()) {
                     if !self.marked.remove(&id) {
                         self.marked.insert(id);
                     }
@@ -794,6 +851,9 @@ impl App {
             Action::LogY => self.log_y = !self.log_y,
             Action::SmoothMore => self.smoothing = (self.smoothing + 0.1).min(0.95),
             Action::SmoothLess => self.smoothing = (self.smoothing - 0.1).max(0.0),
+            Action::TaskNext if self.selected_sweep().is_some() && !self.compare => {
+                self.sweep_series += 1;
+            }
             Action::TaskNext => {
                 let tasks = self.tasks();
                 if let Some(i) = tasks.iter().position(|t| *t == self.task) {

@@ -42,6 +42,16 @@ pub struct Spec<'a> {
 }
 
 fn lang_skill(lang: &str, mixture: &str) -> f64 {
+    // Additive (en=400,n=N): seen languages gain with N, saturating; Portuguese follows partly.
+    if let Some(n) = mixture.split(',').find_map(|i| i.strip_prefix("n=")).and_then(|v| v.parse::<f64>().ok()) {
+        let lift = 1.0 - (-n / 120.0).exp();
+        return match lang {
+            "en" => 1.0,
+            "es" | "fr" | "ja" | "zh" => 0.35 + 0.5 * lift,
+            "pt" => 0.35 + 0.25 * lift,
+            _ => 0.3 + 0.05 * lift,
+        };
+    }
     let seen = mixture.contains(&format!("{lang}="))
         || (mixture.starts_with("multilingual=0.") && ["es", "fr", "ja", "zh"].contains(&lang));
     match lang {
@@ -111,7 +121,7 @@ pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
             let mut sel = Vec::new();
             for task in s.tasks {
                 for l in &langs {
-                    let group = crate::config::group_of(l, &mix).as_str();
+                    let group = crate::config::group_of(l, &cfg, &mix).as_str();
                     let k = lang_skill(l, s.mixture);
                     let progress = 1.0 - (-(step as f64) / 250.0).exp();
                     let value = (k * progress * 0.9 + 0.03 * noise(step, s.salt ^ l.len() as u64)).clamp(0.0, 1.0);
@@ -138,6 +148,7 @@ pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
                             value,
                             n: 32,
                             lang_ok: Some(k.min(1.0)),
+                            scores: None,
                         },
                     })?;
                 }
@@ -258,5 +269,60 @@ pub fn standard(root: &Path) -> Result<()> {
             salt: 5,
         },
     )?;
+    Ok(())
+}
+
+/// A finished 4-point sweep (additive N per seen language: 0, 25, 100, 400) with its record.
+pub fn sweep(root: &Path) -> Result<()> {
+    let id = "paper-9c8d7e";
+    let mut runs = Vec::new();
+    for (i, n) in ["0", "25", "100", "400"].iter().enumerate() {
+        let run_id = format!("paper-n-{n}-{:06x}", 0xa0 + i);
+        let mixture = format!("en=400,n={n}");
+        let name = format!("paper n={n}");
+        let run = write_run(
+            root,
+            &Spec {
+                id: &run_id,
+                name: &name,
+                parent: None,
+                mixture: &mixture,
+                tasks: &["mr", "sm"],
+                heldout: &["ar", "ko", "pt"],
+                from: 0,
+                to: 300,
+                max_steps: 300,
+                eval_every: 100,
+                start_time: T0 + 100.0 * i as f64,
+                seconds_per_step: 0.5,
+                end: Some((State::Finished, None)),
+                salt: 10 + i as u64,
+            },
+        )?;
+        let mut cfg = run.read_config()?;
+        cfg.sweep = Some(crate::config::SweepTag {
+            id: id.into(),
+            name: "paper".into(),
+            point: [("n".to_string(), n.to_string())].into(),
+        });
+        run.write_config(&cfg)?;
+        runs.push((format!("n={n}"), run_id));
+    }
+    let spec = crate::sweep::SweepSpec::parse(
+        "sweep-paper.toml",
+        "name = \"paper\"\nconfig = \"demo.toml\"\n[set]\nmixture = \"en=400,n={n}\"\n[grid]\nn = [0, 25, 100, 400]\n",
+        Path::new("configs"),
+    )?;
+    let record = crate::sweep::SweepRecord {
+        id: id.into(),
+        name: "paper".into(),
+        created: T0,
+        source: "configs/sweep-paper.toml".into(),
+        spec,
+        runs,
+    };
+    let dir = crate::sweep::sweep_dir(root, id);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("sweep.json"), serde_json::to_string_pretty(&record)?)?;
     Ok(())
 }

@@ -192,6 +192,11 @@ pub struct RunData {
 }
 
 impl RunData {
+    /// The sweep this run is a point of.
+    pub fn sweep_id(&self) -> Option<&str> {
+        self.cfg.as_ref().and_then(|c| c.sweep.as_ref()).map(|t| t.id.as_str())
+    }
+
     /// Open a run directory (reads nothing yet; call [`RunData::poll`]).
     pub fn open(dir: &Path) -> RunData {
         let run = RunDir::new(dir);
@@ -334,7 +339,7 @@ impl RunData {
                 self.lr = Some(*lr);
                 self.tokens_per_s = Some(*tokens_per_s);
             }
-            Body::Eval { task, lang, group, loss, metric, value, n, lang_ok } => {
+            Body::Eval { task, lang, group, loss, metric, value, n, lang_ok, .. } => {
                 self.apply_eval(e.step, task, lang, group, *loss, metric, *value, *n, *lang_ok);
             }
             Body::Checkpoint { eval_loss, .. } => self.apply_checkpoint(e.step, *eval_loss),
@@ -711,6 +716,29 @@ mod fast {
                 sc.object(|sc, _| sc.uint().map(|_| ()))
             })
         }
+        /// An array of numbers (`scores`): no nulls inside, as serde's `Vec<f64>` reads it.
+        fn num_array(&mut self) -> Option<()> {
+            self.eat(b'[')?;
+            self.ws();
+            if self.eat(b']').is_some() {
+                return Some(());
+            }
+            loop {
+                if self.null() {
+                    return None;
+                }
+                self.num()?;
+                self.ws();
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b']' => {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    _ => return None,
+                }
+            }
+        }
         /// A JSON integer literal for the schema's unsigned fields (`v`, `step`, `tokens`, `n`,
         /// example counts): serde rejects a fraction, an exponent, a sign or an overflow there,
         /// and so does this.
@@ -797,7 +825,7 @@ mod fast {
     }
 
     /// The fields of the strict parser's `RawEvent`.
-    const KNOWN: [&[u8]; 24] = [
+    const KNOWN: [&[u8]; 25] = [
         b"v",
         b"kind",
         b"step",
@@ -815,6 +843,7 @@ mod fast {
         b"value",
         b"n",
         b"lang_ok",
+        b"scores",
         b"path",
         b"eval_loss",
         b"state",
@@ -881,6 +910,11 @@ mod fast {
                 b"lang_ok" => f.lang_ok = sc.opt_num()?,
                 b"grad_norm" | b"eval_loss" => {
                     sc.opt_num()?;
+                }
+                b"scores" => {
+                    if !sc.null() {
+                        sc.num_array()?;
+                    }
                 }
                 b"parent_step" => {
                     sc.opt_uint()?;
@@ -991,6 +1025,7 @@ mod tests {
                 value: 0.25,
                 n: 8,
                 lang_ok: Some(1.0),
+                scores: None,
             },
         ))
         .unwrap();

@@ -42,7 +42,9 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     let runs_w = (area.width * 36 / 100).clamp(28, 48);
     let [left, right] = Layout::horizontal([Constraint::Length(runs_w), Constraint::Min(20)]).areas(body);
     panes::runs::draw(f, left, app);
-    if app.compare {
+    if let (false, Some(sw)) = (app.compare, app.selected_sweep().map(str::to_string)) {
+        panes::sweep::draw(f, right, app, &sw);
+    } else if app.compare {
         let [lo, cmp] = Layout::vertical([Constraint::Percentage(34), Constraint::Percentage(66)]).areas(right);
         panes::loss::draw(f, lo, app);
         panes::compare::draw(f, cmp, app);

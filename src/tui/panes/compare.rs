@@ -29,6 +29,7 @@ pub fn eval_table(r: &RunData) -> EvalTable {
                     loss: loss as f64,
                     n: c.n,
                     lang_ok: None,
+                    scores: None,
                 },
             );
         }

@@ -59,6 +59,7 @@ pub fn latest_cells(app: &App, r: &RunData) -> BTreeMap<(String, String), crate:
                 loss: loss as f64,
                 n: c.n,
                 lang_ok: c.lang_ok.map(|x| x as f64),
+                scores: None,
             },
         );
     }

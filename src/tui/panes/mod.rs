@@ -7,6 +7,7 @@ pub mod langs;
 pub mod loss;
 pub mod runs;
 pub mod strips;
+pub mod sweep;
 
 use ratatui::style::Style;
 use ratatui::text::Span;

@@ -72,8 +72,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let h = inner.height as usize;
     let top = app.selected.saturating_sub(h.saturating_sub(1));
     for (i, row) in app.rows.iter().enumerate().skip(top).take(h) {
-        let r = &app.store.runs[row.run];
         let sel = i == app.selected;
+        if let Some(sw) = &row.sweep {
+            lines.push(sweep_row(app, sw, &row.prefix, sel, w));
+            continue;
+        }
+        let r = &app.store.runs[row.run];
         let mark = if app.marked.contains(&r.id) { "▌" } else { " " };
         let g = glyph(r, app.frame / 2);
         let mut gstyle = Style::default().fg(th.state(r.state));
@@ -132,8 +136,63 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     }
 }
 
+/// A sweep's header row: its name, how many runs, their progress and states.
+fn sweep_row(app: &App, id: &str, prefix: &str, sel: bool, w: usize) -> Line<'static> {
+    let th = &app.theme;
+    let runs = app.sweep_runs(id);
+    let name = runs
+        .first()
+        .and_then(|r| r.cfg.as_ref())
+        .and_then(|c| c.sweep.as_ref())
+        .map_or_else(|| id.to_string(), |t| t.name.clone());
+    let (done, total) = runs.iter().fold((0, 0), |(d, t), r| (d + r.step(), t + r.max_steps));
+    let mut counts = String::new();
+    for st in [State::Running, State::Queued, State::Paused, State::Finished, State::Stopped, State::Failed] {
+        let n = runs.iter().filter(|r| r.state == st).count();
+        if n > 0 {
+            let g = match st {
+                State::Running => "●",
+                State::Queued => "◌",
+                State::Paused => "⏸",
+                State::Finished => "✔",
+                State::Stopped => "■",
+                State::Failed => "✘",
+            };
+            counts.push_str(&format!(" {n}{g}"));
+        }
+    }
+    let all_marked = !runs.is_empty() && runs.iter().all(|r| app.marked.contains(&r.id));
+    let bar_w = if w >= 44 { 8 } else { 0 };
+    let head_w = 1 + prefix.chars().count() + 2;
+    let name_w = w.saturating_sub(head_w + counts.chars().count() + if bar_w > 0 { bar_w + 1 } else { 0 }).max(3);
+    let label = clip(&format!("{name} · {} runs", runs.len()), name_w);
+    let mut spans = vec![
+        Span::styled(if all_marked { "▌" } else { " " }, Style::default().fg(th.accent)),
+        dim(prefix.to_string(), th),
+        Span::styled("◆ ", Style::default().fg(th.accent)),
+        Span::styled(
+            format!("{label:<name_w$}"),
+            Style::default().fg(th.fg).add_modifier(if sel { Modifier::BOLD } else { Modifier::ITALIC }),
+        ),
+    ];
+    if bar_w > 0 {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(bar(done, total, bar_w), Style::default().fg(th.accent)));
+    }
+    spans.push(dim(counts, th));
+    let mut line = Line::from(spans);
+    if sel {
+        line = line.style(Style::default().bg(th.selection_bg));
+    }
+    line
+}
+
 fn draw_detail(f: &mut Frame, area: Rect, app: &App) {
     let th = &app.theme;
+    if let Some(sw) = app.selected_sweep() {
+        draw_sweep_detail(f, area, app, sw);
+        return;
+    }
     let blk = block(Line::from(Span::styled(" Run ", th.title())), false, th);
     let Some(r) = app.selected_run() else {
         f.render_widget(blk, area);
@@ -177,5 +236,39 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App) {
             Style::default().fg(th.warning),
         )));
     }
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(blk), area);
+}
+
+fn draw_sweep_detail(f: &mut Frame, area: Rect, app: &App, id: &str) {
+    let th = &app.theme;
+    let blk = block(Line::from(Span::styled(" Sweep ", th.title())), false, th);
+    let runs = app.sweep_runs(id);
+    let record = crate::sweep::read_record(&app.store.root, id);
+    let mut lines = vec![Line::from(vec![
+        Span::styled(
+            record.as_ref().map_or_else(|| id.to_string(), |r| r.name.clone()),
+            Style::default().fg(th.fg).add_modifier(Modifier::BOLD),
+        ),
+        dim(format!("  {id}"), th),
+    ])];
+    if let Some(r) = &record {
+        for (k, vals) in &r.spec.grid {
+            let v: Vec<&str> = vals.iter().map(|g| g.text.as_str()).collect();
+            lines.push(Line::from(vec![dim(format!("{k} "), th), Span::raw(v.join(" "))]));
+        }
+        lines.push(Line::from(vec![dim("from ", th), Span::raw(r.source.clone())]));
+    }
+    let steps: u64 = runs.iter().map(|r| r.step()).sum();
+    let total: u64 = runs.iter().map(|r| r.max_steps).sum();
+    lines.push(Line::from(vec![dim(format!("{} runs · steps {steps}/{total}", runs.len()), th)]));
+    lines.push(Line::from(dim(
+        format!(
+            "{} marks all · {} compares · {} next series",
+            app.keymap.label(crate::tui::action::Action::Mark),
+            app.keymap.label(crate::tui::action::Action::Compare),
+            app.keymap.label(crate::tui::action::Action::TaskNext)
+        ),
+        th,
+    )));
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(blk), area);
 }

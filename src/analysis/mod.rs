@@ -2,6 +2,9 @@
 //! seen average, unseen average, their gap, ratio to English, Latin vs non-Latin — at the
 //! latest step and at the best held-out-loss checkpoint; and run-to-run comparisons.
 
+pub mod stats;
+pub mod sweep;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -18,6 +21,9 @@ pub struct Cell {
     pub loss: f64,
     pub n: u64,
     pub lang_ok: Option<f64>,
+    /// The metric of each generated example, when the event carried them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scores: Option<Vec<f64>>,
 }
 
 /// All eval results of a run: step → (task, lang) → cell.
@@ -34,7 +40,7 @@ impl EvalTable {
         let mut best: Option<(f64, u64)> = None;
         for e in events {
             match &e.body {
-                Body::Eval { task, lang, group, loss, metric, value, n, lang_ok } => {
+                Body::Eval { task, lang, group, loss, metric, value, n, lang_ok, scores } => {
                     t.steps.entry(e.step).or_default().insert(
                         (task.clone(), lang.clone()),
                         Cell {
@@ -44,6 +50,7 @@ impl EvalTable {
                             loss: *loss,
                             n: *n,
                             lang_ok: *lang_ok,
+                            scores: scores.clone(),
                         },
                     );
                 }
@@ -74,7 +81,7 @@ impl EvalTable {
     }
 }
 
-fn task_order(t: &str) -> usize {
+pub fn task_order(t: &str) -> usize {
     ["mr", "sm", "if", "lm"].iter().position(|x| *x == t).unwrap_or(9)
 }
 
@@ -92,7 +99,7 @@ pub struct Aggregates {
     pub non_latin: Option<f64>,
 }
 
-fn mean(v: &[f64]) -> Option<f64> {
+pub fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
@@ -215,6 +222,7 @@ mod tests {
                 value,
                 n: 10,
                 lang_ok: None,
+                scores: None,
             },
         )
     }
