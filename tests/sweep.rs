@@ -68,6 +68,8 @@ fn a_four_point_sweep_runs_groups_and_reports() {
     let o = out_dir.to_str().unwrap();
     let said = ok(run(&cache, &["report", "--runs", rs, "--out", o, "--sweep", "tiny-sweep"]));
     assert!(said.contains("report of 4 runs (1 sweeps)"), "{said}");
+    assert!(said.contains(&format!("sweep {sweep_id} (tiny-sweep): 4 runs, x = n")), "{said}");
+    assert!(said.contains("  MR (accuracy): seen~unseen rho"), "{said}");
 
     // metrics.csv: one row per eval event, with its values, the examples of its language seen by
     // then, and whether its step is the run's best checkpoint.

@@ -331,6 +331,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             for f in &r.files {
                 println!("  {f}");
             }
+            for l in &r.summary {
+                println!("{l}");
+            }
             Ok(0)
         }
         Some(Command::Ls { runs, json }) => runs::ls(&crate::runs::runs_root(runs.as_deref()), json),

@@ -32,6 +32,40 @@ pub struct Written {
     pub runs: usize,
     pub sweeps: usize,
     pub files: Vec<String>,
+    /// What each sweep says, a line per task and series (for the terminal).
+    pub summary: Vec<String>,
+}
+
+/// A sweep's findings in a few lines: per task and series, Spearman's rho of seen vs unseen and
+/// the plateau points.
+pub fn summary(a: &SweepAnalysis) -> Vec<String> {
+    let mut out = vec![format!(
+        "sweep {} ({}): {} runs, x = {}, plateau = gains < {}",
+        a.id,
+        a.name,
+        a.runs.len(),
+        a.x_var.as_deref().unwrap_or("-"),
+        a.plateau_threshold
+    )];
+    for s in &a.stats {
+        let pl = |g: &str| match s.plateau.get(g) {
+            Some(Some(x)) => format!("{x}"),
+            Some(None) => "not reached".into(),
+            None => "-".into(),
+        };
+        let series = if s.series.is_empty() { String::new() } else { format!(" {}", s.series) };
+        out.push(format!(
+            "  {} ({}){series}: seen~unseen rho {} over {} runs; plateau English {}, seen {}, unseen {}",
+            s.task.to_uppercase(),
+            s.metric,
+            s.spearman_seen_unseen.map_or("-".into(), |r| format!("{r:.2}")),
+            s.pairs,
+            pl("english"),
+            pl("seen"),
+            pl("unseen"),
+        ));
+    }
+    out
 }
 
 /// One run's data for the report.
@@ -142,7 +176,8 @@ pub fn write(root: &Path, out: &Path, sweep: Option<&str>) -> Result<Written> {
     let html = index_html(&runs, &analyses, &files);
     crate::util::write_atomic(&out.join("index.html"), html.as_bytes())?;
     files.push("index.html".into());
-    Ok(Written { runs: runs.len(), sweeps: analyses.len(), files })
+    let summary = analyses.iter().flat_map(summary).collect();
+    Ok(Written { runs: runs.len(), sweeps: analyses.len(), files, summary })
 }
 
 /// A CSV field: quoted when it holds a comma, a quote or a line break.
