@@ -86,6 +86,10 @@ impl RunData {
             .map(|t| t.point.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "))
             .unwrap_or_default()
     }
+    /// The columns that say which run a CSV row is of: run, name, sweep, point.
+    fn id_cells(&self) -> Vec<String> {
+        vec![self.st.id.clone(), self.st.name.clone().unwrap_or_default(), self.sweep_id(), self.point()]
+    }
     fn sweep_id(&self) -> String {
         self.st.sweep.as_ref().map(|t| t.id.clone()).unwrap_or_default()
     }
@@ -238,28 +242,23 @@ fn metrics_csv(runs: &[RunData]) -> String {
             let by_then = seen.range(..=*step).next_back().map(|(_, v)| v);
             for ((task, l), c) in cells {
                 let script = lang::get(l).map_or("", |x| if x.is_latin() { "latin" } else { "non_latin" });
-                row(
-                    &mut out,
-                    &[
-                        r.st.id.clone(),
-                        r.st.name.clone().unwrap_or_default(),
-                        r.sweep_id(),
-                        r.point(),
-                        step.to_string(),
-                        task.clone(),
-                        l.clone(),
-                        c.group.clone(),
-                        script.to_string(),
-                        c.metric.clone(),
-                        num(Some(c.value)),
-                        num(Some(c.loss)),
-                        c.n.to_string(),
-                        num(c.lang_ok),
-                        by_then.map(|(ex, _)| ex.get(l).copied().unwrap_or(0).to_string()).unwrap_or_default(),
-                        by_then.map(|(_, t)| t.to_string()).unwrap_or_default(),
-                        (r.table.best_step == Some(*step)).to_string(),
-                    ],
-                );
+                let mut cells = r.id_cells();
+                cells.extend([
+                    step.to_string(),
+                    task.clone(),
+                    l.clone(),
+                    c.group.clone(),
+                    script.to_string(),
+                    c.metric.clone(),
+                    num(Some(c.value)),
+                    num(Some(c.loss)),
+                    c.n.to_string(),
+                    num(c.lang_ok),
+                    by_then.map(|(ex, _)| ex.get(l).copied().unwrap_or(0).to_string()).unwrap_or_default(),
+                    by_then.map(|(_, t)| t.to_string()).unwrap_or_default(),
+                    (r.table.best_step == Some(*step)).to_string(),
+                ]);
+                row(&mut out, &cells);
             }
         }
     }
@@ -303,29 +302,24 @@ fn runs_csv(runs: &[RunData]) -> String {
                     continue;
                 };
                 let a = aggregate(cells, &task, false);
-                row(
-                    &mut out,
-                    &[
-                        r.st.id.clone(),
-                        r.st.name.clone().unwrap_or_default(),
-                        r.sweep_id(),
-                        r.point(),
-                        r.st.state.as_str().to_string(),
-                        r.st.step.to_string(),
-                        r.st.max_steps.to_string(),
-                        at.to_string(),
-                        step.to_string(),
-                        task.clone(),
-                        metric,
-                        num(a.english),
-                        num(a.seen),
-                        num(a.unseen),
-                        num(a.gap),
-                        num(a.ratio_to_english),
-                        num(a.latin),
-                        num(a.non_latin),
-                    ],
-                );
+                let mut cells = r.id_cells();
+                cells.extend([
+                    r.st.state.as_str().to_string(),
+                    r.st.step.to_string(),
+                    r.st.max_steps.to_string(),
+                    at.to_string(),
+                    step.to_string(),
+                    task.clone(),
+                    metric,
+                    num(a.english),
+                    num(a.seen),
+                    num(a.unseen),
+                    num(a.gap),
+                    num(a.ratio_to_english),
+                    num(a.latin),
+                    num(a.non_latin),
+                ]);
+                row(&mut out, &cells);
             }
         }
     }

@@ -718,16 +718,16 @@ mod fast {
         }
         /// An array of numbers (`scores`): no nulls inside, as serde's `Vec<f64>` reads it.
         fn num_array(&mut self) -> Option<()> {
+            self.array(|sc| if sc.null() { None } else { sc.num().map(|_| ()) })
+        }
+        /// Iterate an array's items; `f` consumes each.
+        fn array(&mut self, mut f: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
             self.eat(b'[')?;
-            self.ws();
             if self.eat(b']').is_some() {
                 return Some(());
             }
             loop {
-                if self.null() {
-                    return None;
-                }
-                self.num()?;
+                f(self)?;
                 self.ws();
                 match self.peek()? {
                     b',' => self.i += 1,
@@ -770,26 +770,7 @@ mod fast {
             match self.peek()? {
                 b'"' => self.raw_str().map(|_| ()),
                 b'{' => self.object(|sc, _| sc.skip_nested(depth + 1)),
-                b'[' => {
-                    self.i += 1;
-                    self.ws();
-                    if self.peek()? == b']' {
-                        self.i += 1;
-                        return Some(());
-                    }
-                    loop {
-                        self.skip_nested(depth + 1)?;
-                        self.ws();
-                        match self.peek()? {
-                            b',' => self.i += 1,
-                            b']' => {
-                                self.i += 1;
-                                return Some(());
-                            }
-                            _ => return None,
-                        }
-                    }
-                }
+                b'[' => self.array(|sc| sc.skip_nested(depth + 1)),
                 b't' => self.literal(b"true"),
                 b'f' => self.literal(b"false"),
                 b'n' => self.literal(b"null"),
