@@ -301,6 +301,14 @@ impl SweepSpec {
     }
 }
 
+/// Whether a TOML file is a sweep file (it has a `[grid]`) rather than a run config.
+pub fn is_sweep_file(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.parse::<toml_edit::DocumentMut>().ok())
+        .is_some_and(|d| d.contains_key("grid"))
+}
+
 /// Flatten `[set]` (nested tables become dotted keys) into `key → TOML text`.
 fn flatten_set(
     key: &str,

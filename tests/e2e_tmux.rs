@@ -200,3 +200,26 @@ fn a_panic_in_the_tui_restores_the_terminal_and_runs_keep_going() {
     assert!(wait_for(Duration::from_secs(30), || steps() > at_panic + 3), "the run stopped with the TUI");
     ok(run(t.path(), &["stop", id.trim(), "--runs", rs]));
 }
+
+#[test]
+fn a_sweep_launched_from_the_tui_appears_as_one_node_and_its_view_fills_in() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let rs = root.to_str().unwrap();
+    let cmdline =
+        format!("env MIXSCOPE_CACHE={} HF_HUB_OFFLINE=1 {} tui --runs {}", t.path().display(), bin().display(), rs);
+    let tm = Tmux::new(&cmdline);
+    tm.wait_for("Start the demo", Duration::from_secs(20));
+    // Decline the demo; `n` takes a sweep file as well as a run config.
+    tm.keys(&["Escape", "n", "C-u", fixture("sweep-tiny.toml").to_str().unwrap(), "Enter"]);
+    tm.wait_for("◆ tiny-sweep · 4 runs", Duration::from_secs(30));
+    let s = tm.wait_for("4✔", Duration::from_secs(120));
+    assert!(s.contains("tiny-sweep n=0") && s.contains("tiny-sweep n=48"), "{s}");
+    // The sweep node is the first row: its view shows the groups against n.
+    tm.keys(&["Home", "Up", "Up", "Up", "Up", "Up"]);
+    let s = tm.wait_for("Sweep tiny-sweep", Duration::from_secs(10));
+    assert!(s.contains("MR EN") && s.contains("x = n") && s.contains("4 finished"), "{s}");
+    tm.keys(&["q"]);
+    let ls = ok(run(t.path(), &["ls", "--runs", rs]));
+    assert!(ls.contains("(tiny-sweep): 4 runs — 4 finished"), "{ls}");
+}

@@ -61,6 +61,14 @@ fn perform(root: &Path, req: Request) -> Outcome {
                 let child = sup::fork(root, &parent, at, &spec, name, None)?;
                 (format!("forked {run} into {}", child.id()), Some(child.id()))
             }
+            Request::Launch { config, .. } if crate::sweep::is_sweep_file(&config) => {
+                let spec = crate::sweep::SweepSpec::read(&config)?;
+                let (id, runs) = crate::sweep::launch(root, &config, &spec)?;
+                (
+                    format!("sweep {id}: {} runs queued from {}", runs.len(), config.display()),
+                    runs.first().map(|r| r.id()),
+                )
+            }
             Request::Launch { config, sets } => {
                 let run = sup::launch(root, &config, &sets)?;
                 (format!("launched {} from {}", run.id(), config.display()), Some(run.id()))

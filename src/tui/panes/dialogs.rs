@@ -109,7 +109,10 @@ pub fn draw(f: &mut Frame, app: &App) {
             f.render_widget(Clear, r);
             let lines = vec![
                 input_line("config", t, true, th),
-                Line::from(dim("enter: launch (queued until a slot is free)   esc: cancel", th)),
+                Line::from(dim(
+                    "a run config or a sweep file · enter: launch (queued until a slot is free) · esc: cancel",
+                    th,
+                )),
             ];
             f.render_widget(
                 Paragraph::new(lines).block(block(Line::from(Span::styled(" New run ", th.title())), true, th)),

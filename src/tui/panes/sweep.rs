@@ -62,10 +62,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App, id: &str) {
             Span::styled(format!(" Sweep {} ", a.name), th.title()),
             dim(
                 format!(
-                    "{} · {} runs, {finished} finished, {read} with evals · x = {} · best held-out-loss checkpoint ",
-                    a.id,
+                    "x = {} · {} runs, {finished} finished, {read} with evals · each at its best held-out-loss checkpoint · {} ",
+                    a.x_var.as_deref().unwrap_or("-"),
                     a.runs.len(),
-                    a.x_var.as_deref().unwrap_or("-")
+                    a.id,
                 ),
                 &th,
             ),
