@@ -421,6 +421,57 @@ pub struct SweepTag {
     pub point: std::collections::BTreeMap<String, String>,
 }
 
+/// `[slurm]`: what `sbatch` is asked for. Every field is optional; Slurm's defaults apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSection {
+    /// `--partition`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// `--account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// `--qos`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<String>,
+    /// `--time` (a Slurm time limit: minutes as a number, or `"HH:MM:SS"`, `"D-HH"`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "minutes_or_text")]
+    pub time: Option<String>,
+    /// GPUs per job, `--gres=gpu:N` (default: 1 for a `cuda` device, 0 for `cpu`, 1 for `auto`
+    /// when the job asks for GPUs elsewhere, else 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// `--gres` type, e.g. `h100` for `--gres=gpu:h100:1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_type: Option<String>,
+    /// `--cpus-per-task` (default: the run's `threads`, or 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// `--mem` (e.g. `16G`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem: Option<String>,
+    /// More `sbatch` options, passed as they are (e.g. `["--constraint=a100", "--exclusive"]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<String>,
+    /// The mixscope executable as the compute nodes see it (default: this one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<PathBuf>,
+}
+
+/// A Slurm time limit written as a number of minutes or as Slurm's text.
+fn minutes_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum T {
+        Minutes(u64),
+        Text(String),
+    }
+    Ok(Some(match T::deserialize(d)? {
+        T::Minutes(m) => m.to_string(),
+        T::Text(s) => s,
+    }))
+}
+
 /// A run configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -440,6 +491,13 @@ pub struct RunConfig {
     /// its slot; resume continues at once).
     #[serde(default = "d_release", skip_serializing_if = "is_release")]
     pub pause: String,
+    /// Where a launched run's trainer runs: `local` (a child process of this machine, queued
+    /// by slot) or `slurm` (a Slurm batch job; Slurm queues it, `[slurm]` says how).
+    #[serde(default = "d_local", skip_serializing_if = "is_local")]
+    pub launcher: String,
+    /// `[slurm]`: how a run is submitted when `launcher = "slurm"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmSection>,
     #[serde(default)]
     pub model: ModelSection,
     #[serde(default)]
@@ -466,6 +524,12 @@ pub struct RunConfig {
 
 fn d_device() -> String {
     "auto".into()
+}
+fn d_local() -> String {
+    "local".into()
+}
+fn is_local(s: &str) -> bool {
+    s == "local"
 }
 fn d_release() -> String {
     "release".into()
@@ -669,6 +733,34 @@ impl Loaded {
         }
         if c.pause != "release" && c.pause != "hold" {
             return Err(self.field_error("pause", format!("'{}' is not release or hold", c.pause)));
+        }
+        if c.launcher != "local" && c.launcher != "slurm" {
+            return Err(self.field_error("launcher", format!("'{}' is not local or slurm", c.launcher)));
+        }
+        if c.launcher == "slurm" && c.pause == "hold" {
+            return Err(self.field_error("pause", "a Slurm run releases its allocation when paused: use release"));
+        }
+        if let Some(sl) = &c.slurm {
+            for (k, v) in [
+                ("slurm.partition", &sl.partition),
+                ("slurm.account", &sl.account),
+                ("slurm.qos", &sl.qos),
+                ("slurm.time", &sl.time),
+                ("slurm.gpu_type", &sl.gpu_type),
+                ("slurm.mem", &sl.mem),
+            ] {
+                if v.as_deref()
+                    .is_some_and(|v| v.is_empty() || v.chars().any(|ch| ch.is_whitespace() || ch.is_control()))
+                {
+                    return Err(self.field_error(k, "must be one word (no spaces)"));
+                }
+            }
+            if sl.cpus == Some(0) {
+                return Err(self.field_error("slurm.cpus", "must be at least 1"));
+            }
+            if let Some(x) = sl.extra.iter().find(|x| !x.starts_with('-')) {
+                return Err(self.field_error("slurm.extra", format!("'{x}' is not an sbatch option (--name=value)")));
+            }
         }
         let s = &c.model.shape;
         if c.model.source == "tiny" {

@@ -383,7 +383,7 @@ pub fn plan(spec: &SweepSpec) -> Result<Vec<Planned>> {
             let mut loaded = Loaded::read(&spec.config)?;
             loaded.apply_sets(&sets)?;
             loaded.validate()?;
-            crate::supervisor::check_device(&loaded)?;
+            crate::supervisor::check_launch(&loaded)?;
             Ok(loaded)
         })();
         match checked {

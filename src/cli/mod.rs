@@ -54,6 +54,10 @@ pub enum Command {
         runs: Option<PathBuf>,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        /// Where the trainer runs: local (this machine's queue) or slurm (an sbatch job;
+        /// `[slurm]` in the config says partition, GPUs, time, account).
+        #[arg(long, value_name = "local|slurm")]
+        launcher: Option<String>,
     },
     /// List runs: state, step, loss, best held-out loss, mixture, lineage, device, age.
     Ls {
@@ -109,6 +113,9 @@ pub enum Command {
         /// Replace a grid variable's values: VAR=V1,V2 (repeatable).
         #[arg(long = "grid", value_name = "VAR=VALUES")]
         grid: Vec<String>,
+        /// Where every point's trainer runs: local or slurm (one sbatch job per point).
+        #[arg(long, value_name = "local|slurm")]
+        launcher: Option<String>,
     },
     /// Write a report: CSV of every per-language metric per run and step, per-run aggregates,
     /// sweep tables (score vs N with error bars, Spearman, plateau, oscillation), and figures
@@ -283,8 +290,11 @@ pub fn run(cli: Cli) -> Result<i32> {
             println!("{}", child.id());
             Ok(0)
         }
-        Some(Command::Launch { config, runs, sets }) => {
+        Some(Command::Launch { config, runs, mut sets, launcher }) => {
             let root = crate::runs::runs_root(runs.as_deref());
+            if let Some(l) = launcher {
+                sets.insert(0, format!("launcher={l}"));
+            }
             let run = crate::supervisor::launch(&root, &config, &sets)?;
             println!("{}", run.id());
             Ok(0)
@@ -321,8 +331,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::bench::print(&rows, json);
             Ok(0)
         }
-        Some(Command::Sweep { sweep, runs, dry_run, wait, grid }) => {
-            runs::sweep(&crate::runs::runs_root(runs.as_deref()), &sweep, &grid, dry_run, wait)
+        Some(Command::Sweep { sweep, runs, dry_run, wait, grid, launcher }) => {
+            runs::sweep(&crate::runs::runs_root(runs.as_deref()), &sweep, &grid, launcher, dry_run, wait)
         }
         Some(Command::Report { runs, out, sweep }) => {
             let root = crate::runs::runs_root(runs.as_deref());

@@ -123,8 +123,14 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
     };
     order.sort_by(|a, b| first_time(&a.1 .1).total_cmp(&first_time(&b.1 .1)));
     let w = all.iter().map(|s| s.id.chars().count() + if s.sweep.is_some() { 2 } else { 0 }).max().unwrap_or(3).max(26);
+    // A Slurm run's device is where Slurm put it: `cpu job 12@node3`.
+    let device = |s: &crate::supervisor::RunStatus| match &s.slurm {
+        Some(v) => format!("{} {}", s.device, v.short()),
+        None => s.device.clone(),
+    };
+    let dw = all.iter().map(|s| device(s).chars().count()).max().unwrap_or(6).max(6);
     println!(
-        "{:<w$} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<6} {:>5}",
+        "{:<w$} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<dw$} {:>5}",
         "RUN", "STATE", "STEP", "LOSS", "BEST", "MIXTURE", "PARENT", "DEVICE", "AGE"
     );
     let mut rows: Vec<(&crate::supervisor::RunStatus, bool)> =
@@ -167,7 +173,7 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
             mix = mix.chars().take(33).collect::<String>() + "…";
         }
         println!(
-            "{:<w$} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<6} {:>5}",
+            "{:<w$} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<dw$} {:>5}",
             shown_id,
             s.state.as_str(),
             step,
@@ -175,10 +181,11 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
             best,
             mix,
             parent,
-            s.device,
+            device(s),
             age(s.updated)
         );
-        if matches!(s.state, crate::runs::events::State::Failed) {
+        let pending_in_slurm = s.slurm.is_some() && s.state == crate::runs::events::State::Queued;
+        if matches!(s.state, crate::runs::events::State::Failed) || pending_in_slurm {
             if let Some(m) = &s.message {
                 println!("    {m}");
             }
@@ -270,11 +277,22 @@ pub fn compare(root: &Path, specs: &[String], json: bool) -> Result<i32> {
 }
 
 /// `mixscope sweep SWEEP.toml [--dry-run] [--wait]`.
-pub fn sweep(root: &Path, file: &Path, grid: &[String], dry_run: bool, wait: bool) -> Result<i32> {
+pub fn sweep(
+    root: &Path,
+    file: &Path,
+    grid: &[String],
+    launcher: Option<String>,
+    dry_run: bool,
+    wait: bool,
+) -> Result<i32> {
     use crate::runs::events::State;
     let mut spec = crate::sweep::SweepSpec::read(file)?;
     for g in grid {
         spec.override_grid(g)?;
+    }
+    if let Some(l) = launcher {
+        spec.set.retain(|(k, _)| k != "launcher");
+        spec.set.insert(0, ("launcher".into(), format!("{l:?}")));
     }
     if dry_run {
         let planned = crate::sweep::plan(&spec)?;

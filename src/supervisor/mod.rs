@@ -6,8 +6,12 @@
 //! (`mixscope _run`), waits for it, records how it ended when the trainer could not (a signal,
 //! an exit code and the last stderr lines), and then starts queued runs on the freed slot. The
 //! queue is the `queued` status events on disk, so it survives every process.
+//!
+//! A run whose config says `launcher = "slurm"` is queued by Slurm instead: the scheduler
+//! submits it with `sbatch` and its job runs the same monitor on a compute node (see [`slurm`]).
 
 pub mod monitor;
+pub mod slurm;
 pub mod status;
 
 use std::path::{Path, PathBuf};
@@ -133,8 +137,17 @@ pub fn launch(root: &Path, config: &Path, sets: &[String]) -> Result<RunDir> {
     let mut loaded = Loaded::read(config)?;
     loaded.apply_sets(sets)?;
     loaded.validate()?;
-    check_device(&loaded)?;
+    check_launch(&loaded)?;
     launch_loaded(root, &loaded)
+}
+
+/// Refuse what cannot start: a GPU the local queue does not have, or a job Slurm would refuse.
+pub fn check_launch(loaded: &Loaded) -> Result<()> {
+    if slurm::is_slurm(&loaded.config) {
+        slurm::check(loaded)
+    } else {
+        check_device(loaded)
+    }
 }
 
 /// Refuse a GPU the queue does not have (bad input, naming the config place).
@@ -158,6 +171,9 @@ pub fn launch_loaded(root: &Path, loaded: &Loaded) -> Result<RunDir> {
     crate::util::create_private_dir(root)?;
     let created = crate::train::setup::create_run(root, None, loaded)?;
     if let Some(base) = &created.base {
+        if slurm::is_slurm(&loaded.config) {
+            submit_base_too(base, &loaded.config)?;
+        }
         let st = status::status(base)?;
         let idle = !st.alive && !crate::train::setup::is_complete(base)?;
         let not_queued = st.queued_at.is_none() || matches!(st.state, State::Stopped | State::Failed | State::Paused);
@@ -168,6 +184,18 @@ pub fn launch_loaded(root: &Path, loaded: &Loaded) -> Result<RunDir> {
     append_status(&created.run, State::Queued, None)?;
     schedule(root)?;
     Ok(created.run)
+}
+
+/// A Slurm run's base model, created for it and never started, is trained on the cluster too.
+fn submit_base_too(base: &RunDir, cfg: &crate::config::RunConfig) -> Result<()> {
+    let mut bcfg = base.read_config()?;
+    let fresh = !base.events_path().exists() || std::fs::metadata(base.events_path())?.len() == 0;
+    if fresh && !slurm::is_slurm(&bcfg) {
+        bcfg.launcher = cfg.launcher.clone();
+        bcfg.slurm = cfg.slurm.clone();
+        base.write_config(&bcfg)?;
+    }
+    Ok(())
 }
 
 /// Start queued runs while slots are free. Safe to call from any process at any time.
@@ -183,9 +211,11 @@ pub fn schedule(root: &Path) -> Result<Vec<String>> {
         let device = s.config.as_ref().map_or("cpu", |c| c.device.as_str());
         need_of(device, s.threads, budget, &gpus)
     };
+    let is_slurm = |s: &RunStatus| s.config.as_ref().is_some_and(slurm::is_slurm);
+    let mut started = submit_to_slurm(root, &all)?;
     let mut used = 0;
     let mut busy = Vec::new();
-    for s in all.iter().filter(|s| s.alive) {
+    for s in all.iter().filter(|s| s.alive && !is_slurm(s)) {
         match (need(s), assigned_gpu(&s.dir)) {
             (Need::Cpu(c), _) => used += c,
             (Need::Gpu(_), Some(g)) | (Need::Gpu(Some(g)), None) => busy.push(g),
@@ -193,7 +223,7 @@ pub fn schedule(root: &Path) -> Result<Vec<String>> {
         }
     }
     let mut queued: Vec<&RunStatus> =
-        all.iter().filter(|s| s.state == State::Queued && !s.alive && s.queued_at.is_some()).collect();
+        all.iter().filter(|s| s.state == State::Queued && !s.alive && s.queued_at.is_some() && !is_slurm(s)).collect();
     queued.sort_by(|a, b| a.queued_at.partial_cmp(&b.queued_at).unwrap_or(std::cmp::Ordering::Equal));
     let mut ready = Vec::new();
     for s in queued {
@@ -202,7 +232,6 @@ pub fn schedule(root: &Path) -> Result<Vec<String>> {
         }
     }
     let asks: Vec<(String, Need)> = ready.iter().map(|(id, n, _)| (id.clone(), *n)).collect();
-    let mut started = Vec::new();
     for (id, gpu) in plan(&asks, used, &busy, budget, &gpus, runs_per_gpu()) {
         let dir = &ready.iter().find(|r| r.0 == id).expect("planned from ready").2;
         let assigned = RunDir::new(dir).assigned_device_path();
@@ -216,6 +245,29 @@ pub fn schedule(root: &Path) -> Result<Vec<String>> {
         started.push(id);
     }
     Ok(started)
+}
+
+/// Submit every queued Slurm run whose queue request has no job yet (and whose base model is
+/// ready); Slurm queues them. A job sbatch refuses fails its run with sbatch's words.
+fn submit_to_slurm(root: &Path, all: &[RunStatus]) -> Result<Vec<String>> {
+    let mut submitted = Vec::new();
+    for s in all {
+        let Some(cfg) = s.config.as_ref().filter(|c| slurm::is_slurm(c)) else { continue };
+        if s.state != State::Queued || s.alive || s.queued_at.is_none() {
+            continue;
+        }
+        let run = RunDir::new(&s.dir);
+        let answered = slurm::current(&run)
+            .is_some_and(|c| c.queued_at.zip(s.queued_at).is_some_and(|(a, b)| (a - b).abs() < 1e-6));
+        if answered || !base_ready(root, &run)? {
+            continue;
+        }
+        match slurm::submit(root, &run, cfg, s.queued_at) {
+            Ok(_job) => submitted.push(s.id.clone()),
+            Err(e) => append_status(&run, State::Failed, Some(format!("{e:#}")))?,
+        }
+    }
+    Ok(submitted)
 }
 
 /// A queued run that starts from a base model can start once the base reached its step.
@@ -234,6 +286,9 @@ fn base_ready(root: &Path, run: &RunDir) -> Result<bool> {
 /// Ask a running run to pause (it checkpoints, then its trainer exits and frees its slot).
 pub fn pause(root: &Path, run: &RunDir) -> Result<()> {
     let st = status::status(run)?;
+    if let Some(job) = &st.slurm {
+        return slurm_control(run, &st, job, Command::Pause);
+    }
     match st.state {
         State::Running if st.alive => {
             control::send(&run.path, Command::Pause)?;
@@ -251,6 +306,13 @@ pub fn resume(root: &Path, run: &RunDir) -> Result<()> {
     // A run whose run.toml cannot be read would only fail again: that is bad input.
     run.read_config()?;
     let st = status::status(run)?;
+    if st.alive && st.slurm.is_some() {
+        bail_input!(
+            "run {} is {} and its Slurm job is still ending: resume it in a moment",
+            run.id(),
+            st.state.as_str()
+        );
+    }
     if st.alive {
         if st.state == State::Paused {
             // A trainer paused in place (foreground `train`) resumes through its control file.
@@ -273,6 +335,9 @@ pub fn resume(root: &Path, run: &RunDir) -> Result<()> {
 /// Stop a run: a live trainer checkpoints and stops; a queued or paused run is marked stopped.
 pub fn stop(root: &Path, run: &RunDir) -> Result<()> {
     let st = status::status(run)?;
+    if let Some(job) = &st.slurm {
+        return slurm_control(run, &st, job, Command::Stop);
+    }
     if st.alive {
         control::send(&run.path, Command::Stop)?;
         return Ok(());
@@ -283,6 +348,58 @@ pub fn stop(root: &Path, run: &RunDir) -> Result<()> {
     }
     let _ = root;
     Ok(())
+}
+
+/// Pause or stop a Slurm run. A running trainer is asked through its control file (it
+/// checkpoints and exits, which ends the job and releases the allocation); asked a second time
+/// while it has not answered, or while the job still waits in Slurm's queue, mixscope cancels
+/// the job with `scancel` and records the new state itself.
+fn slurm_control(run: &RunDir, st: &RunStatus, job: &slurm::SlurmView, cmd: Command) -> Result<()> {
+    let (verb, done, target) = match cmd {
+        Command::Pause => ("pause", "paused", State::Paused),
+        _ => ("stop", "stopped", State::Stopped),
+    };
+    let ending = |s: &str| slurm::JobInfo { job: job.job.clone(), state: s.into(), reason: None, node: None }.phase();
+    let waiting = job.state.as_deref().is_none_or(|s| ending(s) == slurm::Phase::Pending);
+    match st.state {
+        State::Queued => {
+            let submitted = slurm::current(run).is_some_and(|c| c.queued_at.is_some() && c.queued_at == st.queued_at);
+            let mut msg = format!("{done} while queued");
+            if submitted && waiting {
+                slurm::cancel(run, &job.job, verb)?;
+                msg.push_str(&format!(": Slurm job {} cancelled", job.job));
+            }
+            append_status(run, target, Some(msg))
+        }
+        State::Running if st.alive => {
+            let cur = slurm::current(run);
+            let asked = control::read(&run.path).is_some_and(|r| r.cmd == cmd)
+                && std::fs::metadata(run.path.join("control"))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .zip(cur.as_ref())
+                    .is_some_and(|(t, c)| t.as_secs_f64() >= c.submitted);
+            if asked {
+                slurm::cancel(run, &job.job, verb)?;
+                let from = run.latest_checkpoint()?.map_or("the start".to_string(), |s| format!("step {s}"));
+                append_status(
+                    run,
+                    target,
+                    Some(format!(
+                        "{done}: Slurm job {} cancelled (the trainer had not answered); resumes from {from}",
+                        job.job
+                    )),
+                )
+            } else {
+                control::send(&run.path, cmd)?;
+                Ok(())
+            }
+        }
+        State::Paused if cmd == Command::Pause => Ok(()),
+        State::Paused => append_status(run, State::Stopped, Some("stopped on request".into())),
+        s => bail_input!("run {} is {}: nothing to {verb}", run.id(), s.as_str()),
+    }
 }
 
 /// Ask a live trainer for a checkpoint now and wait (up to `timeout`) until it is written.

@@ -44,6 +44,9 @@ pub struct RunStatus {
     pub bad_lines: usize,
     /// The sweep this run is a point of.
     pub sweep: Option<crate::config::SweepTag>,
+    /// A Slurm run's latest job: id, Slurm's state and reason, node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<super::slurm::SlurmView>,
     #[serde(skip)]
     pub config: Option<RunConfig>,
     #[serde(skip)]
@@ -108,6 +111,31 @@ pub fn derive_state(
     }
 }
 
+/// A run's state as everyone shows it: the last status event (its state, message and the time of
+/// the last `queued` event), the processes' locks and, for a Slurm run, Slurm's word on its
+/// latest job. A failure Slurm caused that the events do not yet say is written to them.
+pub fn observe(
+    run: &RunDir,
+    slurm: bool,
+    last: Option<(State, Option<String>)>,
+    queued_at: Option<f64>,
+) -> (State, Option<String>, bool, Option<super::slurm::SlurmView>) {
+    let mut alive = is_alive(run);
+    let mut last = last;
+    let mut view = None;
+    if slurm {
+        let o = super::slurm::overlay(run, last, queued_at, alive);
+        if let Some(why) = &o.record {
+            let _ = super::slurm::record_failure(run, why);
+        }
+        last = o.last;
+        alive = o.alive;
+        view = o.view;
+    }
+    let (state, message) = derive_state(run, last.as_ref().map(|l| l.0), last.and_then(|l| l.1), alive);
+    (state, message, alive, view)
+}
+
 /// Derive the state of a run from its directory.
 pub fn status(run: &RunDir) -> Result<RunStatus> {
     let cfg = run.read_config();
@@ -142,6 +170,7 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
         pid: None,
         bad_lines: bad.len(),
         sweep: cfg.as_ref().and_then(|c| c.sweep.clone()),
+        slurm: None,
         config: cfg,
         dir: run.path.clone(),
     };
@@ -168,9 +197,12 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
             _ => {}
         }
     }
-    st.alive = is_alive(run);
-    st.pid = lock::read_info(&run.path.join("lock")).map(|i| i.pid).filter(|_| st.alive);
-    let (state, message) = derive_state(run, last_state, st.message.take(), st.alive);
+    let slurm = st.config.as_ref().is_some_and(super::slurm::is_slurm);
+    let last = last_state.map(|s| (s, st.message.take()));
+    let (state, message, alive, view) = observe(run, slurm, last, st.queued_at);
+    st.alive = alive;
+    st.slurm = view;
+    st.pid = lock::read_info(&run.path.join("lock")).map(|i| i.pid).filter(|_| lock::is_held(&run.path));
     st.state = state;
     st.message = message;
     if let (Some(err), false) = (cfg_error, st.alive) {
@@ -184,7 +216,13 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
 /// The status of every run under a root (unreadable runs are reported as failed).
 pub fn list(root: &Path) -> Result<Vec<RunStatus>> {
     let mut out = Vec::new();
-    for r in crate::runs::list(root)? {
+    let runs = crate::runs::list(root)?;
+    // One question to Slurm for every Slurm run's latest job.
+    let jobs: Vec<String> = runs.iter().filter_map(|r| super::slurm::current(r).map(|c| c.job)).collect();
+    if !jobs.is_empty() {
+        super::slurm::prefetch(&jobs);
+    }
+    for r in runs {
         match status(&r) {
             Ok(s) => out.push(s),
             Err(e) => out.push(RunStatus {
@@ -211,6 +249,7 @@ pub fn list(root: &Path) -> Result<Vec<RunStatus>> {
                 pid: None,
                 bad_lines: 0,
                 sweep: None,
+                slurm: None,
                 config: None,
                 dir: r.path.clone(),
             }),

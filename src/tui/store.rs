@@ -185,6 +185,8 @@ pub struct RunData {
     pub state: State,
     pub message: Option<String>,
     pub alive: bool,
+    /// A Slurm run's latest job (id, Slurm's state, node).
+    pub slurm: Option<crate::supervisor::slurm::SlurmView>,
     /// The train loss smoothed with a debiased EMA (see [`RunData::update_smooth`]).
     pub smooth: Series,
     smooth_state: (f32, f64, f64),
@@ -236,6 +238,7 @@ impl RunData {
             state: State::Queued,
             message: None,
             alive: false,
+            slurm: None,
             smooth: Series::default(),
             smooth_state: (f32::NAN, 0.0, 0.0),
             reader: LineReader::new(dir.join("events.jsonl")),
@@ -312,18 +315,15 @@ impl RunData {
     /// Re-derive the state from the last status event and the processes' locks.
     pub fn refresh_state(&mut self) -> bool {
         let run = RunDir::new(&self.dir);
-        let alive = crate::supervisor::status::is_alive(&run);
-        let last = self.statuses.last();
-        let (state, message) = crate::supervisor::status::derive_state(
-            &run,
-            last.map(|s| s.state),
-            last.and_then(|s| s.message.clone()),
-            alive,
-        );
-        let changed = state != self.state || message != self.message || alive != self.alive;
+        let last = self.statuses.last().map(|s| (s.state, s.message.clone()));
+        let queued_at = self.statuses.iter().rev().find(|s| s.state == State::Queued).map(|s| s.time);
+        let slurm = self.cfg.as_ref().is_some_and(crate::supervisor::slurm::is_slurm);
+        let (state, message, alive, view) = crate::supervisor::status::observe(&run, slurm, last, queued_at);
+        let changed = state != self.state || message != self.message || alive != self.alive || view != self.slurm;
         self.state = state;
         self.message = message;
         self.alive = alive;
+        self.slurm = view;
         changed
     }
 
@@ -483,6 +483,11 @@ impl Store {
     pub fn load(root: &Path) -> Store {
         use rayon::prelude::*;
         let dirs: Vec<PathBuf> = crate::runs::list(root).unwrap_or_default().into_iter().map(|r| r.path).collect();
+        let jobs: Vec<String> =
+            dirs.iter().filter_map(|d| crate::supervisor::slurm::current(&RunDir::new(d)).map(|c| c.job)).collect();
+        if !jobs.is_empty() {
+            crate::supervisor::slurm::prefetch(&jobs);
+        }
         let mut runs: Vec<RunData> = dirs
             .par_iter()
             .map(|d| {
@@ -524,11 +529,25 @@ impl Store {
 
     /// Re-derive states (locks); returns whether any changed.
     pub fn refresh_states(&mut self) -> bool {
+        self.prefetch_slurm();
         let mut changed = false;
         for r in &mut self.runs {
             changed |= r.refresh_state();
         }
         changed
+    }
+
+    /// Ask Slurm about every Slurm run's job at once (answers are cached for the runs' refresh).
+    fn prefetch_slurm(&self) {
+        let jobs: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|r| r.cfg.as_ref().is_some_and(crate::supervisor::slurm::is_slurm))
+            .filter_map(|r| crate::supervisor::slurm::current(&RunDir::new(&r.dir)).map(|c| c.job))
+            .collect();
+        if !jobs.is_empty() {
+            crate::supervisor::slurm::prefetch(&jobs);
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<&RunData> {

@@ -226,6 +226,13 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App) {
         Span::raw(best),
     ]));
     let mut lin = vec![dim("device ", th), Span::raw(r.device.clone())];
+    if let Some(j) = &r.slurm {
+        lin.push(dim("  slurm ", th));
+        lin.push(Span::raw(j.short()));
+        if let Some(s) = &j.state {
+            lin.push(dim(format!(" {s}"), th));
+        }
+    }
     if let (Some(p), Some(s)) = (&r.parent, r.fork_step) {
         lin.push(dim(format!("  fork of {p} @{s}"), th));
     }
