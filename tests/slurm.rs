@@ -192,6 +192,34 @@ fn slurm_runs_queue_pause_fork_resume_cancel_and_time_out() {
     let last = of_kind(&evs, "status").last().copied().unwrap().clone();
     assert_eq!(last["state"], "failed", "the verdict is written to events.jsonl");
 
+    // E's trainer hangs (SIGSTOP): the first stop goes to its control file and is not
+    // answered; the second cancels the job with scancel.
+    let e = launch(t.path(), &root, &[&LONG[..], &["name=e"]].concat());
+    wait(60, "E trains", &mut || steps(&root.join(&e)).len() > 3 && row(t.path(), &root, &e)["pid"].is_u64());
+    let pid = row(t.path(), &root, &e)["pid"].as_u64().unwrap() as i32;
+    // SAFETY: kill(2) on the pid of this test's own trainer.
+    unsafe {
+        libc::kill(pid, libc::SIGSTOP);
+    }
+    let e_job = row(t.path(), &root, &e)["slurm"]["job"].as_str().unwrap().to_string();
+    ctl(t.path(), &root, &["stop", &e]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(row(t.path(), &root, &e)["state"], "running", "a hung trainer does not answer");
+    ctl(t.path(), &root, &["stop", &e]);
+    wait(30, "E stopped through scancel", &mut || {
+        let r = row(t.path(), &root, &e);
+        r["state"] == "stopped" && r["alive"] == false
+    });
+    let stops: Vec<String> = of_kind(&events(&root.join(&e)), "status")
+        .iter()
+        .filter_map(|s| s["message"].as_str().map(String::from))
+        .collect();
+    assert!(
+        stops.iter().any(|m| m.contains(&format!("Slurm job {e_job} cancelled (the trainer had not answered)"))),
+        "{stops:?}"
+    );
+    assert_eq!(squeue_state(&e_job), "CANCELLED");
+
     // Slurm ends T at its time limit.
     wait(150, "T timed out", &mut || row(t.path(), &root, &tl)["state"] == "failed");
     let rt = row(t.path(), &root, &tl);
