@@ -476,6 +476,9 @@ fn memchr(b: u8, s: &[u8]) -> Option<usize> {
 pub struct Store {
     pub root: PathBuf,
     pub runs: Vec<RunData>,
+    /// The records of the sweeps the runs belong to (`<runs>/.sweeps/<id>/sweep.json`), read
+    /// once each: a record is written once, when its sweep is launched.
+    pub sweeps: BTreeMap<String, crate::sweep::SweepRecord>,
 }
 
 impl Store {
@@ -500,7 +503,27 @@ impl Store {
         runs.sort_by(|a, b| {
             a.first_time.partial_cmp(&b.first_time).unwrap_or(std::cmp::Ordering::Equal).then(a.id.cmp(&b.id))
         });
-        Store { root: root.to_path_buf(), runs }
+        let mut store = Store { root: root.to_path_buf(), runs, sweeps: BTreeMap::new() };
+        store.load_sweep_records();
+        store
+    }
+
+    /// Read the records of sweeps not read yet (a sweep's runs may appear before its record).
+    fn load_sweep_records(&mut self) {
+        for r in &self.runs {
+            if let Some(id) = r.sweep_id() {
+                if !self.sweeps.contains_key(id) {
+                    if let Some(rec) = crate::sweep::read_record(&self.root, id) {
+                        self.sweeps.insert(id.to_string(), rec);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The record of a sweep, once it has been read.
+    pub fn sweep_record(&self, id: &str) -> Option<&crate::sweep::SweepRecord> {
+        self.sweeps.get(id)
     }
 
     /// Pick up new run directories; returns whether any appeared.
@@ -514,6 +537,11 @@ impl Store {
                 self.runs.push(d);
                 added = true;
             }
+        }
+        if self.runs.iter().any(|r| r.sweep_id().is_some_and(|id| !self.sweeps.contains_key(id))) {
+            let before = self.sweeps.len();
+            self.load_sweep_records();
+            added |= self.sweeps.len() != before;
         }
         added
     }

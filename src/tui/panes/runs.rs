@@ -250,7 +250,7 @@ fn draw_sweep_detail(f: &mut Frame, area: Rect, app: &App, id: &str) {
     let th = &app.theme;
     let blk = block(Line::from(Span::styled(" Sweep ", th.title())), false, th);
     let runs = app.sweep_runs(id);
-    let record = crate::sweep::read_record(&app.store.root, id);
+    let record = app.store.sweep_record(id);
     let mut lines = vec![Line::from(vec![
         Span::styled(
             record.as_ref().map_or_else(|| id.to_string(), |r| r.name.clone()),

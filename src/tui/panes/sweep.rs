@@ -18,11 +18,11 @@ use crate::tui::app::{App, Focus};
 
 const GROUPS: [(&str, &str); 3] = [("english", "EN"), ("seen", "seen"), ("unseen", "unseen")];
 
-/// The analysis of a sweep from the TUI's store (no file reads but the sweep's small record).
+/// The analysis of a sweep from the TUI's store (no file reads).
 pub fn analysis(app: &App, id: &str) -> Option<SweepAnalysis> {
     let runs = app.sweep_runs(id);
     let first = runs.first()?.cfg.as_ref()?.sweep.clone()?;
-    let record = crate::sweep::read_record(&app.store.root, id);
+    let record = app.store.sweep_record(id);
     let mut grid: Vec<(String, Vec<String>)> = match &record {
         Some(r) => r.spec.grid.iter().map(|(k, v)| (k.clone(), v.iter().map(|g| g.text.clone()).collect())).collect(),
         None => first.point.keys().map(|k| (k.clone(), Vec::new())).collect(),
