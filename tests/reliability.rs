@@ -209,6 +209,11 @@ fn bad_input_exits_2_naming_the_place_and_creates_nothing() {
         (write("corrupt.toml", b"[model]\nsource = \"lm\"\n"), "lm/model.safetensors: not a readable safetensors file"),
         (write("trunc.toml", b"[model]\nsource = \"lm-trunc\"\n"), "tensor 'w' ends at byte 256"),
         ("/nonexistent/cfg.toml".into(), "no such config file"),
+        (write("launcher.toml", b"launcher = \"k8s\"\n"), "launcher.toml:1:12: launcher: 'k8s' is not local or slurm"),
+        (write("slurmkey.toml", b"[slurm]\nnodes = 2\n"), "slurmkey.toml:2:1: unknown field `nodes`"),
+        (write("slurmcpus.toml", b"[slurm]\ncpus = 0\n"), "slurmcpus.toml:2:8: slurm.cpus: must be at least 1"),
+        (write("slurmextra.toml", b"[slurm]\nextra = [\"exclusive\"]\n"), "'exclusive' is not an sbatch option"),
+        (write("slurmhold.toml", b"launcher = \"slurm\"\npause = \"hold\"\n"), "releases its allocation when paused"),
     ];
     let rd = d.join("runs/x");
     for (cfg, want) in &cases {

@@ -85,10 +85,11 @@ impl Timeline {
         if n == 0 {
             return;
         }
-        if !self.examples.contains_key(lang) {
-            self.examples.insert(lang.to_string(), vec![0.0; n]);
-        }
-        let v = self.examples.get_mut(lang).expect("inserted");
+        // One lookup for a language seen before (every line but the first names it again).
+        let v = match self.examples.get_mut(lang) {
+            Some(v) => v,
+            None => self.examples.entry(lang.to_string()).or_insert_with(|| vec![0.0; n]),
+        };
         v.resize(n, 0.0);
         v[n - 1] = count;
         self.total_examples[n - 1] += count;
@@ -468,7 +469,7 @@ impl LineReader {
 }
 
 fn memchr(b: u8, s: &[u8]) -> Option<usize> {
-    s.iter().position(|&c| c == b)
+    memchr::memchr(b, s)
 }
 
 /// The TUI's view of a runs root.
@@ -852,34 +853,39 @@ mod fast {
         }
     }
 
-    /// The fields of the strict parser's `RawEvent`.
-    const KNOWN: [&[u8]; 25] = [
-        b"v",
-        b"kind",
-        b"step",
-        b"time",
-        b"loss",
-        b"lr",
-        b"tokens",
-        b"tokens_per_s",
-        b"examples",
-        b"grad_norm",
-        b"task",
-        b"lang",
-        b"group",
-        b"metric",
-        b"value",
-        b"n",
-        b"lang_ok",
-        b"scores",
-        b"path",
-        b"eval_loss",
-        b"state",
-        b"message",
-        b"parent",
-        b"parent_step",
-        b"mixture",
-    ];
+    /// The index of a field of the strict parser's `RawEvent` (a match: one length switch and
+    /// a compare, where a search of the list cost a comparison per field name).
+    #[inline]
+    fn known(k: &[u8]) -> Option<u32> {
+        Some(match k {
+            b"v" => 0,
+            b"kind" => 1,
+            b"step" => 2,
+            b"time" => 3,
+            b"loss" => 4,
+            b"lr" => 5,
+            b"tokens" => 6,
+            b"tokens_per_s" => 7,
+            b"examples" => 8,
+            b"grad_norm" => 9,
+            b"task" => 10,
+            b"lang" => 11,
+            b"group" => 12,
+            b"metric" => 13,
+            b"value" => 14,
+            b"n" => 15,
+            b"lang_ok" => 16,
+            b"scores" => 17,
+            b"path" => 18,
+            b"eval_loss" => 19,
+            b"state" => 20,
+            b"message" => 21,
+            b"parent" => 22,
+            b"parent_step" => 23,
+            b"mixture" => 24,
+            _ => return None,
+        })
+    }
 
     #[derive(Default)]
     struct Fields<'a> {
@@ -914,7 +920,7 @@ mod fast {
             // Every field the strict parser knows is checked as it checks it: its type (null
             // allowed where the field is optional there) and at most once (a repeated field is
             // an error there).
-            if let Some(i) = KNOWN.iter().position(|n| *n == k) {
+            if let Some(i) = known(k) {
                 if seen & (1 << i) != 0 {
                     return None;
                 }
