@@ -84,10 +84,17 @@ fn parse_number(spec: &str, col: usize, key: &str, v: &str) -> Result<f64> {
     Ok(x)
 }
 
+/// The most examples a count may name: 2^53, the last integer an f64 holds exactly (`as u64`
+/// would clamp a larger one, and sums of counts could overflow).
+const MAX_COUNT: f64 = 9_007_199_254_740_992.0;
+
 fn parse_count(spec: &str, col: usize, key: &str, v: &str) -> Result<u64> {
     let x = parse_number(spec, col, key, v)?;
     if x.fract() != 0.0 {
         return Err(err_at(spec, col, format!("{key}: {v} is not a whole number of examples")));
+    }
+    if x > MAX_COUNT {
+        return Err(err_at(spec, col, format!("{key}: {v} is too many examples (at most 2^53)")));
     }
     Ok(x as u64)
 }
@@ -125,6 +132,9 @@ fn normalise<K>(v: &mut [(K, f64)]) -> std::result::Result<(), String> {
     let sum: f64 = v.iter().map(|(_, w)| *w).sum();
     if v.is_empty() || sum <= 0.0 {
         return Err("all weights are zero".into());
+    }
+    if !sum.is_finite() {
+        return Err("the weights add up to more than a number can hold".into());
     }
     for (_, w) in v.iter_mut() {
         *w /= sum;
@@ -211,6 +221,9 @@ impl Mixture {
                         format!("{code}: {v} is not a whole number of examples (with n=, values are counts)"),
                     ));
                 }
+                if *v > MAX_COUNT {
+                    return Err(err_at(spec, *vat, format!("{code}: {v} is too many examples (at most 2^53)")));
+                }
                 c.push((code.clone(), *v as u64));
             }
             let _ = e;
@@ -219,7 +232,9 @@ impl Mixture {
                     c.push((s.clone(), n));
                 }
             }
-            let total: u64 = c.iter().map(|(_, k)| k).sum();
+            let Some(total) = c.iter().try_fold(0u64, |t, (_, k)| t.checked_add(*k)) else {
+                return Err(err_at(spec, at, "the counts add up to more than 2^64"));
+            };
             if total == 0 {
                 return Err(err_at(spec, at, "all counts are zero"));
             }
