@@ -359,8 +359,7 @@ fn slurm_control(run: &RunDir, st: &RunStatus, job: &slurm::SlurmView, cmd: Comm
         Command::Pause => ("pause", "paused", State::Paused),
         _ => ("stop", "stopped", State::Stopped),
     };
-    let ending = |s: &str| slurm::JobInfo { job: job.job.clone(), state: s.into(), reason: None, node: None }.phase();
-    let waiting = job.state.as_deref().is_none_or(|s| ending(s) == slurm::Phase::Pending);
+    let waiting = job.state.as_deref().is_none_or(|s| slurm::Phase::of(s) == slurm::Phase::Pending);
     match st.state {
         State::Queued => {
             let submitted = slurm::current(run).is_some_and(|c| c.queued_at.is_some() && c.queued_at == st.queued_at);

@@ -116,9 +116,10 @@ pub enum Phase {
     Ended,
 }
 
-impl JobInfo {
-    pub fn phase(&self) -> Phase {
-        match self.state.as_str() {
+impl Phase {
+    /// The phase of a Slurm state name.
+    pub fn of(state: &str) -> Phase {
+        match state {
             "PENDING" | "CONFIGURING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD" => Phase::Pending,
             "RUNNING" | "COMPLETING" | "SUSPENDED" | "STOPPED" | "SIGNALING" | "STAGE_OUT" | "RESIZING" => {
                 Phase::Running
@@ -126,6 +127,12 @@ impl JobInfo {
             "COMPLETED" => Phase::Completed,
             _ => Phase::Ended,
         }
+    }
+}
+
+impl JobInfo {
+    pub fn phase(&self) -> Phase {
+        Phase::of(&self.state)
     }
 
     /// `job 12 TIMEOUT on node3 (reason)`, as a failed run's message says it.
