@@ -92,6 +92,45 @@ proptest! {
         prop_assert!(r.loss.len() <= trains, "{} points from {} train events", r.loss.len(), trains);
     }
 
+    /// One train line as the writer writes it, damaged: the TUI draws a point exactly when the
+    /// strict parser accepts the line, at the parser's step and (to f32) loss. This is the
+    /// TUI's exact-layout path (a writer's line matches it) against serde, byte by byte.
+    #[test]
+    fn a_damaged_train_line_is_a_point_exactly_when_the_parser_accepts_it(
+        pos in any::<u16>(),
+        byte in any::<u8>(),
+        how in 0u8..3,
+        junk in proptest::collection::vec(any::<u8>(), 1..6),
+    ) {
+        let mut l = valid_lines()[0].clone().into_bytes();
+        let p = pos as usize % l.len();
+        match how {
+            0 => l[p] = byte,
+            1 => l.splice(p..p, junk.iter().copied()).for_each(drop),
+            _ => {
+                l.remove(p);
+            }
+        }
+        l.push(b'\n');
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("r");
+        write_run(&dir, &l);
+        let (events, _, _) = read_all(&dir.join("events.jsonl")).unwrap();
+        let mut r = RunData::open(&dir);
+        r.poll();
+        let trains: Vec<(u64, f64)> = events
+            .iter()
+            .filter_map(|e| match e.body {
+                Body::Train { loss, .. } => Some((e.step, loss)),
+                _ => None,
+            })
+            .collect();
+        prop_assert_eq!(r.loss.len(), trains.len(), "{}", String::from_utf8_lossy(&l));
+        if let Some(&(step, loss)) = trains.first() {
+            prop_assert_eq!(r.loss.last(), Some((step, loss as f32)), "{}", String::from_utf8_lossy(&l));
+        }
+    }
+
     #[test]
     fn event_readers_survive_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let t = tempfile::tempdir().unwrap();
@@ -161,7 +200,45 @@ fn regression_lines_the_strict_parser_rejects_are_not_points() {
         ok.replace("\"grad_norm\":0.5", "\"grad_norm\":\"x\""),
         ok.replace("\"task\":{\"mr\":15}", "\"lang\":{\"es\":1}"),
         ok.replace("\"en\":12", "\"en\":-12"),
+        // The TUI reads a writer's train line by its exact layout; near misses of it:
+        ok.replace("\"time\":1.5", "\"time\":01.5"),
+        ok.replace("\"en\":12", "\"en\":012"),
+        ok.replace("\"loss\":2.5", "\"loss\":2."),
+        ok.replace("\"loss\":2.5", "\"loss\":2.5e"),
+        ok.replace("\"step\":1,", "\"step\":18446744073709551616,"),
+        ok.replace("\"en\":12", "\"e\u{1}n\":12"),
+        ok.replace("\"en\":12", "\"\\\":12"),
+        ok.replace("\"grad_norm\":0.5}", "\"grad_norm\":0.5"),
+        ok.replace("\"grad_norm\":0.5}", "\"grad_norm\":0.5}}"),
     ];
+    // ... and near misses that are still valid JSON, which the general scanner reads.
+    let good = [
+        ok.replace("\"time\":1.5", "\"time\": 1.5"),
+        ok.replace("\"en\":12,\"ja\":3", "\"ja\":3,\"en\":12"),
+        ok.replace("\"en\":12", "\"en-x-longname\":12"),
+        ok.replace("\"en\":12", "\"\\u0065n\":12"),
+        ok.replace("\"en\":12", "\"\u{e9}\":12"),
+        ok.replace(",\"grad_norm\":0.5", ""),
+        ok.replace("\"loss\":2.5", "\"loss\":25e-1"),
+        ok.replace("\"step\":1,", "\"step\":18446744073709551615,"),
+        format!("{ok} \r"),
+    ];
+    for line in &good {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("r");
+        write_run(&dir, format!("{line}\n").as_bytes());
+        let (events, bad, _) = read_all(&dir.join("events.jsonl")).unwrap();
+        assert_eq!((events.len(), bad.len()), (1, 0), "{line}");
+        let mut r = RunData::open(&dir);
+        r.poll();
+        assert_eq!(r.loss.len(), 1, "{line}");
+        assert_eq!(r.loss.ys, [2.5], "{line}");
+        assert_eq!(
+            r.timeline.x_of(events[0].step, mixscope::tui::store::XAxis::Examples, None, 0.0),
+            Some(15.0),
+            "{line}"
+        );
+    }
     for line in std::iter::once(ok.to_string()).chain(bad) {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("r");

@@ -32,6 +32,14 @@ impl Series {
         self.steps.len()
     }
 
+    /// Room for `n` more points.
+    pub fn reserve(&mut self, n: usize) {
+        self.steps.reserve(n);
+        self.ys.reserve(n);
+        self.block_min.reserve(n / BLOCK + 1);
+        self.block_max.reserve(n / BLOCK + 1);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }

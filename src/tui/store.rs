@@ -50,7 +50,53 @@ pub struct Timeline {
     pub tokens: Vec<f64>,
     pub total_examples: Vec<f64>,
     /// Examples seen per language, aligned with `steps`.
-    pub examples: BTreeMap<String, Vec<f64>>,
+    pub examples: LangColumns,
+}
+
+/// Examples seen per language: one column per language (sorted by name), each aligned with
+/// the timeline's steps. Train lines name their languages in sorted order, so a line is merged
+/// into the columns in one pass. Counts are kept as `f32` (exact to 16.7 M examples of a
+/// language, and within one example of it far beyond: plenty for an axis, at half the memory).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LangColumns {
+    names: Vec<String>,
+    /// Per name: the tag of its first eight bytes and whether it is longer, which order as
+    /// the names do (so that a line's names are merged by integer compares).
+    tags: Vec<(u64, bool)>,
+    cols: Vec<Vec<f32>>,
+}
+
+impl LangColumns {
+    pub fn get(&self, lang: &str) -> Option<&[f32]> {
+        let i = self.names.binary_search_by(|n| n.as_str().cmp(lang)).ok()?;
+        Some(&self.cols[i])
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
+    /// The column of `lang`, created (with `n` zeros) when new.
+    fn column(&mut self, lang: &str, n: usize) -> &mut Vec<f32> {
+        let i = match self.names.binary_search_by(|n| n.as_str().cmp(lang)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.insert(i, lang.to_string(), vec![0.0; n]);
+                i
+            }
+        };
+        &mut self.cols[i]
+    }
+
+    fn insert(&mut self, i: usize, name: String, col: Vec<f32>) {
+        let b = name.as_bytes();
+        let mut w = [0u8; 8];
+        let head = &b[..b.len().min(8)];
+        w[..head.len()].copy_from_slice(head);
+        self.tags.insert(i, (fast::tag(u64::from_le_bytes(w), head.len()), b.len() > 8));
+        self.names.insert(i, name);
+        self.cols.insert(i, col);
+    }
 }
 
 impl Timeline {
@@ -60,7 +106,7 @@ impl Timeline {
         self.time.truncate(keep);
         self.tokens.truncate(keep);
         self.total_examples.truncate(keep);
-        for v in self.examples.values_mut() {
+        for v in &mut self.examples.cols {
             v.truncate(keep);
         }
     }
@@ -74,10 +120,59 @@ impl Timeline {
         self.tokens.push(tokens);
         self.total_examples.push(0.0);
         let n = self.steps.len();
-        for v in self.examples.values_mut() {
+        for v in &mut self.examples.cols {
             let last = v.last().copied().unwrap_or(0.0);
             v.resize(n, last);
         }
+    }
+
+    /// [`Timeline::push`] and then [`Timeline::set_examples`] for each `(tag, language,
+    /// count)`, in one pass: `counts` are sorted by language, without repeats, each name at most
+    /// eight bytes (as train lines hold them), and compared by their tags (see [`fast::tag`]).
+    fn push_counts(&mut self, step: u64, time: f64, tokens: f64, counts: &[(u64, &[u8], u64)]) {
+        if self.steps.last().is_some_and(|&s| step <= s) {
+            self.truncate_from(step);
+        }
+        let before = self.steps.len();
+        self.steps.push(step);
+        self.time.push(time);
+        self.tokens.push(tokens);
+        let ex = &mut self.examples;
+        let (mut c, mut total) = (0, 0.0);
+        for &(tag, lang, count) in counts {
+            // Languages of earlier lines missing from this one keep their last count.
+            while c < ex.names.len() && ex.tags[c] < (tag, false) {
+                let last = ex.cols[c].last().copied().unwrap_or(0.0);
+                ex.cols[c].push(last);
+                c += 1;
+            }
+            total += count as f64;
+            let count = count as f32;
+            if c < ex.names.len() && ex.tags[c] == (tag, false) {
+                ex.cols[c].push(count);
+            } else {
+                // The caller checked the bytes are UTF-8.
+                let name = String::from_utf8_lossy(lang).into_owned();
+                let mut col = Vec::with_capacity(self.steps.capacity());
+                col.resize(before, 0.0);
+                col.push(count);
+                ex.insert(c, name, col);
+            }
+            c += 1;
+        }
+        for col in &mut ex.cols[c..] {
+            let last = col.last().copied().unwrap_or(0.0);
+            col.push(last);
+        }
+        self.total_examples.push(total);
+    }
+
+    /// Room for about `n` more train events (a hint from the file's size).
+    fn reserve(&mut self, n: usize) {
+        self.steps.reserve(n);
+        self.time.reserve(n);
+        self.tokens.reserve(n);
+        self.total_examples.reserve(n);
     }
 
     fn set_examples(&mut self, lang: &str, count: f64) {
@@ -85,13 +180,9 @@ impl Timeline {
         if n == 0 {
             return;
         }
-        // One lookup for a language seen before (every line but the first names it again).
-        let v = match self.examples.get_mut(lang) {
-            Some(v) => v,
-            None => self.examples.entry(lang.to_string()).or_insert_with(|| vec![0.0; n]),
-        };
+        let v = self.examples.column(lang, n);
         v.resize(n, 0.0);
-        v[n - 1] = count;
+        v[n - 1] = count as f32;
         self.total_examples[n - 1] += count;
     }
 
@@ -111,7 +202,7 @@ impl Timeline {
             XAxis::Time => self.time[i] - t0,
             XAxis::Tokens => self.tokens[i],
             XAxis::Examples => match lang {
-                Some(l) => self.examples.get(l).map_or(0.0, |v| v[i]),
+                Some(l) => self.examples.get(l).map_or(0.0, |v| v[i] as f64),
                 None => self.total_examples[i],
             },
         })
@@ -122,20 +213,15 @@ impl Timeline {
         if axis == XAxis::Step {
             return x.max(0.0).ceil() as u64;
         }
-        let col: Vec<f64>;
-        let v: &[f64] = match axis {
-            XAxis::Time => {
-                col = self.time.iter().map(|t| t - t0).collect();
-                &col
-            }
-            XAxis::Tokens => &self.tokens,
+        let i = match axis {
+            XAxis::Time => self.time.partition_point(|&t| t - t0 < x),
+            XAxis::Tokens => self.tokens.partition_point(|&a| a < x),
             XAxis::Examples => match lang {
-                Some(l) => self.examples.get(l).map_or(&[][..], |v| v.as_slice()),
-                None => &self.total_examples,
+                Some(l) => self.examples.get(l).unwrap_or(&[]).partition_point(|&a| (a as f64) < x),
+                None => self.total_examples.partition_point(|&a| a < x),
             },
             XAxis::Step => unreachable!(),
         };
-        let i = v.partition_point(|&a| a < x);
         self.steps.get(i).copied().unwrap_or_else(|| self.steps.last().map_or(0, |s| s + 1))
     }
 }
@@ -191,7 +277,46 @@ pub struct RunData {
     /// The train loss smoothed with a debiased EMA (see [`RunData::update_smooth`]).
     pub smooth: Series,
     smooth_state: (f32, f64, f64),
+    rates: Rates,
     reader: LineReader,
+}
+
+/// The learning rate and tokens/s of the last train line read by the exact-layout path, as
+/// text: only the last line's are shown, so the others are checked but never converted.
+#[derive(Debug, Clone, Default)]
+enum Rates {
+    #[default]
+    None,
+    /// Each number's text in the first bytes of a fixed window (copied whole: no call to
+    /// `memcpy` per line), with its length.
+    Text([u8; 24], u8, [u8; 24], u8),
+    Values(f64, f64),
+}
+
+impl Rates {
+    /// Keep the numbers `line[lr]` and `line[tps]`.
+    #[inline]
+    fn keep(&mut self, line: &[u8], lr: std::ops::Range<usize>, tps: std::ops::Range<usize>) {
+        let window = |r: &std::ops::Range<usize>| line.get(r.start..r.start + 24).filter(|_| r.len() <= 24);
+        *self = match (window(&lr), window(&tps)) {
+            (Some(a), Some(b)) => Rates::Text(
+                a.try_into().expect("24 bytes"),
+                lr.len() as u8,
+                b.try_into().expect("24 bytes"),
+                tps.len() as u8,
+            ),
+            _ => Rates::Values(fast::number(&line[lr]), fast::number(&line[tps])),
+        };
+    }
+
+    /// The values kept since the last call, if any.
+    fn take(&mut self) -> Option<(f64, f64)> {
+        match std::mem::take(self) {
+            Rates::None => None,
+            Rates::Text(a, n, b, m) => Some((fast::number(&a[..n as usize]), fast::number(&b[..m as usize]))),
+            Rates::Values(lr, tps) => Some((lr, tps)),
+        }
+    }
 }
 
 impl RunData {
@@ -242,6 +367,7 @@ impl RunData {
             slurm: None,
             smooth: Series::default(),
             smooth_state: (f32::NAN, 0.0, 0.0),
+            rates: Rates::None,
             reader: LineReader::new(dir.join("events.jsonl")),
         }
     }
@@ -258,6 +384,16 @@ impl RunData {
     /// Read what was appended; returns whether anything changed.
     pub fn poll(&mut self) -> bool {
         let mut changed = false;
+        if self.reader.offset == 0 && self.loss.is_empty() {
+            // A first read of a long file: room for its train events up front (a line is
+            // rarely under 200 bytes), rather than growing by doubling as they come.
+            let len = std::fs::metadata(&self.reader.path).map_or(0, |m| m.len());
+            if len > 1 << 20 {
+                let n = (len / 200) as usize;
+                self.timeline.reserve(n);
+                self.loss.reserve(n);
+            }
+        }
         let mut reader = std::mem::replace(&mut self.reader, LineReader::new(PathBuf::new()));
         let reset = reader.read(|line| {
             changed = true;
@@ -271,7 +407,17 @@ impl RunData {
             self.reader = reader;
             changed = true;
         }
+        if let Some((lr, tps)) = self.rates.take() {
+            (self.lr, self.tokens_per_s) = (Some(lr), Some(tps));
+        }
         changed
+    }
+
+    /// The learning rate and tokens/s of a train line read in full (a later one than any
+    /// whose text [`Rates`] kept).
+    fn set_rates(&mut self, lr: f64, tps: f64) {
+        self.rates = Rates::None;
+        (self.lr, self.tokens_per_s) = (Some(lr), Some(tps));
     }
 
     /// Bring the smoothed loss up to date for `alpha` (incremental while the loss only grows).
@@ -337,8 +483,7 @@ impl RunData {
                     self.timeline.set_examples(l, *c as f64);
                 }
                 self.loss.push(e.step, *loss as f32);
-                self.lr = Some(*lr);
-                self.tokens_per_s = Some(*tokens_per_s);
+                self.set_rates(*lr, *tokens_per_s);
             }
             Body::Eval { task, lang, group, loss, metric, value, n, lang_ok, .. } => {
                 self.apply_eval(e.step, task, lang, group, *loss, metric, *value, *n, *lang_ok);
@@ -399,7 +544,7 @@ impl RunData {
 
 /// Apply one line: a fast path for the writer's own train and eval lines, serde otherwise.
 fn apply_line(r: &mut RunData, line: &[u8]) {
-    if fast::apply(r, line) {
+    if fast::train_line(r, line) || fast::apply(r, line) {
         return;
     }
     match std::str::from_utf8(line).ok().map(Event::parse) {
@@ -446,27 +591,41 @@ impl LineReader {
         if file.seek(SeekFrom::Start(consumed)).is_err() {
             return false;
         }
+        // In chunks through one buffer: a whole file read at once would be a fresh allocation
+        // the size of the file (page faults, and twice the memory while it is folded).
+        let mut remaining = len - consumed;
         let mut buf = std::mem::take(&mut self.partial);
-        let start = buf.len();
-        buf.reserve((len - consumed) as usize);
-        if (&mut file).take(len - consumed).read_to_end(&mut buf).is_err() {
-            buf.truncate(start);
-            self.partial = buf;
-            return false;
-        }
-        let mut pos = 0;
-        while let Some(nl) = memchr(b'\n', &buf[pos..]) {
-            let line = &buf[pos..pos + nl];
-            if !line.iter().all(|b| b.is_ascii_whitespace()) {
-                f(line);
+        while remaining > 0 {
+            let start = buf.len();
+            let want = remaining.min(READ_CHUNK);
+            buf.reserve(want as usize);
+            match (&mut file).take(want).read_to_end(&mut buf) {
+                Ok(0) => break, // the file shrank meanwhile: the next read starts over
+                Ok(got) => remaining -= got as u64,
+                Err(_) => {
+                    buf.truncate(start);
+                    break;
+                }
             }
-            pos += nl + 1;
+            let mut pos = 0;
+            while let Some(nl) = memchr(b'\n', &buf[pos..]) {
+                let line = &buf[pos..pos + nl];
+                if !line.iter().all(|b| b.is_ascii_whitespace()) {
+                    f(line);
+                }
+                pos += nl + 1;
+            }
+            self.offset += pos as u64;
+            buf.drain(..pos);
         }
-        self.offset += pos as u64;
-        self.partial = buf[pos..].to_vec();
+        // What is left is an unfinished line: keep it, not the chunk-sized buffer.
+        self.partial = if buf.capacity() > 2 * buf.len() + 4096 { buf.as_slice().to_vec() } else { buf };
         false
     }
 }
+
+/// Bytes read per `read` call while following a file.
+const READ_CHUNK: u64 = 1 << 20;
 
 fn memchr(b: u8, s: &[u8]) -> Option<usize> {
     memchr::memchr(b, s)
@@ -592,434 +751,8 @@ impl Store {
     }
 }
 
-/// A zero-allocation scanner for the lines mixscope's own writer produces.
-mod fast {
-    use super::RunData;
-
-    struct Sc<'a> {
-        b: &'a [u8],
-        i: usize,
-    }
-
-    const POW10: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-        1e20, 1e21, 1e22,
-    ];
-
-    impl<'a> Sc<'a> {
-        #[inline]
-        fn peek(&self) -> Option<u8> {
-            self.b.get(self.i).copied()
-        }
-        #[inline]
-        fn ws(&mut self) {
-            while matches!(self.peek(), Some(b' ' | b'\t' | b'\r')) {
-                self.i += 1;
-            }
-        }
-        #[inline]
-        fn eat(&mut self, c: u8) -> Option<()> {
-            self.ws();
-            (self.peek() == Some(c)).then(|| self.i += 1)
-        }
-        /// The bytes of a string without escapes or control characters.
-        #[inline]
-        fn raw_str(&mut self) -> Option<&'a [u8]> {
-            self.eat(b'"')?;
-            let start = self.i;
-            let rest = &self.b[start..];
-            // Escapes and raw control characters (invalid JSON) go to the strict parser.
-            let end = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-            if rest[end] != b'"' {
-                return None;
-            }
-            self.i = start + end + 1;
-            Some(&rest[..end])
-        }
-        fn str(&mut self) -> Option<&'a str> {
-            std::str::from_utf8(self.raw_str()?).ok()
-        }
-        /// A JSON number: integers and plain decimals exactly enough for plotting; anything
-        /// unusual goes through the standard parser.
-        #[inline]
-        fn num(&mut self) -> Option<f64> {
-            self.ws();
-            let start = self.i;
-            let neg = self.peek() == Some(b'-');
-            if neg {
-                self.i += 1;
-            }
-            if self.peek() == Some(b'0') && self.b.get(self.i + 1).is_some_and(|c| c.is_ascii_digit()) {
-                return None; // a leading zero is not JSON
-            }
-            if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
-                if self.b[self.i..].starts_with(b"null") && !neg {
-                    self.i += 4;
-                    return Some(f64::NAN);
-                }
-                return None; // JSON numbers start with a digit
-            }
-            let mut mant: u64 = 0;
-            let mut digits = 0u32;
-            let mut scale: i32 = 0;
-            while let Some(c @ b'0'..=b'9') = self.peek() {
-                if digits < 19 {
-                    mant = mant * 10 + (c - b'0') as u64;
-                    digits += 1;
-                } else {
-                    scale += 1;
-                }
-                self.i += 1;
-            }
-            if self.peek() == Some(b'.') {
-                self.i += 1;
-                if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
-                    return None;
-                }
-                while let Some(c @ b'0'..=b'9') = self.peek() {
-                    if digits < 19 {
-                        mant = mant * 10 + (c - b'0') as u64;
-                        digits += 1;
-                        scale -= 1;
-                    }
-                    self.i += 1;
-                }
-            }
-            if matches!(self.peek(), Some(b'e' | b'E')) {
-                self.i += 1;
-                let eneg = match self.peek() {
-                    Some(b'-') => {
-                        self.i += 1;
-                        true
-                    }
-                    Some(b'+') => {
-                        self.i += 1;
-                        false
-                    }
-                    _ => false,
-                };
-                if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
-                    return None;
-                }
-                let mut e: i32 = 0;
-                while let Some(c @ b'0'..=b'9') = self.peek() {
-                    e = e.saturating_mul(10).saturating_add((c - b'0') as i32);
-                    self.i += 1;
-                }
-                scale = scale.saturating_add(if eneg { -e } else { e });
-            }
-            let v = if scale == 0 {
-                mant as f64
-            } else if scale > 0 && scale < 23 {
-                mant as f64 * POW10[scale as usize]
-            } else if scale < 0 && scale > -23 {
-                mant as f64 / POW10[(-scale) as usize]
-            } else {
-                // serde_json rejects a number that overflows f64 ("number out of range"): so
-                // does the scanner, leaving the line to the strict parser's report.
-                let v = std::str::from_utf8(&self.b[start..self.i]).ok()?.parse::<f64>().ok()?.abs();
-                if !v.is_finite() {
-                    return None;
-                }
-                v
-            };
-            Some(if neg { -v } else { v })
-        }
-        /// `null` (consumed) or not (nothing consumed).
-        fn null(&mut self) -> bool {
-            self.ws();
-            self.literal(b"null").is_some()
-        }
-        fn opt_uint(&mut self) -> Option<Option<u64>> {
-            if self.null() {
-                return Some(None);
-            }
-            self.uint().map(Some)
-        }
-        fn opt_num(&mut self) -> Option<Option<f64>> {
-            if self.null() {
-                return Some(None);
-            }
-            self.num().map(Some)
-        }
-        fn opt_str(&mut self) -> Option<Option<&'a str>> {
-            if self.null() {
-                return Some(None);
-            }
-            self.str().map(Some)
-        }
-        /// The `examples` object as the strict parser reads it: `lang` and `task` (each at
-        /// most once) are objects of unsigned counts; other keys are ignored.
-        fn examples(&mut self) -> Option<()> {
-            let mut seen = (false, false);
-            self.object(|sc, k| {
-                let flag = match k {
-                    b"lang" => &mut seen.0,
-                    b"task" => &mut seen.1,
-                    _ => return sc.skip(),
-                };
-                if std::mem::replace(flag, true) {
-                    return None;
-                }
-                sc.object(|sc, _| sc.uint().map(|_| ()))
-            })
-        }
-        /// An array of numbers (`scores`): no nulls inside, as serde's `Vec<f64>` reads it.
-        fn num_array(&mut self) -> Option<()> {
-            self.array(|sc| if sc.null() { None } else { sc.num().map(|_| ()) })
-        }
-        /// Iterate an array's items; `f` consumes each.
-        fn array(&mut self, mut f: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-            self.eat(b'[')?;
-            if self.eat(b']').is_some() {
-                return Some(());
-            }
-            loop {
-                f(self)?;
-                self.ws();
-                match self.peek()? {
-                    b',' => self.i += 1,
-                    b']' => {
-                        self.i += 1;
-                        return Some(());
-                    }
-                    _ => return None,
-                }
-            }
-        }
-        /// A JSON integer literal for the schema's unsigned fields (`v`, `step`, `tokens`, `n`,
-        /// example counts): serde rejects a fraction, an exponent, a sign or an overflow there,
-        /// and so does this.
-        #[inline]
-        fn uint(&mut self) -> Option<u64> {
-            self.ws();
-            let start = self.i;
-            let mut v: u64 = 0;
-            while let Some(c @ b'0'..=b'9') = self.peek() {
-                v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-                self.i += 1;
-            }
-            let n = self.i - start;
-            if n == 0 || (n > 1 && self.b[start] == b'0') || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
-                return None;
-            }
-            Some(v)
-        }
-        /// Skip any value, checking that it is well-formed JSON (nesting is limited; deeper
-        /// values go to the strict parser).
-        fn skip(&mut self) -> Option<()> {
-            self.skip_nested(0)
-        }
-        fn skip_nested(&mut self, depth: u32) -> Option<()> {
-            if depth > 32 {
-                return None;
-            }
-            self.ws();
-            match self.peek()? {
-                b'"' => self.raw_str().map(|_| ()),
-                b'{' => self.object(|sc, _| sc.skip_nested(depth + 1)),
-                b'[' => self.array(|sc| sc.skip_nested(depth + 1)),
-                b't' => self.literal(b"true"),
-                b'f' => self.literal(b"false"),
-                b'n' => self.literal(b"null"),
-                _ => self.num().map(|_| ()),
-            }
-        }
-        fn literal(&mut self, word: &[u8]) -> Option<()> {
-            self.b[self.i..].starts_with(word).then(|| self.i += word.len())
-        }
-        /// Iterate an object's keys; `f` consumes each value.
-        #[inline]
-        fn object(&mut self, mut f: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
-            self.eat(b'{')?;
-            self.ws();
-            if self.eat(b'}').is_some() {
-                return Some(());
-            }
-            loop {
-                let k = self.raw_str()?;
-                self.eat(b':')?;
-                f(self, k)?;
-                self.ws();
-                match self.peek()? {
-                    b',' => self.i += 1,
-                    b'}' => {
-                        self.i += 1;
-                        return Some(());
-                    }
-                    _ => return None,
-                }
-            }
-        }
-    }
-
-    /// The index of a field of the strict parser's `RawEvent` (a match: one length switch and
-    /// a compare, where a search of the list cost a comparison per field name).
-    #[inline]
-    fn known(k: &[u8]) -> Option<u32> {
-        Some(match k {
-            b"v" => 0,
-            b"kind" => 1,
-            b"step" => 2,
-            b"time" => 3,
-            b"loss" => 4,
-            b"lr" => 5,
-            b"tokens" => 6,
-            b"tokens_per_s" => 7,
-            b"examples" => 8,
-            b"grad_norm" => 9,
-            b"task" => 10,
-            b"lang" => 11,
-            b"group" => 12,
-            b"metric" => 13,
-            b"value" => 14,
-            b"n" => 15,
-            b"lang_ok" => 16,
-            b"scores" => 17,
-            b"path" => 18,
-            b"eval_loss" => 19,
-            b"state" => 20,
-            b"message" => 21,
-            b"parent" => 22,
-            b"parent_step" => 23,
-            b"mixture" => 24,
-            _ => return None,
-        })
-    }
-
-    #[derive(Default)]
-    struct Fields<'a> {
-        kind: Option<&'a [u8]>,
-        v: bool,
-        step: Option<u64>,
-        time: Option<f64>,
-        loss: Option<f64>,
-        lr: Option<f64>,
-        tokens: Option<u64>,
-        tps: Option<f64>,
-        task: Option<&'a str>,
-        lang: Option<&'a str>,
-        group: Option<&'a str>,
-        metric: Option<&'a str>,
-        value: Option<f64>,
-        n: Option<u64>,
-        lang_ok: Option<f64>,
-        examples_at: Option<usize>,
-    }
-
-    /// Apply a train or eval line; false (nothing applied) for anything else or any surprise.
-    pub(super) fn apply(r: &mut RunData, line: &[u8]) -> bool {
-        // Invalid UTF-8 anywhere makes the line invalid JSON: the strict parser reports it.
-        if std::str::from_utf8(line).is_err() {
-            return false;
-        }
-        let mut sc = Sc { b: line, i: 0 };
-        let mut f = Fields::default();
-        let mut seen: u32 = 0;
-        let ok = sc.object(|sc, k| {
-            // Every field the strict parser knows is checked as it checks it: its type (null
-            // allowed where the field is optional there) and at most once (a repeated field is
-            // an error there).
-            if let Some(i) = known(k) {
-                if seen & (1 << i) != 0 {
-                    return None;
-                }
-                seen |= 1 << i;
-            }
-            match k {
-                b"kind" => f.kind = Some(sc.raw_str()?),
-                b"v" => f.v = sc.opt_uint()? == Some(1),
-                b"step" => f.step = sc.opt_uint()?,
-                b"time" => f.time = sc.opt_num()?,
-                b"loss" => f.loss = sc.opt_num()?,
-                b"lr" => f.lr = sc.opt_num()?,
-                b"tokens" => f.tokens = sc.opt_uint()?,
-                b"tokens_per_s" => f.tps = sc.opt_num()?,
-                b"task" => f.task = sc.opt_str()?,
-                b"lang" => f.lang = sc.opt_str()?,
-                b"group" => f.group = sc.opt_str()?,
-                b"metric" => f.metric = sc.opt_str()?,
-                b"value" => f.value = sc.opt_num()?,
-                b"n" => f.n = sc.opt_uint()?,
-                b"lang_ok" => f.lang_ok = sc.opt_num()?,
-                b"grad_norm" | b"eval_loss" => {
-                    sc.opt_num()?;
-                }
-                b"scores" => {
-                    if !sc.null() {
-                        sc.num_array()?;
-                    }
-                }
-                b"parent_step" => {
-                    sc.opt_uint()?;
-                }
-                b"path" | b"state" | b"message" | b"parent" | b"mixture" => {
-                    sc.opt_str()?;
-                }
-                b"examples" => {
-                    if !sc.null() {
-                        f.examples_at = Some(sc.i);
-                        sc.examples()?;
-                    }
-                }
-                _ => sc.skip()?,
-            }
-            Some(())
-        });
-        // Anything after the object (but whitespace) is not JSON: the strict parser decides.
-        sc.ws();
-        if ok.is_none() || !f.v || sc.i != sc.b.len() {
-            return false;
-        }
-        let (Some(step), Some(time)) = (f.step, f.time) else { return false };
-        match f.kind {
-            Some(b"train") => {
-                let (Some(loss), Some(lr), Some(tokens), Some(tps)) = (f.loss, f.lr, f.tokens, f.tps) else {
-                    return false;
-                };
-                r.note_time(time);
-                r.timeline.push(step, time, tokens as f64);
-                if let Some(at) = f.examples_at {
-                    let mut ex = Sc { b: line, i: at };
-                    let _ = ex.object(|sc, k| {
-                        if k == b"lang" {
-                            sc.object(|sc, l| {
-                                let c = sc.uint()? as f64;
-                                r.timeline.set_examples(std::str::from_utf8(l).ok()?, c);
-                                Some(())
-                            })
-                        } else {
-                            sc.skip()
-                        }
-                    });
-                }
-                r.loss.push(step, loss as f32);
-                r.lr = Some(lr);
-                r.tokens_per_s = Some(tps);
-                true
-            }
-            Some(b"eval") => {
-                let (Some(task), Some(lang), Some(group), Some(metric)) = (f.task, f.lang, f.group, f.metric) else {
-                    return false;
-                };
-                r.note_time(time);
-                r.apply_eval(
-                    step,
-                    task,
-                    lang,
-                    group,
-                    f.loss.unwrap_or(f64::NAN),
-                    metric,
-                    f.value.unwrap_or(f64::NAN),
-                    f.n.unwrap_or(0),
-                    f.lang_ok,
-                );
-                true
-            }
-            _ => false,
-        }
-    }
-}
+/// Byte scanners for the lines mixscope's own writer produces (see `store/fast.rs`).
+mod fast;
 
 #[cfg(test)]
 mod tests {
@@ -1084,6 +817,60 @@ mod tests {
         assert_eq!(fast.timeline.x_of(3, XAxis::Examples, Some("en"), 0.0), Some(9.0));
         assert_eq!(fast.timeline.step_at_x(9.0, XAxis::Examples, Some("en"), 0.0), 3);
         assert_eq!(fast.bad_lines, 0);
+    }
+
+    /// Languages come and go, names long and short, a huge loss, a line without grad_norm, a
+    /// resume that rewinds: the exact-layout path, the scanner and the strict parser build the
+    /// same timeline.
+    #[test]
+    fn train_lines_of_every_shape_fold_the_same_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let mut w = EventWriter::open(&p).unwrap();
+        let langs: [&[&str]; 6] = [
+            &["en", "es"],
+            &["en", "es", "zh"],
+            &["ar", "en"],
+            &["en", "pt-BR", "zh-Hant-TW"],
+            &[],
+            &["en", "es", "fr", "ja", "ko", "pt", "zh"],
+        ];
+        let mut step = 0;
+        for round in 0..3u64 {
+            for (i, ls) in langs.iter().enumerate() {
+                step += 1;
+                let mut examples = Examples::default();
+                for (j, l) in ls.iter().enumerate() {
+                    examples.lang.insert(l.to_string(), step * 10 + j as u64);
+                }
+                let loss = if i == 2 && round == 1 { 3.4e38 } else { 1.0 / step as f64 };
+                let grad_norm = (i % 2 == 0).then_some(0.5);
+                let body = Body::Train { loss, lr: 1e-5, tokens: step * 64, tokens_per_s: 1e3, examples, grad_norm };
+                w.write(&Event::new(step, body)).unwrap();
+            }
+            step -= 2; // a resume from an earlier checkpoint
+        }
+        let mut fast = RunData::open(dir.path());
+        fast.poll();
+        let mut slow = RunData::open(dir.path());
+        for line in std::fs::read_to_string(&p).unwrap().lines() {
+            slow.apply_event(&Event::parse(line).unwrap());
+        }
+        assert_eq!(fast.bad_lines, 0);
+        assert_eq!(fast.loss.steps, slow.loss.steps);
+        // Numbers are read to plotting precision, within an ulp of serde's correctly rounded
+        // value (a 17-digit timestamp may differ in its last bit).
+        let close = |x: f64, y: f64| (x - y).abs() <= 2.0 * f64::EPSILON * y.abs();
+        let near = |x: f32, y: f32| (x.to_bits() as i64 - y.to_bits() as i64).abs() <= 1;
+        assert!(fast.loss.ys.iter().zip(&slow.loss.ys).all(|(&x, &y)| near(x, y)));
+        let (a, b) = (&fast.timeline, &slow.timeline);
+        assert!(a.time.iter().zip(&b.time).all(|(&x, &y)| close(x, y)), "{:?} vs {:?}", a.time, b.time);
+        assert_eq!((&a.steps, &a.tokens, &a.total_examples), (&b.steps, &b.tokens, &b.total_examples));
+        assert_eq!(a.examples, b.examples);
+        let names: Vec<&str> = a.examples.names().collect();
+        assert_eq!(names, ["ar", "en", "es", "fr", "ja", "ko", "pt", "pt-BR", "zh", "zh-Hant-TW"]);
+        assert_eq!(a.steps.len(), 14);
+        assert_eq!((fast.lr, fast.tokens_per_s), (Some(1e-5), Some(1e3)));
     }
 
     #[test]

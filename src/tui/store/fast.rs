@@ -1,0 +1,907 @@
+//! A zero-allocation scanner for the lines mixscope's own writer produces: what the TUI reads
+//! instead of the strict parser, agreeing with it line by line (tests/fuzz.rs, fuzz/events).
+
+use super::RunData;
+
+struct Sc<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+impl<'a> Sc<'a> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+    #[inline]
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r')) {
+            self.i += 1;
+        }
+    }
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.peek() == Some(c)).then(|| self.i += 1)
+    }
+    /// The bytes of a string without escapes or control characters.
+    #[inline]
+    fn raw_str(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let rest = &self.b[start..];
+        // Escapes and raw control characters (invalid JSON) go to the strict parser.
+        let end = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if rest[end] != b'"' {
+            return None;
+        }
+        self.i = start + end + 1;
+        Some(&rest[..end])
+    }
+    fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.raw_str()?).ok()
+    }
+    /// A JSON number: integers and plain decimals exactly enough for plotting; anything
+    /// unusual goes through the standard parser.
+    #[inline]
+    fn num(&mut self) -> Option<f64> {
+        self.ws();
+        let start = self.i;
+        let neg = self.peek() == Some(b'-');
+        if neg {
+            self.i += 1;
+        }
+        if self.peek() == Some(b'0') && self.b.get(self.i + 1).is_some_and(|c| c.is_ascii_digit()) {
+            return None; // a leading zero is not JSON
+        }
+        if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            if self.b[self.i..].starts_with(b"null") && !neg {
+                self.i += 4;
+                return Some(f64::NAN);
+            }
+            return None; // JSON numbers start with a digit
+        }
+        let mut mant: u64 = 0;
+        let mut digits = 0u32;
+        let mut scale: i32 = 0;
+        while let Some(c @ b'0'..=b'9') = self.peek() {
+            if digits < 19 {
+                mant = mant * 10 + (c - b'0') as u64;
+                digits += 1;
+            } else {
+                scale += 1;
+            }
+            self.i += 1;
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            while let Some(c @ b'0'..=b'9') = self.peek() {
+                if digits < 19 {
+                    mant = mant * 10 + (c - b'0') as u64;
+                    digits += 1;
+                    scale -= 1;
+                }
+                self.i += 1;
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            let eneg = match self.peek() {
+                Some(b'-') => {
+                    self.i += 1;
+                    true
+                }
+                Some(b'+') => {
+                    self.i += 1;
+                    false
+                }
+                _ => false,
+            };
+            if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let mut e: i32 = 0;
+            while let Some(c @ b'0'..=b'9') = self.peek() {
+                e = e.saturating_mul(10).saturating_add((c - b'0') as i32);
+                self.i += 1;
+            }
+            scale = scale.saturating_add(if eneg { -e } else { e });
+        }
+        let v = if scale == 0 {
+            mant as f64
+        } else if scale > 0 && scale < 23 {
+            mant as f64 * POW10[scale as usize]
+        } else if scale < 0 && scale > -23 {
+            mant as f64 / POW10[(-scale) as usize]
+        } else {
+            // serde_json rejects a number that overflows f64 ("number out of range"): so
+            // does the scanner, leaving the line to the strict parser's report.
+            let v = std::str::from_utf8(&self.b[start..self.i]).ok()?.parse::<f64>().ok()?.abs();
+            if !v.is_finite() {
+                return None;
+            }
+            v
+        };
+        Some(if neg { -v } else { v })
+    }
+    /// `null` (consumed) or not (nothing consumed).
+    fn null(&mut self) -> bool {
+        self.ws();
+        self.literal(b"null").is_some()
+    }
+    fn opt_uint(&mut self) -> Option<Option<u64>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.uint().map(Some)
+    }
+    fn opt_num(&mut self) -> Option<Option<f64>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.num().map(Some)
+    }
+    fn opt_str(&mut self) -> Option<Option<&'a str>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.str().map(Some)
+    }
+    /// The `examples` object as the strict parser reads it: `lang` and `task` (each at
+    /// most once) are objects of unsigned counts; other keys are ignored.
+    fn examples(&mut self) -> Option<()> {
+        let mut seen = (false, false);
+        self.object(|sc, k| {
+            let flag = match k {
+                b"lang" => &mut seen.0,
+                b"task" => &mut seen.1,
+                _ => return sc.skip(),
+            };
+            if std::mem::replace(flag, true) {
+                return None;
+            }
+            sc.object(|sc, _| sc.uint().map(|_| ()))
+        })
+    }
+    /// An array of numbers (`scores`): no nulls inside, as serde's `Vec<f64>` reads it.
+    fn num_array(&mut self) -> Option<()> {
+        self.array(|sc| if sc.null() { None } else { sc.num().map(|_| ()) })
+    }
+    /// Iterate an array's items; `f` consumes each.
+    fn array(&mut self, mut f: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            f(self)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+    /// A JSON integer literal for the schema's unsigned fields (`v`, `step`, `tokens`, `n`,
+    /// example counts): serde rejects a fraction, an exponent, a sign or an overflow there,
+    /// and so does this.
+    #[inline]
+    fn uint(&mut self) -> Option<u64> {
+        self.ws();
+        let start = self.i;
+        let mut v: u64 = 0;
+        while let Some(c @ b'0'..=b'9') = self.peek() {
+            v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+            self.i += 1;
+        }
+        let n = self.i - start;
+        if n == 0 || (n > 1 && self.b[start] == b'0') || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        Some(v)
+    }
+    /// Skip any value, checking that it is well-formed JSON (nesting is limited; deeper
+    /// values go to the strict parser).
+    fn skip(&mut self) -> Option<()> {
+        self.skip_nested(0)
+    }
+    fn skip_nested(&mut self, depth: u32) -> Option<()> {
+        if depth > 32 {
+            return None;
+        }
+        self.ws();
+        match self.peek()? {
+            b'"' => self.raw_str().map(|_| ()),
+            b'{' => self.object(|sc, _| sc.skip_nested(depth + 1)),
+            b'[' => self.array(|sc| sc.skip_nested(depth + 1)),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.num().map(|_| ()),
+        }
+    }
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.b[self.i..].starts_with(word).then(|| self.i += word.len())
+    }
+    /// Iterate an object's keys; `f` consumes each value.
+    #[inline]
+    fn object(&mut self, mut f: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            let k = self.raw_str()?;
+            self.eat(b':')?;
+            f(self, k)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// The index of a field of the strict parser's `RawEvent` (a match: one length switch and
+/// a compare, where a search of the list cost a comparison per field name).
+#[inline]
+fn known(k: &[u8]) -> Option<u32> {
+    Some(match k {
+        b"v" => 0,
+        b"kind" => 1,
+        b"step" => 2,
+        b"time" => 3,
+        b"loss" => 4,
+        b"lr" => 5,
+        b"tokens" => 6,
+        b"tokens_per_s" => 7,
+        b"examples" => 8,
+        b"grad_norm" => 9,
+        b"task" => 10,
+        b"lang" => 11,
+        b"group" => 12,
+        b"metric" => 13,
+        b"value" => 14,
+        b"n" => 15,
+        b"lang_ok" => 16,
+        b"scores" => 17,
+        b"path" => 18,
+        b"eval_loss" => 19,
+        b"state" => 20,
+        b"message" => 21,
+        b"parent" => 22,
+        b"parent_step" => 23,
+        b"mixture" => 24,
+        _ => return None,
+    })
+}
+
+#[derive(Default)]
+struct Fields<'a> {
+    kind: Option<&'a [u8]>,
+    v: bool,
+    step: Option<u64>,
+    time: Option<f64>,
+    loss: Option<f64>,
+    lr: Option<f64>,
+    tokens: Option<u64>,
+    tps: Option<f64>,
+    task: Option<&'a str>,
+    lang: Option<&'a str>,
+    group: Option<&'a str>,
+    metric: Option<&'a str>,
+    value: Option<f64>,
+    n: Option<u64>,
+    lang_ok: Option<f64>,
+    examples_at: Option<usize>,
+}
+
+/// Apply a train or eval line; false (nothing applied) for anything else or any surprise.
+pub(super) fn apply(r: &mut RunData, line: &[u8]) -> bool {
+    // Invalid UTF-8 anywhere makes the line invalid JSON: the strict parser reports it.
+    if std::str::from_utf8(line).is_err() {
+        return false;
+    }
+    let mut sc = Sc { b: line, i: 0 };
+    let mut f = Fields::default();
+    let mut seen: u32 = 0;
+    let ok = sc.object(|sc, k| {
+        // Every field the strict parser knows is checked as it checks it: its type (null
+        // allowed where the field is optional there) and at most once (a repeated field is
+        // an error there).
+        if let Some(i) = known(k) {
+            if seen & (1 << i) != 0 {
+                return None;
+            }
+            seen |= 1 << i;
+        }
+        match k {
+            b"kind" => f.kind = Some(sc.raw_str()?),
+            b"v" => f.v = sc.opt_uint()? == Some(1),
+            b"step" => f.step = sc.opt_uint()?,
+            b"time" => f.time = sc.opt_num()?,
+            b"loss" => f.loss = sc.opt_num()?,
+            b"lr" => f.lr = sc.opt_num()?,
+            b"tokens" => f.tokens = sc.opt_uint()?,
+            b"tokens_per_s" => f.tps = sc.opt_num()?,
+            b"task" => f.task = sc.opt_str()?,
+            b"lang" => f.lang = sc.opt_str()?,
+            b"group" => f.group = sc.opt_str()?,
+            b"metric" => f.metric = sc.opt_str()?,
+            b"value" => f.value = sc.opt_num()?,
+            b"n" => f.n = sc.opt_uint()?,
+            b"lang_ok" => f.lang_ok = sc.opt_num()?,
+            b"grad_norm" | b"eval_loss" => {
+                sc.opt_num()?;
+            }
+            b"scores" => {
+                if !sc.null() {
+                    sc.num_array()?;
+                }
+            }
+            b"parent_step" => {
+                sc.opt_uint()?;
+            }
+            b"path" | b"state" | b"message" | b"parent" | b"mixture" => {
+                sc.opt_str()?;
+            }
+            b"examples" => {
+                if !sc.null() {
+                    f.examples_at = Some(sc.i);
+                    sc.examples()?;
+                }
+            }
+            _ => sc.skip()?,
+        }
+        Some(())
+    });
+    // Anything after the object (but whitespace) is not JSON: the strict parser decides.
+    sc.ws();
+    if ok.is_none() || !f.v || sc.i != sc.b.len() {
+        return false;
+    }
+    let (Some(step), Some(time)) = (f.step, f.time) else { return false };
+    match f.kind {
+        Some(b"train") => {
+            let (Some(loss), Some(lr), Some(tokens), Some(tps)) = (f.loss, f.lr, f.tokens, f.tps) else {
+                return false;
+            };
+            r.note_time(time);
+            r.timeline.push(step, time, tokens as f64);
+            if let Some(at) = f.examples_at {
+                let mut ex = Sc { b: line, i: at };
+                let _ = ex.object(|sc, k| {
+                    if k == b"lang" {
+                        sc.object(|sc, l| {
+                            let c = sc.uint()? as f64;
+                            r.timeline.set_examples(std::str::from_utf8(l).ok()?, c);
+                            Some(())
+                        })
+                    } else {
+                        sc.skip()
+                    }
+                });
+            }
+            r.loss.push(step, loss as f32);
+            r.set_rates(lr, tps);
+            true
+        }
+        Some(b"eval") => {
+            let (Some(task), Some(lang), Some(group), Some(metric)) = (f.task, f.lang, f.group, f.metric) else {
+                return false;
+            };
+            r.note_time(time);
+            r.apply_eval(
+                step,
+                task,
+                lang,
+                group,
+                f.loss.unwrap_or(f64::NAN),
+                metric,
+                f.value.unwrap_or(f64::NAN),
+                f.n.unwrap_or(0),
+                f.lang_ok,
+            );
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The layout of a train line as mixscope's writer lays it out (serde's field order, no
+/// spaces): matched literally, so that the common line costs a few compares and its numbers.
+/// Anything else — another order, spaces, `null`, escapes, a missing field — returns false and
+/// the line goes to [`apply`], which reads any JSON.
+pub(super) fn train_line(r: &mut RunData, line: &[u8]) -> bool {
+    /// Languages a line may name and still take this path.
+    const MAX_LANGS: usize = 32;
+    let mut t = Tpl { b: line, i: 0 };
+    let mut counts: [(u64, &[u8], u64); MAX_LANGS] = [(0, &[], 0); MAX_LANGS];
+    let mut n = 0;
+    let parsed = (|| {
+        t.lit(b"{\"v\":1,\"step\":")?;
+        let step = t.uint()?;
+        t.lit(b",\"time\":")?;
+        let time = t.num()?;
+        t.lit(b",\"kind\":\"train\",\"loss\":")?;
+        let loss = t.num()?;
+        t.lit(b",\"lr\":")?;
+        let lr = t.skip_num()?;
+        t.lit(b",\"tokens\":")?;
+        let tokens = t.uint()?;
+        t.lit(b",\"tokens_per_s\":")?;
+        let tps = t.skip_num()?;
+        t.lit(b",\"examples\":{\"lang\":{")?;
+        // Language names of at most eight bytes (longer ones take the scanner's path), strictly
+        // increasing: serde writes a map sorted, and a repeated key (which the strict parser
+        // would fold) never takes this path.
+        if t.lit(b"}").is_none() {
+            loop {
+                let (k, tag) = t.short_key()?;
+                t.lit(b":")?;
+                let c = t.uint()?;
+                if n == MAX_LANGS || (n > 0 && counts[n - 1].0 >= tag) {
+                    return None;
+                }
+                counts[n] = (tag, k, c);
+                n += 1;
+                match t.b.get(t.i)? {
+                    b',' => t.i += 1,
+                    b'}' => {
+                        t.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        t.lit(b",\"task\":{")?;
+        t.map(|t, _| t.uint().map(|_| ()))?;
+        t.lit(b"}")?;
+        if t.b.get(t.i) == Some(&b',') {
+            t.lit(b",\"grad_norm\":")?;
+            t.skip_num()?;
+        }
+        t.lit(b"}")?;
+        (t.i == t.b.len()).then_some((step, time, loss, lr, tokens, tps))
+    })();
+    let Some((step, time, loss, lr, tokens, tps)) = parsed else { return false };
+    r.note_time(time);
+    r.timeline.push_counts(step, time, tokens as f64, &counts[..n]);
+    r.loss.push(step, loss as f32);
+    // Only the last line's rate and learning rate are shown: their text is kept, and read
+    // when the poll ends (see `Rates`).
+    r.rates.keep(line, lr, tps);
+    true
+}
+
+/// A cursor for [`train_line`]: literal compares, and numbers read eight digits at a time.
+struct Tpl<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Tpl<'a> {
+    /// The literal `s` (a constant: inlined, the compare folds into a few word compares
+    /// instead of a call to `memcmp`).
+    #[inline(always)]
+    fn lit(&mut self, s: &[u8]) -> Option<()> {
+        let rest = &self.b[self.i..];
+        let n = s.len();
+        if rest.len() < n.max(8) {
+            // Near the end of the line: byte by byte.
+            return rest.starts_with(s).then(|| self.i += n);
+        }
+        let mut j = 0;
+        while j + 8 <= n {
+            if word(rest, j) != word(s, j) {
+                return None;
+            }
+            j += 8;
+        }
+        if j < n {
+            let same = if n >= 8 {
+                // The last eight bytes, overlapping the words compared.
+                word(rest, n - 8) == word(s, n - 8)
+            } else {
+                let mut pad = [0u8; 8];
+                pad[..n].copy_from_slice(s);
+                (word(rest, 0) ^ u64::from_le_bytes(pad)) & ((1u64 << (8 * n)) - 1) == 0
+            };
+            if !same {
+                return None;
+            }
+        }
+        self.i += n;
+        Some(())
+    }
+
+    #[inline]
+    fn digit(&self) -> Option<u8> {
+        self.b.get(self.i).filter(|c| c.is_ascii_digit()).map(|c| c - b'0')
+    }
+
+    /// Digits into `mant` while it holds fewer than `MAX`; returns (digits read, digits dropped).
+    /// Eight bytes at a time: the digits among them are found and reduced with word arithmetic.
+    #[inline(always)]
+    fn digits<const MAX: u32>(&mut self, mant: &mut u64, kept: &mut u32) -> (u32, u32) {
+        let (mut read, mut dropped) = (0, 0);
+        while *kept + 8 <= MAX && self.i + 8 <= self.b.len() {
+            let (k, v) = leading_digits(word(self.b, self.i));
+            if k == 0 {
+                return (read, dropped);
+            }
+            *mant = *mant * POW10_U64[k as usize] + v;
+            *kept += k;
+            read += k;
+            self.i += k as usize;
+            if k < 8 {
+                return (read, dropped);
+            }
+        }
+        while let Some(d) = self.digit() {
+            if *kept < MAX {
+                *mant = *mant * 10 + d as u64;
+                *kept += 1;
+            } else {
+                dropped += 1;
+            }
+            read += 1;
+            self.i += 1;
+        }
+        (read, dropped)
+    }
+
+    /// A JSON unsigned integer as serde reads `u64`: no sign, fraction, exponent or leading
+    /// zero (and at most 19 digits here, which never overflow; longer ones go to the scanner).
+    #[inline(always)]
+    fn uint(&mut self) -> Option<u64> {
+        let start = self.i;
+        let (mut v, mut kept) = (0u64, 0u32);
+        let (n, dropped) = self.digits::<19>(&mut v, &mut kept);
+        if n == 0
+            || dropped > 0
+            || (n > 1 && self.b[start] == b'0')
+            || matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E'))
+        {
+            return None;
+        }
+        Some(v)
+    }
+
+    /// A JSON number (not `null`), to plotting precision (the scanner's [`Sc::num`] rules).
+    #[inline(always)]
+    fn num(&mut self) -> Option<f64> {
+        let start = self.i;
+        let neg = self.b.get(self.i) == Some(&b'-');
+        self.i += neg as usize;
+        let int_start = self.i;
+        let (mut mant, mut kept) = (0u64, 0u32);
+        // 18 significant digits (more than an f64 holds) keep the mantissa an i64, whose
+        // conversion to f64 is one instruction.
+        let (int_digits, dropped) = self.digits::<18>(&mut mant, &mut kept);
+        if int_digits == 0 || (int_digits > 1 && self.b[int_start] == b'0') {
+            return None;
+        }
+        let mut scale = dropped as i32;
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            let before = kept;
+            let (frac_digits, _) = self.digits::<18>(&mut mant, &mut kept);
+            if frac_digits == 0 {
+                return None;
+            }
+            scale -= (kept - before) as i32;
+        }
+        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+            self.i += 1;
+            let eneg = match self.b.get(self.i) {
+                Some(b'-') => true,
+                Some(b'+') => false,
+                _ => {
+                    self.i -= 1;
+                    false
+                }
+            };
+            self.i += 1;
+            let e_start = self.i;
+            let mut e: i32 = 0;
+            while let Some(d) = self.digit() {
+                e = e.saturating_mul(10).saturating_add(d as i32);
+                self.i += 1;
+            }
+            if self.i == e_start {
+                return None;
+            }
+            scale = scale.saturating_add(if eneg { -e } else { e });
+        }
+        let m = mant as i64 as f64;
+        let v = if scale == 0 {
+            m
+        } else if scale > 0 && scale < 23 {
+            m * POW10[scale as usize]
+        } else if scale < 0 && scale > -23 {
+            m / POW10[(-scale) as usize]
+        } else {
+            let v = std::str::from_utf8(&self.b[start..self.i]).ok()?.parse::<f64>().ok()?.abs();
+            if !v.is_finite() {
+                return None;
+            }
+            v
+        };
+        Some(if neg { -v } else { v })
+    }
+
+    /// A JSON number checked as [`Tpl::num`] checks it, without computing its value (the
+    /// digits are counted a word at a time); where its text is. One with an exponent is read
+    /// in full (its range decides whether serde accepts it).
+    #[inline(always)]
+    fn skip_num(&mut self) -> Option<std::ops::Range<usize>> {
+        let start = self.i;
+        self.i += (self.b.get(self.i) == Some(&b'-')) as usize;
+        let int_start = self.i;
+        let int_digits = self.count_digits();
+        if int_digits == 0 || (int_digits > 1 && self.b[int_start] == b'0') || int_digits > 300 {
+            return None;
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if self.count_digits() == 0 {
+                return None;
+            }
+        }
+        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+            self.i = start;
+            self.num()?;
+        }
+        Some(start..self.i)
+    }
+
+    /// Skip ASCII digits; how many there were.
+    #[inline(always)]
+    fn count_digits(&mut self) -> usize {
+        let start = self.i;
+        while self.i + 8 <= self.b.len() {
+            let k = digit_count(word(self.b, self.i)) as usize;
+            self.i += k;
+            if k < 8 {
+                return self.i - start;
+            }
+        }
+        while self.digit().is_some() {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// A JSON string without escapes or control characters, UTF-8; the bytes between the quotes.
+    #[inline]
+    fn key(&mut self) -> Option<&'a [u8]> {
+        self.lit(b"\"")?;
+        let start = self.i;
+        let mut ascii = true;
+        loop {
+            let c = *self.b.get(self.i)?;
+            if c == b'"' {
+                break;
+            }
+            if c == b'\\' || c < 0x20 {
+                return None;
+            }
+            ascii &= c < 0x80;
+            self.i += 1;
+        }
+        let k = &self.b[start..self.i];
+        if !ascii && std::str::from_utf8(k).is_err() {
+            return None;
+        }
+        self.i += 1;
+        Some(k)
+    }
+
+    /// A key of at most seven printable ASCII bytes without escapes (a language name), read
+    /// as one word: its bytes and its [`tag`]. Anything else is `None` (the scanner's path).
+    #[inline(always)]
+    fn short_key(&mut self) -> Option<(&'a [u8], u64)> {
+        const LOW: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        if self.b.get(self.i) != Some(&b'"') || self.i + 9 > self.b.len() {
+            return None;
+        }
+        let start = self.i + 1;
+        let w = word(self.b, start);
+        // Bytes equal to zero after the xor have bit 7 set here; the first such byte is exact
+        // (a borrow only reaches later bytes), which is all that is read of these masks.
+        let zero = |v: u64| v.wrapping_sub(LOW) & !v & HIGH;
+        let quote = zero(w ^ (b'"' as u64 * LOW));
+        let len = (quote.trailing_zeros() / 8) as usize;
+        if len >= 8 {
+            return None;
+        }
+        let control = w.wrapping_sub(0x20 * LOW) & !w & HIGH; // bytes below 0x20
+        let bad = control | (w & HIGH) | zero(w ^ (b'\\' as u64 * LOW));
+        let inside = (1u64 << (8 * len)) - 1;
+        if bad & inside != 0 {
+            return None;
+        }
+        self.i = start + len + 1;
+        Some((&self.b[start..start + len], tag(w, len)))
+    }
+
+    /// The entries of an object whose opening brace was matched, through its closing brace:
+    /// `"key":value` pairs separated by commas, `f` reading each value.
+    #[inline]
+    fn map(&mut self, mut f: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        if self.lit(b"}").is_some() {
+            return Some(());
+        }
+        loop {
+            let k = self.key()?;
+            self.lit(b":")?;
+            f(self, k)?;
+            match self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+const POW10_U64: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
+/// Eight bytes from `b[i..]` as a little-endian word (the first byte lowest).
+#[inline(always)]
+fn word(b: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes(b[i..i + 8].try_into().expect("eight bytes"))
+}
+
+/// The number of ASCII digits a word (little-endian) starts with, 0..=8.
+#[inline(always)]
+fn digit_count(x: u64) -> u32 {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    let t = x ^ (0x30 * LOW); // a digit's byte becomes its value, 0..=9
+                              // Bit 7 of a byte is set when the byte is not a digit. A carry out of a byte only reaches
+                              // later bytes, so the first non-digit is always found (what follows it does not matter).
+    let not_digit = (t.wrapping_add(0x76 * LOW) | t) & (0x80 * LOW);
+    not_digit.trailing_zeros() / 8
+}
+
+/// The value of a number [`Tpl::skip_num`] accepted.
+pub(super) fn number(text: &[u8]) -> f64 {
+    Tpl { b: text, i: 0 }.num().unwrap_or(f64::NAN)
+}
+
+/// The number of ASCII digits a word starts with (0..=8), and their value. The digits are
+/// found with one add per word and reduced as in simdjson / fast_float (SWAR).
+#[inline(always)]
+fn leading_digits(x: u64) -> (u32, u64) {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    let k = digit_count(x);
+    let t = x ^ (0x30 * LOW);
+    if k == 0 {
+        return (0, 0);
+    }
+    // The k digits into the word's last k bytes (the leading bytes become zero digits).
+    let v = t << (8 * (8 - k));
+    let v = (v & (0x0F * LOW)).wrapping_mul(2561) >> 8;
+    let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
+    (k, (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32)
+}
+
+/// A name of at most eight bytes as a number that orders as the name does: its bytes
+/// big-endian, zero-padded (JSON keys here hold no NUL, so a prefix sorts first). `w` is the
+/// little-endian word starting at the name.
+#[inline(always)]
+pub(super) fn tag(w: u64, len: usize) -> u64 {
+    let keep = if len >= 8 { u64::MAX } else { (1u64 << (8 * len)) - 1 };
+    (w & keep).swap_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leading_digits_of_a_word() {
+        let w = |s: &[u8; 8]| u64::from_le_bytes(*s);
+        assert_eq!(leading_digits(w(b"12345678")), (8, 12_345_678));
+        assert_eq!(leading_digits(w(b"00000000")), (8, 0));
+        assert_eq!(leading_digits(w(b"99999999")), (8, 99_999_999));
+        assert_eq!(leading_digits(w(b"1234567,")), (7, 1_234_567));
+        assert_eq!(leading_digits(w(b"09.5,\"ab")), (2, 9));
+        assert_eq!(leading_digits(w(b"7}\n\xff\xff\xff\xff\xff")), (1, 7));
+        assert_eq!(leading_digits(w(b"9\xb9999999")), (1, 9));
+        for bad in [b"/2345678", b":2345678", b".1234567", b"\xb02345678", b"\x00\x00\x00\x00\x00\x00\x00\x00"] {
+            assert_eq!(leading_digits(w(bad)).0, 0, "{bad:?}");
+        }
+        // Every byte value after a digit ends the digits exactly where a byte loop would.
+        for c in 0..=255u8 {
+            let mut b = *b"5555555_";
+            b[3] = c;
+            let want = if c.is_ascii_digit() { 7 } else { 3 };
+            assert_eq!(leading_digits(w(&b)).0, want, "byte {c}");
+        }
+    }
+
+    #[test]
+    fn tags_order_as_the_names_and_short_keys_read_them() {
+        let names: [&[u8]; 9] = [b"", b"a", b"ab", b"abc", b"b", b"en", b"es", b"zh-Hant", b"zz"];
+        let tag_of = |n: &[u8]| {
+            let mut w = [0u8; 8];
+            w[..n.len()].copy_from_slice(n);
+            tag(u64::from_le_bytes(w), n.len())
+        };
+        for a in names {
+            for b in names {
+                assert_eq!(tag_of(a).cmp(&tag_of(b)), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+        // Garbage after the key's quote does not enter its tag.
+        let line = b"\"es\":13,\"fr\":1}}";
+        let mut t = Tpl { b: line, i: 0 };
+        assert_eq!(t.short_key(), Some((&b"es"[..], tag_of(b"es"))));
+        assert_eq!(t.i, 4);
+        for bad in [
+            &b"\"e\\s\":1}}}}}}"[..],
+            b"\"e\x01\":1}}}}}}",
+            b"\"\xc3\xa9\":1}}}}}}",
+            b"\"abcdefgh\":1}}}}",
+            b"es\":1}}}}}}}",
+        ] {
+            let mut t = Tpl { b: bad, i: 0 };
+            assert_eq!(t.short_key(), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn template_numbers_match_the_standard_parser() {
+        for s in [
+            "0",
+            "7",
+            "5.716889316022036",
+            "1800000000.1999998",
+            "1e-5",
+            "2.5E+3",
+            "-0.25",
+            "123456789012345678901",
+            "0.000123",
+            "1e300",
+            "12345678.12345678",
+            "3.0e-7",
+            "0.12345678901234567",
+            "18446744073709551615.5",
+        ] {
+            let mut t = Tpl { b: s.as_bytes(), i: 0 };
+            let v = t.num().unwrap();
+            let want: f64 = s.parse().unwrap();
+            assert!(((v - want) / want.abs().max(1e-300)).abs() < 1e-15, "{s}: {v} vs {want}");
+            assert_eq!(t.i, s.len(), "{s}");
+        }
+        for bad in ["01", "1.", ".5", "-", "1e", "1e+", "+1", "-01.5"] {
+            let mut t = Tpl { b: bad.as_bytes(), i: 0 };
+            assert!(t.num().is_none_or(|_| t.i != bad.len()), "{bad}");
+        }
+    }
+}
