@@ -60,7 +60,13 @@ pub fn print(rows: &[Row], json: bool) {
             if r.value.is_finite() { format!("{:.3}", r.value) } else { "-".into() },
             r.unit,
             r.target,
-            if r.met { "yes" } else { "no" },
+            if r.target == "-" {
+                "-"
+            } else if r.met {
+                "yes"
+            } else {
+                "no"
+            },
             r.detail
         );
     }

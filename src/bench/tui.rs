@@ -1,6 +1,7 @@
 //! `mixscope bench tui`: the TUI's speed targets, measured (never asserted in tests).
 //!
-//! - cold load of a runs root with 20 runs × 200 k events (target ≥ 5 M events/s);
+//! - cold load of a runs root with 20 runs × 200 k events (target ≥ 5 M events/s), and its
+//!   ratio to the strict (serde) parser reading the same files in the same run;
 //! - one frame with 16 series × 1 M points at 200×50 (target ≤ 5 ms);
 //! - write-to-screen latency: an event appended → file notification → read → drawn (≤ 100 ms);
 //! - idle CPU of the real TUI in tmux with 8 live runs (≤ 1 % of a core).
@@ -73,6 +74,23 @@ fn cold_load(dir: &Path, runs: usize, steps: u64) -> Result<(f64, u64)> {
         .collect();
     secs.sort_by(f64::total_cmp);
     Ok((lines as f64 / secs[secs.len() / 2], lines))
+}
+
+/// The same runs read by the strict (serde) parser alone, as the supervisor reads events, in
+/// parallel as the TUI loads: the side-by-side reference for the cold load (one pass: it only
+/// parses, it folds nothing).
+fn serde_load(dir: &Path) -> Result<f64> {
+    use rayon::prelude::*;
+    let root = dir.join("load");
+    let paths: Vec<_> = crate::runs::list(&root)?.into_iter().map(|r| r.events_path()).collect();
+    let t = Instant::now();
+    let lines: usize = paths
+        .par_iter()
+        .map(|p| crate::runs::events::read_all(p).map(|(e, bad, _)| e.len() + bad.len()))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .sum();
+    Ok(lines as f64 / t.elapsed().as_secs_f64())
 }
 
 pub fn frame_time(series: usize, points: u64) -> Result<f64> {
@@ -237,6 +255,17 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         "M events/s",
         "≥ 5",
         eps >= 5e6,
+    ));
+    eprintln!("reading the same runs with serde …");
+    let serde_eps = serde_load(dir.path())?;
+    rows.push(Row::new(
+        "tui",
+        "vs serde",
+        format!("cold load ÷ the strict parser alone ({:.2} M events/s), same runs", serde_eps / 1e6),
+        eps / serde_eps,
+        "x",
+        "-",
+        true,
     ));
     eprintln!("rendering 16 series × {pts} points …");
     let ms = frame_time(16, pts)?;
