@@ -608,7 +608,7 @@ impl LineReader {
                 }
             }
             let mut pos = 0;
-            while let Some(nl) = memchr(b'\n', &buf[pos..]) {
+            while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
                 let line = &buf[pos..pos + nl];
                 if !line.iter().all(|b| b.is_ascii_whitespace()) {
                     f(line);
@@ -626,10 +626,6 @@ impl LineReader {
 
 /// Bytes read per `read` call while following a file.
 const READ_CHUNK: u64 = 1 << 20;
-
-fn memchr(b: u8, s: &[u8]) -> Option<usize> {
-    memchr::memchr(b, s)
-}
 
 /// The TUI's view of a runs root.
 #[derive(Debug, Default)]

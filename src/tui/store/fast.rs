@@ -8,6 +8,28 @@ struct Sc<'a> {
     i: usize,
 }
 
+/// A number's value from its mantissa `m` (digits without the point), the power of ten to
+/// scale it by, and its sign; `text` (the whole number) is parsed instead when the scale is out
+/// of the exact powers' range. serde_json rejects a number that overflows f64 ("number out of
+/// range"): so does this, leaving the line to the strict parser's report.
+#[inline(always)]
+fn compose(m: f64, scale: i32, neg: bool, text: &[u8]) -> Option<f64> {
+    let v = if scale == 0 {
+        m
+    } else if scale > 0 && scale < 23 {
+        m * POW10[scale as usize]
+    } else if scale < 0 && scale > -23 {
+        m / POW10[(-scale) as usize]
+    } else {
+        let v = std::str::from_utf8(text).ok()?.parse::<f64>().ok()?.abs();
+        if !v.is_finite() {
+            return None;
+        }
+        v
+    };
+    Some(if neg { -v } else { v })
+}
+
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
     1e21, 1e22,
@@ -115,22 +137,7 @@ impl<'a> Sc<'a> {
             }
             scale = scale.saturating_add(if eneg { -e } else { e });
         }
-        let v = if scale == 0 {
-            mant as f64
-        } else if scale > 0 && scale < 23 {
-            mant as f64 * POW10[scale as usize]
-        } else if scale < 0 && scale > -23 {
-            mant as f64 / POW10[(-scale) as usize]
-        } else {
-            // serde_json rejects a number that overflows f64 ("number out of range"): so
-            // does the scanner, leaving the line to the strict parser's report.
-            let v = std::str::from_utf8(&self.b[start..self.i]).ok()?.parse::<f64>().ok()?.abs();
-            if !v.is_finite() {
-                return None;
-            }
-            v
-        };
-        Some(if neg { -v } else { v })
+        compose(mant as f64, scale, neg, &self.b[start..self.i])
     }
     /// `null` (consumed) or not (nothing consumed).
     fn null(&mut self) -> bool {
@@ -453,28 +460,17 @@ pub(super) fn train_line(r: &mut RunData, line: &[u8]) -> bool {
         // Language names of at most eight bytes (longer ones take the scanner's path), strictly
         // increasing: serde writes a map sorted, and a repeated key (which the strict parser
         // would fold) never takes this path.
-        if t.lit(b"}").is_none() {
-            loop {
-                let (k, tag) = t.short_key()?;
-                t.lit(b":")?;
-                let c = t.uint()?;
-                if n == MAX_LANGS || (n > 0 && counts[n - 1].0 >= tag) {
-                    return None;
-                }
-                counts[n] = (tag, k, c);
-                n += 1;
-                match t.b.get(t.i)? {
-                    b',' => t.i += 1,
-                    b'}' => {
-                        t.i += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
+        t.map(Tpl::short_key, |t, (k, tag)| {
+            let c = t.uint()?;
+            if n == MAX_LANGS || (n > 0 && counts[n - 1].0 >= tag) {
+                return None;
             }
-        }
+            counts[n] = (tag, k, c);
+            n += 1;
+            Some(())
+        })?;
         t.lit(b",\"task\":{")?;
-        t.map(|t, _| t.uint().map(|_| ()))?;
+        t.map(Tpl::key, |t, _| t.uint().map(|_| ()))?;
         t.lit(b"}")?;
         if t.b.get(t.i) == Some(&b',') {
             t.lit(b",\"grad_norm\":")?;
@@ -633,21 +629,7 @@ impl<'a> Tpl<'a> {
             }
             scale = scale.saturating_add(if eneg { -e } else { e });
         }
-        let m = mant as i64 as f64;
-        let v = if scale == 0 {
-            m
-        } else if scale > 0 && scale < 23 {
-            m * POW10[scale as usize]
-        } else if scale < 0 && scale > -23 {
-            m / POW10[(-scale) as usize]
-        } else {
-            let v = std::str::from_utf8(&self.b[start..self.i]).ok()?.parse::<f64>().ok()?.abs();
-            if !v.is_finite() {
-                return None;
-            }
-            v
-        };
-        Some(if neg { -v } else { v })
+        compose(mant as i64 as f64, scale, neg, &self.b[start..self.i])
     }
 
     /// A JSON number checked as [`Tpl::num`] checks it, without computing its value (the
@@ -747,14 +729,18 @@ impl<'a> Tpl<'a> {
     }
 
     /// The entries of an object whose opening brace was matched, through its closing brace:
-    /// `"key":value` pairs separated by commas, `f` reading each value.
+    /// `"key":value` pairs separated by commas, `key` reading each key and `f` each value.
     #[inline]
-    fn map(&mut self, mut f: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+    fn map<K>(
+        &mut self,
+        key: impl Fn(&mut Self) -> Option<K>,
+        mut f: impl FnMut(&mut Self, K) -> Option<()>,
+    ) -> Option<()> {
         if self.lit(b"}").is_some() {
             return Some(());
         }
         loop {
-            let k = self.key()?;
+            let k = key(self)?;
             self.lit(b":")?;
             f(self, k)?;
             match self.b.get(self.i)? {
