@@ -154,7 +154,9 @@ impl Default for TokenizerSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// Tasks trained on (weights in the mixture SPEC can override): mr, sm, if, lm, or user tasks.
+    /// Tasks trained on: mr, sm, if, lm, or user tasks, each optionally with a sampling weight
+    /// (`"mr:2"`; 1 when none), as in the SPEC's `tasks=mr:2+sm+if`. A mixture SPEC that names
+    /// its tasks overrides these weights.
     #[serde(default = "d_tasks")]
     pub tasks: Vec<String>,
     /// The seen languages `multilingual=` and `n=` spread over (default: es fr ja zh).
@@ -175,6 +177,46 @@ pub struct DataSection {
     /// Tokens per training sequence (longer examples are cut).
     #[serde(default = "d_seq_len")]
     pub seq_len: usize,
+}
+
+/// A `data.tasks` entry split into the task's name and its weight's text.
+fn split_task(entry: &str) -> (&str, Option<&str>) {
+    match entry.split_once(':') {
+        Some((name, w)) => (name.trim(), Some(w.trim())),
+        None => (entry.trim(), None),
+    }
+}
+
+impl DataSection {
+    /// The tasks' names, without their weights.
+    pub fn task_names(&self) -> Vec<String> {
+        self.tasks.iter().map(|t| split_task(t).0.to_string()).collect()
+    }
+
+    /// The tasks with their sampling weights, normalised to sum to 1 (validation has checked
+    /// the weights; an unreadable one counts as 1).
+    pub fn task_weights(&self) -> Vec<(Task, f64)> {
+        let raw: Vec<(Task, f64)> = self
+            .tasks
+            .iter()
+            .map(|t| {
+                let (name, w) = split_task(t);
+                let w = w.and_then(|w| w.parse::<f64>().ok()).filter(|w| w.is_finite() && *w > 0.0);
+                (Task::parse(name), w.unwrap_or(1.0))
+            })
+            .collect();
+        let total: f64 = raw.iter().map(|(_, w)| w).sum();
+        raw.into_iter().map(|(t, w)| (t, w / total)).collect()
+    }
+
+    /// What a mixture SPEC is resolved against: the seen languages and the weighted tasks.
+    pub fn spec_context(&self) -> SpecContext {
+        SpecContext {
+            seen: self.seen.clone(),
+            tasks: self.task_weights(),
+            user_tasks: self.task_names().into_iter().filter(|t| Task::builtin(t).is_none()).collect(),
+        }
+    }
 }
 
 fn d_tasks() -> Vec<String> {
@@ -221,9 +263,14 @@ pub struct TrainSection {
     /// Examples per optimizer step.
     #[serde(default = "d_batch")]
     pub batch_size: usize,
-    /// Micro-batches per step (batch_size is split among them).
+    /// Micro-batches per step (batch_size is split among them): with `group_by_length`, at
+    /// most batch_size / grad_accum examples per micro-batch.
     #[serde(default = "d_one")]
     pub grad_accum: usize,
+    /// Split each step's examples into micro-batches of like length, so that short examples are
+    /// not padded to the longest of the step (the gradient is the same; the step is cheaper).
+    #[serde(default = "d_true")]
+    pub group_by_length: bool,
     #[serde(default = "d_lr")]
     pub lr: f64,
     /// constant | cosine
@@ -262,6 +309,9 @@ fn d_batch() -> usize {
 fn d_one() -> usize {
     1
 }
+fn d_true() -> bool {
+    true
+}
 fn d_one_u64() -> u64 {
     1
 }
@@ -296,6 +346,7 @@ impl Default for TrainSection {
             max_steps: d_max_steps(),
             batch_size: d_batch(),
             grad_accum: 1,
+            group_by_length: true,
             lr: d_lr(),
             schedule: d_schedule(),
             warmup_steps: 0,
@@ -806,10 +857,24 @@ impl Loaded {
             }
         }
         // Languages and tasks.
-        let user_tasks: Vec<String> = c.data.tasks.iter().filter(|t| Task::builtin(t).is_none()).cloned().collect();
         if c.data.tasks.is_empty() {
             return Err(self.field_error("data.tasks", "names no task"));
         }
+        for (i, entry) in c.data.tasks.iter().enumerate() {
+            let (name, w) = split_task(entry);
+            if let Some(w) = w {
+                if !w.parse::<f64>().is_ok_and(|w| w.is_finite() && w > 0.0) {
+                    return Err(self.field_error(
+                        "data.tasks",
+                        format!("'{entry}': the weight '{w}' is not a positive number (write e.g. \"mr:2\")"),
+                    ));
+                }
+            }
+            if c.data.tasks[..i].iter().any(|t| split_task(t).0 == name) {
+                return Err(self.field_error("data.tasks", format!("'{name}' is listed twice")));
+            }
+        }
+        let user_tasks: Vec<String> = c.data.task_names().into_iter().filter(|t| Task::builtin(t).is_none()).collect();
         if !user_tasks.is_empty() && c.data.files.is_empty() {
             return Err(self.field_error(
                 "data.tasks",
@@ -842,11 +907,7 @@ impl Loaded {
         if c.data.mr_levels.is_empty() {
             return Err(self.field_error("data.mr_levels", "names no level"));
         }
-        let ctx = SpecContext {
-            seen: c.data.seen.clone(),
-            tasks: c.data.tasks.iter().map(|t| (Task::parse(t), 1.0 / c.data.tasks.len() as f64)).collect(),
-            user_tasks,
-        };
+        let ctx = c.data.spec_context();
         let mix =
             Mixture::parse(&c.data.mixture, &ctx).map_err(|e| self.field_error("data.mixture", format!("{e:#}")))?;
         for code in mix.seen() {
@@ -1008,6 +1069,23 @@ mod tests {
         assert_eq!(l.locate("train.lr"), "--set lr=2e-3");
         assert_eq!(l.locate("seed"), "cfg.toml:1:8");
         assert_eq!(eval_langs(c, &m), ["en", "es", "ar", "ko", "pt"]);
+    }
+
+    #[test]
+    fn tasks_carry_optional_weights() {
+        let (l, m) = load("[data]\ntasks = [\"mr:2\", \"sm\", \"if\"]\n", &[]).unwrap();
+        assert_eq!(l.config.data.task_names(), ["mr", "sm", "if"]);
+        assert_eq!(m.tasks, vec![(Task::Mr, 0.5), (Task::Sm, 0.25), (Task::If, 0.25)]);
+        // a SPEC that names its tasks overrides them; one that does not keeps them
+        let (_, m) = load("[data]\ntasks = [\"mr:2\", \"sm\"]\n", &["mixture=en=1,tasks=sm"]).unwrap();
+        assert_eq!(m.tasks, vec![(Task::Sm, 1.0)]);
+        let (_, m) = load("[data]\ntasks = [\"mr:3\", \"sm\"]\n", &["mixture=multilingual=0"]).unwrap();
+        assert_eq!(m.tasks, vec![(Task::Mr, 0.75), (Task::Sm, 0.25)]);
+        assert!(err("[data]\ntasks = [\"mr:0\"]\n", &[])
+            .contains("cfg.toml:2:9: data.tasks: 'mr:0': the weight '0' is not a positive number"));
+        assert!(err("[data]\ntasks = [\"mr:x\"]\n", &[]).contains("the weight 'x' is not a positive number"));
+        assert!(err("[data]\ntasks = [\"mr\", \"mr:2\"]\n", &[]).contains("data.tasks: 'mr' is listed twice"));
+        assert!(err("[data]\ntasks = [\"poem:2\"]\n", &[]).contains("unknown task 'poem'"));
     }
 
     #[test]

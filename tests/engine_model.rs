@@ -5,6 +5,8 @@ mod common;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 use common::*;
+use mixscope::data::tokenizer::Encoded;
+use mixscope::train::batch::{padded_tokens, plan_micro_batches, step_gradients};
 use mixscope::train::{AdamW, AdamWConfig, Arch, Kernels, Model, ModelConfig};
 use std::collections::BTreeMap;
 
@@ -170,6 +172,45 @@ fn gradients_match_finite_differences() -> Result<()> {
             checked >= mixscope::train::param_specs(&cfg).len(),
             "too few coordinates with a large gradient: {checked}"
         );
+    }
+    Ok(())
+}
+
+/// Examples of many lengths, with a prompt (weight 0) and a response (weight 1).
+fn sft_examples(vocab: u32, lens: &[usize]) -> Vec<Encoded> {
+    lens.iter()
+        .enumerate()
+        .map(|(n, &len)| {
+            let ids: Vec<u32> = (0..len).map(|i| ((i * 7 + n * 3 + 1) as u32) % vocab).collect();
+            let prompt_len = len / 2;
+            let weights = (1..len).map(|i| if i >= prompt_len { 1.0 } else { 0.0 }).collect();
+            Encoded { ids, weights, prompt_len, truncated: false }
+        })
+        .collect()
+}
+
+#[test]
+fn micro_batches_of_like_length_give_the_whole_batch_loss_and_gradient() -> Result<()> {
+    let cfg = tiny(Arch::Qwen2, false);
+    let (vm, model) = build(&cfg, 9);
+    scramble(&vm, 40, 0.2);
+    let lens = [30, 6, 5, 8, 28, 7, 6, 31, 5, 9];
+    let encs = sft_examples(cfg.vocab_size as u32, &lens);
+    let inputs: Vec<usize> = lens.iter().map(|l| l - 1).collect();
+    let groups = plan_micro_batches(&inputs, 8, 16);
+    assert_eq!(groups.len(), 2, "the long examples are split from the short: {groups:?}");
+    assert!(padded_tokens(&inputs, &groups) * 2 < inputs.len() * 30);
+
+    let whole = step_gradients(&model, &encs, &[(0..lens.len()).collect()], 0).unwrap();
+    let split = step_gradients(&model, &encs, &groups, 0).unwrap();
+    assert_eq!(whole.tokens, split.tokens);
+    assert!((whole.loss - split.loss).abs() < 1e-5 * whole.loss, "{} vs {}", whole.loss, split.loss);
+    let (gw, gs) = (whole.grads.unwrap(), split.grads.unwrap());
+    for (name, var) in sorted_vars(&vm) {
+        let (a, b) = (to_vec(gw.get(&var).unwrap()), to_vec(gs.get(&var).unwrap()));
+        let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let diff = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(scale > 0.0 && diff <= 1e-4 * scale, "{name}: max diff {diff} of {scale}");
     }
     Ok(())
 }

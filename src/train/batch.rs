@@ -1,8 +1,11 @@
 //! Turning encoded examples into padded training tensors.
 
 use anyhow::Result;
-use candle_core::{Device, Tensor};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor};
 
+use super::model::Model;
+use super::optim::GradAccum;
 use crate::data::tokenizer::Encoded;
 
 /// A padded batch: inputs, next-token targets and per-target loss weights, all `[B, T]`.
@@ -44,9 +47,114 @@ pub fn make_batch(encs: &[&Encoded], pad: u32, device: &Device) -> Result<Batch>
     })
 }
 
+/// Splits one step's examples into micro-batches, grouped by length so that little compute is
+/// spent on padding (every row of a batch is padded to the batch's longest example).
+///
+/// `lens[i]` is example i's input length; a micro-batch holds at most `max_rows` examples.
+/// Returns the micro-batches as lists of indices into `lens`, longest examples first. The
+/// split minimises the padded tokens computed plus `overhead` tokens' worth of fixed cost per
+/// micro-batch (a forward and backward pass costs something however small it is): examples
+/// are sorted by length and cut into contiguous groups by dynamic programming, which is optimal
+/// for this cost. It depends on the lengths alone, so a resumed or forked run splits its steps
+/// exactly as the original did.
+///
+/// The gradient is that of the whole batch either way: each micro-batch's loss is weighted by
+/// its share of the step's response tokens.
+pub fn plan_micro_batches(lens: &[usize], max_rows: usize, overhead: usize) -> Vec<Vec<usize>> {
+    let n = lens.len();
+    let max_rows = max_rows.max(1);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| lens[b].cmp(&lens[a]).then(a.cmp(&b)));
+    // best[i]: the least cost of the first i examples (in `order`); cut[i]: where its last group starts
+    let mut best = vec![u64::MAX; n + 1];
+    let mut cut = vec![0usize; n + 1];
+    best[0] = 0;
+    for i in 1..=n {
+        for j in i.saturating_sub(max_rows)..i {
+            // the group order[j..i] is padded to its first (longest) example
+            let cost = best[j] + ((i - j) * lens[order[j]].max(1) + overhead) as u64;
+            if cost < best[i] {
+                best[i] = cost;
+                cut[i] = j;
+            }
+        }
+    }
+    let mut groups = Vec::new();
+    let mut i = n;
+    while i > 0 {
+        groups.push(order[cut[i]..i].to_vec());
+        i = cut[i];
+    }
+    groups.reverse();
+    groups
+}
+
+/// The loss and gradient of one optimizer step.
+pub struct StepGradients {
+    /// Mean loss per response token over the whole step.
+    pub loss: f64,
+    /// `None` when the step has no response tokens.
+    pub grads: Option<GradStore>,
+    /// Real (non-pad) input tokens.
+    pub tokens: u64,
+}
+
+/// Forward and backward over a step's examples, split into the micro-batches `groups` (indices
+/// into `encs`). Each micro-batch's mean loss is weighted by its share of the step's response
+/// tokens, so the loss and gradient are those of the whole batch however it is split.
+pub fn step_gradients(model: &Model, encs: &[Encoded], groups: &[Vec<usize>], pad: u32) -> Result<StepGradients> {
+    let total_w: f64 = encs.iter().map(|e| e.weights.iter().map(|&w| w as f64).sum::<f64>()).sum();
+    let total_w = total_w.max(1.0);
+    let mut grads = GradAccum::new();
+    let mut loss = 0.0;
+    let mut tokens = 0;
+    for group in groups {
+        let refs: Vec<&Encoded> = group.iter().map(|&i| &encs[i]).collect();
+        let b = make_batch(&refs, pad, model.device())?;
+        tokens += b.tokens;
+        if b.weight_sum == 0.0 {
+            continue;
+        }
+        let l = model.loss(&b.ids, &b.targets, &b.weights)?;
+        let share = b.weight_sum / total_w;
+        loss += l.to_dtype(DType::F64)?.to_scalar::<f64>()? * share;
+        grads.add((l * share)?.backward()?)?;
+    }
+    Ok(StepGradients { loss, grads: grads.take(), tokens })
+}
+
+/// Input tokens computed for a set of micro-batches (rows times each one's longest).
+pub fn padded_tokens(lens: &[usize], groups: &[Vec<usize>]) -> usize {
+    groups.iter().map(|g| g.len() * g.iter().map(|&i| lens[i]).max().unwrap_or(0)).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn micro_batches_group_examples_of_like_length() {
+        // four long examples and twelve short ones, as in a summarisation + arithmetic mix
+        let lens = [120, 30, 28, 35, 118, 25, 30, 33, 125, 29, 31, 27, 110, 26, 32, 30];
+        let groups = plan_micro_batches(&lens, 16, 64);
+        let mut all: Vec<usize> = groups.concat();
+        all.sort();
+        assert_eq!(all, (0..16).collect::<Vec<_>>(), "every example exactly once");
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0], vec![8, 0, 4, 12]);
+        assert_eq!(padded_tokens(&lens, &groups), 4 * 125 + 12 * 35);
+        assert!(padded_tokens(&lens, &groups) * 2 < padded_tokens(&lens, &[(0..16).collect()]));
+        // a large fixed cost keeps the batch whole; the row limit is kept
+        assert_eq!(plan_micro_batches(&lens, 16, 100_000).len(), 1);
+        assert!(plan_micro_batches(&lens, 4, 0).iter().all(|g| g.len() <= 4));
+        assert_eq!(plan_micro_batches(&[], 4, 0), Vec::<Vec<usize>>::new());
+    }
+
+    #[test]
+    fn equal_lengths_keep_sampling_order_within_a_group() {
+        let groups = plan_micro_batches(&[7, 7, 7, 7], 2, 0);
+        assert_eq!(groups, vec![vec![0, 1], vec![2, 3]]);
+    }
 
     #[test]
     fn pads_right_with_zero_weight() {

@@ -8,9 +8,8 @@ use anyhow::{Context, Result};
 use super::checkpoint::{self, TrainState};
 use crate::bail_input;
 use crate::config::{Lineage, Loaded, RunConfig};
-use crate::data::mixture::{Mixture, SpecContext};
+use crate::data::mixture::Mixture;
 use crate::data::tokenizer::{self, Tok};
-use crate::data::Task;
 use crate::runs::events::{Body, Event, EventWriter};
 use crate::runs::{self, RunDir};
 
@@ -239,13 +238,7 @@ pub fn fork_run(
             None => bail_input!("run {} has no checkpoint to fork from yet", parent.id()),
         },
     };
-    let user: Vec<String> = pcfg.data.tasks.iter().filter(|t| Task::builtin(t).is_none()).cloned().collect();
-    let ctx = SpecContext {
-        seen: pcfg.data.seen.clone(),
-        tasks: pcfg.data.tasks.iter().map(|t| (Task::parse(t), 1.0 / pcfg.data.tasks.len() as f64)).collect(),
-        user_tasks: user,
-    };
-    let mix = Mixture::parse(spec, &ctx)?;
+    let mix = Mixture::parse(spec, &pcfg.data.spec_context())?;
     let mut cfg = pcfg.clone();
     cfg.data.mixture = mix.spec.clone();
     cfg.data.heldout.retain(|h| !mix.seen().contains(&h.as_str()));

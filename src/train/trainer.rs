@@ -12,25 +12,28 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
 
-use super::batch::make_batch;
+use super::batch::{plan_micro_batches, step_gradients};
 use super::checkpoint::{self, TrainState};
 use super::evaluate::Evaluator;
 use super::model::Model;
 use super::model_config::{Arch, ModelConfig};
 use super::ops::Kernels;
-use super::optim::{AdamW, AdamWConfig, GradAccum};
+use super::optim::{AdamW, AdamWConfig};
 use super::schedule::lr_at;
 use crate::config::RunConfig;
 use crate::data::jsonl::{DataSource, UserData};
-use crate::data::mixture::{Mixture, SpecContext};
+use crate::data::mixture::Mixture;
 use crate::data::sampler::{Sampler, SamplerState};
 use crate::data::suite::GenOptions;
 use crate::data::tokenizer::Tok;
-use crate::data::Task;
 use crate::runs::control::{Command, ControlWatch};
 use crate::runs::events::{Body, Event, EventWriter, Examples, State};
 use crate::runs::lock::RunLock;
 use crate::runs::RunDir;
+
+/// The fixed cost of one micro-batch's forward and backward pass, in padded input tokens, that
+/// `train.group_by_length` weighs against the padding it saves.
+const MICRO_BATCH_OVERHEAD: usize = 128;
 
 static TERM: AtomicBool = AtomicBool::new(false);
 
@@ -148,13 +151,7 @@ pub fn model_config(cfg: &RunConfig, tok: &Tok) -> Result<ModelConfig> {
 
 /// The mixture of a resolved config.
 pub fn mixture_of(cfg: &RunConfig) -> Result<Mixture> {
-    let user: Vec<String> = cfg.data.tasks.iter().filter(|t| Task::builtin(t).is_none()).cloned().collect();
-    let ctx = SpecContext {
-        seen: cfg.data.seen.clone(),
-        tasks: cfg.data.tasks.iter().map(|t| (Task::parse(t), 1.0 / cfg.data.tasks.len() as f64)).collect(),
-        user_tasks: user,
-    };
-    Mixture::parse(&cfg.data.mixture, &ctx)
+    Mixture::parse(&cfg.data.mixture, &cfg.data.spec_context())
 }
 
 /// Everything a loop iteration needs.
@@ -171,7 +168,6 @@ struct Session {
     control: ControlWatch,
     state: TrainState,
     evaluator: Evaluator,
-    device: Device,
     last_checkpoint: Option<u64>,
     last_eval: Option<u64>,
     last_eval_loss: Option<f64>,
@@ -288,7 +284,6 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         last_eval_loss: None,
         state,
         evaluator,
-        device,
         quiet: opts.quiet,
         pause_exits: opts.pause_exits,
     };
@@ -462,31 +457,20 @@ impl Session {
             encs.push(self.tok.encode(&ex, seq_len)?);
         }
         let micro = t.batch_size / t.grad_accum;
-        let total_w: f64 = encs.iter().map(|e| e.weights.iter().map(|&w| w as f64).sum::<f64>()).sum();
-        let total_w = total_w.max(1.0);
-        let mut grads = GradAccum::new();
-        let mut loss_sum = 0.0;
-        let mut tokens = 0;
-        for chunk in encs.chunks(micro) {
-            let refs: Vec<_> = chunk.iter().collect();
-            let b = make_batch(&refs, self.tok.pad, &self.device)?;
-            tokens += b.tokens;
-            if b.weight_sum == 0.0 {
-                continue;
-            }
-            let loss = self.model.loss(&b.ids, &b.targets, &b.weights)?;
-            let share = b.weight_sum / total_w;
-            loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * share;
-            let scaled = (loss * share)?;
-            grads.add(scaled.backward()?)?;
-        }
-        let Some(grads) = grads.take() else {
+        let groups: Vec<Vec<usize>> = if t.group_by_length {
+            let lens: Vec<usize> = encs.iter().map(|e| e.ids.len().saturating_sub(1)).collect();
+            plan_micro_batches(&lens, micro, MICRO_BATCH_OVERHEAD)
+        } else {
+            (0..encs.len()).collect::<Vec<_>>().chunks(micro).map(<[usize]>::to_vec).collect()
+        };
+        let step = step_gradients(&self.model, &encs, &groups, self.tok.pad)?;
+        let Some(grads) = step.grads else {
             anyhow::bail!("a batch with no response tokens at step {}: check data.seq_len", self.state.step + 1);
         };
         let lr = lr_at(&self.cfg.train, self.state.step);
         let clip = (t.grad_clip > 0.0).then_some(t.grad_clip);
         let norm = self.opt.step_clipped(&grads, lr, clip)?;
-        Ok((loss_sum, norm, tokens))
+        Ok((step.loss, norm, step.tokens))
     }
 
     /// Evaluate; returns whether the held-out loss is a new best.

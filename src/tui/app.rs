@@ -13,7 +13,6 @@ use super::store::{RunData, Store, XAxis};
 use super::theme::{Theme, BUILTIN};
 use crate::data::lang;
 use crate::data::mixture::{Mixture, SpecContext};
-use crate::data::Task;
 use crate::runs::events::State;
 
 /// Which pane has the keyboard.
@@ -140,11 +139,7 @@ pub struct ForkDialog {
 impl ForkDialog {
     pub fn new(r: &RunData) -> ForkDialog {
         let cfg = r.cfg.clone().unwrap_or_default();
-        let ctx = SpecContext {
-            seen: cfg.data.seen.clone(),
-            tasks: cfg.data.tasks.iter().map(|t| (Task::parse(t), 1.0 / cfg.data.tasks.len().max(1) as f64)).collect(),
-            user_tasks: cfg.data.tasks.iter().filter(|t| Task::builtin(t).is_none()).cloned().collect(),
-        };
+        let ctx = cfg.data.spec_context();
         let mut ck = r.checkpoints.clone();
         if let Some(dir_ck) = crate::runs::RunDir::new(&r.dir).checkpoints().ok().filter(|v| !v.is_empty()) {
             ck = dir_ck;
