@@ -179,6 +179,11 @@ pub struct DataSection {
     pub seq_len: usize,
 }
 
+/// A task weight's text read as a positive finite number.
+fn task_weight(w: &str) -> Option<f64> {
+    w.parse::<f64>().ok().filter(|w| w.is_finite() && *w > 0.0)
+}
+
 /// A `data.tasks` entry split into the task's name and its weight's text.
 fn split_task(entry: &str) -> (&str, Option<&str>) {
     match entry.split_once(':') {
@@ -201,8 +206,7 @@ impl DataSection {
             .iter()
             .map(|t| {
                 let (name, w) = split_task(t);
-                let w = w.and_then(|w| w.parse::<f64>().ok()).filter(|w| w.is_finite() && *w > 0.0);
-                (Task::parse(name), w.unwrap_or(1.0))
+                (Task::parse(name), w.and_then(task_weight).unwrap_or(1.0))
             })
             .collect();
         let total: f64 = raw.iter().map(|(_, w)| w).sum();
@@ -863,7 +867,7 @@ impl Loaded {
         for (i, entry) in c.data.tasks.iter().enumerate() {
             let (name, w) = split_task(entry);
             if let Some(w) = w {
-                if !w.parse::<f64>().is_ok_and(|w| w.is_finite() && w > 0.0) {
+                if task_weight(w).is_none() {
                     return Err(self.field_error(
                         "data.tasks",
                         format!("'{entry}': the weight '{w}' is not a positive number (write e.g. \"mr:2\")"),

@@ -158,7 +158,7 @@ fn generate(
 ) -> Result<Option<Vec<Vec<String>>>> {
     let mut jobs: Vec<(usize, usize)> =
         sets.iter().enumerate().flat_map(|(s, set)| (0..set.generate_n).map(move |i| (s, i))).collect();
-    jobs.sort_by_key(|&(s, i)| (sets[s].task.to_string(), sets[s].encoded[i].prompt_len, s, i));
+    jobs.sort_by_cached_key(|&(s, i)| (sets[s].task.to_string(), sets[s].encoded[i].prompt_len, s, i));
     let mut out: Vec<Vec<String>> = sets.iter().map(|set| vec![String::new(); set.generate_n]).collect();
     for chunk in jobs.chunks(GENERATE_BATCH) {
         if interrupted() {
