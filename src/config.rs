@@ -575,6 +575,10 @@ pub struct RunConfig {
     /// A digest of the config file this run was created from (finds a cached base model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_hash: Option<String>,
+    /// The fingerprint of the built-in suite (its files and its generator) when the run was
+    /// created: a cached base model is reused only by a build that makes the same data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
 }
 
 fn d_device() -> String {

@@ -182,3 +182,65 @@ fn bad_configs_exit_2_naming_the_place() {
     let e = bad(run(t.path(), &["train", "/nonexistent/cfg.toml"]));
     assert!(e.contains("/nonexistent/cfg.toml") && e.contains("no such config file"), "{e}");
 }
+
+/// `[init] config = ...` trains the base run once and reuses it, but only while this build
+/// makes the same data: a base recorded with another suite fingerprint is trained anew.
+#[test]
+fn a_base_run_is_trained_once_and_reused_while_the_suite_is_the_same() {
+    let t = tempfile::tempdir().unwrap();
+    let tiny = std::fs::read_to_string(fixture("tiny.toml")).unwrap();
+    let base = tiny
+        .replace("name = \"tiny\"", "name = \"base\"")
+        .replace("tasks = [\"mr\", \"sm\", \"if\"]", "tasks = [\"lm\"]")
+        .replace("heldout = [\"pt\"]", "heldout = []")
+        .replace("max_steps = 30", "max_steps = 10")
+        .replace("generate_n = 4", "generate_n = 0");
+    std::fs::write(t.path().join("base.toml"), base).unwrap();
+    let sft = "name = \"sft\"\nthreads = 1\n[init]\nconfig = \"base.toml\"\n[data]\ntasks = [\"mr\"]\n\
+               mixture = \"en=1\"\nseq_len = 128\n[train]\nmax_steps = 5\nbatch_size = 4\n\
+               [eval]\nevery = 5\nn = 4\ngenerate_n = 0\n[checkpoint]\nevery = 5\n";
+    let cfg = t.path().join("sft.toml");
+    std::fs::write(&cfg, sft).unwrap();
+    let root = t.path().join("runs");
+    let train = |name: &str| {
+        let dir = root.join(name);
+        ok(run(
+            t.path(),
+            &[
+                "train",
+                cfg.to_str().unwrap(),
+                "--runs",
+                root.to_str().unwrap(),
+                "--run-dir",
+                dir.to_str().unwrap(),
+                "-q",
+            ],
+        ));
+        assert_eq!(last_state(&dir).as_deref(), Some("finished"), "{name}");
+        let run_toml = std::fs::read_to_string(dir.join("run.toml")).unwrap();
+        let cfg: toml::Value = toml::from_str(&run_toml).unwrap();
+        cfg["lineage"]["parent"].as_str().unwrap().to_string()
+    };
+    let bases = || {
+        let mut v: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("base"))
+            .collect();
+        v.sort();
+        v
+    };
+    let first = train("a");
+    assert_eq!(bases(), std::slice::from_ref(&first));
+    assert_eq!(last_state(&root.join(&first)).as_deref(), Some("finished"));
+    assert_eq!(train("b"), first, "the second run reuses the trained base");
+    assert_eq!(bases().len(), 1);
+    // A base made by a build whose suite differs is not this build's base.
+    let base_toml = root.join(&first).join("run.toml");
+    let text = std::fs::read_to_string(&base_toml).unwrap();
+    let line = text.lines().find(|l| l.starts_with("suite = ")).expect("the base records its suite").to_string();
+    std::fs::write(&base_toml, text.replace(&line, "suite = \"0000000000000000\"")).unwrap();
+    let second = train("c");
+    assert_ne!(second, first);
+    assert_eq!(bases().len(), 2);
+}

@@ -41,11 +41,16 @@ pub fn text(rel: &str) -> Result<(String, String)> {
         .with_context(|| format!("no embedded asset {rel}"))
 }
 
-/// A short fingerprint of every asset the suite reads: caches built from the suite (the demo
-/// tokenizer, the demo base model) are keyed by it.
+/// The revision of the code that turns these files into data: bump it whenever the generator or
+/// the demo tokenizer's rules change what they make from the same files.
+pub const SUITE_REVISION: u32 = 1;
+
+/// A short fingerprint of every asset the suite reads and of [`SUITE_REVISION`]: caches built
+/// from the suite (the demo tokenizer, the demo base model) are keyed by it.
 pub fn fingerprint() -> Result<String> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
+    h.update(SUITE_REVISION.to_le_bytes());
     for (rel, _) in EMBEDDED {
         let (_, src) = text(rel)?;
         h.update(rel.as_bytes());

@@ -20,6 +20,7 @@ pub fn config_hash(c: &RunConfig) -> Result<String> {
     let mut c = c.clone();
     c.name = None;
     c.source_hash = None;
+    c.suite = None;
     c.train.max_steps = 0;
     Ok(crate::util::short_hash(crate::config::to_toml(&c)?.as_bytes()))
 }
@@ -46,6 +47,7 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
         None
     };
     cfg.source_hash = Some(config_hash(&cfg)?);
+    cfg.suite = Some(crate::data::assets::fingerprint()?);
     let path = match dir {
         Some(d) => d.to_path_buf(),
         None => root.join(runs::new_id(root, cfg.name.as_deref())),
@@ -165,9 +167,12 @@ fn find_or_create_base(root: &Path, init: &crate::config::InitSection) -> Result
         bail_input!("{}: a base config cannot itself have [init]", cfg_path.display());
     }
     let hash = config_hash(&base_loaded.config)?;
+    let suite = crate::data::assets::fingerprint()?;
     let existing = runs::list(root)?.into_iter().find(|r| {
         r.read_config().ok().is_some_and(|c| {
-            c.source_hash.as_deref() == Some(&hash) && c.train.max_steps == base_loaded.config.train.max_steps
+            c.source_hash.as_deref() == Some(&hash)
+                && c.suite.as_deref() == Some(&suite)
+                && c.train.max_steps == base_loaded.config.train.max_steps
         })
     });
     match existing {
