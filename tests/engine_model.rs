@@ -230,7 +230,7 @@ fn loss_at_init_is_ln_vocab() -> Result<()> {
 }
 
 #[test]
-fn token_nll_matches_loss() -> Result<()> {
+fn token_nll_and_eval_loss_match_loss() -> Result<()> {
     let cfg = tiny(Arch::Qwen2, false);
     let (vm, model) = build(&cfg, 9);
     scramble(&vm, 400, 0.2);
@@ -239,6 +239,10 @@ fn token_nll_matches_loss() -> Result<()> {
     assert_eq!(nll.dims(), &[3, 10]);
     let mean = ((&nll * &w)?.sum_all()? / w.sum_all()?.to_scalar::<f32>()? as f64)?;
     assert_close("weighted nll", &mean, &model.loss(&ids, &tg, &w)?, 1e-5)?;
+    // The evaluation loss (output layer on weighted positions only, no gradient) is the same.
+    let eval = model.eval_loss(&ids, &tg, &w)?;
+    let l = model.loss(&ids, &tg, &w)?.to_scalar::<f32>()? as f64;
+    assert!((eval - l).abs() <= 1e-5 * l.abs(), "eval loss {eval} vs loss {l}");
     Ok(())
 }
 

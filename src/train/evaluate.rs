@@ -2,7 +2,6 @@
 //! all, and greedy generations scored by the task metric for the first `eval.generate_n`.
 
 use anyhow::Result;
-use candle_core::DType;
 
 use super::batch::make_batch;
 use super::model::Model;
@@ -137,9 +136,7 @@ fn set_loss(model: &Model, tok: &Tok, encs: &[Encoded]) -> Result<f64> {
     for chunk in order.chunks(EVAL_BATCH) {
         let refs: Vec<&Encoded> = chunk.iter().map(|&i| &encs[i]).collect();
         let b = make_batch(&refs, tok.pad, model.device())?;
-        let nll = model.token_nll(&b.ids, &b.targets)?;
-        let weighted = (nll.to_dtype(DType::F32)? * &b.weights)?;
-        sum += weighted.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        sum += model.eval_loss(&b.ids, &b.targets, &b.weights)? * b.weight_sum;
         weight += b.weight_sum;
     }
     Ok(if weight > 0.0 { sum / weight } else { f64::NAN })
@@ -197,7 +194,7 @@ mod tests {
     use crate::data::suite::GenOptions;
     use crate::data::tokenizer::train_suite_tokenizer;
     use crate::train::ModelConfig;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
     use candle_nn::VarMap;
 
     #[test]

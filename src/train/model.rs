@@ -380,6 +380,20 @@ impl Model {
         )
     }
 
+    /// [`Model::loss`] without gradients, for evaluation: the output layer runs only where a
+    /// weight is non-zero (the response), its logits a chunk at a time.
+    pub fn eval_loss(&self, ids: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<f64> {
+        let h = self.hidden(ids)?.detach();
+        let loss = ops::lm_head_cross_entropy(
+            &h,
+            &self.cw(&self.lm_head_weight().detach())?,
+            &targets.flatten_all()?,
+            &weights.flatten_all()?,
+            self.kernels,
+        )?;
+        loss.to_dtype(DType::F64)?.to_scalar::<f64>()
+    }
+
     /// Logits `[B, T, V]` of the training forward (no cache).
     pub fn logits(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
@@ -448,30 +462,49 @@ impl Model {
 
         let mut out: Vec<Vec<u32>> = vec![Vec::new(); bsz];
         let mut done = vec![false; bsz];
+        // The prompts still decoded, by batch row; `next` is indexed by batch row too.
+        let mut rows: Vec<usize> = (0..bsz).collect();
+        let mut finished = 0usize; // rows of the batch that are done
         for step in 0..max_new {
-            for r in 0..bsz {
+            for (i, &r) in rows.iter().enumerate() {
                 if !done[r] {
-                    if stop.contains(&next[r]) {
+                    if stop.contains(&next[i]) {
                         done[r] = true;
+                        finished += 1;
                     } else {
-                        out[r].push(next[r]);
+                        out[r].push(next[i]);
                     }
                 }
             }
-            if step + 1 == max_new || done.iter().all(|&d| d) {
+            if step + 1 == max_new || finished == rows.len() {
                 break;
             }
+            // Once a quarter of the batch is done, the finished rows leave it: the remaining
+            // steps cost what the rows still decoding need (no row depends on another).
+            if finished * 4 >= rows.len() {
+                let keep: Vec<u32> = (0..rows.len()).filter(|&i| !done[rows[i]]).map(|i| i as u32).collect();
+                let idx = Tensor::new(keep.as_slice(), &self.device)?;
+                for c in cache.iter_mut() {
+                    if let Some((k, v)) = c.take() {
+                        *c = Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?));
+                    }
+                }
+                next = keep.iter().map(|&i| next[i as usize]).collect();
+                rows = keep.iter().map(|&i| rows[i as usize]).collect();
+                finished = 0;
+            }
+            let b = rows.len();
             let s = lmax + step + 1; // keys after this step
-            let ids = Tensor::from_vec(next.clone(), (bsz, 1), &self.device)?;
-            let pos: Vec<u32> = (0..bsz).map(|r| (lens[r] + step) as u32).collect();
-            let pos = Tensor::from_vec(pos, (bsz, 1), &self.device)?;
-            let mut mask = vec![0f32; bsz * s];
-            for r in 0..bsz {
+            let ids = Tensor::from_vec(next.clone(), (b, 1), &self.device)?;
+            let pos: Vec<u32> = rows.iter().map(|&r| (lens[r] + step) as u32).collect();
+            let pos = Tensor::from_vec(pos, (b, 1), &self.device)?;
+            let mut mask = vec![0f32; b * s];
+            for (i, &r) in rows.iter().enumerate() {
                 for j in 0..pads[r] {
-                    mask[r * s + j] = f32::NEG_INFINITY;
+                    mask[i * s + j] = f32::NEG_INFINITY;
                 }
             }
-            let mask = Tensor::from_vec(mask, (bsz, 1, 1, s), &self.device)?.to_dtype(self.compute)?;
+            let mask = Tensor::from_vec(mask, (b, 1, 1, s), &self.device)?.to_dtype(self.compute)?;
             let logits = self.infer_step(&w, &ids, &pos, &mask, &rope, &mut cache)?;
             next = argmax_rows(&logits)?;
         }

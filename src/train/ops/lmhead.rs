@@ -3,7 +3,8 @@
 //!
 //! The fused forward walks the rows in chunks: logits of a chunk (one matmul), softmax/NLL and
 //! d(loss)/d(logits) in place, then the chunk's contributions to dh (= dlogits·W) and dW
-//! (+= dlogitsᵀ·h). The `[N, V]` logits never exist at once, nothing of that size goes
+//! (+= dlogitsᵀ·h), for the rows whose weight is non-zero only (the others add nothing to the
+//! loss). The `[N, V]` logits never exist at once, nothing of that size goes
 //! through the autograd graph, and the gradients are ready when `backward` asks for them
 //! (scaled there by the upstream gradient). When neither input needs a gradient the forward
 //! computes the loss only.
@@ -60,6 +61,18 @@ pub fn lm_head_cross_entropy_chunked(
                 candle_core::bail!("cross_entropy: target {bad} at position {i} is out of the vocabulary ({v})");
             }
             let wsum: f64 = wt.iter().map(|&x| x as f64).sum();
+            // Only rows with a weight reach the output layer: in SFT the prompt and the padding
+            // (most positions) skip its matmuls and softmax. Their dh is zero either way; the
+            // gather's backward puts the others' back in place.
+            let live: Vec<u32> = (0..n as u32).filter(|&i| wt[i as usize] != 0.0).collect();
+            let (h, t, wt) = if live.len() < n && !live.is_empty() {
+                let idx = Tensor::new(live.as_slice(), h.device())?;
+                let t = live.iter().map(|&i| t[i as usize]).collect();
+                let wt = live.iter().map(|&i| wt[i as usize]).collect();
+                (h.index_select(&idx, 0)?, t, wt)
+            } else {
+                (h.clone(), t, wt)
+            };
             let op = LmHeadXent {
                 targets: t,
                 weights: wt,
