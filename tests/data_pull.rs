@@ -14,8 +14,6 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
-const REV: &str = "89abcdef0123456789abcdef0123456789abcdef";
-
 /// A parquet file of MGSM-like rows: question (string, nullable), answer_number (int64).
 fn write_parquet(path: &Path, rows: &[(Option<&str>, i64)]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -43,16 +41,6 @@ fn write_parquet(path: &Path, rows: &[(Option<&str>, i64)]) {
     w.close().unwrap();
 }
 
-/// A dataset repository in the hub cache, files placed in its snapshot.
-fn snapshot(hub: &Path, repo: &str) -> PathBuf {
-    let r = hub.join(format!("datasets--{}", repo.replace('/', "--")));
-    std::fs::create_dir_all(r.join("refs")).unwrap();
-    std::fs::write(r.join("refs").join("main"), REV).unwrap();
-    let s = r.join("snapshots").join(REV);
-    std::fs::create_dir_all(&s).unwrap();
-    s
-}
-
 struct Env {
     _t: tempfile::TempDir,
     root: PathBuf,
@@ -63,7 +51,7 @@ fn env() -> Env {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().to_path_buf();
     let hub = root.join("hub");
-    let s = snapshot(&hub, "testorg/mgsm-mini");
+    let s = hub_snapshot(&hub, "dataset", "testorg/mgsm-mini");
     write_parquet(
         &s.join("data/es/test-00000-of-00001.parquet"),
         &[
@@ -132,7 +120,7 @@ fn parquet_rows_of_a_config_and_split_become_training_data() {
 #[test]
 fn a_preset_knows_its_repository_split_and_mapping() {
     let e = env();
-    let s = snapshot(&e.hub, "juletxara/mgsm");
+    let s = hub_snapshot(&e.hub, "dataset", "juletxara/mgsm");
     std::fs::write(
         s.join("mgsm_fr_test.jsonl"),
         "{\"question\": \"Combien font 6 fois 7 ?\", \"answer\": null, \"answer_number\": 42, \"equation_solution\": null}\n",

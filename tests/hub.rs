@@ -12,7 +12,6 @@ use candle_nn::VarMap;
 use common::*;
 use mixscope::train::{Arch, Model, ModelConfig};
 
-const REV: &str = "0123456789abcdef0123456789abcdef01234567";
 const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
 /// The suite tokenizer with its special tokens renamed as a ChatML model's, so that it has
@@ -58,21 +57,17 @@ fn write_model_dir(dir: &Path, cache: &Path) -> ModelConfig {
     cfg
 }
 
-/// Put a model directory's files into a hub cache as `org/name` at revision REV, as
+/// Put a model directory's files into a hub cache as `org/name` at revision HUB_REV, as
 /// huggingface_hub lays them out (content in blobs/, snapshot entries are links to them).
 fn add_to_cache(hub: &Path, name: &str, files: &Path) {
-    let repo = hub.join(format!("models--{}", name.replace('/', "--")));
-    let snap = repo.join("snapshots").join(REV);
-    std::fs::create_dir_all(repo.join("blobs")).unwrap();
-    std::fs::create_dir_all(&snap).unwrap();
-    std::fs::create_dir_all(repo.join("refs")).unwrap();
-    std::fs::write(repo.join("refs").join("main"), REV).unwrap();
+    let snap = hub_snapshot(hub, "model", name);
+    let blobs = snap.parent().and_then(Path::parent).unwrap().join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
     for e in std::fs::read_dir(files).unwrap() {
         let p = e.unwrap().path();
-        let blob = repo.join("blobs").join(sha(&p));
-        std::fs::copy(&p, &blob).unwrap();
-        let link = snap.join(p.file_name().unwrap());
-        std::os::unix::fs::symlink(Path::new("../../blobs").join(blob.file_name().unwrap()), &link).unwrap();
+        let blob = sha(&p);
+        std::fs::copy(&p, blobs.join(&blob)).unwrap();
+        std::os::unix::fs::symlink(Path::new("../../blobs").join(&blob), snap.join(p.file_name().unwrap())).unwrap();
     }
 }
 
@@ -383,7 +378,7 @@ fn fake_hub(files: std::collections::HashMap<String, Vec<u8>>) -> (String, Arc<M
                 format!("{:x}", sha2::Sha256::digest(body))
             };
             let head = format!(
-                "HTTP/1.1 206 Partial Content\r\nETag: \"{etag}\"\r\nX-Repo-Commit: {REV}\r\nContent-Range: bytes {a}-{b}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 206 Partial Content\r\nETag: \"{etag}\"\r\nX-Repo-Commit: {HUB_REV}\r\nContent-Range: bytes {a}-{b}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len(),
                 part.len()
             );
@@ -420,11 +415,11 @@ fn a_hub_model_missing_from_the_cache_is_downloaded_then_used_offline() {
         c.output().unwrap()
     };
     ok(train(false));
-    let snap = cache.join("models--testorg--remote-qwen").join("snapshots").join(REV);
+    let snap = cache.join("models--testorg--remote-qwen").join("snapshots").join(HUB_REV);
     for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
         assert_eq!(sha(&snap.join(f)), sha(&h.model_files.join(f)), "{f} downloaded whole");
     }
-    assert_eq!(std::fs::read_to_string(cache.join("models--testorg--remote-qwen/refs/main")).unwrap().trim(), REV);
+    assert_eq!(std::fs::read_to_string(cache.join("models--testorg--remote-qwen/refs/main")).unwrap().trim(), HUB_REV);
     let asked = seen.lock().unwrap().clone();
     assert!(asked.iter().any(|p| p.ends_with("/model.safetensors.index.json")), "{asked:?}");
     // Offline now: the cache alone serves the model; the hub is not asked again.

@@ -14,7 +14,7 @@ use candle_nn::VarMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::Row;
+use super::{median, Row, Step};
 use crate::train::{AdamW, AdamWConfig, Arch, Model, ModelConfig};
 
 /// The Qwen2.5-0.5B shape (its `config.json`).
@@ -32,19 +32,6 @@ pub fn qwen25_05b() -> ModelConfig {
         tie_word_embeddings: true,
         architecture: Arch::Qwen2,
         attention_bias: true,
-    }
-}
-
-#[derive(Default, Clone, Copy)]
-struct Step {
-    fwd: f64,
-    bwd: f64,
-    opt: f64,
-}
-
-impl Step {
-    fn total(&self) -> f64 {
-        self.fwd + self.bwd + self.opt
     }
 }
 
@@ -97,11 +84,6 @@ fn measure(
         }
     }
     Ok(out)
-}
-
-fn median(mut v: Vec<Step>) -> Step {
-    v.sort_by(|a, b| a.total().total_cmp(&b.total()));
-    v[v.len() / 2]
 }
 
 pub fn run(quick: bool) -> Result<Vec<Row>> {

@@ -7,6 +7,26 @@ pub mod tui;
 
 use serde::Serialize;
 
+/// Seconds of one training step's phases (the train and GPU benches).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Step {
+    pub fwd: f64,
+    pub bwd: f64,
+    pub opt: f64,
+}
+
+impl Step {
+    pub fn total(&self) -> f64 {
+        self.fwd + self.bwd + self.opt
+    }
+}
+
+/// The step of median total time.
+pub(crate) fn median(mut v: Vec<Step>) -> Step {
+    v.sort_by(|a, b| a.total().total_cmp(&b.total()));
+    v[v.len() / 2]
+}
+
 /// One measured figure.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {

@@ -14,7 +14,7 @@ use candle_nn::VarMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::Row;
+use super::{median, Row, Step};
 use crate::runs::events::{Body, Event, EventWriter, Examples};
 use crate::train::{AdamW, AdamWConfig, Kernels, Model, ModelConfig};
 
@@ -30,20 +30,6 @@ fn shapes() -> Vec<Shape> {
         Shape { name: "demo", cfg: ModelConfig::llama(4096, 192, 512, 4, 4, 4, 256, false), seq: 192, batch: 16 },
         Shape { name: "reference", cfg: ModelConfig::llama(4096, 256, 688, 4, 4, 4, 256, false), seq: 256, batch: 16 },
     ]
-}
-
-/// Per-step seconds of each phase.
-#[derive(Default, Clone, Copy)]
-struct Step {
-    fwd: f64,
-    bwd: f64,
-    opt: f64,
-}
-
-impl Step {
-    fn total(&self) -> f64 {
-        self.fwd + self.bwd + self.opt
-    }
 }
 
 fn batch(s: &Shape, seed: u64) -> Result<(Tensor, Tensor, Tensor)> {
@@ -80,12 +66,6 @@ fn measure(s: &Shape, kernels: Kernels, warmup: usize, steps: usize) -> Result<V
         }
     }
     Ok(out)
-}
-
-/// The step of median total time.
-fn median(mut v: Vec<Step>) -> Step {
-    v.sort_by(|a, b| a.total().total_cmp(&b.total()));
-    v[v.len() / 2]
 }
 
 /// Mean seconds to append one `train` event as the trainer does (12 languages, 4 tasks in

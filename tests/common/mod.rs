@@ -133,3 +133,18 @@ impl Drop for EndOnDrop {
         }
     }
 }
+
+/// The revision the fake hub caches of the tests are at.
+pub const HUB_REV: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// A repository's snapshot directory in a hub cache, created as huggingface_hub lays it out:
+/// `<kind>s--org--name/refs/main` names [`HUB_REV`], whose files are in `snapshots/<rev>/`.
+/// `kind` is `model` or `dataset`.
+pub fn hub_snapshot(hub: &Path, kind: &str, repo: &str) -> PathBuf {
+    let r = hub.join(format!("{kind}s--{}", repo.replace('/', "--")));
+    std::fs::create_dir_all(r.join("refs")).unwrap();
+    std::fs::write(r.join("refs").join("main"), HUB_REV).unwrap();
+    let s = r.join("snapshots").join(HUB_REV);
+    std::fs::create_dir_all(&s).unwrap();
+    s
+}
