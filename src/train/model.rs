@@ -370,28 +370,21 @@ impl Model {
     /// Training loss: `Σ w·nll / Σ w` over `[B, T]` positions (`ids`, `targets` u32, `weights`
     /// f32 with 0 = ignore; right padding). Differentiable w.r.t. every parameter.
     pub fn loss(&self, ids: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
-        let h = self.hidden(ids)?;
-        ops::lm_head_cross_entropy(
-            &h,
-            &self.cw(self.lm_head_weight())?,
-            &targets.flatten_all()?,
-            &weights.flatten_all()?,
-            self.kernels,
-        )
+        self.head_loss(&self.hidden(ids)?, self.lm_head_weight(), targets, weights)
     }
 
     /// [`Model::loss`] without gradients, for evaluation: the output layer runs only where a
     /// weight is non-zero (the response), its logits a chunk at a time.
     pub fn eval_loss(&self, ids: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<f64> {
         let h = self.hidden(ids)?.detach();
-        let loss = ops::lm_head_cross_entropy(
-            &h,
-            &self.cw(&self.lm_head_weight().detach())?,
-            &targets.flatten_all()?,
-            &weights.flatten_all()?,
-            self.kernels,
-        )?;
+        let loss = self.head_loss(&h, &self.lm_head_weight().detach(), targets, weights)?;
         loss.to_dtype(DType::F64)?.to_scalar::<f64>()
+    }
+
+    /// The output layer and the weighted cross-entropy on final hidden states `h` `[B·T, H]`.
+    fn head_loss(&self, h: &Tensor, head: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
+        let (t, w) = (targets.flatten_all()?, weights.flatten_all()?);
+        ops::lm_head_cross_entropy(h, &self.cw(head)?, &t, &w, self.kernels)
     }
 
     /// Logits `[B, T, V]` of the training forward (no cache).
