@@ -126,10 +126,10 @@ impl Timeline {
         }
     }
 
-    /// [`Timeline::push`] and then [`Timeline::set_examples`] for each `(tag, language,
-    /// count)`, in one pass: `counts` are sorted by language, without repeats, each name at most
-    /// eight bytes (as train lines hold them), and compared by their tags (see [`fast::tag`]).
-    fn push_counts(&mut self, step: u64, time: f64, tokens: f64, counts: &[(u64, &[u8], u64)]) {
+    /// [`Timeline::push`] and then [`Timeline::set_examples`] for each `(tag, count)`, in one
+    /// pass: `counts` are sorted by language, without repeats, each language a name of at most
+    /// seven bytes held in its tag (see [`fast::tag`], [`fast::tag_name`]), compared by tags.
+    fn push_counts(&mut self, step: u64, time: f64, tokens: f64, counts: &[(u64, u64)]) {
         if self.steps.last().is_some_and(|&s| step <= s) {
             self.truncate_from(step);
         }
@@ -138,21 +138,23 @@ impl Timeline {
         self.time.push(time);
         self.tokens.push(tokens);
         let ex = &mut self.examples;
-        let (mut c, mut total) = (0, 0.0);
-        for &(tag, lang, count) in counts {
+        let mut c = 0;
+        // The total in integers (one conversion, not a chain of float adds through memory):
+        // the float sum of the counts, exactly, while it stays below 2^53.
+        let mut sum = 0u64;
+        for &(tag, count) in counts {
             // Languages of earlier lines missing from this one keep their last count.
             while c < ex.names.len() && ex.tags[c] < (tag, false) {
                 let last = ex.cols[c].last().copied().unwrap_or(0.0);
                 ex.cols[c].push(last);
                 c += 1;
             }
-            total += count as f64;
+            sum = sum.saturating_add(count);
             let count = count as f32;
             if c < ex.names.len() && ex.tags[c] == (tag, false) {
                 ex.cols[c].push(count);
             } else {
-                // The caller checked the bytes are UTF-8.
-                let name = String::from_utf8_lossy(lang).into_owned();
+                let name = fast::tag_name(tag);
                 let mut col = Vec::with_capacity(self.steps.capacity());
                 col.resize(before, 0.0);
                 col.push(count);
@@ -164,6 +166,7 @@ impl Timeline {
             let last = col.last().copied().unwrap_or(0.0);
             col.push(last);
         }
+        let total = if sum <= 1 << 53 { sum as f64 } else { counts.iter().map(|&(_, n)| n as f64).sum() };
         self.total_examples.push(total);
     }
 
@@ -281,40 +284,36 @@ pub struct RunData {
     reader: LineReader,
 }
 
-/// The learning rate and tokens/s of the last train line read by the exact-layout path, as
-/// text: only the last line's are shown, so the others are checked but never converted.
-#[derive(Debug, Clone, Default)]
+/// Where the learning rate and tokens/s of the last train line read by the exact-layout path
+/// are in that line: only the last line's are shown, so the others are checked but never
+/// converted, nor copied. The reader keeps a copy of that line ([`LineReader::kept`]).
+#[derive(Debug, Clone, Copy, Default)]
 enum Rates {
     #[default]
     None,
-    /// Each number's text in the first bytes of a fixed window (copied whole: no call to
-    /// `memcpy` per line), with its length.
-    Text([u8; 24], u8, [u8; 24], u8),
-    Values(f64, f64),
+    InLine {
+        lr: (u32, u32),
+        tps: (u32, u32),
+    },
 }
 
 impl Rates {
-    /// Keep the numbers `line[lr]` and `line[tps]`.
+    /// Keep where the numbers `line[lr]` and `line[tps]` are.
     #[inline]
-    fn keep(&mut self, line: &[u8], lr: std::ops::Range<usize>, tps: std::ops::Range<usize>) {
-        let window = |r: &std::ops::Range<usize>| line.get(r.start..r.start + 24).filter(|_| r.len() <= 24);
-        *self = match (window(&lr), window(&tps)) {
-            (Some(a), Some(b)) => Rates::Text(
-                a.try_into().expect("24 bytes"),
-                lr.len() as u8,
-                b.try_into().expect("24 bytes"),
-                tps.len() as u8,
-            ),
-            _ => Rates::Values(fast::number(&line[lr]), fast::number(&line[tps])),
-        };
+    fn keep(&mut self, lr: std::ops::Range<usize>, tps: std::ops::Range<usize>) {
+        let span = |r: std::ops::Range<usize>| (r.start as u32, r.end as u32);
+        *self = Rates::InLine { lr: span(lr), tps: span(tps) };
     }
 
-    /// The values kept since the last call, if any.
-    fn take(&mut self) -> Option<(f64, f64)> {
+    /// The values in `line` (the kept copy of the last train line), if any were kept since
+    /// the last call.
+    fn take(&mut self, line: &[u8]) -> Option<(f64, f64)> {
         match std::mem::take(self) {
             Rates::None => None,
-            Rates::Text(a, n, b, m) => Some((fast::number(&a[..n as usize]), fast::number(&b[..m as usize]))),
-            Rates::Values(lr, tps) => Some((lr, tps)),
+            Rates::InLine { lr, tps } => {
+                let number = |(a, b): (u32, u32)| line.get(a as usize..b as usize).map_or(f64::NAN, fast::number);
+                Some((number(lr), number(tps)))
+            }
         }
     }
 }
@@ -397,7 +396,7 @@ impl RunData {
         let mut reader = std::mem::replace(&mut self.reader, LineReader::new(PathBuf::new()));
         let reset = reader.read(|line| {
             changed = true;
-            apply_line(self, line);
+            apply_line(self, line)
         });
         self.reader = reader;
         if reset {
@@ -407,7 +406,7 @@ impl RunData {
             self.reader = reader;
             changed = true;
         }
-        if let Some((lr, tps)) = self.rates.take() {
+        if let Some((lr, tps)) = self.rates.take(&self.reader.kept) {
             (self.lr, self.tokens_per_s) = (Some(lr), Some(tps));
         }
         changed
@@ -543,14 +542,20 @@ impl RunData {
 }
 
 /// Apply one line: a fast path for the writer's own train and eval lines, serde otherwise.
-fn apply_line(r: &mut RunData, line: &[u8]) {
-    if fast::train_line(r, line) || fast::apply(r, line) {
-        return;
+/// True when the reader is to keep a copy of the line (a train line whose [`Rates`] are
+/// pending).
+fn apply_line(r: &mut RunData, line: &[u8]) -> bool {
+    if fast::train_line(r, line) {
+        return true;
+    }
+    if fast::apply(r, line) {
+        return false;
     }
     match std::str::from_utf8(line).ok().map(Event::parse) {
         Some(Ok(e)) => r.apply_event(&e),
         _ => r.bad_lines += 1,
     }
+    false
 }
 
 /// Follows a file by offset, keeping an unfinished last line.
@@ -560,16 +565,20 @@ struct LineReader {
     offset: u64,
     ino: u64,
     partial: Vec<u8>,
+    /// A copy of the last line the callback asked to keep (copied once per chunk read, not
+    /// per line).
+    kept: Vec<u8>,
 }
 
 impl LineReader {
     fn new(path: PathBuf) -> LineReader {
-        LineReader { path, offset: 0, ino: 0, partial: Vec::new() }
+        LineReader { path, offset: 0, ino: 0, partial: Vec::new(), kept: Vec::new() }
     }
 
-    /// Feed every complete new line to `f`; returns true when the file shrank or was replaced
-    /// (the caller starts over).
-    fn read(&mut self, mut f: impl FnMut(&[u8])) -> bool {
+    /// Feed every complete new line to `f`, keeping a copy of the last line for which it
+    /// returns true; returns true when the file shrank or was replaced (the caller starts
+    /// over).
+    fn read(&mut self, mut f: impl FnMut(&[u8]) -> bool) -> bool {
         let Ok(mut file) = File::open(&self.path) else { return false };
         let Ok(meta) = file.metadata() else { return false };
         #[cfg(unix)]
@@ -608,12 +617,17 @@ impl LineReader {
                 }
             }
             let mut pos = 0;
+            let mut keep = None;
             while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
                 let line = &buf[pos..pos + nl];
-                if !line.iter().all(|b| b.is_ascii_whitespace()) {
-                    f(line);
+                if !line.iter().all(|b| b.is_ascii_whitespace()) && f(line) {
+                    keep = Some(pos..pos + nl);
                 }
                 pos += nl + 1;
+            }
+            if let Some(k) = keep {
+                self.kept.clear();
+                self.kept.extend_from_slice(&buf[k]);
             }
             self.offset += pos as u64;
             buf.drain(..pos);

@@ -441,7 +441,9 @@ pub(super) fn train_line(r: &mut RunData, line: &[u8]) -> bool {
     /// Languages a line may name and still take this path.
     const MAX_LANGS: usize = 32;
     let mut t = Tpl { b: line, i: 0 };
-    let mut counts: [(u64, &[u8], u64); MAX_LANGS] = [(0, &[], 0); MAX_LANGS];
+    // (tag, count): all zeros, so that the array is cleared by one `memset` (a name is
+    // rebuilt from its tag, see [`tag_name`], only when it is new to the run).
+    let mut counts = [(0u64, 0u64); MAX_LANGS];
     let mut n = 0;
     let parsed = (|| {
         t.lit(b"{\"v\":1,\"step\":")?;
@@ -460,17 +462,21 @@ pub(super) fn train_line(r: &mut RunData, line: &[u8]) -> bool {
         // Language names of at most eight bytes (longer ones take the scanner's path), strictly
         // increasing: serde writes a map sorted, and a repeated key (which the strict parser
         // would fold) never takes this path.
-        t.map(Tpl::short_key, |t, (k, tag)| {
-            let c = t.uint()?;
+        t.counts(|tag, c| {
             if n == MAX_LANGS || (n > 0 && counts[n - 1].0 >= tag) {
                 return None;
             }
-            counts[n] = (tag, k, c);
+            counts[n] = (tag, c);
             n += 1;
             Some(())
         })?;
         t.lit(b",\"task\":{")?;
-        t.map(Tpl::key, |t, _| t.uint().map(|_| ()))?;
+        // Task names are short too; any other key is read as a key of any length.
+        let tasks = t.i;
+        if t.counts(|_, _| Some(())).is_none() {
+            t.i = tasks;
+            t.map(Tpl::key, |t, _| t.uint().map(|_| ()))?;
+        }
         t.lit(b"}")?;
         if t.b.get(t.i) == Some(&b',') {
             t.lit(b",\"grad_norm\":")?;
@@ -483,9 +489,9 @@ pub(super) fn train_line(r: &mut RunData, line: &[u8]) -> bool {
     r.note_time(time);
     r.timeline.push_counts(step, time, tokens as f64, &counts[..n]);
     r.loss.push(step, loss as f32);
-    // Only the last line's rate and learning rate are shown: their text is kept, and read
-    // when the poll ends (see `Rates`).
-    r.rates.keep(line, lr, tps);
+    // Only the last line's rate and learning rate are shown: where they are is noted, and
+    // read from the reader's copy of the line when the poll ends (see `Rates`).
+    r.rates.keep(lr, tps);
     true
 }
 
@@ -700,9 +706,10 @@ impl<'a> Tpl<'a> {
     }
 
     /// A key of at most seven printable ASCII bytes without escapes (a language name), read
-    /// as one word: its bytes and its [`tag`]. Anything else is `None` (the scanner's path).
+    /// as one word: its [`tag`] (which holds the key: see [`tag_name`]). Anything else is
+    /// `None` (the scanner's path).
     #[inline(always)]
-    fn short_key(&mut self) -> Option<(&'a [u8], u64)> {
+    fn short_key(&mut self) -> Option<u64> {
         const LOW: u64 = 0x0101_0101_0101_0101;
         const HIGH: u64 = 0x8080_8080_8080_8080;
         if self.b.get(self.i) != Some(&b'"') || self.i + 9 > self.b.len() {
@@ -725,7 +732,52 @@ impl<'a> Tpl<'a> {
             return None;
         }
         self.i = start + len + 1;
-        Some((&self.b[start..start + len], tag(w, len)))
+        Some(tag(w, len))
+    }
+
+    /// [`Tpl::uint`], from one word when that holds the whole number (as counts do).
+    #[inline(always)]
+    fn small_uint(&mut self) -> Option<u64> {
+        if self.i + 8 <= self.b.len() {
+            let (k, v) = leading_digits(word(self.b, self.i));
+            let k = k as usize;
+            if (1..8).contains(&k) {
+                // Byte k is not a digit (k < 8), so the number ends there.
+                if (k > 1 && self.b[self.i] == b'0') || matches!(self.b[self.i + k], b'.' | b'e' | b'E') {
+                    return None;
+                }
+                self.i += k;
+                return Some(v);
+            }
+        }
+        self.uint()
+    }
+
+    /// The entries of an object of counts whose opening brace was matched, through its
+    /// closing brace: `"key":count` pairs, each key a [`Tpl::short_key`] and each count a
+    /// [`Tpl::uint`], given to `f` as (tag, count). [`Tpl::map`] with those, unrolled.
+    #[inline(always)]
+    fn counts(&mut self, mut f: impl FnMut(u64, u64) -> Option<()>) -> Option<()> {
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            let tag = self.short_key()?;
+            if self.b.get(self.i) != Some(&b':') {
+                return None;
+            }
+            self.i += 1;
+            f(tag, self.small_uint()?)?;
+            match self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
     }
 
     /// The entries of an object whose opening brace was matched, through its closing brace:
@@ -796,6 +848,14 @@ fn leading_digits(x: u64) -> (u32, u64) {
     (k, (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32)
 }
 
+/// The name a [`Tpl::short_key`] tag holds: its bytes up to the first zero (keys read that way
+/// are printable ASCII, without NUL).
+pub(super) fn tag_name(tag: u64) -> String {
+    let b = tag.to_be_bytes();
+    let len = b.iter().position(|&c| c == 0).unwrap_or(8);
+    String::from_utf8_lossy(&b[..len]).into_owned()
+}
+
 /// A name of at most eight bytes as a number that orders as the name does: its bytes
 /// big-endian, zero-padded (JSON keys here hold no NUL, so a prefix sorts first). `w` is the
 /// little-endian word starting at the name.
@@ -847,8 +907,11 @@ mod tests {
         // Garbage after the key's quote does not enter its tag.
         let line = b"\"es\":13,\"fr\":1}}";
         let mut t = Tpl { b: line, i: 0 };
-        assert_eq!(t.short_key(), Some((&b"es"[..], tag_of(b"es"))));
+        assert_eq!(t.short_key(), Some(tag_of(b"es")));
         assert_eq!(t.i, 4);
+        for n in [&b"es"[..], b"a", b"zh-Hant"] {
+            assert_eq!(tag_name(tag_of(n)).as_bytes(), n);
+        }
         for bad in [
             &b"\"e\\s\":1}}}}}}"[..],
             b"\"e\x01\":1}}}}}}",
