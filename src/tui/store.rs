@@ -924,4 +924,49 @@ mod tests {
         assert_eq!(r.loss.at(8), Some(3.0));
         assert_eq!(r.timeline.steps.len(), 8);
     }
+
+    /// The learning rate and tokens/s shown are the last train line's: across the reader's
+    /// chunks (the line is kept once per chunk), after lines of other kinds, and poll to poll.
+    #[test]
+    fn rates_are_the_last_train_lines_across_chunks_and_polls() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let mut w = EventWriter::open(&p).unwrap();
+        let mut examples = Examples::default();
+        examples.lang.insert("en".into(), 1);
+        let train = |s: u64| {
+            let lr = 1e-3 / s as f64;
+            Event::new(
+                s,
+                Body::Train {
+                    loss: 1.0,
+                    lr,
+                    tokens: s,
+                    tokens_per_s: 1000.0 + s as f64,
+                    examples: examples.clone(),
+                    grad_norm: Some(0.5),
+                },
+            )
+        };
+        let check =
+            |w: &mut EventWriter| w.write(&Event::new(1, Body::Checkpoint { path: "c".into(), eval_loss: None }));
+        let steps = (READ_CHUNK as usize * 3) / train(1).to_line().len();
+        for s in 1..=steps as u64 {
+            w.write(&train(s)).unwrap();
+        }
+        check(&mut w).unwrap();
+        let mut r = RunData::open(dir.path());
+        r.poll();
+        assert_eq!(r.loss.len(), steps);
+        assert_eq!((r.lr, r.tokens_per_s), (Some(1e-3 / steps as f64), Some(1000.0 + steps as f64)));
+        for s in steps as u64 + 1..=steps as u64 + 3 {
+            w.write(&train(s)).unwrap();
+        }
+        r.poll();
+        let last = steps as u64 + 3;
+        assert_eq!((r.lr, r.tokens_per_s), (Some(1e-3 / last as f64), Some(1000.0 + last as f64)));
+        check(&mut w).unwrap();
+        assert!(r.poll());
+        assert_eq!((r.lr, r.tokens_per_s), (Some(1e-3 / last as f64), Some(1000.0 + last as f64)));
+    }
 }
