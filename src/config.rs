@@ -975,8 +975,9 @@ pub fn eval_langs(c: &RunConfig, mix: &Mixture) -> Vec<String> {
         return c.eval.langs.clone();
     }
     let mut v: Vec<String> = vec!["en".into()];
-    // In the additive design the configured seen languages are seen at every N, 0 included.
-    let designated = if is_additive(&c.data.mixture) { c.data.seen.clone() } else { Vec::new() };
+    // In a design over the configured seen languages they are seen at every N or share, 0
+    // included (the English-only baseline).
+    let designated = if designates_seen(&c.data.mixture) { c.data.seen.clone() } else { Vec::new() };
     for l in mix.seen().into_iter().map(String::from).chain(designated).chain(c.data.heldout.iter().cloned()) {
         if !v.contains(&l) {
             v.push(l);
@@ -986,18 +987,21 @@ pub fn eval_langs(c: &RunConfig, mix: &Mixture) -> Vec<String> {
     v
 }
 
-/// Whether a mixture SPEC is the additive design (`en=1000,n=400`): its `n=` goes to the
-/// configured seen languages, which stay seen when n is 0 (the design's baseline).
-pub fn is_additive(spec: &str) -> bool {
-    spec.split(',').any(|i| i.split_once('=').is_some_and(|(k, _)| k.trim() == "n"))
+/// Whether a mixture SPEC is a design over the configured seen languages: the additive
+/// design (`en=1000,n=400`), whose `n=` goes to them, or the `multilingual=0.4` shorthand, whose
+/// share does. They stay seen when n or the share is 0 (the design's English-only baseline), so
+/// that the baseline is evaluated, and grouped, as the runs it is compared with.
+pub fn designates_seen(spec: &str) -> bool {
+    spec.split(',').any(|i| i.split_once('=').is_some_and(|(k, _)| matches!(k.trim(), "n" | "multilingual")))
 }
 
 /// The group a language has in a run: English is the anchor; languages in the mixture (and,
-/// in the additive design, the configured seen languages) are seen; the rest unseen.
+/// in a design over the configured seen languages, those) are seen; the rest unseen.
 pub fn group_of(code: &str, c: &RunConfig, mix: &Mixture) -> lang::Group {
     if code == "en" {
         lang::Group::Anchor
-    } else if mix.seen().contains(&code) || (is_additive(&c.data.mixture) && c.data.seen.iter().any(|s| s == code)) {
+    } else if mix.seen().contains(&code) || (designates_seen(&c.data.mixture) && c.data.seen.iter().any(|s| s == code))
+    {
         lang::Group::Seen
     } else {
         lang::Group::Unseen
@@ -1077,6 +1081,26 @@ mod tests {
         assert_eq!(l.locate("train.lr"), "--set lr=2e-3");
         assert_eq!(l.locate("seed"), "cfg.toml:1:8");
         assert_eq!(eval_langs(c, &m), ["en", "es", "ar", "ko", "pt"]);
+    }
+
+    /// The English-only baseline of a design over the seen languages (`multilingual=0`,
+    /// `n=0`) is evaluated on them, grouped as seen, like the runs it is compared with; a
+    /// plain weight SPEC evaluates what it trains on.
+    #[test]
+    fn english_only_baselines_are_evaluated_on_the_designs_seen_languages() {
+        let cfg = "[data]\nseen = [\"es\", \"ja\"]\nheldout = [\"ko\"]\n";
+        for spec in ["multilingual=0", "multilingual=0.4", "en=100,n=0"] {
+            let (l, m) = load(cfg, &[&format!("mixture={spec}")]).unwrap();
+            assert_eq!(eval_langs(&l.config, &m), ["en", "es", "ja", "ko"], "{spec}");
+            let groups: Vec<_> = ["en", "es", "ja", "ko"].iter().map(|c| group_of(c, &l.config, &m)).collect();
+            assert_eq!(
+                groups,
+                [lang::Group::Anchor, lang::Group::Seen, lang::Group::Seen, lang::Group::Unseen],
+                "{spec}"
+            );
+        }
+        let (l, m) = load(cfg, &["mixture=en=1"]).unwrap();
+        assert_eq!(eval_langs(&l.config, &m), ["en", "ko"]);
     }
 
     #[test]
