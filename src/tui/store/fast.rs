@@ -755,29 +755,13 @@ impl<'a> Tpl<'a> {
 
     /// The entries of an object of counts whose opening brace was matched, through its
     /// closing brace: `"key":count` pairs, each key a [`Tpl::short_key`] and each count a
-    /// [`Tpl::uint`], given to `f` as (tag, count). [`Tpl::map`] with those, unrolled.
+    /// [`Tpl::uint`], given to `f` as (tag, count).
     #[inline(always)]
     fn counts(&mut self, mut f: impl FnMut(u64, u64) -> Option<()>) -> Option<()> {
-        if self.b.get(self.i) == Some(&b'}') {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            let tag = self.short_key()?;
-            if self.b.get(self.i) != Some(&b':') {
-                return None;
-            }
-            self.i += 1;
-            f(tag, self.small_uint()?)?;
-            match self.b.get(self.i)? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+        self.map(Tpl::short_key, |t, tag| {
+            let c = t.small_uint()?;
+            f(tag, c)
+        })
     }
 
     /// The entries of an object whose opening brace was matched, through its closing brace:
