@@ -459,10 +459,11 @@ pub(super) fn train_line(r: &mut RunData, line: &[u8]) -> bool {
         t.lit(b",\"tokens_per_s\":")?;
         let tps = t.skip_num()?;
         t.lit(b",\"examples\":{\"lang\":{")?;
-        // Language names of at most eight bytes (longer ones take the scanner's path), strictly
+        // Language names of at most seven bytes (longer ones take the scanner's path), strictly
         // increasing: serde writes a map sorted, and a repeated key (which the strict parser
         // would fold) never takes this path.
-        t.counts(|tag, c| {
+        t.map(Tpl::short_key, |t, tag| {
+            let c = t.small_uint()?;
             if n == MAX_LANGS || (n > 0 && counts[n - 1].0 >= tag) {
                 return None;
             }
@@ -471,12 +472,7 @@ pub(super) fn train_line(r: &mut RunData, line: &[u8]) -> bool {
             Some(())
         })?;
         t.lit(b",\"task\":{")?;
-        // Task names are short too; any other key is read as a key of any length.
-        let tasks = t.i;
-        if t.counts(|_, _| Some(())).is_none() {
-            t.i = tasks;
-            t.map(Tpl::key, |t, _| t.uint().map(|_| ()))?;
-        }
+        t.map(Tpl::key, |t, _| t.small_uint().map(|_| ()))?;
         t.lit(b"}")?;
         if t.b.get(t.i) == Some(&b',') {
             t.lit(b",\"grad_norm\":")?;
@@ -751,17 +747,6 @@ impl<'a> Tpl<'a> {
             }
         }
         self.uint()
-    }
-
-    /// The entries of an object of counts whose opening brace was matched, through its
-    /// closing brace: `"key":count` pairs, each key a [`Tpl::short_key`] and each count a
-    /// [`Tpl::uint`], given to `f` as (tag, count).
-    #[inline(always)]
-    fn counts(&mut self, mut f: impl FnMut(u64, u64) -> Option<()>) -> Option<()> {
-        self.map(Tpl::short_key, |t, tag| {
-            let c = t.small_uint()?;
-            f(tag, c)
-        })
     }
 
     /// The entries of an object whose opening brace was matched, through its closing brace:
