@@ -138,33 +138,41 @@ impl Timeline {
         self.time.push(time);
         self.tokens.push(tokens);
         let ex = &mut self.examples;
-        let mut c = 0;
         // The total in integers (one conversion, not a chain of float adds through memory):
         // the float sum of the counts, exactly, while it stays below 2^53.
         let mut sum = 0u64;
-        for &(tag, count) in counts {
-            // Languages of earlier lines missing from this one keep their last count.
-            while c < ex.names.len() && ex.tags[c] < (tag, false) {
-                let last = ex.cols[c].last().copied().unwrap_or(0.0);
-                ex.cols[c].push(last);
+        if ex.tags.len() == counts.len() && ex.tags.iter().zip(counts).all(|(&t, &(tag, _))| t == (tag, false)) {
+            // The languages of the line before (the common case): one push per column.
+            for (col, &(_, count)) in ex.cols.iter_mut().zip(counts) {
+                sum = sum.saturating_add(count);
+                col.push(count as f32);
+            }
+        } else {
+            let mut c = 0;
+            for &(tag, count) in counts {
+                // Languages of earlier lines missing from this one keep their last count.
+                while c < ex.names.len() && ex.tags[c] < (tag, false) {
+                    let last = ex.cols[c].last().copied().unwrap_or(0.0);
+                    ex.cols[c].push(last);
+                    c += 1;
+                }
+                sum = sum.saturating_add(count);
+                let count = count as f32;
+                if c < ex.names.len() && ex.tags[c] == (tag, false) {
+                    ex.cols[c].push(count);
+                } else {
+                    let name = fast::tag_name(tag);
+                    let mut col = Vec::with_capacity(self.steps.capacity());
+                    col.resize(before, 0.0);
+                    col.push(count);
+                    ex.insert(c, name, col);
+                }
                 c += 1;
             }
-            sum = sum.saturating_add(count);
-            let count = count as f32;
-            if c < ex.names.len() && ex.tags[c] == (tag, false) {
-                ex.cols[c].push(count);
-            } else {
-                let name = fast::tag_name(tag);
-                let mut col = Vec::with_capacity(self.steps.capacity());
-                col.resize(before, 0.0);
-                col.push(count);
-                ex.insert(c, name, col);
+            for col in &mut ex.cols[c..] {
+                let last = col.last().copied().unwrap_or(0.0);
+                col.push(last);
             }
-            c += 1;
-        }
-        for col in &mut ex.cols[c..] {
-            let last = col.last().copied().unwrap_or(0.0);
-            col.push(last);
         }
         let total = if sum <= 1 << 53 { sum as f64 } else { counts.iter().map(|&(_, n)| n as f64).sum() };
         self.total_examples.push(total);
@@ -281,6 +289,9 @@ pub struct RunData {
     pub smooth: Series,
     smooth_state: (f32, f64, f64),
     rates: Rates,
+    /// The `(tag, count)` pairs of the train line being read (see [`fast::train_line`]):
+    /// kept between lines so that it is neither allocated nor cleared per line.
+    line_counts: Vec<(u64, u64)>,
     reader: LineReader,
 }
 
@@ -367,6 +378,7 @@ impl RunData {
             smooth: Series::default(),
             smooth_state: (f32::NAN, 0.0, 0.0),
             rates: Rates::None,
+            line_counts: Vec::new(),
             reader: LineReader::new(dir.join("events.jsonl")),
         }
     }
@@ -394,15 +406,16 @@ impl RunData {
             }
         }
         let mut reader = std::mem::replace(&mut self.reader, LineReader::new(PathBuf::new()));
-        let reset = reader.read(|line| {
-            changed = true;
-            apply_line(self, line)
+        let reset = reader.read(|rest| {
+            let next = apply_next(self, rest);
+            changed |= next.is_some();
+            next
         });
         self.reader = reader;
         if reset {
             *self = RunData::open(&self.dir);
             let mut reader = std::mem::replace(&mut self.reader, LineReader::new(PathBuf::new()));
-            reader.read(|line| apply_line(self, line));
+            reader.read(|rest| apply_next(self, rest));
             self.reader = reader;
             changed = true;
         }
@@ -541,21 +554,25 @@ impl RunData {
     }
 }
 
-/// Apply one line: a fast path for the writer's own train and eval lines, serde otherwise.
-/// True when the reader is to keep a copy of the line (a train line whose [`Rates`] are
-/// pending).
-fn apply_line(r: &mut RunData, line: &[u8]) -> bool {
-    if fast::train_line(r, line) {
-        return true;
+/// Apply the line at the start of `rest` (the unread part of a chunk): a fast path for the
+/// writer's own train and eval lines, serde otherwise. Returns the line's length (without its
+/// newline) and whether the reader is to keep a copy of it (a train line whose [`Rates`] are
+/// pending), or `None` when `rest` holds no whole line.
+fn apply_next(r: &mut RunData, rest: &[u8]) -> Option<(usize, bool)> {
+    // The exact layout is recognised in place, up to its newline: no search for the end first.
+    if let Some(n) = fast::train_line(r, rest) {
+        return Some((n, true));
     }
-    if fast::apply(r, line) {
-        return false;
+    let n = memchr::memchr(b'\n', rest)?;
+    let line = &rest[..n];
+    if line.iter().all(|b| b.is_ascii_whitespace()) || fast::apply(r, line) {
+        return Some((n, false));
     }
     match std::str::from_utf8(line).ok().map(Event::parse) {
         Some(Ok(e)) => r.apply_event(&e),
         _ => r.bad_lines += 1,
     }
-    false
+    Some((n, false))
 }
 
 /// Follows a file by offset, keeping an unfinished last line.
@@ -575,10 +592,12 @@ impl LineReader {
         LineReader { path, offset: 0, ino: 0, partial: Vec::new(), kept: Vec::new() }
     }
 
-    /// Feed every complete new line to `f`, keeping a copy of the last line for which it
-    /// returns true; returns true when the file shrank or was replaced (the caller starts
-    /// over).
-    fn read(&mut self, mut f: impl FnMut(&[u8]) -> bool) -> bool {
+    /// Feed every complete new line to `f`: it is given the unread rest of a chunk, consumes
+    /// the line at its start and returns that line's length (without its newline) and whether
+    /// to keep a copy of it, or `None` when no whole line is left (the rest waits for more).
+    /// The copy kept is of the last such line. Returns true when the file shrank or was
+    /// replaced (the caller starts over).
+    fn read(&mut self, mut f: impl FnMut(&[u8]) -> Option<(usize, bool)>) -> bool {
         let Ok(mut file) = File::open(&self.path) else { return false };
         let Ok(meta) = file.metadata() else { return false };
         #[cfg(unix)]
@@ -618,12 +637,11 @@ impl LineReader {
             }
             let mut pos = 0;
             let mut keep = None;
-            while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
-                let line = &buf[pos..pos + nl];
-                if !line.iter().all(|b| b.is_ascii_whitespace()) && f(line) {
-                    keep = Some(pos..pos + nl);
+            while let Some((n, kept)) = f(&buf[pos..]) {
+                if kept {
+                    keep = Some(pos..pos + n);
                 }
-                pos += nl + 1;
+                pos += n + 1;
             }
             if let Some(k) = keep {
                 self.kept.clear();
@@ -923,6 +941,41 @@ mod tests {
         assert_eq!(r.loss.steps, (1..=8).collect::<Vec<_>>());
         assert_eq!(r.loss.at(8), Some(3.0));
         assert_eq!(r.timeline.steps.len(), 8);
+    }
+
+    /// A train line written in two parts, cut at every byte (the whole object but its newline
+    /// included): nothing is applied until its newline is written, and then the line once.
+    #[test]
+    fn a_line_is_applied_once_its_newline_is_written() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let mut examples = Examples::default();
+        examples.lang.insert("en".into(), 7);
+        examples.lang.insert("es".into(), 3);
+        let body = |loss| Body::Train {
+            loss,
+            lr: 1e-4,
+            tokens: 64,
+            tokens_per_s: 5.0,
+            examples: examples.clone(),
+            grad_norm: Some(0.5),
+        };
+        let line = Event::new(2, body(2.5)).to_line(); // ends in its newline
+        for cut in 1..line.len() {
+            std::fs::write(&p, Event::new(1, body(4.0)).to_line()).unwrap();
+            let mut r = RunData::open(dir.path());
+            r.poll();
+            let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+            f.write_all(&line.as_bytes()[..cut]).unwrap();
+            r.poll();
+            assert_eq!(r.loss.steps, [1], "cut at {cut}: nothing applied yet");
+            f.write_all(&line.as_bytes()[cut..]).unwrap();
+            assert!(r.poll());
+            assert_eq!((r.loss.steps.as_slice(), r.loss.ys.as_slice()), (&[1, 2][..], &[4.0, 2.5][..]), "cut at {cut}");
+            assert_eq!(r.timeline.examples.get("es"), Some(&[3.0, 3.0][..]));
+            assert_eq!((r.lr, r.tokens_per_s, r.bad_lines), (Some(1e-4), Some(5.0), 0));
+        }
     }
 
     /// The learning rate and tokens/s shown are the last train line's: across the reader's

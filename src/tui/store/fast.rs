@@ -435,16 +435,20 @@ pub(super) fn apply(r: &mut RunData, line: &[u8]) -> bool {
 
 /// The layout of a train line as mixscope's writer lays it out (serde's field order, no
 /// spaces): matched literally, so that the common line costs a few compares and its numbers.
-/// Anything else — another order, spaces, `null`, escapes, a missing field — returns false and
+/// Anything else — another order, spaces, `null`, escapes, a missing field — returns `None` and
 /// the line goes to [`apply`], which reads any JSON.
-pub(super) fn train_line(r: &mut RunData, line: &[u8]) -> bool {
+///
+/// `rest` is the unread part of a chunk: the line is matched from its start up to its newline
+/// (none of the layout's parts can hold one), and its length is returned without a search for
+/// the newline first. A line cut short (no newline yet) is not applied.
+pub(super) fn train_line(r: &mut RunData, rest: &[u8]) -> Option<usize> {
     /// Languages a line may name and still take this path.
     const MAX_LANGS: usize = 32;
-    let mut t = Tpl { b: line, i: 0 };
-    // (tag, count): all zeros, so that the array is cleared by one `memset` (a name is
-    // rebuilt from its tag, see [`tag_name`], only when it is new to the run).
-    let mut counts = [(0u64, 0u64); MAX_LANGS];
-    let mut n = 0;
+    let mut t = Tpl { b: rest, i: 0 };
+    // (tag, count): a name is rebuilt from its tag (see [`tag_name`]) only when it is new to
+    // the run.
+    let counts = &mut r.line_counts;
+    counts.clear();
     let parsed = (|| {
         t.lit(b"{\"v\":1,\"step\":")?;
         let step = t.uint()?;
@@ -464,11 +468,10 @@ pub(super) fn train_line(r: &mut RunData, line: &[u8]) -> bool {
         // would fold) never takes this path.
         t.map(Tpl::short_key, |t, tag| {
             let c = t.small_uint()?;
-            if n == MAX_LANGS || (n > 0 && counts[n - 1].0 >= tag) {
+            if counts.len() == MAX_LANGS || counts.last().is_some_and(|&(last, _)| last >= tag) {
                 return None;
             }
-            counts[n] = (tag, c);
-            n += 1;
+            counts.push((tag, c));
             Some(())
         })?;
         t.lit(b",\"task\":{")?;
@@ -479,16 +482,16 @@ pub(super) fn train_line(r: &mut RunData, line: &[u8]) -> bool {
             t.skip_num()?;
         }
         t.lit(b"}")?;
-        (t.i == t.b.len()).then_some((step, time, loss, lr, tokens, tps))
+        (t.b.get(t.i) == Some(&b'\n')).then_some((step, time, loss, lr, tokens, tps))
     })();
-    let Some((step, time, loss, lr, tokens, tps)) = parsed else { return false };
+    let (step, time, loss, lr, tokens, tps) = parsed?;
     r.note_time(time);
-    r.timeline.push_counts(step, time, tokens as f64, &counts[..n]);
+    r.timeline.push_counts(step, time, tokens as f64, &r.line_counts);
     r.loss.push(step, loss as f32);
     // Only the last line's rate and learning rate are shown: where they are is noted, and
     // read from the reader's copy of the line when the poll ends (see `Rates`).
     r.rates.keep(lr, tps);
-    true
+    Some(t.i)
 }
 
 /// A cursor for [`train_line`]: literal compares, and numbers read eight digits at a time.
