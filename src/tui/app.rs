@@ -314,6 +314,7 @@ pub struct App {
     pub pending: Vec<Request>,
     pub quit: bool,
     pub dirty: bool,
+    /// Ticks of the event loop (four a second).
     pub frame: u64,
     /// "Now" for ages and ETAs (fixed in tests).
     pub now: f64,
@@ -588,6 +589,12 @@ impl App {
     }
 
     /// After the store changed: tree, task list, log.
+    /// The live runs' breath: 0 or 1, turning once a second (with the once-a-second frame,
+    /// so that breathing costs no frames of its own).
+    pub fn breath(&self) -> u64 {
+        (self.frame / 4) % 2
+    }
+
     pub fn on_data(&mut self) {
         self.rebuild_tree();
         self.pick_task();

@@ -1,6 +1,8 @@
 //! The terminal UI: one tokio `select!` over terminal input, file-change events on the runs
 //! root (with a polling fallback), the results of supervisor requests, and a tick; a frame is
-//! drawn only when something changed.
+//! drawn only when something changed. Keys are answered at once; new data is drawn at once
+//! after a quiet spell, and within a burst of appends at most every [`DATA_FRAME`] (see
+//! [`DataPacer`]).
 
 pub mod action;
 pub mod app;
@@ -21,6 +23,33 @@ use futures::StreamExt;
 
 use app::{App, Mode, Request};
 use store::Store;
+
+/// The shortest time between two frames drawn for new data (not for keys): a burst of
+/// appends (many runs writing at once, or a trainer's eval lines) costs two frames, not one
+/// per line.
+pub const DATA_FRAME: Duration = Duration::from_millis(50);
+
+/// When a change on disk is read and drawn: at once when no data frame was drawn within
+/// [`DATA_FRAME`], else when that time is up (changes meanwhile are read together).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DataPacer {
+    last: Option<Instant>,
+}
+
+impl DataPacer {
+    /// When to read and draw a change noticed at `now`.
+    pub fn due(&self, now: Instant) -> Instant {
+        match self.last {
+            Some(t) if now < t + DATA_FRAME => t + DATA_FRAME,
+            _ => now,
+        }
+    }
+
+    /// A frame with new data was drawn at `at`.
+    pub fn drawn(&mut self, at: Instant) {
+        self.last = Some(at);
+    }
+}
 
 /// How to open the TUI.
 #[derive(Debug, Clone, Default)]
@@ -149,8 +178,10 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
     let mut term_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     #[cfg(unix)]
     let mut hup_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut last_state_check = Instant::now();
     let mut last_rescan = Instant::now();
+    let mut pacer = DataPacer::default();
+    // When file events are to be read (see `DataPacer`); none pending when `None`.
+    let mut read_at: Option<Instant> = None;
     loop {
         for req in std::mem::take(&mut app.pending) {
             let (root, tx) = (root.to_path_buf(), rtx.clone());
@@ -189,6 +220,11 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
             },
             Some(()) = frx.recv() => {
                 while frx.try_recv().is_ok() {}
+                read_at.get_or_insert_with(|| pacer.due(Instant::now()));
+            },
+            _ = tokio::time::sleep_until(read_at.unwrap_or_else(Instant::now).into()), if read_at.is_some() => {
+                read_at = None;
+                while frx.try_recv().is_ok() {}
                 let mut changed = app.store.poll();
                 if last_rescan.elapsed() > Duration::from_millis(300) {
                     changed |= app.store.rescan();
@@ -197,6 +233,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
                 if changed {
                     app.store.refresh_states();
                     app.on_data();
+                    pacer.drawn(Instant::now());
                 }
             },
             Some(out) = rrx.recv() => {
@@ -210,25 +247,42 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
                 app.on_data();
             },
             _ = tick.tick() => {
+                app.frame += 1;
                 let mut changed = app.store.poll();
-                if last_state_check.elapsed() >= Duration::from_secs(1) {
+                // Once a second (every fourth tick): run states, new runs, the system strip and
+                // the clocks, and the live runs' breath (see `App::breath`), in one frame.
+                if app.frame % 4 == 0 {
                     changed |= app.store.refresh_states();
                     changed |= app.store.rescan();
                     app.system.sample();
-                    last_state_check = Instant::now();
                     app.dirty = true;
                 }
                 if changed {
                     app.on_data();
                 }
-                // Live runs breathe at 2 Hz.
-                let live = app.store.runs.iter().any(|r| r.alive);
-                app.frame += 1;
-                if live && app.frame % 2 == 0 {
-                    app.dirty = true;
-                }
             },
             _ = signals => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// New data is drawn at once after a quiet spell; within a burst, when the data frame's
+    /// interval is up; and at once again after one.
+    #[test]
+    fn data_frames_are_paced_within_a_burst_only() {
+        let t0 = Instant::now();
+        let mut p = DataPacer::default();
+        assert_eq!(p.due(t0), t0, "the first change: at once");
+        p.drawn(t0);
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(p.due(t0 + ms(1)), t0 + DATA_FRAME, "a burst waits for the interval");
+        assert_eq!(p.due(t0 + DATA_FRAME - ms(1)), t0 + DATA_FRAME);
+        assert_eq!(p.due(t0 + DATA_FRAME), t0 + DATA_FRAME);
+        let later = t0 + DATA_FRAME + ms(200);
+        assert_eq!(p.due(later), later, "after a quiet spell: at once");
     }
 }

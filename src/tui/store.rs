@@ -598,14 +598,20 @@ impl LineReader {
     /// The copy kept is of the last such line. Returns true when the file shrank or was
     /// replaced (the caller starts over).
     fn read(&mut self, mut f: impl FnMut(&[u8]) -> Option<(usize, bool)>) -> bool {
+        #[cfg(unix)]
+        let ino_of = |m: &std::fs::Metadata| std::os::unix::fs::MetadataExt::ino(m);
+        #[cfg(not(unix))]
+        let ino_of = |_: &std::fs::Metadata| 0;
+        let consumed = self.offset + self.partial.len() as u64;
+        // Nothing new (most polls): told by the path's metadata, without opening the file (an
+        // open costs more, and the runs root's watcher is woken by every open and close).
+        if std::fs::metadata(&self.path).is_ok_and(|m| m.len() == consumed && ino_of(&m) == self.ino) {
+            return false;
+        }
         let Ok(mut file) = File::open(&self.path) else { return false };
         let Ok(meta) = file.metadata() else { return false };
-        #[cfg(unix)]
-        let ino = std::os::unix::fs::MetadataExt::ino(&meta);
-        #[cfg(not(unix))]
-        let ino = 0;
+        let ino = ino_of(&meta);
         let len = meta.len();
-        let consumed = self.offset + self.partial.len() as u64;
         if len < consumed || (self.ino != 0 && ino != self.ino) {
             self.offset = 0;
             self.partial.clear();

@@ -79,9 +79,9 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         }
         let r = &app.store.runs[row.run];
         let mark = if app.marked.contains(&r.id) { "▌" } else { " " };
-        let g = glyph(r, app.frame / 2);
+        let g = glyph(r, app.breath());
         let mut gstyle = Style::default().fg(th.state(r.state));
-        if r.state == State::Running && (app.frame / 2) % 2 == 1 {
+        if r.state == State::Running && app.breath() == 1 {
             gstyle = gstyle.add_modifier(Modifier::DIM);
         }
         let step = format!("{}/{}", r.step(), r.max_steps);
