@@ -292,6 +292,38 @@ mod tests {
         assert_eq!(covered, 10_000, "every point is in a bucket");
     }
 
+    /// Min and max over any range, blocks of NaNs and infinities among the points, agree with
+    /// a plain scan of the finite points (NaN when there are none).
+    #[test]
+    fn minmax_matches_a_plain_scan_of_the_finite_points() {
+        let mut s = Series::default();
+        for i in 0..3000u64 {
+            let y = match i {
+                640..=767 => f32::NAN, // two whole blocks
+                _ if i % 97 == 0 => f32::INFINITY,
+                _ if i % 89 == 0 => f32::NAN,
+                _ => ((i * 2654435761) % 1000) as f32 / 7.0 - 50.0,
+            };
+            s.push(i + 1, y);
+        }
+        let plain = |a: usize, b: usize| {
+            let finite: Vec<f32> = s.ys[a..b].iter().copied().filter(|y| y.is_finite()).collect();
+            let mn = finite.iter().copied().reduce(f32::min).unwrap_or(f32::NAN);
+            let mx = finite.iter().copied().reduce(f32::max).unwrap_or(f32::NAN);
+            (mn, mx)
+        };
+        let same = |x: f32, y: f32| x == y || (x.is_nan() && y.is_nan());
+        for a in (0..3000).step_by(37).chain([0, 63, 64, 640, 700]) {
+            for b in (a..=3000).step_by(53).chain([a + 1, 768, 3000]) {
+                if b > 3000 || b <= a {
+                    continue;
+                }
+                let (got, want) = (s.minmax(a, b), plain(a, b));
+                assert!(same(got.0, want.0) && same(got.1, want.1), "{a}..{b}: {got:?} vs {want:?}");
+            }
+        }
+    }
+
     #[test]
     fn a_resume_replaces_the_tail() {
         let mut s = Series::default();
