@@ -57,40 +57,48 @@ pub fn write_fixtures(root: &Path, runs: usize, steps: u64) -> Result<u64> {
         .sum())
 }
 
-fn cold_load(dir: &Path, runs: usize, steps: u64) -> Result<(f64, u64)> {
-    let root = dir.join("load");
-    let lines = write_fixtures(&root, runs, steps)?;
-    // Warm the page cache, then time the load: the median of five (a shared machine's
-    // neighbours make single loads vary by a third).
-    let _ = Store::load(&root);
-    let mut secs: Vec<f64> = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            let store = Store::load(&root);
-            let secs = t.elapsed().as_secs_f64();
-            assert!(store.points() > 0);
-            secs
-        })
-        .collect();
-    secs.sort_by(f64::total_cmp);
-    Ok((lines as f64 / secs[secs.len() / 2], lines))
+/// The cold load and its side-by-side reference, in rounds: each round times one load of the
+/// whole root as the TUI loads it and then one read of the same files by the strict (serde)
+/// parser alone, as the supervisor reads events, in parallel as the TUI loads (it only
+/// parses; it folds nothing). A shared machine's neighbours make single passes vary by a
+/// third, and drift over a minute: the ratio is taken round by round, the pair a few seconds
+/// apart.
+struct ColdLoad {
+    lines: u64,
+    /// Events per second of each round's load and of its serde pass.
+    load: Vec<f64>,
+    serde: Vec<f64>,
 }
 
-/// The same runs read by the strict (serde) parser alone, as the supervisor reads events, in
-/// parallel as the TUI loads: the side-by-side reference for the cold load (one pass: it only
-/// parses, it folds nothing).
-fn serde_load(dir: &Path) -> Result<f64> {
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn cold_load(dir: &Path, runs: usize, steps: u64, rounds: usize) -> Result<ColdLoad> {
     use rayon::prelude::*;
     let root = dir.join("load");
+    let lines = write_fixtures(&root, runs, steps)?;
     let paths: Vec<_> = crate::runs::list(&root)?.into_iter().map(|r| r.events_path()).collect();
-    let t = Instant::now();
-    let lines: usize = paths
-        .par_iter()
-        .map(|p| crate::runs::events::read_all(p).map(|(e, bad, _)| e.len() + bad.len()))
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .sum();
-    Ok(lines as f64 / t.elapsed().as_secs_f64())
+    let _ = Store::load(&root); // warm the page cache
+    let (mut load, mut serde) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let store = Store::load(&root);
+        load.push(lines as f64 / t.elapsed().as_secs_f64());
+        assert!(store.points() > 0);
+        drop(store);
+        let t = Instant::now();
+        let read: usize = paths
+            .par_iter()
+            .map(|p| crate::runs::events::read_all(p).map(|(e, bad, _)| e.len() + bad.len()))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .sum();
+        serde.push(read as f64 / t.elapsed().as_secs_f64());
+    }
+    Ok(ColdLoad { lines, load, serde })
 }
 
 pub fn frame_time(series: usize, points: u64) -> Result<f64> {
@@ -270,23 +278,32 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     let (runs, steps, pts) = if quick { (4, 20_000, 100_000) } else { (20, 200_000, 1_000_000) };
     let mut rows = Vec::new();
     eprintln!("writing {runs} runs × {steps} events …");
-    let (eps, lines) = cold_load(dir.path(), runs, steps)?;
+    let rounds = 5;
+    eprintln!("loading them, and reading them with serde, {rounds} times …");
+    let c = cold_load(dir.path(), runs, steps, rounds)?;
+    let eps = median(&c.load);
     rows.push(Row::new(
         "tui",
         "cold load",
-        format!("{runs} runs × {steps} events ({lines} lines), median of 5 loads"),
+        format!(
+            "{runs} runs × {steps} events ({} lines), median of {rounds} loads (best {:.2})",
+            c.lines,
+            c.load.iter().copied().fold(0.0, f64::max) / 1e6
+        ),
         eps / 1e6,
         "M events/s",
         "≥ 5",
         eps >= 5e6,
     ));
-    eprintln!("reading the same runs with serde …");
-    let serde_eps = serde_load(dir.path())?;
+    let ratios: Vec<f64> = c.load.iter().zip(&c.serde).map(|(l, s)| l / s).collect();
     rows.push(Row::new(
         "tui",
         "vs serde",
-        format!("cold load ÷ the strict parser alone ({:.2} M events/s), same runs", serde_eps / 1e6),
-        eps / serde_eps,
+        format!(
+            "cold load ÷ the strict parser alone on the same runs, median of {rounds} rounds side by side (serde {:.2} M events/s)",
+            median(&c.serde) / 1e6
+        ),
+        median(&ratios),
         "x",
         "-",
         true,
