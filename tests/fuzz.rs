@@ -92,9 +92,11 @@ proptest! {
         prop_assert!(r.loss.len() <= trains, "{} points from {} train events", r.loss.len(), trains);
     }
 
-    /// One train line as the writer writes it, damaged: the TUI draws a point exactly when the
-    /// strict parser accepts the line, at the parser's step and (to f32) loss. This is the
-    /// TUI's exact-layout path (a writer's line matches it) against serde, byte by byte.
+    /// One train line as the writer writes it, damaged, after an intact one naming the same
+    /// languages: the TUI draws a point exactly when the strict parser accepts the line, at the
+    /// parser's step and (to f32) loss, with the parser's example counts per language. This is
+    /// the TUI's exact-layout path (a writer's line matches it; the intact line primes its
+    /// keys of the line before) against serde, byte by byte.
     #[test]
     fn a_damaged_train_line_is_a_point_exactly_when_the_parser_accepts_it(
         pos in any::<u16>(),
@@ -102,6 +104,7 @@ proptest! {
         how in 0u8..3,
         junk in proptest::collection::vec(any::<u8>(), 1..6),
     ) {
+        let intact = valid_lines()[0].replacen("\"step\":1,", "\"step\":0,", 1);
         let mut l = valid_lines()[0].clone().into_bytes();
         let p = pos as usize % l.len();
         match how {
@@ -112,22 +115,30 @@ proptest! {
             }
         }
         l.push(b'\n');
+        let file = [intact.as_bytes(), &l].concat();
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("r");
-        write_run(&dir, &l);
+        write_run(&dir, &file);
         let (events, _, _) = read_all(&dir.join("events.jsonl")).unwrap();
         let mut r = RunData::open(&dir);
         r.poll();
-        let trains: Vec<(u64, f64)> = events
-            .iter()
-            .filter_map(|e| match e.body {
-                Body::Train { loss, .. } => Some((e.step, loss)),
-                _ => None,
-            })
-            .collect();
-        prop_assert_eq!(r.loss.len(), trains.len(), "{}", String::from_utf8_lossy(&l));
-        if let Some(&(step, loss)) = trains.first() {
-            prop_assert_eq!(r.loss.last(), Some((step, loss as f32)), "{}", String::from_utf8_lossy(&l));
+        // The parser's train events, folded as a series folds them (a step at or before the
+        // last replaces the tail from there).
+        let mut want: Vec<(u64, f32)> = Vec::new();
+        let mut last_counts = None;
+        for e in &events {
+            if let Body::Train { loss, examples, .. } = &e.body {
+                want.truncate(want.partition_point(|&(s, _)| s < e.step));
+                want.push((e.step, *loss as f32));
+                last_counts = Some(examples.lang.clone());
+            }
+        }
+        let shown = String::from_utf8_lossy(&l);
+        let got: Vec<(u64, f32)> = r.loss.steps.iter().copied().zip(r.loss.ys.iter().copied()).collect();
+        prop_assert_eq!(got, want, "{}", shown);
+        for (lang, &n) in last_counts.iter().flatten() {
+            let col = r.timeline.examples.get(lang).and_then(|c| c.last().copied());
+            prop_assert_eq!(col, Some(n as f32), "{} of {}", lang, shown);
         }
     }
 

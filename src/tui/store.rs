@@ -292,6 +292,8 @@ pub struct RunData {
     /// The `(tag, count)` pairs of the train line being read (see [`fast::train_line`]):
     /// kept between lines so that it is neither allocated nor cleared per line.
     line_counts: Vec<(u64, u64)>,
+    /// The language keys of the last train line the exact-layout path read.
+    lang_keys: fast::LangKeys,
     reader: LineReader,
 }
 
@@ -379,6 +381,7 @@ impl RunData {
             smooth_state: (f32::NAN, 0.0, 0.0),
             rates: Rates::None,
             line_counts: Vec::new(),
+            lang_keys: fast::LangKeys::default(),
             reader: LineReader::new(dir.join("events.jsonl")),
         }
     }

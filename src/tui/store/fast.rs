@@ -449,6 +449,8 @@ pub(super) fn train_line(r: &mut RunData, rest: &[u8]) -> Option<usize> {
     // the run.
     let counts = &mut r.line_counts;
     counts.clear();
+    let keys = &r.lang_keys;
+    let mut fresh_keys = false;
     let parsed = (|| {
         t.lit(b"{\"v\":1,\"step\":")?;
         let step = t.uint()?;
@@ -463,17 +465,24 @@ pub(super) fn train_line(r: &mut RunData, rest: &[u8]) -> Option<usize> {
         t.lit(b",\"tokens_per_s\":")?;
         let tps = t.skip_num()?;
         t.lit(b",\"examples\":{\"lang\":{")?;
-        // Language names of at most seven bytes (longer ones take the scanner's path), strictly
-        // increasing: serde writes a map sorted, and a repeated key (which the strict parser
-        // would fold) never takes this path.
-        t.map(Tpl::short_key, |t, tag| {
-            let c = t.small_uint()?;
-            if counts.len() == MAX_LANGS || counts.last().is_some_and(|&(last, _)| last >= tag) {
-                return None;
-            }
-            counts.push((tag, c));
-            Some(())
-        })?;
+        // Most lines name the languages of the line before: matched key by key, one compare
+        // each. Otherwise (or on any difference) the map is read afresh.
+        let map_start = t.i;
+        if t.known_keys(keys, counts).is_none() {
+            (t.i, fresh_keys) = (map_start, true);
+            counts.clear();
+            // Language names of at most seven bytes (longer ones take the scanner's path),
+            // strictly increasing: serde writes a map sorted, and a repeated key (which the
+            // strict parser would fold) never takes this path.
+            t.map(Tpl::short_key, |t, tag| {
+                let c = t.small_uint()?;
+                if counts.len() == MAX_LANGS || counts.last().is_some_and(|&(last, _)| last >= tag) {
+                    return None;
+                }
+                counts.push((tag, c));
+                Some(())
+            })?;
+        }
         t.lit(b",\"task\":{")?;
         t.map(Tpl::key, |t, _| t.small_uint().map(|_| ()))?;
         t.lit(b"}")?;
@@ -485,6 +494,9 @@ pub(super) fn train_line(r: &mut RunData, rest: &[u8]) -> Option<usize> {
         (t.b.get(t.i) == Some(&b'\n')).then_some((step, time, loss, lr, tokens, tps))
     })();
     let (step, time, loss, lr, tokens, tps) = parsed?;
+    if fresh_keys {
+        r.lang_keys = LangKeys::of(&r.line_counts);
+    }
     r.note_time(time);
     r.timeline.push_counts(step, time, tokens as f64, &r.line_counts);
     r.loss.push(step, loss as f32);
@@ -492,6 +504,41 @@ pub(super) fn train_line(r: &mut RunData, rest: &[u8]) -> Option<usize> {
     // read from the reader's copy of the line when the poll ends (see `Rates`).
     r.rates.keep(lr, tps);
     Some(t.i)
+}
+
+/// The language keys of the last train line read by [`train_line`], each as the word of its
+/// bytes `"key":` (a key of up to five bytes, as language codes are), with its tag: a line
+/// naming the same languages is matched with one compare per key. Empty when that line named
+/// none, or a longer key.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LangKeys(Vec<KnownKey>);
+
+#[derive(Debug, Clone, Copy)]
+struct KnownKey {
+    word: u64,
+    /// The `"key":` bytes of `word`.
+    len: usize,
+    tag: u64,
+}
+
+impl LangKeys {
+    /// The keys of a line's `(tag, count)` pairs (see [`tag_name`]).
+    fn of(counts: &[(u64, u64)]) -> LangKeys {
+        let mut keys = Vec::with_capacity(counts.len());
+        for &(tag, _) in counts {
+            let name = tag_name(tag);
+            let len = name.len() + 3;
+            if len > 8 {
+                return LangKeys::default();
+            }
+            let mut w = [0u8; 8];
+            w[0] = b'"';
+            w[1..len - 2].copy_from_slice(name.as_bytes());
+            w[len - 2..len].copy_from_slice(b"\":");
+            keys.push(KnownKey { word: u64::from_le_bytes(w), len, tag });
+        }
+        LangKeys(keys)
+    }
 }
 
 /// A cursor for [`train_line`]: literal compares, and numbers read eight digits at a time.
@@ -732,6 +779,33 @@ impl<'a> Tpl<'a> {
         }
         self.i = start + len + 1;
         Some(tag(w, len))
+    }
+
+    /// The entries of an object whose opening brace was matched, through its closing brace,
+    /// when they are exactly `keys` in order, each with a count (pushed to `counts` with the
+    /// key's tag); `None` on any difference (the caller reads the object afresh).
+    #[inline(always)]
+    fn known_keys(&mut self, keys: &LangKeys, counts: &mut Vec<(u64, u64)>) -> Option<()> {
+        let n = keys.0.len();
+        if n == 0 {
+            return None;
+        }
+        for (j, k) in keys.0.iter().enumerate() {
+            if self.i + 8 > self.b.len() {
+                return None;
+            }
+            let mask = u64::MAX >> (64 - 8 * k.len);
+            if (word(self.b, self.i) ^ k.word) & mask != 0 {
+                return None;
+            }
+            self.i += k.len;
+            counts.push((k.tag, self.small_uint()?));
+            if self.b.get(self.i) != Some(if j + 1 == n { &b'}' } else { &b',' }) {
+                return None;
+            }
+            self.i += 1;
+        }
+        Some(())
     }
 
     /// [`Tpl::uint`], from one word when that holds the whole number (as counts do).
