@@ -80,6 +80,7 @@ fn cold_load(dir: &Path, runs: usize, steps: u64, rounds: usize) -> Result<ColdL
     use rayon::prelude::*;
     let root = dir.join("load");
     let lines = write_fixtures(&root, runs, steps)?;
+    eprintln!("loading them, and reading them with serde, {rounds} times …");
     let paths: Vec<_> = crate::runs::list(&root)?.into_iter().map(|r| r.events_path()).collect();
     let _ = Store::load(&root); // warm the page cache
     let (mut load, mut serde) = (Vec::new(), Vec::new());
@@ -279,7 +280,6 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     eprintln!("writing {runs} runs × {steps} events …");
     let rounds = 5;
-    eprintln!("loading them, and reading them with serde, {rounds} times …");
     let c = cold_load(dir.path(), runs, steps, rounds)?;
     let eps = median(&c.load);
     rows.push(Row::new(

@@ -588,13 +588,13 @@ impl App {
         self.seen_status = total;
     }
 
-    /// After the store changed: tree, task list, log.
     /// The live runs' breath: 0 or 1, turning once a second (with the once-a-second frame,
     /// so that breathing costs no frames of its own).
     pub fn breath(&self) -> u64 {
         (self.frame / 4) % 2
     }
 
+    /// After the store changed: tree, task list, log.
     pub fn on_data(&mut self) {
         self.rebuild_tree();
         self.pick_task();
