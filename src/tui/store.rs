@@ -910,6 +910,60 @@ mod tests {
         assert_eq!((fast.lr, fast.tokens_per_s), (Some(1e-5), Some(1e3)));
     }
 
+    /// A line naming the languages of the line before, with counts of every shape: each is a
+    /// point with the counts serde reads, or (where serde rejects it) a bad line.
+    #[test]
+    fn counts_after_a_line_with_the_same_languages_read_as_the_parser_reads_them() {
+        let line = |step: u64, langs: &str| {
+            format!(
+                "{{\"v\":1,\"step\":{step},\"time\":1.5,\"kind\":\"train\",\"loss\":2.5,\"lr\":0.001,\"tokens\":64,\
+                 \"tokens_per_s\":10.0,\"examples\":{{\"lang\":{{{langs}}},\"task\":{{}}}}}}\n"
+            )
+        };
+        let shapes = [
+            "7",
+            "0",
+            "013",
+            "00",
+            "1234567",
+            "12345678",
+            "123456789012",
+            "13.0",
+            "13e1",
+            "-1",
+            "13 ",
+            " 13",
+            "1}",
+            "",
+        ];
+        let mut maps: Vec<String> =
+            shapes.iter().flat_map(|en| shapes.iter().map(move |es| format!("\"en\":{en},\"es\":{es}"))).collect();
+        // Separators and keys of every shape.
+        for m in ["29;\"es\":13", "29 ,\"es\":13", "29,\"es\":13,", "29,\"es\":13,\"fr\":1", "29", "29,\"eS\":13"] {
+            maps.push(format!("\"en\":{m}"));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        for map in &maps {
+            let text = line(1, "\"en\":29,\"es\":13") + &line(2, map) + &line(3, "\"en\":30,\"es\":14");
+            std::fs::write(&p, &text).unwrap();
+            let mut fast = RunData::open(dir.path());
+            fast.poll();
+            let mut slow = RunData::open(dir.path());
+            let mut bad = 0;
+            for l in text.lines() {
+                match Event::parse(l) {
+                    Ok(e) => slow.apply_event(&e),
+                    Err(_) => bad += 1,
+                }
+            }
+            let case = format!("{{{map}}}");
+            assert_eq!((fast.bad_lines, &fast.loss.steps), (bad, &slow.loss.steps), "{case}");
+            assert_eq!(fast.timeline.examples, slow.timeline.examples, "{case}");
+            assert_eq!(fast.timeline.total_examples, slow.timeline.total_examples, "{case}");
+        }
+    }
+
     #[test]
     fn follows_appends_torn_lines_and_resumes() {
         let dir = tempfile::tempdir().unwrap();

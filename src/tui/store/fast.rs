@@ -516,9 +516,12 @@ pub(super) struct LangKeys(Vec<KnownKey>);
 #[derive(Debug, Clone, Copy)]
 struct KnownKey {
     word: u64,
-    /// The `"key":` bytes of `word`.
+    /// The `"key":` bytes of `word`: their count, and a mask of them.
     len: usize,
+    mask: u64,
     tag: u64,
+    /// The byte after the key's count: `,`, or `}` after the last key.
+    sep: u8,
 }
 
 impl LangKeys {
@@ -535,7 +538,11 @@ impl LangKeys {
             w[0] = b'"';
             w[1..len - 2].copy_from_slice(name.as_bytes());
             w[len - 2..len].copy_from_slice(b"\":");
-            keys.push(KnownKey { word: u64::from_le_bytes(w), len, tag });
+            let mask = u64::MAX >> (64 - 8 * len);
+            keys.push(KnownKey { word: u64::from_le_bytes(w), len, mask, tag, sep: b',' });
+        }
+        if let Some(last) = keys.last_mut() {
+            last.sep = b'}';
         }
         LangKeys(keys)
     }
@@ -784,27 +791,35 @@ impl<'a> Tpl<'a> {
     /// The entries of an object whose opening brace was matched, through its closing brace,
     /// when they are exactly `keys` in order, each with a count (pushed to `counts` with the
     /// key's tag); `None` on any difference (the caller reads the object afresh).
+    ///
+    /// One bounds check per entry: its key and its count are read as two words. A count of
+    /// one to seven digits ends inside its word, and the byte after it must be the entry's
+    /// separator; anything else (a longer count, a leading zero, a fraction, an object that ends
+    /// within 16 bytes of the key) is a difference.
     #[inline(always)]
     fn known_keys(&mut self, keys: &LangKeys, counts: &mut Vec<(u64, u64)>) -> Option<()> {
-        let n = keys.0.len();
-        if n == 0 {
+        if keys.0.is_empty() {
             return None;
         }
-        for (j, k) in keys.0.iter().enumerate() {
-            if self.i + 8 > self.b.len() {
+        let mut i = self.i;
+        for k in &keys.0 {
+            let entry: &[u8; 16] = self.b.get(i..i + 16)?.try_into().ok()?;
+            let key = u64::from_le_bytes(entry[..8].try_into().ok()?);
+            if (key ^ k.word) & k.mask != 0 {
                 return None;
             }
-            let mask = u64::MAX >> (64 - 8 * k.len);
-            if (word(self.b, self.i) ^ k.word) & mask != 0 {
+            let count = u64::from_le_bytes(entry[k.len.min(8)..k.len.min(8) + 8].try_into().ok()?);
+            let (digits, value) = leading_digits(count);
+            if !(1..8).contains(&digits) || (digits > 1 && count as u8 == b'0') {
                 return None;
             }
-            self.i += k.len;
-            counts.push((k.tag, self.small_uint()?));
-            if self.b.get(self.i) != Some(if j + 1 == n { &b'}' } else { &b',' }) {
+            if (count >> (8 * digits)) as u8 != k.sep {
                 return None;
             }
-            self.i += 1;
+            counts.push((k.tag, value));
+            i += k.len + digits as usize + 1;
         }
+        self.i = i;
         Some(())
     }
 
