@@ -108,7 +108,8 @@ impl<'a> Sc<'a> {
             while let Some(c @ b'0'..=b'9') = self.peek() {
                 if digits < 19 {
                     mant = mant * 10 + (c - b'0') as u64;
-                    digits += 1;
+                    // Zeros before the first nonzero digit (`0.000012`) are not significant.
+                    digits += (mant != 0) as u32;
                     scale -= 1;
                 }
                 self.i += 1;
@@ -594,18 +595,28 @@ impl<'a> Tpl<'a> {
         self.b.get(self.i).filter(|c| c.is_ascii_digit()).map(|c| c - b'0')
     }
 
-    /// Digits into `mant` while it holds fewer than `MAX`; returns (digits read, digits dropped).
-    /// Eight bytes at a time: the digits among them are found and reduced with word arithmetic.
+    /// Digits into `mant` while it holds fewer than `MAX` significant digits (`kept`: zeros
+    /// before the first nonzero digit, as in `0.000012`, are not counted); returns (digits read,
+    /// digits dropped). Eight bytes at a time: the digits among them are found and reduced with
+    /// word arithmetic.
     #[inline(always)]
     fn digits<const MAX: u32>(&mut self, mant: &mut u64, kept: &mut u32) -> (u32, u32) {
         let (mut read, mut dropped) = (0, 0);
         while *kept + 8 <= MAX && self.i + 8 <= self.b.len() {
-            let (k, v) = leading_digits(word(self.b, self.i));
+            let w = word(self.b, self.i);
+            let (k, v) = leading_digits(w);
             if k == 0 {
                 return (read, dropped);
             }
+            if *mant == 0 {
+                // The word's leading zeros are not significant.
+                let mask = u64::MAX >> (64 - 8 * k);
+                let zeros = ((w ^ 0x3030_3030_3030_3030) & mask).trailing_zeros().min(64) / 8;
+                *kept += if v == 0 { 0 } else { k - zeros };
+            } else {
+                *kept += k;
+            }
             *mant = *mant * POW10_U64[k as usize] + v;
-            *kept += k;
             read += k;
             self.i += k as usize;
             if k < 8 {
@@ -615,7 +626,7 @@ impl<'a> Tpl<'a> {
         while let Some(d) = self.digit() {
             if *kept < MAX {
                 *mant = *mant * 10 + d as u64;
-                *kept += 1;
+                *kept += (*mant != 0) as u32;
             } else {
                 dropped += 1;
             }
@@ -629,6 +640,17 @@ impl<'a> Tpl<'a> {
     /// zero (and at most 19 digits here, which never overflow; longer ones go to the scanner).
     #[inline(always)]
     fn uint(&mut self) -> Option<u64> {
+        if let Some(s) = self.b.get(self.i..self.i + 32) {
+            let (n, v) = digit_run(s, 0);
+            if (1..=18).contains(&n) {
+                let n = n as usize;
+                if (n > 1 && s[0] == b'0') || matches!(s[n], b'.' | b'e' | b'E') {
+                    return None;
+                }
+                self.i += n;
+                return Some(v);
+            }
+        }
         let start = self.i;
         let (mut v, mut kept) = (0u64, 0u32);
         let (n, dropped) = self.digits::<19>(&mut v, &mut kept);
@@ -645,6 +667,35 @@ impl<'a> Tpl<'a> {
     /// A JSON number (not `null`), to plotting precision (the scanner's [`Sc::num`] rules).
     #[inline(always)]
     fn num(&mut self) -> Option<f64> {
+        self.plain_num().or_else(|| self.any_num())
+    }
+
+    /// The common number: `int` or `int.frac`, without sign or exponent, at most 18 digits in
+    /// all, with 48 bytes of the line readable from its start. Each part is read as one run of
+    /// digits (a few words); the value is the one [`Tpl::any_num`] computes from the same digits.
+    /// `None` (nothing consumed) for anything else.
+    #[inline(always)]
+    fn plain_num(&mut self) -> Option<f64> {
+        let s = self.b.get(self.i..self.i + 48)?;
+        let (a, int) = digit_run(s, 0);
+        if a == 0 || a > 18 || (a > 1 && s[0] == b'0') {
+            return None;
+        }
+        let a = a as usize;
+        let (b, frac) = if s[a] == b'.' { digit_run(s, a + 1) } else { (0, 0) };
+        let b = b as usize;
+        let end = if b == 0 { a } else { a + 1 + b };
+        if (b == 0 && s[a] == b'.') || a + b > 18 || matches!(s[end], b'e' | b'E') {
+            return None;
+        }
+        let mant = (int * POW10_U64_18[b] + frac) as i64 as f64;
+        self.i += end;
+        Some(if b == 0 { mant } else { mant / POW10[b] })
+    }
+
+    /// Any JSON number (not `null`): see [`Tpl::num`].
+    #[inline(always)]
+    fn any_num(&mut self) -> Option<f64> {
         let start = self.i;
         let neg = self.b.get(self.i) == Some(&b'-');
         self.i += neg as usize;
@@ -659,12 +710,11 @@ impl<'a> Tpl<'a> {
         let mut scale = dropped as i32;
         if self.b.get(self.i) == Some(&b'.') {
             self.i += 1;
-            let before = kept;
-            let (frac_digits, _) = self.digits::<18>(&mut mant, &mut kept);
+            let (frac_digits, frac_dropped) = self.digits::<18>(&mut mant, &mut kept);
             if frac_digits == 0 {
                 return None;
             }
-            scale -= (kept - before) as i32;
+            scale -= (frac_digits - frac_dropped) as i32;
         }
         if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
             self.i += 1;
@@ -870,6 +920,42 @@ impl<'a> Tpl<'a> {
 
 const POW10_U64: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
 
+/// Powers of ten to 10^18, exact in a `u64`.
+const POW10_U64_18: [u64; 19] = {
+    let mut p = [1u64; 19];
+    let mut i = 1;
+    while i < 19 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
+/// The run of ASCII digits at `s[p..]`: its length, and its value when the length is at most
+/// 18 (longer runs are cut short at 17 to 24 and their value is meaningless). Reads up to
+/// three words, so `s` holds `p + 24` bytes.
+#[inline(always)]
+fn digit_run(s: &[u8], p: usize) -> (u32, u64) {
+    let w0 = word(s, p);
+    let k0 = digit_count(w0);
+    if k0 < 8 {
+        return (k0, if k0 == 0 { 0 } else { digits_value(w0, k0) });
+    }
+    let v = digits_value(w0, 8);
+    let w1 = word(s, p + 8);
+    let k1 = digit_count(w1);
+    if k1 < 8 {
+        return (8 + k1, if k1 == 0 { v } else { v * POW10_U64[k1 as usize] + digits_value(w1, k1) });
+    }
+    let v = v * 100_000_000 + digits_value(w1, 8);
+    let w2 = word(s, p + 16);
+    let k2 = digit_count(w2);
+    if k2 > 2 {
+        return (16 + k2, 0);
+    }
+    (16 + k2, if k2 == 0 { v } else { v * POW10_U64[k2 as usize] + digits_value(w2, k2) })
+}
+
 /// Eight bytes from `b[i..]` as a little-endian word (the first byte lowest).
 #[inline(always)]
 fn word(b: &[u8], i: usize) -> u64 {
@@ -896,17 +982,23 @@ pub(super) fn number(text: &[u8]) -> f64 {
 /// found with one add per word and reduced as in simdjson / fast_float (SWAR).
 #[inline(always)]
 fn leading_digits(x: u64) -> (u32, u64) {
-    const LOW: u64 = 0x0101_0101_0101_0101;
     let k = digit_count(x);
-    let t = x ^ (0x30 * LOW);
     if k == 0 {
         return (0, 0);
     }
+    (k, digits_value(x, k))
+}
+
+/// The value of the first `k` (1..=8) bytes of `x`, which are ASCII digits (little-endian:
+/// the first byte lowest).
+#[inline(always)]
+fn digits_value(x: u64, k: u32) -> u64 {
+    const LOW: u64 = 0x0101_0101_0101_0101;
     // The k digits into the word's last k bytes (the leading bytes become zero digits).
-    let v = t << (8 * (8 - k));
+    let v = (x ^ (0x30 * LOW)) << (8 * (8 - k));
     let v = (v & (0x0F * LOW)).wrapping_mul(2561) >> 8;
     let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
-    (k, (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32)
+    (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32
 }
 
 /// The name a [`Tpl::short_key`] tag holds: its bytes up to the first zero (keys read that way
@@ -1002,16 +1094,53 @@ mod tests {
             "3.0e-7",
             "0.12345678901234567",
             "18446744073709551615.5",
+            "10",
+            "99999999",
+            "100000000",
+            "1234567812345678",
+            "123456781234567812",
+            "1234567812345678123",
+            "12345678.1234567891",
+            "1.00000000000000001",
+            "0.5",
+            "0.00000000000000000000000001",
         ] {
-            let mut t = Tpl { b: s.as_bytes(), i: 0 };
-            let v = t.num().unwrap();
-            let want: f64 = s.parse().unwrap();
-            assert!(((v - want) / want.abs().max(1e-300)).abs() < 1e-15, "{s}: {v} vs {want}");
-            assert_eq!(t.i, s.len(), "{s}");
+            // Alone (read digit by digit) and followed by the rest of a line (read by words).
+            for text in [s.to_string(), format!("{s},\"lr\":0.001,\"tokens\":4096,\"tokens_per_s\":20480.0}}\n")] {
+                let mut t = Tpl { b: text.as_bytes(), i: 0 };
+                let v = t.num().unwrap();
+                let want: f64 = s.parse().unwrap();
+                assert!(((v - want) / want.abs().max(1e-300)).abs() < 1e-15, "{s}: {v} vs {want}");
+                assert_eq!(t.i, s.len(), "{s}");
+                // The word path keeps the digits the byte path keeps: the same value, exactly.
+                let mut alone = Tpl { b: s.as_bytes(), i: 0 };
+                assert_eq!(alone.num().map(f64::to_bits), Some(v.to_bits()), "{s}");
+                // And the scanner (any JSON) reads it to the same precision.
+                let mut sc = Sc { b: text.as_bytes(), i: 0 };
+                let v = sc.num().unwrap();
+                assert!(((v - want) / want.abs().max(1e-300)).abs() < 1e-15, "scanner, {s}: {v} vs {want}");
+                assert_eq!(sc.i, s.len(), "scanner, {s}");
+            }
         }
-        for bad in ["01", "1.", ".5", "-", "1e", "1e+", "+1", "-01.5"] {
-            let mut t = Tpl { b: bad.as_bytes(), i: 0 };
-            assert!(t.num().is_none_or(|_| t.i != bad.len()), "{bad}");
+        for bad in ["01", "1.", ".5", "-", "1e", "1e+", "+1", "-01.5", "00.5", "1.,", "1.e5"] {
+            for text in [bad.to_string(), format!("{bad},\"lr\":0.001,\"tokens\":4096,\"tokens_per_s\":20480.0}}\n")] {
+                let mut t = Tpl { b: text.as_bytes(), i: 0 };
+                assert!(t.num().is_none_or(|_| t.i != bad.len()), "{bad}");
+            }
+        }
+        // Unsigned integers the same way, by words and digit by digit.
+        for (s, want) in [("0", Some(0)), ("7", Some(7)), ("123456789", Some(123_456_789)), ("01", None), ("1.5", None)]
+        {
+            for text in [s.to_string(), format!("{s},\"tokens_per_s\":20480.0,\"examples\":{{}}}}\n")] {
+                let mut t = Tpl { b: text.as_bytes(), i: 0 };
+                assert_eq!(t.uint(), want, "{s}");
+            }
+        }
+        let max = "18446744073709551615";
+        for s in ["999999999999999999", "9999999999999999999"] {
+            let text = format!("{s},{max}{max}");
+            let mut t = Tpl { b: text.as_bytes(), i: 0 };
+            assert_eq!(t.uint(), s.parse().ok(), "{s}");
         }
     }
 }
