@@ -628,25 +628,32 @@ impl LineReader {
         if file.seek(SeekFrom::Start(consumed)).is_err() {
             return false;
         }
-        // In chunks through one buffer: a whole file read at once would be a fresh allocation
-        // the size of the file (page faults, and twice the memory while it is folded).
+        // In chunks through one buffer, each read with one `read` call: a whole file read at
+        // once would be a fresh allocation the size of the file (page faults, and twice the
+        // memory while it is folded), and a chunk that stays in the core's cache is parsed
+        // while its bytes are still there.
         let mut remaining = len - consumed;
         let mut buf = std::mem::take(&mut self.partial);
+        let mut filled = buf.len();
+        let size = (filled as u64 + remaining).min(READ_CHUNK) as usize;
+        buf.resize(size.max(filled), 0);
         while remaining > 0 {
-            let start = buf.len();
-            let want = remaining.min(READ_CHUNK);
-            buf.reserve(want as usize);
-            match (&mut file).take(want).read_to_end(&mut buf) {
+            if filled == buf.len() {
+                buf.resize(2 * buf.len(), 0); // a line longer than the buffer
+            }
+            let room = (buf.len() - filled).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            match file.read(&mut buf[filled..filled + room]) {
                 Ok(0) => break, // the file shrank meanwhile: the next read starts over
-                Ok(got) => remaining -= got as u64,
-                Err(_) => {
-                    buf.truncate(start);
-                    break;
+                Ok(got) => {
+                    filled += got;
+                    remaining -= got as u64;
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
             }
             let mut pos = 0;
             let mut keep = None;
-            while let Some((n, kept)) = f(&buf[pos..]) {
+            while let Some((n, kept)) = f(&buf[pos..filled]) {
                 if kept {
                     keep = Some(pos..pos + n);
                 }
@@ -657,8 +664,10 @@ impl LineReader {
                 self.kept.extend_from_slice(&buf[k]);
             }
             self.offset += pos as u64;
-            buf.drain(..pos);
+            buf.copy_within(pos..filled, 0);
+            filled -= pos;
         }
+        buf.truncate(filled);
         // What is left is an unfinished line: keep it, not the chunk-sized buffer.
         self.partial = if buf.capacity() > 2 * buf.len() + 4096 { buf.as_slice().to_vec() } else { buf };
         false
@@ -1043,6 +1052,49 @@ mod tests {
 
     /// The learning rate and tokens/s shown are the last train line's: across the reader's
     /// chunks (the line is kept once per chunk), after lines of other kinds, and poll to poll.
+    /// A line longer than the reader's buffer (a status message of megabytes) is read whole,
+    /// also when it arrives in pieces, and the lines around it are points.
+    #[test]
+    fn a_line_longer_than_a_read_chunk_is_read_whole() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let mut examples = Examples::default();
+        examples.lang.insert("en".into(), 1);
+        let train = |s: u64| {
+            let body = Body::Train {
+                loss: 1.0,
+                lr: 1e-3,
+                tokens: s,
+                tokens_per_s: 1e3,
+                examples: examples.clone(),
+                grad_norm: None,
+            };
+            Event::new(s, body).to_line()
+        };
+        let message = "m".repeat(READ_CHUNK as usize * 5 / 2);
+        let long = Event::new(2, Body::Status { state: State::Running, message: Some(message.clone()) }).to_line();
+        std::fs::write(&p, train(1) + &long + &train(3)).unwrap();
+        let mut r = RunData::open(dir.path());
+        r.poll();
+        assert_eq!(r.loss.steps, [1, 3]);
+        assert_eq!(r.statuses.last().and_then(|s| s.message.as_deref()), Some(message.as_str()));
+        // The same line appended in three pieces, polled after each: applied once whole.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        let (a, b) = long.split_at(READ_CHUNK as usize / 3);
+        let (b, c) = b.split_at(READ_CHUNK as usize * 3 / 2);
+        for (i, piece) in [a, b, c].into_iter().enumerate() {
+            f.write_all(piece.as_bytes()).unwrap();
+            r.poll();
+            assert_eq!(r.statuses.len(), if i == 2 { 2 } else { 1 }, "piece {i}");
+        }
+        assert_eq!(r.statuses.last().and_then(|s| s.message.as_deref()), Some(message.as_str()));
+        f.write_all(train(4).as_bytes()).unwrap();
+        r.poll();
+        assert_eq!((r.loss.steps.as_slice(), r.bad_lines), ([1, 3, 4].as_slice(), 0));
+        assert_eq!(r.reader.offset, std::fs::metadata(&p).unwrap().len());
+    }
+
     #[test]
     fn rates_are_the_last_train_lines_across_chunks_and_polls() {
         let dir = tempfile::tempdir().unwrap();
