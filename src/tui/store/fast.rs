@@ -843,9 +843,10 @@ impl<'a> Tpl<'a> {
     /// key's tag); `None` on any difference (the caller reads the object afresh).
     ///
     /// One bounds check per entry: its key and its count are read as two words. A count of
-    /// one to seven digits ends inside its word, and the byte after it must be the entry's
-    /// separator; anything else (a longer count, a leading zero, a fraction, an object that ends
-    /// within 16 bytes of the key) is a difference.
+    /// one to seven digits ends inside its word (longer ones are read as a run of digits), and
+    /// the byte after it must be the entry's separator; anything else (a leading zero, a
+    /// fraction, a count over 18 digits, an object that ends within 16 bytes of the key) is a
+    /// difference.
     #[inline(always)]
     fn known_keys(&mut self, keys: &LangKeys, counts: &mut Vec<(u64, u64)>) -> Option<()> {
         if keys.0.is_empty() {
@@ -859,11 +860,19 @@ impl<'a> Tpl<'a> {
                 return None;
             }
             let count = u64::from_le_bytes(entry[k.len.min(8)..k.len.min(8) + 8].try_into().ok()?);
-            let (digits, value) = leading_digits(count);
-            if !(1..8).contains(&digits) || (digits > 1 && count as u8 == b'0') {
-                return None;
-            }
-            if (count >> (8 * digits)) as u8 != k.sep {
+            let (digits, value, next) = match leading_digits(count) {
+                (d @ 0..8, v) => (d, v, (count >> (8 * d)) as u8),
+                _ => {
+                    // Eight digits or more (ten million examples of a language): a longer run.
+                    let s = self.b.get(i + k.len..i + k.len + 32)?;
+                    let (d, v) = digit_run(s, 0);
+                    if d > 18 {
+                        return None;
+                    }
+                    (d, v, s[d as usize])
+                }
+            };
+            if digits == 0 || (digits > 1 && count as u8 == b'0') || next != k.sep {
                 return None;
             }
             counts.push((k.tag, value));
@@ -1074,6 +1083,37 @@ mod tests {
         ] {
             let mut t = Tpl { b: bad, i: 0 };
             assert_eq!(t.short_key(), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    /// The languages of the line before, with counts of every length: read on this path up to
+    /// 18 digits (ten million examples of a language and more are eight digits).
+    #[test]
+    fn known_keys_read_counts_up_to_eighteen_digits() {
+        let tag_of = |n: &[u8]| {
+            let mut w = [0u8; 8];
+            w[..n.len()].copy_from_slice(n);
+            tag(u64::from_le_bytes(w), n.len())
+        };
+        let keys = LangKeys::of(&[(tag_of(b"en"), 0), (tag_of(b"es"), 0)]);
+        let rest = ",\"task\":{}},\"grad_norm\":1.0}\n";
+        for (en, es, want) in [
+            ("7", "12", Some((7, 12))),
+            ("12345678", "9", Some((12_345_678, 9))),
+            ("7", "123456789012345678", Some((7, 123_456_789_012_345_678))),
+            ("7", "1234567890123456789", None),
+            ("12345678", "07", None),
+            ("012345678", "7", None),
+            ("12345678.5", "7", None),
+        ] {
+            let text = format!("\"en\":{en},\"es\":{es}}}{rest}");
+            let mut t = Tpl { b: text.as_bytes(), i: 0 };
+            let mut counts = Vec::new();
+            let got = t.known_keys(&keys, &mut counts).map(|()| (counts[0].1, counts[1].1));
+            assert_eq!(got, want, "{text}");
+            if got.is_some() {
+                assert_eq!(&text.as_bytes()[t.i..], rest.as_bytes(), "{text}");
+            }
         }
     }
 
