@@ -1050,8 +1050,6 @@ mod tests {
         }
     }
 
-    /// The learning rate and tokens/s shown are the last train line's: across the reader's
-    /// chunks (the line is kept once per chunk), after lines of other kinds, and poll to poll.
     /// A line longer than the reader's buffer (a status message of megabytes) is read whole,
     /// also when it arrives in pieces, and the lines around it are points.
     #[test]
@@ -1095,6 +1093,8 @@ mod tests {
         assert_eq!(r.reader.offset, std::fs::metadata(&p).unwrap().len());
     }
 
+    /// The learning rate and tokens/s shown are the last train line's: across the reader's
+    /// chunks (the line is kept once per chunk), after lines of other kinds, and poll to poll.
     #[test]
     fn rates_are_the_last_train_lines_across_chunks_and_polls() {
         let dir = tempfile::tempdir().unwrap();

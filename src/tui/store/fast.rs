@@ -688,7 +688,7 @@ impl<'a> Tpl<'a> {
         if (b == 0 && s[a] == b'.') || a + b > 18 || matches!(s[end], b'e' | b'E') {
             return None;
         }
-        let mant = (int * POW10_U64_18[b] + frac) as i64 as f64;
+        let mant = (int * POW10_U64[b] + frac) as i64 as f64;
         self.i += end;
         Some(if b == 0 { mant } else { mant / POW10[b] })
     }
@@ -927,10 +927,8 @@ impl<'a> Tpl<'a> {
     }
 }
 
-const POW10_U64: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
-
 /// Powers of ten to 10^18, exact in a `u64`.
-const POW10_U64_18: [u64; 19] = {
+const POW10_U64: [u64; 19] = {
     let mut p = [1u64; 19];
     let mut i = 1;
     while i < 19 {
