@@ -26,6 +26,7 @@ fn valid_lines() -> Vec<String> {
             n: 32,
             lang_ok: Some(1.0),
             scores: None,
+            ci: None,
         },
         Body::Eval {
             task: "sm".into(),
@@ -37,6 +38,7 @@ fn valid_lines() -> Vec<String> {
             n: 2,
             lang_ok: Some(0.5),
             scores: Some(vec![0.5, 0.0]),
+            ci: None,
         },
         Body::Checkpoint { path: "checkpoints/10".into(), eval_loss: Some(1.5) },
     ];

@@ -108,6 +108,50 @@ fn compare_view() {
     both_sizes("compare", &mut a);
 }
 
+/// The delta cell after `row`'s label in the compare table: its text and foreground colour.
+fn delta_cell(app: &mut App, row: &str) -> (String, ratatui::style::Color) {
+    let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    t.draw(|f| ui::draw(f, app)).unwrap();
+    let buf = t.backend().buffer();
+    for y in 0..40 {
+        let line: String = (0..120).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        let Some(at) = line.find(&format!("│{row} ")) else { continue };
+        // Columns: label (17), A, B (6 each), then ΔB.
+        let start = line[..at].chars().count() as u16 + 1 + 18 + 7 + 7;
+        let text: String = (start..start + 7).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        return (text.trim().to_string(), buf[(start, y)].fg);
+    }
+    panic!("no row {row}");
+}
+
+#[test]
+fn compare_marks_only_deltas_whose_interval_excludes_zero() {
+    let t = fixture();
+    let mut a = app(&t.path().join("runs"));
+    select(&mut a, "en-");
+    key(&mut a, KeyCode::Char(' '));
+    select(&mut a, "ml40-");
+    key(&mut a, KeyCode::Char(' '));
+    key(&mut a, KeyCode::Char('c'));
+    let th = Theme::dark();
+    // Spanish: 19 of 64 vs 46 of 64, far apart: marked, in the "better" colour.
+    let (es, es_fg) = delta_cell(&mut a, "es");
+    assert!(es.starts_with('+') && es.ends_with('*'), "{es}");
+    assert_ne!(es_fg, th.dim);
+    assert_eq!(es_fg, th.state(State::Running));
+    let (seen, seen_fg) = delta_cell(&mut a, "seen avg");
+    assert!(seen.ends_with('*') && seen_fg != th.dim, "{seen}");
+    // Korean: one example apart: no mark, grey, however it is signed.
+    let (ko, ko_fg) = delta_cell(&mut a, "ko");
+    assert!(!ko.ends_with('*') && ko != "-", "{ko}");
+    assert_eq!(ko_fg, th.dim);
+    let (unseen, unseen_fg) = delta_cell(&mut a, "unseen avg");
+    assert!(!unseen.ends_with('*') && unseen_fg == th.dim, "{unseen}");
+    // The ratio to English has no interval: never marked.
+    let (ratio, ratio_fg) = delta_cell(&mut a, "ratio to English");
+    assert!(!ratio.ends_with('*') && ratio_fg == th.dim, "{ratio}");
+}
+
 #[test]
 fn fork_dialog_validates_live() {
     let t = fixture();

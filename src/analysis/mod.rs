@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::data::lang;
 use crate::runs::events::{Body, Event};
+use stats::Est;
 
 /// One (task, language) result at one step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,6 +25,9 @@ pub struct Cell {
     /// The metric of each generated example, when the event carried them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scores: Option<Vec<f64>>,
+    /// The 95 % interval of `value`, when the event carried one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci: Option<[f64; 2]>,
 }
 
 /// All eval results of a run: step → (task, lang) → cell.
@@ -40,7 +44,7 @@ impl EvalTable {
         let mut best: Option<(f64, u64)> = None;
         for e in events {
             match &e.body {
-                Body::Eval { task, lang, group, loss, metric, value, n, lang_ok, scores } => {
+                Body::Eval { task, lang, group, loss, metric, value, n, lang_ok, scores, ci } => {
                     t.steps.entry(e.step).or_default().insert(
                         (task.clone(), lang.clone()),
                         Cell {
@@ -51,6 +55,7 @@ impl EvalTable {
                             n: *n,
                             lang_ok: *lang_ok,
                             scores: scores.clone(),
+                            ci: *ci,
                         },
                     );
                 }
@@ -131,7 +136,49 @@ pub fn aggregate(cells: &BTreeMap<(String, String), Cell>, task: &str, use_loss:
     }
 }
 
-/// One row of a comparison: a language (or an aggregate) of a task.
+/// The aggregates of one task's metric with their 95 % intervals, from the cells' intervals
+/// (`stats::mean_of` for a group average, `stats::diff` for the gap). An aggregate is `None`
+/// when any cell it averages has no interval: a mean without one is not shown as an estimate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct AggregateCis {
+    pub english: Option<Est>,
+    pub seen: Option<Est>,
+    pub unseen: Option<Est>,
+    pub gap: Option<Est>,
+    pub latin: Option<Est>,
+    pub non_latin: Option<Est>,
+}
+
+/// A cell's value with its interval, when it has one.
+pub fn cell_est(c: &Cell) -> Option<Est> {
+    let [lo, hi] = c.ci?;
+    (c.value.is_finite() && lo.is_finite() && hi.is_finite()).then_some(Est { value: c.value, lo, hi })
+}
+
+/// [`AggregateCis`] of one task's cells.
+pub fn aggregate_cis(cells: &BTreeMap<(String, String), Cell>, task: &str) -> AggregateCis {
+    let of_task: Vec<(&String, &Cell)> =
+        cells.iter().filter(|((t, _), _)| t == task).map(|((_, l), c)| (l, c)).collect();
+    let group = |f: &dyn Fn(&String, &Cell) -> bool| -> Option<Est> {
+        let picked: Vec<Option<Est>> = of_task.iter().filter(|(l, c)| f(l, c)).map(|(_, c)| cell_est(c)).collect();
+        picked.iter().all(Option::is_some).then(|| stats::mean_of(&picked.into_iter().flatten().collect::<Vec<_>>()))?
+    };
+    let is_latin = |l: &String| lang::get(l).is_some_and(|x| x.is_latin());
+    let seen = group(&|l, c| l != "en" && c.group == "seen");
+    let unseen = group(&|l, c| l != "en" && c.group == "unseen");
+    AggregateCis {
+        english: of_task.iter().find(|(l, _)| l.as_str() == "en").and_then(|(_, c)| cell_est(c)),
+        seen,
+        unseen,
+        gap: seen.zip(unseen).map(|(s, u)| stats::diff(s, u)),
+        latin: group(&|l, _| l != "en" && is_latin(l)),
+        non_latin: group(&|l, _| !is_latin(l)),
+    }
+}
+
+/// One row of a comparison: a language (or an aggregate) of a task. `latest_delta[i]` and
+/// `best_delta[i]` are run i+1 minus run 0 with their 95 % intervals, where both sides have
+/// one (`stats::diff`); a delta whose interval excludes zero is one the data supports.
 #[derive(Debug, Clone, Serialize)]
 pub struct CompareRow {
     pub task: String,
@@ -140,7 +187,42 @@ pub struct CompareRow {
     pub groups: Vec<Option<String>>,
     pub latest: Vec<Option<f64>>,
     pub best: Vec<Option<f64>>,
+    pub latest_ci: Vec<Option<[f64; 2]>>,
+    pub best_ci: Vec<Option<[f64; 2]>>,
+    pub latest_delta: Vec<Option<Est>>,
+    pub best_delta: Vec<Option<Est>>,
 }
+
+impl CompareRow {
+    fn new(
+        task: &str,
+        metric: &str,
+        row: &str,
+        groups: Vec<Option<String>>,
+        latest: Vec<Est2>,
+        best: Vec<Est2>,
+    ) -> Self {
+        let ci = |v: &[Est2]| v.iter().map(|(_, e)| e.map(|e| [e.lo, e.hi])).collect();
+        let deltas = |v: &[Est2]| -> Vec<Option<Est>> {
+            v.iter().skip(1).map(|(_, e)| e.zip(v[0].1).map(|(b, a)| stats::diff(b, a))).collect()
+        };
+        CompareRow {
+            task: task.to_string(),
+            metric: metric.to_string(),
+            row: row.to_string(),
+            groups,
+            latest_ci: ci(&latest),
+            best_ci: ci(&best),
+            latest_delta: deltas(&latest),
+            best_delta: deltas(&best),
+            latest: latest.iter().map(|(v, _)| *v).collect(),
+            best: best.iter().map(|(v, _)| *v).collect(),
+        }
+    }
+}
+
+/// A value and, when known, its interval.
+type Est2 = (Option<f64>, Option<Est>);
 
 /// Compare runs' eval tables at their latest and best steps. Rows: every language of every
 /// task, then English / seen / unseen / gap / ratio to English / Latin / non-Latin.
@@ -169,38 +251,38 @@ pub fn compare(tables: &[&EvalTable]) -> Vec<CompareRow> {
             .unwrap_or_default();
         for l in &langs {
             let key = (task.clone(), l.clone());
-            rows.push(CompareRow {
-                task: task.clone(),
-                metric: metric.clone(),
-                row: l.clone(),
-                groups: latest.iter().map(|m| m.as_ref().and_then(|m| m.get(&key)).map(|c| c.group.clone())).collect(),
-                latest: latest.iter().map(|m| m.as_ref().and_then(|m| m.get(&key)).map(|c| c.value)).collect(),
-                best: best.iter().map(|m| m.as_ref().and_then(|m| m.get(&key)).map(|c| c.value)).collect(),
-            });
+            let cell = |m: &Option<BTreeMap<(String, String), Cell>>| m.as_ref().and_then(|m| m.get(&key)).cloned();
+            let est = |ms: &[Option<BTreeMap<(String, String), Cell>>]| -> Vec<Est2> {
+                ms.iter().map(|m| cell(m).map_or((None, None), |c| (Some(c.value), cell_est(&c)))).collect()
+            };
+            rows.push(CompareRow::new(
+                task,
+                &metric,
+                l,
+                latest.iter().map(|m| cell(m).map(|c| c.group)).collect(),
+                est(&latest),
+                est(&best),
+            ));
         }
-        let ag_l: Vec<Aggregates> =
-            latest.iter().map(|m| m.as_ref().map(|m| aggregate(m, task, false)).unwrap_or_default()).collect();
-        let ag_b: Vec<Aggregates> =
-            best.iter().map(|m| m.as_ref().map(|m| aggregate(m, task, false)).unwrap_or_default()).collect();
-        type Pick = fn(&Aggregates) -> Option<f64>;
+        let ag = |ms: &[Option<BTreeMap<(String, String), Cell>>]| -> Vec<(Aggregates, AggregateCis)> {
+            ms.iter()
+                .map(|m| m.as_ref().map(|m| (aggregate(m, task, false), aggregate_cis(m, task))).unwrap_or_default())
+                .collect()
+        };
+        let (ag_l, ag_b) = (ag(&latest), ag(&best));
+        type Pick = fn(&Aggregates, &AggregateCis) -> Est2;
         let aggs: [(&str, Pick); 7] = [
-            ("English", |a| a.english),
-            ("seen avg", |a| a.seen),
-            ("unseen avg", |a| a.unseen),
-            ("gap (seen−unseen)", |a| a.gap),
-            ("ratio to English", |a| a.ratio_to_english),
-            ("Latin avg", |a| a.latin),
-            ("non-Latin avg", |a| a.non_latin),
+            ("English", |a, c| (a.english, c.english)),
+            ("seen avg", |a, c| (a.seen, c.seen)),
+            ("unseen avg", |a, c| (a.unseen, c.unseen)),
+            ("gap (seen−unseen)", |a, c| (a.gap, c.gap)),
+            ("ratio to English", |a, _| (a.ratio_to_english, None)),
+            ("Latin avg", |a, c| (a.latin, c.latin)),
+            ("non-Latin avg", |a, c| (a.non_latin, c.non_latin)),
         ];
         for (name, f) in aggs {
-            rows.push(CompareRow {
-                task: task.clone(),
-                metric: metric.clone(),
-                row: name.to_string(),
-                groups: vec![None; tables.len()],
-                latest: ag_l.iter().map(f).collect(),
-                best: ag_b.iter().map(f).collect(),
-            });
+            let pick = |v: &[(Aggregates, AggregateCis)]| v.iter().map(|(a, c)| f(a, c)).collect();
+            rows.push(CompareRow::new(task, &metric, name, vec![None; tables.len()], pick(&ag_l), pick(&ag_b)));
         }
     }
     rows
@@ -223,6 +305,7 @@ mod tests {
                 n: 10,
                 lang_ok: None,
                 scores: None,
+                ci: None,
             },
         )
     }

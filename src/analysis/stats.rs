@@ -54,6 +54,107 @@ pub fn score_var(metric: &str, value: f64, n: u64, scores: Option<&[f64]>, seed:
     }
 }
 
+/// An estimate with its 95 % interval: `lo <= value <= hi`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Est {
+    pub value: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl Est {
+    /// Whether the interval excludes zero (a difference the data supports).
+    pub fn excludes_zero(&self) -> bool {
+        self.lo > 0.0 || self.hi < 0.0
+    }
+}
+
+/// How an interval was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CiMethod {
+    /// Wilson's score interval, for proportions (every per-example score 0 or 1).
+    Wilson,
+    /// The percentile bootstrap of the mean, for graded scores (ROUGE-L, IF's share of
+    /// constraints met).
+    Bootstrap,
+}
+
+impl CiMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CiMethod::Wilson => "wilson",
+            CiMethod::Bootstrap => "bootstrap",
+        }
+    }
+}
+
+/// Wilson's 95 % score interval of `k` successes in `n` (never empty at 0/n or n/n).
+pub fn wilson(k: u64, n: u64) -> Option<(f64, f64)> {
+    if n == 0 || k > n {
+        return None;
+    }
+    let (n, p, z2) = (n as f64, k as f64 / n as f64, Z95 * Z95);
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = Z95 / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    Some(((centre - half).max(0.0), (centre + half).min(1.0)))
+}
+
+/// The 95 % percentile-bootstrap interval of the mean of `scores` (deterministic: a
+/// fixed-seed generator, [`BOOTSTRAP_RESAMPLES`] resamples).
+pub fn bootstrap_ci(scores: &[f64], seed: u64) -> Option<(f64, f64)> {
+    let n = scores.len();
+    if n == 0 {
+        return None;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut means: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .map(|_| (0..n).map(|_| scores[rng.random_range(0..n)]).sum::<f64>() / n as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((q * (means.len() - 1) as f64).round() as usize).min(means.len() - 1)];
+    Some((at(0.025), at(0.975)))
+}
+
+/// The mean of per-example scores with its 95 % interval: Wilson's when every score is 0 or
+/// 1, the percentile bootstrap otherwise. `None` for no scores or any non-finite one.
+pub fn mean_ci(scores: &[f64], seed: u64) -> Option<(Est, CiMethod)> {
+    if scores.is_empty() || scores.iter().any(|s| !s.is_finite()) {
+        return None;
+    }
+    let n = scores.len();
+    let value = scores.iter().sum::<f64>() / n as f64;
+    let (method, (lo, hi)) = if is_binary(scores) {
+        let k = scores.iter().filter(|&&s| s == 1.0).count() as u64;
+        (CiMethod::Wilson, wilson(k, n as u64)?)
+    } else {
+        (CiMethod::Bootstrap, bootstrap_ci(scores, seed)?)
+    };
+    Some((Est { value, lo: lo.min(value), hi: hi.max(value) }, method))
+}
+
+/// `a - b` for independent estimates, with the MOVER interval (Newcombe's method for a
+/// difference of proportions when both are Wilson intervals): each side's distance to its
+/// limits combined in quadrature, so asymmetric intervals near 0 and 1 stay honest.
+pub fn diff(a: Est, b: Est) -> Est {
+    let d = a.value - b.value;
+    let lo = d - ((a.value - a.lo).powi(2) + (b.hi - b.value).powi(2)).sqrt();
+    let hi = d + ((a.hi - a.value).powi(2) + (b.value - b.lo).powi(2)).sqrt();
+    Est { value: d, lo, hi }
+}
+
+/// The mean of independent estimates (a group average over languages), with the MOVER
+/// interval of a sum scaled by 1/k. `None` for none.
+pub fn mean_of(ests: &[Est]) -> Option<Est> {
+    if ests.is_empty() {
+        return None;
+    }
+    let k = ests.len() as f64;
+    let value = ests.iter().map(|e| e.value).sum::<f64>() / k;
+    let lo = value - ests.iter().map(|e| (e.value - e.lo).powi(2)).sum::<f64>().sqrt() / k;
+    let hi = value + ests.iter().map(|e| (e.hi - e.value).powi(2)).sum::<f64>().sqrt() / k;
+    Some(Est { value, lo, hi })
+}
+
 /// Average ranks (1-based; ties share their mean rank).
 fn ranks(v: &[f64]) -> Vec<f64> {
     let mut idx: Vec<usize> = (0..v.len()).collect();
@@ -169,6 +270,55 @@ mod tests {
     fn oscillation_is_zero_for_monotone_curves() {
         assert_eq!(oscillation(&[0.1, 0.2, 0.4]), Some(0.0));
         assert!((oscillation(&[0.1, 0.5, 0.2, 0.4]).unwrap() - 0.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn wilson_matches_published_values() {
+        // Newcombe (1998), table I: 81/263 → 0.2553-0.3662; 15/148 → 0.0624-0.1605; 0/10 → 0-0.2775.
+        let near = |(lo, hi): (f64, f64), want: (f64, f64)| (lo - want.0).abs() < 5e-5 && (hi - want.1).abs() < 5e-5;
+        assert!(near(wilson(81, 263).unwrap(), (0.2553, 0.3662)), "{:?}", wilson(81, 263));
+        assert!(near(wilson(15, 148).unwrap(), (0.0624, 0.1605)), "{:?}", wilson(15, 148));
+        assert!(near(wilson(0, 10).unwrap(), (0.0, 0.2775)), "{:?}", wilson(0, 10));
+        assert!(near(wilson(10, 10).unwrap(), (0.7225, 1.0)), "{:?}", wilson(10, 10));
+        assert_eq!(wilson(1, 0), None);
+    }
+
+    #[test]
+    fn newcombe_difference_of_proportions() {
+        // Newcombe (1998) method 10, example (a): 56/70 - 48/80 → 0.0524 to 0.3339.
+        let est = |k: u64, n: u64| {
+            let (lo, hi) = wilson(k, n).unwrap();
+            Est { value: k as f64 / n as f64, lo, hi }
+        };
+        let d = diff(est(56, 70), est(48, 80));
+        assert!((d.value - 0.2).abs() < 1e-12);
+        assert!((d.lo - 0.0524).abs() < 5e-5 && (d.hi - 0.3339).abs() < 5e-5, "{d:?}");
+        assert!(d.excludes_zero());
+        // Example (b): 9/10 - 3/10 → 0.1705 to 0.8090; and a difference of 2 in 16 that straddles zero.
+        let d = diff(est(9, 10), est(3, 10));
+        assert!((d.lo - 0.1705).abs() < 5e-5 && (d.hi - 0.8090).abs() < 5e-5, "{d:?}");
+        assert!(!diff(est(9, 16), est(7, 16)).excludes_zero(), "2 of 16 apart is noise");
+    }
+
+    #[test]
+    fn means_with_intervals() {
+        let (e, m) = mean_ci(&[1.0, 0.0, 1.0, 1.0], 0).unwrap();
+        assert_eq!(m, CiMethod::Wilson);
+        assert_eq!((e.lo, e.hi), wilson(3, 4).unwrap());
+        let graded: Vec<f64> = (0..64).map(|i| (i % 9) as f64 / 8.0).collect();
+        let (e, m) = mean_ci(&graded, 3).unwrap();
+        assert_eq!(m, CiMethod::Bootstrap);
+        // The percentile interval is about the normal one: mean ± 1.96 sd / sqrt(n).
+        let sd = sd(&graded).unwrap() / 8.0;
+        assert!((e.hi - e.lo) / (2.0 * Z95 * sd) > 0.85 && (e.hi - e.lo) / (2.0 * Z95 * sd) < 1.15, "{e:?}");
+        assert_eq!(mean_ci(&graded, 3), mean_ci(&graded, 3), "deterministic");
+        assert_eq!(mean_ci(&[], 0), None);
+        assert_eq!(mean_ci(&[0.5, f64::NAN], 0), None);
+        // A group mean of equal, independent estimates narrows by sqrt(k).
+        let one = Est { value: 0.5, lo: 0.4, hi: 0.6 };
+        let g = mean_of(&[one; 4]).unwrap();
+        assert!((g.value - 0.5).abs() < 1e-12 && (g.lo - 0.45).abs() < 1e-12 && (g.hi - 0.55).abs() < 1e-12);
+        assert_eq!(mean_of(&[]), None);
     }
 
     #[test]

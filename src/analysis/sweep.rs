@@ -378,6 +378,7 @@ mod tests {
                         n: 100,
                         lang_ok: None,
                         scores: None,
+                        ci: None,
                     },
                 )
             })

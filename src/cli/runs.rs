@@ -222,6 +222,10 @@ pub fn compare(root: &Path, specs: &[String], json: bool) -> Result<i32> {
         return Ok(0);
     }
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
+    // A delta with `*` when its interval excludes zero.
+    let delta = |d: Option<f64>, e: Option<crate::analysis::stats::Est>| -> String {
+        d.map_or("-".to_string(), |d| format!("{d:+.3}{}", if e.is_some_and(|e| e.excludes_zero()) { "*" } else { "" }))
+    };
     let n = ids.len();
     for (i, id) in ids.iter().enumerate() {
         let t = &tables[i];
@@ -242,7 +246,7 @@ pub fn compare(root: &Path, specs: &[String], json: bool) -> Result<i32> {
                 head.push_str(&format!(" {:>8}", format!("{}", (b'A' + i as u8) as char)));
             }
             for i in 1..n {
-                head.push_str(&format!(" {:>8}", format!("Δ{}", (b'A' + i as u8) as char)));
+                head.push_str(&format!(" {:>8} {:<15}", format!("Δ{}", (b'A' + i as u8) as char), "95% interval"));
             }
             head.push_str("   |  best:");
             for i in 0..n {
@@ -261,18 +265,23 @@ pub fn compare(root: &Path, specs: &[String], json: bool) -> Result<i32> {
         for v in &r.latest {
             line.push_str(&format!(" {:>8}", fmt(*v)));
         }
-        for v in &r.latest[1..] {
-            line.push_str(&format!(" {:>8}", fmt(v.zip(r.latest[0]).map(|(b, a)| b - a))));
+        for (v, e) in r.latest[1..].iter().zip(&r.latest_delta) {
+            let d = v.zip(r.latest[0]).map(|(b, a)| b - a);
+            let ci = e.map_or(String::new(), |e| format!("[{:+.3}, {:+.3}]", e.lo, e.hi));
+            line.push_str(&format!(" {:>8} {ci:<15}", delta(d, *e)));
         }
         line.push_str("   |       ");
         for v in &r.best {
             line.push_str(&format!(" {:>7}", fmt(*v)));
         }
-        for v in &r.best[1..] {
-            line.push_str(&format!(" {:>7}", fmt(v.zip(r.best[0]).map(|(b, a)| b - a))));
+        for (v, e) in r.best[1..].iter().zip(&r.best_delta) {
+            line.push_str(&format!(" {:>7}", delta(v.zip(r.best[0]).map(|(b, a)| b - a), *e)));
         }
         println!("{line}");
     }
+    println!(
+        "\n* the delta's 95% interval excludes 0 (MOVER / Newcombe from each side's interval); unmarked deltas are not supported by the data"
+    );
     Ok(0)
 }
 

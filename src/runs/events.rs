@@ -1,4 +1,4 @@
-//! `events.jsonl`: the append-only event log of a run (DESIGN.md §3).
+//! `events.jsonl`: the append-only event log of a run (docs/run-directory.md).
 //!
 //! Writers append one JSON object per line with a single `write` (the file is opened with
 //! `O_APPEND`), so a line is either whole or torn at the end by a crash. A writer that opens a
@@ -97,6 +97,10 @@ pub enum Body {
         /// The metric of each generated example, in order (error bars: bootstrap, binomial).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scores: Option<Vec<f64>>,
+        /// The 95 % interval of `value`: Wilson's for proportions, the percentile bootstrap of
+        /// the mean for graded scores (`analysis::stats::mean_ci`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ci: Option<[f64; 2]>,
     },
     Checkpoint {
         path: String,
@@ -179,6 +183,7 @@ struct RawEvent {
     n: Option<u64>,
     lang_ok: Option<f64>,
     scores: Option<Vec<f64>>,
+    ci: Option<[f64; 2]>,
     path: Option<String>,
     eval_loss: Option<f64>,
     state: Option<String>,
@@ -217,6 +222,7 @@ impl RawEvent {
                 n: self.n.unwrap_or(0),
                 lang_ok: self.lang_ok,
                 scores: self.scores,
+                ci: self.ci,
             },
             "checkpoint" => Body::Checkpoint { path: need(self.path, k, "path")?, eval_loss: self.eval_loss },
             "status" => {
@@ -406,6 +412,7 @@ mod tests {
                     n: 50,
                     lang_ok: Some(1.0),
                     scores: None,
+                    ci: None,
                 },
             ),
             Event::new(2, Body::Checkpoint { path: "checkpoints/2".into(), eval_loss: Some(1.0) }),

@@ -135,6 +135,17 @@ pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
                         "if" => ("if_pass", value * 0.9),
                         _ => ("loss", eloss),
                     };
+                    // 64 generations a set, as the demo evaluates: accuracy is k of 64 with
+                    // Wilson's interval; graded metrics get a bootstrap-like ±0.06.
+                    let (value, ci) = match metric {
+                        "accuracy" => {
+                            let k = (value * EVAL_N as f64).round() as u64;
+                            let (lo, hi) = crate::analysis::stats::wilson(k, EVAL_N).unwrap_or((0.0, 1.0));
+                            (k as f64 / EVAL_N as f64, Some([lo, hi]))
+                        }
+                        "loss" => (value, None),
+                        _ => (value, Some([(value - 0.06).max(0.0), (value + 0.06).min(1.0)])),
+                    };
                     emit(Event {
                         v: 1,
                         step,
@@ -146,9 +157,10 @@ pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
                             loss: eloss,
                             metric: metric.into(),
                             value,
-                            n: 32,
+                            n: EVAL_N,
                             lang_ok: Some(k.min(1.0)),
                             scores: None,
+                            ci,
                         },
                     })?;
                 }
@@ -168,6 +180,9 @@ pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
     out.flush()?;
     Ok(run)
 }
+
+/// Generations per (task, language) in the fixtures' evaluations.
+const EVAL_N: u64 = 64;
 
 /// The standard fixture: a base model, two SFT forks (one live, one paused), a fork of a fork,
 /// a failed run and a queued one.
@@ -199,7 +214,7 @@ pub fn standard(root: &Path) -> Result<()> {
             id: "en-4d5e6f",
             name: "demo-en",
             parent: Some(("base-1a2b3c", 300)),
-            mixture: "en=1",
+            mixture: "multilingual=0",
             tasks: &["mr", "sm", "if"],
             heldout: &["ar", "ko", "pt"],
             from: 300,

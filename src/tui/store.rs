@@ -246,6 +246,17 @@ pub struct EvalCurve {
     pub metric: String,
     pub n: u64,
     pub lang_ok: Option<f32>,
+    /// The 95 % interval of each point of `value` (NaN where the event carried none).
+    pub ci: Vec<(f32, f32)>,
+}
+
+impl EvalCurve {
+    /// The interval of the point at `step`, when its event carried one.
+    pub fn ci_at(&self, step: u64) -> Option<(f64, f64)> {
+        let i = self.value.steps.binary_search(&step).ok()?;
+        let (lo, hi) = *self.ci.get(i)?;
+        (lo.is_finite() && hi.is_finite()).then_some((lo as f64, hi as f64))
+    }
 }
 
 /// A status event, for the log strip.
@@ -500,8 +511,8 @@ impl RunData {
                 self.loss.push(e.step, *loss as f32);
                 self.set_rates(*lr, *tokens_per_s);
             }
-            Body::Eval { task, lang, group, loss, metric, value, n, lang_ok, .. } => {
-                self.apply_eval(e.step, task, lang, group, *loss, metric, *value, *n, *lang_ok);
+            Body::Eval { task, lang, group, loss, metric, value, n, lang_ok, ci, .. } => {
+                self.apply_eval(e.step, task, lang, group, *loss, metric, *value, *n, *lang_ok, *ci);
             }
             Body::Checkpoint { eval_loss, .. } => self.apply_checkpoint(e.step, *eval_loss),
             Body::Status { state, message } => {
@@ -530,6 +541,7 @@ impl RunData {
         value: f64,
         n: u64,
         lang_ok: Option<f64>,
+        ci: Option<[f64; 2]>,
     ) {
         let key = (task.to_string(), lang.to_string());
         let c = self.evals.entry(key).or_default();
@@ -543,6 +555,12 @@ impl RunData {
         }
         c.n = n;
         c.lang_ok = lang_ok.map(|v| v as f32);
+        let ci = ci.map(|[lo, hi]| (lo as f32, hi as f32)).unwrap_or((f32::NAN, f32::NAN));
+        // One interval per point of `value`, whose push may have replaced its tail.
+        let len = c.value.steps.len();
+        c.ci.truncate(len - 1);
+        c.ci.resize(len - 1, (f32::NAN, f32::NAN));
+        c.ci.push(ci);
     }
 
     fn apply_checkpoint(&mut self, step: u64, eval_loss: Option<f64>) {
@@ -839,6 +857,7 @@ mod tests {
                 n: 8,
                 lang_ok: Some(1.0),
                 scores: None,
+                ci: None,
             },
         ))
         .unwrap();

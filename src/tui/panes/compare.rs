@@ -10,6 +10,7 @@ use ratatui::Frame;
 use super::chart::{self, Curve, XMap};
 use super::langs::{lang_color, lang_curves};
 use super::{block, clip, dim};
+use crate::analysis::stats::Est;
 use crate::analysis::{compare, EvalTable};
 use crate::tui::app::{App, Focus};
 use crate::tui::store::RunData;
@@ -30,6 +31,11 @@ pub fn eval_table(r: &RunData) -> EvalTable {
                     n: c.n,
                     lang_ok: None,
                     scores: None,
+                    ci: c
+                        .ci
+                        .get(i)
+                        .filter(|(lo, hi)| lo.is_finite() && hi.is_finite())
+                        .map(|&(lo, hi)| [lo as f64, hi as f64]),
                 },
             );
         }
@@ -47,7 +53,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
             Span::styled(" Compare ", th.title()),
             dim(
                 format!(
-                    "{} · {} · identical axes ",
+                    "{} · {} · identical axes · Δ*: 95% CI excludes 0 ",
                     app.task.to_uppercase(),
                     if app.show_loss { "held-out loss" } else { "metric" }
                 ),
@@ -139,22 +145,20 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         .collect();
     let n = runs.len();
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
-    let delta = |a: Option<f64>, b: Option<f64>| -> Cell {
-        match (a, b) {
-            (Some(a), Some(b)) => {
-                let d = b - a;
-                let better = if app.show_loss { d < 0.0 } else { d > 0.0 };
-                let color = if d.abs() < 1e-9 {
-                    th.dim
-                } else if better {
-                    th.state(crate::runs::events::State::Running)
-                } else {
-                    th.error
-                };
-                Cell::from(Span::styled(format!("{d:+.3}"), Style::default().fg(color)))
-            }
-            _ => Cell::from("-"),
-        }
+    // A delta is coloured (better / worse) only when its 95 % interval excludes zero; the rest,
+    // and deltas without intervals (held-out loss, events written before intervals), are grey.
+    let delta = |d: Option<f64>, est: Option<Est>| -> Cell {
+        let Some(d) = d else { return Cell::from("-") };
+        let significant = est.is_some_and(|e| e.excludes_zero());
+        let better = if app.show_loss { d < 0.0 } else { d > 0.0 };
+        let style = if !significant {
+            Style::default().fg(th.dim)
+        } else if better {
+            Style::default().fg(th.state(crate::runs::events::State::Running)).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().fg(th.error).add_modifier(Modifier::BOLD)
+        };
+        Cell::from(Span::styled(format!("{d:+.3}{}", if significant { "*" } else { "" }), style))
     };
     let mut header: Vec<Cell> = vec![Cell::from("")];
     for i in 0..n {
@@ -180,22 +184,24 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         for v in &rd.latest {
             cells.push(Cell::from(fmt(*v)));
         }
-        for v in &rd.latest[1..] {
-            cells.push(delta(rd.latest[0], *v));
+        for (v, e) in rd.latest[1..].iter().zip(&rd.latest_delta) {
+            cells.push(delta(v.zip(rd.latest[0]).map(|(b, a)| b - a), *e));
         }
         cells.push(Cell::from("│"));
         for v in &rd.best {
             cells.push(Cell::from(fmt(*v)));
         }
-        for v in &rd.best[1..] {
-            cells.push(delta(rd.best[0], *v));
+        for (v, e) in rd.best[1..].iter().zip(&rd.best_delta) {
+            cells.push(delta(v.zip(rd.best[0]).map(|(b, a)| b - a), *e));
         }
         rows.push(Row::new(cells));
     }
     let mut widths = vec![Constraint::Length(17)];
-    widths.extend(std::iter::repeat_n(Constraint::Length(7), 2 * n - 1));
+    widths.extend(std::iter::repeat_n(Constraint::Length(6), n));
+    widths.extend(std::iter::repeat_n(Constraint::Length(7), n - 1));
     widths.push(Constraint::Length(5));
-    widths.extend(std::iter::repeat_n(Constraint::Length(7), 2 * n - 1));
+    widths.extend(std::iter::repeat_n(Constraint::Length(6), n));
+    widths.extend(std::iter::repeat_n(Constraint::Length(7), n - 1));
     let t = Table::new(rows, widths).header(Row::new(header).style(th.dimmed().add_modifier(Modifier::UNDERLINED)));
     f.render_widget(t, table_area);
 }

@@ -12,7 +12,8 @@ use ratatui::Frame;
 
 use super::chart::{self, Curve, XMap};
 use super::{block, dim};
-use crate::analysis::{aggregate, Aggregates};
+use crate::analysis::stats::Est;
+use crate::analysis::{aggregate, aggregate_cis, cell_est, Aggregates};
 use crate::data::lang;
 use crate::tui::app::{App, Focus};
 use crate::tui::store::{EvalCurve, RunData};
@@ -49,7 +50,7 @@ pub fn metric_name(app: &App, r: &RunData) -> String {
 pub fn latest_cells(app: &App, r: &RunData) -> BTreeMap<(String, String), crate::analysis::Cell> {
     let mut m = BTreeMap::new();
     for (l, c) in lang_curves(app, r) {
-        let (Some((_, v)), Some((_, loss))) = (c.value.last(), c.loss.last()) else { continue };
+        let (Some((step, v)), Some((_, loss))) = (c.value.last(), c.loss.last()) else { continue };
         m.insert(
             (app.task.clone(), l.clone()),
             crate::analysis::Cell {
@@ -60,6 +61,7 @@ pub fn latest_cells(app: &App, r: &RunData) -> BTreeMap<(String, String), crate:
                 n: c.n,
                 lang_ok: c.lang_ok.map(|x| x as f64),
                 scores: None,
+                ci: c.ci_at(step).map(|(lo, hi)| [lo, hi]),
             },
         );
     }
@@ -92,7 +94,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let blk = block(title, app.focus == Focus::Langs, &th);
     let inner = blk.inner(area);
     f.render_widget(blk, area);
-    let table_w = if inner.width >= 90 { 40 } else { 18 };
+    let table_w = if inner.width >= 90 { 45 } else { 26 };
     let [chart_area, table_area] =
         Layout::horizontal([Constraint::Min(10), Constraint::Length(table_w)]).spacing(1).areas(inner);
     draw_curves(f, chart_area, app, r);
@@ -186,13 +188,31 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     chart::draw(f, area, Block::default(), &out, app.x_axis.label(), false, Some(ext), yb, th, "");
 }
 
+/// An interval as `lo–hi` with two decimals and no leading zero (`.42–.64`, `-.16–.02`;
+/// at most 8 columns for values in (-1, 1)).
+pub fn fmt_ci(lo: f64, hi: f64) -> String {
+    let short = |x: f64| {
+        let t = format!("{x:.2}");
+        if let Some(r) = t.strip_prefix("0.") {
+            format!(".{r}")
+        } else if let Some(r) = t.strip_prefix("-0.") {
+            format!("-.{r}")
+        } else {
+            t
+        }
+    };
+    format!("{}–{}", short(lo), short(hi))
+}
+
 fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     let th = &app.theme;
     let cells = latest_cells(app, r);
-    let wide = area.width >= 36;
+    let wide = area.width >= 42;
     let mut order: Vec<(&(String, String), &crate::analysis::Cell)> = cells.iter().collect();
     order.sort_by_key(|((_, l), _)| lang::order(l));
     let mut rows: Vec<Row> = Vec::new();
+    let ci_text =
+        |e: Option<Est>| if app.show_loss { String::new() } else { e.map_or("-".into(), |e| fmt_ci(e.lo, e.hi)) };
     for ((_, l), c) in order {
         let color = lang_color(th, r, l, &c.group);
         let v = if app.show_loss { c.loss } else { c.value };
@@ -203,6 +223,7 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
             cols.push(Cell::from(dim(c.group.clone(), th)));
         }
         cols.push(Cell::from(fmt(Some(v))));
+        cols.push(Cell::from(dim(ci_text(cell_est(c)), th)));
         if wide {
             cols.push(Cell::from(dim(c.n.to_string(), th)));
             cols.push(Cell::from(dim(ok, th)));
@@ -210,35 +231,40 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
         rows.push(Row::new(cols));
     }
     let a: Aggregates = aggregate(&cells, &app.task, app.show_loss);
+    let cis = aggregate_cis(&cells, &app.task);
     let sep = Style::default().fg(th.accent);
-    for (name, v) in [
-        ("seen avg", a.seen),
-        ("unseen avg", a.unseen),
-        ("gap", a.gap),
-        ("÷ English", a.ratio_to_english),
-        ("Latin", a.latin),
-        ("non-Latin", a.non_latin),
+    for (name, v, e) in [
+        ("seen avg", a.seen, cis.seen),
+        ("unseen avg", a.unseen, cis.unseen),
+        ("gap", a.gap, cis.gap),
+        ("÷ English", a.ratio_to_english, None),
+        ("Latin", a.latin, cis.latin),
+        ("non-Latin", a.non_latin, cis.non_latin),
     ] {
         let mut cols = vec![Cell::from(Span::styled(name, sep))];
         if wide {
             cols.push(Cell::from(""));
         }
         cols.push(Cell::from(fmt(v)));
+        if v.is_some() {
+            cols.push(Cell::from(dim(ci_text(e), th)));
+        }
         rows.push(Row::new(cols));
     }
     let (header, widths): (Vec<&str>, Vec<Constraint>) = if wide {
         (
-            vec!["lang", "group", "value", "n", "in-lang"],
+            vec!["lang", "group", "value", "95% CI", "n", "in-lang"],
             vec![
                 Constraint::Length(10),
                 Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Length(3),
-                Constraint::Length(7),
+                Constraint::Length(5),
+                Constraint::Length(8),
+                Constraint::Length(4),
+                Constraint::Length(4),
             ],
         )
     } else {
-        (vec!["lang", "value"], vec![Constraint::Length(10), Constraint::Length(6)])
+        (vec!["lang", "value", "95% CI"], vec![Constraint::Length(10), Constraint::Length(6), Constraint::Length(8)])
     };
     let t = Table::new(rows, widths).header(Row::new(header).style(th.dimmed().add_modifier(Modifier::UNDERLINED)));
     f.render_widget(t, area);

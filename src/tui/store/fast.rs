@@ -180,6 +180,18 @@ impl<'a> Sc<'a> {
         })
     }
     /// An array of numbers (`scores`): no nulls inside, as serde's `Vec<f64>` reads it.
+    /// `null` or an array of exactly two numbers (an interval), as serde reads `[f64; 2]`.
+    fn opt_pair(&mut self) -> Option<Option<[f64; 2]>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.eat(b'[')?;
+        let lo = self.num().filter(|x| !x.is_nan())?;
+        self.eat(b',')?;
+        let hi = self.num().filter(|x| !x.is_nan())?;
+        self.eat(b']')?;
+        Some(Some([lo, hi]))
+    }
     fn num_array(&mut self) -> Option<()> {
         self.array(|sc| if sc.null() { None } else { sc.num().map(|_| ()) })
     }
@@ -298,6 +310,7 @@ fn known(k: &[u8]) -> Option<u32> {
         b"parent" => 22,
         b"parent_step" => 23,
         b"mixture" => 24,
+        b"ci" => 25,
         _ => return None,
     })
 }
@@ -319,6 +332,7 @@ struct Fields<'a> {
     value: Option<f64>,
     n: Option<u64>,
     lang_ok: Option<f64>,
+    ci: Option<[f64; 2]>,
     examples_at: Option<usize>,
 }
 
@@ -357,6 +371,7 @@ pub(super) fn apply(r: &mut RunData, line: &[u8]) -> bool {
             b"value" => f.value = sc.opt_num()?,
             b"n" => f.n = sc.opt_uint()?,
             b"lang_ok" => f.lang_ok = sc.opt_num()?,
+            b"ci" => f.ci = sc.opt_pair()?,
             b"grad_norm" | b"eval_loss" => {
                 sc.opt_num()?;
             }
@@ -427,6 +442,7 @@ pub(super) fn apply(r: &mut RunData, line: &[u8]) -> bool {
                 f.value.unwrap_or(f64::NAN),
                 f.n.unwrap_or(0),
                 f.lang_ok,
+                f.ci,
             );
             true
         }
