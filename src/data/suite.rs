@@ -131,6 +131,43 @@ struct Story {
     summary: Template,
 }
 
+/// A drawn MR problem, before rendering.
+struct MrProblem<'a> {
+    ctx: Ctx<'a>,
+    fam: &'static str,
+    level: u8,
+    template: &'a MrTemplate,
+    answer: i64,
+}
+
+/// The kinds of passage of an LM document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LmPassage {
+    Mr,
+    Sm,
+    If,
+    Fact,
+}
+
+/// One passage of an LM document: its language, kind, text and split key (the tests read
+/// them; the document is the texts).
+#[cfg_attr(not(test), allow(dead_code))]
+struct Passage<'s> {
+    lang: &'s str,
+    kind: LmPassage,
+    text: String,
+    key: u64,
+}
+
+/// A key of `split` derived from the hash `h` (for items whose split is chosen, not drawn).
+fn key_in(split: Split, h: u64) -> u64 {
+    let k = h - h % HELDOUT_DEN;
+    match split {
+        Split::Heldout => k,
+        Split::Train => k + 1 + h % (HELDOUT_DEN - 1),
+    }
+}
+
 /// One language's compiled templates and lists.
 pub struct LangSuite {
     pub lang: &'static Lang,
@@ -244,7 +281,7 @@ impl Suite {
     /// Example `index` of the train stream of (task, lang) under `seed`.
     pub fn train(&self, task: &Task, lang: &str, seed: u64, index: u64, opts: &GenOptions) -> Result<Example> {
         let l = self.lang_or_err(lang)?;
-        l.generate(task, Split::Train, stream_seed(seed, task, lang, index), opts)
+        Ok(l.generate_keyed(self, task, Split::Train, stream_seed(seed, task, lang, index), opts)?.0)
     }
 
     /// The fixed held-out set of (task, lang): `n` examples with distinct split keys.
@@ -254,7 +291,8 @@ impl Suite {
         let mut out = Vec::with_capacity(n);
         let mut i = 0u64;
         while out.len() < n {
-            let (ex, key) = l.generate_keyed(task, Split::Heldout, stream_seed(HELDOUT_SEED, task, lang, i), opts)?;
+            let (ex, key) =
+                l.generate_keyed(self, task, Split::Heldout, stream_seed(HELDOUT_SEED, task, lang, i), opts)?;
             i += 1;
             if seen.insert(key) || i > 50 * n as u64 + 1000 {
                 out.push(ex);
@@ -532,19 +570,23 @@ impl LangSuite {
         Ok(())
     }
 
-    fn generate(&self, task: &Task, split: Split, seed: u64, opts: &GenOptions) -> Result<Example> {
-        Ok(self.generate_keyed(task, split, seed, opts)?.0)
-    }
-
-    /// Draw candidates until one falls in `split`; return it with its split key.
-    fn generate_keyed(&self, task: &Task, split: Split, seed: u64, opts: &GenOptions) -> Result<(Example, u64)> {
+    /// Draw candidates until one falls in `split`; return it with its split key. LM documents
+    /// render some of their items in a second language too (`suite` holds the others).
+    fn generate_keyed(
+        &self,
+        suite: &Suite,
+        task: &Task,
+        split: Split,
+        seed: u64,
+        opts: &GenOptions,
+    ) -> Result<(Example, u64)> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         for _ in 0..10_000 {
             let (ex, key) = match task {
                 Task::Mr => self.gen_mr(&mut rng, opts)?,
                 Task::Sm => self.gen_sm(&mut rng)?,
                 Task::If => self.gen_if(&mut rng)?,
-                Task::Lm => self.gen_lm(&mut rng, opts)?,
+                Task::Lm => self.gen_lm(suite, split, &mut rng, opts)?,
                 Task::User(name) => {
                     bail_input!("task '{name}' is not part of the built-in suite (tasks: mr, sm, if, lm)")
                 }
@@ -628,34 +670,28 @@ impl LangSuite {
         r
     }
 
-    fn gen_mr(&self, rng: &mut ChaCha8Rng, opts: &GenOptions) -> Result<(Example, u64)> {
+    /// An MR problem: family and level, numbers, items and template drawn into a context.
+    fn mr_problem<'a>(&'a self, rng: &mut ChaCha8Rng, opts: &GenOptions) -> MrProblem<'a> {
         let fam = *MR_FAMILIES.choose(rng).unwrap();
         let level = *opts.mr_levels.choose(rng).unwrap_or(&1);
         let mut ctx = Ctx::new(&self.format);
-        let r = self.mr_numbers(fam, level, rng, &mut ctx);
-        let t = self.mr[fam].choose(rng).unwrap();
-        let answer = &self.mr_answer[fam];
-        self.fill(rng, &mut ctx, &[&t.q, &t.s, answer]);
-        let key = self.key(&["mr", fam], &ctx);
+        let answer = self.mr_numbers(fam, level, rng, &mut ctx);
+        let template = self.mr[fam].choose(rng).unwrap();
+        self.fill(rng, &mut ctx, &[&template.q, &template.s, &self.mr_answer[fam]]);
+        MrProblem { ctx, fam, level, template, answer }
+    }
+
+    fn gen_mr(&self, rng: &mut ChaCha8Rng, opts: &GenOptions) -> Result<(Example, u64)> {
+        let p = self.mr_problem(rng, opts);
+        let key = self.key(&["mr", p.fam], &p.ctx);
         let ex = Example {
             task: Task::Mr,
             lang: self.lang.code.clone(),
-            prompt: t.q.render(&ctx)?,
-            response: answer.render(&ctx)?,
-            meta: Meta { family: Some(fam.into()), level: Some(level), answer: Some(r), ..Meta::default() },
+            prompt: p.template.q.render(&p.ctx)?,
+            response: self.mr_answer[p.fam].render(&p.ctx)?,
+            meta: Meta { family: Some(p.fam.into()), level: Some(p.level), answer: Some(p.answer), ..Meta::default() },
         };
         Ok((ex, key))
-    }
-
-    /// An MR statement, for LM documents: the same problems, told as facts.
-    fn mr_statement(&self, rng: &mut ChaCha8Rng, opts: &GenOptions) -> Result<String> {
-        let fam = *MR_FAMILIES.choose(rng).unwrap();
-        let level = *opts.mr_levels.choose(rng).unwrap_or(&1);
-        let mut ctx = Ctx::new(&self.format);
-        self.mr_numbers(fam, level, rng, &mut ctx);
-        let t = self.mr[fam].choose(rng).unwrap();
-        self.fill(rng, &mut ctx, &[&t.s]);
-        t.s.render(&ctx)
     }
 
     /// A story's text (lead, facts, one or two extras) and its summary.
@@ -796,27 +832,16 @@ impl LangSuite {
         Ok((ex, key))
     }
 
-    fn gen_lm(&self, rng: &mut ChaCha8Rng, opts: &GenOptions) -> Result<(Example, u64)> {
-        let n = rng.random_range(3..=6);
-        let mut sents = Vec::with_capacity(n + 4);
-        for _ in 0..n {
-            match rng.random_range(0..10) {
-                0..=4 => sents.push(self.mr_statement(rng, opts)?),
-                5..=6 => {
-                    let (text, _, _) = self.story(rng)?;
-                    sents.push(text);
-                }
-                _ => {
-                    let t = self.lm_facts.choose(rng).unwrap();
-                    let mut ctx = Ctx::new(&self.format);
-                    let (a, b) = (rng.random_range(1..=9i64), rng.random_range(1..=9i64));
-                    ctx.nums = vec![("a", a), ("b", b), ("r", a + b)];
-                    self.fill(rng, &mut ctx, &[t]);
-                    sents.push(t.render(&ctx)?);
-                }
-            }
-        }
-        let text = sents.join(&self.format.sent_sep);
+    /// A pretraining document: two to four passages that state what the tasks ask about. An
+    /// MR problem told as a fact with its worked equation, a news item followed by the
+    /// sentence that sums it up, an instruction followed by what it asks for, or an everyday
+    /// sentence. Half of the task passages are followed by the same item (same numbers, same
+    /// story, same instruction kind) in another of the suite's languages, so that languages
+    /// share what the model learns of each item. A passage's content is of `split` in every
+    /// language it is written in: no held-out problem is ever pretraining text.
+    fn gen_lm(&self, suite: &Suite, split: Split, rng: &mut ChaCha8Rng, opts: &GenOptions) -> Result<(Example, u64)> {
+        let passages = self.lm_passages(suite, split, rng, opts)?;
+        let text = passages.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join("\n");
         let mut h = Fnv::default();
         text.hash(&mut h);
         let ex = Example {
@@ -826,7 +851,81 @@ impl LangSuite {
             response: text,
             meta: Meta::default(),
         };
-        Ok((ex, h.finish()))
+        Ok((ex, key_in(split, h.finish())))
+    }
+
+    /// The passages of an LM document ([`LangSuite::gen_lm`]).
+    fn lm_passages<'s>(
+        &'s self,
+        suite: &'s Suite,
+        split: Split,
+        rng: &mut ChaCha8Rng,
+        opts: &GenOptions,
+    ) -> Result<Vec<Passage<'s>>> {
+        let others: Vec<&LangSuite> = suite.langs().filter(|l| l.lang.code != self.lang.code).collect();
+        let n = rng.random_range(2..=4);
+        let mut passages = Vec::with_capacity(2 * n);
+        for _ in 0..n {
+            let kind = match rng.random_range(0..20) {
+                0..=6 => LmPassage::Mr,
+                7..=11 => LmPassage::Sm,
+                12..=16 => LmPassage::If,
+                _ => LmPassage::Fact,
+            };
+            // Draw until the item falls in the document's split (one in eight is held out).
+            let mut drawn = None;
+            for _ in 0..200 {
+                let seed: u64 = rng.random();
+                let (text, key) = self.lm_passage(kind, seed, opts)?;
+                if split_of(key) == split {
+                    drawn = Some((text, key, seed));
+                    break;
+                }
+            }
+            let Some((text, key, seed)) = drawn else { continue };
+            passages.push(Passage { lang: &self.lang.code, kind, text, key });
+            if kind != LmPassage::Fact && !others.is_empty() && rng.random_bool(0.5) {
+                let other = others[rng.random_range(0..others.len())];
+                let (text, key) = other.lm_passage(kind, seed, opts)?;
+                if split_of(key) == split {
+                    passages.push(Passage { lang: &other.lang.code, kind, text, key });
+                }
+            }
+        }
+        Ok(passages)
+    }
+
+    /// One passage of an LM document, drawn from `seed`, and its split key. The same seed
+    /// draws the same numbers (and story, family, instruction kind) in every language.
+    fn lm_passage(&self, kind: LmPassage, seed: u64, opts: &GenOptions) -> Result<(String, u64)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let sep = &self.format.sent_sep;
+        Ok(match kind {
+            LmPassage::Mr => {
+                let p = self.mr_problem(&mut rng, opts);
+                let text = format!("{}{sep}{}", p.template.s.render(&p.ctx)?, self.mr_answer[p.fam].render(&p.ctx)?);
+                (text, self.key(&["mr", p.fam], &p.ctx))
+            }
+            LmPassage::Sm => {
+                let (text, summary, key) = self.story(&mut rng)?;
+                (format!("{text}{sep}{summary}"), key)
+            }
+            LmPassage::If => {
+                let (ex, key) = self.gen_if(&mut rng)?;
+                (format!("{}{sep}{}", ex.prompt, ex.response), key)
+            }
+            LmPassage::Fact => {
+                let t = self.lm_facts.choose(&mut rng).unwrap();
+                let mut ctx = Ctx::new(&self.format);
+                let (a, b) = (rng.random_range(1..=9i64), rng.random_range(1..=9i64));
+                ctx.nums = vec![("a", a), ("b", b), ("r", a + b)];
+                self.fill(&mut rng, &mut ctx, &[t]);
+                let text = t.render(&ctx)?;
+                let mut h = Fnv::default();
+                text.hash(&mut h);
+                (text, h.finish())
+            }
+        })
     }
 
     /// The split key: the parts, the numbers and every item except person names.
@@ -878,7 +977,19 @@ pub fn script_problems(s: &Suite, only: &[String]) -> Vec<String> {
         let scripts = super::script::of_lang_script(&l.lang.script);
         for t in Task::BUILTIN {
             let mut text = String::new();
-            for i in 0..40 {
+            if t == Task::Lm {
+                // An LM document renders some passages in a second language too: check the
+                // language's own passages.
+                for (i, kind) in
+                    (0..40).zip([LmPassage::Mr, LmPassage::Sm, LmPassage::If, LmPassage::Fact].iter().cycle())
+                {
+                    match l.lm_passage(*kind, i, &o) {
+                        Ok((p, _)) => text.push_str(&p),
+                        Err(e) => bad.push(format!("{} {t}: {e:#}", l.lang.code)),
+                    }
+                }
+            }
+            for i in 0..if t == Task::Lm { 0 } else { 40 } {
                 match s.train(&t, &l.lang.code, 5, i, &o) {
                     Ok(ex) => {
                         text.push_str(&ex.prompt);
@@ -918,6 +1029,43 @@ mod tests {
         let bad = script_problems(suite(), &[]);
         assert!(Suite::load().is_ok());
         assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
+    /// Pretraining documents state the tasks' items in pairs of languages (the same numbers),
+    /// and never a held-out item: every passage of a train document is of the train split,
+    /// every passage of a held-out one of the held-out split.
+    #[test]
+    fn lm_documents_pair_languages_and_keep_heldout_items_out() {
+        let s = suite();
+        let o = GenOptions::default();
+        let en = s.lang("en").unwrap();
+        let (mut docs, mut paired, mut mr_pairs) = (0, 0, 0);
+        for split in [Split::Train, Split::Heldout] {
+            for seed in 0..150u64 {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let ps = en.lm_passages(s, split, &mut rng, &o).unwrap();
+                assert!(!ps.is_empty());
+                docs += 1;
+                assert!(ps.iter().all(|p| split_of(p.key) == split), "a passage outside {split:?}");
+                paired += ps.iter().any(|p| p.lang != "en") as usize;
+                for w in ps.windows(2) {
+                    let (a, b) = (&w[0], &w[1]);
+                    if b.lang == "en" || a.kind != LmPassage::Mr || b.kind != LmPassage::Mr {
+                        continue;
+                    }
+                    // The same problem: the same final number, in whatever digits each writes.
+                    let answer = |p: &Passage| crate::eval::numbers::final_number(&p.text, p.lang);
+                    assert!(answer(a).is_some(), "{}", a.text);
+                    assert_eq!(answer(a), answer(b), "{}\n{}", a.text, b.text);
+                    mr_pairs += 1;
+                }
+            }
+        }
+        assert!(paired * 3 > docs, "{paired} of {docs} documents pair two languages");
+        assert!(mr_pairs > 20, "{mr_pairs} MR passages in pairs");
+        // A train document is the same on every call (random access by seed).
+        let a = s.train(&Task::Lm, "pt", 3, 17, &o).unwrap();
+        assert_eq!(a, s.train(&Task::Lm, "pt", 3, 17, &o).unwrap());
     }
 
     /// No held-out example is ever drawn for training, in any language.
