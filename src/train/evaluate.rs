@@ -5,6 +5,7 @@ use anyhow::Result;
 
 use super::batch::make_batch;
 use super::model::Model;
+use crate::analysis::stats::mean_ci;
 use crate::config::{eval_langs, group_of, RunConfig};
 use crate::data::jsonl::DataSource;
 use crate::data::mixture::Mixture;
@@ -13,8 +14,8 @@ use crate::data::{Example, Task};
 
 /// Examples per forward pass of the loss evaluation.
 const EVAL_BATCH: usize = 32;
-/// Prompts decoded together.
-const GENERATE_BATCH: usize = 64;
+/// Prompts decoded together (`mixscope bench eval` measures the choice).
+pub const GENERATE_BATCH: usize = 32;
 
 struct EvalSet {
     task: Task,
@@ -40,12 +41,19 @@ pub struct EvalResult {
     pub lang_ok: Option<f64>,
     /// The metric of each generated example (none for loss-only sets).
     pub scores: Option<Vec<f64>>,
+    /// The 95 % interval of `value` (Wilson for pass/fail scores, bootstrap for graded ones).
+    pub ci: Option<[f64; 2]>,
 }
 
 /// The prepared held-out sets of a run.
 pub struct Evaluator {
     sets: Vec<EvalSet>,
     max_new: usize,
+    /// The weight of each (task, language) in the run's mixture: what the selection loss
+    /// averages with.
+    weights: Vec<((String, String), f64)>,
+    /// Prompts decoded together.
+    pub generate_batch: usize,
 }
 
 impl Evaluator {
@@ -74,7 +82,14 @@ impl Evaluator {
                 });
             }
         }
-        Ok(Evaluator { sets, max_new: cfg.eval.max_new_tokens })
+        let weights = mix.components().into_iter().map(|c| ((c.task.to_string(), c.lang), c.weight)).collect();
+        Ok(Evaluator { sets, max_new: cfg.eval.max_new_tokens, weights, generate_batch: GENERATE_BATCH })
+    }
+
+    /// The held-out loss that picks the best checkpoint ([`selection_loss`] under this run's
+    /// mixture).
+    pub fn selection_loss(&self, results: &[EvalResult]) -> Option<f64> {
+        selection_loss(results, &self.weights)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -91,12 +106,12 @@ impl Evaluator {
             }
             losses.push(set_loss(model, tok, &set.encoded)?);
         }
-        let Some(gens) = generate(model, tok, &self.sets, self.max_new, interrupted)? else {
+        let Some(gens) = generate(model, tok, &self.sets, self.max_new, self.generate_batch, interrupted)? else {
             return Ok(None);
         };
         let mut out = Vec::with_capacity(self.sets.len());
         for ((set, loss), gens) in self.sets.iter().zip(losses).zip(gens) {
-            let (metric, value, n, lang_ok, scores) = if set.generate_n > 0 {
+            let (metric, value, n, lang_ok, scores, ci) = if set.generate_n > 0 {
                 let mut scores = Vec::with_capacity(gens.len());
                 let mut ok = 0usize;
                 let mut metric = set.task.metric();
@@ -108,9 +123,10 @@ impl Evaluator {
                 }
                 let n = gens.len();
                 let mean = scores.iter().sum::<f64>() / n as f64;
-                (metric.to_string(), mean, n as u64, Some(ok as f64 / n as f64), Some(scores))
+                let ci = mean_ci(&scores, ci_seed(&set.task, &set.lang)).map(|(e, _)| [e.lo, e.hi]);
+                (metric.to_string(), mean, n as u64, Some(ok as f64 / n as f64), Some(scores), ci)
             } else {
-                ("loss".to_string(), loss, set.encoded.len() as u64, None, None)
+                ("loss".to_string(), loss, set.encoded.len() as u64, None, None, None)
             };
             out.push(EvalResult {
                 task: set.task.to_string(),
@@ -122,10 +138,21 @@ impl Evaluator {
                 n,
                 lang_ok,
                 scores,
+                ci,
             });
         }
         Ok(Some(out))
     }
+}
+
+/// The bootstrap's seed for a (task, language) set: fixed, so an eval's interval is
+/// reproducible from its scores.
+fn ci_seed(task: &Task, lang: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = crate::data::suite::Fnv::default();
+    task.as_str().hash(&mut h);
+    lang.hash(&mut h);
+    h.finish()
 }
 
 /// Mean response-token loss over encoded examples (token-weighted).
@@ -151,13 +178,14 @@ fn generate(
     tok: &Tok,
     sets: &[EvalSet],
     max_new: usize,
+    batch: usize,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<Option<Vec<Vec<String>>>> {
     let mut jobs: Vec<(usize, usize)> =
         sets.iter().enumerate().flat_map(|(s, set)| (0..set.generate_n).map(move |i| (s, i))).collect();
     jobs.sort_by_cached_key(|&(s, i)| (sets[s].task.to_string(), sets[s].encoded[i].prompt_len, s, i));
     let mut out: Vec<Vec<String>> = sets.iter().map(|set| vec![String::new(); set.generate_n]).collect();
-    for chunk in jobs.chunks(GENERATE_BATCH) {
+    for chunk in jobs.chunks(batch.max(1)) {
         if interrupted() {
             return Ok(None);
         }
@@ -176,15 +204,20 @@ fn generate(
     Ok(Some(out))
 }
 
-/// The loss that picks the best checkpoint: the mean over the languages trained on (English
-/// and seen), as the paper selects by held-out loss of the training distribution; all results
-/// when there are none.
-pub fn selection_loss(results: &[EvalResult]) -> Option<f64> {
-    let pick = |f: &dyn Fn(&EvalResult) -> bool| {
-        let v: Vec<f64> = results.iter().filter(|r| f(r) && r.loss.is_finite()).map(|r| r.loss).collect();
-        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-    };
-    pick(&|r| r.group != "unseen").or_else(|| pick(&|_| true))
+/// The loss that picks the best checkpoint, as the paper selects: the held-out loss of the
+/// run's own training distribution, i.e. the mean of the (task, language) losses weighted as
+/// in the mixture (`weights`). Sets of languages or tasks without weight (an English-only
+/// run's seen and unseen languages) are evaluated and shown, but do not pick its checkpoint.
+/// When no evaluated set has weight (user data evaluated on other tasks), the plain mean.
+pub fn selection_loss(results: &[EvalResult], weights: &[((String, String), f64)]) -> Option<f64> {
+    let weight =
+        |r: &EvalResult| weights.iter().find(|((t, l), _)| *t == r.task && *l == r.lang).map_or(0.0, |(_, w)| *w);
+    let finite: Vec<&EvalResult> = results.iter().filter(|r| r.loss.is_finite()).collect();
+    let total: f64 = finite.iter().map(|r| weight(r)).sum();
+    if total > 0.0 {
+        return Some(finite.iter().map(|r| weight(r) * r.loss).sum::<f64>() / total);
+    }
+    (!finite.is_empty()).then(|| finite.iter().map(|r| r.loss).sum::<f64>() / finite.len() as f64)
 }
 
 #[cfg(test)]
@@ -210,7 +243,7 @@ mod tests {
             let generate_n = 3 + sets.len() % 2;
             sets.push(EvalSet { task, lang: lang.into(), group: "seen".into(), examples, encoded, generate_n });
         }
-        let all = generate(&model, &tok, &sets, 6, &|| false).unwrap().unwrap();
+        let all = generate(&model, &tok, &sets, 6, 5, &|| false).unwrap().unwrap();
         let mut distinct = std::collections::BTreeSet::new();
         for (set, gens) in sets.iter().zip(&all) {
             assert_eq!(gens.len(), set.generate_n);
@@ -221,6 +254,54 @@ mod tests {
             }
         }
         assert!(distinct.len() > 3, "the prompts' generations differ, so a mix-up would show: {distinct:?}");
-        assert!(generate(&model, &tok, &sets, 6, &|| true).unwrap().is_none(), "an interruption abandons it");
+        assert!(generate(&model, &tok, &sets, 6, 5, &|| true).unwrap().is_none(), "an interruption abandons it");
+    }
+
+    fn result(task: &str, lang: &str, group: &str, loss: f64) -> EvalResult {
+        EvalResult {
+            task: task.into(),
+            lang: lang.into(),
+            group: group.into(),
+            loss,
+            metric: "accuracy".into(),
+            value: 0.5,
+            n: 64,
+            lang_ok: None,
+            scores: None,
+            ci: None,
+        }
+    }
+
+    #[test]
+    fn selection_loss_is_the_training_distributions() {
+        use crate::data::mixture::{Mixture, SpecContext};
+        // An English-only run evaluated on seen and unseen languages too: their (high) losses
+        // must not pick its checkpoint.
+        let ctx = SpecContext { tasks: vec![(Task::Mr, 3.0), (Task::Sm, 1.0)], ..SpecContext::default() };
+        let weights = |spec: &str| -> Vec<((String, String), f64)> {
+            let m = Mixture::parse(spec, &ctx).unwrap();
+            m.components().into_iter().map(|c| ((c.task.to_string(), c.lang), c.weight)).collect()
+        };
+        let results = vec![
+            result("mr", "en", "anchor", 1.0),
+            result("sm", "en", "anchor", 2.0),
+            result("mr", "es", "seen", 5.0),
+            result("sm", "ja", "seen", 6.0),
+            result("mr", "ko", "unseen", 7.0),
+        ];
+        let en_only = selection_loss(&results, &weights("multilingual=0")).unwrap();
+        assert!((en_only - (0.75 * 1.0 + 0.25 * 2.0)).abs() < 1e-12, "{en_only}");
+        // The same losses, the English-only run's seen languages much worse: no change.
+        let mut worse = results.clone();
+        worse[2].loss = 50.0;
+        worse[4].loss = f64::NAN;
+        assert_eq!(selection_loss(&worse, &weights("multilingual=0")), Some(en_only));
+        // A multilingual run weighs each language as its mixture does (en 0.5, es 0.5 here),
+        // and a set it did not evaluate (es sm) drops out of the normalisation.
+        let mixed = selection_loss(&results, &weights("en=1,es=1")).unwrap();
+        let want = (0.375 * 1.0 + 0.125 * 2.0 + 0.375 * 5.0) / 0.875;
+        assert!((mixed - want).abs() < 1e-12, "{mixed} vs {want}");
+        // Nothing evaluated has weight: the plain mean.
+        assert_eq!(selection_loss(&results[..1], &weights("es=1")), Some(1.0));
     }
 }

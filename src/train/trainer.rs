@@ -238,7 +238,13 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         Some(step) => {
             let dir = run.checkpoint_dir(step);
             load_weights(&varmap, &model, &dir.join(checkpoint::MODEL_FILE))?;
-            opt.load(dir.join(checkpoint::OPTIM_FILE))?;
+            let optim = dir.join(checkpoint::OPTIM_FILE);
+            // Only a run's starting checkpoint from a shipped base (weights only) may lack the
+            // optimizer's state: it then starts with fresh moments. Anywhere else it is needed
+            // to resume exactly.
+            if optim.exists() || cfg.init.is_none() || step != cfg.train.schedule_start {
+                opt.load(&optim).with_context(|| format!("loading {}", optim.display()))?;
+            }
             (checkpoint::load_state(&dir)?, Some(step))
         }
         None => {
@@ -298,7 +304,7 @@ fn device_name(d: &Device) -> String {
 }
 
 /// Load checkpoint weights into the model's variables; every variable must be present.
-fn load_weights(varmap: &VarMap, model: &Model, path: &Path) -> Result<()> {
+pub(crate) fn load_weights(varmap: &VarMap, model: &Model, path: &Path) -> Result<()> {
     let tensors =
         candle_core::safetensors::load(path, model.device()).with_context(|| format!("reading {}", path.display()))?;
     let data = varmap.data().lock().expect("varmap lock");
@@ -504,9 +510,10 @@ impl Session {
                 n: r.n,
                 lang_ok: r.lang_ok,
                 scores: r.scores.clone(),
+                ci: r.ci,
             })?;
         }
-        let Some(sel) = super::evaluate::selection_loss(&results) else {
+        let Some(sel) = self.evaluator.selection_loss(&results) else {
             return Ok(false);
         };
         self.last_eval_loss = Some(sel);
