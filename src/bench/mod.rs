@@ -1,6 +1,7 @@
-//! Benchmarks as a CLI mode (`mixscope bench tui|train [--json]`): tables of measured figures
+//! Benchmarks as a CLI mode (`mixscope bench tui|train|gpu|eval [--json]`): tables of measured figures
 //! next to their targets. Speed targets live here, never in timed tests.
 
+pub mod eval;
 pub mod gpu;
 pub mod train;
 pub mod tui;

@@ -96,6 +96,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show how a run's model answers held-out examples at a checkpoint: prompt, reference,
+    /// generation and score, as its evaluations scored them.
+    Samples {
+        run: String,
+        /// Task (mr, sm, if, or a user task).
+        #[arg(long, default_value = "mr")]
+        task: String,
+        /// Language code.
+        #[arg(long, default_value = "en")]
+        lang: String,
+        /// Checkpoint step (default: the latest).
+        #[arg(long)]
+        step: Option<u64>,
+        /// How many examples.
+        #[arg(long, default_value_t = 5)]
+        n: usize,
+        #[arg(long)]
+        runs: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Launch a sweep: every point of a grid over config values (N examples per language,
     /// tasks, seeds, ...) is one run in the queue, grouped as one sweep in `ls`, the TUI and
     /// `report`. Prints the sweep id and its runs.
@@ -132,7 +153,7 @@ pub enum Command {
     },
     /// Benchmarks: measured figures next to their targets.
     Bench {
-        /// tui | train
+        /// tui | train | gpu | eval
         what: String,
         /// One JSON object per line.
         #[arg(long)]
@@ -140,6 +161,11 @@ pub enum Command {
         /// Smaller sizes (a quick look, not the reported figures).
         #[arg(long)]
         quick: bool,
+        /// The run whose evaluation `bench eval` measures (its latest checkpoint).
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long)]
+        runs: Option<PathBuf>,
     },
     /// The monitor of a launched run (internal).
     #[command(name = "_supervise", hide = true)]
@@ -321,12 +347,38 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Compare { runs_to_compare, runs, json }) => {
             runs::compare(&crate::runs::runs_root(runs.as_deref()), &runs_to_compare, json)
         }
-        Some(Command::Bench { what, json, quick }) => {
+        Some(Command::Samples { run, task, lang, step, n, runs, json }) => {
+            let run = crate::runs::resolve(&crate::runs::runs_root(runs.as_deref()), &run)?;
+            let (step, samples) = crate::train::samples::samples(&run, step, &task, &lang, n)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "step": step, "samples": samples }))?);
+                return Ok(0);
+            }
+            let mean = samples.iter().map(|s| s.score).sum::<f64>() / samples.len().max(1) as f64;
+            println!("{} at step {step}: {task} {lang}, {} held-out examples, mean {mean:.3}", run.id(), samples.len());
+            for (i, s) in samples.iter().enumerate() {
+                println!(
+                    "\n#{i}  score {:.3}{}",
+                    s.score,
+                    if s.lang_ok { "" } else { "  (not in the prompt's language)" }
+                );
+                println!("  prompt     {}", s.prompt.replace('\n', "\n             "));
+                println!("  reference  {}", s.reference.replace('\n', "\n             "));
+                println!("  generated  {}", s.generation.replace('\n', "\n             "));
+            }
+            Ok(0)
+        }
+        Some(Command::Bench { what, json, quick, run, runs }) => {
             let rows = match what.as_str() {
                 "tui" => crate::bench::tui::run(quick)?,
                 "train" => crate::bench::train::run(quick)?,
                 "gpu" => crate::bench::gpu::run(quick)?,
-                other => crate::bail_input!("bench '{other}': choose tui, train or gpu"),
+                "eval" => {
+                    let Some(spec) = run else { crate::bail_input!("bench eval: --run RUN names the run to measure") };
+                    let r = crate::runs::resolve(&crate::runs::runs_root(runs.as_deref()), &spec)?;
+                    crate::bench::eval::run(&r, quick)?
+                }
+                other => crate::bail_input!("bench '{other}': choose tui, train, gpu or eval"),
             };
             crate::bench::print(&rows, json);
             Ok(0)

@@ -11,6 +11,7 @@ pub mod model;
 pub mod model_config;
 pub mod ops;
 pub mod optim;
+pub mod samples;
 pub mod schedule;
 pub mod setup;
 pub mod trainer;

@@ -1,0 +1,81 @@
+//! `mixscope samples RUN`: the held-out examples of a (task, language) set as the run's model
+//! answers them at a checkpoint — prompt, reference, generation and its score — the same
+//! greedy decoding and metric as the run's evaluations, so a number on screen can be read
+//! back to the answers behind it.
+
+use anyhow::{Context, Result};
+use candle_core::DType;
+use candle_nn::VarMap;
+
+use super::model::Model;
+use super::trainer::{dtype_of, load_weights, model_config, select_device};
+use crate::config::RunConfig;
+use crate::data::jsonl::{DataSource, UserData};
+use crate::data::suite::GenOptions;
+use crate::data::tokenizer::Tok;
+use crate::data::Task;
+use crate::runs::RunDir;
+
+/// A run's config, tokenizer and model at the checkpoint `step` (the latest when `None`), on
+/// the CPU in f32.
+pub fn load_model(run: &RunDir, step: Option<u64>) -> Result<(RunConfig, Tok, Model, u64)> {
+    let cfg = run.read_config()?;
+    let step = match step {
+        Some(s) => s,
+        None => run.latest_checkpoint()?.with_context(|| format!("{} has no checkpoint yet", run.path.display()))?,
+    };
+    let dir = run.checkpoint_dir(step);
+    if !dir.is_dir() {
+        crate::bail_input!("{} has no checkpoint at step {step}", run.path.display());
+    }
+    let tok = Tok::load(&run.tokenizer_path())?;
+    let device = select_device("cpu")?;
+    let mcfg = model_config(&cfg, &tok)?;
+    let varmap = VarMap::new();
+    let mut model = Model::new(&mcfg, &varmap, &device, DType::F32, cfg.seed)?;
+    model.set_compute_dtype(dtype_of("f32"))?;
+    load_weights(&varmap, &model, &dir.join(super::checkpoint::MODEL_FILE))?;
+    Ok((cfg, tok, model, step))
+}
+
+/// One held-out example as the model answered it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sample {
+    pub task: String,
+    pub lang: String,
+    pub prompt: String,
+    pub reference: String,
+    pub generation: String,
+    pub score: f64,
+    pub lang_ok: bool,
+}
+
+/// The first `n` held-out examples of (task, lang) answered by the checkpoint at `step` (the
+/// latest when `None`). The held-out set is the run's own (`eval.n` and the suite's fixed
+/// seed), so sample i is the example behind score i of the run's eval events.
+pub fn samples(run: &RunDir, step: Option<u64>, task: &str, lang: &str, n: usize) -> Result<(u64, Vec<Sample>)> {
+    let (cfg, tok, model, step) = load_model(run, step)?;
+    let source = DataSource {
+        opts: GenOptions { mr_levels: cfg.data.mr_levels.clone() },
+        user: UserData::load(&cfg.data.files)?,
+    };
+    let task = Task::parse(task);
+    let examples = source.heldout(&task, lang, n)?;
+    let mut out = Vec::with_capacity(examples.len());
+    for ex in examples {
+        let enc = tok.encode(&ex, cfg.data.seq_len)?;
+        let g = model.generate(&[enc.ids[..enc.prompt_len].to_vec()], cfg.eval.max_new_tokens, &tok.stops)?;
+        let generation = tok.decode(&g[0])?;
+        let sc = crate::eval::score(&ex, &generation);
+        out.push(Sample {
+            task: ex.task.to_string(),
+            lang: ex.lang.clone(),
+            prompt: ex.prompt,
+            reference: ex.response,
+            generation,
+            score: sc.value,
+            lang_ok: sc.lang_ok,
+        });
+    }
+    Ok((step, out))
+}
