@@ -66,7 +66,15 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
         cfg.lineage = Some(Lineage { parent: b.id(), fork_step: step });
         cfg.train.max_steps += step;
         cfg.train.schedule_start = step;
-        cfg.init = Some(crate::config::InitSection { config: None, run: Some(b.id()), step: Some(step) });
+        // The base by id when the run's own runs root (or its directory's parent) finds it
+        // there, else by its absolute path, so a base kept elsewhere is found again at start.
+        let near = |dir: &Path| b.path.parent().is_some_and(|p| same_dir(p, dir));
+        let base_ref = if near(root) || path.parent().is_some_and(near) {
+            b.id()
+        } else {
+            std::path::absolute(&b.path).unwrap_or_else(|_| b.path.clone()).display().to_string()
+        };
+        cfg.init = Some(crate::config::InitSection { config: None, run: Some(base_ref), step: Some(step) });
         base = Some((b, step));
     }
     // The tokenizer is checked before anything is created.
@@ -154,6 +162,14 @@ fn tokenizer_source(root: &Path, cfg: &RunConfig) -> Result<PathBuf> {
     }
 }
 
+/// Whether two paths name the same directory.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// The base run an `[init]` section names: an existing run, or the run of a config (found in
 /// the root by digest and length, or created there, untrained).
 fn find_or_create_base(root: &Path, init: &crate::config::InitSection) -> Result<RunDir> {
@@ -175,10 +191,72 @@ fn find_or_create_base(root: &Path, init: &crate::config::InitSection) -> Result
                 && c.train.max_steps == base_loaded.config.train.max_steps
         })
     });
-    match existing {
-        Some(r) => Ok(r),
-        None => Ok(create_run(root, None, &base_loaded)?.run),
+    if let Some(r) = existing {
+        return Ok(r);
     }
+    if let Some(shipped) = shipped_base(&hash, &suite, base_loaded.config.train.max_steps)? {
+        return install_shipped(root, &shipped);
+    }
+    Ok(create_run(root, None, &base_loaded)?.run)
+}
+
+/// Where trained base runs ship: `$MIXSCOPE_ASSETS/bases/` when set, else the source tree's
+/// `assets/bases/` (a binary moved away from its source tree trains its base instead).
+pub fn shipped_bases_dir() -> PathBuf {
+    crate::data::assets::override_dir()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"))
+        .join("bases")
+}
+
+/// A shipped base run made by this exact config (digest), suite (fingerprint) and length, if
+/// one ships: a finished run whose final checkpoint holds the model.
+fn shipped_base(hash: &str, suite: &str, max_steps: u64) -> Result<Option<RunDir>> {
+    let Ok(entries) = std::fs::read_dir(shipped_bases_dir()) else { return Ok(None) };
+    let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.join("run.toml").exists()).collect();
+    dirs.sort();
+    for d in dirs {
+        let r = RunDir::new(&d);
+        let Ok(c) = r.read_config() else { continue };
+        if c.source_hash.as_deref() == Some(hash)
+            && c.suite.as_deref() == Some(suite)
+            && c.train.max_steps == max_steps
+            && r.checkpoint_dir(max_steps).join(checkpoint::MODEL_FILE).exists()
+        {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}
+
+/// Copy a shipped base run into the runs root under a new id: its config, events (its
+/// training curves), tokenizer and final checkpoint. Written to a temporary directory and
+/// renamed, so the root never holds half a base.
+fn install_shipped(root: &Path, shipped: &RunDir) -> Result<RunDir> {
+    let cfg = shipped.read_config()?;
+    std::fs::create_dir_all(root)?;
+    let id = runs::new_id(root, cfg.name.as_deref());
+    let tmp = root.join(format!(".tmp-{id}-{}", std::process::id()));
+    let copy_tree = |from: &Path, to: &Path| -> Result<()> {
+        let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
+        while let Some((a, b)) = stack.pop() {
+            std::fs::create_dir_all(&b)?;
+            for e in std::fs::read_dir(&a).with_context(|| format!("reading {}", a.display()))? {
+                let e = e?;
+                let (src, dst) = (e.path(), b.join(e.file_name()));
+                if e.file_type()?.is_dir() {
+                    stack.push((src, dst));
+                } else {
+                    std::fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
+                }
+            }
+        }
+        Ok(())
+    };
+    copy_tree(&shipped.path, &tmp)?;
+    let path = root.join(&id);
+    std::fs::rename(&tmp, &path)?;
+    crate::util::sync_dir(root);
+    Ok(RunDir::new(path))
 }
 
 fn fmt_steps(v: &[u64]) -> String {
@@ -197,6 +275,11 @@ fn link_checkpoint(from: &RunDir, step: u64, to: &RunDir, seed: u64) -> Result<(
     std::fs::create_dir_all(&tmp)?;
     for f in [checkpoint::MODEL_FILE, checkpoint::OPTIM_FILE] {
         let (a, b) = (src.join(f), tmp.join(f));
+        // A shipped base keeps its weights only: a run started from it begins with fresh
+        // optimizer moments (the trainer allows that at a run's starting step alone).
+        if f == checkpoint::OPTIM_FILE && !a.exists() {
+            continue;
+        }
         if std::fs::hard_link(&a, &b).is_err() {
             std::fs::copy(&a, &b).with_context(|| format!("copying {}", a.display()))?;
         }
