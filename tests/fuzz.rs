@@ -38,7 +38,7 @@ fn valid_lines() -> Vec<String> {
             n: 2,
             lang_ok: Some(0.5),
             scores: Some(vec![0.5, 0.0]),
-            ci: None,
+            ci: Some([0.0, 0.5]),
         },
         Body::Checkpoint { path: "checkpoints/10".into(), eval_loss: Some(1.5) },
     ];

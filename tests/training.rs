@@ -244,3 +244,147 @@ fn a_base_run_is_trained_once_and_reused_while_the_suite_is_the_same() {
     assert_ne!(second, first);
     assert_eq!(bases().len(), 2);
 }
+
+/// Copy a directory tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+/// A base model that ships in `assets/bases/` (weights only, its events for its curves) is
+/// copied into an empty runs root instead of being trained; the run made from it starts with
+/// fresh optimizer moments, trains, evaluates, and resumes exactly like any run.
+#[test]
+fn a_shipped_base_is_installed_not_trained() {
+    let t = tempfile::tempdir().unwrap();
+    let cfgs = t.path().join("configs");
+    copy_tree(&fixture("shipped"), &cfgs);
+    // Make the base once, as `mixscope train` makes any run, and ship it without its
+    // optimizer state and its earlier checkpoints.
+    let made = t.path().join("made/base");
+    ok(run(t.path(), &["train", cfgs.join("base.toml").to_str().unwrap(), "--run-dir", made.to_str().unwrap(), "-q"]));
+    let assets = t.path().join("assets");
+    let repo_assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    std::fs::copy(repo_assets.join("langs.toml"), {
+        std::fs::create_dir_all(&assets).unwrap();
+        assets.join("langs.toml")
+    })
+    .unwrap();
+    copy_tree(&repo_assets.join("suite"), &assets.join("suite"));
+    let shipped = assets.join("bases/tiny-base");
+    std::fs::create_dir_all(shipped.join("checkpoints")).unwrap();
+    for f in ["run.toml", "events.jsonl", "tokenizer.json"] {
+        std::fs::copy(made.join(f), shipped.join(f)).unwrap();
+    }
+    copy_tree(&made.join("checkpoints/6"), &shipped.join("checkpoints/6"));
+    std::fs::remove_file(shipped.join("checkpoints/6/optimizer.safetensors")).unwrap();
+
+    let root = t.path().join("runs");
+    let sft = root.join("sft");
+    let train_sft = |extra: &[&str]| {
+        let mut args = vec!["train", cfgs.join("sft.toml").to_str().unwrap().to_string().leak() as &str];
+        args.extend(["--run-dir", sft.to_str().unwrap().to_string().leak() as &str]);
+        args.extend(extra);
+        let o = cmd(t.path()).env("MIXSCOPE_ASSETS", &assets).args(&args).output().unwrap();
+        ok(o)
+    };
+    let out = train_sft(&[]);
+    assert!(!out.contains("training the base model first"), "{out}");
+    // The root holds the shipped base under a new id: same config, same curves, same weights.
+    let bases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("run.toml").exists() && *p != sft)
+        .collect();
+    assert_eq!(bases.len(), 1, "{bases:?}");
+    let base = &bases[0];
+    assert_eq!(std::fs::read(base.join("events.jsonl")).unwrap(), std::fs::read(made.join("events.jsonl")).unwrap());
+    assert_eq!(sha(&base.join("checkpoints/6/model.safetensors")), sha(&made.join("checkpoints/6/model.safetensors")));
+    // The fine-tuning run starts from it and finishes, with evaluations that carry intervals.
+    let evs = events(&sft);
+    assert_eq!(of_kind(&evs, "fork")[0]["parent_step"], 6);
+    assert_eq!(last_state(&sft).as_deref(), Some("finished"));
+    let evals = of_kind(&evs, "eval");
+    assert!(!evals.is_empty());
+    for e in evals.iter().filter(|e| e["metric"] == "accuracy") {
+        let ci = e["ci"].as_array().unwrap_or_else(|| panic!("no interval: {e}"));
+        let (lo, hi, v) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap(), e["value"].as_f64().unwrap());
+        assert!(0.0 <= lo && lo <= v && v <= hi && hi <= 1.0 && hi - lo > 0.1, "{e}");
+    }
+    // Its own checkpoint has the optimizer state it made, so a longer run resumes from it.
+    let latest = std::fs::read_dir(sft.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()))
+        .max()
+        .unwrap();
+    assert_eq!(latest, 10);
+    assert!(sft.join("checkpoints/10/optimizer.safetensors").exists());
+    train_sft(&["--set", "max_steps=6"]);
+    assert_eq!(losses(&sft).last().unwrap().0, 12);
+    // A second run from the same config in the same root finds the installed base.
+    let o = cmd(t.path())
+        .env("MIXSCOPE_ASSETS", &assets)
+        .args([
+            "train",
+            cfgs.join("sft.toml").to_str().unwrap(),
+            "--run-dir",
+            root.join("sft2").to_str().unwrap(),
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    ok(o);
+    let runs = std::fs::read_dir(&root).unwrap().flatten().filter(|e| e.path().join("run.toml").exists()).count();
+    assert_eq!(runs, 3, "base, sft, sft2");
+    // `compare` gives every per-language delta an interval, and marks none that includes 0.
+    let sft2 = root.join("sft2");
+    let cmp = |json: bool| {
+        let mut args = vec!["compare", sft.to_str().unwrap(), sft2.to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        ok(run(t.path(), &args))
+    };
+    let v: serde_json::Value = serde_json::from_str(&cmp(true)).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let en = rows.iter().find(|r| r["row"] == "en" && r["task"] == "mr").unwrap();
+    let d = &en["latest_delta"][0];
+    let (lo, hi) = (d["lo"].as_f64().unwrap(), d["hi"].as_f64().unwrap());
+    assert!(lo <= d["value"].as_f64().unwrap() && d["value"].as_f64().unwrap() <= hi && hi - lo > 0.2, "{d}");
+    let text = cmp(false);
+    assert!(text.contains("95% interval") && text.contains("* the delta's 95% interval excludes 0"), "{text}");
+}
+
+/// The demo's shipped base model is what `mixscope train configs/demo-base.toml` makes: its
+/// first steps, retrained here, match the shipped curve bit for bit (CPU training with a seed
+/// is deterministic across thread counts), and its config is the one `configs/demo.toml`
+/// names, so a fresh runs root installs it.
+#[test]
+fn the_shipped_demo_base_is_reproducible() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = repo.join("assets/bases/demo-base");
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("runs/base");
+    let cfg = repo.join("configs/demo-base.toml");
+    ok(run(
+        t.path(),
+        &["train", cfg.to_str().unwrap(), "--run-dir", dir.to_str().unwrap(), "--set", "max_steps=12", "-q"],
+    ));
+    let want: Vec<(u64, f64)> = losses(&shipped).into_iter().take(12).collect();
+    assert_eq!(losses(&dir), want, "the first 12 steps of the shipped base");
+    let made: toml::Value = toml::from_str(&std::fs::read_to_string(dir.join("run.toml")).unwrap()).unwrap();
+    let ship: toml::Value = toml::from_str(&std::fs::read_to_string(shipped.join("run.toml")).unwrap()).unwrap();
+    assert_eq!(made["source_hash"], ship["source_hash"], "configs/demo-base.toml is the shipped base's config");
+    assert_eq!(made["suite"], ship["suite"], "the shipped base was made from this build's suite");
+    assert_eq!(sha(&dir.join("tokenizer.json")), sha(&shipped.join("tokenizer.json")));
+}

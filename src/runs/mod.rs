@@ -1,4 +1,4 @@
-//! The run directory (DESIGN.md §3): the only coupling between trainer, supervisor and TUI.
+//! The run directory (docs/run-directory.md): the only coupling between trainer, supervisor and TUI.
 //!
 //! ```text
 //! runs/<run-id>/

@@ -857,7 +857,7 @@ mod tests {
                 n: 8,
                 lang_ok: Some(1.0),
                 scores: None,
-                ci: None,
+                ci: Some([0.0625, 0.5]),
             },
         ))
         .unwrap();
@@ -877,6 +877,10 @@ mod tests {
         assert_eq!(fast.evals.len(), 1);
         let c = &fast.evals[&("mr".to_string(), "es".to_string())];
         assert_eq!((c.value.last(), c.group.as_str(), c.n), (Some((5, 0.25)), "seen", 8));
+        // The interval, read by the fast path as by serde.
+        assert_eq!(c.ci_at(5), Some((0.0625, 0.5)));
+        assert_eq!(slow.evals[&("mr".to_string(), "es".to_string())].ci_at(5), Some((0.0625, 0.5)));
+        assert_eq!(c.ci_at(4), None);
         assert_eq!(fast.best, Some((1.5, 5)));
         assert_eq!(fast.statuses.last().unwrap().state, State::Finished);
         assert_eq!(fast.timeline.x_of(3, XAxis::Examples, Some("en"), 0.0), Some(9.0));
