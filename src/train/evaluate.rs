@@ -15,7 +15,7 @@ use crate::data::{Example, Task};
 /// Examples per forward pass of the loss evaluation.
 const EVAL_BATCH: usize = 32;
 /// Prompts decoded together (`mixscope bench eval` measures the choice).
-pub const GENERATE_BATCH: usize = 32;
+pub const GENERATE_BATCH: usize = 128;
 
 struct EvalSet {
     task: Task,
