@@ -93,15 +93,21 @@ fn failed_run_details_show_the_reason() {
     both_sizes("failed", &mut a);
 }
 
-#[test]
-fn compare_view() {
-    let t = fixture();
+/// The fixture's English-only and multilingual runs, marked and compared.
+fn comparing(t: &tempfile::TempDir) -> App {
     let mut a = app(&t.path().join("runs"));
     select(&mut a, "en-");
     key(&mut a, KeyCode::Char(' '));
     select(&mut a, "ml40-");
     key(&mut a, KeyCode::Char(' '));
     key(&mut a, KeyCode::Char('c'));
+    a
+}
+
+#[test]
+fn compare_view() {
+    let t = fixture();
+    let mut a = comparing(&t);
     assert!(a.compare);
     let s = render(&mut a, 120, 40);
     assert!(s.contains("Compare") && s.contains("unseen avg") && s.contains("ΔB"), "{s}");
@@ -127,12 +133,7 @@ fn delta_cell(app: &mut App, row: &str) -> (String, ratatui::style::Color) {
 #[test]
 fn compare_marks_only_deltas_whose_interval_excludes_zero() {
     let t = fixture();
-    let mut a = app(&t.path().join("runs"));
-    select(&mut a, "en-");
-    key(&mut a, KeyCode::Char(' '));
-    select(&mut a, "ml40-");
-    key(&mut a, KeyCode::Char(' '));
-    key(&mut a, KeyCode::Char('c'));
+    let mut a = comparing(&t);
     let th = Theme::dark();
     // Spanish: 19 of 64 vs 46 of 64, far apart: marked, in the "better" colour.
     let (es, es_fg) = delta_cell(&mut a, "es");
