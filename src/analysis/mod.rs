@@ -224,6 +224,11 @@ impl CompareRow {
 /// A value and, when known, its interval.
 type Est2 = (Option<f64>, Option<Est>);
 
+/// The cell of `key` in a run's cells at a step, if the run has that step.
+fn cell_of<'m>(m: &'m Option<BTreeMap<(String, String), Cell>>, key: &(String, String)) -> Option<&'m Cell> {
+    m.as_ref().and_then(|m| m.get(key))
+}
+
 /// Compare runs' eval tables at their latest and best steps. Rows: every language of every
 /// task, then English / seen / unseen / gap / ratio to English / Latin / non-Latin.
 pub fn compare(tables: &[&EvalTable]) -> Vec<CompareRow> {
@@ -251,15 +256,14 @@ pub fn compare(tables: &[&EvalTable]) -> Vec<CompareRow> {
             .unwrap_or_default();
         for l in &langs {
             let key = (task.clone(), l.clone());
-            let cell = |m: &Option<BTreeMap<(String, String), Cell>>| m.as_ref().and_then(|m| m.get(&key)).cloned();
             let est = |ms: &[Option<BTreeMap<(String, String), Cell>>]| -> Vec<Est2> {
-                ms.iter().map(|m| cell(m).map_or((None, None), |c| (Some(c.value), cell_est(&c)))).collect()
+                ms.iter().map(|m| cell_of(m, &key).map_or((None, None), |c| (Some(c.value), cell_est(c)))).collect()
             };
             rows.push(CompareRow::new(
                 task,
                 &metric,
                 l,
-                latest.iter().map(|m| cell(m).map(|c| c.group)).collect(),
+                latest.iter().map(|m| cell_of(m, &key).map(|c| c.group.clone())).collect(),
                 est(&latest),
                 est(&best),
             ));
