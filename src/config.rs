@@ -456,6 +456,27 @@ pub struct InitSection {
     pub step: Option<u64>,
 }
 
+/// `[logging]`: what the trainer writes besides `events.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSection {
+    /// TensorBoard event files in `<run>/tensorboard/`, written live (on by default).
+    #[serde(default = "d_true")]
+    pub tensorboard: bool,
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        LoggingSection { tensorboard: true }
+    }
+}
+
+impl LoggingSection {
+    fn is_default(&self) -> bool {
+        *self == LoggingSection::default()
+    }
+}
+
 /// `[lineage]`: where a forked run came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -565,6 +586,8 @@ pub struct RunConfig {
     pub eval: EvalSection,
     #[serde(default)]
     pub checkpoint: CheckpointSection,
+    #[serde(default, skip_serializing_if = "LoggingSection::is_default")]
+    pub logging: LoggingSection,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<InitSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,8 @@ pub mod report;
 pub mod runs;
 pub mod supervisor;
 pub mod sweep;
+pub mod tensorboard;
 pub mod train;
 pub mod tui;
+pub mod userconf;
 pub mod util;

@@ -83,7 +83,7 @@ fn select_mark_compare_and_fork_in_tmux() {
         ));
     }
     let cmdline = format!(
-        "env MIXSCOPE_CACHE={} MIXSCOPE_CPU_BUDGET=1 HF_HUB_OFFLINE=1 {} tui --runs {}",
+        "env MIXSCOPE_CACHE={} MIXSCOPE_CONFIG_DIR=/nonexistent/mixscope-user-config MIXSCOPE_CPU_BUDGET=1 HF_HUB_OFFLINE=1 {} tui --runs {}",
         t.path().display(),
         bin().display(),
         root.display()
@@ -137,8 +137,12 @@ fn runs_survive_the_tui_and_a_new_tui_shows_them() {
     let dir = root.join(id.trim());
     let steps = || losses(&dir).last().map_or(0, |l| l.0);
     assert!(wait_for(Duration::from_secs(60), || steps() > 0), "the run never trained");
-    let cmdline =
-        format!("env MIXSCOPE_CACHE={} HF_HUB_OFFLINE=1 {} tui --runs {}", t.path().display(), bin().display(), rs);
+    let cmdline = format!(
+        "env MIXSCOPE_CACHE={} MIXSCOPE_CONFIG_DIR=/nonexistent/mixscope-user-config HF_HUB_OFFLINE=1 {} tui --runs {}",
+        t.path().display(),
+        bin().display(),
+        rs
+    );
     {
         let tm = Tmux::new(&cmdline);
         tm.wait_for("long", Duration::from_secs(20));
@@ -184,7 +188,7 @@ fn a_panic_in_the_tui_restores_the_terminal_and_runs_keep_going() {
     assert!(wait_for(Duration::from_secs(60), || steps() > 0), "the run never trained");
     // The shell stays after the TUI ends, so the pane shows what the TUI left behind.
     let cmdline = format!(
-        "sh -c 'env MIXSCOPE_CACHE={} HF_HUB_OFFLINE=1 MIXSCOPE_TEST_PANIC=1 {} tui --runs {}; echo TUI-EXIT=$?; sleep 60'",
+        "sh -c 'env MIXSCOPE_CACHE={} MIXSCOPE_CONFIG_DIR=/nonexistent/mixscope-user-config HF_HUB_OFFLINE=1 MIXSCOPE_TEST_PANIC=1 {} tui --runs {}; echo TUI-EXIT=$?; sleep 60'",
         t.path().display(),
         bin().display(),
         rs
@@ -206,8 +210,12 @@ fn a_sweep_launched_from_the_tui_appears_as_one_node_and_its_view_fills_in() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("runs");
     let rs = root.to_str().unwrap();
-    let cmdline =
-        format!("env MIXSCOPE_CACHE={} HF_HUB_OFFLINE=1 {} tui --runs {}", t.path().display(), bin().display(), rs);
+    let cmdline = format!(
+        "env MIXSCOPE_CACHE={} MIXSCOPE_CONFIG_DIR=/nonexistent/mixscope-user-config HF_HUB_OFFLINE=1 {} tui --runs {}",
+        t.path().display(),
+        bin().display(),
+        rs
+    );
     let tm = Tmux::new(&cmdline);
     tm.wait_for("Start the demo", Duration::from_secs(20));
     // Decline the demo; `n` takes a sweep file as well as a run config.

@@ -81,6 +81,8 @@ fn kill_9_at_random_moments_then_resume_loses_nothing() {
     let mut history: Vec<u8> = Vec::new();
     let mut kills = 0;
     let mut torn = 0;
+    let mut tb_torn = 0;
+    let mut seen_files = Vec::new();
     while kills < KILLS {
         let before = last_train_step(&dir).0;
         let latest_ckpt = assert_checkpoints_whole(&dir).last().copied();
@@ -104,6 +106,25 @@ fn kill_9_at_random_moments_then_resume_loses_nothing() {
         torn = torn.max(bad);
         let ckpts = assert_checkpoints_whole(&dir);
         eprintln!("kill {kills} after {wait:?}: last train step {at:?}, checkpoints {ckpts:?}");
+        // Its TensorBoard file (one per trainer process) holds whole records, each with good
+        // CRCs, and at most one torn record at its end; the file says where this trainer
+        // started, so that TensorBoard drops the steps it trained again.
+        let files = tfevents::files(&dir.join("tensorboard"));
+        assert!(files.len() <= kills, "{} TensorBoard files after {kills} trainers", files.len());
+        for f in &files {
+            let (recs, torn) = tfevents::read(f);
+            tb_torn += usize::from(torn > 0);
+            if let Some(first) = recs.first() {
+                assert_eq!(first.what, tfevents::What::FileVersion("brain.Event:2".into()));
+            }
+        }
+        if let Some(f) = files.last().filter(|f| !seen_files.contains(*f)) {
+            if let Some(start) = tfevents::read(f).0.get(1) {
+                assert_eq!(start.what, tfevents::What::Session(1), "{}", f.display());
+                assert_eq!(start.step, latest_ckpt.unwrap_or(0) + 1, "{}: START step", f.display());
+            }
+        }
+        seen_files = files;
         // The restarted trainer started right after the latest whole checkpoint, so it redid
         // at most one checkpoint interval.
         if let Some(first_new) = first_train_step(&history[offset..]) {
@@ -127,6 +148,28 @@ fn kill_9_at_random_moments_then_resume_loses_nothing() {
         sha(&straight.join("checkpoints/600/model.safetensors")),
         "final weights differ from the run never killed"
     );
+    // What TensorBoard shows of the killed run's files equals the run's final events.
+    let shown = tfevents::scalars(&dir.join("tensorboard"));
+    let expected: BTreeMap<u64, f32> = final_losses(&dir).into_iter().map(|(s, l)| (s, l as f32)).collect();
+    assert_eq!(shown["train/loss"], expected, "TensorBoard's train/loss after the kills");
+    let mut straight_shown = tfevents::scalars(&straight.join("tensorboard"));
+    let mut shown = shown;
+    for m in [&mut shown, &mut straight_shown] {
+        m.remove("train/tokens_per_s"); // a wall-clock figure, the one value that may differ
+    }
+    assert!(shown.keys().any(|t| t.starts_with("eval/")), "{:?}", shown.keys());
+    for (tag, pts) in &straight_shown {
+        let got = shown.get(tag).cloned().unwrap_or_default();
+        let diff: Vec<_> = pts.iter().filter(|(s, v)| got.get(s) != Some(v)).take(5).collect();
+        let extra: Vec<_> = got.keys().filter(|s| !pts.contains_key(s)).take(5).collect();
+        assert!(
+            diff.is_empty() && extra.is_empty(),
+            "TensorBoard's {tag} differs from the run never killed: {diff:?} (killed run: {:?}), extra steps {extra:?}",
+            diff.iter().map(|(s, _)| got.get(s)).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(shown.keys().collect::<Vec<_>>(), straight_shown.keys().collect::<Vec<_>>());
+    eprintln!("{tb_torn} torn TensorBoard record(s) over the kills");
     // Torn lines (a kill in the middle of a write) are skipped by readers; the mixscope reader
     // agrees with the run's state.
     let ls = ok(run(cache, &["ls", "--runs", t.path().join("runs").to_str().unwrap(), "--json"]));
@@ -397,4 +440,38 @@ fn a_full_disk_fails_the_run_with_no_space_left_and_keeps_the_previous_checkpoin
         sha(&out.join("checkpoints/20/model.safetensors")),
         sha(&straight.join("checkpoints/20/model.safetensors"))
     );
+}
+
+/// A trainer killed after saving a checkpoint but before logging it: the resumed trainer logs
+/// that checkpoint with its selection loss (from state.json), so the best-checkpoint rule and
+/// TensorBoard's `eval_loss/selection` still see it.
+#[test]
+fn a_checkpoint_saved_but_not_logged_is_logged_when_the_run_resumes() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("runs/cut");
+    let train = || {
+        let mut c = cmd(t.path());
+        c.args(["train", fixture("tiny.toml").to_str().unwrap(), "--run-dir", dir.to_str().unwrap(), "-q"]);
+        ok(c.output().unwrap());
+    };
+    train();
+    // Cut the log just before the last checkpoint's event, as a kill there would have.
+    let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().rposition(|l| l.contains("\"kind\":\"checkpoint\"")).unwrap();
+    let cut: serde_json::Value = serde_json::from_str(lines[at]).unwrap();
+    assert_eq!(cut["step"], 30);
+    let want = cut["eval_loss"].as_f64().expect("an eval ran at the last step");
+    std::fs::write(dir.join("events.jsonl"), lines[..at].iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+
+    train();
+    let evs = events(&dir);
+    let ckpts: Vec<_> = of_kind(&evs, "checkpoint").into_iter().filter(|e| e["step"] == 30).collect();
+    assert_eq!(ckpts.len(), 1, "{ckpts:?}");
+    assert_eq!(ckpts[0]["eval_loss"].as_f64(), Some(want));
+    assert_eq!(ckpts[0]["path"], cut["path"]);
+    assert_eq!(last_state(&dir).as_deref(), Some("finished"));
+    // Resuming again adds nothing: the checkpoint is logged now.
+    train();
+    assert_eq!(of_kind(&events(&dir), "checkpoint").len(), of_kind(&evs, "checkpoint").len());
 }

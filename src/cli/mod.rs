@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod data;
@@ -204,21 +204,36 @@ pub enum Command {
         runs: Option<PathBuf>,
     },
     /// Write a run's checkpoint as a Hugging Face model directory (config.json,
-    /// model.safetensors, tokenizer files) that transformers' `from_pretrained` loads.
+    /// model.safetensors, tokenizer files) that transformers' `from_pretrained` loads; or,
+    /// with --tensorboard, its events as a TensorBoard log.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["out", "tensorboard"])))]
     Export {
         /// The run: id, unique prefix, name or directory.
         run: String,
         /// The checkpoint step (default: the latest).
-        #[arg(long, conflicts_with = "best")]
+        #[arg(long, conflicts_with_all = ["best", "tensorboard"])]
         step: Option<u64>,
         /// The checkpoint of the best held-out loss.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "tensorboard")]
         best: bool,
-        /// The directory to write (must not exist, or be empty).
+        /// The model directory to write (must not exist, or be empty).
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        /// Write the run's TensorBoard event file from its events.jsonl into DIR/<run id>/ (for
+        /// runs logged before live TensorBoard files, or with `[logging] tensorboard = false`).
+        #[arg(long, value_name = "DIR")]
+        tensorboard: Option<PathBuf>,
         #[arg(long)]
         runs: Option<PathBuf>,
+    },
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell
+    /// (e.g. `mixscope completions bash > ~/.local/share/bash-completion/completions/mixscope`).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `mixscope man | man -l -`; with --out DIR, write
+    /// mixscope.1 and one page per subcommand (mixscope-train.1, ...) into DIR.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// The built-in task suite: languages, tasks, samples, statistics.
     #[command(subcommand)]
@@ -304,6 +319,7 @@ pub enum DataCmd {
 
 /// Run the CLI; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
+    crate::userconf::check()?;
     match cli.command {
         Some(Command::Data(d)) => data::data(d),
         Some(Command::Train { config, run_dir, runs, sets, quiet }) => {
@@ -325,9 +341,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             println!("{}", run.id());
             Ok(0)
         }
-        Some(Command::Export { run, step, best, out, runs }) => {
+        Some(Command::Export { run, step, best, out, tensorboard, runs }) => {
             let root = crate::runs::runs_root(runs.as_deref());
             let rd = crate::runs::resolve(&root, &run)?;
+            if let Some(dir) = tensorboard {
+                let e = crate::tensorboard::export_run(&rd, &dir)?;
+                println!("exported {} events of run {} to {}", e.events, rd.id(), e.file.display());
+                return Ok(0);
+            }
+            let out = out.expect("clap: --out or --tensorboard");
             let which = match (step, best) {
                 (Some(s), _) => crate::train::export::Which::Step(s),
                 (None, true) => crate::train::export::Which::Best,
@@ -398,6 +420,11 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut public_command(), "mixscope", &mut std::io::stdout());
+            Ok(0)
+        }
+        Some(Command::Man { out }) => man(out.as_deref()),
         Some(Command::Ls { runs, json }) => runs::ls(&crate::runs::runs_root(runs.as_deref()), json),
         Some(Command::Pause { run, runs }) => runs::control(runs, &run, "pause"),
         Some(Command::Resume { run, runs }) => runs::control(runs, &run, "resume"),
@@ -424,4 +451,55 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The command line as users see it: the internal subcommands (`_run`, `_supervise`) left out,
+/// for completions and man pages.
+fn public_command() -> clap::Command {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let subs: Vec<clap::Command> = cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned().collect();
+    let mut public = clap::Command::new("mixscope").version(env!("CARGO_PKG_VERSION")).subcommands(subs);
+    if let Some(about) = cmd.get_about() {
+        public = public.about(about.clone());
+    }
+    public
+}
+
+/// Whether a command is a short-lived one whose output may go to a pipe that closes early
+/// (`mixscope ls | head`): those exit quietly on SIGPIPE, as other command-line tools do.
+pub fn exits_on_broken_pipe(cli: &Cli) -> bool {
+    !matches!(
+        cli.command,
+        None | Some(Command::Tui { .. })
+            | Some(Command::Train { .. })
+            | Some(Command::Supervise { .. })
+            | Some(Command::RunInternal { .. })
+            | Some(Command::Sweep { .. })
+    )
+}
+
+/// The man pages, generated from the clap definitions (hidden subcommands left out).
+fn man(out: Option<&std::path::Path>) -> Result<i32> {
+    let cmd = public_command();
+    let Some(dir) = out else {
+        clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        return Ok(0);
+    };
+    std::fs::create_dir_all(dir)?;
+    let mut n = 0;
+    let mut write = |name: String, c: clap::Command| -> Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(c).title(name.to_uppercase()).render(&mut buf)?;
+        std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
+        println!("{}", path.display());
+        n += 1;
+        Ok(())
+    };
+    write("mixscope".into(), cmd.clone())?;
+    for sub in cmd.get_subcommands() {
+        let name = format!("mixscope-{}", sub.get_name());
+        write(name.clone(), sub.clone().name(name))?;
+    }
+    Ok(0)
 }

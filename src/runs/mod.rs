@@ -103,14 +103,15 @@ impl RunDir {
     }
 }
 
-/// The runs root: `--runs DIR`, else `MIXSCOPE_RUNS`, else `./runs`.
+/// The runs root: `--runs DIR`, else `MIXSCOPE_RUNS`, else `runs` in the user's config.toml
+/// (`userconf`), else `./runs`.
 pub fn runs_root(flag: Option<&Path>) -> PathBuf {
     if let Some(p) = flag {
         return p.to_path_buf();
     }
     match std::env::var_os("MIXSCOPE_RUNS").filter(|v| !v.is_empty()) {
         Some(v) => PathBuf::from(v),
-        None => PathBuf::from("runs"),
+        None => crate::userconf::get().runs.unwrap_or_else(|| PathBuf::from("runs")),
     }
 }
 

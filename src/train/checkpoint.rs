@@ -28,6 +28,11 @@ pub struct TrainState {
     /// Seconds spent training (excluding pauses).
     #[serde(default)]
     pub train_seconds: f64,
+    /// The selection loss of the evaluation at this step, when one ran: what the checkpoint
+    /// event says, so that a trainer killed between saving a checkpoint and logging it can log
+    /// it when it resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_loss: Option<f64>,
 }
 
 pub const MODEL_FILE: &str = "model.safetensors";

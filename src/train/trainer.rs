@@ -30,6 +30,7 @@ use crate::runs::control::{Command, ControlWatch};
 use crate::runs::events::{Body, Event, EventWriter, Examples, State};
 use crate::runs::lock::RunLock;
 use crate::runs::RunDir;
+use crate::tensorboard;
 
 /// The fixed cost of one micro-batch's forward and backward pass, in padded input tokens, that
 /// `train.group_by_length` weighs against the padding it saves.
@@ -165,6 +166,8 @@ struct Session {
     sampler: Sampler,
     source: DataSource,
     events: EventWriter,
+    /// `<run>/tensorboard/`, unless `[logging] tensorboard = false` (or it failed).
+    tensorboard: Option<tensorboard::Writer>,
     control: ControlWatch,
     state: TrainState,
     evaluator: Evaluator,
@@ -260,6 +263,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
                 best_step: None,
                 control_seq: 0,
                 train_seconds: 0.0,
+                eval_loss: None,
             };
             (s, None)
         }
@@ -267,13 +271,17 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     let sampler = Sampler::resume(&mixture, state.sampler.clone());
     let control = ControlWatch::new_from(&run.path, state.control_seq);
     let evaluator = Evaluator::new(&cfg, &mixture, &source, &tok)?;
-    let mut events = EventWriter::open(&run.events_path())?;
+    let events = EventWriter::open(&run.events_path())?;
+    let tensorboard = match cfg.logging.tensorboard {
+        true => tensorboard::Writer::create(&run.path.join(tensorboard::DIR))
+            .map_err(|e| eprintln!("warning: no TensorBoard log for this run: {e:#}"))
+            .ok(),
+        false => None,
+    };
     let msg = match resumed_from {
         Some(s) => format!("resumed from step {s}"),
         None => format!("started: {} parameters, {}", mcfg.num_params(), device_name(&device)),
     };
-    events.write(&Event::new(state.step, Body::Status { state: State::Running, message: Some(msg) }))?;
-    events.sync()?;
     let mut s = Session {
         run: run.clone(),
         cfg,
@@ -284,6 +292,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         sampler,
         source,
         events,
+        tensorboard,
         control,
         last_checkpoint: resumed_from,
         last_eval: None,
@@ -293,6 +302,10 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         quiet: opts.quiet,
         pause_exits: opts.pause_exits,
     };
+    s.status(State::Running, Some(msg))?;
+    if let Some(step) = resumed_from {
+        s.log_checkpoint_if_missing(step)?;
+    }
     s.run_loop()
 }
 
@@ -326,8 +339,22 @@ pub(crate) fn load_weights(varmap: &VarMap, model: &Model, path: &Path) -> Resul
 }
 
 impl Session {
+    /// Append an event to the run's log, and its scalars to the TensorBoard file. The log is
+    /// the record: a TensorBoard file that cannot be written is given up with a warning.
     fn emit(&mut self, body: Body) -> Result<()> {
-        self.events.write(&Event::new(self.state.step, body))
+        let ev = Event::new(self.state.step, body);
+        self.events.write(&ev)?;
+        self.tensorboard_do(|tb| tb.write(&ev));
+        Ok(())
+    }
+
+    fn tensorboard_do(&mut self, f: impl FnOnce(&mut tensorboard::Writer) -> Result<()>) {
+        if let Some(tb) = self.tensorboard.as_mut() {
+            if let Err(e) = f(tb) {
+                eprintln!("warning: TensorBoard log {} given up: {e:#}", tb.path().display());
+                self.tensorboard = None;
+            }
+        }
     }
 
     fn status(&mut self, state: State, message: Option<String>) -> Result<()> {
@@ -513,6 +540,7 @@ impl Session {
                 ci: r.ci,
             })?;
         }
+        self.tensorboard_do(|tb| tb.end_round());
         let Some(sel) = self.evaluator.selection_loss(&results) else {
             return Ok(false);
         };
@@ -528,9 +556,34 @@ impl Session {
         Ok(better)
     }
 
+    /// A trainer killed after saving a checkpoint but before logging it left a checkpoint
+    /// without its event (and its selection loss); log it now, from the checkpoint's state.
+    /// A logged one is written to the new TensorBoard file again, in case only that write was
+    /// lost.
+    fn log_checkpoint_if_missing(&mut self, step: u64) -> Result<()> {
+        let (events, _, _) = crate::runs::events::read_all(&self.run.events_path())?;
+        let at = |kind: &str| events.iter().any(|e| e.step == step && e.kind() == kind);
+        // Only a checkpoint this run saved: it trained that step (a fork's or a base's starting
+        // checkpoint belongs to the run it came from).
+        let dir = self.run.checkpoint_dir(step);
+        let path = dir.strip_prefix(&self.run.path).unwrap_or(&dir).display().to_string();
+        let body = Body::Checkpoint { path, eval_loss: self.state.eval_loss };
+        if at("train") && !at("checkpoint") {
+            self.emit(body)?;
+            self.events.sync()?;
+        } else if at("checkpoint") {
+            // Logged; its TensorBoard record may not be (a kill between the two writes). Written
+            // again, it is the same value at the same step.
+            let ev = Event::new(step, body);
+            self.tensorboard_do(|tb| tb.write(&ev));
+        }
+        Ok(())
+    }
+
     fn checkpoint(&mut self) -> Result<()> {
         self.state.sampler = self.sampler.state().clone();
         self.state.control_seq = self.control.last_seq();
+        self.state.eval_loss = self.last_eval_loss.filter(|_| self.last_eval == Some(self.state.step));
         let varmap = &self.varmap;
         let opt = &self.opt;
         let dir = checkpoint::save(&self.run, &self.state, |tmp| {
@@ -540,8 +593,7 @@ impl Session {
         })?;
         self.last_checkpoint = Some(self.state.step);
         let rel = dir.strip_prefix(&self.run.path).unwrap_or(&dir).display().to_string();
-        let eval_loss = self.last_eval_loss.filter(|_| self.last_eval == Some(self.state.step));
-        self.emit(Body::Checkpoint { path: rel, eval_loss })?;
+        self.emit(Body::Checkpoint { path: rel, eval_loss: self.state.eval_loss })?;
         self.events.sync()?;
         checkpoint::prune(&self.run, self.cfg.checkpoint.keep_last, self.state.best_step, &[])?;
         Ok(())

@@ -117,14 +117,16 @@ fn perform(root: &Path, req: Request) -> Outcome {
 
 /// Open the TUI on a runs root until the user quits. Runs keep training after it closes.
 pub fn run(root: &Path, opts: TuiOptions) -> Result<()> {
-    let theme = theme::Theme::load(opts.theme.as_deref().unwrap_or("dark"))?;
+    let name = opts.theme.or_else(|| crate::userconf::get().theme).unwrap_or_else(|| "dark".into());
+    let theme = theme::Theme::load(&name)?;
+    let keymap = keymap::Keymap::user()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(main_loop(root.to_path_buf(), theme, opts.demo))
+    rt.block_on(main_loop(root.to_path_buf(), theme, keymap, opts.demo))
 }
 
-async fn main_loop(root: PathBuf, theme: theme::Theme, demo: bool) -> Result<()> {
+async fn main_loop(root: PathBuf, theme: theme::Theme, keymap: keymap::Keymap, demo: bool) -> Result<()> {
     let store = Store::load(&root);
-    let mut app = App::new(store, theme, keymap::Keymap::default_map());
+    let mut app = App::new(store, theme, keymap);
     if app.store.runs.is_empty() {
         app.mode = Mode::DemoOffer;
     }

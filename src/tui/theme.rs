@@ -134,10 +134,18 @@ impl Theme {
         })
     }
 
-    /// A built-in theme by name, or a theme file by path.
+    /// A built-in theme by name, a user theme by name (`themes/<name>.toml` in the user's
+    /// config directory, `userconf`), or a theme file by path.
     pub fn load(name_or_path: &str) -> Result<Theme> {
         if let Some((n, src)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
             return Theme::parse(&format!("themes/{n}.toml"), src);
+        }
+        let user = (!name_or_path.contains(['/', '.']))
+            .then(|| crate::userconf::file(&format!("themes/{name_or_path}.toml")))
+            .flatten();
+        if let Some(p) = user {
+            let src = std::fs::read_to_string(&p)?;
+            return Theme::parse(&p.display().to_string(), &src);
         }
         let p = std::path::Path::new(name_or_path);
         if p.exists() {
@@ -145,7 +153,7 @@ impl Theme {
             return Theme::parse(&p.display().to_string(), &src);
         }
         Err(crate::error::bad_input(format!(
-            "theme '{name_or_path}': not a built-in theme ({}) nor a file",
+            "theme '{name_or_path}': not a built-in theme ({}), a user theme nor a file",
             BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
         )))
     }

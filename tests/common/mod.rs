@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the real binary, temp run roots, event files.
 #![allow(dead_code)]
 
+pub mod tfevents;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -17,6 +19,8 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn cmd(cache: &Path) -> Command {
     let mut c = Command::new(bin());
     c.env("MIXSCOPE_CACHE", cache).env("HF_HUB_OFFLINE", "1").env_remove("MIXSCOPE_RUNS").env_remove("MIXSCOPE_ASSETS");
+    // Not the developer's own ~/.config/mixscope (keymap, default runs root, themes).
+    c.env("MIXSCOPE_CONFIG_DIR", cache.join("user-config"));
     c
 }
 
