@@ -266,6 +266,9 @@ fn sweep_view_draws_score_against_n_per_group() {
     let s = render(&mut a, 120, 40);
     assert!(s.contains("Sweep paper") && s.contains("MR EN") && s.contains("ρ seen~unseen"), "{s}");
     assert!(s.contains("◆ paper · 4 runs"), "{s}");
+    // Every score with its 95 % interval (the fixture's MR sets carry one; its SM sets do not).
+    assert!(s.contains("mean ± 95% CI") && s.contains("0.53±0.06"), "{s}");
+    assert!(render(&mut a, 80, 24).contains("53±6"), "narrow: percent with the interval");
     // The table reads the runs at their best checkpoint: seen languages gain with n.
     let an = mixscope::tui::panes::sweep::analysis(&a, "paper-9c8d7e").unwrap();
     let seen: Vec<f64> = an.curves.iter().filter(|c| c.task == "mr" && c.group == "seen").map(|c| c.mean).collect();

@@ -62,7 +62,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App, id: &str) {
             Span::styled(format!(" Sweep {} ", a.name), th.title()),
             dim(
                 format!(
-                    "x = {} · {} runs, {finished} finished, {read} with evals · each at its best held-out-loss checkpoint · {} ",
+                    "x = {} · {} runs, {finished} finished, {read} with evals · mean ± 95% CI, each run at its best held-out-loss checkpoint · {} ",
                     a.x_var.as_deref().unwrap_or("-"),
                     a.runs.len(),
                     a.id,
@@ -95,20 +95,23 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App, id: &str) {
         let shown_series = chosen.iter().find(|(t, _)| t == *task).map(|(_, s)| s.clone()).unwrap_or_default();
         let metric = a.curves.iter().find(|c| c.task == **task).map(|c| c.metric.clone()).unwrap_or_default();
         let mut data: Vec<(Vec<(f64, f64)>, ratatui::style::Color)> = Vec::new();
+        // Each point's 95 % interval, drawn as a vertical bar.
+        let mut bars: Vec<([(f64, f64); 2], ratatui::style::Color)> = Vec::new();
         let mut y1: f64 = if higher_is_better(&metric) { 0.05 } else { f64::NEG_INFINITY };
         let mut y0: f64 = if higher_is_better(&metric) { 0.0 } else { f64::INFINITY };
         for (g, _) in GROUPS {
-            let pts: Vec<(f64, f64)> = a
-                .curves
-                .iter()
-                .filter(|c| c.task == **task && c.group == g && c.series == shown_series)
-                .filter_map(|c| Some((a.x_values.iter().position(|x| *x == c.x)? as f64, c.mean)))
-                .collect();
-            for p in &pts {
-                y1 = y1.max(p.1);
-                y0 = y0.min(p.1);
-            }
             let color = th.lang(if g == "english" { "anchor" } else { g }, 0);
+            let mut pts = Vec::new();
+            for c in a.curves.iter().filter(|c| c.task == **task && c.group == g && c.series == shown_series) {
+                let Some(x) = a.x_values.iter().position(|x| *x == c.x) else { continue };
+                let x = x as f64;
+                pts.push((x, c.mean));
+                y1 = y1.max(c.hi.unwrap_or(c.mean));
+                y0 = y0.min(c.lo.unwrap_or(c.mean));
+                if let (Some(lo), Some(hi)) = (c.lo, c.hi) {
+                    bars.push(([(x, lo), (x, hi)], color));
+                }
+            }
             data.push((pts, color));
         }
         if !(y0.is_finite() && y1.is_finite()) || y1 <= y0 {
@@ -116,9 +119,15 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App, id: &str) {
         }
         let pad = (y1 - y0) * 0.08;
         let (y0, y1) = (if higher_is_better(&metric) { y0 } else { y0 - pad }, y1 + pad);
-        let datasets: Vec<Dataset> = data
-            .iter()
-            .flat_map(|(pts, color)| {
+        let bar_sets = bars.iter().map(|(ends, color)| {
+            Dataset::default()
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::default().fg(*color).add_modifier(Modifier::DIM))
+                .data(ends)
+        });
+        let datasets: Vec<Dataset> = bar_sets
+            .chain(data.iter().flat_map(|(pts, color)| {
                 [
                     Dataset::default()
                         .marker(Marker::Braille)
@@ -131,7 +140,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App, id: &str) {
                         .style(Style::default().fg(*color).add_modifier(Modifier::BOLD))
                         .data(pts),
                 ]
-            })
+            }))
             .collect();
         let (x0, x1) = if k == 1 { (-1.0, 1.0) } else { (0.0, (k - 1) as f64) };
         let labels: Vec<String> =
@@ -175,8 +184,17 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, a: &SweepAnalysis, chosen: &
     let th = &app.theme;
     let shown: Vec<&(String, String)> = chosen.iter().take(3).collect();
     let fmt = |v: Option<f64>| v.filter(|x| x.is_finite()).map_or("-".to_string(), |x| format!("{x:.3}"));
+    // The first column never truncates an x value; narrow panes get short row labels.
+    let wide = area.width >= 70;
+    let x_w = a.x_values.iter().map(|x| x.chars().count()).max().unwrap_or(1);
+    let first_w = if wide { x_w.max(14) } else { x_w.max(7) } as u16;
+    let ncols = (shown.len() * GROUPS.len()).max(1) as u16;
+    let col_w = area.width.saturating_sub(first_w + ncols) / ncols;
+    // Too narrow for `0.53±.07`: scores in percent, `53±7`, so that no mean loses its interval.
+    let percent = col_w < 8;
+    let x_label = a.x_var.clone().unwrap_or_else(|| "point".into());
     let mut header = vec![ratatui::widgets::Cell::from(Span::styled(
-        a.x_var.clone().unwrap_or_else(|| "point".into()),
+        if percent { format!("{x_label} (%)") } else { x_label },
         Style::default().fg(th.dim),
     ))];
     for (t, _) in &shown {
@@ -195,8 +213,18 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, a: &SweepAnalysis, chosen: &
             for (g, _) in GROUPS {
                 let c = a.curves.iter().find(|c| c.task == *t && c.group == g && c.series == *s && c.x == *x);
                 let text = match c {
-                    Some(c) if c.runs > 1 => format!("{} ×{}", fmt(Some(c.mean)), c.runs),
-                    Some(c) => fmt(Some(c.mean)),
+                    Some(c) => {
+                        let v = if percent && higher_is_better(&c.metric) {
+                            percent_ci(c.mean, c.ci95)
+                        } else {
+                            mean_ci(c.mean, c.ci95, col_w as usize)
+                        };
+                        if c.runs > 1 && v.chars().count() + 3 <= col_w as usize {
+                            format!("{v} ×{}", c.runs)
+                        } else {
+                            v
+                        }
+                    }
                     None => "-".into(),
                 };
                 cells.push(ratatui::widgets::Cell::from(text));
@@ -204,10 +232,6 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, a: &SweepAnalysis, chosen: &
         }
         rows.push(Row::new(cells));
     }
-    // The first column never truncates an x value; narrow panes get short row labels.
-    let wide = area.width >= 70;
-    let x_w = a.x_values.iter().map(|x| x.chars().count()).max().unwrap_or(1);
-    let first_w = if wide { x_w.max(14) } else { x_w.max(7) } as u16;
     let (rho_label, plat_label) = if wide {
         ("ρ seen~unseen".to_string(), format!("plateau <{}", fmt_num(a.plateau_threshold)))
     } else {
@@ -240,4 +264,43 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, a: &SweepAnalysis, chosen: &
     widths.extend(std::iter::repeat_n(Constraint::Fill(1), shown.len() * GROUPS.len()));
     let table = Table::new(rows, widths).header(Row::new(header)).column_spacing(1);
     f.render_widget(table, area);
+}
+
+/// A mean with its 95 % half-width, as wide as the column allows: `0.531 ±0.071`, `0.53±0.07`,
+/// `0.53±.07`, or the mean alone.
+pub fn mean_ci(mean: f64, half: Option<f64>, width: usize) -> String {
+    if !mean.is_finite() {
+        return "-".into();
+    }
+    let Some(h) = half.filter(|h| h.is_finite()) else { return format!("{mean:.3}") };
+    let candidates = [
+        format!("{mean:.3} ±{h:.3}"),
+        format!("{mean:.2}±{h:.2}"),
+        format!("{mean:.2}±{}", format!("{h:.2}").trim_start_matches('0')),
+    ];
+    candidates.into_iter().find(|c| c.chars().count() <= width).unwrap_or_else(|| format!("{mean:.3}"))
+}
+
+/// A score in [0, 1] and its 95 % half-width in percent: `53±7`.
+pub fn percent_ci(mean: f64, half: Option<f64>) -> String {
+    match half.filter(|h| h.is_finite()) {
+        _ if !mean.is_finite() => "-".into(),
+        Some(h) => format!("{:.0}±{:.0}", mean * 100.0, h * 100.0),
+        None => format!("{:.0}", mean * 100.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_mean_keeps_its_interval_as_long_as_the_column_allows() {
+        use super::mean_ci;
+        assert_eq!(mean_ci(0.5312, Some(0.0714), 12), "0.531 ±0.071");
+        assert_eq!(mean_ci(0.5312, Some(0.0714), 10), "0.53±0.07");
+        assert_eq!(mean_ci(0.5312, Some(0.0714), 8), "0.53±.07");
+        assert_eq!(mean_ci(0.5312, Some(0.0714), 6), "0.531");
+        assert_eq!(mean_ci(0.5312, None, 12), "0.531");
+        assert_eq!(super::percent_ci(0.5312, Some(0.0714)), "53±7");
+        assert_eq!(super::percent_ci(0.5312, None), "53");
+    }
 }
