@@ -282,3 +282,66 @@ fn sweep_view_draws_score_against_n_per_group() {
     key(&mut a, KeyCode::Char('c'));
     both_sizes("sweep", &mut a);
 }
+
+#[test]
+fn a_click_in_a_scrolled_run_list_selects_the_run_under_the_pointer() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let t = fixture();
+    let root = t.path().join("runs");
+    fixtures::sweep(&root).unwrap();
+    let mut a = app(&root);
+    // A short terminal: the list scrolls to keep the last run in view.
+    a.selected = a.rows.len() - 1;
+    let s = render(&mut a, 100, 16);
+    let list = a.areas.runs;
+    let visible = list.height as usize - 2;
+    assert!(a.rows.len() > visible, "the fixture must not fit: {} rows, {visible} visible\n{s}", a.rows.len());
+    let top = a.rows.len() - visible;
+    // The second visible line is row top + 1 of the tree, whatever the scroll.
+    let click = MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: list.x + 3,
+        row: list.y + 2,
+        modifiers: KeyModifiers::NONE,
+    };
+    let line = s.lines().nth((list.y + 2) as usize).unwrap().to_string();
+    a.on_mouse(click);
+    assert_eq!(a.selected, top + 1, "clicked on {line:?}");
+    let name = a.rows[a.selected].sweep.as_ref().map(|_| String::new()).unwrap_or_else(|| {
+        let r = &a.store.runs[a.rows[a.selected].run];
+        r.name.clone().unwrap_or_default()
+    });
+    assert!(name.is_empty() || line.contains(&name), "selected {name:?}, clicked on {line:?}");
+    // A click on the border below the list selects nothing new.
+    let before = a.selected;
+    a.on_mouse(MouseEvent { row: list.y + list.height - 1, ..click });
+    assert_eq!(a.selected, before);
+}
+
+#[test]
+fn two_runs_with_one_name_are_told_apart_by_their_ids() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    for (id, salt) in [("a", 1), ("b", 2)] {
+        let spec = fixtures::Spec {
+            id,
+            name: "demo",
+            parent: None,
+            mixture: "multilingual=0.4",
+            tasks: &["mr"],
+            heldout: &["pt"],
+            from: 0,
+            to: 20,
+            max_steps: 20,
+            eval_every: 10,
+            start_time: 1.8e9,
+            seconds_per_step: 0.5,
+            end: Some((State::Finished, None)),
+            salt,
+        };
+        fixtures::write_run(&root, &spec).unwrap();
+    }
+    let mut a = app(&root);
+    let s = render(&mut a, 100, 24);
+    assert!(s.contains("demo · a") && s.contains("demo · b"), "{s}");
+}

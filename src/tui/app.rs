@@ -286,6 +286,9 @@ pub struct TreeRow {
     pub prefix: String,
     /// A sweep's header row: the sweep id; its runs follow one level deeper.
     pub sweep: Option<String>,
+    /// The run's name as the tree shows it: with its id when another run has the same name
+    /// (two `mixscope train configs/demo.toml --run-dir runs/a` and `runs/b` are both "demo").
+    pub label: String,
 }
 
 /// The whole TUI state.
@@ -488,14 +491,20 @@ impl App {
                 match node {
                     Node::Run(i) => {
                         if cx.visible[i] {
-                            rows.push(TreeRow { run: i, depth, prefix: own, sweep: None });
+                            rows.push(TreeRow { run: i, depth, prefix: own, sweep: None, label: String::new() });
                         }
                         let kids = nodes((cx.children)(Some(&cx.runs[i].id)), cx.runs);
                         walk_nodes(kids, depth + 1, &child_prefix, rows, cx);
                     }
                     Node::Sweep(id, members) => {
                         if members.iter().any(|&m| cx.visible[m]) {
-                            rows.push(TreeRow { run: members[0], depth, prefix: own, sweep: Some(id) });
+                            rows.push(TreeRow {
+                                run: members[0],
+                                depth,
+                                prefix: own,
+                                sweep: Some(id),
+                                label: String::new(),
+                            });
                         }
                         let members = members.into_iter().map(Node::Run).collect();
                         walk_nodes(members, depth + 1, &child_prefix, rows, cx);
@@ -505,6 +514,17 @@ impl App {
         }
         let cx = Ctx { children: &children, runs, visible: &visible };
         walk_nodes(nodes(children(None), runs), 0, "", &mut rows, &cx);
+        let mut names: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for r in runs {
+            *names.entry(r.display_name()).or_default() += 1;
+        }
+        for row in rows.iter_mut().filter(|row| row.sweep.is_none()) {
+            let r = &runs[row.run];
+            row.label = match names.get(r.display_name()) {
+                Some(&n) if n > 1 && r.display_name() != r.id => format!("{} · {}", r.display_name(), r.id),
+                _ => r.display_name().to_string(),
+            };
+        }
         self.rows = rows;
         let want = self.select_when_seen.clone().or(keep);
         if let Some(id) = want {
@@ -894,9 +914,11 @@ impl App {
             MouseEventKind::Down(MouseButton::Left) => {
                 if inside(self.areas.runs) {
                     self.focus = Focus::Runs;
+                    // Rows inside the list's border; the list may be scrolled.
                     let first = self.areas.runs.y + 1;
-                    if m.row >= first {
-                        let i = (m.row - first) as usize;
+                    let h = self.areas.runs.height.saturating_sub(2) as usize;
+                    if m.row >= first && ((m.row - first) as usize) < h {
+                        let i = super::panes::runs::list_top(self.selected, h) + (m.row - first) as usize;
                         if i < self.rows.len() {
                             self.selected = i;
                             self.pick_task();

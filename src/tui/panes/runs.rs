@@ -38,6 +38,12 @@ fn bar(done: u64, total: u64, width: usize) -> String {
     "━".repeat(filled) + &"─".repeat(width - filled)
 }
 
+/// The first row shown of a list `height` rows high: scrolled so that the selection is visible.
+/// A mouse click maps a screen row back to a run through the same number.
+pub fn list_top(selected: usize, height: usize) -> usize {
+    selected.saturating_sub(height.saturating_sub(1))
+}
+
 pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let th = app.theme.clone();
     let live = app.store.runs.iter().filter(|r| r.alive).count();
@@ -68,9 +74,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
             &th,
         )));
     }
-    // Scroll so that the selection is visible.
     let h = inner.height as usize;
-    let top = app.selected.saturating_sub(h.saturating_sub(1));
+    let top = list_top(app.selected, h);
     for (i, row) in app.rows.iter().enumerate().skip(top).take(h) {
         let sel = i == app.selected;
         if let Some(sw) = &row.sweep {
@@ -108,7 +113,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         };
         let bar_total = if bar_w > 0 { bar_w + 1 } else { 0 };
         let name_w = w.saturating_sub(head_w + tail.chars().count() + bar_total).max(3);
-        let name = clip(r.display_name(), name_w);
+        let name = clip(&row.label, name_w);
         let mut spans = vec![
             Span::styled(mark, Style::default().fg(th.accent)),
             dim(row.prefix.clone(), &th),
