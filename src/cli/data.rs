@@ -63,7 +63,10 @@ pub fn data(cmd: DataCmd) -> Result<i32> {
             use crate::data::tokenizer::{self, Tok};
             let path = match tokenizer {
                 Some(p) => p,
-                None => tokenizer::suite_tokenizer(&tokenizer::cache_dir(&runs), vocab)?,
+                None => {
+                    let root = crate::runs::runs_root(runs.as_deref());
+                    tokenizer::suite_tokenizer(&tokenizer::cache_dir(&root), vocab)?
+                }
             };
             let tok = Tok::load(&path)?;
             writeln!(out, "tokenizer: {} ({} tokens)", path.display(), tok.vocab_size())?;

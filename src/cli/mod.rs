@@ -273,9 +273,10 @@ pub enum DataCmd {
         /// A tokenizer.json to measure instead of the demo tokenizer.
         #[arg(long)]
         tokenizer: Option<std::path::PathBuf>,
-        /// The runs root (its .cache holds the demo tokenizer).
-        #[arg(long, env = "MIXSCOPE_RUNS", default_value = "runs")]
-        runs: std::path::PathBuf,
+        /// The runs root (its .cache holds the demo tokenizer; default as for every command:
+        /// $MIXSCOPE_RUNS, the user's config.toml, ./runs).
+        #[arg(long)]
+        runs: Option<std::path::PathBuf>,
     },
     /// Check the suite's language files (every template against every list entry, and the
     /// script of the generated text).
