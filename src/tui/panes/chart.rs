@@ -166,7 +166,9 @@ pub fn draw(
         }
         if y_bounds.is_none() {
             let pad = ((y1 - y0) * 0.05).max(1e-6);
-            y0 -= pad;
+            // Losses and scores are never negative: the padding must not put the axis below 0.
+            let floor = if !log_y && y0 >= 0.0 { 0.0 } else { f64::NEG_INFINITY };
+            y0 = (y0 - pad).max(floor);
             y1 += pad;
         }
     }
@@ -206,4 +208,32 @@ pub fn draw(
         )
         .y_axis(Axis::default().style(axis_style).bounds([y0, y1]).labels([ylab(y0), ylab((y0 + y1) / 2.0), ylab(y1)]));
     f.render_widget(chart, area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn y_labels(points: Vec<(f64, f64)>, log_y: bool) -> String {
+        let backend = ratatui::backend::TestBackend::new(60, 16);
+        let mut term = ratatui::Terminal::new(backend).unwrap();
+        let curve = Curve { label: "loss".into(), color: Color::White, points, dim: false, sparse: false };
+        let th = Theme::dark();
+        term.draw(|f| draw(f, f.area(), Block::bordered(), &[curve], "step", log_y, None, None, &th, "-")).unwrap();
+        let buf = term.backend().buffer().clone();
+        (0..buf.area.height)
+            .map(|y| (0..8).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_loss_near_zero_does_not_put_the_axis_below_zero() {
+        let s = y_labels((0..50).map(|i| (i as f64, 6.0 / (1.0 + i as f64))).collect(), false);
+        assert!(!s.contains('-'), "{s}");
+        assert!(s.contains('0'), "{s}");
+        // On a log axis (log10 values) negative values are real and stay.
+        let s = y_labels((0..50).map(|i| (i as f64, -1.0 + i as f64 * 0.01)).collect(), true);
+        assert!(s.contains("0.0"), "{s}");
+    }
 }
