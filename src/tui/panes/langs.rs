@@ -132,6 +132,15 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
             ext = (ext.0.min(a), ext.1.max(b));
         }
     }
+    // One eval so far (a fresh fork): span the run's trained steps rather than ±1 around it.
+    if ext.1 <= ext.0 {
+        if let Some((l, _)) = curves.first() {
+            let m = XMap { run: r, axis: app.x_axis, lang: Some(l.as_str()), t0 };
+            if let Some((a, b)) = chart::x_extent(&r.loss, &m, 0, u64::MAX) {
+                ext = (ext.0.min(a), ext.1.max(b));
+            }
+        }
+    }
     let unit = !app.show_loss
         && curves.iter().all(|(_, c)| c.value.range(0, u64::MAX).is_none_or(|(a, b)| a >= 0.0 && b <= 1.0));
     let yb = unit.then_some((0.0, 1.0));
