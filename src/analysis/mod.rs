@@ -30,6 +30,26 @@ pub struct Cell {
     pub ci: Option<[f64; 2]>,
 }
 
+impl Cell {
+    /// The (task, language) and cell of an eval event; `None` for other kinds.
+    pub fn of_eval(body: &Body) -> Option<((String, String), Cell)> {
+        let Body::Eval { task, lang, group, loss, metric, value, n, lang_ok, scores, ci } = body else {
+            return None;
+        };
+        let cell = Cell {
+            group: group.clone(),
+            metric: metric.clone(),
+            value: *value,
+            loss: *loss,
+            n: *n,
+            lang_ok: *lang_ok,
+            scores: scores.clone(),
+            ci: *ci,
+        };
+        Some(((task.clone(), lang.clone()), cell))
+    }
+}
+
 /// All eval results of a run: step → (task, lang) → cell.
 #[derive(Debug, Clone, Default)]
 pub struct EvalTable {
@@ -44,20 +64,10 @@ impl EvalTable {
         let mut best: Option<(f64, u64)> = None;
         for e in events {
             match &e.body {
-                Body::Eval { task, lang, group, loss, metric, value, n, lang_ok, scores, ci } => {
-                    t.steps.entry(e.step).or_default().insert(
-                        (task.clone(), lang.clone()),
-                        Cell {
-                            group: group.clone(),
-                            metric: metric.clone(),
-                            value: *value,
-                            loss: *loss,
-                            n: *n,
-                            lang_ok: *lang_ok,
-                            scores: scores.clone(),
-                            ci: *ci,
-                        },
-                    );
+                Body::Eval { .. } => {
+                    if let Some((key, cell)) = Cell::of_eval(&e.body) {
+                        t.steps.entry(e.step).or_default().insert(key, cell);
+                    }
                 }
                 Body::Checkpoint { eval_loss: Some(l), .. } if best.is_none_or(|(b, _)| *l < b) => {
                     best = Some((*l, e.step));

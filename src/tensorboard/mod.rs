@@ -79,7 +79,7 @@ impl Scalars {
                 }
                 out.push(Record::Scalars { step, wall_time, values });
             }
-            Body::Eval { task, lang, group, loss, metric, value, n, lang_ok, scores, ci } => {
+            Body::Eval { task, lang, loss, metric, value, lang_ok, .. } => {
                 let mut values = vec![
                     (format!("eval/{task}/{metric}/{lang}"), *value as f32),
                     (format!("eval_loss/{task}/{lang}"), *loss as f32),
@@ -89,17 +89,9 @@ impl Scalars {
                 }
                 out.push(Record::Scalars { step, wall_time, values });
                 self.round = Some((step, wall_time));
-                let cell = Cell {
-                    group: group.clone(),
-                    metric: metric.clone(),
-                    value: *value,
-                    loss: *loss,
-                    n: *n,
-                    lang_ok: *lang_ok,
-                    scores: scores.clone(),
-                    ci: *ci,
-                };
-                self.cells.insert((task.clone(), lang.clone()), cell);
+                if let Some((key, cell)) = Cell::of_eval(&ev.body) {
+                    self.cells.insert(key, cell);
+                }
             }
             Body::Checkpoint { eval_loss: Some(l), .. } => {
                 out.push(Record::Scalars { step, wall_time, values: vec![("eval_loss/selection".into(), *l as f32)] });

@@ -66,6 +66,24 @@ fn parse_key(s: &str) -> Option<(KeyCode, KeyModifiers)> {
     Some((code, mods))
 }
 
+/// The keys of entry `i` of a keymap file.
+fn parse_keys(file: &str, i: usize, labels: &[String]) -> Result<Vec<(KeyCode, KeyModifiers)>> {
+    labels
+        .iter()
+        .map(|s| match parse_key(s) {
+            Some(k) => Ok(k),
+            None => Err(crate::error::bad_input(format!("{file}: key[{i}].keys: cannot read key '{s}'"))),
+        })
+        .collect()
+}
+
+fn check_context(file: &str, i: usize, c: &str) -> Result<()> {
+    if !["global", "runs", "chart", "dialog"].contains(&c) {
+        crate::bail_input!("{file}: key[{i}].context: '{c}' is not global, runs, chart or dialog");
+    }
+    Ok(())
+}
+
 impl Keymap {
     pub fn parse(file: &str, src: &str) -> Result<Keymap> {
         let raw: Raw = toml::from_str(src).map_err(|e| crate::error::toml_error(file, src, &e))?;
@@ -74,16 +92,8 @@ impl Keymap {
             let Some(action) = Action::from_name(&k.action) else {
                 crate::bail_input!("{file}: key[{i}].action: unknown action '{}'", k.action);
             };
-            let mut keys = Vec::new();
-            for s in &k.keys {
-                match parse_key(s) {
-                    Some(kk) => keys.push(kk),
-                    None => crate::bail_input!("{file}: key[{i}].keys: cannot read key '{s}'"),
-                }
-            }
-            if !["global", "runs", "chart", "dialog"].contains(&k.context.as_str()) {
-                crate::bail_input!("{file}: key[{i}].context: '{}' is not global, runs, chart or dialog", k.context);
-            }
+            let keys = parse_keys(file, i, &k.keys)?;
+            check_context(file, i, &k.context)?;
             bindings.push(Binding { keys, labels: k.keys, action, help: k.help, context: k.context });
         }
         Ok(Keymap { bindings })
@@ -129,17 +139,9 @@ impl Keymap {
             if k.keys.is_empty() {
                 crate::bail_input!("{file}: key[{i}].keys: bind at least one key");
             }
-            let mut keys = Vec::new();
-            for s in &k.keys {
-                match parse_key(s) {
-                    Some(kk) => keys.push(kk),
-                    None => crate::bail_input!("{file}: key[{i}].keys: cannot read key '{s}'"),
-                }
-            }
+            let keys = parse_keys(file, i, &k.keys)?;
             if let Some(c) = &k.context {
-                if !["global", "runs", "chart", "dialog"].contains(&c.as_str()) {
-                    crate::bail_input!("{file}: key[{i}].context: '{c}' is not global, runs, chart or dialog");
-                }
+                check_context(file, i, c)?;
             }
             for b in self.bindings.iter_mut().filter(|b| b.action != action) {
                 let mut j = 0;
