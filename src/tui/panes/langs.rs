@@ -260,6 +260,13 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
         }
         rows.push(Row::new(cols));
     }
+    // Narrow: no n column, so the header says the examples behind every value.
+    let (n_lo, n_hi) = cells.values().fold((u64::MAX, 0), |(a, b), c| (a.min(c.n), b.max(c.n)));
+    let lang_head = match (n_lo, n_hi) {
+        (u64::MAX, _) => "lang".to_string(),
+        (a, b) if a == b => format!("lang n={a}"),
+        (a, b) => format!("n={a}–{b}"),
+    };
     let (header, widths): (Vec<&str>, Vec<Constraint>) = if wide {
         (
             vec!["lang", "group", "value", "95% CI", "n", "in-lang"],
@@ -273,7 +280,10 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
             ],
         )
     } else {
-        (vec!["lang", "value", "95% CI"], vec![Constraint::Length(10), Constraint::Length(6), Constraint::Length(8)])
+        (
+            vec![&lang_head, "value", "95% CI"],
+            vec![Constraint::Length(10), Constraint::Length(6), Constraint::Length(8)],
+        )
     };
     let t = Table::new(rows, widths).header(Row::new(header).style(th.dimmed().add_modifier(Modifier::UNDERLINED)));
     f.render_widget(t, area);
