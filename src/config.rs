@@ -15,58 +15,191 @@ use crate::data::mixture::{Mixture, SpecContext};
 use crate::data::Task;
 use crate::error::{bad_input, line_col};
 
+/// "a", "a or b", "a, b or c".
+fn one_of(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [w] => w.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// A config value that is one of a few words: parsed, shown and (de)serialized as the word.
+/// A wrong word is an error naming the field and the words it may be.
+macro_rules! word_enum {
+    ($(#[$m:meta])* $name:ident, $field:literal, { $($(#[$vm:meta])* $var:ident = $word:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub enum $name {
+            $($(#[$vm])* $var),+
+        }
+
+        impl $name {
+            pub const WORDS: &'static [&'static str] = &[$($word),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$var => $word),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($word => Ok($name::$var),)+
+                    _ => Err(format!("{}: '{s}' is not {}", $field, one_of(Self::WORDS))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+word_enum!(
+    /// What pausing a supervised run does.
+    Pause, "pause", {
+        /// Checkpoint, exit and free the slot; resume queues the run again.
+        #[default]
+        Release = "release",
+        /// Pause in place, keeping the process, its memory and its slot; resume continues at once.
+        Hold = "hold",
+    }
+);
+
+word_enum!(
+    /// Where a launched run's trainer runs.
+    Launcher, "launcher", {
+        /// A child process of this machine, queued by slot.
+        #[default]
+        Local = "local",
+        /// A Slurm batch job; Slurm queues it, `[slurm]` says how.
+        Slurm = "slurm",
+    }
+);
+
+word_enum!(
+    /// The learning-rate schedule after warm-up.
+    Schedule, "train.schedule", {
+        #[default]
+        Constant = "constant",
+        /// Down to lr × min_lr_ratio at max_steps.
+        Cosine = "cosine",
+    }
+);
+
+/// The device a run asks for: `auto` (the queue's GPU when there is one, else the CPU), `cpu`,
+/// `cuda` (any GPU) or `cuda:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    #[default]
+    Auto,
+    Cpu,
+    /// A GPU: the one given, or any.
+    Cuda(Option<usize>),
+}
+
+impl DeviceSpec {
+    /// Whether the run asks for a GPU by name (`cuda`, `cuda:N`).
+    pub fn is_cuda(self) -> bool {
+        matches!(self, DeviceSpec::Cuda(_))
+    }
+
+    /// Whether the queue chooses the GPU (`auto`, `cuda`).
+    pub fn takes_any_gpu(self) -> bool {
+        matches!(self, DeviceSpec::Auto | DeviceSpec::Cuda(None))
+    }
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(DeviceSpec::Auto),
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(None)),
+            _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Ok(DeviceSpec::Cuda(Some(n))),
+                _ => Err(format!("device: '{s}' is not cpu, cuda, cuda:N or auto")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Auto => f.write_str("auto"),
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(None) => f.write_str("cuda"),
+            DeviceSpec::Cuda(Some(n)) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl Serialize for DeviceSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The shape of a model built from scratch (Hugging Face `config.json` field names).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ModelShape {
-    #[serde(default = "d_arch")]
     pub architecture: String,
-    #[serde(default)]
     pub vocab_size: Option<usize>,
     pub hidden_size: usize,
     pub intermediate_size: usize,
     pub num_hidden_layers: usize,
     pub num_attention_heads: usize,
-    #[serde(default)]
     pub num_key_value_heads: Option<usize>,
-    #[serde(default = "d_max_pos")]
     pub max_position_embeddings: usize,
-    #[serde(default = "d_rope_theta")]
     pub rope_theta: f64,
-    #[serde(default = "d_eps")]
     pub rms_norm_eps: f64,
-    #[serde(default)]
     pub tie_word_embeddings: bool,
-    #[serde(default)]
     pub attention_bias: bool,
-}
-
-fn d_arch() -> String {
-    "llama".into()
-}
-fn d_max_pos() -> usize {
-    512
-}
-fn d_rope_theta() -> f64 {
-    10_000.0
-}
-fn d_eps() -> f64 {
-    1e-5
 }
 
 impl Default for ModelShape {
     fn default() -> Self {
         ModelShape {
-            architecture: d_arch(),
+            architecture: "llama".into(),
             vocab_size: None,
             hidden_size: 256,
             intermediate_size: 688,
             num_hidden_layers: 4,
             num_attention_heads: 4,
             num_key_value_heads: None,
-            max_position_embeddings: d_max_pos(),
-            rope_theta: d_rope_theta(),
-            rms_norm_eps: d_eps(),
+            max_position_embeddings: 512,
+            rope_theta: 10_000.0,
+            rms_norm_eps: 1e-5,
             tie_word_embeddings: false,
             attention_bias: false,
         }
@@ -75,52 +208,36 @@ impl Default for ModelShape {
 
 /// `[model]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ModelSection {
     /// `"tiny"` (built from `[model.shape]`), a hub name `org/name`, or a local directory.
-    #[serde(default = "d_source")]
     pub source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
     /// The compute dtype: f32 | bf16 | f16
-    #[serde(default = "d_dtype")]
     pub dtype: String,
     /// The parameters' (master) dtype: `f32` (mixed precision when `dtype` is bf16/f16: the
     /// forward casts weights on use, the optimizer updates f32) or `same` (parameters stored in
     /// `dtype`, half the memory, updates rounded to it).
-    #[serde(default = "d_f32", skip_serializing_if = "is_f32")]
+    #[serde(skip_serializing_if = "is_f32")]
     pub master_dtype: String,
     /// auto | fused | composite (the differentiable kernels; auto = fused on CPU)
-    #[serde(default = "d_auto")]
     pub kernels: String,
-    #[serde(default)]
     pub shape: ModelShape,
 }
 
-fn d_source() -> String {
-    "tiny".into()
-}
-fn d_dtype() -> String {
-    "f32".into()
-}
-fn d_f32() -> String {
-    "f32".into()
-}
 fn is_f32(s: &str) -> bool {
     s == "f32"
-}
-fn d_auto() -> String {
-    "auto".into()
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
         ModelSection {
-            source: d_source(),
+            source: "tiny".into(),
             revision: None,
-            dtype: d_dtype(),
-            master_dtype: d_f32(),
-            kernels: d_auto(),
+            dtype: "f32".into(),
+            master_dtype: "f32".into(),
+            kernels: "auto".into(),
             shape: ModelShape::default(),
         }
     }
@@ -128,54 +245,38 @@ impl Default for ModelSection {
 
 /// `[tokenizer]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TokenizerSection {
     /// `"suite"` (the demo BPE trained on the suite), `"model"` (the model's own), or a path.
-    #[serde(default = "d_suite")]
     pub source: String,
-    #[serde(default = "d_vocab")]
     pub vocab_size: usize,
-}
-
-fn d_suite() -> String {
-    "suite".into()
-}
-fn d_vocab() -> usize {
-    4096
 }
 
 impl Default for TokenizerSection {
     fn default() -> Self {
-        TokenizerSection { source: d_suite(), vocab_size: d_vocab() }
+        TokenizerSection { source: "suite".into(), vocab_size: 4096 }
     }
 }
 
 /// `[data]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DataSection {
     /// Tasks trained on: mr, sm, if, lm, or user tasks, each optionally with a sampling weight
     /// (`"mr:2"`; 1 when none), as in the SPEC's `tasks=mr:2+sm+if`. A mixture SPEC that names
     /// its tasks overrides these weights.
-    #[serde(default = "d_tasks")]
     pub tasks: Vec<String>,
     /// The seen languages `multilingual=` and `n=` spread over (default: es fr ja zh).
-    #[serde(default = "d_seen")]
     pub seen: Vec<String>,
     /// Languages evaluated but never trained on.
-    #[serde(default = "d_heldout")]
     pub heldout: Vec<String>,
-    /// The mixture SPEC (DESIGN.md §4).
-    #[serde(default = "d_mixture")]
+    /// The mixture SPEC (syntax: [`crate::data::mixture`]).
     pub mixture: String,
     /// MR difficulty levels (1: one-digit operands, 2: two digits, 3: three digits).
-    #[serde(default = "d_levels")]
     pub mr_levels: Vec<u8>,
     /// User JSONL files (prompt/response or messages, plus lang and task).
-    #[serde(default)]
     pub files: Vec<PathBuf>,
     /// Tokens per training sequence (longer examples are cut).
-    #[serde(default = "d_seq_len")]
     pub seq_len: usize,
 }
 
@@ -223,144 +324,70 @@ impl DataSection {
     }
 }
 
-fn d_tasks() -> Vec<String> {
-    vec!["mr".into(), "sm".into(), "if".into()]
-}
-fn d_seen() -> Vec<String> {
-    lang::all().iter().filter(|l| l.group == lang::Group::Seen).map(|l| l.code.clone()).collect()
-}
-fn d_heldout() -> Vec<String> {
-    vec!["ar".into(), "ko".into(), "pt".into()]
-}
-fn d_mixture() -> String {
-    "multilingual=0.4".into()
-}
-fn d_levels() -> Vec<u8> {
-    vec![1]
-}
-fn d_seq_len() -> usize {
-    192
-}
-
 impl Default for DataSection {
     fn default() -> Self {
         DataSection {
-            tasks: d_tasks(),
-            seen: d_seen(),
-            heldout: d_heldout(),
-            mixture: d_mixture(),
-            mr_levels: d_levels(),
+            tasks: vec!["mr".into(), "sm".into(), "if".into()],
+            seen: lang::all().iter().filter(|l| l.group == lang::Group::Seen).map(|l| l.code.clone()).collect(),
+            heldout: vec!["ar".into(), "ko".into(), "pt".into()],
+            mixture: "multilingual=0.4".into(),
+            mr_levels: vec![1],
             files: Vec::new(),
-            seq_len: d_seq_len(),
+            seq_len: 192,
         }
     }
 }
 
 /// `[train]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainSection {
     /// The optimizer step at which training stops (absolute: forks and resumes count the
     /// steps they inherit). A config with `[init]` counts from the init step.
-    #[serde(default = "d_max_steps")]
     pub max_steps: u64,
     /// Examples per optimizer step.
-    #[serde(default = "d_batch")]
     pub batch_size: usize,
     /// Micro-batches per step (batch_size is split among them): with `group_by_length`, at
     /// most batch_size / grad_accum examples per micro-batch.
-    #[serde(default = "d_one")]
     pub grad_accum: usize,
     /// Split each step's examples into micro-batches of like length, so that short examples are
     /// not padded to the longest of the step (the gradient is the same; the step is cheaper).
-    #[serde(default = "d_true")]
     pub group_by_length: bool,
-    #[serde(default = "d_lr")]
     pub lr: f64,
     /// constant | cosine
-    #[serde(default = "d_schedule")]
-    pub schedule: String,
-    #[serde(default)]
+    pub schedule: Schedule,
     pub warmup_steps: u64,
     /// The step the schedule starts from (set when a run starts from another run's model).
-    #[serde(default)]
     pub schedule_start: u64,
     /// The cosine schedule ends at lr × min_lr_ratio.
-    #[serde(default = "d_min_lr_ratio")]
     pub min_lr_ratio: f64,
-    #[serde(default = "d_wd")]
     pub weight_decay: f64,
-    #[serde(default = "d_beta1")]
     pub beta1: f64,
-    #[serde(default = "d_beta2")]
     pub beta2: f64,
-    #[serde(default = "d_adam_eps")]
     pub eps: f64,
     /// Global gradient-norm clip (0 = off).
-    #[serde(default = "d_clip")]
     pub grad_clip: f64,
     /// Emit a train event every this many steps.
-    #[serde(default = "d_one_u64")]
     pub log_every: u64,
-}
-
-fn d_max_steps() -> u64 {
-    1000
-}
-fn d_batch() -> usize {
-    32
-}
-fn d_one() -> usize {
-    1
-}
-fn d_true() -> bool {
-    true
-}
-fn d_one_u64() -> u64 {
-    1
-}
-fn d_lr() -> f64 {
-    1e-3
-}
-fn d_schedule() -> String {
-    "constant".into()
-}
-fn d_min_lr_ratio() -> f64 {
-    0.1
-}
-fn d_wd() -> f64 {
-    0.1
-}
-fn d_beta1() -> f64 {
-    0.9
-}
-fn d_beta2() -> f64 {
-    0.95
-}
-fn d_adam_eps() -> f64 {
-    1e-8
-}
-fn d_clip() -> f64 {
-    1.0
 }
 
 impl Default for TrainSection {
     fn default() -> Self {
         TrainSection {
-            max_steps: d_max_steps(),
-            batch_size: d_batch(),
+            max_steps: 1000,
+            batch_size: 32,
             grad_accum: 1,
             group_by_length: true,
-            lr: d_lr(),
-            schedule: d_schedule(),
+            lr: 1e-3,
+            schedule: Schedule::default(),
             warmup_steps: 0,
             schedule_start: 0,
-            min_lr_ratio: d_min_lr_ratio(),
-            weight_decay: d_wd(),
-            beta1: d_beta1(),
-            beta2: d_beta2(),
-            eps: d_adam_eps(),
-            grad_clip: d_clip(),
+            min_lr_ratio: 0.1,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            grad_clip: 1.0,
             log_every: 1,
         }
     }
@@ -368,75 +395,40 @@ impl Default for TrainSection {
 
 /// `[eval]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct EvalSection {
     /// Evaluate every this many steps (0 = only at the end).
-    #[serde(default = "d_eval_every")]
     pub every: u64,
     /// Held-out examples per (task, language) scored by loss.
-    #[serde(default = "d_eval_n")]
     pub n: usize,
     /// Of those, how many are also generated and scored by the task metric (0 = loss only).
-    #[serde(default = "d_gen_n")]
     pub generate_n: usize,
     /// Generation length cap, in tokens.
-    #[serde(default = "d_max_new")]
     pub max_new_tokens: usize,
     /// Languages evaluated (default: English, the seen and the held-out languages).
-    #[serde(default)]
     pub langs: Vec<String>,
     /// Tasks evaluated (default: the data tasks).
-    #[serde(default)]
     pub tasks: Vec<String>,
-}
-
-fn d_eval_every() -> u64 {
-    100
-}
-fn d_eval_n() -> usize {
-    200
-}
-fn d_gen_n() -> usize {
-    50
-}
-fn d_max_new() -> usize {
-    48
 }
 
 impl Default for EvalSection {
     fn default() -> Self {
-        EvalSection {
-            every: d_eval_every(),
-            n: d_eval_n(),
-            generate_n: d_gen_n(),
-            max_new_tokens: d_max_new(),
-            langs: Vec::new(),
-            tasks: Vec::new(),
-        }
+        EvalSection { every: 100, n: 200, generate_n: 50, max_new_tokens: 48, langs: Vec::new(), tasks: Vec::new() }
     }
 }
 
 /// `[checkpoint]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct CheckpointSection {
-    #[serde(default = "d_ckpt_every")]
     pub every: u64,
     /// Keep this many most recent checkpoints (plus the best and any a fork was made from).
-    #[serde(default = "d_keep")]
     pub keep_last: usize,
-}
-
-fn d_ckpt_every() -> u64 {
-    50
-}
-fn d_keep() -> usize {
-    3
 }
 
 impl Default for CheckpointSection {
     fn default() -> Self {
-        CheckpointSection { every: d_ckpt_every(), keep_last: d_keep() }
+        CheckpointSection { every: 50, keep_last: 3 }
     }
 }
 
@@ -458,10 +450,9 @@ pub struct InitSection {
 
 /// `[logging]`: what the trainer writes besides `events.jsonl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LoggingSection {
     /// TensorBoard event files in `<run>/tensorboard/`, written live (on by default).
-    #[serde(default = "d_true")]
     pub tensorboard: bool,
 }
 
@@ -560,17 +551,14 @@ pub struct RunConfig {
     #[serde(default)]
     pub threads: usize,
     /// cpu | cuda | cuda:N | auto
-    #[serde(default = "d_device")]
-    pub device: String,
-    /// What pausing a supervised run does: `release` (checkpoint, exit and free its slot;
-    /// resume queues it again) or `hold` (pause in place, keeping the process, its memory and
-    /// its slot; resume continues at once).
-    #[serde(default = "d_release", skip_serializing_if = "is_release")]
-    pub pause: String,
-    /// Where a launched run's trainer runs: `local` (a child process of this machine, queued
-    /// by slot) or `slurm` (a Slurm batch job; Slurm queues it, `[slurm]` says how).
-    #[serde(default = "d_local", skip_serializing_if = "is_local")]
-    pub launcher: String,
+    #[serde(default)]
+    pub device: DeviceSpec,
+    /// What pausing a supervised run does: `release` or `hold`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub pause: Pause,
+    /// Where a launched run's trainer runs: `local` or `slurm`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub launcher: Launcher,
     /// `[slurm]`: how a run is submitted when `launcher = "slurm"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm: Option<SlurmSection>,
@@ -604,20 +592,8 @@ pub struct RunConfig {
     pub suite: Option<String>,
 }
 
-fn d_device() -> String {
-    "auto".into()
-}
-fn d_local() -> String {
-    "local".into()
-}
-fn is_local(s: &str) -> bool {
-    s == "local"
-}
-fn d_release() -> String {
-    "release".into()
-}
-fn is_release(s: &str) -> bool {
-    s == "release"
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl Default for RunConfig {
@@ -626,7 +602,15 @@ impl Default for RunConfig {
     }
 }
 
-/// `--set` names that reach nested keys (DESIGN.md §4).
+impl RunConfig {
+    /// The training mixture `data.mixture` states, resolved against the config's tasks and
+    /// held-out languages.
+    pub fn mixture(&self) -> Result<Mixture> {
+        Mixture::parse(&self.data.mixture, &self.data.spec_context())
+    }
+}
+
+/// `--set` names that reach nested keys.
 pub const SET_ALIASES: [(&str, &str); 9] = [
     ("max_steps", "train.max_steps"),
     ("checkpoint_every", "checkpoint.every"),
@@ -763,9 +747,6 @@ impl Loaded {
         if !(c.train.lr.is_finite() && c.train.lr > 0.0) {
             return Err(self.field_error("train.lr", format!("must be a positive number (got {})", c.train.lr)));
         }
-        if !["constant", "cosine"].contains(&c.train.schedule.as_str()) {
-            return Err(self.field_error("train.schedule", format!("'{}' is not constant or cosine", c.train.schedule)));
-        }
         for (k, v, lo, hi) in [
             ("train.beta1", c.train.beta1, 0.0, 1.0),
             ("train.beta2", c.train.beta2, 0.0, 1.0),
@@ -806,20 +787,7 @@ impl Loaded {
                 self.field_error("model.kernels", format!("'{}' is not auto, fused or composite", c.model.kernels))
             );
         }
-        let dev_ok = c.device == "cpu"
-            || c.device == "auto"
-            || c.device == "cuda"
-            || c.device.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
-        if !dev_ok {
-            return Err(self.field_error("device", format!("'{}' is not cpu, cuda, cuda:N or auto", c.device)));
-        }
-        if c.pause != "release" && c.pause != "hold" {
-            return Err(self.field_error("pause", format!("'{}' is not release or hold", c.pause)));
-        }
-        if c.launcher != "local" && c.launcher != "slurm" {
-            return Err(self.field_error("launcher", format!("'{}' is not local or slurm", c.launcher)));
-        }
-        if c.launcher == "slurm" && c.pause == "hold" {
+        if c.launcher == Launcher::Slurm && c.pause == Pause::Hold {
             return Err(self.field_error("pause", "a Slurm run releases its allocation when paused: use release"));
         }
         if let Some(sl) = &c.slurm {

@@ -12,6 +12,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod gpu;
+pub mod hub;
 pub mod report;
 pub mod runs;
 pub mod supervisor;

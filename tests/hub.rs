@@ -157,7 +157,7 @@ fn a_hub_model_loads_offline_by_name_trains_exports_and_reloads() {
 
     let vm = VarMap::new();
     let reloaded = Model::new(&cfg, &vm, &Device::Cpu, DType::F32, 0).unwrap();
-    mixscope::train::hub::load_pretrained(&vm, &reloaded, &out, DType::F32).unwrap();
+    mixscope::train::pretrained::load_pretrained(&vm, &reloaded, &out, DType::F32).unwrap();
     let ck = mixscope::train::load_varmap_safetensors(
         run.join("checkpoints").join("20").join("model.safetensors"),
         &Device::Cpu,
@@ -170,7 +170,7 @@ fn a_hub_model_loads_offline_by_name_trains_exports_and_reloads() {
     // ... and it differs from the model before training.
     let vm0 = VarMap::new();
     let before = Model::new(&cfg, &vm0, &Device::Cpu, DType::F32, 0).unwrap();
-    mixscope::train::hub::load_pretrained(&vm0, &before, &h.model_files, DType::F32).unwrap();
+    mixscope::train::pretrained::load_pretrained(&vm0, &before, &h.model_files, DType::F32).unwrap();
     let c = logits(&before);
     assert_ne!(a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), c.flatten_all().unwrap().to_vec1::<f32>().unwrap());
 
@@ -205,7 +205,7 @@ fn a_hub_model_loads_offline_by_name_trains_exports_and_reloads() {
     .unwrap();
     let vm_s = VarMap::new();
     let from_shards = Model::new(&cfg, &vm_s, &Device::Cpu, DType::F32, 0).unwrap();
-    mixscope::train::hub::load_pretrained(&vm_s, &from_shards, &sharded, DType::F32).unwrap();
+    mixscope::train::pretrained::load_pretrained(&vm_s, &from_shards, &sharded, DType::F32).unwrap();
     assert_eq!(
         logits(&from_shards).flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         c.flatten_all().unwrap().to_vec1::<f32>().unwrap()

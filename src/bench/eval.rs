@@ -40,7 +40,7 @@ fn seconds_per_step(run: &RunDir) -> Result<Option<f64>> {
 
 pub fn run(run: &RunDir, quick: bool) -> Result<Vec<Row>> {
     let (cfg, tok, model, step) = crate::train::samples::load_model(run, None)?;
-    let mix = crate::train::trainer::mixture_of(&cfg)?;
+    let mix = cfg.mixture()?;
     let source = DataSource {
         opts: GenOptions { mr_levels: cfg.data.mr_levels.clone() },
         user: UserData::load(&cfg.data.files)?,

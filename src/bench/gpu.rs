@@ -88,7 +88,8 @@ fn measure(
 
 pub fn run(quick: bool) -> Result<Vec<Row>> {
     let spec = std::env::var("MIXSCOPE_BENCH_DEVICE").unwrap_or_else(|_| "cuda:0".into());
-    let dev = crate::train::trainer::select_device(&spec)?;
+    let parsed: crate::config::DeviceSpec = spec.parse().map_err(crate::error::bad_input)?;
+    let dev = crate::train::trainer::select_device(parsed)?;
     if dev.is_cpu() {
         crate::bail_input!("bench gpu: device '{spec}' is the CPU; this bench measures a GPU");
     }

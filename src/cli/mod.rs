@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md §4). Each subcommand is a thin layer over the library.
+//! The command line (`mixscope --help`, `mixscope man`). Each subcommand is a thin layer over the library.
 
 use std::path::PathBuf;
 
@@ -437,7 +437,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let run = crate::runs::RunDir::new(run_dir);
             crate::train::setup::prepare_start(&runs, &run)?;
             // `pause = "hold"` keeps the trainer (and its slot) while paused.
-            let pause_exits = run.read_config().map(|c| c.pause != "hold").unwrap_or(true);
+            let pause_exits = run.read_config().map(|c| c.pause != crate::config::Pause::Hold).unwrap_or(true);
             crate::train::train(&run, &crate::train::TrainOptions { quiet: false, pause_exits })?;
             Ok(0)
         }

@@ -1,6 +1,6 @@
 //! Mixtures: which (task, language) pairs a run trains on, and in what proportion or amount.
 //!
-//! The SPEC syntax (DESIGN.md §4, extended):
+//! The SPEC syntax:
 //!
 //! ```text
 //! en=0.6,es=0.1,fr=0.1,ja=0.1,zh=0.1     weights, normalised

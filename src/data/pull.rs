@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::bail_input;
+use crate::hub::{self, RepoType};
 
 /// A field mapping: output field → template.
 #[derive(Debug, Clone, PartialEq)]
@@ -300,35 +301,28 @@ pub fn dataset_files(repo: &str, revision: Option<&str>, config: Option<&str>, s
         }
         return Ok(sel.iter().map(|n| p.join(n)).collect());
     }
-    let cache = crate::train::hub::hub_cache_dir();
-    let rdir = cache.join(format!("datasets--{}", repo.replace('/', "--")));
     let rev = revision.unwrap_or("main");
-    let commit = std::fs::read_to_string(rdir.join("refs").join(rev)).ok().map(|s| s.trim().to_string());
-    if let Some(c) = commit {
-        let snap = rdir.join("snapshots").join(c);
-        let names = walk(&snap);
-        let sel = select_files(&names, config, split);
-        if !sel.is_empty() {
-            return Ok(sel.iter().map(|n| snap.join(n)).collect());
+    match hub::cached_snapshot(RepoType::Dataset, repo, revision) {
+        Ok(snap) => {
+            let names = walk(&snap);
+            let sel = select_files(&names, config, split);
+            if !sel.is_empty() {
+                return Ok(sel.iter().map(|n| snap.join(n)).collect());
+            }
+            if hub::offline() {
+                return Err(none(&snap.display().to_string(), &names));
+            }
         }
-        if crate::train::hub::offline() {
-            return Err(none(&snap.display().to_string(), &names));
-        }
-    } else if crate::train::hub::offline() {
-        bail_input!(
+        Err(_) if hub::offline() => bail_input!(
             "dataset {repo} (revision {rev}) is not in the Hugging Face cache {} and HF_HUB_OFFLINE is set",
-            cache.display()
-        );
+            hub::cache_dir().display()
+        ),
+        Err(_) => {}
     }
-    use hf_hub::{api::sync::ApiBuilder, Repo, RepoType};
+    use hf_hub::Repo;
     let fail =
         |e: hf_hub::api::sync::ApiError| crate::error::bad_input(format!("dataset {repo} (revision {rev}): {e}"));
-    let api = ApiBuilder::from_env()
-        .with_cache_dir(cache.clone())
-        .with_token(crate::train::hub::token())
-        .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .build()
-        .map_err(fail)?;
+    let api = hub::api().map_err(fail)?;
     let r = api.repo(Repo::with_revision(repo.to_string(), RepoType::Dataset, rev.to_string()));
     let names: Vec<String> = r.info().map_err(fail)?.siblings.into_iter().map(|s| s.rfilename).collect();
     let sel = select_files(&names, config, split);

@@ -15,7 +15,7 @@
 //! 22 MB), as much as the low-accuracy mode (trigrams only); a short text takes about 0.2 ms
 //! (0.13 ms in low-accuracy mode). The low-accuracy mode answers short texts with
 //! all-or-nothing confidences (1.0 / 0.0, its "unique n-gram" shortcut), useless for the
-//! margins below. `cargo run --release --example langid_bench -- high|low` measures both.
+//! margins below (measured once, on the 2-core development machine).
 //! Only the five Latin-script lingua models are needed (the others would add ~20 MB of
 //! embedded data to the binary and are never consulted).
 //!

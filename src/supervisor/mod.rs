@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::bail_input;
-use crate::config::Loaded;
+use crate::config::{DeviceSpec, Loaded};
 use crate::runs::control::{self, Command};
 use crate::runs::events::{Body, Event, EventWriter, State};
 use crate::runs::{self, RunDir};
@@ -64,16 +64,13 @@ pub enum Need {
 
 /// A run's need: `cpu` takes cores; `cuda:N` GPU N; `cuda` any GPU; `auto` any GPU where the
 /// queue has GPUs, else cores.
-pub fn need_of(device: &str, threads: usize, budget: usize, gpus: &[usize]) -> Need {
+pub fn need_of(device: DeviceSpec, threads: usize, budget: usize, gpus: &[usize]) -> Need {
     let cores = if threads == 0 { budget } else { threads.min(budget) };
     match device {
-        "cpu" => Need::Cpu(cores),
-        "cuda" => Need::Gpu(None),
-        "auto" if !gpus.is_empty() => Need::Gpu(None),
-        d => match d.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
-            Some(n) => Need::Gpu(Some(n)),
-            None => Need::Cpu(cores),
-        },
+        DeviceSpec::Cpu => Need::Cpu(cores),
+        DeviceSpec::Cuda(n) => Need::Gpu(n),
+        DeviceSpec::Auto if !gpus.is_empty() => Need::Gpu(None),
+        DeviceSpec::Auto => Need::Cpu(cores),
     }
 }
 
@@ -154,7 +151,7 @@ pub fn check_launch(loaded: &Loaded) -> Result<()> {
 pub fn check_device(loaded: &Loaded) -> Result<()> {
     let gpus = gpu_slots();
     let shown = |g: &[usize]| if g.is_empty() { "none".to_string() } else { format!("{g:?}") };
-    match need_of(&loaded.config.device, 1, 1, &gpus) {
+    match need_of(loaded.config.device, 1, 1, &gpus) {
         Need::Gpu(Some(n)) if !gpus.contains(&n) => {
             bail_input!("{}: device cuda:{n}: the queue's GPUs are {}", loaded.locate("device"), shown(&gpus))
         }
@@ -191,7 +188,7 @@ fn submit_base_too(base: &RunDir, cfg: &crate::config::RunConfig) -> Result<()> 
     let mut bcfg = base.read_config()?;
     let fresh = !base.events_path().exists() || std::fs::metadata(base.events_path())?.len() == 0;
     if fresh && !slurm::is_slurm(&bcfg) {
-        bcfg.launcher = cfg.launcher.clone();
+        bcfg.launcher = cfg.launcher;
         bcfg.slurm = cfg.slurm.clone();
         base.write_config(&bcfg)?;
     }
@@ -208,7 +205,7 @@ pub fn schedule(root: &Path) -> Result<Vec<String>> {
     let gpus = gpu_slots();
     let all = status::list(root)?;
     let need = |s: &RunStatus| {
-        let device = s.config.as_ref().map_or("cpu", |c| c.device.as_str());
+        let device = s.config.as_ref().map_or(DeviceSpec::Cpu, |c| c.device);
         need_of(device, s.threads, budget, &gpus)
     };
     let is_slurm = |s: &RunStatus| s.config.as_ref().is_some_and(slurm::is_slurm);
@@ -501,6 +498,11 @@ pub fn demo(root: &Path) -> Result<Vec<RunDir>> {
 #[cfg(test)]
 mod queue_tests {
     use super::{need_of, plan, Need};
+    use crate::config::DeviceSpec;
+
+    fn dev(s: &str) -> DeviceSpec {
+        s.parse().unwrap()
+    }
 
     fn ids(p: &[(String, Option<usize>)]) -> Vec<(&str, Option<usize>)> {
         p.iter().map(|(i, g)| (i.as_str(), *g)).collect()
@@ -511,7 +513,7 @@ mod queue_tests {
         let gpus = [0, 1];
         let q: Vec<(String, Need)> = [("a", "auto"), ("b", "cuda"), ("c", "cuda:1"), ("d", "cpu"), ("e", "cuda:0")]
             .iter()
-            .map(|(i, d)| (i.to_string(), need_of(d, 1, 2, &gpus)))
+            .map(|(i, d)| (i.to_string(), need_of(dev(d), 1, 2, &gpus)))
             .collect();
         assert_eq!(ids(&plan(&q, 0, &[], 2, &gpus, 1)), [("a", Some(0)), ("b", Some(1)), ("d", None)]);
         // GPU 0 held by a running run: the first GPU run gets GPU 1, cuda:1 and cuda:0 wait.
@@ -528,12 +530,12 @@ mod queue_tests {
 
     #[test]
     fn auto_is_a_cpu_run_where_there_is_no_gpu() {
-        assert_eq!(need_of("auto", 1, 2, &[]), Need::Cpu(1));
-        assert_eq!(need_of("auto", 0, 2, &[]), Need::Cpu(2), "threads 0 takes the whole budget");
-        assert_eq!(need_of("auto", 1, 2, &[3]), Need::Gpu(None));
-        assert_eq!(need_of("cuda:2", 1, 2, &[]), Need::Gpu(Some(2)));
+        assert_eq!(need_of(dev("auto"), 1, 2, &[]), Need::Cpu(1));
+        assert_eq!(need_of(dev("auto"), 0, 2, &[]), Need::Cpu(2), "threads 0 takes the whole budget");
+        assert_eq!(need_of(dev("auto"), 1, 2, &[3]), Need::Gpu(None));
+        assert_eq!(need_of(dev("cuda:2"), 1, 2, &[]), Need::Gpu(Some(2)));
         // A GPU the queue does not have never starts (its run stays queued, visibly).
-        let q = vec![("x".to_string(), need_of("cuda:2", 1, 2, &[0]))];
+        let q = vec![("x".to_string(), need_of(dev("cuda:2"), 1, 2, &[0]))];
         assert!(plan(&q, 0, &[], 2, &[0], 1).is_empty());
     }
 }

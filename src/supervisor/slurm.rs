@@ -34,7 +34,7 @@ pub const JOBS_FILE: &str = "slurm.jsonl";
 
 /// Whether a config submits to Slurm.
 pub fn is_slurm(cfg: &RunConfig) -> bool {
-    cfg.launcher == "slurm"
+    cfg.launcher == crate::config::Launcher::Slurm
 }
 
 /// One line of `slurm.jsonl`.
@@ -394,7 +394,7 @@ pub fn sbatch_options(cfg: &RunConfig, run: Option<&RunDir>) -> Vec<String> {
             a.push(format!("--{flag}={v}"));
         }
     }
-    let gpus = sl.gpus.unwrap_or(if cfg.device.starts_with("cuda") { 1 } else { 0 });
+    let gpus = sl.gpus.unwrap_or(if cfg.device.is_cuda() { 1 } else { 0 });
     if gpus > 0 {
         match &sl.gpu_type {
             Some(t) => a.push(format!("--gres=gpu:{t}:{gpus}")),
@@ -569,7 +569,12 @@ mod tests {
 
     #[test]
     fn sbatch_options_follow_the_config() {
-        let mut cfg = RunConfig { threads: 2, device: "cuda".into(), name: Some("a".into()), ..RunConfig::default() };
+        let mut cfg = RunConfig {
+            threads: 2,
+            device: crate::config::DeviceSpec::Cuda(None),
+            name: Some("a".into()),
+            ..RunConfig::default()
+        };
         cfg.slurm = Some(SlurmSection {
             partition: Some("gpu".into()),
             time: Some("1:00:00".into()),
@@ -588,7 +593,7 @@ mod tests {
         ] {
             assert!(a.iter().any(|x| x == want), "{want} in {a:?}");
         }
-        cfg.device = "cpu".into();
+        cfg.device = crate::config::DeviceSpec::Cpu;
         assert!(!sbatch_options(&cfg, None).iter().any(|x| x.starts_with("--gres")), "a CPU run asks for no GPU");
     }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::config::RunConfig;
+use crate::config::{DeviceSpec, RunConfig};
 use crate::runs::events::{read_all, Body, State};
 use crate::runs::{lock, RunDir};
 
@@ -152,14 +152,10 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
         loss: None,
         best_loss: None,
         best_step: None,
-        mixture: cfg
-            .as_ref()
-            .and_then(|c| crate::train::trainer::mixture_of(c).ok())
-            .map(|m| m.summary())
-            .unwrap_or_default(),
+        mixture: cfg.as_ref().and_then(|c| c.mixture().ok()).map(|m| m.summary()).unwrap_or_default(),
         parent: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.parent.clone())),
         fork_step: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.fork_step)),
-        device: cfg.as_ref().map_or_else(|| "?".into(), |c| shown_device(&c.device, run)),
+        device: cfg.as_ref().map_or_else(|| "?".into(), |c| shown_device(c.device, run)),
         threads: cfg.as_ref().map_or(0, |c| c.threads),
         started: events.first().map(|e| e.time),
         updated: events.last().map(|e| e.time),
@@ -261,15 +257,15 @@ pub fn list(root: &Path) -> Result<Vec<RunStatus>> {
 /// The device as `ls` shows it: `auto` is `cpu` in a build without CUDA (where it can be
 /// nothing else).
 /// A run the queue gave a GPU shows that GPU.
-fn shown_device(spec: &str, run: &RunDir) -> String {
-    if spec == "auto" || spec == "cuda" {
+fn shown_device(spec: DeviceSpec, run: &RunDir) -> String {
+    if spec.takes_any_gpu() {
         if let Some(d) = run.assigned_device() {
             return d;
         }
     }
-    if spec == "auto" && !cfg!(feature = "cuda") {
+    if spec == DeviceSpec::Auto && !cfg!(feature = "cuda") {
         "cpu".into()
     } else {
-        spec.into()
+        spec.to_string()
     }
 }

@@ -108,7 +108,7 @@ pub fn export(run: &RunDir, which: Which, out: &Path) -> Result<Exported> {
 
         // config.json: the pretrained model's own (every field it had) or ours, with the dtype.
         let source_dir = (cfg.model.source != "tiny")
-            .then(|| super::hub::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref()).ok())
+            .then(|| super::pretrained::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref()).ok())
             .flatten();
         let mut config: serde_json::Value =
             match source_dir.as_ref().map(|d| std::fs::read_to_string(d.join("config.json"))) {

@@ -29,7 +29,7 @@ pub fn load_model(run: &RunDir, step: Option<u64>) -> Result<(RunConfig, Tok, Mo
         crate::bail_input!("{} has no checkpoint at step {step}", run.path.display());
     }
     let tok = Tok::load(&run.tokenizer_path())?;
-    let device = select_device("cpu")?;
+    let device = select_device(crate::config::DeviceSpec::Cpu)?;
     let mcfg = model_config(&cfg, &tok)?;
     let varmap = VarMap::new();
     let mut model = Model::new(&mcfg, &varmap, &device, DType::F32, cfg.seed)?;

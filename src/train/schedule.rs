@@ -1,6 +1,6 @@
 //! The learning-rate schedule: linear warmup, then constant or cosine decay.
 
-use crate::config::TrainSection;
+use crate::config::{Schedule, TrainSection};
 
 /// The learning rate for the update that produces step `step + 1` (steps count completed
 /// updates). Warmup and decay are measured from `schedule_start` (a run started from another
@@ -12,14 +12,14 @@ pub fn lr_at(t: &TrainSection, step: u64) -> f64 {
     if warm > 0.0 && s < warm {
         return t.lr * (s + 1.0) / warm;
     }
-    match t.schedule.as_str() {
-        "cosine" => {
+    match t.schedule {
+        Schedule::Cosine => {
             let total = (t.max_steps.saturating_sub(start) as f64 - warm).max(1.0);
             let p = ((s - warm) / total).clamp(0.0, 1.0);
             let min = t.lr * t.min_lr_ratio;
             min + (t.lr - min) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
         }
-        _ => t.lr,
+        Schedule::Constant => t.lr,
     }
 }
 
@@ -32,7 +32,7 @@ mod tests {
         let t = TrainSection {
             lr: 1.0,
             warmup_steps: 10,
-            schedule: "cosine".into(),
+            schedule: Schedule::Cosine,
             max_steps: 110,
             min_lr_ratio: 0.1,
             ..Default::default()

@@ -41,8 +41,8 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
     // Bad user data is bad input: found before anything is created.
     crate::data::jsonl::UserData::load(&cfg.data.files)?;
     let pretrained = if cfg.model.source != "tiny" && cfg.init.is_none() {
-        let dir = super::hub::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
-        Some(super::hub::check_model_dir(&dir)?)
+        let dir = super::pretrained::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
+        Some(super::pretrained::check_model_dir(&dir)?)
     } else {
         None
     };
@@ -100,7 +100,7 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
     tokenizer::copy_tokenizer(&tok_src, &run.tokenizer_path())?;
     run.write_config(&cfg)?;
     if let Some((b, step)) = &base {
-        let mix = crate::train::trainer::mixture_of(&cfg)?;
+        let mix = cfg.mixture()?;
         write_fork_event(&run, &b.id(), *step, &mix)?;
     }
     let base = base.map(|(b, _)| b);
@@ -145,7 +145,7 @@ fn tokenizer_source(root: &Path, cfg: &RunConfig) -> Result<PathBuf> {
     match cfg.tokenizer.source.as_str() {
         "suite" => tokenizer::suite_tokenizer(&tokenizer::cache_dir(root), cfg.tokenizer.vocab_size),
         "model" => {
-            let dir = super::hub::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
+            let dir = super::pretrained::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
             let p = dir.join("tokenizer.json");
             if !p.exists() {
                 bail_input!("{}: the model has no tokenizer.json", dir.display());
@@ -331,7 +331,7 @@ pub fn fork_run(
     cfg.data.mixture = mix.spec.clone();
     cfg.data.heldout.retain(|h| !mix.seen().contains(&h.as_str()));
     // The fork keeps evaluating every language its parent did (curves continue), plus the new.
-    let pmix = crate::train::trainer::mixture_of(&pcfg)?;
+    let pmix = pcfg.mixture()?;
     let mut langs = crate::config::eval_langs(&pcfg, &pmix);
     for l in mix.languages() {
         if !langs.iter().any(|x| x == l) {

@@ -20,9 +20,8 @@ use super::model_config::{Arch, ModelConfig};
 use super::ops::Kernels;
 use super::optim::{AdamW, AdamWConfig};
 use super::schedule::lr_at;
-use crate::config::RunConfig;
+use crate::config::{DeviceSpec, RunConfig};
 use crate::data::jsonl::{DataSource, UserData};
-use crate::data::mixture::Mixture;
 use crate::data::sampler::{Sampler, SamplerState};
 use crate::data::suite::GenOptions;
 use crate::data::tokenizer::Tok;
@@ -80,34 +79,30 @@ pub struct TrainOptions {
 }
 
 /// The device a run asks for.
-pub fn select_device(spec: &str) -> Result<Device> {
+pub fn select_device(spec: DeviceSpec) -> Result<Device> {
     match spec {
-        "cpu" => Ok(Device::Cpu),
-        "auto" => {
+        DeviceSpec::Cpu => Ok(Device::Cpu),
+        DeviceSpec::Auto => {
             #[cfg(feature = "cuda")]
             if let Ok(d) = Device::new_cuda(0) {
                 return Ok(d);
             }
             Ok(Device::Cpu)
         }
-        s if s == "cuda" || s.starts_with("cuda:") => {
-            let idx: usize = s
-                .strip_prefix("cuda:")
-                .map_or(Ok(0), |n| n.parse())
-                .map_err(|_| crate::error::bad_input(format!("device '{s}': bad GPU index")))?;
+        DeviceSpec::Cuda(idx) => {
+            let idx = idx.unwrap_or(0);
             #[cfg(feature = "cuda")]
             {
-                return Device::new_cuda(idx).with_context(|| format!("opening GPU {idx}"));
+                Device::new_cuda(idx).with_context(|| format!("opening GPU {idx}"))
             }
             #[cfg(not(feature = "cuda"))]
             {
                 let _ = idx;
                 Err(crate::error::bad_input(format!(
-                    "device '{s}': this mixscope was built without the `cuda` feature"
+                    "device '{spec}': this mixscope was built without the `cuda` feature"
                 )))
             }
         }
-        other => Err(crate::error::bad_input(format!("device '{other}' is not cpu, cuda, cuda:N or auto"))),
     }
 }
 
@@ -141,18 +136,13 @@ pub fn model_config(cfg: &RunConfig, tok: &Tok) -> Result<ModelConfig> {
         m.validate().map_err(|e| crate::error::bad_input(format!("model.shape: {e}")))?;
         return Ok(m);
     }
-    let dir = super::hub::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
+    let dir = super::pretrained::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
     let path = dir.join("config.json");
     let text =
         std::fs::read_to_string(&path).map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))?;
     ModelConfig::from_hf_json(&text).map_err(|e| {
         crate::error::bad_input(format!("{}: {}", path.display(), e.to_string().trim_start_matches("config.json: ")))
     })
-}
-
-/// The mixture of a resolved config.
-pub fn mixture_of(cfg: &RunConfig) -> Result<Mixture> {
-    Mixture::parse(&cfg.data.mixture, &cfg.data.spec_context())
 }
 
 /// Everything a loop iteration needs.
@@ -212,15 +202,15 @@ pub fn train(run: &RunDir, opts: &TrainOptions) -> Result<Outcome> {
 fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Outcome> {
     checkpoint::clean_temporaries(run);
     let tok = Tok::load(&run.tokenizer_path())?;
-    let mixture = mixture_of(&cfg)?;
+    let mixture = cfg.mixture()?;
     let user = UserData::load(&cfg.data.files)?;
     let source = DataSource { opts: GenOptions { mr_levels: cfg.data.mr_levels.clone() }, user };
     // The queue's GPU for a run that asked for any (`auto`, `cuda`), passed by its monitor.
-    let spec = match std::env::var("MIXSCOPE_DEVICE") {
-        Ok(d) if d.starts_with("cuda:") && (cfg.device == "auto" || cfg.device == "cuda") => d,
-        _ => cfg.device.clone(),
+    let spec = match std::env::var("MIXSCOPE_DEVICE").map(|d| d.parse::<DeviceSpec>()) {
+        Ok(Ok(d @ DeviceSpec::Cuda(Some(_)))) if cfg.device.takes_any_gpu() => d,
+        _ => cfg.device,
     };
-    let device = select_device(&spec)?;
+    let device = select_device(spec)?;
     let dtype = dtype_of(&cfg.model.dtype);
     let mcfg = model_config(&cfg, &tok)?;
     let kernels = match cfg.model.kernels.as_str() {
@@ -252,8 +242,8 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         }
         None => {
             if cfg.model.source != "tiny" {
-                let dir = super::hub::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
-                super::hub::load_pretrained(&varmap, &model, &dir, dtype)?;
+                let dir = super::pretrained::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
+                super::pretrained::load_pretrained(&varmap, &model, &dir, dtype)?;
             }
             let s = TrainState {
                 step: 0,

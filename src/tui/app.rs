@@ -144,7 +144,7 @@ impl ForkDialog {
         if let Some(dir_ck) = crate::runs::RunDir::new(&r.dir).checkpoints().ok().filter(|v| !v.is_empty()) {
             ck = dir_ck;
         }
-        let spec = crate::train::trainer::mixture_of(&cfg).map(|m| m.spec).unwrap_or_else(|_| cfg.data.mixture.clone());
+        let spec = cfg.mixture().map(|m| m.spec).unwrap_or_else(|_| cfg.data.mixture.clone());
         let mut d = ForkDialog {
             run: r.id.clone(),
             ckpt: ck.len().saturating_sub(1),

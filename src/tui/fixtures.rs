@@ -66,8 +66,12 @@ fn lang_skill(lang: &str, mixture: &str) -> f64 {
 pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
     let run = RunDir::new(root.join(s.id));
     crate::util::create_private_dir(&run.path)?;
-    let mut cfg =
-        RunConfig { name: Some(s.name.to_string()), threads: 1, device: "cpu".into(), ..RunConfig::default() };
+    let mut cfg = RunConfig {
+        name: Some(s.name.to_string()),
+        threads: 1,
+        device: crate::config::DeviceSpec::Cpu,
+        ..RunConfig::default()
+    };
     cfg.data.mixture = s.mixture.to_string();
     cfg.data.tasks = s.tasks.iter().map(|t| t.to_string()).collect();
     cfg.data.heldout = s.heldout.iter().map(|t| t.to_string()).collect();
@@ -75,7 +79,7 @@ pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
     cfg.eval.every = s.eval_every;
     cfg.lineage = s.parent.map(|(p, at)| Lineage { parent: p.to_string(), fork_step: at });
     run.write_config(&cfg)?;
-    let mix = crate::train::trainer::mixture_of(&cfg)?;
+    let mix = cfg.mixture()?;
     let langs = crate::config::eval_langs(&cfg, &mix);
     let mut out = std::io::BufWriter::new(std::fs::File::create(run.events_path())?);
     let mut t = s.start_time;

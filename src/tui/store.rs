@@ -352,11 +352,7 @@ impl RunData {
     pub fn open(dir: &Path) -> RunData {
         let run = RunDir::new(dir);
         let cfg = run.read_config().ok();
-        let mixture = cfg
-            .as_ref()
-            .and_then(|c| crate::train::trainer::mixture_of(c).ok())
-            .map(|m| m.summary())
-            .unwrap_or_default();
+        let mixture = cfg.as_ref().and_then(|c| c.mixture().ok()).map(|m| m.summary()).unwrap_or_default();
         RunData {
             id: run.id(),
             dir: dir.to_path_buf(),
@@ -364,12 +360,9 @@ impl RunData {
             parent: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.parent.clone())),
             fork_step: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.fork_step)),
             max_steps: cfg.as_ref().map_or(0, |c| c.train.max_steps),
-            device: cfg.as_ref().map_or_else(String::new, |c| {
-                if c.device == "auto" {
-                    "cpu".into()
-                } else {
-                    c.device.clone()
-                }
+            device: cfg.as_ref().map_or_else(String::new, |c| match c.device {
+                crate::config::DeviceSpec::Auto => "cpu".into(),
+                d => d.to_string(),
             }),
             cfg,
             mixture,

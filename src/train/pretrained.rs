@@ -1,5 +1,5 @@
 //! Pretrained models: a local directory, or a Hugging Face hub name found in the standard cache
-//! (`HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`).
+//! or downloaded into it ([`crate::hub`]); checking a model directory and loading its weights.
 
 use std::path::{Path, PathBuf};
 
@@ -9,26 +9,7 @@ use candle_nn::VarMap;
 
 use super::model::Model;
 use crate::bail_input;
-
-/// The hub cache directory.
-pub fn hub_cache_dir() -> PathBuf {
-    for var in ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"] {
-        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            return PathBuf::from(v);
-        }
-    }
-    if let Some(h) = std::env::var_os("HF_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(h).join("hub");
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache").join("huggingface").join("hub")
-}
-
-fn is_hub_name(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('/').collect();
-    parts.len() == 2
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
-}
+use crate::hub::{self, RepoType};
 
 /// The directory holding a model's files: the source itself when it is a directory, else the
 /// cached snapshot of the hub repository at `revision` (default `main`), downloaded through
@@ -38,51 +19,28 @@ pub fn resolve_model_dir(source: &str, revision: Option<&str>) -> Result<PathBuf
     if p.is_dir() {
         return Ok(p.to_path_buf());
     }
-    if !is_hub_name(source) {
+    if !crate::hub::is_repo_name(source) {
         bail_input!("model '{source}': not a directory and not a hub name of the form org/name");
     }
-    match cached_snapshot(source, revision) {
+    match hub::cached_snapshot(RepoType::Model, source, revision) {
         Ok(dir) => Ok(dir),
-        Err(e) if offline() => Err(e),
+        Err(e) if hub::offline() => Err(e),
         Err(_) => download(source, revision),
     }
-}
-
-/// Whether `HF_HUB_OFFLINE` forbids downloads.
-pub fn offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE")
-        .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True" | "yes" | "ON" | "on"))
-}
-
-/// The access token: `HF_TOKEN`, else the file `huggingface-cli login` writes.
-pub fn token() -> Option<String> {
-    if let Some(t) = std::env::var("HF_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
-        return Some(t.trim().to_string());
-    }
-    let home = match std::env::var_os("HF_HOME").filter(|v| !v.is_empty()) {
-        Some(h) => PathBuf::from(h),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache").join("huggingface"),
-    };
-    std::fs::read_to_string(home.join("token")).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
 }
 
 /// Download a model's files into the standard cache through hf-hub (config, weights, tokenizer,
 /// tokenizer config and generation config where the repository has them); returns the snapshot.
 fn download(source: &str, revision: Option<&str>) -> Result<PathBuf> {
-    use hf_hub::{api::sync::ApiBuilder, Repo, RepoType};
+    use hf_hub::Repo;
     let rev = revision.unwrap_or("main").to_string();
     let fail = |what: &str, e: hf_hub::api::sync::ApiError| {
         crate::error::bad_input(format!(
             "model '{source}' (revision {rev}): {what}: {e} (not in the cache {} either; HF_HUB_OFFLINE=1 skips the download)",
-            hub_cache_dir().display()
+            hub::cache_dir().display()
         ))
     };
-    let api = ApiBuilder::from_env()
-        .with_cache_dir(hub_cache_dir())
-        .with_token(token())
-        .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .build()
-        .map_err(|e| fail("starting the download", e))?;
+    let api = hub::api().map_err(|e| fail("starting the download", e))?;
     let repo = api.repo(Repo::with_revision(source.to_string(), RepoType::Model, rev.clone()));
     let config = repo.get("config.json").map_err(|e| fail("config.json", e))?;
     let dir = config.parent().expect("a cached file has a directory").to_path_buf();
@@ -101,31 +59,6 @@ fn download(source: &str, revision: Option<&str>) -> Result<PathBuf> {
         let _ = repo.get(optional);
     }
     Ok(dir)
-}
-
-/// The cached snapshot of a hub repository at `revision` (default `main`).
-fn cached_snapshot(source: &str, revision: Option<&str>) -> Result<PathBuf> {
-    let cache = hub_cache_dir();
-    let repo = cache.join(format!("models--{}", source.replace('/', "--")));
-    let rev = revision.unwrap_or("main");
-    let commit = if rev.len() == 40 && rev.chars().all(|c| c.is_ascii_hexdigit()) {
-        rev.to_string()
-    } else {
-        let r = repo.join("refs").join(rev);
-        match std::fs::read_to_string(&r) {
-            Ok(s) => s.trim().to_string(),
-            Err(_) => bail_input!(
-                "model '{source}' (revision {rev}) is not in the Hugging Face cache {} (looked for {})",
-                cache.display(),
-                r.display()
-            ),
-        }
-    };
-    let snap = repo.join("snapshots").join(&commit);
-    if !snap.is_dir() {
-        bail_input!("model '{source}': the cache names snapshot {commit} but {} does not exist", snap.display());
-    }
-    Ok(snap)
 }
 
 /// The weight files of a model directory: the shards of `model.safetensors.index.json`, or
