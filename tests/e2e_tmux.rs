@@ -231,3 +231,44 @@ fn a_sweep_launched_from_the_tui_appears_as_one_node_and_its_view_fills_in() {
     let ls = ok(run(t.path(), &["ls", "--runs", rs]));
     assert!(ls.contains("(tiny-sweep): 4 runs — 4 finished"), "{ls}");
 }
+
+#[test]
+fn a_users_keymap_rebinds_keys_and_the_help_screen_shows_it() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    std::fs::create_dir_all(&root).unwrap();
+    let conf = t.path().join("user-config");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("keymap.toml"),
+        "[[key]]\nkeys = [\"h\"]\naction = \"help\"\nhelp = \"my help key\"\n\n\
+         [[key]]\nkeys = [\"n\"]\naction = \"close\"\ncontext = \"demo\"\n",
+    )
+    .unwrap();
+    let cmdline = format!(
+        "env MIXSCOPE_CACHE={} MIXSCOPE_CONFIG_DIR={} HF_HUB_OFFLINE=1 {} tui --runs {}",
+        t.path().display(),
+        conf.display(),
+        bin().display(),
+        root.display()
+    );
+    let tm = Tmux::new(&cmdline);
+    // The empty root offers the demo; its hint names the user's key for "not now".
+    let s = tm.wait_for("Start the demo", Duration::from_secs(20));
+    assert!(s.contains("n: not now"), "{s}");
+    tm.keys(&["n"]);
+    // `?` no longer opens the help; `h` does, and the help lists `h` with the user's text.
+    tm.keys(&["?"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!tm.screen().contains("Keys ·"), "{}", tm.screen());
+    tm.keys(&["h"]);
+    let s = tm.wait_for("Keys ·", Duration::from_secs(10));
+    assert!(s.lines().any(|l| l.contains("h ") && l.contains("my help key")), "{s}");
+    assert!(s.contains("fork dialog:"), "{s}");
+    tm.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!tm.screen().contains("Keys ·"), "{}", tm.screen());
+    tm.keys(&["q"]);
+    // Nothing was started.
+    assert_eq!(std::fs::read_dir(&root).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).count(), 0);
+}

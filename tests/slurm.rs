@@ -237,7 +237,8 @@ fn slurm_runs_queue_pause_fork_resume_cancel_and_time_out() {
     );
     app.selected = app.rows.iter().position(|r| app.store.runs[r.run].id == a).unwrap();
     let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48)).unwrap();
-    term.draw(|f| mixscope::tui::ui::draw(f, &mut app)).unwrap();
+    app.derive();
+    term.draw(|f| mixscope::tui::ui::draw(f, &app)).unwrap();
     let buf = term.backend().buffer();
     let screen: String =
         (0..48).map(|y| (0..160).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>() + "\n").collect();

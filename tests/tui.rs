@@ -32,6 +32,8 @@ fn app(root: &std::path::Path) -> App {
 
 fn render(app: &mut App, w: u16, h: u16) -> String {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    app.screen = ratatui::layout::Rect::new(0, 0, w, h);
+    app.derive();
     t.draw(|f| ui::draw(f, app)).unwrap();
     let buf = t.backend().buffer();
     let mut out = String::new();
@@ -117,6 +119,7 @@ fn compare_view() {
 /// The delta cell after `row`'s label in the compare table: its text and foreground colour.
 fn delta_cell(app: &mut App, row: &str) -> (String, ratatui::style::Color) {
     let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    app.derive();
     t.draw(|f| ui::draw(f, app)).unwrap();
     let buf = t.backend().buffer();
     for y in 0..40 {
@@ -182,8 +185,14 @@ fn help_is_generated_from_the_keymap() {
     let mut a = app(&t.path().join("runs"));
     key(&mut a, KeyCode::Char('?'));
     let s = render(&mut a, 120, 40);
+    // Every binding's text, in its context's section (the dialogs' lines wrap: compare
+    // without the line breaks and the borders).
+    let flat: String = s.lines().map(|l| l.trim_matches(|c| c == '│' || c == ' ')).collect::<Vec<_>>().join(" ");
     for b in Keymap::default_map().bindings {
-        assert!(s.contains(&b.help), "help lacks {:?}", b.help);
+        assert!(flat.contains(&b.help), "help lacks {:?}:\n{s}", b.help);
+    }
+    for title in ["fork dialog:", "launch dialog:", "filter:", "confirm stop:", "demo offer:"] {
+        assert!(s.contains(title), "help lacks the section {title:?}:\n{s}");
     }
     both_sizes("help", &mut a);
 }
@@ -270,7 +279,8 @@ fn sweep_view_draws_score_against_n_per_group() {
     assert!(s.contains("mean ± 95% CI") && s.contains("0.53±0.06"), "{s}");
     assert!(render(&mut a, 80, 24).contains("53±6"), "narrow: percent with the interval");
     // The table reads the runs at their best checkpoint: seen languages gain with n.
-    let an = mixscope::tui::panes::sweep::analysis(&a, "paper-9c8d7e").unwrap();
+    // (Derived once when the selection changed, as every frame then shows it.)
+    let an = a.derived.sweep.as_ref().filter(|an| an.id == "paper-9c8d7e").unwrap();
     let seen: Vec<f64> = an.curves.iter().filter(|c| c.task == "mr" && c.group == "seen").map(|c| c.mean).collect();
     assert_eq!(seen.len(), 4);
     assert!(seen.windows(2).all(|w| w[1] > w[0]), "{seen:?}");
@@ -293,7 +303,7 @@ fn a_click_in_a_scrolled_run_list_selects_the_run_under_the_pointer() {
     // A short terminal: the list scrolls to keep the last run in view.
     a.selected = a.rows.len() - 1;
     let s = render(&mut a, 100, 16);
-    let list = a.areas.runs;
+    let list = a.areas().runs;
     let visible = list.height as usize - 2;
     assert!(a.rows.len() > visible, "the fixture must not fit: {} rows, {visible} visible\n{s}", a.rows.len());
     let top = a.rows.len() - visible;

@@ -1,7 +1,13 @@
-//! What a key (or a mouse click) asks the app to do.
+//! What a key (or a mouse click) asks the app to do. The names used in keymap files are the
+//! variants' names in snake_case (`PauseResume` is `pause_resume`), derived here, never
+//! written by hand.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+use strum::{EnumIter, EnumString, IntoEnumIterator, IntoStaticStr};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, EnumString, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Action {
+    // The main screen.
     Quit,
     Help,
     FocusNext,
@@ -26,66 +32,47 @@ pub enum Action {
     ScriptFilter,
     Refresh,
     ThemeNext,
+    // Dialogs and overlays.
+    /// Close the dialog (the filter: and clear it) without doing anything.
+    Close,
+    /// Do what the dialog is for (launch, fork, keep the filter, start the demo, stop).
+    Submit,
+    NextField,
+    PrevField,
+    /// Raise the selected value (a mixture weight, the fork checkpoint).
+    Increase,
+    Lower,
+    /// Set the selected mixture weight to zero.
+    Zero,
 }
 
 impl Action {
-    pub const ALL: [Action; 24] = [
-        Action::Quit,
-        Action::Help,
-        Action::FocusNext,
-        Action::FocusPrev,
-        Action::Up,
-        Action::Down,
-        Action::Mark,
-        Action::Compare,
-        Action::PauseResume,
-        Action::Stop,
-        Action::Fork,
-        Action::NewRun,
-        Action::Demo,
-        Action::Filter,
-        Action::XAxis,
-        Action::LogY,
-        Action::SmoothMore,
-        Action::SmoothLess,
-        Action::TaskNext,
-        Action::MetricToggle,
-        Action::GridToggle,
-        Action::ScriptFilter,
-        Action::Refresh,
-        Action::ThemeNext,
-    ];
+    /// Every action, in declaration order.
+    pub fn all() -> impl Iterator<Item = Action> {
+        Action::iter()
+    }
 
+    /// The action's name in keymap files.
     pub fn name(self) -> &'static str {
-        match self {
-            Action::Quit => "quit",
-            Action::Help => "help",
-            Action::FocusNext => "focus_next",
-            Action::FocusPrev => "focus_prev",
-            Action::Up => "up",
-            Action::Down => "down",
-            Action::Mark => "mark",
-            Action::Compare => "compare",
-            Action::PauseResume => "pause_resume",
-            Action::Stop => "stop",
-            Action::Fork => "fork",
-            Action::NewRun => "new_run",
-            Action::Demo => "demo",
-            Action::Filter => "filter",
-            Action::XAxis => "x_axis",
-            Action::LogY => "log_y",
-            Action::SmoothMore => "smooth_more",
-            Action::SmoothLess => "smooth_less",
-            Action::TaskNext => "task_next",
-            Action::MetricToggle => "metric_toggle",
-            Action::GridToggle => "grid_toggle",
-            Action::ScriptFilter => "script_filter",
-            Action::Refresh => "refresh",
-            Action::ThemeNext => "theme_next",
-        }
+        self.into()
     }
 
     pub fn from_name(s: &str) -> Option<Action> {
-        Action::ALL.iter().copied().find(|a| a.name() == s)
+        s.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_snake_case_and_round_trip() {
+        assert_eq!(Action::PauseResume.name(), "pause_resume");
+        assert_eq!(Action::XAxis.name(), "x_axis");
+        for a in Action::all() {
+            assert_eq!(Action::from_name(a.name()), Some(a));
+        }
+        assert_eq!(Action::from_name("fly"), None);
     }
 }

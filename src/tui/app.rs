@@ -8,9 +8,11 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::layout::Rect;
 
 use super::action::Action;
-use super::keymap::Keymap;
+use super::derived::Derived;
+use super::keymap::{Context, Keymap};
 use super::store::{RunData, Store, XAxis};
 use super::theme::{Theme, BUILTIN};
+use super::ui;
 use crate::data::lang;
 use crate::data::mixture::{Mixture, SpecContext};
 use crate::runs::events::State;
@@ -60,6 +62,20 @@ pub struct TextInput {
 impl TextInput {
     pub fn new(s: &str) -> TextInput {
         TextInput { text: s.to_string(), cursor: s.chars().count() }
+    }
+
+    /// Whether a key edits text (typing, deleting, moving the cursor): a text field takes
+    /// these before the dialog's bindings.
+    pub fn edits(k: &KeyEvent) -> bool {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        match k.code {
+            KeyCode::Char('u') => true,
+            KeyCode::Char(_) => !ctrl,
+            KeyCode::Backspace | KeyCode::Delete | KeyCode::Left | KeyCode::Right | KeyCode::Home | KeyCode::End => {
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Edit with a key; returns whether the text changed.
@@ -321,21 +337,18 @@ pub struct App {
     pub frame: u64,
     /// "Now" for ages and ETAs (fixed in tests).
     pub now: f64,
-    /// Pane rectangles of the last frame, for mouse clicks.
-    pub areas: Areas,
+    /// The terminal's area (set by the event loop on start and on resize): mouse clicks are
+    /// mapped to panes through [`ui::layout`] of it, as drawing places them.
+    pub screen: Rect,
+    /// Counts the store's changes ([`App::on_data`]): derived data is keyed by it.
+    pub data_gen: u64,
+    /// The compare table and the sweep analysis, cached between frames ([`App::derive`]).
+    pub derived: Derived,
     /// A run to select as soon as it appears (after a fork or launch).
     pub select_when_seen: Option<String>,
     /// Which series of a sweep the Sweep view charts (`t` steps through them).
     pub sweep_series: usize,
     seen_status: usize,
-}
-
-/// Where panes were drawn.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Areas {
-    pub runs: Rect,
-    pub loss: Rect,
-    pub langs: Rect,
 }
 
 impl App {
@@ -368,15 +381,34 @@ impl App {
             dirty: true,
             frame: 0,
             now: crate::util::now_secs(),
-            areas: Areas::default(),
+            screen: Rect::default(),
+            data_gen: 0,
+            derived: Derived::default(),
             select_when_seen: None,
             sweep_series: 0,
             seen_status: 0,
         };
-        app.rebuild_tree();
-        app.pick_task();
-        app.collect_status_log();
+        app.on_data();
         app
+    }
+
+    /// Bring the derived data (compare table, sweep analysis) up to date with the data and the
+    /// selection; a no-op when nothing they depend on changed. Called before each frame.
+    pub fn derive(&mut self) {
+        let old = std::mem::take(&mut self.derived);
+        self.derived = Derived::refresh(self, old);
+    }
+
+    /// The panes' areas on the current screen.
+    pub fn areas(&self) -> ui::Areas {
+        ui::layout(self.screen, &ui::view(self))
+    }
+
+    /// Bring every run's smoothed loss up to date (new points, or a new smoothing factor).
+    fn resmooth(&mut self) {
+        for r in &mut self.store.runs {
+            r.update_smooth(self.smoothing);
+        }
     }
 
     /// The selected run.
@@ -616,36 +648,45 @@ impl App {
 
     /// After the store changed: tree, task list, log.
     pub fn on_data(&mut self) {
+        self.data_gen += 1;
+        self.resmooth();
         self.rebuild_tree();
         self.pick_task();
         self.collect_status_log();
         self.dirty = true;
     }
 
-    /// A key press.
+    /// The keymap context of the current mode.
+    pub fn context(&self) -> Context {
+        match &self.mode {
+            Mode::Normal => Context::Global,
+            Mode::Help => Context::Help,
+            Mode::Filter(_) => Context::Filter,
+            Mode::ConfirmStop(_) => Context::Confirm,
+            Mode::Fork(_) => Context::Fork,
+            Mode::NewRun(_) => Context::Launch,
+            Mode::DemoOffer => Context::Demo,
+        }
+    }
+
+    /// A key press: a text field takes editing keys first, then the keymap of the mode's
+    /// context decides.
     pub fn on_key(&mut self, k: KeyEvent) {
         self.dirty = true;
+        let action = self.keymap.lookup(self.context(), &k);
         match std::mem::replace(&mut self.mode, Mode::Normal) {
-            Mode::Normal => {
-                if let Some(a) = self.keymap.lookup(&k) {
-                    self.act(a);
-                } else if k.code == KeyCode::Esc && self.compare {
-                    self.compare = false;
-                }
-            }
+            Mode::Normal => match action {
+                Some(a) => self.act(a),
+                None if k.code == KeyCode::Esc && self.compare => self.compare = false,
+                None => {}
+            },
             Mode::Help => {
-                if !matches!(k.code, KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::F(1)) {
+                if action != Some(Action::Close) {
                     self.mode = Mode::Help;
                 }
             }
-            Mode::Filter(mut t) => match k.code {
-                KeyCode::Esc => {
-                    self.filter = None;
-                    self.filter_text.clear();
-                    self.rebuild_tree();
-                }
-                KeyCode::Enter => self.rebuild_tree(),
-                _ => {
+            Mode::Filter(mut t) => {
+                if TextInput::edits(&k) {
                     if t.key(&k) {
                         self.filter_text = t.text.clone();
                         self.filter = if t.text.is_empty() {
@@ -656,54 +697,81 @@ impl App {
                         self.rebuild_tree();
                     }
                     self.mode = Mode::Filter(t);
+                    return;
                 }
-            },
+                match action {
+                    Some(Action::Close) => {
+                        self.filter = None;
+                        self.filter_text.clear();
+                        self.rebuild_tree();
+                    }
+                    Some(Action::Submit) => self.rebuild_tree(),
+                    _ => self.mode = Mode::Filter(t),
+                }
+            }
             Mode::ConfirmStop(id) => {
-                if matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter) {
+                if action == Some(Action::Submit) {
                     self.push_log(format!("stopping {id}"), false);
                     self.pending.push(Request::Stop(id));
                 }
             }
-            Mode::NewRun(mut t) => match k.code {
-                KeyCode::Esc => {}
-                KeyCode::Enter => {
-                    let path = PathBuf::from(t.text.trim());
-                    if path.exists() {
-                        self.pending.push(Request::Launch { config: path, sets: Vec::new() });
-                    } else {
-                        self.push_log(format!("{}: no such config file", path.display()), true);
-                        self.mode = Mode::NewRun(t);
-                    }
-                }
-                _ => {
+            Mode::NewRun(mut t) => {
+                if TextInput::edits(&k) {
                     t.key(&k);
                     self.mode = Mode::NewRun(t);
+                    return;
                 }
-            },
-            Mode::DemoOffer => match k.code {
-                KeyCode::Enter | KeyCode::Char('y') | KeyCode::Char('d') => {
+                match action {
+                    Some(Action::Close) => {}
+                    Some(Action::Submit) => {
+                        let path = PathBuf::from(t.text.trim());
+                        if path.exists() {
+                            self.pending.push(Request::Launch { config: path, sets: Vec::new() });
+                        } else {
+                            self.push_log(format!("{}: no such config file", path.display()), true);
+                            self.mode = Mode::NewRun(t);
+                        }
+                    }
+                    _ => self.mode = Mode::NewRun(t),
+                }
+            }
+            Mode::DemoOffer => match action {
+                Some(Action::Submit) => {
                     self.pending.push(Request::Demo);
                     self.push_log(
                         "starting the demo: base model on 12 languages, then English-only vs multilingual=0.4 SFT",
                         false,
                     );
                 }
-                KeyCode::Char('q') => self.quit = true,
+                Some(Action::Quit) => self.quit = true,
                 _ => {}
             },
             Mode::Fork(mut d) => {
-                if self.fork_key(&mut d, k) {
+                if self.fork_key(&mut d, k, action) {
                     self.mode = Mode::Fork(d);
                 }
             }
         }
     }
 
-    /// A key in the fork dialog; returns whether the dialog stays open.
-    fn fork_key(&mut self, d: &mut ForkDialog, k: KeyEvent) -> bool {
-        match k.code {
-            KeyCode::Esc => return false,
-            KeyCode::Enter => {
+    /// A key in the fork dialog (with its action in the fork context); returns whether the
+    /// dialog stays open.
+    fn fork_key(&mut self, d: &mut ForkDialog, k: KeyEvent, action: Option<Action>) -> bool {
+        let text = matches!(d.field, ForkField::Spec | ForkField::Name);
+        if text && TextInput::edits(&k) {
+            if d.field == ForkField::Spec {
+                if d.spec.key(&k) {
+                    d.spec_changed();
+                }
+            } else {
+                d.name.key(&k);
+            }
+            return true;
+        }
+        let Some(action) = action else { return true };
+        match action {
+            Action::Close => return false,
+            Action::Submit => {
                 return match &d.validation {
                     Ok(_) => {
                         let name = d.name.text.trim().to_string();
@@ -729,46 +797,39 @@ impl App {
                     }
                 };
             }
-            KeyCode::Tab | KeyCode::BackTab => {
+            Action::NextField | Action::PrevField => {
                 let order = [ForkField::Step, ForkField::Weights, ForkField::Spec, ForkField::Name];
                 let i = order.iter().position(|f| *f == d.field).unwrap_or(0);
                 let n = order.len();
-                d.field = order[if k.code == KeyCode::Tab { (i + 1) % n } else { (i + n - 1) % n }];
+                d.field = order[if action == Action::NextField { (i + 1) % n } else { (i + n - 1) % n }];
                 return true;
             }
             _ => {}
         }
         match d.field {
-            ForkField::Step => match k.code {
-                KeyCode::Left | KeyCode::Up => d.ckpt = d.ckpt.saturating_sub(1),
-                KeyCode::Right | KeyCode::Down => d.ckpt = (d.ckpt + 1).min(d.checkpoints.len().saturating_sub(1)),
+            ForkField::Step => match action {
+                Action::Up | Action::Lower => d.ckpt = d.ckpt.saturating_sub(1),
+                Action::Down | Action::Increase => d.ckpt = (d.ckpt + 1).min(d.checkpoints.len().saturating_sub(1)),
                 _ => {}
             },
-            ForkField::Weights => match k.code {
-                KeyCode::Up => d.row = d.row.saturating_sub(1),
-                KeyCode::Down => d.row = (d.row + 1).min(d.weights.len() - 1),
-                KeyCode::Right | KeyCode::Char('+') | KeyCode::Char('=') => {
+            ForkField::Weights => match action {
+                Action::Up => d.row = d.row.saturating_sub(1),
+                Action::Down => d.row = (d.row + 1).min(d.weights.len() - 1),
+                Action::Increase => {
                     d.weights[d.row].1 = ((d.weights[d.row].1 + 0.05) * 100.0).round() / 100.0;
                     d.weights_changed();
                 }
-                KeyCode::Left | KeyCode::Char('-') => {
+                Action::Lower => {
                     d.weights[d.row].1 = (((d.weights[d.row].1 - 0.05).max(0.0)) * 100.0).round() / 100.0;
                     d.weights_changed();
                 }
-                KeyCode::Char('x') | KeyCode::Delete => {
+                Action::Zero => {
                     d.weights[d.row].1 = 0.0;
                     d.weights_changed();
                 }
                 _ => {}
             },
-            ForkField::Spec => {
-                if d.spec.key(&k) {
-                    d.spec_changed();
-                }
-            }
-            ForkField::Name => {
-                d.name.key(&k);
-            }
+            ForkField::Spec | ForkField::Name => {}
         }
         true
     }
@@ -871,8 +932,14 @@ impl App {
             Action::Filter => self.mode = Mode::Filter(TextInput::new(&self.filter_text)),
             Action::XAxis => self.x_axis = self.x_axis.next(),
             Action::LogY => self.log_y = !self.log_y,
-            Action::SmoothMore => self.smoothing = (self.smoothing + 0.1).min(0.95),
-            Action::SmoothLess => self.smoothing = (self.smoothing - 0.1).max(0.0),
+            Action::SmoothMore => {
+                self.smoothing = (self.smoothing + 0.1).min(0.95);
+                self.resmooth();
+            }
+            Action::SmoothLess => {
+                self.smoothing = (self.smoothing - 0.1).max(0.0);
+                self.resmooth();
+            }
             Action::TaskNext if self.selected_sweep().is_some() && !self.compare => {
                 self.sweep_series += 1;
             }
@@ -904,19 +971,29 @@ impl App {
                     self.theme = t;
                 }
             }
+            // On the main screen (when a user binds it there), closing leaves compare.
+            Action::Close => self.compare = false,
+            // The dialogs' own actions mean nothing on the main screen.
+            Action::Submit
+            | Action::NextField
+            | Action::PrevField
+            | Action::Increase
+            | Action::Lower
+            | Action::Zero => {}
         }
     }
 
     /// A mouse event: click to focus and select, wheel to move the selection.
     pub fn on_mouse(&mut self, m: MouseEvent) {
         let inside = |r: Rect| m.column >= r.x && m.column < r.x + r.width && m.row >= r.y && m.row < r.y + r.height;
+        let areas = self.areas();
         match m.kind {
             MouseEventKind::Down(MouseButton::Left) => {
-                if inside(self.areas.runs) {
+                if inside(areas.runs) {
                     self.focus = Focus::Runs;
                     // Rows inside the list's border; the list may be scrolled.
-                    let first = self.areas.runs.y + 1;
-                    let h = self.areas.runs.height.saturating_sub(2) as usize;
+                    let first = areas.runs.y + 1;
+                    let h = areas.runs.height.saturating_sub(2) as usize;
                     if m.row >= first && ((m.row - first) as usize) < h {
                         let i = super::panes::runs::list_top(self.selected, h) + (m.row - first) as usize;
                         if i < self.rows.len() {
@@ -924,9 +1001,9 @@ impl App {
                             self.pick_task();
                         }
                     }
-                } else if inside(self.areas.loss) {
+                } else if inside(areas.loss) {
                     self.focus = Focus::Loss;
-                } else if inside(self.areas.langs) {
+                } else if inside(areas.langs) {
                     self.focus = Focus::Langs;
                 }
                 self.dirty = true;

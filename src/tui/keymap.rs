@@ -1,9 +1,10 @@
-//! Key bindings as data (`assets/keymap.toml`): lookups for the event loop, and the help
-//! screen's text, both from the same table.
+//! Key bindings as data (`assets/keymap.toml`, then the user's `keymap.toml`): lookups for the
+//! event loop per context, the dialogs' key hints and the help screen, all from the same table.
 
 use anyhow::Result;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::Deserialize;
+use strum::{EnumIter, EnumString, IntoEnumIterator, IntoStaticStr};
 
 use super::action::Action;
 
@@ -24,6 +25,67 @@ struct RawKey {
     context: String,
 }
 
+/// Where a binding applies. `global`, `runs` and `chart` are the main screen (the last two
+/// only group the help); each overlay and dialog has its own keys, and a key it does not bind
+/// goes to its text field, if it has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, EnumString, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Context {
+    Global,
+    Runs,
+    Chart,
+    Help,
+    Filter,
+    Confirm,
+    Launch,
+    Fork,
+    Demo,
+}
+
+impl Context {
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    pub fn is_main(self) -> bool {
+        matches!(self, Context::Global | Context::Runs | Context::Chart)
+    }
+
+    /// Whether bindings of the two contexts are live at the same time (a key may then mean
+    /// only one thing).
+    pub fn shares_keys_with(self, other: Context) -> bool {
+        self == other || (self.is_main() && other.is_main())
+    }
+
+    /// The contexts live on the screen this context belongs to.
+    pub fn live(self) -> &'static [Context] {
+        match self {
+            Context::Global | Context::Runs | Context::Chart => &[Context::Global, Context::Runs, Context::Chart],
+            Context::Help => &[Context::Help],
+            Context::Filter => &[Context::Filter],
+            Context::Confirm => &[Context::Confirm],
+            Context::Launch => &[Context::Launch],
+            Context::Fork => &[Context::Fork],
+            Context::Demo => &[Context::Demo],
+        }
+    }
+
+    /// The help screen's heading for this context's keys.
+    pub fn title(self) -> &'static str {
+        match self {
+            Context::Global => "main screen",
+            Context::Runs => "run list",
+            Context::Chart => "charts",
+            Context::Help => "this help",
+            Context::Filter => "filter",
+            Context::Confirm => "confirm stop",
+            Context::Launch => "launch dialog",
+            Context::Fork => "fork dialog",
+            Context::Demo => "demo offer",
+        }
+    }
+}
+
 /// One binding.
 #[derive(Debug, Clone)]
 pub struct Binding {
@@ -31,12 +93,19 @@ pub struct Binding {
     pub labels: Vec<String>,
     pub action: Action,
     pub help: String,
-    pub context: String,
+    pub context: Context,
 }
 
 #[derive(Debug, Clone)]
 pub struct Keymap {
     pub bindings: Vec<Binding>,
+}
+
+/// A section of the help screen: a context and its (keys, what they do) lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HelpSection {
+    pub context: Context,
+    pub lines: Vec<(String, String)>,
 }
 
 fn parse_key(s: &str) -> Option<(KeyCode, KeyModifiers)> {
@@ -59,6 +128,7 @@ fn parse_key(s: &str) -> Option<(KeyCode, KeyModifiers)> {
         "end" => KeyCode::End,
         "space" => KeyCode::Char(' '),
         "backspace" => KeyCode::Backspace,
+        "delete" => KeyCode::Delete,
         f if f.starts_with('f') && f.len() > 1 && f[1..].parse::<u8>().is_ok() => KeyCode::F(f[1..].parse().ok()?),
         c if c.chars().count() == 1 => KeyCode::Char(c.chars().next()?),
         _ => return None,
@@ -77,11 +147,11 @@ fn parse_keys(file: &str, i: usize, labels: &[String]) -> Result<Vec<(KeyCode, K
         .collect()
 }
 
-fn check_context(file: &str, i: usize, c: &str) -> Result<()> {
-    if !["global", "runs", "chart", "dialog"].contains(&c) {
-        crate::bail_input!("{file}: key[{i}].context: '{c}' is not global, runs, chart or dialog");
-    }
-    Ok(())
+fn parse_context(file: &str, i: usize, c: &str) -> Result<Context> {
+    c.parse().map_err(|_| {
+        let all: Vec<&str> = Context::iter().map(Context::name).collect();
+        crate::error::bad_input(format!("{file}: key[{i}].context: '{c}' is not one of {}", all.join(", ")))
+    })
 }
 
 impl Keymap {
@@ -93,8 +163,8 @@ impl Keymap {
                 crate::bail_input!("{file}: key[{i}].action: unknown action '{}'", k.action);
             };
             let keys = parse_keys(file, i, &k.keys)?;
-            check_context(file, i, &k.context)?;
-            bindings.push(Binding { keys, labels: k.keys, action, help: k.help, context: k.context });
+            let context = parse_context(file, i, &k.context)?;
+            bindings.push(Binding { keys, labels: k.keys, action, help: k.help, context });
         }
         Ok(Keymap { bindings })
     }
@@ -114,8 +184,9 @@ impl Keymap {
     }
 
     /// Apply a user's bindings: each `[[key]]` replaces the keys of the built-in binding of
-    /// its action (its `help` too, when given). A key the user binds is taken from any other
-    /// action that had it, so that one key never means two things.
+    /// its action in its `context` (in every context the action is bound in, when `context`
+    /// is left out), and its `help` when given. A key the user binds is taken from any other
+    /// binding live at the same time, so that one key never means two things.
     pub fn apply_overrides(&mut self, file: &str, src: &str) -> Result<()> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -140,54 +211,96 @@ impl Keymap {
                 crate::bail_input!("{file}: key[{i}].keys: bind at least one key");
             }
             let keys = parse_keys(file, i, &k.keys)?;
-            if let Some(c) = &k.context {
-                check_context(file, i, c)?;
+            let mut contexts: Vec<Context> = match &k.context {
+                Some(c) => vec![parse_context(file, i, c)?],
+                None => self.bindings.iter().filter(|b| b.action == action).map(|b| b.context).collect(),
+            };
+            if contexts.is_empty() {
+                contexts.push(Context::Global);
             }
-            for b in self.bindings.iter_mut().filter(|b| b.action != action) {
-                let mut j = 0;
-                while j < b.keys.len() {
-                    if keys.contains(&b.keys[j]) {
-                        b.keys.remove(j);
-                        b.labels.remove(j);
-                    } else {
-                        j += 1;
+            for &c in &contexts {
+                for b in self.bindings.iter_mut().filter(|b| b.context.shares_keys_with(c)) {
+                    if b.action == action && b.context == c {
+                        continue;
+                    }
+                    let mut j = 0;
+                    while j < b.keys.len() {
+                        if keys.contains(&b.keys[j]) {
+                            b.keys.remove(j);
+                            b.labels.remove(j);
+                        } else {
+                            j += 1;
+                        }
                     }
                 }
-            }
-            match self.bindings.iter_mut().find(|b| b.action == action) {
-                Some(b) => {
-                    b.keys = keys;
-                    b.labels = k.keys;
-                    if let Some(h) = k.help {
-                        b.help = h;
+                match self.bindings.iter_mut().find(|b| b.action == action && b.context == c) {
+                    Some(b) => {
+                        b.keys = keys.clone();
+                        b.labels = k.keys.clone();
+                        if let Some(h) = &k.help {
+                            b.help = h.clone();
+                        }
                     }
+                    None => self.bindings.push(Binding {
+                        keys: keys.clone(),
+                        labels: k.keys.clone(),
+                        action,
+                        help: k.help.clone().unwrap_or_else(|| action.name().replace('_', " ")),
+                        context: c,
+                    }),
                 }
-                None => self.bindings.push(Binding {
-                    keys,
-                    labels: k.keys,
-                    action,
-                    help: k.help.unwrap_or_default(),
-                    context: k.context.unwrap_or_else(|| "global".into()),
-                }),
             }
         }
         Ok(())
     }
 
-    /// The action of a key press.
-    pub fn lookup(&self, key: &KeyEvent) -> Option<Action> {
+    /// The action of a key press on the screen `context` belongs to.
+    pub fn lookup(&self, context: Context, key: &KeyEvent) -> Option<Action> {
         let mods = key.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT);
-        self.bindings.iter().find(|b| b.keys.iter().any(|(c, m)| *c == key.code && *m == mods)).map(|b| b.action)
+        let live = context.live();
+        self.bindings
+            .iter()
+            .filter(|b| live.contains(&b.context))
+            .find(|b| b.keys.iter().any(|(c, m)| *c == key.code && *m == mods))
+            .map(|b| b.action)
     }
 
-    /// The first key label of an action (for hints).
+    /// The first key label of a main-screen action (for hints).
     pub fn label(&self, action: Action) -> String {
-        self.bindings.iter().find(|b| b.action == action).and_then(|b| b.labels.first().cloned()).unwrap_or_default()
+        self.label_in(Context::Global, action)
     }
 
-    /// Help lines: (keys, what they do), in file order.
-    pub fn help(&self) -> Vec<(String, String)> {
-        self.bindings.iter().map(|b| (b.labels.join(" "), b.help.clone())).collect()
+    /// The first key label of an action on the screen of `context` ("" when unbound).
+    pub fn label_in(&self, context: Context, action: Action) -> String {
+        let live = context.live();
+        self.bindings
+            .iter()
+            .find(|b| b.action == action && live.contains(&b.context))
+            .and_then(|b| b.labels.first().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Every key label of an action on the screen of `context`.
+    pub fn labels_in(&self, context: Context, action: Action) -> Vec<String> {
+        let live = context.live();
+        self.bindings
+            .iter()
+            .filter(|b| b.action == action && live.contains(&b.context))
+            .flat_map(|b| b.labels.iter().cloned())
+            .collect()
+    }
+
+    /// The help screen: per context, in file order, (keys, what they do).
+    pub fn help(&self) -> Vec<HelpSection> {
+        let mut out: Vec<HelpSection> = Vec::new();
+        for b in self.bindings.iter().filter(|b| !b.labels.is_empty()) {
+            let line = (b.labels.join(" "), b.help.clone());
+            match out.iter_mut().find(|s| s.context == b.context) {
+                Some(s) => s.lines.push(line),
+                None => out.push(HelpSection { context: b.context, lines: vec![line] }),
+            }
+        }
+        out
     }
 }
 
@@ -195,36 +308,83 @@ impl Keymap {
 mod tests {
     use super::*;
 
+    fn key(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
     #[test]
     fn the_default_map_parses_and_every_action_has_a_key() {
         let k = Keymap::default_map();
-        assert_eq!(k.lookup(&KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE)), Some(Action::Quit));
-        assert_eq!(k.lookup(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), Some(Action::Quit));
-        assert_eq!(k.lookup(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE)), Some(Action::Compare));
-        for a in Action::ALL {
-            assert!(!k.label(a).is_empty(), "{a:?} has no key");
+        assert_eq!(k.lookup(Context::Global, &key('q')), Some(Action::Quit));
+        assert_eq!(
+            k.lookup(Context::Global, &KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
+        assert_eq!(k.lookup(Context::Global, &key('c')), Some(Action::Compare));
+        let bound: Vec<Action> = k.bindings.iter().map(|b| b.action).collect();
+        for a in Action::all() {
+            assert!(bound.contains(&a), "{a:?} has no key");
         }
         let e = Keymap::parse("k.toml", "[[key]]\nkeys=[\"x\"]\naction=\"fly\"\nhelp=\"\"\ncontext=\"global\"\n")
             .unwrap_err();
         assert!(e.to_string().contains("k.toml: key[0].action: unknown action 'fly'"));
+        let e = Keymap::parse("k.toml", "[[key]]\nkeys=[\"x\"]\naction=\"quit\"\nhelp=\"\"\ncontext=\"popup\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("k.toml: key[0].context: 'popup' is not one of global, runs"), "{e}");
+    }
+
+    #[test]
+    fn no_key_means_two_things_on_one_screen() {
+        let k = Keymap::default_map();
+        for (i, a) in k.bindings.iter().enumerate() {
+            for b in &k.bindings[i + 1..] {
+                if a.context.shares_keys_with(b.context) {
+                    for key in &a.keys {
+                        assert!(!b.keys.contains(key), "{key:?} is both {:?} and {:?}", a.action, b.action);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keys_act_only_in_their_context() {
+        let k = Keymap::default_map();
+        let enter = KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE);
+        let esc = KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE);
+        assert_eq!(k.lookup(Context::Fork, &enter), Some(Action::Submit));
+        assert_eq!(k.lookup(Context::Fork, &esc), Some(Action::Close));
+        assert_eq!(k.lookup(Context::Fork, &key('q')), None, "q is text in the fork dialog");
+        assert_eq!(k.lookup(Context::Confirm, &key('y')), Some(Action::Submit));
+        assert_eq!(k.lookup(Context::Help, &key('q')), Some(Action::Close));
+        assert_eq!(k.label_in(Context::Filter, Action::Submit), "enter");
     }
 
     #[test]
     fn a_users_keymap_rebinds_actions_and_the_help_follows() {
         let mut k = Keymap::default_map();
-        let compare_key = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE);
-        let x = KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE);
+        let x = key('x');
         // Bind `x` to compare; `c` is then free (no action), and the help lists `x`.
         k.apply_overrides("keymap.toml", "[[key]]\nkeys = [\"x\"]\naction = \"compare\"\n").unwrap();
-        assert_eq!(k.lookup(&x), Some(Action::Compare));
-        assert_eq!(k.lookup(&compare_key), None);
+        assert_eq!(k.lookup(Context::Global, &x), Some(Action::Compare));
+        assert_eq!(k.lookup(Context::Global, &key('c')), None);
         assert_eq!(k.label(Action::Compare), "x");
-        assert!(k.help().iter().any(|(keys, _)| keys == "x"));
+        assert!(k.help().iter().flat_map(|s| &s.lines).any(|(keys, _)| keys == "x"));
+        // `x` in the fork dialog (zero a weight) is another screen: it keeps its key.
+        assert_eq!(k.lookup(Context::Fork, &x), Some(Action::Zero));
         // A key taken from another action leaves that action its other keys.
-        let before = k.bindings.iter().find(|b| b.action == Action::Quit).unwrap().keys.len();
+        let quit = |k: &Keymap| k.bindings.iter().find(|b| b.action == Action::Quit).unwrap().keys.len();
+        let before = quit(&k);
         k.apply_overrides("keymap.toml", "[[key]]\nkeys = [\"q\"]\naction = \"compare\"\n").unwrap();
-        assert_eq!(k.lookup(&KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE)), Some(Action::Compare));
-        assert_eq!(k.bindings.iter().find(|b| b.action == Action::Quit).unwrap().keys.len(), before - 1);
+        assert_eq!(k.lookup(Context::Global, &key('q')), Some(Action::Compare));
+        assert_eq!(quit(&k), before - 1);
+        // A dialog key, in its context only.
+        k.apply_overrides("keymap.toml", "[[key]]\nkeys = [\"ctrl-s\"]\naction = \"submit\"\ncontext = \"fork\"\n")
+            .unwrap();
+        let ctrl_s = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL);
+        assert_eq!(k.lookup(Context::Fork, &ctrl_s), Some(Action::Submit));
+        assert_eq!(k.lookup(Context::Launch, &ctrl_s), None);
+        assert_eq!(k.label_in(Context::Fork, Action::Submit), "ctrl-s");
         let e = k.apply_overrides("keymap.toml", "[[key]]\nkeys = [\"ctrl-\"]\naction = \"quit\"\n").unwrap_err();
         assert!(e.to_string().contains("keymap.toml: key[0].keys: cannot read key 'ctrl-'"), "{e}");
         let e = k.apply_overrides("keymap.toml", "[[key]]\nkeys = [\"z\"]\nactoin = \"quit\"\n").unwrap_err();

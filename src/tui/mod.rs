@@ -6,6 +6,7 @@
 
 pub mod action;
 pub mod app;
+pub mod derived;
 pub mod fixtures;
 pub mod keymap;
 pub mod panes;
@@ -193,6 +194,9 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
         }
         if app.dirty {
             app.now = crate::util::now_secs();
+            let size = terminal.size()?;
+            app.screen = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+            app.derive();
             terminal.draw(|f| ui::draw(f, app))?;
             app.dirty = false;
             // Fault injection for the reliability tests: a panic after the first frame.
@@ -215,7 +219,11 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
         tokio::select! {
             ev = input.next() => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => app.on_key(k),
-                Some(Ok(TermEvent::Mouse(m))) => app.on_mouse(m),
+                Some(Ok(TermEvent::Mouse(m))) => {
+                    let size = terminal.size()?;
+                    app.screen = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+                    app.on_mouse(m)
+                }
                 Some(Ok(TermEvent::Resize(_, _))) => app.dirty = true,
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return Ok(()),

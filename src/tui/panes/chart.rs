@@ -90,7 +90,7 @@ pub fn plot(
     let dx = (x1 - x0) / width as f64;
     let mut bounds: Vec<u64> = (0..=width).map(|i| m.step_at(x0 + dx * i as f64).max(lo)).collect();
     if let Some(l) = bounds.last_mut() {
-        *l = hi + 1;
+        *l = hi.saturating_add(1);
     }
     for (i, bk) in s.decimate(&bounds).into_iter().enumerate() {
         let Some(bk) = bk else { continue };

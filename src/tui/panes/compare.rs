@@ -11,41 +11,10 @@ use super::chart::{self, Curve, XMap};
 use super::langs::{lang_color, lang_curves};
 use super::{block, clip, dim};
 use crate::analysis::stats::Est;
-use crate::analysis::{compare, EvalTable};
 use crate::tui::app::{App, Focus};
 use crate::tui::store::RunData;
 
-/// The store's curves of a run as an analysis table (for deltas at latest and best steps).
-pub fn eval_table(r: &RunData) -> EvalTable {
-    let mut t = EvalTable::default();
-    for ((task, lang), c) in &r.evals {
-        for (i, s) in c.value.steps.iter().enumerate() {
-            let loss = c.loss.at(*s).unwrap_or(f32::NAN);
-            t.steps.entry(*s).or_default().insert(
-                (task.clone(), lang.clone()),
-                crate::analysis::Cell {
-                    group: c.group.clone(),
-                    metric: c.metric.clone(),
-                    value: c.value.ys[i] as f64,
-                    loss: loss as f64,
-                    n: c.n,
-                    lang_ok: None,
-                    scores: None,
-                    ci: c
-                        .ci
-                        .get(i)
-                        .filter(|(lo, hi)| lo.is_finite() && hi.is_finite())
-                        .map(|&(lo, hi)| [lo as f64, hi as f64]),
-                },
-            );
-        }
-    }
-    t.best_step = r.best.map(|(_, s)| s);
-    t
-}
-
-pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
-    app.areas.langs = area;
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let th = app.theme.clone();
     let runs: Vec<&RunData> = app.charted();
     let blk = block(
@@ -70,9 +39,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         return;
     }
     // The delta table gets what it needs (languages + aggregates), the charts keep 6 rows.
-    let tables_pre: Vec<EvalTable> = runs.iter().map(|r| eval_table(r)).collect();
-    let pre_refs: Vec<&EvalTable> = tables_pre.iter().collect();
-    let want = compare(&pre_refs).into_iter().filter(|r| r.task == app.task).count() as u16 + 1;
+    let all_rows = &app.derived.compare;
+    let want = all_rows.iter().filter(|r| r.task == app.task).count() as u16 + 1;
     let table_h = want.min(inner.height.saturating_sub(6)).max(3);
     let [charts_area, table_area] = Layout::vertical([Constraint::Min(5), Constraint::Length(table_h)]).areas(inner);
     // Shared axes across every run's curves.
@@ -139,8 +107,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         );
     }
     // Delta table: latest and best step.
-    let rows_data: Vec<_> = compare(&pre_refs)
-        .into_iter()
+    let rows_data: Vec<_> = all_rows
+        .iter()
         .filter(|r| r.task == app.task && (lang_row(&r.row).is_none_or(|l| app.lang_visible(l))))
         .collect();
     let n = runs.len();

@@ -8,7 +8,9 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::{block, clip, dim};
+use crate::tui::action::Action;
 use crate::tui::app::{App, ForkDialog, ForkField, Mode, TextInput};
+use crate::tui::keymap::{Context, Keymap};
 use crate::tui::theme::Theme;
 
 /// A centred rectangle of at most `w` × `h`.
@@ -16,6 +18,18 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
     Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+}
+
+/// A dialog's key hint from the keymap: "enter: fork · esc: cancel" (an action the user
+/// left without a key is left out).
+fn hint(keys: &Keymap, context: Context, what: &[(Action, &str)]) -> String {
+    what.iter()
+        .filter_map(|(a, text)| {
+            let labels = keys.labels_in(context, *a);
+            (!labels.is_empty()).then(|| format!("{}: {text}", labels.join(" / ")))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 fn input_line<'a>(label: &'a str, t: &'a TextInput, active: bool, th: &Theme) -> Line<'a> {
@@ -37,32 +51,70 @@ fn input_line<'a>(label: &'a str, t: &'a TextInput, active: bool, th: &Theme) ->
     Line::from(spans)
 }
 
+/// The help screen, generated from the keymap: the main screen's keys in a grid (two columns
+/// when there is room), then one wrapped line per overlay or dialog.
+fn draw_help(f: &mut Frame, app: &App, area: Rect) {
+    let th = &app.theme;
+    let sections = app.keymap.help();
+    let width = area.width.min(110);
+    let inner = width.saturating_sub(2) as usize;
+    let key_style = Style::default().fg(th.accent).add_modifier(Modifier::BOLD);
+    // The main screen's keys in file order (their contexts only group the file).
+    let main: Vec<(String, String)> = app
+        .keymap
+        .bindings
+        .iter()
+        .filter(|b| b.context.is_main() && !b.labels.is_empty())
+        .map(|b| (b.labels.join(" "), b.help.clone()))
+        .collect();
+    let kw = main.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(4) + 2;
+    let longest = main.iter().map(|(_, w)| w.chars().count()).max().unwrap_or(0);
+    // One column when it fits the screen's height; else two, side by side, clipped if needed.
+    let others = sections.iter().filter(|s| !s.context.is_main()).count() * 2 + 1;
+    let fits_tall = main.len() + others + 2 <= area.height as usize;
+    let cols = if !fits_tall && inner >= 2 * (kw + 24) || inner >= 2 * (kw + longest + 2) { 2 } else { 1 };
+    let cell = inner / cols;
+    let rows = main.len().div_ceil(cols);
+    let mut lines: Vec<Line> = Vec::new();
+    for r in 0..rows {
+        let mut spans = Vec::new();
+        for c in 0..cols {
+            // Column-major, so that each column reads down in file order.
+            let Some((k, what)) = main.get(c * rows + r) else { continue };
+            let what = clip(what, cell.saturating_sub(kw + 1));
+            let pad = cell.saturating_sub(kw + what.chars().count());
+            spans.push(Span::styled(format!("{k:<kw$}"), key_style));
+            spans.push(Span::raw(format!("{what}{}", " ".repeat(if c + 1 < cols { pad } else { 0 }))));
+        }
+        lines.push(Line::from(spans));
+    }
+    for s in sections.iter().filter(|s| !s.context.is_main()) {
+        let mut spans = vec![Span::styled(format!("{}: ", s.context.title()), th.title())];
+        for (i, (k, what)) in s.lines.iter().enumerate() {
+            if i > 0 {
+                spans.push(dim(" · ", th));
+            }
+            spans.push(Span::styled(k.clone(), key_style));
+            spans.push(Span::raw(format!(" {what}")));
+        }
+        lines.push(Line::from(spans));
+    }
+    lines.push(Line::from(dim("mouse: click a run or a pane; wheel moves the selection", th)));
+    let para = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let h = (para.line_count(inner as u16) as u16 + 2).min(area.height);
+    let r = centered(area, width, h);
+    let close = app.keymap.label_in(crate::tui::keymap::Context::Help, crate::tui::action::Action::Close);
+    let title = Line::from(Span::styled(format!(" Keys · {close} closes "), th.title()));
+    f.render_widget(Clear, r);
+    f.render_widget(para.block(block(title, true, th)), r);
+}
+
 pub fn draw(f: &mut Frame, app: &App) {
     let area = f.area();
     let th = &app.theme;
     match &app.mode {
         Mode::Normal => {}
-        Mode::Help => {
-            let help = app.keymap.help();
-            let h = (help.len() as u16 + 4).min(area.height);
-            let r = centered(area, 72, h);
-            let kw = help.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(4) + 2;
-            let mut lines: Vec<Line> = help
-                .iter()
-                .map(|(k, what)| {
-                    Line::from(vec![
-                        Span::styled(format!("{k:<kw$}"), Style::default().fg(th.accent).add_modifier(Modifier::BOLD)),
-                        Span::raw(what.clone()),
-                    ])
-                })
-                .collect();
-            lines.push(Line::from(dim("mouse: click a run or a pane; wheel moves the selection · esc closes", th)));
-            f.render_widget(Clear, r);
-            f.render_widget(
-                Paragraph::new(lines).block(block(Line::from(Span::styled(" Keys ", th.title())), true, th)),
-                r,
-            );
-        }
+        Mode::Help => draw_help(f, app, area),
         Mode::Filter(t) => {
             let r =
                 Rect { x: area.x, y: area.bottom().saturating_sub(3), width: area.width, height: 3.min(area.height) };
@@ -75,7 +127,10 @@ pub fn draw(f: &mut Frame, app: &App) {
             f.render_widget(
                 Paragraph::new(lines).block(block(
                     Line::from(Span::styled(
-                        " Filter runs and languages (regex) · enter keeps · esc clears ",
+                        format!(
+                            " Filter runs and languages (regex) · {} ",
+                            hint(&app.keymap, Context::Filter, &[(Action::Submit, "keep"), (Action::Close, "clear")])
+                        ),
                         th.title(),
                     )),
                     true,
@@ -93,7 +148,13 @@ pub fn draw(f: &mut Frame, app: &App) {
                     Span::styled(id.clone(), Style::default().add_modifier(Modifier::BOLD)),
                     Span::raw("? It checkpoints first."),
                 ]),
-                Line::from(dim("y / enter: stop   any other key: cancel", th)),
+                Line::from(dim(
+                    format!(
+                        "{}   any other key: cancel",
+                        hint(&app.keymap, Context::Confirm, &[(Action::Submit, "stop")])
+                    ),
+                    th,
+                )),
             ];
             f.render_widget(
                 Paragraph::new(lines).block(block(
@@ -110,7 +171,14 @@ pub fn draw(f: &mut Frame, app: &App) {
             let lines = vec![
                 input_line("config", t, true, th),
                 Line::from(dim(
-                    "a run config or a sweep file · enter: launch (queued until a slot is free) · esc: cancel",
+                    format!(
+                        "a run config or a sweep file · {}",
+                        hint(
+                            &app.keymap,
+                            Context::Launch,
+                            &[(Action::Submit, "launch (queued until a slot is free)"), (Action::Close, "cancel")]
+                        )
+                    ),
                     th,
                 )),
             ];
@@ -133,14 +201,14 @@ pub fn draw(f: &mut Frame, app: &App) {
                 Line::from("   English only  vs  multilingual=0.4 (es fr ja zh), ar ko pt held out."),
                 Line::from("Curves appear within seconds; the runs keep going if you quit."),
                 Line::from(""),
-                Line::from(vec![
-                    Span::styled("enter", Style::default().fg(th.accent).add_modifier(Modifier::BOLD)),
-                    Span::raw(" start   "),
-                    Span::styled("esc", Style::default().fg(th.accent)),
-                    Span::raw(" not now   "),
-                    Span::styled("q", Style::default().fg(th.accent)),
-                    Span::raw(" quit"),
-                ]),
+                Line::from(Span::styled(
+                    hint(
+                        &app.keymap,
+                        Context::Demo,
+                        &[(Action::Submit, "start"), (Action::Close, "not now"), (Action::Quit, "quit")],
+                    ),
+                    Style::default().fg(th.accent),
+                )),
             ];
             f.render_widget(
                 Paragraph::new(lines).wrap(Wrap { trim: false }).block(block(
@@ -151,18 +219,29 @@ pub fn draw(f: &mut Frame, app: &App) {
                 r,
             );
         }
-        Mode::Fork(d) => draw_fork(f, area, d, th),
+        Mode::Fork(d) => draw_fork(f, area, d, &app.keymap, th),
     }
 }
 
-fn draw_fork(f: &mut Frame, area: Rect, d: &ForkDialog, th: &Theme) {
+fn draw_fork(f: &mut Frame, area: Rect, d: &ForkDialog, keys: &Keymap, th: &Theme) {
     let h = 15u16.min(area.height);
     let r = centered(area, 72, h);
     f.render_widget(Clear, r);
     let blk = block(
         Line::from(vec![
             Span::styled(" Fork ", th.title()),
-            dim(format!("{} · tab: next field · enter: fork · esc: cancel ", d.run), th),
+            dim(
+                format!(
+                    "{} · {} ",
+                    d.run,
+                    hint(
+                        keys,
+                        Context::Fork,
+                        &[(Action::NextField, "next field"), (Action::Submit, "fork"), (Action::Close, "cancel")]
+                    )
+                ),
+                th,
+            ),
         ]),
         true,
         th,

@@ -72,8 +72,7 @@ fn fmt(v: Option<f64>) -> String {
     v.map_or("-".into(), |x| if x.abs() >= 10.0 { format!("{x:.1}") } else { format!("{x:.3}") })
 }
 
-pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
-    app.areas.langs = area;
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let th = app.theme.clone();
     let Some(r) = app.selected_run() else {
         f.render_widget(

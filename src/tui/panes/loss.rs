@@ -57,8 +57,7 @@ pub fn heldout_loss(r: &RunData) -> Series {
     out
 }
 
-pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
-    app.areas.loss = area;
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let th = app.theme.clone();
     let log = app.log_y;
     let ty = move |y: f32| -> Option<f64> {

@@ -1,7 +1,7 @@
 //! The run tree: forks nested under their parent at their fork step, with state, progress,
 //! loss and mixture; the selected run's details below.
 
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
@@ -44,7 +44,7 @@ pub fn list_top(selected: usize, height: usize) -> usize {
     selected.saturating_sub(height.saturating_sub(1))
 }
 
-pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
+pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &App) {
     let th = app.theme.clone();
     let live = app.store.runs.iter().filter(|r| r.alive).count();
     let title = Line::from(vec![
@@ -56,11 +56,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
             Span::styled(format!("· {} marked ", app.marked.len()), Style::default().fg(th.accent))
         },
     ]);
-    let detail_h = if area.height >= 24 { 9 } else { 0 };
-    let [list_area, detail_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h)]).areas(area);
     let blk = block(title, app.focus == Focus::Runs, &th);
     let inner = blk.inner(list_area);
-    app.areas.runs = list_area;
     let w = inner.width as usize;
     let mut lines: Vec<Line> = Vec::new();
     if app.rows.is_empty() {
@@ -136,7 +133,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         lines.push(line);
     }
     f.render_widget(Paragraph::new(lines).block(blk), list_area);
-    if detail_h > 0 {
+    if detail_area.height > 0 {
         draw_detail(f, detail_area, app);
     }
 }

@@ -11,47 +11,15 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::chart::fmt_num;
-use super::compare::eval_table;
 use super::{block, dim};
-use crate::analysis::sweep::{analyse, higher_is_better, read_run, SweepAnalysis};
+use crate::analysis::sweep::{higher_is_better, SweepAnalysis};
 use crate::tui::app::{App, Focus};
 
 const GROUPS: [(&str, &str); 3] = [("english", "EN"), ("seen", "seen"), ("unseen", "unseen")];
 
-/// The analysis of a sweep from the TUI's store (no file reads).
-pub fn analysis(app: &App, id: &str) -> Option<SweepAnalysis> {
-    let runs = app.sweep_runs(id);
-    let first = runs.first()?.cfg.as_ref()?.sweep.clone()?;
-    let record = app.store.sweep_record(id);
-    let mut grid: Vec<(String, Vec<String>)> = match &record {
-        Some(r) => r.spec.grid.iter().map(|(k, v)| (k.clone(), v.iter().map(|g| g.text.clone()).collect())).collect(),
-        None => first.point.keys().map(|k| (k.clone(), Vec::new())).collect(),
-    };
-    let x = record
-        .as_ref()
-        .and_then(|r| r.spec.x_var())
-        .or_else(|| first.point.iter().find(|(_, v)| v.parse::<f64>().is_ok()).map(|(k, _)| k.clone()));
-    if let Some((_, vals)) = grid.iter_mut().find(|(k, _)| Some(k) == x.as_ref()) {
-        if vals.iter().all(|v| v.parse::<f64>().is_ok()) {
-            vals.sort_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse::<f64>().unwrap_or(0.0)));
-        }
-    }
-    let plateau = record.as_ref().map_or(0.02, |r| r.spec.analysis.plateau);
-    let read: Vec<_> = runs
-        .iter()
-        .map(|r| {
-            let point = r.cfg.as_ref().and_then(|c| c.sweep.as_ref()).map(|t| t.point.clone()).unwrap_or_default();
-            read_run(&r.id, r.name.clone(), r.state, point, &eval_table(r))
-        })
-        .collect();
-    Some(analyse(id, &first.name, &grid, x.as_deref(), plateau, read))
-}
-
-pub fn draw(f: &mut Frame, area: Rect, app: &mut App, id: &str) {
-    app.areas.loss = area;
-    app.areas.langs = area;
+pub fn draw(f: &mut Frame, area: Rect, app: &App, id: &str) {
     let th = app.theme.clone();
-    let Some(a) = analysis(app, id) else {
+    let Some(a) = app.derived.sweep.as_ref().filter(|a| a.id == id) else {
         f.render_widget(block(" Sweep ", false, &th), area);
         return;
     };
@@ -84,7 +52,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App, id: &str) {
     }
     // Per task one series (the grid variables other than x and seed, e.g. tasks=mr vs
     // tasks=mr+sm+if) at a time: `t` steps through them.
-    let chosen = chosen_series(&a, &tasks, app.sweep_series);
+    let chosen = chosen_series(a, &tasks, app.sweep_series);
     let table_rows = a.x_values.len() + 4;
     let table_h = (table_rows as u16).min(inner.height / 2).max(4);
     let [charts, table] = Layout::vertical([Constraint::Min(6), Constraint::Length(table_h)]).areas(inner);
@@ -164,7 +132,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App, id: &str) {
             ]));
         f.render_widget(chart, *col);
     }
-    draw_table(f, table, app, &a, &chosen);
+    draw_table(f, table, app, a, &chosen);
 }
 
 /// For each task, the series shown: the `pick`-th (cyclically) of those with curves of it.
