@@ -2,11 +2,10 @@
 //! curves, followed as they are appended. Drawing never reads files; it reads this.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::config::RunConfig;
+use crate::runs::events::follow::Follower;
 use crate::runs::events::{Body, Event, State};
 use crate::runs::RunDir;
 
@@ -305,12 +304,12 @@ pub struct RunData {
     line_counts: Vec<(u64, u64)>,
     /// The language keys of the last train line the exact-layout path read.
     lang_keys: fast::LangKeys,
-    reader: LineReader,
+    reader: Follower,
 }
 
 /// Where the learning rate and tokens/s of the last train line read by the exact-layout path
 /// are in that line: only the last line's are shown, so the others are checked but never
-/// converted, nor copied. The reader keeps a copy of that line ([`LineReader::kept`]).
+/// converted, nor copied. The reader keeps a copy of that line ([`Follower::kept`]).
 #[derive(Debug, Clone, Copy, Default)]
 enum Rates {
     #[default]
@@ -386,7 +385,7 @@ impl RunData {
             rates: Rates::None,
             line_counts: Vec::new(),
             lang_keys: fast::LangKeys::default(),
-            reader: LineReader::new(dir.join("events.jsonl")),
+            reader: Follower::new(dir.join("events.jsonl")),
         }
     }
 
@@ -402,17 +401,17 @@ impl RunData {
     /// Read what was appended; returns whether anything changed.
     pub fn poll(&mut self) -> bool {
         let mut changed = false;
-        if self.reader.offset == 0 && self.loss.is_empty() {
+        if self.reader.offset() == 0 && self.loss.is_empty() {
             // A first read of a long file: room for its train events up front (a line is
             // rarely under 200 bytes), rather than growing by doubling as they come.
-            let len = std::fs::metadata(&self.reader.path).map_or(0, |m| m.len());
+            let len = std::fs::metadata(self.reader.path()).map_or(0, |m| m.len());
             if len > 1 << 20 {
                 let n = (len / 200) as usize;
                 self.timeline.reserve(n);
                 self.loss.reserve(n);
             }
         }
-        let mut reader = std::mem::replace(&mut self.reader, LineReader::new(PathBuf::new()));
+        let mut reader = std::mem::replace(&mut self.reader, Follower::new(PathBuf::new()));
         let reset = reader.read(|rest| {
             let next = apply_next(self, rest);
             changed |= next.is_some();
@@ -421,12 +420,12 @@ impl RunData {
         self.reader = reader;
         if reset {
             *self = RunData::open(&self.dir);
-            let mut reader = std::mem::replace(&mut self.reader, LineReader::new(PathBuf::new()));
+            let mut reader = std::mem::replace(&mut self.reader, Follower::new(PathBuf::new()));
             reader.read(|rest| apply_next(self, rest));
             self.reader = reader;
             changed = true;
         }
-        if let Some((lr, tps)) = self.rates.take(&self.reader.kept) {
+        if let Some((lr, tps)) = self.rates.take(self.reader.kept()) {
             (self.lr, self.tokens_per_s) = (Some(lr), Some(tps));
         }
         changed
@@ -589,105 +588,6 @@ fn apply_next(r: &mut RunData, rest: &[u8]) -> Option<(usize, bool)> {
     Some((n, false))
 }
 
-/// Follows a file by offset, keeping an unfinished last line.
-#[derive(Debug, Clone)]
-struct LineReader {
-    path: PathBuf,
-    offset: u64,
-    ino: u64,
-    partial: Vec<u8>,
-    /// A copy of the last line the callback asked to keep (copied once per chunk read, not
-    /// per line).
-    kept: Vec<u8>,
-}
-
-impl LineReader {
-    fn new(path: PathBuf) -> LineReader {
-        LineReader { path, offset: 0, ino: 0, partial: Vec::new(), kept: Vec::new() }
-    }
-
-    /// Feed every complete new line to `f`: it is given the unread rest of a chunk, consumes
-    /// the line at its start and returns that line's length (without its newline) and whether
-    /// to keep a copy of it, or `None` when no whole line is left (the rest waits for more).
-    /// The copy kept is of the last such line. Returns true when the file shrank or was
-    /// replaced (the caller starts over).
-    fn read(&mut self, mut f: impl FnMut(&[u8]) -> Option<(usize, bool)>) -> bool {
-        #[cfg(unix)]
-        let ino_of = |m: &std::fs::Metadata| std::os::unix::fs::MetadataExt::ino(m);
-        #[cfg(not(unix))]
-        let ino_of = |_: &std::fs::Metadata| 0;
-        let consumed = self.offset + self.partial.len() as u64;
-        // Nothing new (most polls): told by the path's metadata, without opening the file (an
-        // open costs more, and the runs root's watcher is woken by every open and close).
-        if std::fs::metadata(&self.path).is_ok_and(|m| m.len() == consumed && ino_of(&m) == self.ino) {
-            return false;
-        }
-        let Ok(mut file) = File::open(&self.path) else { return false };
-        let Ok(meta) = file.metadata() else { return false };
-        let ino = ino_of(&meta);
-        let len = meta.len();
-        if len < consumed || (self.ino != 0 && ino != self.ino) {
-            self.offset = 0;
-            self.partial.clear();
-            self.ino = ino;
-            return true;
-        }
-        self.ino = ino;
-        if len == consumed {
-            return false;
-        }
-        if file.seek(SeekFrom::Start(consumed)).is_err() {
-            return false;
-        }
-        // In chunks through one buffer, each read with one `read` call: a whole file read at
-        // once would be a fresh allocation the size of the file (page faults, and twice the
-        // memory while it is folded), and a chunk that stays in the core's cache is parsed
-        // while its bytes are still there.
-        let mut remaining = len - consumed;
-        let mut buf = std::mem::take(&mut self.partial);
-        let mut filled = buf.len();
-        let size = (filled as u64 + remaining).min(READ_CHUNK) as usize;
-        buf.resize(size.max(filled), 0);
-        while remaining > 0 {
-            if filled == buf.len() {
-                buf.resize(2 * buf.len(), 0); // a line longer than the buffer
-            }
-            let room = (buf.len() - filled).min(usize::try_from(remaining).unwrap_or(usize::MAX));
-            match file.read(&mut buf[filled..filled + room]) {
-                Ok(0) => break, // the file shrank meanwhile: the next read starts over
-                Ok(got) => {
-                    filled += got;
-                    remaining -= got as u64;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
-            let mut pos = 0;
-            let mut keep = None;
-            while let Some((n, kept)) = f(&buf[pos..filled]) {
-                if kept {
-                    keep = Some(pos..pos + n);
-                }
-                pos += n + 1;
-            }
-            if let Some(k) = keep {
-                self.kept.clear();
-                self.kept.extend_from_slice(&buf[k]);
-            }
-            self.offset += pos as u64;
-            buf.copy_within(pos..filled, 0);
-            filled -= pos;
-        }
-        buf.truncate(filled);
-        // What is left is an unfinished line: keep it, not the chunk-sized buffer.
-        self.partial = if buf.capacity() > 2 * buf.len() + 4096 { buf.as_slice().to_vec() } else { buf };
-        false
-    }
-}
-
-/// Bytes read per `read` call while following a file.
-const READ_CHUNK: u64 = 1 << 20;
-
 /// The TUI's view of a runs root.
 #[derive(Debug, Default)]
 pub struct Store {
@@ -814,6 +714,7 @@ mod fast;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runs::events::follow::READ_CHUNK;
     use crate::runs::events::{EventWriter, Examples};
 
     #[test]
@@ -879,6 +780,53 @@ mod tests {
         assert_eq!(fast.timeline.x_of(3, XAxis::Examples, Some("en"), 0.0), Some(9.0));
         assert_eq!(fast.timeline.step_at_x(9.0, XAxis::Examples, Some("en"), 0.0), 3);
         assert_eq!(fast.bad_lines, 0);
+    }
+
+    /// The schema is stated once, in `runs::events`: every field of a train and an eval event,
+    /// as its writer writes them, is read by the fast paths. A field added to `Body::Train`
+    /// or `Body::Eval` makes the writer's line something the fast paths do not recognise, and
+    /// this test fails until they learn it (instead of every line silently taking the slow
+    /// path).
+    #[test]
+    fn every_field_of_the_schema_stays_on_the_fast_path() {
+        let mut examples = Examples::default();
+        examples.lang.insert("en".into(), 3);
+        examples.task.insert("mr".into(), 3);
+        let train = Event::new(
+            7,
+            Body::Train { loss: 1.25, lr: 1e-3, tokens: 640, tokens_per_s: 1e3, examples, grad_norm: Some(0.5) },
+        )
+        .to_line();
+        let mut r = RunData::open(Path::new("/nonexistent"));
+        assert_eq!(
+            fast::train_line(&mut r, train.as_bytes()),
+            Some(train.len() - 1),
+            "a train line of the schema falls off the fast path; teach tui/store/fast.rs its fields:\n{train}"
+        );
+        // What a new field does to the exact-layout path (so the assertion above can fail).
+        let with_new = train.replace("\"grad_norm\"", "\"new_field\":1,\"grad_norm\"");
+        assert_eq!(fast::train_line(&mut r, with_new.as_bytes()), None);
+        let eval = Event::new(
+            7,
+            Body::Eval {
+                task: "mr".into(),
+                lang: "es".into(),
+                group: "seen".into(),
+                loss: 1.5,
+                metric: "accuracy".into(),
+                value: 0.25,
+                n: 8,
+                lang_ok: Some(1.0),
+                scores: Some(vec![0.0, 1.0]),
+                ci: Some([0.0625, 0.5]),
+            },
+        )
+        .to_line();
+        assert!(
+            fast::apply(&mut r, eval.trim_end().as_bytes()),
+            "an eval line of the schema falls off the fast path; teach tui/store/fast.rs its fields:\n{eval}"
+        );
+        assert_eq!(r.evals[&("mr".to_string(), "es".to_string())].ci_at(7), Some((0.0625, 0.5)));
     }
 
     /// Languages come and go, names long and short, a huge loss, a line without grad_norm, a
@@ -1106,7 +1054,7 @@ mod tests {
         f.write_all(train(4).as_bytes()).unwrap();
         r.poll();
         assert_eq!((r.loss.steps.as_slice(), r.bad_lines), ([1, 3, 4].as_slice(), 0));
-        assert_eq!(r.reader.offset, std::fs::metadata(&p).unwrap().len());
+        assert_eq!(r.reader.offset(), std::fs::metadata(&p).unwrap().len());
     }
 
     /// The learning rate and tokens/s shown are the last train line's: across the reader's

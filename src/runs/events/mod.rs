@@ -6,10 +6,14 @@
 //! its own. Readers skip lines that do not parse (reporting them), ignore unknown kinds and
 //! fields, keep an unfinished last line for the next read, and start over when the file shrinks.
 
+pub mod follow;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+use follow::Follower;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -285,11 +289,8 @@ pub struct BadLine {
 
 /// Follows an events file: each [`EventTail::poll`] returns the events appended since the last.
 pub struct EventTail {
-    path: PathBuf,
-    ino: u64,
-    offset: u64,
+    follower: Follower,
     line: u64,
-    partial: Vec<u8>,
     /// Lines skipped because they do not parse.
     pub bad: Vec<BadLine>,
 }
@@ -304,69 +305,50 @@ pub struct Polled {
 
 impl EventTail {
     pub fn new(path: &Path) -> EventTail {
-        EventTail { path: path.to_path_buf(), ino: 0, offset: 0, line: 0, partial: Vec::new(), bad: Vec::new() }
+        EventTail { follower: Follower::new(path.to_path_buf()), line: 0, bad: Vec::new() }
     }
 
     /// Bytes consumed so far (whole lines).
     pub fn offset(&self) -> u64 {
-        self.offset
+        self.follower.offset()
     }
 
     /// A torn (unterminated) last line is pending.
     pub fn has_partial(&self) -> bool {
-        !self.partial.is_empty()
+        self.follower.has_partial()
     }
 
     /// Read what was appended since the last poll. A missing file is no events.
     pub fn poll(&mut self) -> Result<Polled> {
         let mut out = Polled::default();
-        let mut f = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e).with_context(|| format!("opening {}", self.path.display())),
-        };
-        let meta = f.metadata()?;
-        let len = meta.len();
-        #[cfg(unix)]
-        let ino = std::os::unix::fs::MetadataExt::ino(&meta);
-        #[cfg(not(unix))]
-        let ino = 0;
-        let consumed = self.offset + self.partial.len() as u64;
-        let replaced = self.ino != 0 && ino != self.ino;
-        self.ino = ino;
-        if len < consumed || replaced {
+        if self.read_into(&mut out.events) {
             out.reset = true;
-            self.offset = 0;
+            out.events.clear();
             self.line = 0;
-            self.partial.clear();
             self.bad.clear();
+            self.read_into(&mut out.events);
         }
-        let start = self.offset + self.partial.len() as u64;
-        if len == start {
-            return Ok(out);
-        }
-        f.seek(SeekFrom::Start(start))?;
-        let mut buf = std::mem::take(&mut self.partial);
-        f.take(len - start).read_to_end(&mut buf)?;
-        let mut pos = 0usize;
-        while let Some(nl) = buf[pos..].iter().position(|&b| b == b'\n') {
-            let line = &buf[pos..pos + nl];
-            self.line += 1;
-            self.offset += nl as u64 + 1;
-            pos += nl + 1;
-            if line.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            match std::str::from_utf8(line) {
-                Ok(s) => match Event::parse(s) {
-                    Ok(ev) => out.events.push(ev),
-                    Err(reason) => self.bad.push(BadLine { line: self.line, reason }),
-                },
-                Err(_) => self.bad.push(BadLine { line: self.line, reason: "invalid UTF-8".into() }),
-            }
-        }
-        self.partial = buf[pos..].to_vec();
         Ok(out)
+    }
+
+    /// One read of the follower; true when it found the file shrunk or replaced.
+    fn read_into(&mut self, events: &mut Vec<Event>) -> bool {
+        let (line_no, bad) = (&mut self.line, &mut self.bad);
+        self.follower.read(|rest| {
+            let n = memchr::memchr(b'\n', rest)?;
+            let line = &rest[..n];
+            *line_no += 1;
+            if !line.iter().all(|b| b.is_ascii_whitespace()) {
+                match std::str::from_utf8(line) {
+                    Ok(s) => match Event::parse(s) {
+                        Ok(ev) => events.push(ev),
+                        Err(reason) => bad.push(BadLine { line: *line_no, reason }),
+                    },
+                    Err(_) => bad.push(BadLine { line: *line_no, reason: "invalid UTF-8".into() }),
+                }
+            }
+            Some((n, false))
+        })
     }
 }
 
