@@ -833,8 +833,9 @@ impl LangSuite {
     }
 
     /// A pretraining document: two to four passages that state what the tasks ask about. An
-    /// MR problem told as a fact with its worked equation, a news item followed by the
-    /// sentence that sums it up, an instruction followed by what it asks for, or an everyday
+    /// MR problem told as a fact or asked as a question, with its worked equation; a news item
+    /// (half the time inside the task's request) followed by the sentence that sums it up; an
+    /// instruction followed by what it asks for; or an everyday
     /// sentence. Half of the task passages are followed by the same item (same numbers, same
     /// story, same instruction kind) in another of the suite's languages, so that languages
     /// share what the model learns of each item. A passage's content is of `split` in every
@@ -903,12 +904,24 @@ impl LangSuite {
         Ok(match kind {
             LmPassage::Mr => {
                 let p = self.mr_problem(&mut rng, opts);
-                let text = format!("{}{sep}{}", p.template.s.render(&p.ctx)?, self.mr_answer[p.fam].render(&p.ctx)?);
+                // As a told fact or as the question the task asks, each followed by its worked
+                // answer in the same language.
+                let told = if rng.random_bool(0.5) { &p.template.s } else { &p.template.q };
+                let text = format!("{}{sep}{}", told.render(&p.ctx)?, self.mr_answer[p.fam].render(&p.ctx)?);
                 (text, self.key(&["mr", p.fam], &p.ctx))
             }
             LmPassage::Sm => {
                 let (text, summary, key) = self.story(&mut rng)?;
-                (format!("{text}{sep}{summary}"), key)
+                // The item and the sentence that sums it up, half the time after the request
+                // the task makes.
+                if rng.random_bool(0.5) {
+                    let mut ctx = Ctx::new(&self.format);
+                    ctx.strs.push(("text", text));
+                    let asked = self.sm_prompt.choose(&mut rng).unwrap().render(&ctx)?;
+                    (format!("{asked}{sep}{summary}"), key)
+                } else {
+                    (format!("{text}{sep}{summary}"), key)
+                }
             }
             LmPassage::If => {
                 let (ex, key) = self.gen_if(&mut rng)?;

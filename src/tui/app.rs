@@ -342,6 +342,8 @@ pub struct App {
     pub screen: Rect,
     /// Counts the store's changes ([`App::on_data`]): derived data is keyed by it.
     pub data_gen: u64,
+    /// The runs root is still being read in the background (the first frames show that).
+    pub loading: bool,
     /// The compare table and the sweep analysis, cached between frames ([`App::derive`]).
     pub derived: Derived,
     /// A run to select as soon as it appears (after a fork or launch).
@@ -383,6 +385,7 @@ impl App {
             now: crate::util::now_secs(),
             screen: Rect::default(),
             data_gen: 0,
+            loading: false,
             derived: Derived::default(),
             select_when_seen: None,
             sweep_series: 0,

@@ -126,13 +126,11 @@ pub fn run(root: &Path, opts: TuiOptions) -> Result<()> {
 }
 
 async fn main_loop(root: PathBuf, theme: theme::Theme, keymap: keymap::Keymap, demo: bool) -> Result<()> {
-    let store = Store::load(&root);
-    let mut app = App::new(store, theme, keymap);
-    if app.store.runs.is_empty() {
-        app.mode = Mode::DemoOffer;
-    }
+    // The first frame draws at once; the runs root is read in the background (a large root
+    // takes seconds) and folded in when it is read.
+    let mut app = App::new(Store::empty(&root), theme, keymap);
+    app.loading = true;
     if demo {
-        app.mode = Mode::Normal;
         app.pending.push(Request::Demo);
     }
     app.system.sample();
@@ -146,13 +144,17 @@ async fn main_loop(root: PathBuf, theme: theme::Theme, keymap: keymap::Keymap, d
         restore(info);
     }));
     crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
-    let result = event_loop(&mut terminal, &mut app, &root).await;
+    let result = event_loop(&mut terminal, &mut app, &root, demo).await;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
     result
 }
 
-async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root: &Path) -> Result<()> {
+async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root: &Path, demo: bool) -> Result<()> {
+    let mut loaded = {
+        let root = root.to_path_buf();
+        tokio::task::spawn_blocking(move || Store::load(&root))
+    };
     let (ftx, mut frx) = tokio::sync::mpsc::unbounded_channel::<()>();
     // File events: the runs root, recursively (new runs, appended events). Missing events are
     // covered by the tick's polling.
@@ -217,6 +219,16 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
         #[cfg(not(unix))]
         let signals = std::future::pending::<()>();
         tokio::select! {
+            store = &mut loaded, if app.loading => {
+                app.loading = false;
+                if let Ok(store) = store {
+                    app.store = store;
+                }
+                if app.store.runs.is_empty() && !demo && matches!(app.mode, Mode::Normal) {
+                    app.mode = Mode::DemoOffer;
+                }
+                app.on_data();
+            },
             ev = input.next() => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => app.on_key(k),
                 Some(Ok(TermEvent::Mouse(m))) => {
@@ -232,7 +244,8 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
                 while frx.try_recv().is_ok() {}
                 read_at.get_or_insert_with(|| pacer.due(Instant::now()));
             },
-            _ = tokio::time::sleep_until(read_at.unwrap_or_else(Instant::now).into()), if read_at.is_some() => {
+            // (While the root is read in the background, the store is not touched here.)
+            _ = tokio::time::sleep_until(read_at.unwrap_or_else(Instant::now).into()), if read_at.is_some() && !app.loading => {
                 read_at = None;
                 while frx.try_recv().is_ok() {}
                 let mut changed = app.store.poll();
@@ -251,19 +264,23 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
                     app.select_when_seen = Some(id);
                 }
                 app.push_log(out.text, out.error);
-                app.store.rescan();
-                app.store.poll();
-                app.store.refresh_states();
-                app.on_data();
+                if !app.loading {
+                    app.store.rescan();
+                    app.store.poll();
+                    app.store.refresh_states();
+                    app.on_data();
+                }
             },
             _ = tick.tick() => {
                 app.frame += 1;
-                let mut changed = app.store.poll();
+                let mut changed = !app.loading && app.store.poll();
                 // Once a second (every fourth tick): run states, new runs, the system strip and
                 // the clocks, and the live runs' breath (see `App::breath`), in one frame.
                 if app.frame % 4 == 0 {
-                    changed |= app.store.refresh_states();
-                    changed |= app.store.rescan();
+                    if !app.loading {
+                        changed |= app.store.refresh_states();
+                        changed |= app.store.rescan();
+                    }
                     app.system.sample();
                     app.dirty = true;
                 }

@@ -600,6 +600,12 @@ pub struct Store {
 
 impl Store {
     /// Load every run under the root, in parallel.
+    /// A store of `root` with nothing read yet: what the first frame shows while
+    /// [`Store::load`] reads the root in the background.
+    pub fn empty(root: &Path) -> Store {
+        Store { root: root.to_path_buf(), runs: Vec::new(), sweeps: BTreeMap::new() }
+    }
+
     pub fn load(root: &Path) -> Store {
         use rayon::prelude::*;
         let dirs: Vec<PathBuf> = crate::runs::list(root).unwrap_or_default().into_iter().map(|r| r.path).collect();

@@ -60,7 +60,9 @@ pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &App) {
     let inner = blk.inner(list_area);
     let w = inner.width as usize;
     let mut lines: Vec<Line> = Vec::new();
-    if app.rows.is_empty() {
+    if app.loading {
+        lines.push(Line::from(dim("reading the runs root…", &th)));
+    } else if app.rows.is_empty() {
         lines.push(Line::from(dim("no runs yet", &th)));
         lines.push(Line::from(dim(
             format!("{}: start the demo", app.keymap.label(crate::tui::action::Action::Demo)),
