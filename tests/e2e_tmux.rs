@@ -188,7 +188,7 @@ fn a_panic_in_the_tui_restores_the_terminal_and_runs_keep_going() {
     assert!(wait_for(Duration::from_secs(60), || steps() > 0), "the run never trained");
     // The shell stays after the TUI ends, so the pane shows what the TUI left behind.
     let cmdline = format!(
-        "sh -c 'env MIXSCOPE_CACHE={} MIXSCOPE_CONFIG_DIR=/nonexistent/mixscope-user-config HF_HUB_OFFLINE=1 MIXSCOPE_TEST_PANIC=1 {} tui --runs {}; echo TUI-EXIT=$?; sleep 60'",
+        "sh -c 'env RUST_BACKTRACE=0 MIXSCOPE_CACHE={} MIXSCOPE_CONFIG_DIR=/nonexistent/mixscope-user-config HF_HUB_OFFLINE=1 MIXSCOPE_TEST_PANIC=1 {} tui --runs {}; echo TUI-EXIT=$?; sleep 60'",
         t.path().display(),
         bin().display(),
         rs
