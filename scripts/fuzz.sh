@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of mixscope's parsers with cargo-fuzz (libFuzzer): the events readers,
 # the mixture SPEC parser and the config loader (fuzz/fuzz_targets/). A manual tool, not part
-# of CI (tests/fuzz.rs holds the bounded property tests CI runs).
+# of CI (tests/it/fuzz.rs holds the bounded property tests CI runs).
 #
 #   scripts/fuzz.sh                       # every target, 60 s each
 #   FUZZ_SECONDS=600 scripts/fuzz.sh events config

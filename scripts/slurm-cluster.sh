@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# A real single-node Slurm cluster on loopback, for mixscope's Slurm tests (tests/slurm.rs).
+# A real single-node Slurm cluster on loopback, for mixscope's Slurm tests (tests/it/slurm.rs).
 #
 #   scripts/slurm-cluster.sh start DIR   install (Debian: slurmctld slurmd slurm-client munge) if
 #                                        needed, write DIR/slurm.conf, start munged, slurmctld and
 #                                        slurmd; prints `export SLURM_CONF=DIR/slurm.conf`
 #   scripts/slurm-cluster.sh stop DIR    stop the daemons started from DIR
 #   scripts/slurm-cluster.sh test        start a cluster in a temporary directory, run
-#                                        `cargo test --release --test slurm` against it, stop it
+#                                        `cargo test --release --test it slurm::` against it, stop it
 #
 # Needs root (the daemons run as root; munge's key is the package's). The node is this machine
 # under its own host name, with 2 CPUs and 1000 MB for jobs, in partition `debug`; a second
@@ -135,7 +135,7 @@ case "$cmd" in
     start >/dev/null
     export SLURM_CONF="$dir/slurm.conf"
     # The tests must find the cluster: not finding it is a failure here, not a skip.
-    MIXSCOPE_SLURM_TEST=require cargo test --release --test slurm -- --nocapture
+    MIXSCOPE_SLURM_TEST=require cargo test --release --test it slurm:: -- --nocapture
     ;;
   *)
     echo "usage: $0 start DIR | stop DIR | test" >&2

@@ -1,6 +1,6 @@
 //! The config loader on arbitrary TOML text: `Loaded::parse`, `--set` overrides
 //! (`apply_sets`) and `validate` return `Ok` or `Err`, never panic, and every error names its
-//! place (tests/fuzz.rs `configs_load_or_fail_with_a_place`): `file:line:col` for what the TOML
+//! place (tests/it/fuzz.rs `configs_load_or_fail_with_a_place`): `file:line:col` for what the TOML
 //! parser rejects, the file (or the `--set` that made the value) for what validation rejects.
 //!
 //! Input: the TOML text, then optionally a NUL byte and `--set KEY=VALUE` overrides, one per

@@ -1,7 +1,7 @@
 //! The events readers on arbitrary bytes: the strict line parser (`Event::parse`), the
 //! supervisor's file reader (`read_all`) and the TUI's byte scanner (`RunData::open` + `poll`).
 //! None may panic, and the scanner never draws a point the strict parser rejected (the
-//! properties of tests/fuzz.rs: `event_readers_survive_*` and the single-line regression).
+//! properties of tests/it/fuzz.rs: `event_readers_survive_*` and the single-line regression).
 
 #![no_main]
 

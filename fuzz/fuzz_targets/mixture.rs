@@ -1,5 +1,5 @@
 //! The mixture SPEC parser on arbitrary text: `Ok` or `Err`, never a panic, and what it accepts
-//! is well-formed (tests/fuzz.rs `mixture_specs_parse_or_fail_cleanly`): finite, non-negative
+//! is well-formed (tests/it/fuzz.rs `mixture_specs_parse_or_fail_cleanly`): finite, non-negative
 //! language weights that sum to 1, and a summary that can be drawn.
 
 #![no_main]

@@ -1,5 +1,5 @@
 //! A zero-allocation scanner for the lines mixscope's own writer produces: what the TUI reads
-//! instead of the strict parser, agreeing with it line by line (tests/fuzz.rs, fuzz/events).
+//! instead of the strict parser, agreeing with it line by line (tests/it/fuzz.rs, fuzz/events).
 
 use super::RunData;
 

@@ -1,7 +1,7 @@
 //! The real binary driven in tmux as a person would: select, mark two runs and compare, open
 //! the fork dialog and fork; the screen shows it and the fork's run directory exists.
 
-mod common;
+use crate::common;
 use common::*;
 use std::process::Command;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Supervised runs as real child processes: the queue, pause / resume / stop, crashes, and
 //! runs that outlive the command that launched them.
 
-mod common;
+use crate::common;
 use common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};

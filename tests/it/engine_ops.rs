@@ -1,7 +1,6 @@
 //! Fused vs composite: forward values and gradients of every op agree (max relative error
 //! < 1e-4) on odd shapes (T not a multiple of any tile, GQA, batch 3).
-#[path = "engine_common/mod.rs"]
-mod common;
+use crate::engine_common as common;
 use candle_core::{Result, Tensor, Var};
 use common::*;
 use mixscope::train::ops::{self, Kernels, RopeTables};

@@ -3,7 +3,7 @@
 //! an older run; shell completions and man pages come from the command line's definitions;
 //! user files live under $XDG_CONFIG_HOME/mixscope/.
 
-mod common;
+use crate::common;
 use common::tfevents::{self, What};
 use common::*;
 use std::collections::BTreeMap;

@@ -1,6 +1,5 @@
 //! AdamW: exact resume, the update rule, clipping, gradient accumulation.
-#[path = "engine_common/mod.rs"]
-mod common;
+use crate::engine_common as common;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 use common::*;

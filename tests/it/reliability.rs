@@ -2,7 +2,7 @@
 //! checkpoint writes and pruning — loses nothing that was written and resumes every time, and
 //! the run it finally completes is bit-for-bit the run that was never killed.
 
-mod common;
+use crate::common;
 use common::*;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;

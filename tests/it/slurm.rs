@@ -6,7 +6,7 @@
 //! stops it; CI does that on every run). Without `SLURM_CONF` naming a cluster that answers,
 //! these tests say so and pass, unless `MIXSCOPE_SLURM_TEST=require`, when that is a failure.
 
-mod common;
+use crate::common;
 use common::*;
 use std::path::Path;
 use std::process::Command;

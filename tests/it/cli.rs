@@ -1,6 +1,6 @@
 //! The data commands and input errors, through the real binary.
 
-mod common;
+use crate::common;
 use common::*;
 
 #[test]

@@ -3,7 +3,7 @@
 //! holding a tiny Qwen2 model and a chat-template tokenizer that this test writes; loaded by
 //! name with HF_HUB_OFFLINE=1, trained, exported, reloaded; and the bad-model errors.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,6 @@
 //! Whole-model tests: gradients reach every parameter, match finite differences and the
 //! composite path; loss at init; determinism; generation with a KV cache; configs and weights.
-#[path = "engine_common/mod.rs"]
-mod common;
+use crate::engine_common as common;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 use common::*;

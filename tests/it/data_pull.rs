@@ -2,7 +2,7 @@
 //! (snappy) and JSONL files that this test writes, converted by a mapping or a preset into
 //! user-data JSONL that training loads; and the errors.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

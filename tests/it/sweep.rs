@@ -2,7 +2,7 @@
 //! reported as CSV whose values are checked against the runs' events, and figures that parse as
 //! SVG and decode as PNG.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

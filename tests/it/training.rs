@@ -1,7 +1,7 @@
 //! Real training of a tiny model through the real binary: events, determinism of resume and
 //! fork, and bad configs.
 
-mod common;
+use crate::common;
 use common::*;
 use std::path::Path;
 
