@@ -69,13 +69,13 @@ pub fn summary(a: &SweepAnalysis) -> Vec<String> {
 }
 
 /// One run's data for the report.
-struct RunData {
+struct ReportRun {
     st: RunStatus,
     events: Vec<Event>,
     table: EvalTable,
 }
 
-impl RunData {
+impl ReportRun {
     fn label(&self) -> String {
         self.st.name.clone().unwrap_or_else(|| self.st.id.clone())
     }
@@ -143,7 +143,7 @@ pub fn write(root: &Path, out: &Path, sweep: Option<&str>) -> Result<Written> {
     for st in statuses {
         let (events, _, _) = read_all(&st.dir.join("events.jsonl"))?;
         let table = EvalTable::from_events(&events);
-        runs.push(RunData { st, events, table });
+        runs.push(ReportRun { st, events, table });
     }
     let mut files = Vec::new();
     let mut put = |name: &str, text: String| -> Result<()> {
@@ -227,7 +227,7 @@ pub const METRICS_COLUMNS: [&str; 17] = [
     "is_best",
 ];
 
-fn metrics_csv(runs: &[RunData]) -> String {
+fn metrics_csv(runs: &[ReportRun]) -> String {
     let mut out = String::new();
     row(&mut out, &METRICS_COLUMNS.map(String::from));
     for r in runs {
@@ -265,7 +265,7 @@ fn metrics_csv(runs: &[RunData]) -> String {
     out
 }
 
-fn runs_csv(runs: &[RunData]) -> String {
+fn runs_csv(runs: &[ReportRun]) -> String {
     let mut out = String::new();
     row(
         &mut out,
@@ -413,7 +413,7 @@ fn thin(v: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
     out
 }
 
-fn loss_figure(runs: &[RunData]) -> Figure {
+fn loss_figure(runs: &[ReportRun]) -> Figure {
     let mut train = Vec::new();
     let mut held = Vec::new();
     for (i, r) in runs.iter().enumerate() {
@@ -467,7 +467,7 @@ fn loss_figure(runs: &[RunData]) -> Figure {
     }
 }
 
-fn run_figure(r: &RunData) -> Option<Figure> {
+fn run_figure(r: &ReportRun) -> Option<Figure> {
     let tasks = r.table.tasks();
     if tasks.is_empty() {
         return None;
@@ -595,7 +595,7 @@ fn cell(v: Option<f64>) -> String {
     v.filter(|x| x.is_finite()).map_or("–".into(), |x| format!("{x:.3}"))
 }
 
-fn index_html(runs: &[RunData], analyses: &[SweepAnalysis], files: &[String]) -> String {
+fn index_html(runs: &[ReportRun], analyses: &[SweepAnalysis], files: &[String]) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
