@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -253,9 +254,43 @@ pub fn forget(id: &str) {
     }
 }
 
+/// Whether [`info`] asks Slurm itself when its answer is stale (the CLI), or only reads what
+/// a background thread keeps fresh ([`query_in_background`], the TUI).
+static INLINE: AtomicBool = AtomicBool::new(true);
+/// The jobs the background thread keeps fresh.
+static WANTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// From now on Slurm is asked by a thread of its own, every [`max_age`], about the jobs last
+/// given to [`want`]; [`info`] only reads its answers. The TUI's event loop calls this, so that
+/// `squeue` / `sacct` never run on the thread that draws.
+pub fn query_in_background() {
+    if !INLINE.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    std::thread::spawn(|| loop {
+        let ids = WANTED.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !ids.is_empty() {
+            prefetch(&ids);
+        }
+        std::thread::sleep(max_age().max(Duration::from_millis(200)) / 2);
+    });
+}
+
+/// The jobs whose state the caller will read next: asked about now (inline mode), or handed to
+/// the background thread ([`query_in_background`]).
+pub fn want(ids: &[String]) {
+    if INLINE.load(Ordering::SeqCst) {
+        prefetch(ids);
+    } else {
+        *WANTED.lock().unwrap_or_else(|p| p.into_inner()) = ids.to_vec();
+    }
+}
+
 /// What Slurm says of a job (cached; see [`prefetch`]).
 pub fn info(id: &str) -> Option<JobInfo> {
-    prefetch(&[id.to_string()]);
+    if INLINE.load(Ordering::SeqCst) {
+        prefetch(&[id.to_string()]);
+    }
     CACHE.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|c| c.get(id)).and_then(|(_, i)| i.clone())
 }
 

@@ -128,6 +128,7 @@ pub fn run(root: &Path, opts: TuiOptions) -> Result<()> {
 async fn main_loop(root: PathBuf, theme: theme::Theme, keymap: keymap::Keymap, demo: bool) -> Result<()> {
     // The first frame draws at once; the runs root is read in the background (a large root
     // takes seconds) and folded in when it is read.
+    crate::supervisor::slurm::query_in_background();
     let mut app = App::new(Store::empty(&root), theme, keymap);
     app.loading = true;
     if demo {

@@ -688,7 +688,8 @@ impl Store {
         changed
     }
 
-    /// Ask Slurm about every Slurm run's job at once (answers are cached for the runs' refresh).
+    /// Ask Slurm about every Slurm run's job at once (answers are cached for the runs' refresh;
+    /// in the TUI a background thread asks, see `slurm::query_in_background`).
     fn prefetch_slurm(&self) {
         let jobs: Vec<String> = self
             .runs
@@ -696,9 +697,7 @@ impl Store {
             .filter(|r| r.cfg.as_ref().is_some_and(crate::supervisor::slurm::is_slurm))
             .filter_map(|r| crate::supervisor::slurm::current(&RunDir::new(&r.dir)).map(|c| c.job))
             .collect();
-        if !jobs.is_empty() {
-            crate::supervisor::slurm::prefetch(&jobs);
-        }
+        crate::supervisor::slurm::want(&jobs);
     }
 
     pub fn get(&self, id: &str) -> Option<&RunData> {
