@@ -126,8 +126,8 @@ pub fn frame_time(series: usize, points: u64) -> Result<f64> {
         store.runs.push(r);
     }
     let mut app = App::new(store, Theme::dark(), Keymap::default_map());
-    app.marked = app.store.runs.iter().map(|r| r.id.clone()).collect();
-    app.compare = true;
+    app.sel.marked = app.store.runs.iter().map(|r| r.id.clone()).collect();
+    app.view.compare = true;
     let mut term = Terminal::new(TestBackend::new(200, 50))?;
     // The compare table is derived once, when the data or the selection changes; a frame
     // only draws.

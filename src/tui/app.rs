@@ -307,27 +307,49 @@ pub struct TreeRow {
     pub label: String,
 }
 
-/// The whole TUI state.
+/// How the data is shown: what a user sets with the chart and view keys.
+#[derive(Debug, Clone)]
+pub struct ViewSettings {
+    pub focus: Focus,
+    /// The compare view of the marked runs.
+    pub compare: bool,
+    pub x_axis: XAxis,
+    pub log_y: bool,
+    /// The EMA factor of the smoothed loss (0 = none).
+    pub smoothing: f32,
+    /// The languages pane's task.
+    pub task: String,
+    /// The languages pane shows held-out loss instead of the task metric.
+    pub show_loss: bool,
+    /// Small multiples instead of one overlay.
+    pub grid: bool,
+    pub scripts: Scripts,
+    /// Which series of a sweep the sweep view charts (`t` steps through them).
+    pub sweep_series: usize,
+}
+
+/// Which runs the user is looking at: the run tree, its cursor, the marks and the filter.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub rows: Vec<TreeRow>,
+    pub selected: usize,
+    pub marked: BTreeSet<String>,
+    pub filter: Option<regex::Regex>,
+    pub filter_text: String,
+    /// A run to select as soon as it appears (after a fork or launch).
+    pub select_when_seen: Option<String>,
+}
+
+/// The whole TUI state, by concern: the data (`store` and what is derived from it), the
+/// selection, the view settings, the open dialog (`mode`), and the event loop's bookkeeping.
 pub struct App {
     pub store: Store,
     pub theme: Theme,
     theme_idx: usize,
     pub keymap: Keymap,
-    pub rows: Vec<TreeRow>,
-    pub selected: usize,
-    pub marked: BTreeSet<String>,
-    pub focus: Focus,
+    pub sel: Selection,
+    pub view: ViewSettings,
     pub mode: Mode,
-    pub compare: bool,
-    pub x_axis: XAxis,
-    pub log_y: bool,
-    pub smoothing: f32,
-    pub task: String,
-    pub show_loss: bool,
-    pub grid: bool,
-    pub scripts: Scripts,
-    pub filter: Option<regex::Regex>,
-    pub filter_text: String,
     pub log: VecDeque<LogLine>,
     pub system: SystemStats,
     pub pending: Vec<Request>,
@@ -346,10 +368,6 @@ pub struct App {
     pub loading: bool,
     /// The compare table and the sweep analysis, cached between frames ([`App::derive`]).
     pub derived: Derived,
-    /// A run to select as soon as it appears (after a fork or launch).
-    pub select_when_seen: Option<String>,
-    /// Which series of a sweep the Sweep view charts (`t` steps through them).
-    pub sweep_series: usize,
     seen_status: usize,
 }
 
@@ -361,21 +379,20 @@ impl App {
             theme,
             theme_idx,
             keymap,
-            rows: Vec::new(),
-            selected: 0,
-            marked: BTreeSet::new(),
-            focus: Focus::Runs,
+            sel: Selection::default(),
+            view: ViewSettings {
+                focus: Focus::Runs,
+                compare: false,
+                x_axis: XAxis::Step,
+                log_y: false,
+                smoothing: 0.6,
+                task: "mr".into(),
+                show_loss: false,
+                grid: false,
+                scripts: Scripts::All,
+                sweep_series: 0,
+            },
             mode: Mode::Normal,
-            compare: false,
-            x_axis: XAxis::Step,
-            log_y: false,
-            smoothing: 0.6,
-            task: "mr".into(),
-            show_loss: false,
-            grid: false,
-            scripts: Scripts::All,
-            filter: None,
-            filter_text: String::new(),
             log: VecDeque::new(),
             system: SystemStats::default(),
             pending: Vec::new(),
@@ -387,8 +404,6 @@ impl App {
             data_gen: 0,
             loading: false,
             derived: Derived::default(),
-            select_when_seen: None,
-            sweep_series: 0,
             seen_status: 0,
         };
         app.on_data();
@@ -410,18 +425,18 @@ impl App {
     /// Bring every run's smoothed loss up to date (new points, or a new smoothing factor).
     fn resmooth(&mut self) {
         for r in &mut self.store.runs {
-            r.update_smooth(self.smoothing);
+            r.update_smooth(self.view.smoothing);
         }
     }
 
     /// The selected run.
     pub fn selected_run(&self) -> Option<&RunData> {
-        self.rows.get(self.selected).filter(|r| r.sweep.is_none()).map(|r| &self.store.runs[r.run])
+        self.sel.rows.get(self.sel.selected).filter(|r| r.sweep.is_none()).map(|r| &self.store.runs[r.run])
     }
 
     /// The selected sweep (its header row in the run tree).
     pub fn selected_sweep(&self) -> Option<&str> {
-        self.rows.get(self.selected).and_then(|r| r.sweep.as_deref())
+        self.sel.rows.get(self.sel.selected).and_then(|r| r.sweep.as_deref())
     }
 
     /// The runs of a sweep, in the order of its grid.
@@ -436,8 +451,8 @@ impl App {
     /// The runs the chart panes show: the marked ones in compare mode, else the selected one
     /// (with its ancestors, so a fork is drawn continuing its parent's curve).
     pub fn charted(&self) -> Vec<&RunData> {
-        if self.compare {
-            return self.store.runs.iter().filter(|r| self.marked.contains(&r.id)).collect();
+        if self.view.compare {
+            return self.store.runs.iter().filter(|r| self.sel.marked.contains(&r.id)).collect();
         }
         let Some(r) = self.selected_run() else { return Vec::new() };
         vec![r]
@@ -466,7 +481,7 @@ impl App {
         let runs = &self.store.runs;
         let visible: Vec<bool> = runs
             .iter()
-            .map(|r| match &self.filter {
+            .map(|r| match &self.sel.filter {
                 Some(re) if self.filter_matches_runs() => {
                     re.is_match(&r.id) || r.name.as_deref().is_some_and(|n| re.is_match(n))
                 }
@@ -560,32 +575,32 @@ impl App {
                 _ => r.display_name().to_string(),
             };
         }
-        self.rows = rows;
-        let want = self.select_when_seen.clone().or(keep);
+        self.sel.rows = rows;
+        let want = self.sel.select_when_seen.clone().or(keep);
         if let Some(id) = want {
-            if let Some(i) = self.rows.iter().position(|r| r.sweep.is_none() && self.store.runs[r.run].id == id) {
-                self.selected = i;
-                if self.select_when_seen.as_deref() == Some(id.as_str()) {
-                    self.select_when_seen = None;
+            if let Some(i) = self.sel.rows.iter().position(|r| r.sweep.is_none() && self.store.runs[r.run].id == id) {
+                self.sel.selected = i;
+                if self.sel.select_when_seen.as_deref() == Some(id.as_str()) {
+                    self.sel.select_when_seen = None;
                 }
             }
         }
-        if self.selected >= self.rows.len() {
-            self.selected = self.rows.len().saturating_sub(1);
+        if self.sel.selected >= self.sel.rows.len() {
+            self.sel.selected = self.sel.rows.len().saturating_sub(1);
         }
     }
 
     fn filter_matches_runs(&self) -> bool {
-        let Some(re) = &self.filter else { return false };
+        let Some(re) = &self.sel.filter else { return false };
         self.store.runs.iter().any(|r| re.is_match(&r.id) || r.name.as_deref().is_some_and(|n| re.is_match(n)))
     }
 
     /// Whether the languages pane shows a language (script filter and regex filter).
     pub fn lang_visible(&self, code: &str) -> bool {
-        if !self.scripts.admits(code) {
+        if !self.view.scripts.admits(code) {
             return false;
         }
-        match &self.filter {
+        match &self.sel.filter {
             Some(re) if !self.filter_matches_runs() => re.is_match(code),
             _ => true,
         }
@@ -602,9 +617,9 @@ impl App {
     /// Keep the languages pane on a task the charted runs have.
     pub fn pick_task(&mut self) {
         let tasks = self.tasks();
-        if !tasks.contains(&self.task) {
+        if !tasks.contains(&self.view.task) {
             if let Some(t) = tasks.first() {
-                self.task = t.clone();
+                self.view.task = t.clone();
             }
         }
     }
@@ -680,7 +695,7 @@ impl App {
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::Normal => match action {
                 Some(a) => self.act(a),
-                None if k.code == KeyCode::Esc && self.compare => self.compare = false,
+                None if k.code == KeyCode::Esc && self.view.compare => self.view.compare = false,
                 None => {}
             },
             Mode::Help => {
@@ -691,8 +706,8 @@ impl App {
             Mode::Filter(mut t) => {
                 if TextInput::edits(&k) {
                     if t.key(&k) {
-                        self.filter_text = t.text.clone();
-                        self.filter = if t.text.is_empty() {
+                        self.sel.filter_text = t.text.clone();
+                        self.sel.filter = if t.text.is_empty() {
                             None
                         } else {
                             regex::RegexBuilder::new(&t.text).case_insensitive(true).build().ok()
@@ -704,8 +719,8 @@ impl App {
                 }
                 match action {
                     Some(Action::Close) => {
-                        self.filter = None;
-                        self.filter_text.clear();
+                        self.sel.filter = None;
+                        self.sel.filter_text.clear();
                         self.rebuild_tree();
                     }
                     Some(Action::Submit) => self.rebuild_tree(),
@@ -844,49 +859,49 @@ impl App {
             Action::Quit => self.quit = true,
             Action::Help => self.mode = Mode::Help,
             Action::FocusNext => {
-                self.focus = match self.focus {
+                self.view.focus = match self.view.focus {
                     Focus::Runs => Focus::Loss,
                     Focus::Loss => Focus::Langs,
                     Focus::Langs => Focus::Runs,
                 }
             }
             Action::FocusPrev => {
-                self.focus = match self.focus {
+                self.view.focus = match self.view.focus {
                     Focus::Runs => Focus::Langs,
                     Focus::Loss => Focus::Runs,
                     Focus::Langs => Focus::Loss,
                 }
             }
             Action::Up => {
-                self.selected = self.selected.saturating_sub(1);
+                self.sel.selected = self.sel.selected.saturating_sub(1);
                 self.pick_task();
             }
             Action::Down => {
-                self.selected = (self.selected + 1).min(self.rows.len().saturating_sub(1));
+                self.sel.selected = (self.sel.selected + 1).min(self.sel.rows.len().saturating_sub(1));
                 self.pick_task();
             }
             Action::Mark => {
                 // On a sweep: mark all its runs (or unmark them when all are marked).
                 if let Some(sw) = self.selected_sweep().map(str::to_string) {
                     let ids: Vec<String> = self.sweep_runs(&sw).iter().map(|r| r.id.clone()).collect();
-                    if ids.iter().all(|i| self.marked.contains(i)) {
+                    if ids.iter().all(|i| self.sel.marked.contains(i)) {
                         for i in &ids {
-                            self.marked.remove(i);
+                            self.sel.marked.remove(i);
                         }
                     } else {
-                        self.marked.extend(ids);
+                        self.sel.marked.extend(ids);
                     }
                 } else if let Some(id) = self.selected_run().map(|r| r.id.clone()) {
-                    if !self.marked.remove(&id) {
-                        self.marked.insert(id);
+                    if !self.sel.marked.remove(&id) {
+                        self.sel.marked.insert(id);
                     }
                 }
             }
             Action::Compare => {
-                if self.compare {
-                    self.compare = false;
-                } else if self.marked.len() >= 2 {
-                    self.compare = true;
+                if self.view.compare {
+                    self.view.compare = false;
+                } else if self.sel.marked.len() >= 2 {
+                    self.view.compare = true;
                     self.pick_task();
                 } else {
                     let k = self.keymap.label(Action::Mark);
@@ -932,32 +947,32 @@ impl App {
             }
             Action::NewRun => self.mode = Mode::NewRun(TextInput::new("configs/")),
             Action::Demo => self.mode = Mode::DemoOffer,
-            Action::Filter => self.mode = Mode::Filter(TextInput::new(&self.filter_text)),
-            Action::XAxis => self.x_axis = self.x_axis.next(),
-            Action::LogY => self.log_y = !self.log_y,
+            Action::Filter => self.mode = Mode::Filter(TextInput::new(&self.sel.filter_text)),
+            Action::XAxis => self.view.x_axis = self.view.x_axis.next(),
+            Action::LogY => self.view.log_y = !self.view.log_y,
             Action::SmoothMore => {
-                self.smoothing = (self.smoothing + 0.1).min(0.95);
+                self.view.smoothing = (self.view.smoothing + 0.1).min(0.95);
                 self.resmooth();
             }
             Action::SmoothLess => {
-                self.smoothing = (self.smoothing - 0.1).max(0.0);
+                self.view.smoothing = (self.view.smoothing - 0.1).max(0.0);
                 self.resmooth();
             }
-            Action::TaskNext if self.selected_sweep().is_some() && !self.compare => {
-                self.sweep_series += 1;
+            Action::TaskNext if self.selected_sweep().is_some() && !self.view.compare => {
+                self.view.sweep_series += 1;
             }
             Action::TaskNext => {
                 let tasks = self.tasks();
-                if let Some(i) = tasks.iter().position(|t| *t == self.task) {
-                    self.task = tasks[(i + 1) % tasks.len()].clone();
+                if let Some(i) = tasks.iter().position(|t| *t == self.view.task) {
+                    self.view.task = tasks[(i + 1) % tasks.len()].clone();
                 } else if let Some(t) = tasks.first() {
-                    self.task = t.clone();
+                    self.view.task = t.clone();
                 }
             }
-            Action::MetricToggle => self.show_loss = !self.show_loss,
-            Action::GridToggle => self.grid = !self.grid,
+            Action::MetricToggle => self.view.show_loss = !self.view.show_loss,
+            Action::GridToggle => self.view.grid = !self.view.grid,
             Action::ScriptFilter => {
-                self.scripts = match self.scripts {
+                self.view.scripts = match self.view.scripts {
                     Scripts::All => Scripts::Latin,
                     Scripts::Latin => Scripts::NonLatin,
                     Scripts::NonLatin => Scripts::All,
@@ -975,7 +990,7 @@ impl App {
                 }
             }
             // On the main screen (when a user binds it there), closing leaves compare.
-            Action::Close => self.compare = false,
+            Action::Close => self.view.compare = false,
             // The dialogs' own actions mean nothing on the main screen.
             Action::Submit
             | Action::NextField
@@ -993,21 +1008,21 @@ impl App {
         match m.kind {
             MouseEventKind::Down(MouseButton::Left) => {
                 if inside(areas.runs) {
-                    self.focus = Focus::Runs;
+                    self.view.focus = Focus::Runs;
                     // Rows inside the list's border; the list may be scrolled.
                     let first = areas.runs.y + 1;
                     let h = areas.runs.height.saturating_sub(2) as usize;
                     if m.row >= first && ((m.row - first) as usize) < h {
-                        let i = super::panes::runs::list_top(self.selected, h) + (m.row - first) as usize;
-                        if i < self.rows.len() {
-                            self.selected = i;
+                        let i = super::panes::runs::list_top(self.sel.selected, h) + (m.row - first) as usize;
+                        if i < self.sel.rows.len() {
+                            self.sel.selected = i;
                             self.pick_task();
                         }
                     }
                 } else if inside(areas.loss) {
-                    self.focus = Focus::Loss;
+                    self.view.focus = Focus::Loss;
                 } else if inside(areas.langs) {
-                    self.focus = Focus::Langs;
+                    self.view.focus = Focus::Langs;
                 }
                 self.dirty = true;
             }

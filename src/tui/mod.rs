@@ -262,7 +262,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
             },
             Some(out) = rrx.recv() => {
                 if let Some(id) = out.select {
-                    app.select_when_seen = Some(id);
+                    app.sel.select_when_seen = Some(id);
                 }
                 app.push_log(out.text, out.error);
                 if !app.loading {

@@ -45,7 +45,7 @@ pub struct Areas {
 
 /// The view the right side shows.
 pub fn view(app: &App) -> View {
-    match (app.compare, app.selected_sweep()) {
+    match (app.view.compare, app.selected_sweep()) {
         (false, Some(sw)) => View::Sweep(sw.to_string()),
         (true, _) => View::Compare,
         (false, None) => View::Main,
@@ -125,16 +125,16 @@ fn draw_title(f: &mut Frame, area: Rect, app: &App) {
         Span::styled(" mixscope ", Style::default().fg(th.bg).bg(th.accent).add_modifier(Modifier::BOLD)),
         Span::raw(" "),
         Span::styled(app.store.root.display().to_string(), Style::default().fg(th.fg)),
-        dim(format!("  x: {}", app.x_axis.label()), th),
-        dim(format!("  smooth {:.1}", app.smoothing), th),
+        dim(format!("  x: {}", app.view.x_axis.label()), th),
+        dim(format!("  smooth {:.1}", app.view.smoothing), th),
     ];
-    if app.log_y {
+    if app.view.log_y {
         spans.push(dim("  log-y", th));
     }
-    if !app.filter_text.is_empty() {
-        spans.push(Span::styled(format!("  /{}", app.filter_text), Style::default().fg(th.warning)));
+    if !app.sel.filter_text.is_empty() {
+        spans.push(Span::styled(format!("  /{}", app.sel.filter_text), Style::default().fg(th.warning)));
     }
-    if app.compare {
+    if app.view.compare {
         spans.push(Span::styled("  COMPARE", Style::default().fg(th.accent).add_modifier(Modifier::BOLD)));
     }
     let right = format!("{} help ", app.keymap.label(super::action::Action::Help));

@@ -235,7 +235,7 @@ fn slurm_runs_queue_pause_fork_resume_cancel_and_time_out() {
         mixscope::tui::theme::Theme::dark(),
         mixscope::tui::keymap::Keymap::default_map(),
     );
-    app.selected = app.rows.iter().position(|r| app.store.runs[r.run].id == a).unwrap();
+    app.sel.selected = app.sel.rows.iter().position(|r| app.store.runs[r.run].id == a).unwrap();
     let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48)).unwrap();
     app.derive();
     term.draw(|f| mixscope::tui::ui::draw(f, &app)).unwrap();

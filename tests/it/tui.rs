@@ -53,8 +53,8 @@ fn key(app: &mut App, code: KeyCode) {
 }
 
 fn select(app: &mut App, id_prefix: &str) {
-    let i = app.rows.iter().position(|r| app.store.runs[r.run].id.starts_with(id_prefix)).unwrap();
-    app.selected = i;
+    let i = app.sel.rows.iter().position(|r| app.store.runs[r.run].id.starts_with(id_prefix)).unwrap();
+    app.sel.selected = i;
     app.pick_task();
 }
 
@@ -110,7 +110,7 @@ fn comparing(t: &tempfile::TempDir) -> App {
 fn compare_view() {
     let t = fixture();
     let mut a = comparing(&t);
-    assert!(a.compare);
+    assert!(a.view.compare);
     let s = render(&mut a, 120, 40);
     assert!(s.contains("Compare") && s.contains("unseen avg") && s.contains("ΔB"), "{s}");
     both_sizes("compare", &mut a);
@@ -266,12 +266,12 @@ fn sweep_view_draws_score_against_n_per_group() {
     fixtures::sweep(&root).unwrap();
     let mut a = app(&root);
     // The sweep's runs sit under one sweep node, in grid order.
-    let i = a.rows.iter().position(|r| r.sweep.is_some()).expect("a sweep row");
+    let i = a.sel.rows.iter().position(|r| r.sweep.is_some()).expect("a sweep row");
     let names: Vec<String> =
-        a.rows[i + 1..i + 5].iter().map(|r| a.store.runs[r.run].name.clone().unwrap_or_default()).collect();
+        a.sel.rows[i + 1..i + 5].iter().map(|r| a.store.runs[r.run].name.clone().unwrap_or_default()).collect();
     assert_eq!(names, ["paper n=0", "paper n=25", "paper n=100", "paper n=400"]);
-    assert!(a.rows[i + 1..i + 5].iter().all(|r| r.depth == a.rows[i].depth + 1));
-    a.selected = i;
+    assert!(a.sel.rows[i + 1..i + 5].iter().all(|r| r.depth == a.sel.rows[i].depth + 1));
+    a.sel.selected = i;
     let s = render(&mut a, 120, 40);
     assert!(s.contains("Sweep paper") && s.contains("MR EN") && s.contains("ρ seen~unseen"), "{s}");
     assert!(s.contains("◆ paper · 4 runs"), "{s}");
@@ -286,9 +286,9 @@ fn sweep_view_draws_score_against_n_per_group() {
     assert!(seen.windows(2).all(|w| w[1] > w[0]), "{seen:?}");
     // Space on the sweep marks all four runs; c compares them.
     key(&mut a, KeyCode::Char(' '));
-    assert_eq!(a.marked.len(), 4);
+    assert_eq!(a.sel.marked.len(), 4);
     key(&mut a, KeyCode::Char('c'));
-    assert!(a.compare);
+    assert!(a.view.compare);
     key(&mut a, KeyCode::Char('c'));
     both_sizes("sweep", &mut a);
 }
@@ -301,12 +301,12 @@ fn a_click_in_a_scrolled_run_list_selects_the_run_under_the_pointer() {
     fixtures::sweep(&root).unwrap();
     let mut a = app(&root);
     // A short terminal: the list scrolls to keep the last run in view.
-    a.selected = a.rows.len() - 1;
+    a.sel.selected = a.sel.rows.len() - 1;
     let s = render(&mut a, 100, 16);
     let list = a.areas().runs;
     let visible = list.height as usize - 2;
-    assert!(a.rows.len() > visible, "the fixture must not fit: {} rows, {visible} visible\n{s}", a.rows.len());
-    let top = a.rows.len() - visible;
+    assert!(a.sel.rows.len() > visible, "the fixture must not fit: {} rows, {visible} visible\n{s}", a.sel.rows.len());
+    let top = a.sel.rows.len() - visible;
     // The second visible line is row top + 1 of the tree, whatever the scroll.
     let click = MouseEvent {
         kind: MouseEventKind::Down(MouseButton::Left),
@@ -316,16 +316,16 @@ fn a_click_in_a_scrolled_run_list_selects_the_run_under_the_pointer() {
     };
     let line = s.lines().nth((list.y + 2) as usize).unwrap().to_string();
     a.on_mouse(click);
-    assert_eq!(a.selected, top + 1, "clicked on {line:?}");
-    let name = a.rows[a.selected].sweep.as_ref().map(|_| String::new()).unwrap_or_else(|| {
-        let r = &a.store.runs[a.rows[a.selected].run];
+    assert_eq!(a.sel.selected, top + 1, "clicked on {line:?}");
+    let name = a.sel.rows[a.sel.selected].sweep.as_ref().map(|_| String::new()).unwrap_or_else(|| {
+        let r = &a.store.runs[a.sel.rows[a.sel.selected].run];
         r.name.clone().unwrap_or_default()
     });
     assert!(name.is_empty() || line.contains(&name), "selected {name:?}, clicked on {line:?}");
     // A click on the border below the list selects nothing new.
-    let before = a.selected;
+    let before = a.sel.selected;
     a.on_mouse(MouseEvent { row: list.y + list.height - 1, ..click });
-    assert_eq!(a.selected, before);
+    assert_eq!(a.sel.selected, before);
 }
 
 #[test]

@@ -23,13 +23,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             dim(
                 format!(
                     "{} · {} · identical axes · Δ*: 95% CI excludes 0 ",
-                    app.task.to_uppercase(),
-                    if app.show_loss { "held-out loss" } else { "metric" }
+                    app.view.task.to_uppercase(),
+                    if app.view.show_loss { "held-out loss" } else { "metric" }
                 ),
                 &th,
             ),
         ]),
-        app.focus == Focus::Langs,
+        app.view.focus == Focus::Langs,
         &th,
     );
     let inner = blk.inner(area);
@@ -40,7 +40,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     }
     // The delta table gets what it needs (languages + aggregates), the charts keep 6 rows.
     let all_rows = &app.derived.compare;
-    let want = all_rows.iter().filter(|r| r.task == app.task).count() as u16 + 1;
+    let want = all_rows.iter().filter(|r| r.task == app.view.task).count() as u16 + 1;
     let table_h = want.min(inner.height.saturating_sub(6)).max(3);
     let [charts_area, table_area] = Layout::vertical([Constraint::Min(5), Constraint::Length(table_h)]).areas(inner);
     // Shared axes across every run's curves.
@@ -50,8 +50,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     for r in &runs {
         let t0 = r.first_time.unwrap_or(0.0);
         for (l, c) in lang_curves(app, r) {
-            let s = if app.show_loss { &c.loss } else { &c.value };
-            let m = XMap { run: r, axis: app.x_axis, lang: Some(l.as_str()), t0 };
+            let s = if app.view.show_loss { &c.loss } else { &c.value };
+            let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
             if let Some((a, b)) = chart::x_extent(s, &m, 0, u64::MAX) {
                 ext = (ext.0.min(a), ext.1.max(b));
             }
@@ -74,8 +74,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         let curves: Vec<Curve> = lang_curves(app, r)
             .into_iter()
             .map(|(l, c)| {
-                let s = if app.show_loss { &c.loss } else { &c.value };
-                let m = XMap { run: r, axis: app.x_axis, lang: Some(l.as_str()), t0 };
+                let s = if app.view.show_loss { &c.loss } else { &c.value };
+                let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
                 Curve {
                     label: l.clone(),
                     color: lang_color(&th, r, l, &c.group),
@@ -98,7 +98,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             *ca,
             Block::default().title(title),
             &curves,
-            app.x_axis.label(),
+            app.view.x_axis.label(),
             false,
             xb,
             yb,
@@ -109,7 +109,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     // Delta table: latest and best step.
     let rows_data: Vec<_> = all_rows
         .iter()
-        .filter(|r| r.task == app.task && (lang_row(&r.row).is_none_or(|l| app.lang_visible(l))))
+        .filter(|r| r.task == app.view.task && (lang_row(&r.row).is_none_or(|l| app.lang_visible(l))))
         .collect();
     let n = runs.len();
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
@@ -118,7 +118,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let delta = |d: Option<f64>, est: Option<Est>| -> Cell {
         let Some(d) = d else { return Cell::from("-") };
         let significant = est.is_some_and(|e| e.excludes_zero());
-        let better = if app.show_loss { d < 0.0 } else { d > 0.0 };
+        let better = if app.view.show_loss { d < 0.0 } else { d > 0.0 };
         let style = if !significant {
             Style::default().fg(th.dim)
         } else if better {

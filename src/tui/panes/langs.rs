@@ -21,8 +21,12 @@ use crate::tui::theme::Theme;
 
 /// The curves of a run for the pane's task, in suite language order, filtered.
 pub fn lang_curves<'a>(app: &App, r: &'a RunData) -> Vec<(&'a String, &'a EvalCurve)> {
-    let mut v: Vec<(&String, &EvalCurve)> =
-        r.evals.iter().filter(|((t, l), _)| *t == app.task && app.lang_visible(l)).map(|((_, l), c)| (l, c)).collect();
+    let mut v: Vec<(&String, &EvalCurve)> = r
+        .evals
+        .iter()
+        .filter(|((t, l), _)| *t == app.view.task && app.lang_visible(l))
+        .map(|((_, l), c)| (l, c))
+        .collect();
     v.sort_by_key(|(l, _)| lang::order(l));
     v
 }
@@ -40,10 +44,10 @@ pub fn lang_color(th: &Theme, r: &RunData, code: &str, group: &str) -> ratatui::
 
 /// The metric name shown for the pane.
 pub fn metric_name(app: &App, r: &RunData) -> String {
-    if app.show_loss {
+    if app.view.show_loss {
         return "held-out loss".into();
     }
-    r.evals.iter().find(|((t, _), _)| *t == app.task).map(|(_, c)| c.metric.clone()).unwrap_or_default()
+    r.evals.iter().find(|((t, _), _)| *t == app.view.task).map(|(_, c)| c.metric.clone()).unwrap_or_default()
 }
 
 /// Latest cells of the pane's task (for the table and the aggregates).
@@ -52,7 +56,7 @@ pub fn latest_cells(app: &App, r: &RunData) -> BTreeMap<(String, String), crate:
     for (l, c) in lang_curves(app, r) {
         let (Some((step, v)), Some((_, loss))) = (c.value.last(), c.loss.last()) else { continue };
         m.insert(
-            (app.task.clone(), l.clone()),
+            (app.view.task.clone(), l.clone()),
             crate::analysis::Cell {
                 group: c.group.clone(),
                 metric: c.metric.clone(),
@@ -76,7 +80,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let th = app.theme.clone();
     let Some(r) = app.selected_run() else {
         f.render_widget(
-            block(Line::from(Span::styled(" Languages ", th.title())), app.focus == Focus::Langs, &th),
+            block(Line::from(Span::styled(" Languages ", th.title())), app.view.focus == Focus::Langs, &th),
             area,
         );
         return;
@@ -84,13 +88,19 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let metric = metric_name(app, r);
     let title = Line::from(vec![
         Span::styled(" Languages ", th.title()),
-        Span::styled(format!("{} ", app.task.to_uppercase()), Style::default().fg(th.fg).add_modifier(Modifier::BOLD)),
-        dim(format!("{metric} · {} · {} ", if app.grid { "grid" } else { "overlay" }, app.scripts.label()), &th),
+        Span::styled(
+            format!("{} ", app.view.task.to_uppercase()),
+            Style::default().fg(th.fg).add_modifier(Modifier::BOLD),
+        ),
+        dim(
+            format!("{metric} · {} · {} ", if app.view.grid { "grid" } else { "overlay" }, app.view.scripts.label()),
+            &th,
+        ),
         Span::styled("━ English ", Style::default().fg(th.lang("anchor", 0))),
         Span::styled("━ seen ", Style::default().fg(th.lang("seen", 0))),
         Span::styled("━ unseen ", Style::default().fg(th.lang("unseen", 0))),
     ]);
-    let blk = block(title, app.focus == Focus::Langs, &th);
+    let blk = block(title, app.view.focus == Focus::Langs, &th);
     let inner = blk.inner(area);
     f.render_widget(blk, area);
     let table_w = if inner.width >= 90 { 45 } else { 26 };
@@ -106,7 +116,7 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     if curves.is_empty() {
         let msg = if r.evals.is_empty() {
             "no eval results yet"
-        } else if r.evals.keys().any(|(t, _)| *t == app.task) {
+        } else if r.evals.keys().any(|(t, _)| *t == app.view.task) {
             "no language matches the filter"
         } else {
             "no eval results for this task"
@@ -116,7 +126,7 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     }
     let t0 = r.first_time.unwrap_or(0.0);
     let series = |c: &EvalCurve| -> crate::tui::series::Series {
-        if app.show_loss {
+        if app.view.show_loss {
             c.loss.clone()
         } else {
             c.value.clone()
@@ -126,7 +136,7 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     // Shared axes: x over all curves, y over all values (metrics in [0, 1] stay there).
     let mut ext = (f64::INFINITY, f64::NEG_INFINITY);
     for (l, c) in &curves {
-        let m = XMap { run: r, axis: app.x_axis, lang: Some(l.as_str()), t0 };
+        let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
         if let Some((a, b)) = chart::x_extent(&series(c), &m, 0, u64::MAX) {
             ext = (ext.0.min(a), ext.1.max(b));
         }
@@ -134,16 +144,16 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     // One eval so far (a fresh fork): span the run's trained steps rather than ±1 around it.
     if ext.1 <= ext.0 {
         if let Some((l, _)) = curves.first() {
-            let m = XMap { run: r, axis: app.x_axis, lang: Some(l.as_str()), t0 };
+            let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
             if let Some((a, b)) = chart::x_extent(&r.loss, &m, 0, u64::MAX) {
                 ext = (ext.0.min(a), ext.1.max(b));
             }
         }
     }
-    let unit = !app.show_loss
+    let unit = !app.view.show_loss
         && curves.iter().all(|(_, c)| c.value.range(0, u64::MAX).is_none_or(|(a, b)| a >= 0.0 && b <= 1.0));
     let yb = unit.then_some((0.0, 1.0));
-    if app.grid {
+    if app.view.grid {
         let n = curves.len();
         let cols = ((n as f64).sqrt().ceil() as usize).max(1);
         let rows = n.div_ceil(cols);
@@ -153,7 +163,7 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
             for (ci, ca) in cells.iter().enumerate() {
                 let k = ri * cols + ci;
                 let Some((l, c)) = curves.get(k) else { continue };
-                let m = XMap { run: r, axis: app.x_axis, lang: Some(l.as_str()), t0 };
+                let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
                 let color = lang_color(th, r, l, &c.group);
                 let s = series(c);
                 let pts =
@@ -183,7 +193,7 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     let out: Vec<Curve> = curves
         .iter()
         .map(|(l, c)| {
-            let m = XMap { run: r, axis: app.x_axis, lang: Some(l.as_str()), t0 };
+            let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
             Curve {
                 label: l.to_string(),
                 color: lang_color(th, r, l, &c.group),
@@ -193,7 +203,7 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
             }
         })
         .collect();
-    chart::draw(f, area, Block::default(), &out, app.x_axis.label(), false, Some(ext), yb, th, "");
+    chart::draw(f, area, Block::default(), &out, app.view.x_axis.label(), false, Some(ext), yb, th, "");
 }
 
 /// An interval as `lo–hi` with two decimals and no leading zero (`.42–.64`, `-.16–.02`;
@@ -220,10 +230,10 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     order.sort_by_key(|((_, l), _)| lang::order(l));
     let mut rows: Vec<Row> = Vec::new();
     let ci_text =
-        |e: Option<Est>| if app.show_loss { String::new() } else { e.map_or("-".into(), |e| fmt_ci(e.lo, e.hi)) };
+        |e: Option<Est>| if app.view.show_loss { String::new() } else { e.map_or("-".into(), |e| fmt_ci(e.lo, e.hi)) };
     for ((_, l), c) in order {
         let color = lang_color(th, r, l, &c.group);
-        let v = if app.show_loss { c.loss } else { c.value };
+        let v = if app.view.show_loss { c.loss } else { c.value };
         let ok = c.lang_ok.map_or(String::new(), |x| format!("{:.0}%", x * 100.0));
         let mut cols =
             vec![Cell::from(Span::styled(l.clone(), Style::default().fg(color).add_modifier(Modifier::BOLD)))];
@@ -238,8 +248,8 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
         }
         rows.push(Row::new(cols));
     }
-    let a: Aggregates = aggregate(&cells, &app.task, app.show_loss);
-    let cis = aggregate_cis(&cells, &app.task);
+    let a: Aggregates = aggregate(&cells, &app.view.task, app.view.show_loss);
+    let cis = aggregate_cis(&cells, &app.view.task);
     let sep = Style::default().fg(th.accent);
     for (name, v, e) in [
         ("seen avg", a.seen, cis.seen),

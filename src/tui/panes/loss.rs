@@ -59,7 +59,7 @@ pub fn heldout_loss(r: &RunData) -> Series {
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let th = app.theme.clone();
-    let log = app.log_y;
+    let log = app.view.log_y;
     let ty = move |y: f32| -> Option<f64> {
         if !y.is_finite() {
             return None;
@@ -74,14 +74,14 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let mut curves: Vec<Curve> = Vec::new();
     let mut x_ext: Option<(f64, f64)> = None;
     let title_runs: String;
-    if app.compare {
+    if app.view.compare {
         let runs = app.charted();
         title_runs = format!("{} runs", runs.len());
         // Shared x extent across runs.
         let mut ext = (f64::INFINITY, f64::NEG_INFINITY);
         let maps: Vec<XMap> = runs
             .iter()
-            .map(|r| XMap { run: r, axis: app.x_axis, lang: None, t0: r.first_time.unwrap_or(0.0) })
+            .map(|r| XMap { run: r, axis: app.view.x_axis, lang: None, t0: r.first_time.unwrap_or(0.0) })
             .collect();
         for (r, m) in runs.iter().zip(&maps) {
             if let Some((a, b)) = chart::x_extent(&r.loss, m, 0, u64::MAX) {
@@ -90,7 +90,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         }
         x_ext = Some(ext);
         for (i, (r, m)) in runs.iter().zip(&maps).enumerate() {
-            let s = if app.smoothing > 0.0 { &r.smooth } else { &r.loss };
+            let s = if app.view.smoothing > 0.0 { &r.smooth } else { &r.loss };
             curves.push(Curve {
                 label: r.display_name().to_string(),
                 color: th.run(i),
@@ -104,7 +104,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         let segs = lineage(app, r);
         let mut ext = (f64::INFINITY, f64::NEG_INFINITY);
         for (run, lo, hi, t0) in &segs {
-            let m = XMap { run, axis: app.x_axis, lang: None, t0: *t0 };
+            let m = XMap { run, axis: app.view.x_axis, lang: None, t0: *t0 };
             if let Some((a, b)) = chart::x_extent(&run.loss, &m, *lo, *hi) {
                 ext = (ext.0.min(a), ext.1.max(b));
             }
@@ -113,7 +113,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         let n = segs.len();
         for (k, (run, lo, hi, t0)) in segs.iter().enumerate() {
             let own = k + 1 == n;
-            let m = XMap { run, axis: app.x_axis, lang: None, t0: *t0 };
+            let m = XMap { run, axis: app.view.x_axis, lang: None, t0: *t0 };
             curves.push(Curve {
                 label: "train".into(),
                 color: th.train,
@@ -121,7 +121,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 dim: true,
                 sparse: false,
             });
-            if app.smoothing > 0.0 {
+            if app.view.smoothing > 0.0 {
                 curves.push(Curve {
                     label: "smoothed".into(),
                     color: th.smooth,
@@ -143,10 +143,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         title_runs = String::new();
     }
     let mut spans = vec![Span::styled(" Loss ", th.title()), dim(format!("{title_runs} "), &th)];
-    if !app.compare {
+    if !app.view.compare {
         spans.push(Span::styled("━ train ", Style::default().fg(th.train)));
-        if app.smoothing > 0.0 {
-            spans.push(Span::styled(format!("━ ema {:.1} ", app.smoothing), Style::default().fg(th.smooth)));
+        if app.view.smoothing > 0.0 {
+            spans.push(Span::styled(format!("━ ema {:.1} ", app.view.smoothing), Style::default().fg(th.smooth)));
         }
         spans.push(Span::styled("━ held-out ", Style::default().fg(th.eval)));
     } else {
@@ -157,10 +157,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             ));
         }
     }
-    if app.log_y {
+    if app.view.log_y {
         spans.push(dim("log ", &th));
     }
-    let blk = block(Line::from(spans), app.focus == Focus::Loss, &th);
+    let blk = block(Line::from(spans), app.view.focus == Focus::Loss, &th);
     let xb = x_ext.filter(|(a, b)| a.is_finite() && b.is_finite() && b > a);
-    chart::draw(f, area, blk, &curves, app.x_axis.label(), app.log_y, xb, None, &th, "no train events yet");
+    chart::draw(f, area, blk, &curves, app.view.x_axis.label(), app.view.log_y, xb, None, &th, "no train events yet");
 }

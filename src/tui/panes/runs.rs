@@ -50,19 +50,19 @@ pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &App) {
     let title = Line::from(vec![
         Span::styled(" Runs ", th.title()),
         dim(format!("{} · {live} live ", app.store.runs.len()), &th),
-        if app.marked.is_empty() {
+        if app.sel.marked.is_empty() {
             Span::raw("")
         } else {
-            Span::styled(format!("· {} marked ", app.marked.len()), Style::default().fg(th.accent))
+            Span::styled(format!("· {} marked ", app.sel.marked.len()), Style::default().fg(th.accent))
         },
     ]);
-    let blk = block(title, app.focus == Focus::Runs, &th);
+    let blk = block(title, app.view.focus == Focus::Runs, &th);
     let inner = blk.inner(list_area);
     let w = inner.width as usize;
     let mut lines: Vec<Line> = Vec::new();
     if app.loading {
         lines.push(Line::from(dim("reading the runs root…", &th)));
-    } else if app.rows.is_empty() {
+    } else if app.sel.rows.is_empty() {
         lines.push(Line::from(dim("no runs yet", &th)));
         lines.push(Line::from(dim(
             format!("{}: start the demo", app.keymap.label(crate::tui::action::Action::Demo)),
@@ -74,15 +74,15 @@ pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &App) {
         )));
     }
     let h = inner.height as usize;
-    let top = list_top(app.selected, h);
-    for (i, row) in app.rows.iter().enumerate().skip(top).take(h) {
-        let sel = i == app.selected;
+    let top = list_top(app.sel.selected, h);
+    for (i, row) in app.sel.rows.iter().enumerate().skip(top).take(h) {
+        let sel = i == app.sel.selected;
         if let Some(sw) = &row.sweep {
             lines.push(sweep_row(app, sw, &row.prefix, sel, w));
             continue;
         }
         let r = &app.store.runs[row.run];
-        let mark = if app.marked.contains(&r.id) { "▌" } else { " " };
+        let mark = if app.sel.marked.contains(&r.id) { "▌" } else { " " };
         let g = glyph(r, app.breath());
         let mut gstyle = Style::default().fg(th.state(r.state));
         if r.state == State::Running && app.breath() == 1 {
@@ -165,7 +165,7 @@ fn sweep_row(app: &App, id: &str, prefix: &str, sel: bool, w: usize) -> Line<'st
             counts.push_str(&format!(" {n}{g}"));
         }
     }
-    let all_marked = !runs.is_empty() && runs.iter().all(|r| app.marked.contains(&r.id));
+    let all_marked = !runs.is_empty() && runs.iter().all(|r| app.sel.marked.contains(&r.id));
     let bar_w = if w >= 44 { 8 } else { 0 };
     let head_w = 1 + prefix.chars().count() + 2;
     let name_w = w.saturating_sub(head_w + counts.chars().count() + if bar_w > 0 { bar_w + 1 } else { 0 }).max(3);

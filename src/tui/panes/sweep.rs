@@ -38,7 +38,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, id: &str) {
                 &th,
             ),
         ]),
-        app.focus != Focus::Runs,
+        app.view.focus != Focus::Runs,
         &th,
     );
     let inner = blk.inner(area);
@@ -52,7 +52,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, id: &str) {
     }
     // Per task one series (the grid variables other than x and seed, e.g. tasks=mr vs
     // tasks=mr+sm+if) at a time: `t` steps through them.
-    let chosen = chosen_series(a, &tasks, app.sweep_series);
+    let chosen = chosen_series(a, &tasks, app.view.sweep_series);
     let table_rows = a.x_values.len() + 4;
     let table_h = (table_rows as u16).min(inner.height / 2).max(4);
     let [charts, table] = Layout::vertical([Constraint::Min(6), Constraint::Length(table_h)]).areas(inner);
