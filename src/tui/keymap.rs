@@ -272,12 +272,7 @@ impl Keymap {
 
     /// The first key label of an action on the screen of `context` ("" when unbound).
     pub fn label_in(&self, context: Context, action: Action) -> String {
-        let live = context.live();
-        self.bindings
-            .iter()
-            .find(|b| b.action == action && live.contains(&b.context))
-            .and_then(|b| b.labels.first().cloned())
-            .unwrap_or_default()
+        self.labels_in(context, action).into_iter().next().unwrap_or_default()
     }
 
     /// Every key label of an action on the screen of `context`.

@@ -722,6 +722,25 @@ mod tests {
     use crate::runs::events::follow::READ_CHUNK;
     use crate::runs::events::{EventWriter, Examples};
 
+    /// An MR eval result in Spanish at `step`: 0.25 of 8, with its interval.
+    fn mr_es_eval(step: u64, scores: Option<Vec<f64>>) -> Event {
+        Event::new(
+            step,
+            Body::Eval {
+                task: "mr".into(),
+                lang: "es".into(),
+                group: "seen".into(),
+                loss: 1.5,
+                metric: "accuracy".into(),
+                value: 0.25,
+                n: 8,
+                lang_ok: Some(1.0),
+                scores,
+                ci: Some([0.0625, 0.5]),
+            },
+        )
+    }
+
     #[test]
     fn fast_and_slow_paths_agree() {
         let dir = tempfile::tempdir().unwrap();
@@ -744,22 +763,7 @@ mod tests {
             ))
             .unwrap();
         }
-        w.write(&Event::new(
-            5,
-            Body::Eval {
-                task: "mr".into(),
-                lang: "es".into(),
-                group: "seen".into(),
-                loss: 1.5,
-                metric: "accuracy".into(),
-                value: 0.25,
-                n: 8,
-                lang_ok: Some(1.0),
-                scores: None,
-                ci: Some([0.0625, 0.5]),
-            },
-        ))
-        .unwrap();
+        w.write(&mr_es_eval(5, None)).unwrap();
         w.write(&Event::new(5, Body::Checkpoint { path: "checkpoints/5".into(), eval_loss: Some(1.5) })).unwrap();
         w.write(&Event::new(5, Body::Status { state: State::Finished, message: None })).unwrap();
         let mut fast = RunData::open(dir.path());
@@ -811,22 +815,7 @@ mod tests {
         // What a new field does to the exact-layout path (so the assertion above can fail).
         let with_new = train.replace("\"grad_norm\"", "\"new_field\":1,\"grad_norm\"");
         assert_eq!(fast::train_line(&mut r, with_new.as_bytes()), None);
-        let eval = Event::new(
-            7,
-            Body::Eval {
-                task: "mr".into(),
-                lang: "es".into(),
-                group: "seen".into(),
-                loss: 1.5,
-                metric: "accuracy".into(),
-                value: 0.25,
-                n: 8,
-                lang_ok: Some(1.0),
-                scores: Some(vec![0.0, 1.0]),
-                ci: Some([0.0625, 0.5]),
-            },
-        )
-        .to_line();
+        let eval = mr_es_eval(7, Some(vec![0.0, 1.0])).to_line();
         assert!(
             fast::apply(&mut r, eval.trim_end().as_bytes()),
             "an eval line of the schema falls off the fast path; teach tui/store/fast.rs its fields:\n{eval}"
