@@ -355,3 +355,64 @@ fn two_runs_with_one_name_are_told_apart_by_their_ids() {
     let s = render(&mut a, 100, 24);
     assert!(s.contains("demo · a") && s.contains("demo · b"), "{s}");
 }
+
+#[test]
+fn the_first_frame_shows_the_root_being_read_then_its_runs() {
+    let t = fixture();
+    let root = t.path().join("runs");
+    let mut a = App::new(Store::empty(&root), Theme::dark(), Keymap::default_map());
+    a.loading = true;
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("reading the runs root…"), "{s}");
+    assert!(!s.contains("no runs yet"), "{s}");
+    // The loader's store arrives: the tree fills in.
+    a.store = Store::load(&root);
+    a.loading = false;
+    a.on_data();
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("demo-base") && !s.contains("reading the runs root"), "{s}");
+}
+
+#[test]
+fn panes_tile_the_screen_and_clicks_use_the_same_layout() {
+    use ratatui::layout::Rect;
+    use ui::{layout, View};
+    for (w, h) in [(60, 16), (80, 24), (120, 40), (250, 80)] {
+        let screen = Rect::new(0, 0, w, h);
+        for view in [View::Main, View::Compare, View::Sweep("s".into())] {
+            let a = layout(screen, &view);
+            for r in [a.title, a.runs, a.detail, a.loss, a.langs, a.sys, a.log] {
+                assert_eq!(r.intersection(screen), r, "{r:?} outside {screen:?} in {view:?}");
+            }
+            // The left column, the right column and the strips do not overlap.
+            assert!(!a.runs.intersects(a.loss) && !a.runs.intersects(a.langs) && !a.detail.intersects(a.loss));
+            assert!(!a.title.intersects(a.runs) && !a.sys.intersects(a.langs) && !a.log.intersects(a.sys));
+            if view == View::Main {
+                assert!(!a.loss.intersects(a.langs), "{view:?} {w}x{h}");
+            }
+        }
+    }
+    // Below the minimum size, nothing is placed.
+    assert_eq!(layout(Rect::new(0, 0, 59, 30), &View::Main), ui::Areas::default());
+}
+
+#[test]
+fn the_compare_table_is_derived_when_the_selection_changes_not_per_frame() {
+    let t = fixture();
+    let mut a = comparing(&t);
+    render(&mut a, 120, 40);
+    assert!(a.derived.is_fresh(&a));
+    let rows = a.derived.compare.len();
+    assert!(rows > 0);
+    // Leaving compare: stale until derived again, then it holds no compare table.
+    key(&mut a, KeyCode::Char('c'));
+    assert!(!a.derived.is_fresh(&a));
+    a.derive();
+    assert!(a.derived.compare.is_empty());
+    // New data (on_data) makes it stale too.
+    key(&mut a, KeyCode::Char('c'));
+    a.derive();
+    assert_eq!(a.derived.compare.len(), rows);
+    a.on_data();
+    assert!(!a.derived.is_fresh(&a));
+}
