@@ -28,6 +28,11 @@ pub struct Bucket {
 }
 
 impl Series {
+    /// Bytes this series holds on the heap (its vectors' capacities).
+    pub fn heap_bytes(&self) -> usize {
+        self.steps.capacity() * 8 + (self.ys.capacity() + self.block_min.capacity() + self.block_max.capacity()) * 4
+    }
+
     pub fn len(&self) -> usize {
         self.steps.len()
     }

@@ -99,6 +99,12 @@ impl LangColumns {
 }
 
 impl Timeline {
+    /// Bytes the timeline holds on the heap (its columns' capacities).
+    pub fn heap_bytes(&self) -> usize {
+        (self.steps.capacity() + self.time.capacity() + self.tokens.capacity() + self.total_examples.capacity()) * 8
+            + self.examples.cols.iter().map(|c| c.capacity() * 4).sum::<usize>()
+    }
+
     fn truncate_from(&mut self, step: u64) {
         let keep = self.steps.partition_point(|&s| s < step);
         self.steps.truncate(keep);
@@ -702,6 +708,23 @@ impl Store {
 
     pub fn get(&self, id: &str) -> Option<&RunData> {
         self.runs.iter().find(|r| r.id == id)
+    }
+
+    /// Bytes the runs' curves hold on the heap (series, timelines, interval columns): what
+    /// `bench tui` divides by the events loaded. Strings and small fields are left out.
+    pub fn heap_bytes(&self) -> usize {
+        self.runs
+            .iter()
+            .map(|r| {
+                r.timeline.heap_bytes()
+                    + r.loss.heap_bytes()
+                    + r.smooth.heap_bytes()
+                    + r.evals
+                        .values()
+                        .map(|e| e.value.heap_bytes() + e.loss.heap_bytes() + e.ci.capacity() * 8)
+                        .sum::<usize>()
+            })
+            .sum()
     }
 
     /// Total events read (for the loader's benchmark).
