@@ -151,6 +151,12 @@ async fn main_loop(root: PathBuf, theme: theme::Theme, keymap: keymap::Keymap, d
     result
 }
 
+/// The terminal's whole area, as drawing and mouse clicks see it.
+fn screen_of(terminal: &ratatui::DefaultTerminal) -> Result<ratatui::layout::Rect> {
+    let size = terminal.size()?;
+    Ok(ratatui::layout::Rect::new(0, 0, size.width, size.height))
+}
+
 async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root: &Path, demo: bool) -> Result<()> {
     let mut loaded = {
         let root = root.to_path_buf();
@@ -197,8 +203,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
         }
         if app.dirty {
             app.now = crate::util::now_secs();
-            let size = terminal.size()?;
-            app.screen = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+            app.screen = screen_of(terminal)?;
             app.derive();
             terminal.draw(|f| ui::draw(f, app))?;
             app.dirty = false;
@@ -233,8 +238,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
             ev = input.next() => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => app.on_key(k),
                 Some(Ok(TermEvent::Mouse(m))) => {
-                    let size = terminal.size()?;
-                    app.screen = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+                    app.screen = screen_of(terminal)?;
                     app.on_mouse(m)
                 }
                 Some(Ok(TermEvent::Resize(_, _))) => app.dirty = true,
