@@ -1,5 +1,5 @@
 //! The events readers on arbitrary bytes: the strict line parser (`Event::parse`), the
-//! supervisor's file reader (`read_all`) and the TUI's byte scanner (`RunData::open` + `poll`).
+//! supervisor's file reader (`read_all`) and the fast decoder as the TUI folds it (`RunData::load`).
 //! None may panic, and the scanner never draws a point the strict parser rejected (the
 //! properties of tests/it/fuzz.rs: `event_readers_survive_*` and the single-line regression).
 
@@ -62,8 +62,7 @@ fuzz_target!(|bytes: &[u8]| {
     let lines = bytes.split(|&b| b == b'\n').filter(|l| !l.iter().all(|b| b.is_ascii_whitespace())).count();
     assert!(events.len() + bad.len() <= lines, "{} events + {} bad lines > {lines} lines", events.len(), bad.len());
     assert_eq!(torn, bytes.last().is_some_and(|&b| b != b'\n'), "torn");
-    let mut r = RunData::open(run_dir());
-    r.poll();
+    let r = RunData::load(run_dir());
     let (trains, evals) = counts(&events);
     let (loss, values) = points(&r);
     assert!(loss <= trains, "{loss} points from {trains} train events");
@@ -77,8 +76,7 @@ fuzz_target!(|bytes: &[u8]| {
         one.push(b'\n');
         let path = write_events(&one);
         let (events, _, _) = read_all(&path).expect("read_all on an existing file");
-        let mut r = RunData::open(run_dir());
-        r.poll();
+        let r = RunData::load(run_dir());
         let shown = String::from_utf8_lossy(line);
         assert_eq!(points(&r), counts(&events), "points drawn vs strict events for {shown:?}");
         if let (Some(e), Some(&s)) = (events.first(), r.loss.steps.first()) {

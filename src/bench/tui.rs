@@ -142,25 +142,35 @@ pub fn frame_time(series: usize, points: u64) -> Result<f64> {
 }
 
 fn latency(dir: &Path) -> Result<(f64, f64)> {
-    use notify::Watcher;
+    use crate::tui::collect::{self, Delta};
     let root = dir.join("latency");
     fixtures::write_run(&root, &spec("live", 1000, 9))?;
-    let mut app = App::new(Store::load(&root), Theme::dark(), Keymap::default_map());
+    let mut app = App::new(Store::empty(&root), Theme::dark(), Keymap::default_map());
+    app.loading = true;
     let mut term = Terminal::new(TestBackend::new(160, 48))?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut w = notify::recommended_watcher(move |r: notify::Result<notify::Event>| {
-        if r.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
-            let _ = tx.send(());
+    // The event loop's path: the collector (its watcher, its pacing, its read) in its thread,
+    // deltas over the channel, folded, a frame.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _wake = collect::spawn(root.clone(), tx)?;
+    let fold = |app: &mut App, deltas: Vec<Delta>| {
+        let mut events = false;
+        for d in deltas {
+            events |= matches!(d, Delta::Events { .. });
+            if app.apply(d) {
+                app.on_data();
+            }
         }
-    })?;
-    w.watch(&root, notify::RecursiveMode::Recursive)?;
+        events
+    };
+    while app.loading {
+        let Some(d) = rx.blocking_recv() else { anyhow::bail!("the collector stopped") };
+        fold(&mut app, d);
+    }
     let path = root.join("live").join("events.jsonl");
     let mut worst: f64 = 0.0;
     let mut total = 0.0;
     let n = 20;
-    let mut pacer = crate::tui::DataPacer::default();
     for k in 0..n {
-        while rx.try_recv().is_ok() {}
         let ev = crate::runs::events::Event::new(
             1001 + k,
             crate::runs::events::Body::Train {
@@ -174,15 +184,14 @@ fn latency(dir: &Path) -> Result<(f64, f64)> {
         );
         let t0 = Instant::now();
         std::fs::OpenOptions::new().append(true).open(&path)?.write_all(ev.to_line().as_bytes())?;
-        // The event loop's path: a notification, the pacer's wait (appends come faster than
-        // it draws data frames), a poll, a frame.
-        let _ = rx.recv_timeout(Duration::from_millis(250));
-        std::thread::sleep(pacer.due(Instant::now()).saturating_duration_since(Instant::now()));
-        app.store.poll();
-        app.on_data();
+        loop {
+            let Some(d) = rx.blocking_recv() else { anyhow::bail!("the collector stopped") };
+            if fold(&mut app, d) {
+                break;
+            }
+        }
         app.derive();
         term.draw(|f| crate::tui::ui::draw(f, &app))?;
-        pacer.drawn(Instant::now());
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
         worst = worst.max(ms);
         total += ms;

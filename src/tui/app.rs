@@ -8,6 +8,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::layout::Rect;
 
 use super::action::Action;
+use super::collect::Delta;
 use super::derived::Derived;
 use super::keymap::{Context, Keymap};
 use super::store::{RunData, Store, XAxis};
@@ -366,6 +367,8 @@ pub struct App {
     pub data_gen: u64,
     /// The runs root is still being read in the background (the first frames show that).
     pub loading: bool,
+    /// The user asked to read the root again (the event loop asks the collector).
+    pub reload: bool,
     /// The compare table and the sweep analysis, cached between frames ([`App::derive`]).
     pub derived: Derived,
     seen_status: usize,
@@ -403,6 +406,7 @@ impl App {
             screen: Rect::default(),
             data_gen: 0,
             loading: false,
+            reload: false,
             derived: Derived::default(),
             seen_status: 0,
         };
@@ -662,6 +666,23 @@ impl App {
     /// so that breathing costs no frames of its own).
     pub fn breath(&self) -> u64 {
         (self.frame / 4) % 2
+    }
+
+    /// Fold in what the collector found (marking the frame dirty); returns whether the store
+    /// changed (then call [`App::on_data`]).
+    pub fn apply(&mut self, d: Delta) -> bool {
+        match d {
+            Delta::System(s) => {
+                self.system = s;
+                self.dirty = true;
+                false
+            }
+            Delta::Loaded(store) => {
+                self.loading = false;
+                self.store.apply(Delta::Loaded(store))
+            }
+            d => self.store.apply(d),
+        }
     }
 
     /// After the store changed: tree, task list, log.
@@ -979,9 +1000,8 @@ impl App {
                 }
             }
             Action::Refresh => {
-                let root = self.store.root.clone();
-                self.store = Store::load(&root);
-                self.on_data();
+                self.reload = true;
+                self.loading = true;
             }
             Action::ThemeNext => {
                 self.theme_idx = (self.theme_idx + 1) % BUILTIN.len();

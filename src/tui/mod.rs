@@ -1,11 +1,12 @@
-//! The terminal UI: one tokio `select!` over terminal input, file-change events on the runs
-//! root (with a polling fallback), the results of supervisor requests, and a tick; a frame is
-//! drawn only when something changed. Keys are answered at once; new data is drawn at once
-//! after a quiet spell, and within a burst of appends at most every [`DATA_FRAME`] (see
-//! [`DataPacer`]).
+//! The terminal UI: one tokio `select!` over terminal input, the collector's deltas (runs,
+//! events, states and system samples, read off the UI thread: see [`collect`]), the results of
+//! supervisor requests, and a tick; a frame is drawn only when something changed. Keys are
+//! answered at once; new data is read at once after a quiet spell, and within a burst of
+//! appends at most every [`DATA_FRAME`] (see [`DataPacer`]).
 
 pub mod action;
 pub mod app;
+pub mod collect;
 pub mod derived;
 pub mod fixtures;
 pub mod keymap;
@@ -134,7 +135,6 @@ async fn main_loop(root: PathBuf, theme: theme::Theme, keymap: keymap::Keymap, d
     if demo {
         app.pending.push(Request::Demo);
     }
-    app.system.sample();
 
     // ratatui's init restores the screen on a panic; our hook first turns mouse reporting off
     // (ratatui does not know we turned it on), so a panic leaves a usable shell behind.
@@ -158,48 +158,27 @@ fn screen_of(terminal: &ratatui::DefaultTerminal) -> Result<ratatui::layout::Rec
 }
 
 async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root: &Path, demo: bool) -> Result<()> {
-    let mut loaded = {
-        let root = root.to_path_buf();
-        tokio::task::spawn_blocking(move || Store::load(&root))
-    };
-    let (ftx, mut frx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    // File events: the runs root, recursively (new runs, appended events). Missing events are
-    // covered by the tick's polling.
-    let _ = std::fs::create_dir_all(root);
-    let _watcher = {
-        let tx = ftx.clone();
-        let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(ev) = res {
-                if !matches!(ev.kind, notify::EventKind::Access(_)) {
-                    let _ = tx.send(());
-                }
-            }
-        })
-        .ok();
-        if let Some(w) = w.as_mut() {
-            use notify::Watcher;
-            let _ = w.watch(root, notify::RecursiveMode::Recursive);
-        }
-        w
-    };
+    let (dtx, mut drx) = tokio::sync::mpsc::unbounded_channel::<Vec<collect::Delta>>();
+    let collector = collect::spawn(root.to_path_buf(), dtx)?;
     let (rtx, mut rrx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
     let mut input = EventStream::new();
+    // The clocks (ages, ETAs) and the live runs' breath: a frame once a second.
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     #[cfg(unix)]
     let mut term_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     #[cfg(unix)]
     let mut hup_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut last_rescan = Instant::now();
-    let mut pacer = DataPacer::default();
-    // When file events are to be read (see `DataPacer`); none pending when `None`.
-    let mut read_at: Option<Instant> = None;
+    let mut first_load = true;
     loop {
         for req in std::mem::take(&mut app.pending) {
             let (root, tx) = (root.to_path_buf(), rtx.clone());
             tokio::task::spawn_blocking(move || {
                 let _ = tx.send(perform(&root, req));
             });
+        }
+        if std::mem::take(&mut app.reload) {
+            let _ = collector.send(collect::Wake::Reload);
         }
         if app.dirty {
             app.now = crate::util::now_secs();
@@ -225,15 +204,20 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
         #[cfg(not(unix))]
         let signals = std::future::pending::<()>();
         tokio::select! {
-            store = &mut loaded, if app.loading => {
-                app.loading = false;
-                if let Ok(store) = store {
-                    app.store = store;
+            Some(deltas) = drx.recv() => {
+                let mut changed = false;
+                for d in deltas {
+                    changed |= app.apply(d);
                 }
-                if app.store.runs.is_empty() && !demo && matches!(app.mode, Mode::Normal) {
-                    app.mode = Mode::DemoOffer;
+                if first_load && !app.loading {
+                    first_load = false;
+                    if app.store.runs.is_empty() && !demo && matches!(app.mode, Mode::Normal) {
+                        app.mode = Mode::DemoOffer;
+                    }
                 }
-                app.on_data();
+                if changed {
+                    app.on_data();
+                }
             },
             ev = input.next() => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => app.on_key(k),
@@ -245,52 +229,18 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return Ok(()),
             },
-            Some(()) = frx.recv() => {
-                while frx.try_recv().is_ok() {}
-                read_at.get_or_insert_with(|| pacer.due(Instant::now()));
-            },
-            // (While the root is read in the background, the store is not touched here.)
-            _ = tokio::time::sleep_until(read_at.unwrap_or_else(Instant::now).into()), if read_at.is_some() && !app.loading => {
-                read_at = None;
-                while frx.try_recv().is_ok() {}
-                let mut changed = app.store.poll();
-                if last_rescan.elapsed() > Duration::from_millis(300) {
-                    changed |= app.store.rescan();
-                    last_rescan = Instant::now();
-                }
-                if changed {
-                    app.store.refresh_states();
-                    app.on_data();
-                    pacer.drawn(Instant::now());
-                }
-            },
             Some(out) = rrx.recv() => {
                 if let Some(id) = out.select {
                     app.sel.select_when_seen = Some(id);
                 }
                 app.push_log(out.text, out.error);
-                if !app.loading {
-                    app.store.rescan();
-                    app.store.poll();
-                    app.store.refresh_states();
-                    app.on_data();
-                }
+                // What the request changed on disk, read at once.
+                let _ = collector.send(collect::Wake::Now);
             },
             _ = tick.tick() => {
                 app.frame += 1;
-                let mut changed = !app.loading && app.store.poll();
-                // Once a second (every fourth tick): run states, new runs, the system strip and
-                // the clocks, and the live runs' breath (see `App::breath`), in one frame.
                 if app.frame % 4 == 0 {
-                    if !app.loading {
-                        changed |= app.store.refresh_states();
-                        changed |= app.store.rescan();
-                    }
-                    app.system.sample();
                     app.dirty = true;
-                }
-                if changed {
-                    app.on_data();
                 }
             },
             _ = signals => return Ok(()),

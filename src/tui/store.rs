@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::RunConfig;
+use crate::runs::events::decode::{lang_name, lang_tag, Decoded, Decoder, EvalPoint, LangTag, TrainPoint};
 use crate::runs::events::follow::Follower;
 use crate::runs::events::{Body, Event, State};
 use crate::runs::RunDir;
 
+use super::collect::{set_seen, Collector, Delta};
 use super::series::Series;
 
 /// Which quantity the x axis shows.
@@ -61,7 +63,7 @@ pub struct LangColumns {
     names: Vec<String>,
     /// Per name: the tag of its first eight bytes and whether it is longer, which order as
     /// the names do (so that a line's names are merged by integer compares).
-    tags: Vec<(u64, bool)>,
+    tags: Vec<(LangTag, bool)>,
     cols: Vec<Vec<f32>>,
 }
 
@@ -88,11 +90,7 @@ impl LangColumns {
     }
 
     fn insert(&mut self, i: usize, name: String, col: Vec<f32>) {
-        let b = name.as_bytes();
-        let mut w = [0u8; 8];
-        let head = &b[..b.len().min(8)];
-        w[..head.len()].copy_from_slice(head);
-        self.tags.insert(i, (fast::tag(u64::from_le_bytes(w), head.len()), b.len() > 8));
+        self.tags.insert(i, lang_tag(&name));
         self.names.insert(i, name);
         self.cols.insert(i, col);
     }
@@ -133,8 +131,8 @@ impl Timeline {
 
     /// [`Timeline::push`] and then [`Timeline::set_examples`] for each `(tag, count)`, in one
     /// pass: `counts` are sorted by language, without repeats, each language a name of at most
-    /// seven bytes held in its tag (see [`fast::tag`], [`fast::tag_name`]), compared by tags.
-    fn push_counts(&mut self, step: u64, time: f64, tokens: f64, counts: &[(u64, u64)]) {
+    /// eight bytes held in its tag (see [`lang_tag`]), compared by tags.
+    fn push_counts(&mut self, step: u64, time: f64, tokens: f64, counts: &[(LangTag, u64)]) {
         if self.steps.last().is_some_and(|&s| step <= s) {
             self.truncate_from(step);
         }
@@ -166,7 +164,7 @@ impl Timeline {
                 if c < ex.names.len() && ex.tags[c] == (tag, false) {
                     ex.cols[c].push(count);
                 } else {
-                    let name = fast::tag_name(tag);
+                    let name = lang_name(tag);
                     let mut col = Vec::with_capacity(self.steps.capacity());
                     col.resize(before, 0.0);
                     col.push(count);
@@ -304,47 +302,6 @@ pub struct RunData {
     /// The train loss smoothed with a debiased EMA (see [`RunData::update_smooth`]).
     pub smooth: Series,
     smooth_state: (f32, f64, f64),
-    rates: Rates,
-    /// The `(tag, count)` pairs of the train line being read (see [`fast::train_line`]):
-    /// kept between lines so that it is neither allocated nor cleared per line.
-    line_counts: Vec<(u64, u64)>,
-    /// The language keys of the last train line the exact-layout path read.
-    lang_keys: fast::LangKeys,
-    reader: Follower,
-}
-
-/// Where the learning rate and tokens/s of the last train line read by the exact-layout path
-/// are in that line: only the last line's are shown, so the others are checked but never
-/// converted, nor copied. The reader keeps a copy of that line ([`Follower::kept`]).
-#[derive(Debug, Clone, Copy, Default)]
-enum Rates {
-    #[default]
-    None,
-    InLine {
-        lr: (u32, u32),
-        tps: (u32, u32),
-    },
-}
-
-impl Rates {
-    /// Keep where the numbers `line[lr]` and `line[tps]` are.
-    #[inline]
-    fn keep(&mut self, lr: std::ops::Range<usize>, tps: std::ops::Range<usize>) {
-        let span = |r: std::ops::Range<usize>| (r.start as u32, r.end as u32);
-        *self = Rates::InLine { lr: span(lr), tps: span(tps) };
-    }
-
-    /// The values in `line` (the kept copy of the last train line), if any were kept since
-    /// the last call.
-    fn take(&mut self, line: &[u8]) -> Option<(f64, f64)> {
-        match std::mem::take(self) {
-            Rates::None => None,
-            Rates::InLine { lr, tps } => {
-                let number = |(a, b): (u32, u32)| line.get(a as usize..b as usize).map_or(f64::NAN, fast::number);
-                Some((number(lr), number(tps)))
-            }
-        }
-    }
 }
 
 impl RunData {
@@ -353,7 +310,7 @@ impl RunData {
         self.cfg.as_ref().and_then(|c| c.sweep.as_ref()).map(|t| t.id.as_str())
     }
 
-    /// Open a run directory (reads nothing yet; call [`RunData::poll`]).
+    /// Open a run directory: its config; no events yet (a [`Source`] reads them).
     pub fn open(dir: &Path) -> RunData {
         let run = RunDir::new(dir);
         let cfg = run.read_config().ok();
@@ -388,10 +345,6 @@ impl RunData {
             slurm: None,
             smooth: Series::default(),
             smooth_state: (f32::NAN, 0.0, 0.0),
-            rates: Rates::None,
-            line_counts: Vec::new(),
-            lang_keys: fast::LangKeys::default(),
-            reader: Follower::new(dir.join("events.jsonl")),
         }
     }
 
@@ -404,44 +357,28 @@ impl RunData {
         self.name.as_deref().unwrap_or(&self.id)
     }
 
-    /// Read what was appended; returns whether anything changed.
-    pub fn poll(&mut self) -> bool {
-        let mut changed = false;
-        if self.reader.offset() == 0 && self.loss.is_empty() {
-            // A first read of a long file: room for its train events up front (a line is
-            // rarely under 200 bytes), rather than growing by doubling as they come.
-            let len = std::fs::metadata(self.reader.path()).map_or(0, |m| m.len());
-            if len > 1 << 20 {
-                let n = (len / 200) as usize;
-                self.timeline.reserve(n);
-                self.loss.reserve(n);
-            }
-        }
-        let mut reader = std::mem::replace(&mut self.reader, Follower::new(PathBuf::new()));
-        let reset = reader.read(|rest| {
-            let next = apply_next(self, rest);
-            changed |= next.is_some();
-            next
-        });
-        self.reader = reader;
-        if reset {
-            *self = RunData::open(&self.dir);
-            let mut reader = std::mem::replace(&mut self.reader, Follower::new(PathBuf::new()));
-            reader.read(|rest| apply_next(self, rest));
-            self.reader = reader;
-            changed = true;
-        }
-        if let Some((lr, tps)) = self.rates.take(self.reader.kept()) {
-            (self.lr, self.tokens_per_s) = (Some(lr), Some(tps));
-        }
-        changed
+    /// Open a run directory and read its events.
+    pub fn load(dir: &Path) -> RunData {
+        let mut r = RunData::open(dir);
+        Source::new(dir).poll(&mut r);
+        r
     }
 
-    /// The learning rate and tokens/s of a train line read in full (a later one than any
-    /// whose text [`Rates`] kept).
-    fn set_rates(&mut self, lr: f64, tps: f64) {
-        self.rates = Rates::None;
-        (self.lr, self.tokens_per_s) = (Some(lr), Some(tps));
+    /// Fold one decoded line in.
+    pub fn apply(&mut self, d: Decoded<'_>) {
+        match d {
+            Decoded::Train(t) => self.apply_train(&t),
+            Decoded::Eval(e) => self.apply_eval(&e),
+            Decoded::Event(e) => self.apply_event(&e),
+            Decoded::Bad(_) => self.bad_lines += 1,
+        }
+    }
+
+    fn apply_train(&mut self, t: &TrainPoint<'_>) {
+        self.note_time(t.time);
+        self.timeline.push_counts(t.step, t.time, t.tokens as f64, t.langs);
+        self.loss.push(t.step, t.loss as f32);
+        (self.lr, self.tokens_per_s) = (Some(t.lr), Some(t.tokens_per_s));
     }
 
     /// Bring the smoothed loss up to date for `alpha` (incremental while the loss only grows).
@@ -483,21 +420,6 @@ impl RunData {
         (dt > 0.0 && ds > 0.0).then(|| ds / dt)
     }
 
-    /// Re-derive the state from the last status event and the processes' locks.
-    pub fn refresh_state(&mut self) -> bool {
-        let run = RunDir::new(&self.dir);
-        let last = self.statuses.last().map(|s| (s.state, s.message.clone()));
-        let queued_at = self.statuses.iter().rev().find(|s| s.state == State::Queued).map(|s| s.time);
-        let slurm = self.cfg.as_ref().is_some_and(crate::supervisor::slurm::is_slurm);
-        let (state, message, alive, view) = crate::supervisor::status::observe(&run, slurm, last, queued_at);
-        let changed = state != self.state || message != self.message || alive != self.alive || view != self.slurm;
-        self.state = state;
-        self.message = message;
-        self.alive = alive;
-        self.slurm = view;
-        changed
-    }
-
     fn apply_event(&mut self, e: &Event) {
         self.note_time(e.time);
         match &e.body {
@@ -507,10 +429,12 @@ impl RunData {
                     self.timeline.set_examples(l, *c as f64);
                 }
                 self.loss.push(e.step, *loss as f32);
-                self.set_rates(*lr, *tokens_per_s);
+                (self.lr, self.tokens_per_s) = (Some(*lr), Some(*tokens_per_s));
             }
             Body::Eval { task, lang, group, loss, metric, value, n, lang_ok, ci, .. } => {
-                self.apply_eval(e.step, task, lang, group, *loss, metric, *value, *n, *lang_ok, *ci);
+                let (step, time) = (e.step, e.time);
+                let (loss, value, n, lang_ok, ci) = (*loss, *value, *n, *lang_ok, *ci);
+                self.apply_eval(&EvalPoint { step, time, task, lang, group, loss, metric, value, n, lang_ok, ci });
             }
             Body::Checkpoint { eval_loss, .. } => self.apply_checkpoint(e.step, *eval_loss),
             Body::Status { state, message } => {
@@ -527,33 +451,20 @@ impl RunData {
         self.last_time = Some(t);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn apply_eval(
-        &mut self,
-        step: u64,
-        task: &str,
-        lang: &str,
-        group: &str,
-        loss: f64,
-        metric: &str,
-        value: f64,
-        n: u64,
-        lang_ok: Option<f64>,
-        ci: Option<[f64; 2]>,
-    ) {
-        let key = (task.to_string(), lang.to_string());
-        let c = self.evals.entry(key).or_default();
-        c.value.push(step, value as f32);
-        c.loss.push(step, loss as f32);
-        if c.group != group {
-            c.group = group.to_string();
+    fn apply_eval(&mut self, e: &EvalPoint<'_>) {
+        self.note_time(e.time);
+        let c = self.evals.entry((e.task.to_string(), e.lang.to_string())).or_default();
+        c.value.push(e.step, e.value as f32);
+        c.loss.push(e.step, e.loss as f32);
+        if c.group != e.group {
+            c.group = e.group.to_string();
         }
-        if c.metric != metric {
-            c.metric = metric.to_string();
+        if c.metric != e.metric {
+            c.metric = e.metric.to_string();
         }
-        c.n = n;
-        c.lang_ok = lang_ok.map(|v| v as f32);
-        let ci = ci.map(|[lo, hi]| (lo as f32, hi as f32)).unwrap_or((f32::NAN, f32::NAN));
+        c.n = e.n;
+        c.lang_ok = e.lang_ok.map(|v| v as f32);
+        let ci = e.ci.map(|[lo, hi]| (lo as f32, hi as f32)).unwrap_or((f32::NAN, f32::NAN));
         // One interval per point of `value`, whose push may have replaced its tail.
         let len = c.value.steps.len();
         c.ci.truncate(len - 1);
@@ -573,25 +484,53 @@ impl RunData {
     }
 }
 
-/// Apply the line at the start of `rest` (the unread part of a chunk): a fast path for the
-/// writer's own train and eval lines, serde otherwise. Returns the line's length (without its
-/// newline) and whether the reader is to keep a copy of it (a train line whose [`Rates`] are
-/// pending), or `None` when `rest` holds no whole line.
-fn apply_next(r: &mut RunData, rest: &[u8]) -> Option<(usize, bool)> {
-    // The exact layout is recognised in place, up to its newline: no search for the end first.
-    if let Some(n) = fast::train_line(r, rest) {
-        return Some((n, true));
+/// A run's events file as read so far: where the follower is, and the decoder's state.
+#[derive(Debug, Clone)]
+pub struct Source {
+    follower: Follower,
+    decoder: Decoder,
+}
+
+impl Source {
+    pub fn new(dir: &Path) -> Source {
+        Source { follower: Follower::new(dir.join("events.jsonl")), decoder: Decoder::fast() }
     }
-    let n = memchr::memchr(b'\n', rest)?;
-    let line = &rest[..n];
-    if line.iter().all(|b| b.is_ascii_whitespace()) || fast::apply(r, line) {
-        return Some((n, false));
+
+    /// Bytes of whole lines read so far.
+    pub fn offset(&self) -> u64 {
+        self.follower.offset()
     }
-    match std::str::from_utf8(line).ok().map(Event::parse) {
-        Some(Ok(e)) => r.apply_event(&e),
-        _ => r.bad_lines += 1,
+
+    /// Decode what was appended into `sink`; true when the file was truncated or replaced
+    /// (what was read before is void: read the run afresh).
+    pub fn read(&mut self, sink: impl FnMut(Decoded<'_>)) -> bool {
+        self.decoder.read(&mut self.follower, sink)
     }
-    Some((n, false))
+
+    /// Fold what was appended into `r`; returns whether anything changed. When the file was
+    /// truncated or replaced, `r` is read again from a fresh start.
+    pub fn poll(&mut self, r: &mut RunData) -> bool {
+        if self.follower.offset() == 0 && r.loss.is_empty() {
+            // A first read of a long file: room for its train events up front (a line is
+            // rarely under 200 bytes), rather than growing by doubling as they come.
+            let len = std::fs::metadata(self.follower.path()).map_or(0, |m| m.len());
+            if len > 1 << 20 {
+                let n = (len / 200) as usize;
+                r.timeline.reserve(n);
+                r.loss.reserve(n);
+            }
+        }
+        let mut changed = false;
+        if self.decoder.read(&mut self.follower, |d| {
+            changed = true;
+            r.apply(d)
+        }) {
+            *r = RunData::open(&r.dir);
+            self.decoder.read(&mut self.follower, |d| r.apply(d));
+            changed = true;
+        }
+        changed
+    }
 }
 
 /// The TUI's view of a runs root.
@@ -605,105 +544,61 @@ pub struct Store {
 }
 
 impl Store {
-    /// Load every run under the root, in parallel.
-    /// A store of `root` with nothing read yet: what the first frame shows while
-    /// [`Store::load`] reads the root in the background.
+    /// A store of `root` with nothing read yet: what the first frame shows while the
+    /// collector reads the root.
     pub fn empty(root: &Path) -> Store {
         Store { root: root.to_path_buf(), runs: Vec::new(), sweeps: BTreeMap::new() }
     }
 
-    pub fn load(root: &Path) -> Store {
-        use rayon::prelude::*;
-        let dirs: Vec<PathBuf> = crate::runs::list(root).unwrap_or_default().into_iter().map(|r| r.path).collect();
-        let jobs: Vec<String> =
-            dirs.iter().filter_map(|d| crate::supervisor::slurm::current(&RunDir::new(d)).map(|c| c.job)).collect();
-        if !jobs.is_empty() {
-            crate::supervisor::slurm::prefetch(&jobs);
-        }
-        let mut runs: Vec<RunData> = dirs
-            .par_iter()
-            .map(|d| {
-                let mut r = RunData::open(d);
-                r.poll();
-                r.refresh_state();
-                r
-            })
-            .collect();
+    /// Runs as read, in the order the tree lists them: by their first event, then id.
+    pub fn from_runs(root: &Path, mut runs: Vec<RunData>) -> Store {
         runs.sort_by(|a, b| {
             a.first_time.partial_cmp(&b.first_time).unwrap_or(std::cmp::Ordering::Equal).then(a.id.cmp(&b.id))
         });
-        let mut store = Store { root: root.to_path_buf(), runs, sweeps: BTreeMap::new() };
-        store.load_sweep_records();
-        store
+        Store { root: root.to_path_buf(), runs, sweeps: BTreeMap::new() }
     }
 
-    /// Read the records of sweeps not read yet (a sweep's runs may appear before its record).
-    fn load_sweep_records(&mut self) {
-        for r in &self.runs {
-            if let Some(id) = r.sweep_id() {
-                if !self.sweeps.contains_key(id) {
-                    if let Some(rec) = crate::sweep::read_record(&self.root, id) {
-                        self.sweeps.insert(id.to_string(), rec);
-                    }
+    /// Read every run under the root, as the collector first does (tests and benchmarks).
+    pub fn load(root: &Path) -> Store {
+        Collector::load(root).1
+    }
+
+    /// Fold in what the collector found; returns whether anything changed.
+    pub fn apply(&mut self, d: Delta) -> bool {
+        let at = |runs: &[RunData], dir: &Path| runs.iter().position(|r| r.dir == dir);
+        match d {
+            Delta::Loaded(store) => *self = store,
+            Delta::Added(r) => match at(&self.runs, &r.dir) {
+                Some(i) => self.runs[i] = r,
+                None => self.runs.push(r),
+            },
+            Delta::Replaced(r) => match at(&self.runs, &r.dir) {
+                Some(i) => self.runs[i] = r,
+                None => self.runs.push(r),
+            },
+            Delta::Events { dir, events, bad } => {
+                let Some(i) = at(&self.runs, &dir) else { return false };
+                let r = &mut self.runs[i];
+                for e in &events {
+                    r.apply_event(e);
                 }
+                r.bad_lines += bad;
             }
+            Delta::Seen { dir, seen } => {
+                let Some(i) = at(&self.runs, &dir) else { return false };
+                set_seen(&mut self.runs[i], &seen);
+            }
+            Delta::Sweep(id, rec) => {
+                self.sweeps.insert(id, rec);
+            }
+            Delta::System(_) => return false,
         }
+        true
     }
 
     /// The record of a sweep, once it has been read.
     pub fn sweep_record(&self, id: &str) -> Option<&crate::sweep::SweepRecord> {
         self.sweeps.get(id)
-    }
-
-    /// Pick up new run directories; returns whether any appeared.
-    pub fn rescan(&mut self) -> bool {
-        let mut added = false;
-        for r in crate::runs::list(&self.root).unwrap_or_default() {
-            if !self.runs.iter().any(|x| x.dir == r.path) {
-                let mut d = RunData::open(&r.path);
-                d.poll();
-                d.refresh_state();
-                self.runs.push(d);
-                added = true;
-            }
-        }
-        if self.runs.iter().any(|r| r.sweep_id().is_some_and(|id| !self.sweeps.contains_key(id))) {
-            let before = self.sweeps.len();
-            self.load_sweep_records();
-            added |= self.sweeps.len() != before;
-        }
-        added
-    }
-
-    /// Read new events of every run; returns whether anything changed.
-    pub fn poll(&mut self) -> bool {
-        let mut changed = false;
-        for r in &mut self.runs {
-            changed |= r.poll();
-        }
-        changed
-    }
-
-    /// Re-derive states (locks); returns whether any changed.
-    pub fn refresh_states(&mut self) -> bool {
-        self.prefetch_slurm();
-        let mut changed = false;
-        for r in &mut self.runs {
-            changed |= r.refresh_state();
-        }
-        changed
-    }
-
-    /// Ask Slurm about every Slurm run's job at once (answers are cached for the runs' refresh;
-    /// in the TUI a background thread asks, see `slurm::query_in_background`).
-    fn prefetch_slurm(&self) {
-        let jobs: Vec<String> = self
-            .runs
-            .iter()
-            .filter(|r| r.cfg.as_ref().is_some_and(crate::supervisor::slurm::is_slurm))
-            .filter_map(|r| crate::supervisor::slurm::current(&RunDir::new(&r.dir)).map(|c| c.job))
-            .collect();
-        crate::supervisor::slurm::want(&jobs);
     }
 
     pub fn get(&self, id: &str) -> Option<&RunData> {
@@ -735,9 +630,6 @@ impl Store {
             .sum()
     }
 }
-
-/// Byte scanners for the lines mixscope's own writer produces (see `store/fast.rs`).
-mod fast;
 
 #[cfg(test)]
 mod tests {
@@ -789,8 +681,7 @@ mod tests {
         w.write(&mr_es_eval(5, None)).unwrap();
         w.write(&Event::new(5, Body::Checkpoint { path: "checkpoints/5".into(), eval_loss: Some(1.5) })).unwrap();
         w.write(&Event::new(5, Body::Status { state: State::Finished, message: None })).unwrap();
-        let mut fast = RunData::open(dir.path());
-        fast.poll();
+        let fast = RunData::load(dir.path());
         // The slow path alone, for comparison.
         let mut slow = RunData::open(dir.path());
         for line in std::fs::read_to_string(&p).unwrap().lines() {
@@ -812,38 +703,6 @@ mod tests {
         assert_eq!(fast.timeline.x_of(3, XAxis::Examples, Some("en"), 0.0), Some(9.0));
         assert_eq!(fast.timeline.step_at_x(9.0, XAxis::Examples, Some("en"), 0.0), 3);
         assert_eq!(fast.bad_lines, 0);
-    }
-
-    /// The schema is stated once, in `runs::events`: every field of a train and an eval event,
-    /// as its writer writes them, is read by the fast paths. A field added to `Body::Train`
-    /// or `Body::Eval` makes the writer's line something the fast paths do not recognise, and
-    /// this test fails until they learn it (instead of every line silently taking the slow
-    /// path).
-    #[test]
-    fn every_field_of_the_schema_stays_on_the_fast_path() {
-        let mut examples = Examples::default();
-        examples.lang.insert("en".into(), 3);
-        examples.task.insert("mr".into(), 3);
-        let train = Event::new(
-            7,
-            Body::Train { loss: 1.25, lr: 1e-3, tokens: 640, tokens_per_s: 1e3, examples, grad_norm: Some(0.5) },
-        )
-        .to_line();
-        let mut r = RunData::open(Path::new("/nonexistent"));
-        assert_eq!(
-            fast::train_line(&mut r, train.as_bytes()),
-            Some(train.len() - 1),
-            "a train line of the schema falls off the fast path; teach tui/store/fast.rs its fields:\n{train}"
-        );
-        // What a new field does to the exact-layout path (so the assertion above can fail).
-        let with_new = train.replace("\"grad_norm\"", "\"new_field\":1,\"grad_norm\"");
-        assert_eq!(fast::train_line(&mut r, with_new.as_bytes()), None);
-        let eval = mr_es_eval(7, Some(vec![0.0, 1.0])).to_line();
-        assert!(
-            fast::apply(&mut r, eval.trim_end().as_bytes()),
-            "an eval line of the schema falls off the fast path; teach tui/store/fast.rs its fields:\n{eval}"
-        );
-        assert_eq!(r.evals[&("mr".to_string(), "es".to_string())].ci_at(7), Some((0.0625, 0.5)));
     }
 
     /// Languages come and go, names long and short, a huge loss, a line without grad_norm, a
@@ -877,8 +736,7 @@ mod tests {
             }
             step -= 2; // a resume from an earlier checkpoint
         }
-        let mut fast = RunData::open(dir.path());
-        fast.poll();
+        let fast = RunData::load(dir.path());
         let mut slow = RunData::open(dir.path());
         for line in std::fs::read_to_string(&p).unwrap().lines() {
             slow.apply_event(&Event::parse(line).unwrap());
@@ -937,8 +795,7 @@ mod tests {
         for map in &maps {
             let text = line(1, "\"en\":29,\"es\":13") + &line(2, map) + &line(3, "\"en\":30,\"es\":14");
             std::fs::write(&p, &text).unwrap();
-            let mut fast = RunData::open(dir.path());
-            fast.poll();
+            let fast = RunData::load(dir.path());
             let mut slow = RunData::open(dir.path());
             let mut bad = 0;
             for l in text.lines() {
@@ -976,20 +833,21 @@ mod tests {
             w.write(&ev(s, 1.0)).unwrap();
         }
         let mut r = RunData::open(dir.path());
-        assert!(r.poll());
+        let mut src = Source::new(dir.path());
+        assert!(src.poll(&mut r));
         assert_eq!(r.loss.len(), 10);
-        assert!(!r.poll(), "nothing new");
+        assert!(!src.poll(&mut r), "nothing new");
         use std::io::Write;
         let line = ev(11, 2.0).to_line();
         std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(&line.as_bytes()[..10]).unwrap();
-        r.poll();
+        src.poll(&mut r);
         assert_eq!(r.loss.len(), 10, "a torn line waits");
         // The writer died; a resumed trainer restarts from step 6.
         let mut w = EventWriter::open(&p).unwrap();
         for s in 6..=8 {
             w.write(&ev(s, 3.0)).unwrap();
         }
-        assert!(r.poll());
+        assert!(src.poll(&mut r));
         assert_eq!(r.bad_lines, 1, "the torn line is skipped and counted");
         assert_eq!(r.loss.steps, (1..=8).collect::<Vec<_>>());
         assert_eq!(r.loss.at(8), Some(3.0));
@@ -1018,13 +876,14 @@ mod tests {
         for cut in 1..line.len() {
             std::fs::write(&p, Event::new(1, body(4.0)).to_line()).unwrap();
             let mut r = RunData::open(dir.path());
-            r.poll();
+            let mut src = Source::new(dir.path());
+            src.poll(&mut r);
             let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
             f.write_all(&line.as_bytes()[..cut]).unwrap();
-            r.poll();
+            src.poll(&mut r);
             assert_eq!(r.loss.steps, [1], "cut at {cut}: nothing applied yet");
             f.write_all(&line.as_bytes()[cut..]).unwrap();
-            assert!(r.poll());
+            assert!(src.poll(&mut r));
             assert_eq!((r.loss.steps.as_slice(), r.loss.ys.as_slice()), (&[1, 2][..], &[4.0, 2.5][..]), "cut at {cut}");
             assert_eq!(r.timeline.examples.get("es"), Some(&[3.0, 3.0][..]));
             assert_eq!((r.lr, r.tokens_per_s, r.bad_lines), (Some(1e-4), Some(5.0), 0));
@@ -1055,7 +914,8 @@ mod tests {
         let long = Event::new(2, Body::Status { state: State::Running, message: Some(message.clone()) }).to_line();
         std::fs::write(&p, train(1) + &long + &train(3)).unwrap();
         let mut r = RunData::open(dir.path());
-        r.poll();
+        let mut src = Source::new(dir.path());
+        src.poll(&mut r);
         assert_eq!(r.loss.steps, [1, 3]);
         assert_eq!(r.statuses.last().and_then(|s| s.message.as_deref()), Some(message.as_str()));
         // The same line appended in three pieces, polled after each: applied once whole.
@@ -1064,14 +924,14 @@ mod tests {
         let (b, c) = b.split_at(READ_CHUNK as usize * 3 / 2);
         for (i, piece) in [a, b, c].into_iter().enumerate() {
             f.write_all(piece.as_bytes()).unwrap();
-            r.poll();
+            src.poll(&mut r);
             assert_eq!(r.statuses.len(), if i == 2 { 2 } else { 1 }, "piece {i}");
         }
         assert_eq!(r.statuses.last().and_then(|s| s.message.as_deref()), Some(message.as_str()));
         f.write_all(train(4).as_bytes()).unwrap();
-        r.poll();
+        src.poll(&mut r);
         assert_eq!((r.loss.steps.as_slice(), r.bad_lines), ([1, 3, 4].as_slice(), 0));
-        assert_eq!(r.reader.offset(), std::fs::metadata(&p).unwrap().len());
+        assert_eq!(src.offset(), std::fs::metadata(&p).unwrap().len());
     }
 
     /// The learning rate and tokens/s shown are the last train line's: across the reader's
@@ -1105,17 +965,18 @@ mod tests {
         }
         check(&mut w).unwrap();
         let mut r = RunData::open(dir.path());
-        r.poll();
+        let mut src = Source::new(dir.path());
+        src.poll(&mut r);
         assert_eq!(r.loss.len(), steps);
         assert_eq!((r.lr, r.tokens_per_s), (Some(1e-3 / steps as f64), Some(1000.0 + steps as f64)));
         for s in steps as u64 + 1..=steps as u64 + 3 {
             w.write(&train(s)).unwrap();
         }
-        r.poll();
+        src.poll(&mut r);
         let last = steps as u64 + 3;
         assert_eq!((r.lr, r.tokens_per_s), (Some(1e-3 / last as f64), Some(1000.0 + last as f64)));
         check(&mut w).unwrap();
-        assert!(r.poll());
+        assert!(src.poll(&mut r));
         assert_eq!((r.lr, r.tokens_per_s), (Some(1e-3 / last as f64), Some(1000.0 + last as f64)));
     }
 }

@@ -88,8 +88,7 @@ proptest! {
         prop_assert!(events.len() + bad.len() <= lines);
         // The TUI's fast scanner reads the same file without panicking and never draws a
         // point the supervisor's parser rejected.
-        let mut r = RunData::open(&dir);
-        r.poll();
+        let r = RunData::load(&dir);
         let trains = events.iter().filter(|e| matches!(e.body, Body::Train { .. })).count();
         prop_assert!(r.loss.len() <= trains, "{} points from {} train events", r.loss.len(), trains);
     }
@@ -122,8 +121,7 @@ proptest! {
         let dir = t.path().join("r");
         write_run(&dir, &file);
         let (events, _, _) = read_all(&dir.join("events.jsonl")).unwrap();
-        let mut r = RunData::open(&dir);
-        r.poll();
+        let r = RunData::load(&dir);
         // The parser's train events, folded as a series folds them (a step at or before the
         // last replaces the tail from there).
         let mut want: Vec<(u64, f32)> = Vec::new();
@@ -150,7 +148,7 @@ proptest! {
         let dir = t.path().join("r");
         write_run(&dir, &bytes);
         read_all(&dir.join("events.jsonl")).unwrap();
-        RunData::open(&dir).poll();
+        RunData::load(&dir);
     }
 
     #[test]
@@ -242,8 +240,7 @@ fn regression_lines_the_strict_parser_rejects_are_not_points() {
         write_run(&dir, format!("{line}\n").as_bytes());
         let (events, bad, _) = read_all(&dir.join("events.jsonl")).unwrap();
         assert_eq!((events.len(), bad.len()), (1, 0), "{line}");
-        let mut r = RunData::open(&dir);
-        r.poll();
+        let r = RunData::load(&dir);
         assert_eq!(r.loss.len(), 1, "{line}");
         assert_eq!(r.loss.ys, [2.5], "{line}");
         assert_eq!(
@@ -257,8 +254,7 @@ fn regression_lines_the_strict_parser_rejects_are_not_points() {
         let dir = t.path().join("r");
         write_run(&dir, format!("{line}\n").as_bytes());
         let (events, _, _) = read_all(&dir.join("events.jsonl")).unwrap();
-        let mut r = RunData::open(&dir);
-        r.poll();
+        let r = RunData::load(&dir);
         assert_eq!(r.loss.len(), events.len(), "{line}");
         assert_eq!(events.len(), usize::from(line == ok), "{line}");
     }

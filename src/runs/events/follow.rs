@@ -1,6 +1,7 @@
 //! The one follower of `events.jsonl` (and any append-only line file): offsets, torn last
-//! lines, truncation and replacement. The TUI's store, [`super::EventTail`] and
-//! [`super::read_all`] all read through it.
+//! lines, truncation and replacement. Every reader of a run's events reads through it, with a
+//! [`super::decode::Decoder`]: the TUI's collector, [`super::EventTail`] and
+//! [`super::read_all`] (and so `report`, `analysis`, `ls`, `compare`).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -14,14 +15,11 @@ pub struct Follower {
     offset: u64,
     ino: u64,
     partial: Vec<u8>,
-    /// A copy of the last line the callback asked to keep (copied once per chunk read, not
-    /// per line).
-    kept: Vec<u8>,
 }
 
 impl Follower {
     pub fn new(path: PathBuf) -> Follower {
-        Follower { path, offset: 0, ino: 0, partial: Vec::new(), kept: Vec::new() }
+        Follower { path, offset: 0, ino: 0, partial: Vec::new() }
     }
 
     pub fn path(&self) -> &Path {
@@ -38,18 +36,12 @@ impl Follower {
         !self.partial.is_empty()
     }
 
-    /// The last line the callback of [`Follower::read`] asked to keep.
-    pub fn kept(&self) -> &[u8] {
-        &self.kept
-    }
-
     /// Feed every complete new line to `f`: it is given the unread rest of a chunk, consumes
-    /// the line at its start and returns that line's length (without its newline) and whether
-    /// to keep a copy of it, or `None` when no whole line is left (the rest waits for more).
-    /// The copy kept is of the last such line. Returns true when the file shrank or was
+    /// the line at its start and returns that line's length (without its newline), or `None`
+    /// when no whole line is left (the rest waits for more). Returns true when the file shrank or was
     /// replaced: the follower is then back at the start, and the caller starts over (its
     /// earlier lines are gone). A file that cannot be opened has no lines yet.
-    pub fn read(&mut self, mut f: impl FnMut(&[u8]) -> Option<(usize, bool)>) -> bool {
+    pub fn read(&mut self, mut f: impl FnMut(&[u8]) -> Option<usize>) -> bool {
         #[cfg(unix)]
         let ino_of = |m: &std::fs::Metadata| std::os::unix::fs::MetadataExt::ino(m);
         #[cfg(not(unix))]
@@ -101,16 +93,8 @@ impl Follower {
                 Err(_) => break,
             }
             let mut pos = 0;
-            let mut keep = None;
-            while let Some((n, kept)) = f(&buf[pos..filled]) {
-                if kept {
-                    keep = Some(pos..pos + n);
-                }
+            while let Some(n) = f(&buf[pos..filled]) {
                 pos += n + 1;
-            }
-            if let Some(k) = keep {
-                self.kept.clear();
-                self.kept.extend_from_slice(&buf[k]);
             }
             self.offset += pos as u64;
             buf.copy_within(pos..filled, 0);

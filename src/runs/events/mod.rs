@@ -6,6 +6,8 @@
 //! its own. Readers skip lines that do not parse (reporting them), ignore unknown kinds and
 //! fields, keep an unfinished last line for the next read, and start over when the file shrinks.
 
+pub mod decode;
+mod fast;
 pub mod follow;
 
 use std::collections::BTreeMap;
@@ -13,6 +15,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use decode::{Decoded, Decoder};
 use follow::Follower;
 
 use anyhow::{Context, Result};
@@ -290,7 +293,7 @@ pub struct BadLine {
 /// Follows an events file: each [`EventTail::poll`] returns the events appended since the last.
 pub struct EventTail {
     follower: Follower,
-    line: u64,
+    decoder: Decoder,
     /// Lines skipped because they do not parse.
     pub bad: Vec<BadLine>,
 }
@@ -305,7 +308,7 @@ pub struct Polled {
 
 impl EventTail {
     pub fn new(path: &Path) -> EventTail {
-        EventTail { follower: Follower::new(path.to_path_buf()), line: 0, bad: Vec::new() }
+        EventTail { follower: Follower::new(path.to_path_buf()), decoder: Decoder::strict(), bad: Vec::new() }
     }
 
     /// Bytes consumed so far (whole lines).
@@ -324,7 +327,6 @@ impl EventTail {
         if self.read_into(&mut out.events) {
             out.reset = true;
             out.events.clear();
-            self.line = 0;
             self.bad.clear();
             self.read_into(&mut out.events);
         }
@@ -333,21 +335,11 @@ impl EventTail {
 
     /// One read of the follower; true when it found the file shrunk or replaced.
     fn read_into(&mut self, events: &mut Vec<Event>) -> bool {
-        let (line_no, bad) = (&mut self.line, &mut self.bad);
-        self.follower.read(|rest| {
-            let n = memchr::memchr(b'\n', rest)?;
-            let line = &rest[..n];
-            *line_no += 1;
-            if !line.iter().all(|b| b.is_ascii_whitespace()) {
-                match std::str::from_utf8(line) {
-                    Ok(s) => match Event::parse(s) {
-                        Ok(ev) => events.push(ev),
-                        Err(reason) => bad.push(BadLine { line: *line_no, reason }),
-                    },
-                    Err(_) => bad.push(BadLine { line: *line_no, reason: "invalid UTF-8".into() }),
-                }
-            }
-            Some((n, false))
+        let bad = &mut self.bad;
+        self.decoder.read(&mut self.follower, |d| match d {
+            Decoded::Event(e) => events.push(e),
+            Decoded::Bad(b) => bad.push(b),
+            Decoded::Train(_) | Decoded::Eval(_) => unreachable!("a strict decoder hands over events only"),
         })
     }
 }

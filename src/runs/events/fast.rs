@@ -1,7 +1,8 @@
-//! A zero-allocation scanner for the lines mixscope's own writer produces: what the TUI reads
-//! instead of the strict parser, agreeing with it line by line (tests/it/fuzz.rs, fuzz/events).
+//! A zero-allocation scanner for the lines mixscope's own writer produces: what the fast
+//! [`super::decode::Decoder`] reads instead of the strict parser, agreeing with it line by line
+//! (tests/it/fuzz.rs, fuzz/events). Private to `runs::events`.
 
-use super::RunData;
+use super::decode::EvalPoint;
 
 struct Sc<'a> {
     b: &'a [u8],
@@ -336,16 +337,40 @@ struct Fields<'a> {
     examples_at: Option<usize>,
 }
 
-/// Apply a train or eval line; false (nothing applied) for anything else or any surprise.
-pub(super) fn apply(r: &mut RunData, line: &[u8]) -> bool {
+/// What [`train_line`] and [`line`] keep between lines, so that nothing is allocated per
+/// line: the `(tag, count)` pairs of the train line being read, and the language keys of the
+/// last train line the exact-layout path read.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Scratch {
+    pub(super) counts: Vec<(u64, u64)>,
+    keys: LangKeys,
+}
+
+/// A train line's numbers; its example counts per language are in [`Scratch::counts`].
+pub(super) struct Train {
+    pub(super) step: u64,
+    pub(super) time: f64,
+    pub(super) loss: f64,
+    pub(super) lr: f64,
+    pub(super) tokens: u64,
+    pub(super) tokens_per_s: f64,
+}
+
+/// A line the scanner decoded.
+pub(super) enum Line<'a> {
+    Train(Train),
+    Eval(EvalPoint<'a>),
+}
+
+/// Decode a train or eval line; `None` for anything else or any surprise (the strict parser
+/// then decides).
+pub(super) fn line<'a>(s: &mut Scratch, line: &'a [u8]) -> Option<Line<'a>> {
     // Invalid UTF-8 anywhere makes the line invalid JSON: the strict parser reports it.
-    if std::str::from_utf8(line).is_err() {
-        return false;
-    }
+    std::str::from_utf8(line).ok()?;
     let mut sc = Sc { b: line, i: 0 };
     let mut f = Fields::default();
     let mut seen: u32 = 0;
-    let ok = sc.object(|sc, k| {
+    sc.object(|sc, k| {
         // Every field the strict parser knows is checked as it checks it: its type (null
         // allowed where the field is optional there) and at most once (a repeated field is
         // an error there).
@@ -395,78 +420,82 @@ pub(super) fn apply(r: &mut RunData, line: &[u8]) -> bool {
             _ => sc.skip()?,
         }
         Some(())
-    });
+    })?;
     // Anything after the object (but whitespace) is not JSON: the strict parser decides.
     sc.ws();
-    if ok.is_none() || !f.v || sc.i != sc.b.len() {
-        return false;
+    if !f.v || sc.i != sc.b.len() {
+        return None;
     }
-    let (Some(step), Some(time)) = (f.step, f.time) else { return false };
-    match f.kind {
-        Some(b"train") => {
-            let (Some(loss), Some(lr), Some(tokens), Some(tps)) = (f.loss, f.lr, f.tokens, f.tps) else {
-                return false;
-            };
-            r.note_time(time);
-            r.timeline.push(step, time, tokens as f64);
+    let (step, time) = (f.step?, f.time?);
+    match f.kind? {
+        b"train" => {
+            s.counts.clear();
             if let Some(at) = f.examples_at {
-                let mut ex = Sc { b: line, i: at };
-                let _ = ex.object(|sc, k| {
-                    if k == b"lang" {
-                        sc.object(|sc, l| {
-                            let c = sc.uint()? as f64;
-                            r.timeline.set_examples(std::str::from_utf8(l).ok()?, c);
-                            Some(())
-                        })
-                    } else {
-                        sc.skip()
+                // Counts by tag, as the exact-layout path hands them over: names of at most
+                // eight bytes, sorted without repeats (serde's map folds repeats and sorts;
+                // such a line goes to it).
+                let counts = &mut s.counts;
+                Sc { b: line, i: at }.object(|sc, k| {
+                    if k != b"lang" {
+                        return sc.skip();
                     }
-                });
+                    sc.object(|sc, l| {
+                        let tag = tag_of(l)?;
+                        let c = sc.uint()?;
+                        if counts.last().is_some_and(|&(last, _)| last >= tag) {
+                            return None;
+                        }
+                        counts.push((tag, c));
+                        Some(())
+                    })
+                })?;
             }
-            r.loss.push(step, loss as f32);
-            r.set_rates(lr, tps);
-            true
+            Some(Line::Train(Train { step, time, loss: f.loss?, lr: f.lr?, tokens: f.tokens?, tokens_per_s: f.tps? }))
         }
-        Some(b"eval") => {
-            let (Some(task), Some(lang), Some(group), Some(metric)) = (f.task, f.lang, f.group, f.metric) else {
-                return false;
-            };
-            r.note_time(time);
-            r.apply_eval(
-                step,
-                task,
-                lang,
-                group,
-                f.loss.unwrap_or(f64::NAN),
-                metric,
-                f.value.unwrap_or(f64::NAN),
-                f.n.unwrap_or(0),
-                f.lang_ok,
-                f.ci,
-            );
-            true
-        }
-        _ => false,
+        b"eval" => Some(Line::Eval(EvalPoint {
+            step,
+            time,
+            task: f.task?,
+            lang: f.lang?,
+            group: f.group?,
+            loss: f.loss.unwrap_or(f64::NAN),
+            metric: f.metric?,
+            value: f.value.unwrap_or(f64::NAN),
+            n: f.n.unwrap_or(0),
+            lang_ok: f.lang_ok,
+            ci: f.ci,
+        })),
+        _ => None,
     }
+}
+
+/// The tag of a name of at most eight bytes (see [`tag`]); `None` for a longer one.
+fn tag_of(name: &[u8]) -> Option<u64> {
+    if name.len() > 8 {
+        return None;
+    }
+    let mut w = [0u8; 8];
+    w[..name.len()].copy_from_slice(name);
+    Some(tag(u64::from_le_bytes(w), name.len()))
 }
 
 /// The layout of a train line as mixscope's writer lays it out (serde's field order, no
 /// spaces): matched literally, so that the common line costs a few compares and its numbers.
 /// Anything else — another order, spaces, `null`, escapes, a missing field — returns `None` and
-/// the line goes to [`apply`], which reads any JSON.
+/// the line goes to [`line`], which reads any JSON.
 ///
 /// `rest` is the unread part of a chunk: the line is matched from its start up to its newline
 /// (none of the layout's parts can hold one), and its length is returned without a search for
-/// the newline first. A line cut short (no newline yet) is not applied.
-pub(super) fn train_line(r: &mut RunData, rest: &[u8]) -> Option<usize> {
+/// the newline first. A line cut short (no newline yet) is not decoded.
+pub(super) fn train_line(s: &mut Scratch, rest: &[u8]) -> Option<(usize, Train)> {
     /// Languages a line may name and still take this path.
     const MAX_LANGS: usize = 32;
     let mut t = Tpl { b: rest, i: 0 };
-    // (tag, count): a name is rebuilt from its tag (see [`tag_name`]) only when it is new to
-    // the run.
-    let counts = &mut r.line_counts;
+    // (tag, count): a name is rebuilt from its tag (see [`tag_name`]) only by a reader that
+    // has not seen it yet.
+    let counts = &mut s.counts;
     counts.clear();
-    let keys = &r.lang_keys;
+    let keys = &s.keys;
     let mut fresh_keys = false;
     let parsed = (|| {
         t.lit(b"{\"v\":1,\"step\":")?;
@@ -476,11 +505,11 @@ pub(super) fn train_line(r: &mut RunData, rest: &[u8]) -> Option<usize> {
         t.lit(b",\"kind\":\"train\",\"loss\":")?;
         let loss = t.num()?;
         t.lit(b",\"lr\":")?;
-        let lr = t.skip_num()?;
+        let lr = t.num()?;
         t.lit(b",\"tokens\":")?;
         let tokens = t.uint()?;
         t.lit(b",\"tokens_per_s\":")?;
-        let tps = t.skip_num()?;
+        let tokens_per_s = t.num()?;
         t.lit(b",\"examples\":{\"lang\":{")?;
         // Most lines name the languages of the line before: matched key by key, one compare
         // each. Otherwise (or on any difference) the map is read afresh.
@@ -508,19 +537,13 @@ pub(super) fn train_line(r: &mut RunData, rest: &[u8]) -> Option<usize> {
             t.skip_num()?;
         }
         t.lit(b"}")?;
-        (t.b.get(t.i) == Some(&b'\n')).then_some((step, time, loss, lr, tokens, tps))
+        (t.b.get(t.i) == Some(&b'\n')).then_some(Train { step, time, loss, lr, tokens, tokens_per_s })
     })();
-    let (step, time, loss, lr, tokens, tps) = parsed?;
+    let train = parsed?;
     if fresh_keys {
-        r.lang_keys = LangKeys::of(&r.line_counts);
+        s.keys = LangKeys::of(&s.counts);
     }
-    r.note_time(time);
-    r.timeline.push_counts(step, time, tokens as f64, &r.line_counts);
-    r.loss.push(step, loss as f32);
-    // Only the last line's rate and learning rate are shown: where they are is noted, and
-    // read from the reader's copy of the line when the poll ends (see `Rates`).
-    r.rates.keep(lr, tps);
-    Some(t.i)
+    Some((t.i, train))
 }
 
 /// The language keys of the last train line read by [`train_line`], each as the word of its
@@ -528,7 +551,7 @@ pub(super) fn train_line(r: &mut RunData, rest: &[u8]) -> Option<usize> {
 /// naming the same languages is matched with one compare per key. Empty when that line named
 /// none, or a longer key.
 #[derive(Debug, Clone, Default)]
-pub(super) struct LangKeys(Vec<KnownKey>);
+struct LangKeys(Vec<KnownKey>);
 
 #[derive(Debug, Clone, Copy)]
 struct KnownKey {
@@ -994,11 +1017,6 @@ fn digit_count(x: u64) -> u32 {
                               // later bytes, so the first non-digit is always found (what follows it does not matter).
     let not_digit = (t.wrapping_add(0x76 * LOW) | t) & (0x80 * LOW);
     not_digit.trailing_zeros() / 8
-}
-
-/// The value of a number [`Tpl::skip_num`] accepted.
-pub(super) fn number(text: &[u8]) -> f64 {
-    Tpl { b: text, i: 0 }.num().unwrap_or(f64::NAN)
 }
 
 /// The number of ASCII digits a word starts with (0..=8), and their value. The digits are

@@ -1,0 +1,287 @@
+//! Decoding the lines a [`Follower`] reads into what a reader folds: one [`Decoder`] for every
+//! reader of `events.jsonl`.
+//!
+//! The strict decoder is [`Event::parse`] (serde, the schema's statement). The fast decoder
+//! reads the writer's own train and eval lines with a byte scanner (`fast.rs`, private here)
+//! and hands them over as borrowed points, without allocating; every other line, and any line
+//! the scanner is unsure of, goes to the strict parser. Both agree line by line (the fuzz and
+//! proptest targets in tests/it/fuzz.rs and fuzz/), and a test fails when a field added to the
+//! schema falls off the fast path.
+
+use super::fast::{self, Scratch};
+use super::follow::Follower;
+use super::{BadLine, Body, Event, Examples};
+
+/// A language's name of at most eight bytes as a number that orders as the name does (its
+/// bytes big-endian, zero-padded): the fast decoder hands example counts over by tag, so that
+/// a reader that keeps one column per language merges a line's counts by integer compares.
+pub type LangTag = u64;
+
+/// The tag of the first eight bytes of `name`, and whether the name is longer.
+pub fn lang_tag(name: &str) -> (LangTag, bool) {
+    let b = name.as_bytes();
+    let head = &b[..b.len().min(8)];
+    let mut w = [0u8; 8];
+    w[..head.len()].copy_from_slice(head);
+    (fast::tag(u64::from_le_bytes(w), head.len()), b.len() > 8)
+}
+
+/// The name a tag holds.
+pub fn lang_name(tag: LangTag) -> String {
+    fast::tag_name(tag)
+}
+
+/// A train event as the fast decoder hands it over. `langs` are the cumulative examples per
+/// language, sorted by tag, without repeats; the per-task counts and `grad_norm` are checked but
+/// not handed over (a reader that wants them decodes strictly).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainPoint<'a> {
+    pub step: u64,
+    pub time: f64,
+    pub loss: f64,
+    pub lr: f64,
+    pub tokens: u64,
+    pub tokens_per_s: f64,
+    pub langs: &'a [(LangTag, u64)],
+}
+
+/// An eval event as the fast decoder hands it over, borrowed from its line: `scores` is checked
+/// but not handed over. A missing loss or value is NaN and a missing `n` is 0, as in
+/// [`super::Body::Eval`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvalPoint<'a> {
+    pub step: u64,
+    pub time: f64,
+    pub task: &'a str,
+    pub lang: &'a str,
+    pub group: &'a str,
+    pub loss: f64,
+    pub metric: &'a str,
+    pub value: f64,
+    pub n: u64,
+    pub lang_ok: Option<f64>,
+    pub ci: Option<[f64; 2]>,
+}
+
+impl TrainPoint<'_> {
+    /// As an event (without the per-task counts and `grad_norm`, which points do not carry).
+    pub fn to_event(&self) -> Event {
+        let lang = self.langs.iter().map(|&(tag, n)| (lang_name(tag), n)).collect();
+        let examples = Examples { lang, task: Default::default() };
+        let (loss, lr, tokens, tokens_per_s) = (self.loss, self.lr, self.tokens, self.tokens_per_s);
+        let body = Body::Train { loss, lr, tokens, tokens_per_s, examples, grad_norm: None };
+        Event { v: super::VERSION, step: self.step, time: self.time, body }
+    }
+}
+
+impl EvalPoint<'_> {
+    /// As an event (without `scores`, which points do not carry).
+    pub fn to_event(&self) -> Event {
+        let body = Body::Eval {
+            task: self.task.to_string(),
+            lang: self.lang.to_string(),
+            group: self.group.to_string(),
+            loss: self.loss,
+            metric: self.metric.to_string(),
+            value: self.value,
+            n: self.n,
+            lang_ok: self.lang_ok,
+            scores: None,
+            ci: self.ci,
+        };
+        Event { v: super::VERSION, step: self.step, time: self.time, body }
+    }
+}
+
+/// One line, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded<'a> {
+    Train(TrainPoint<'a>),
+    Eval(EvalPoint<'a>),
+    /// Any event the fast path did not take (every event, when decoding strictly), of any
+    /// kind: a train event with a language name longer than eight bytes comes this way.
+    Event(Event),
+    /// A line that does not parse (skipped; the reader may count or report it).
+    Bad(BadLine),
+}
+
+/// Decodes the lines of one events file, as a [`Follower`] reads them, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct Decoder {
+    strict: bool,
+    /// Lines decoded so far (for [`BadLine::line`]).
+    line: u64,
+    scratch: Scratch,
+}
+
+impl Decoder {
+    /// The fast decoder: train and eval lines as points, the rest as events.
+    pub fn fast() -> Decoder {
+        Decoder::default()
+    }
+
+    /// Every line strictly, as an [`Event`] (with every field, e.g. eval `scores`).
+    pub fn strict() -> Decoder {
+        Decoder { strict: true, ..Decoder::default() }
+    }
+
+    /// Decode every complete line appended since the last read, in order, into `sink`.
+    /// Returns true when the file shrank or was replaced: what was decoded before is void, and
+    /// the caller starts over (and reads again).
+    pub fn read(&mut self, follower: &mut Follower, mut sink: impl FnMut(Decoded<'_>)) -> bool {
+        let reset = follower.read(|rest| self.next(rest, &mut sink));
+        if reset {
+            self.line = 0;
+        }
+        reset
+    }
+
+    /// Decode the line at the start of `rest` (the unread part of a chunk); its length without
+    /// the newline, or `None` when `rest` holds no whole line.
+    #[inline]
+    fn next(&mut self, rest: &[u8], sink: &mut impl FnMut(Decoded<'_>)) -> Option<usize> {
+        // The exact layout is recognised in place, up to its newline: no search for the end.
+        if !self.strict {
+            if let Some((n, t)) = fast::train_line(&mut self.scratch, rest) {
+                self.line += 1;
+                sink(Decoded::Train(self.train_point(t)));
+                return Some(n);
+            }
+        }
+        let n = memchr::memchr(b'\n', rest)?;
+        let line = &rest[..n];
+        self.line += 1;
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            return Some(n);
+        }
+        if !self.strict {
+            match fast::line(&mut self.scratch, line) {
+                Some(fast::Line::Train(t)) => sink(Decoded::Train(self.train_point(t))),
+                Some(fast::Line::Eval(e)) => sink(Decoded::Eval(e)),
+                None => self.decode_strictly(line, sink),
+            }
+            return Some(n);
+        }
+        self.decode_strictly(line, sink);
+        Some(n)
+    }
+
+    fn train_point(&self, t: fast::Train) -> TrainPoint<'_> {
+        let fast::Train { step, time, loss, lr, tokens, tokens_per_s } = t;
+        TrainPoint { step, time, loss, lr, tokens, tokens_per_s, langs: &self.scratch.counts }
+    }
+
+    fn decode_strictly(&self, line: &[u8], sink: &mut impl FnMut(Decoded<'_>)) {
+        let parsed = std::str::from_utf8(line).map_err(|_| "invalid UTF-8".to_string()).and_then(Event::parse);
+        sink(match parsed {
+            Ok(e) => Decoded::Event(e),
+            Err(reason) => Decoded::Bad(BadLine { line: self.line, reason }),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn train() -> Event {
+        let mut examples = Examples::default();
+        examples.lang.insert("en".into(), 3);
+        examples.lang.insert("zh".into(), 1);
+        examples.task.insert("mr".into(), 4);
+        let body = Body::Train { loss: 1.25, lr: 1e-3, tokens: 640, tokens_per_s: 1e3, examples, grad_norm: Some(0.5) };
+        // A time of few digits: the scanner reads a 17-digit one within an ulp of serde.
+        Event { time: 1_800_000_000.25, ..Event::new(7, body) }
+    }
+
+    fn eval() -> Event {
+        let body = Body::Eval {
+            task: "mr".into(),
+            lang: "es".into(),
+            group: "seen".into(),
+            loss: 1.5,
+            metric: "accuracy".into(),
+            value: 0.25,
+            n: 8,
+            lang_ok: Some(1.0),
+            scores: Some(vec![0.0, 1.0]),
+            ci: Some([0.0625, 0.5]),
+        };
+        Event { time: 1_800_000_000.5, ..Event::new(7, body) }
+    }
+
+    /// Decode `text` (whole lines) as a follower would hand it over.
+    fn decode(d: &mut Decoder, text: &str) -> Vec<Event> {
+        let mut out = Vec::new();
+        let mut rest = text.as_bytes();
+        while let Some(n) = d.next(rest, &mut |x| {
+            out.push(match x {
+                Decoded::Train(t) => t.to_event(),
+                Decoded::Eval(e) => e.to_event(),
+                Decoded::Event(e) => e,
+                Decoded::Bad(b) => panic!("bad line {}: {}", b.line, b.reason),
+            })
+        }) {
+            rest = &rest[n + 1..];
+        }
+        out
+    }
+
+    /// The schema is stated once, in `runs::events` (`Body`): every field of a train and an
+    /// eval event, as the writer writes them, is read by the fast paths. A field added to
+    /// `Body::Train` changes the writer's line, and this test fails until `fast.rs` learns it
+    /// (instead of every line silently taking a slower path).
+    #[test]
+    fn every_field_of_the_schema_stays_on_the_fast_path() {
+        let line = train().to_line();
+        let mut s = Scratch::default();
+        let taken = fast::train_line(&mut s, line.as_bytes()).map(|(n, _)| n);
+        assert_eq!(
+            taken,
+            Some(line.len() - 1),
+            "a train line falls off the fast path; teach runs/events/fast.rs:\n{line}"
+        );
+        // What a new field does to the exact-layout path (so the assertion above can fail).
+        let with_new = line.replace("\"grad_norm\"", "\"new_field\":1,\"grad_norm\"");
+        assert!(fast::train_line(&mut s, with_new.as_bytes()).is_none());
+        let line = eval().to_line();
+        assert!(
+            matches!(fast::line(&mut s, line.trim_end().as_bytes()), Some(fast::Line::Eval(_))),
+            "an eval line falls off the fast path; teach runs/events/fast.rs:\n{line}"
+        );
+    }
+
+    /// The fast decoder hands over what the strict one reads, but for what points leave out
+    /// (per-task counts, grad_norm, scores); a line with a field it does not know is still
+    /// decoded, by the scanner.
+    #[test]
+    fn fast_points_are_the_strict_events() {
+        let strip = |mut e: Event| {
+            match &mut e.body {
+                Body::Train { examples, grad_norm, .. } => (examples.task.clear(), *grad_norm = None).0,
+                Body::Eval { scores, .. } => *scores = None,
+                _ => {}
+            }
+            e
+        };
+        let status = Event::new(8, Body::Status { state: super::super::State::Finished, message: None });
+        let with_new = train().to_line().replace("\"grad_norm\"", "\"new_field\":[1,{}],\"grad_norm\"");
+        let text = [train().to_line(), eval().to_line(), with_new, status.to_line()].concat();
+        let strict = decode(&mut Decoder::strict(), &text);
+        assert_eq!(strict.len(), 4);
+        let fast = decode(&mut Decoder::fast(), &text);
+        assert_eq!(fast, strict.into_iter().map(strip).collect::<Vec<_>>());
+        // Language names: up to eight bytes by tag, longer ones as strict events.
+        for name in ["en", "zh-Hant", "abcdefgh", "x-longer-name", "é"] {
+            let (tag, longer) = lang_tag(name);
+            assert_eq!(longer, name.len() > 8);
+            if !longer {
+                assert_eq!(lang_name(tag), name);
+            }
+            let line = train().to_line().replace("\"zh\"", &format!("\"{name}\""));
+            let got = decode(&mut Decoder::fast(), &line);
+            let Body::Train { examples, .. } = &got[0].body else { panic!("{got:?}") };
+            assert_eq!(examples.lang.get(name), Some(&1), "{name}");
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! The collector: everything the TUI reads from disk and from the system, off the UI thread
+//! (as bottom's harvester does). It follows every run's `events.jsonl`, scans the runs root for
+//! new runs and sweep records, observes run states (locks, processes, Slurm) and samples
+//! `/proc`, and sends what changed as [`Delta`]s; the event loop folds them into the
+//! [`Store`] and draws. The first frame is drawn before the root has been read.
+//!
+//! [`Collector`] does the work in plain calls (tests and `bench tui` drive it directly);
+//! [`spawn`] runs it in a thread, woken by file events (paced: see [`DataPacer`]), by the event
+//! loop, and by its own clock.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::runs::events::decode::Decoded;
+use crate::runs::events::{Body, Event, State};
+use crate::runs::RunDir;
+use crate::supervisor::slurm::{self, SlurmView};
+
+use super::app::SystemStats;
+use super::store::{RunData, Source, Store};
+use super::DataPacer;
+
+/// What changed, as the event loop folds it into its state.
+#[derive(Debug)]
+pub enum Delta {
+    /// The root as first read (or read again on request).
+    Loaded(Store),
+    /// A run directory that appeared, read.
+    Added(RunData),
+    /// A run whose events file was truncated or replaced, read afresh.
+    Replaced(RunData),
+    /// Events appended to a run's file, in file order, and lines that did not parse.
+    Events { dir: PathBuf, events: Vec<Event>, bad: usize },
+    /// A run's state changed.
+    Seen { dir: PathBuf, seen: Seen },
+    /// A sweep's record, once written.
+    Sweep(String, crate::sweep::SweepRecord),
+    /// A sample of the system's CPU, memory and GPUs.
+    System(SystemStats),
+}
+
+/// A run's state as its last status event, its locks, its process and its scheduler tell it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub state: State,
+    pub message: Option<String>,
+    pub alive: bool,
+    pub slurm: Option<SlurmView>,
+}
+
+/// One run followed: its source, and what its state is derived from.
+struct Watched {
+    dir: PathBuf,
+    source: Source,
+    slurm: bool,
+    /// The sweep the run is a point of.
+    sweep: Option<String>,
+    /// The last status event's state and message, and the time of the last `queued` one.
+    last: Option<(State, Option<String>)>,
+    queued_at: Option<f64>,
+    seen: Option<Seen>,
+}
+
+impl Watched {
+    /// Read a run directory whole.
+    fn read(dir: &Path) -> (Watched, RunData) {
+        let mut r = RunData::open(dir);
+        let mut source = Source::new(dir);
+        source.poll(&mut r);
+        let mut w = Watched {
+            dir: dir.to_path_buf(),
+            source,
+            slurm: r.cfg.as_ref().is_some_and(slurm::is_slurm),
+            sweep: r.sweep_id().map(str::to_string),
+            last: None,
+            queued_at: None,
+            seen: None,
+        };
+        for s in &r.statuses {
+            w.note_status(s.state, &s.message, s.time);
+        }
+        let seen = w.observe();
+        set_seen(&mut r, &seen);
+        w.seen = Some(seen);
+        (w, r)
+    }
+
+    fn note_status(&mut self, state: State, message: &Option<String>, time: f64) {
+        self.last = Some((state, message.clone()));
+        if state == State::Queued {
+            self.queued_at = Some(time);
+        }
+    }
+
+    fn observe(&self) -> Seen {
+        let run = RunDir::new(&self.dir);
+        let (state, message, alive, slurm) =
+            crate::supervisor::status::observe(&run, self.slurm, self.last.clone(), self.queued_at);
+        Seen { state, message, alive, slurm }
+    }
+
+    fn slurm_job(&self) -> Option<String> {
+        self.slurm.then(|| slurm::current(&RunDir::new(&self.dir)).map(|c| c.job)).flatten()
+    }
+}
+
+/// Set a run's state fields.
+pub fn set_seen(r: &mut RunData, s: &Seen) {
+    r.state = s.state;
+    r.message = s.message.clone();
+    r.alive = s.alive;
+    r.slurm = s.slurm.clone();
+}
+
+/// Follows a runs root; each call appends what changed to `out`.
+pub struct Collector {
+    root: PathBuf,
+    runs: Vec<Watched>,
+    /// Sweeps whose record has been read.
+    sweeps: BTreeSet<String>,
+    system: SystemStats,
+}
+
+impl Collector {
+    /// Read every run under the root, in parallel: the collector that follows them, and the
+    /// store as read.
+    pub fn load(root: &Path) -> (Collector, Store) {
+        use rayon::prelude::*;
+        let dirs: Vec<PathBuf> = crate::runs::list(root).unwrap_or_default().into_iter().map(|r| r.path).collect();
+        let jobs: Vec<String> = dirs.iter().filter_map(|d| slurm::current(&RunDir::new(d)).map(|c| c.job)).collect();
+        if !jobs.is_empty() {
+            slurm::prefetch(&jobs);
+        }
+        let (runs, data): (Vec<Watched>, Vec<RunData>) = dirs.par_iter().map(|d| Watched::read(d)).unzip();
+        let mut store = Store::from_runs(root, data);
+        let mut c =
+            Collector { root: root.to_path_buf(), runs, sweeps: BTreeSet::new(), system: SystemStats::default() };
+        let mut out = Vec::new();
+        c.read_sweep_records(store.runs.iter().filter_map(RunData::sweep_id).map(str::to_string).collect(), &mut out);
+        for d in out {
+            store.apply(d);
+        }
+        (c, store)
+    }
+
+    /// Events appended to every run since the last poll.
+    pub fn poll(&mut self, out: &mut Vec<Delta>) {
+        for w in &mut self.runs {
+            let (mut events, mut bad) = (Vec::new(), 0);
+            let reset = w.source.read(|d| match d {
+                Decoded::Train(t) => events.push(t.to_event()),
+                Decoded::Eval(e) => events.push(e.to_event()),
+                Decoded::Event(e) => events.push(e),
+                Decoded::Bad(_) => bad += 1,
+            });
+            if reset {
+                let (fresh, r) = Watched::read(&w.dir);
+                *w = fresh;
+                out.push(Delta::Replaced(r));
+                continue;
+            }
+            for e in &events {
+                if let Body::Status { state, message } = &e.body {
+                    w.note_status(*state, message, e.time);
+                }
+            }
+            if !events.is_empty() || bad > 0 {
+                out.push(Delta::Events { dir: w.dir.clone(), events, bad });
+            }
+        }
+    }
+
+    /// Run directories that appeared, and sweep records written since.
+    pub fn rescan(&mut self, out: &mut Vec<Delta>) {
+        for r in crate::runs::list(&self.root).unwrap_or_default() {
+            if !self.runs.iter().any(|w| w.dir == r.path) {
+                let (w, data) = Watched::read(&r.path);
+                self.runs.push(w);
+                out.push(Delta::Added(data));
+            }
+        }
+        // A sweep's runs may appear before its record: look again for those not read yet.
+        let sweeps = self.runs.iter().filter_map(|w| w.sweep.clone()).filter(|id| !self.sweeps.contains(id)).collect();
+        self.read_sweep_records(sweeps, out);
+    }
+
+    fn read_sweep_records(&mut self, ids: Vec<String>, out: &mut Vec<Delta>) {
+        for id in ids {
+            if self.sweeps.contains(&id) {
+                continue;
+            }
+            if let Some(rec) = crate::sweep::read_record(&self.root, &id) {
+                self.sweeps.insert(id.clone());
+                out.push(Delta::Sweep(id, rec));
+            }
+        }
+    }
+
+    /// Every run's state, observed afresh: those that changed.
+    pub fn refresh_states(&mut self, out: &mut Vec<Delta>) {
+        // Slurm is asked about every Slurm run's job at once (in a background thread; the
+        // answers are cached for `observe`).
+        let jobs: Vec<String> = self.runs.iter().filter_map(Watched::slurm_job).collect();
+        slurm::want(&jobs);
+        for w in &mut self.runs {
+            let seen = w.observe();
+            if w.seen.as_ref() != Some(&seen) {
+                w.seen = Some(seen.clone());
+                out.push(Delta::Seen { dir: w.dir.clone(), seen });
+            }
+        }
+    }
+
+    /// A sample of the system.
+    pub fn sample_system(&mut self, out: &mut Vec<Delta>) {
+        self.system.sample();
+        out.push(Delta::System(self.system.clone()));
+    }
+
+    /// New events, and then (when `slow`) new runs, states and the system.
+    pub fn collect(&mut self, slow: bool) -> Vec<Delta> {
+        let mut out = Vec::new();
+        self.poll(&mut out);
+        if slow {
+            self.rescan(&mut out);
+            self.refresh_states(&mut out);
+        } else if !out.is_empty() {
+            // A status event may change a state at once (paused, finished).
+            self.refresh_states(&mut out);
+        }
+        out
+    }
+}
+
+/// What wakes the collector's thread besides its clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A file under the root changed (from the watcher): read, paced.
+    Files,
+    /// Look at everything now (after a request to the supervisor).
+    Now,
+    /// Read the root again from scratch.
+    Reload,
+}
+
+/// How often runs are polled without file events (a fallback: events can be missed), and how
+/// often states, new runs and the system are looked at.
+const POLL: Duration = Duration::from_millis(250);
+const SLOW: Duration = Duration::from_secs(1);
+
+/// Run a collector on `root` in a thread: it reads the root (sending [`Delta::Loaded`]), then
+/// watches it, sending each batch of deltas to `tx`. It stops when `tx`'s receiver is gone.
+/// Returns the sender that wakes it.
+pub fn spawn(root: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Vec<Delta>>) -> std::io::Result<mpsc::Sender<Wake>> {
+    let (wake, rx) = mpsc::channel();
+    let files = wake.clone();
+    std::thread::Builder::new().name("mixscope-collect".into()).spawn(move || {
+        // File events under the root, recursively (new runs, appended events).
+        let _ = std::fs::create_dir_all(&root);
+        let _watcher = {
+            use notify::Watcher;
+            let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                if res.is_ok_and(|ev| !matches!(ev.kind, notify::EventKind::Access(_))) {
+                    let _ = files.send(Wake::Files);
+                }
+            })
+            .ok();
+            if let Some(w) = w.as_mut() {
+                let _ = w.watch(&root, notify::RecursiveMode::Recursive);
+            }
+            w
+        };
+        let (mut c, store) = Collector::load(&root);
+        let mut first = vec![Delta::Loaded(store)];
+        c.sample_system(&mut first);
+        if tx.send(first).is_err() {
+            return;
+        }
+        let mut pacer = DataPacer::default();
+        let (mut read_at, mut next_poll, mut next_slow) = (None::<Instant>, Instant::now() + POLL, Instant::now());
+        loop {
+            let now = Instant::now();
+            let due = read_at.unwrap_or(next_poll).min(next_poll).min(next_slow);
+            let (mut poll, mut slow) = (false, false);
+            match rx.recv_timeout(due.saturating_duration_since(now)) {
+                Ok(Wake::Files) => {
+                    read_at.get_or_insert_with(|| pacer.due(now));
+                }
+                Ok(Wake::Now) => (poll, slow) = (true, true),
+                Ok(Wake::Reload) => {
+                    let (fresh, store) = Collector::load(&root);
+                    c = fresh;
+                    if tx.send(vec![Delta::Loaded(store)]).is_err() {
+                        return;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            if read_at.is_some_and(|t| t <= now) || next_poll <= now {
+                (read_at, next_poll, poll) = (None, now + POLL, true);
+            }
+            if next_slow <= now {
+                (next_slow, slow) = (now + SLOW, true);
+            }
+            if !(poll || slow) {
+                continue;
+            }
+            let mut out = c.collect(slow);
+            if slow {
+                c.sample_system(&mut out);
+            }
+            if !out.is_empty() {
+                pacer.drawn(Instant::now());
+                if tx.send(out).is_err() {
+                    return;
+                }
+            }
+        }
+    })?;
+    Ok(wake)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::events::EventWriter;
+    use crate::tui::fixtures::{self, Spec};
+
+    fn spec(id: &'static str, end: Option<(State, Option<&'static str>)>) -> Spec<'static> {
+        Spec {
+            id,
+            name: id,
+            parent: None,
+            mixture: "en=0.6,es=0.4",
+            tasks: &["mr"],
+            heldout: &["pt"],
+            from: 0,
+            to: 40,
+            max_steps: 100,
+            eval_every: 20,
+            start_time: fixtures::T0,
+            seconds_per_step: 1.0,
+            end,
+            salt: 1,
+        }
+    }
+
+    fn train(step: u64) -> Event {
+        let body = Body::Train {
+            loss: 0.5,
+            lr: 1e-3,
+            tokens: step,
+            tokens_per_s: 1.0,
+            examples: Default::default(),
+            grad_norm: None,
+        };
+        Event::new(step, body)
+    }
+
+    /// What the event loop sees of a root as it changes: the root as read, events appended,
+    /// a run that appears, a state that changes, a file replaced; nothing when nothing changed.
+    #[test]
+    fn the_collector_sends_what_changed_and_nothing_else() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        fixtures::write_run(root, &spec("a", Some((State::Paused, None)))).unwrap();
+        let (mut c, mut store) = Collector::load(root);
+        assert_eq!(store.runs.len(), 1);
+        let a = store.runs[0].dir.clone();
+        assert_eq!((store.runs[0].step(), store.runs[0].state), (40, State::Paused));
+        assert!(c.collect(true).is_empty(), "nothing changed");
+
+        // Appended events: folded as the store's own read folds them.
+        let mut w = EventWriter::open(&a.join("events.jsonl")).unwrap();
+        for s in 41..=45 {
+            w.write(&train(s)).unwrap();
+        }
+        w.write(&Event::new(45, Body::Status { state: State::Finished, message: None })).unwrap();
+        let deltas = c.collect(false);
+        assert!(matches!(&deltas[0], Delta::Events { events, bad: 0, .. } if events.len() == 6), "{deltas:?}");
+        assert!(
+            deltas.iter().any(|d| matches!(d, Delta::Seen { seen, .. } if seen.state == State::Finished)),
+            "the status event's state at once: {deltas:?}"
+        );
+        for d in deltas {
+            assert!(store.apply(d));
+        }
+        assert_eq!((store.runs[0].step(), store.runs[0].state), (45, State::Finished));
+        assert_eq!(store.runs[0].loss.len(), RunData::load(&a).loss.len());
+
+        // A new run, and then its file replaced by a shorter one.
+        fixtures::write_run(root, &spec("b", None)).unwrap();
+        let deltas = c.collect(true);
+        assert!(matches!(&deltas[..], [Delta::Added(r), ..] if r.id == "b"), "{deltas:?}");
+        for d in deltas {
+            store.apply(d);
+        }
+        assert_eq!(store.runs.len(), 2);
+        let b = root.join("b").join("events.jsonl");
+        std::fs::remove_file(&b).unwrap();
+        std::fs::write(&b, train(1).to_line()).unwrap();
+        let deltas = c.collect(false);
+        assert!(matches!(&deltas[..], [Delta::Replaced(r)] if r.loss.len() == 1), "{deltas:?}");
+        for d in deltas {
+            store.apply(d);
+        }
+        assert_eq!(store.get("b").unwrap().loss.steps, [1]);
+    }
+
+    /// The thread: the root as read first, then appended events, woken by the file watcher
+    /// (or its polling), and it stops when the event loop is gone.
+    #[test]
+    fn the_collector_thread_reads_the_root_then_follows_it() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().to_path_buf();
+        fixtures::write_run(&root, &spec("a", None)).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let wake = spawn(root.clone(), tx).unwrap();
+        let first = rx.blocking_recv().unwrap();
+        assert!(matches!(&first[0], Delta::Loaded(s) if s.runs.len() == 1));
+        assert!(first.iter().any(|d| matches!(d, Delta::System(_))));
+        EventWriter::open(&root.join("a").join("events.jsonl")).unwrap().write(&train(41)).unwrap();
+        let got = loop {
+            let batch = rx.blocking_recv().unwrap();
+            if let Some(Delta::Events { events, .. }) = batch.into_iter().find(|d| matches!(d, Delta::Events { .. })) {
+                break events;
+            }
+        };
+        assert_eq!(got.iter().map(|e| e.step).collect::<Vec<_>>(), [41]);
+        drop(rx);
+        // The thread notices the closed channel at its next send; a wake makes one happen.
+        let _ = wake.send(Wake::Now);
+    }
+}
