@@ -69,6 +69,7 @@ impl Watched {
         let mut r = RunData::open(dir);
         let mut source = Source::new(dir);
         source.poll(&mut r);
+        r.shrink_to_fit();
         let mut w = Watched {
             dir: dir.to_path_buf(),
             source,

@@ -66,8 +66,8 @@ pub fn eval_table(r: &RunData) -> EvalTable {
     let mut t = EvalTable::default();
     for ((task, lang), c) in &r.evals {
         for (i, s) in c.value.steps.iter().enumerate() {
-            let loss = c.loss.at(*s).unwrap_or(f32::NAN);
-            t.steps.entry(*s).or_default().insert(
+            let loss = c.loss.at(s).unwrap_or(f32::NAN);
+            t.steps.entry(s).or_default().insert(
                 (task.clone(), lang.clone()),
                 crate::analysis::Cell {
                     group: c.group.clone(),

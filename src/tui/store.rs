@@ -11,7 +11,7 @@ use crate::runs::events::{Body, Event, State};
 use crate::runs::RunDir;
 
 use super::collect::{set_seen, Collector, Delta};
-use super::series::Series;
+use super::series::{Series, Steps};
 
 /// Which quantity the x axis shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,200 +43,242 @@ impl XAxis {
     }
 }
 
-/// Per train event: what the x axes need, by step.
+/// Per train event: what the x axes need, by step. Values are `f32`, times as offsets from the
+/// run's first train event: exact enough for an axis (a tenth of a second after four months, a
+/// token in 16 M), at half the memory.
 #[derive(Debug, Clone, Default)]
 pub struct Timeline {
-    pub steps: Vec<u64>,
-    pub time: Vec<f64>,
-    pub tokens: Vec<f64>,
-    pub total_examples: Vec<f64>,
-    /// Examples seen per language, aligned with `steps`.
+    pub steps: Steps,
+    /// The time of the first train event; `time` holds offsets from it.
+    t_base: f64,
+    time: Vec<f32>,
+    tokens: Vec<f32>,
+    total_examples: Vec<f32>,
+    /// Examples seen per language, at the steps where evaluations were read.
     pub examples: LangColumns,
 }
 
-/// Examples seen per language: one column per language (sorted by name), each aligned with
-/// the timeline's steps. Train lines name their languages in sorted order, so a line is merged
-/// into the columns in one pass. Counts are kept as `f32` (exact to 16.7 M examples of a
-/// language, and within one example of it far beyond: plenty for an axis, at half the memory).
+/// Examples seen per language. The last train event's counts are kept (`current`) and, when an
+/// evaluation is read, recorded for its step (`marks`): the examples axis places evaluations,
+/// so a language's count is needed at their steps only, not at every train step (the loss
+/// curve's axis is the total, kept per train event). Columns are sorted by name; train lines
+/// name their languages sorted, so a line is merged in one pass. Counts are `f32` (exact to
+/// 16.7 M examples of a language, within one example of it far beyond).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LangColumns {
     names: Vec<String>,
     /// Per name: the tag of its first eight bytes and whether it is longer, which order as
     /// the names do (so that a line's names are merged by integer compares).
     tags: Vec<(LangTag, bool)>,
+    /// The last train event's count per name, and its step.
+    current: Vec<f32>,
+    current_step: Option<u64>,
+    /// The steps recorded, and per name its count at each.
+    marks: Steps,
     cols: Vec<Vec<f32>>,
 }
 
 impl LangColumns {
-    pub fn get(&self, lang: &str) -> Option<&[f32]> {
-        let i = self.names.binary_search_by(|n| n.as_str().cmp(lang)).ok()?;
-        Some(&self.cols[i])
-    }
-
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.names.iter().map(String::as_str)
     }
 
-    /// The column of `lang`, created (with `n` zeros) when new.
-    fn column(&mut self, lang: &str, n: usize) -> &mut Vec<f32> {
-        let i = match self.names.binary_search_by(|n| n.as_str().cmp(lang)) {
-            Ok(i) => i,
-            Err(i) => {
-                self.insert(i, lang.to_string(), vec![0.0; n]);
-                i
-            }
-        };
-        &mut self.cols[i]
+    fn index(&self, lang: &str) -> Option<usize> {
+        self.names.binary_search_by(|n| n.as_str().cmp(lang)).ok()
     }
 
-    fn insert(&mut self, i: usize, name: String, col: Vec<f32>) {
+    /// The last train event's count of `lang`.
+    pub fn current(&self, lang: &str) -> Option<f32> {
+        Some(self.current[self.index(lang)?])
+    }
+
+    /// The count of `lang` recorded at the last mark at or before `step`.
+    pub fn at(&self, lang: &str, step: u64) -> Option<f32> {
+        let i = self.marks.partition_point(|m| m <= step).checked_sub(1)?;
+        Some(self.cols[self.index(lang)?][i])
+    }
+
+    /// The first marked step whose count of `lang` reaches `x`.
+    fn step_at(&self, lang: &str, x: f64) -> Option<u64> {
+        let col = &self.cols[self.index(lang)?];
+        self.marks.get(col.partition_point(|&c| (c as f64) < x))
+    }
+
+    /// The position of `lang`, inserted (count zero, and zero at every mark) when new.
+    fn slot(&mut self, lang: &str) -> usize {
+        match self.index(lang) {
+            Some(i) => i,
+            None => {
+                let i = self.names.partition_point(|n| n.as_str() < lang);
+                self.insert(i, lang.to_string());
+                i
+            }
+        }
+    }
+
+    fn insert(&mut self, i: usize, name: String) {
         self.tags.insert(i, lang_tag(&name));
         self.names.insert(i, name);
-        self.cols.insert(i, col);
+        self.current.insert(i, 0.0);
+        self.cols.insert(i, vec![0.0; self.marks.len()]);
+    }
+
+    /// Record the current counts for `step`, when a train event at or before it was read.
+    fn mark(&mut self, step: u64) {
+        if self.current_step.is_none_or(|c| c > step) || self.marks.last().is_some_and(|m| m >= step) {
+            return;
+        }
+        self.marks.push(step);
+        for (col, &c) in self.cols.iter_mut().zip(&self.current) {
+            col.push(c);
+        }
+    }
+
+    /// Forget the marks from `step` on (a resumed run redoes them).
+    fn truncate_from(&mut self, step: u64) {
+        let keep = self.marks.partition_point(|m| m < step);
+        self.marks.truncate(keep);
+        for c in &mut self.cols {
+            c.truncate(keep);
+        }
+    }
+
+    /// Examples seen of every language, by the last train event.
+    fn total(&self) -> f32 {
+        self.current.iter().map(|&c| c as f64).sum::<f64>() as f32
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.marks.heap_bytes() + self.cols.iter().map(|c| c.capacity() * 4).sum::<usize>()
     }
 }
 
 impl Timeline {
     /// Bytes the timeline holds on the heap (its columns' capacities).
     pub fn heap_bytes(&self) -> usize {
-        (self.steps.capacity() + self.time.capacity() + self.tokens.capacity() + self.total_examples.capacity()) * 8
-            + self.examples.cols.iter().map(|c| c.capacity() * 4).sum::<usize>()
+        self.steps.heap_bytes()
+            + (self.time.capacity() + self.tokens.capacity() + self.total_examples.capacity()) * 4
+            + self.examples.heap_bytes()
+    }
+
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// The time of train event `i` (seconds since the epoch).
+    pub fn time(&self, i: usize) -> f64 {
+        self.t_base + self.time[i] as f64
+    }
+
+    /// Free what was reserved and not used (after a whole file was read).
+    pub fn shrink_to_fit(&mut self) {
+        self.time.shrink_to_fit();
+        self.tokens.shrink_to_fit();
+        self.total_examples.shrink_to_fit();
     }
 
     fn truncate_from(&mut self, step: u64) {
-        let keep = self.steps.partition_point(|&s| s < step);
+        let keep = self.steps.partition_point(|s| s < step);
         self.steps.truncate(keep);
         self.time.truncate(keep);
         self.tokens.truncate(keep);
         self.total_examples.truncate(keep);
-        for v in &mut self.examples.cols {
-            v.truncate(keep);
-        }
+        self.examples.truncate_from(step);
     }
 
+    /// Append a train event's step, time and tokens (a step at or before the last replaces the
+    /// tail from there); its examples follow.
     fn push(&mut self, step: u64, time: f64, tokens: f64) {
-        if self.steps.last().is_some_and(|&s| step <= s) {
+        if self.steps.last().is_some_and(|s| step <= s) {
             self.truncate_from(step);
         }
-        self.steps.push(step);
-        self.time.push(time);
-        self.tokens.push(tokens);
-        self.total_examples.push(0.0);
-        let n = self.steps.len();
-        for v in &mut self.examples.cols {
-            let last = v.last().copied().unwrap_or(0.0);
-            v.resize(n, last);
+        if self.steps.is_empty() {
+            self.t_base = time;
         }
+        self.steps.push(step);
+        self.time.push((time - self.t_base) as f32);
+        self.tokens.push(tokens as f32);
+        self.total_examples.push(self.examples.total());
+        self.examples.current_step = Some(step);
     }
 
-    /// [`Timeline::push`] and then [`Timeline::set_examples`] for each `(tag, count)`, in one
-    /// pass: `counts` are sorted by language, without repeats, each language a name of at most
-    /// eight bytes held in its tag (see [`lang_tag`]), compared by tags.
+    /// [`Timeline::push`] and the event's counts, in one pass: `counts` are sorted by language,
+    /// without repeats, each language a name of at most eight bytes held in its tag (see
+    /// [`lang_tag`]), compared by tags. Languages the event does not name keep their count.
     fn push_counts(&mut self, step: u64, time: f64, tokens: f64, counts: &[(LangTag, u64)]) {
-        if self.steps.last().is_some_and(|&s| step <= s) {
-            self.truncate_from(step);
-        }
-        let before = self.steps.len();
-        self.steps.push(step);
-        self.time.push(time);
-        self.tokens.push(tokens);
+        self.push(step, time, tokens);
         let ex = &mut self.examples;
-        // The total in integers (one conversion, not a chain of float adds through memory):
-        // the float sum of the counts, exactly, while it stays below 2^53.
-        let mut sum = 0u64;
-        if ex.tags.len() == counts.len() && ex.tags.iter().zip(counts).all(|(&t, &(tag, _))| t == (tag, false)) {
-            // The languages of the line before (the common case): one push per column.
-            for (col, &(_, count)) in ex.cols.iter_mut().zip(counts) {
-                sum = sum.saturating_add(count);
-                col.push(count as f32);
+        if !(ex.tags.len() == counts.len() && ex.tags.iter().zip(counts).all(|(&t, &(tag, _))| t == (tag, false))) {
+            // New languages (rare): their slots first.
+            for &(tag, _) in counts {
+                if !ex.tags.contains(&(tag, false)) {
+                    ex.slot(&lang_name(tag));
+                }
             }
-        } else {
-            let mut c = 0;
-            for &(tag, count) in counts {
-                // Languages of earlier lines missing from this one keep their last count.
-                while c < ex.names.len() && ex.tags[c] < (tag, false) {
-                    let last = ex.cols[c].last().copied().unwrap_or(0.0);
-                    ex.cols[c].push(last);
-                    c += 1;
-                }
-                sum = sum.saturating_add(count);
-                let count = count as f32;
-                if c < ex.names.len() && ex.tags[c] == (tag, false) {
-                    ex.cols[c].push(count);
-                } else {
-                    let name = lang_name(tag);
-                    let mut col = Vec::with_capacity(self.steps.capacity());
-                    col.resize(before, 0.0);
-                    col.push(count);
-                    ex.insert(c, name, col);
-                }
+        }
+        let mut c = 0;
+        for &(tag, count) in counts {
+            while ex.tags[c] != (tag, false) {
                 c += 1;
             }
-            for col in &mut ex.cols[c..] {
-                let last = col.last().copied().unwrap_or(0.0);
-                col.push(last);
-            }
+            ex.current[c] = count as f32;
+            c += 1;
         }
-        let total = if sum <= 1 << 53 { sum as f64 } else { counts.iter().map(|&(_, n)| n as f64).sum() };
-        self.total_examples.push(total);
+        self.total_examples[self.steps.len() - 1] = ex.total();
     }
 
     /// Room for about `n` more train events (a hint from the file's size).
     fn reserve(&mut self, n: usize) {
-        self.steps.reserve(n);
         self.time.reserve(n);
         self.tokens.reserve(n);
         self.total_examples.reserve(n);
     }
 
+    /// The count of `lang` for the last train event (read by name, on the strict path).
     fn set_examples(&mut self, lang: &str, count: f64) {
-        let n = self.steps.len();
-        if n == 0 {
-            return;
-        }
-        let v = self.examples.column(lang, n);
-        v.resize(n, 0.0);
-        v[n - 1] = count as f32;
-        self.total_examples[n - 1] += count;
+        let Some(n) = self.steps.len().checked_sub(1) else { return };
+        let ex = &mut self.examples;
+        let i = ex.slot(lang);
+        ex.current[i] = count as f32;
+        self.total_examples[n] = ex.total();
     }
 
     fn index_at(&self, step: u64) -> Option<usize> {
-        let i = self.steps.partition_point(|&s| s <= step);
-        i.checked_sub(1)
+        self.steps.partition_point(|s| s <= step).checked_sub(1)
     }
 
-    /// The x value of a step, on an axis (`lang` for the examples axis; none = all languages).
+    /// The x value of a step, on an axis (`lang` for the examples axis, where the step is an
+    /// evaluation's; none = all languages).
     pub fn x_of(&self, step: u64, axis: XAxis, lang: Option<&str>, t0: f64) -> Option<f64> {
         if axis == XAxis::Step {
             return Some(step as f64);
         }
+        if let (XAxis::Examples, Some(l)) = (axis, lang) {
+            return Some(self.examples.at(l, step).map_or(0.0, f64::from)).filter(|_| self.index_at(step).is_some());
+        }
         let i = self.index_at(step)?;
         Some(match axis {
-            XAxis::Step => step as f64,
-            XAxis::Time => self.time[i] - t0,
-            XAxis::Tokens => self.tokens[i],
-            XAxis::Examples => match lang {
-                Some(l) => self.examples.get(l).map_or(0.0, |v| v[i] as f64),
-                None => self.total_examples[i],
-            },
+            XAxis::Time => self.time(i) - t0,
+            XAxis::Tokens => self.tokens[i] as f64,
+            _ => self.total_examples[i] as f64,
         })
     }
 
     /// The first step whose x value reaches `x` (x is non-decreasing in step).
     pub fn step_at_x(&self, x: f64, axis: XAxis, lang: Option<&str>, t0: f64) -> u64 {
-        if axis == XAxis::Step {
-            return x.max(0.0).ceil() as u64;
-        }
-        let i = match axis {
-            XAxis::Time => self.time.partition_point(|&t| t - t0 < x),
-            XAxis::Tokens => self.tokens.partition_point(|&a| a < x),
-            XAxis::Examples => match lang {
-                Some(l) => self.examples.get(l).unwrap_or(&[]).partition_point(|&a| (a as f64) < x),
-                None => self.total_examples.partition_point(|&a| a < x),
-            },
-            XAxis::Step => unreachable!(),
+        let after = || self.steps.last().map_or(0, |s| s + 1);
+        let i = match (axis, lang) {
+            (XAxis::Step, _) => return x.max(0.0).ceil() as u64,
+            (XAxis::Examples, Some(l)) => return self.examples.step_at(l, x).unwrap_or_else(after),
+            (XAxis::Time, _) => self.time.partition_point(|&t| self.t_base + t as f64 - t0 < x),
+            (XAxis::Tokens, _) => self.tokens.partition_point(|&a| (a as f64) < x),
+            (XAxis::Examples, None) => self.total_examples.partition_point(|&a| (a as f64) < x),
         };
-        self.steps.get(i).copied().unwrap_or_else(|| self.steps.last().map_or(0, |s| s + 1))
+        self.steps.get(i).unwrap_or_else(after)
     }
 }
 
@@ -256,7 +298,7 @@ pub struct EvalCurve {
 impl EvalCurve {
     /// The interval of the point at `step`, when its event carried one.
     pub fn ci_at(&self, step: u64) -> Option<(f64, f64)> {
-        let i = self.value.steps.binary_search(&step).ok()?;
+        let i = self.value.steps.position(step)?;
         let (lo, hi) = *self.ci.get(i)?;
         (lo.is_finite() && hi.is_finite()).then_some((lo as f64, hi as f64))
     }
@@ -361,7 +403,15 @@ impl RunData {
     pub fn load(dir: &Path) -> RunData {
         let mut r = RunData::open(dir);
         Source::new(dir).poll(&mut r);
+        r.shrink_to_fit();
         r
+    }
+
+    /// Free what was reserved for the curves and not used (after a whole file was read: room
+    /// is reserved from the file's size).
+    pub fn shrink_to_fit(&mut self) {
+        self.timeline.shrink_to_fit();
+        self.loss.shrink_to_fit();
     }
 
     /// Fold one decoded line in.
@@ -386,11 +436,12 @@ impl RunData {
         let (a, mut acc, mut w) = self.smooth_state;
         let n = self.smooth.len();
         let valid =
-            a == alpha && n <= self.loss.len() && (n == 0 || self.loss.steps[n - 1] == self.smooth.steps[n - 1]);
+            a == alpha && n <= self.loss.len() && (n == 0 || self.loss.steps.at(n - 1) == self.smooth.steps.at(n - 1));
         let start = if valid {
             n
         } else {
             self.smooth = Series::default();
+            self.smooth.reserve(self.loss.len());
             acc = 0.0;
             w = 0.0;
             0
@@ -403,7 +454,7 @@ impl RunData {
                 w = al * w + (1.0 - al);
             }
             let v = if w > 0.0 { (acc / w) as f32 } else { f32::NAN };
-            self.smooth.push(self.loss.steps[i], v);
+            self.smooth.push(self.loss.steps.at(i), v);
         }
         self.smooth_state = (alpha, acc, w);
     }
@@ -416,7 +467,7 @@ impl RunData {
             return None;
         }
         let k = n.saturating_sub(30);
-        let (ds, dt) = ((t.steps[n - 1] - t.steps[k]) as f64, t.time[n - 1] - t.time[k]);
+        let (ds, dt) = ((t.steps.at(n - 1) - t.steps.at(k)) as f64, t.time(n - 1) - t.time(k));
         (dt > 0.0 && ds > 0.0).then(|| ds / dt)
     }
 
@@ -453,6 +504,7 @@ impl RunData {
 
     fn apply_eval(&mut self, e: &EvalPoint<'_>) {
         self.note_time(e.time);
+        self.timeline.examples.mark(e.step);
         let c = self.evals.entry((e.task.to_string(), e.lang.to_string())).or_default();
         c.value.push(e.step, e.value as f32);
         c.loss.push(e.step, e.loss as f32);
@@ -700,8 +752,10 @@ mod tests {
         assert_eq!(c.ci_at(4), None);
         assert_eq!(fast.best, Some((1.5, 5)));
         assert_eq!(fast.statuses.last().unwrap().state, State::Finished);
-        assert_eq!(fast.timeline.x_of(3, XAxis::Examples, Some("en"), 0.0), Some(9.0));
-        assert_eq!(fast.timeline.step_at_x(9.0, XAxis::Examples, Some("en"), 0.0), 3);
+        // A language's examples are kept at evaluations' steps (the examples axis places them).
+        assert_eq!(fast.timeline.x_of(5, XAxis::Examples, Some("en"), 0.0), Some(15.0));
+        assert_eq!(fast.timeline.step_at_x(9.0, XAxis::Examples, Some("en"), 0.0), 5);
+        assert_eq!(fast.timeline.x_of(3, XAxis::Examples, None, 0.0), Some(12.0));
         assert_eq!(fast.bad_lines, 0);
     }
 
@@ -749,7 +803,7 @@ mod tests {
         let near = |x: f32, y: f32| (x.to_bits() as i64 - y.to_bits() as i64).abs() <= 1;
         assert!(fast.loss.ys.iter().zip(&slow.loss.ys).all(|(&x, &y)| near(x, y)));
         let (a, b) = (&fast.timeline, &slow.timeline);
-        assert!(a.time.iter().zip(&b.time).all(|(&x, &y)| close(x, y)), "{:?} vs {:?}", a.time, b.time);
+        assert!((0..a.len()).all(|i| close(a.time(i), b.time(i))), "{a:?} vs {b:?}");
         assert_eq!((&a.steps, &a.tokens, &a.total_examples), (&b.steps, &b.tokens, &b.total_examples));
         assert_eq!(a.examples, b.examples);
         let names: Vec<&str> = a.examples.names().collect();
@@ -884,8 +938,12 @@ mod tests {
             assert_eq!(r.loss.steps, [1], "cut at {cut}: nothing applied yet");
             f.write_all(&line.as_bytes()[cut..]).unwrap();
             assert!(src.poll(&mut r));
-            assert_eq!((r.loss.steps.as_slice(), r.loss.ys.as_slice()), (&[1, 2][..], &[4.0, 2.5][..]), "cut at {cut}");
-            assert_eq!(r.timeline.examples.get("es"), Some(&[3.0, 3.0][..]));
+            assert_eq!(
+                (r.loss.steps.to_vec().as_slice(), r.loss.ys.as_slice()),
+                (&[1, 2][..], &[4.0, 2.5][..]),
+                "cut at {cut}"
+            );
+            assert_eq!(r.timeline.examples.current("es"), Some(3.0));
             assert_eq!((r.lr, r.tokens_per_s, r.bad_lines), (Some(1e-4), Some(5.0), 0));
         }
     }
@@ -930,7 +988,7 @@ mod tests {
         assert_eq!(r.statuses.last().and_then(|s| s.message.as_deref()), Some(message.as_str()));
         f.write_all(train(4).as_bytes()).unwrap();
         src.poll(&mut r);
-        assert_eq!((r.loss.steps.as_slice(), r.bad_lines), ([1, 3, 4].as_slice(), 0));
+        assert_eq!((r.loss.steps.to_vec(), r.bad_lines), (vec![1, 3, 4], 0));
         assert_eq!(src.offset(), std::fs::metadata(&p).unwrap().len());
     }
 

@@ -134,10 +134,10 @@ proptest! {
             }
         }
         let shown = String::from_utf8_lossy(&l);
-        let got: Vec<(u64, f32)> = r.loss.steps.iter().copied().zip(r.loss.ys.iter().copied()).collect();
+        let got: Vec<(u64, f32)> = r.loss.steps.iter().zip(r.loss.ys.iter().copied()).collect();
         prop_assert_eq!(got, want, "{}", shown);
         for (lang, &n) in last_counts.iter().flatten() {
-            let col = r.timeline.examples.get(lang).and_then(|c| c.last().copied());
+            let col = r.timeline.examples.current(lang);
             prop_assert_eq!(col, Some(n as f32), "{} of {}", lang, shown);
         }
     }

@@ -416,3 +416,25 @@ fn the_compare_table_is_derived_when_the_selection_changes_not_per_frame() {
     a.on_data();
     assert!(!a.derived.is_fresh(&a));
 }
+
+/// The paper's x axis: each language's curve placed by the examples of that language seen
+/// (kept at its evaluations' steps), the loss by all examples seen.
+#[test]
+fn the_examples_axis_places_each_language_by_its_own_examples() {
+    let t = fixture();
+    let mut a = app(&t.path().join("runs"));
+    select(&mut a, "ml40-");
+    for _ in 0..3 {
+        key(&mut a, KeyCode::Char('x'));
+    }
+    assert_eq!(a.view.x_axis, mixscope::tui::store::XAxis::Examples);
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("examples of the language"), "{s}");
+    let r = a.store.runs.iter().find(|r| r.id.starts_with("ml40-")).unwrap();
+    let (step, _) = r.evals[&("mr".to_string(), "es".to_string())].value.last().unwrap();
+    let es = r.timeline.x_of(step, mixscope::tui::store::XAxis::Examples, Some("es"), 0.0).unwrap();
+    let en = r.timeline.x_of(step, mixscope::tui::store::XAxis::Examples, Some("en"), 0.0).unwrap();
+    let all = r.timeline.x_of(step, mixscope::tui::store::XAxis::Examples, None, 0.0).unwrap();
+    assert!(0.0 < es && es < en && en < all, "es {es}, en {en}, all {all}");
+    insta::assert_snapshot!("examples_axis_120x40", s.replace(&a.store.root.display().to_string(), "runs"));
+}

@@ -46,12 +46,12 @@ impl XMap<'_> {
 
 /// The x extent of a series (steps in `[lo, hi]`) on an axis.
 pub fn x_extent(s: &Series, m: &XMap, lo: u64, hi: u64) -> Option<(f64, f64)> {
-    let a = s.steps.partition_point(|&x| x < lo);
-    let b = s.steps.partition_point(|&x| x <= hi);
+    let a = s.steps.partition_point(|x| x < lo);
+    let b = s.steps.partition_point(|x| x <= hi);
     if a >= b {
         return None;
     }
-    Some((m.x(s.steps[a])?, m.x(s.steps[b - 1])?))
+    Some((m.x(s.steps.at(a))?, m.x(s.steps.at(b - 1))?))
 }
 
 /// Decimate a series (its steps in `[lo, hi]`) to `width` buckets over `[x0, x1]`; y values go
@@ -77,11 +77,11 @@ pub fn plot(
         return out;
     }
     // Few points: draw them all.
-    let a = s.steps.partition_point(|&x| x < lo);
-    let b = s.steps.partition_point(|&x| x <= hi);
+    let a = s.steps.partition_point(|x| x < lo);
+    let b = s.steps.partition_point(|x| x <= hi);
     if b - a <= width * 2 {
         for i in a..b {
-            if let (Some(x), Some(y)) = (m.x(s.steps[i]), ty(s.ys[i])) {
+            if let (Some(x), Some(y)) = (m.x(s.steps.at(i)), ty(s.ys[i])) {
                 out.push((x, y));
             }
         }

@@ -44,7 +44,7 @@ pub fn heldout_loss(r: &RunData) -> Series {
     for c in r.evals.values().filter(|c| c.group != "unseen") {
         for (s, y) in c.loss.steps.iter().zip(&c.loss.ys) {
             if y.is_finite() {
-                let e = by_step.entry(*s).or_insert((0.0, 0));
+                let e = by_step.entry(s).or_insert((0.0, 0));
                 e.0 += *y as f64;
                 e.1 += 1;
             }
