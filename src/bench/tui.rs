@@ -200,27 +200,56 @@ fn latency(dir: &Path) -> Result<(f64, f64)> {
     Ok((total / n as f64, worst))
 }
 
-/// The TUI's start on the cold-load root, as its event loop does it: the root read in the
-/// background while the first frame draws. Returns (first frame, root read) in ms, and the
-/// bytes the loaded curves hold per event read.
-fn first_frame(root: &Path, lines: u64) -> Result<(f64, f64, f64)> {
+/// The TUI's start on a large root, through the collector thread as the event loop runs it.
+struct Start {
+    /// The first frame (nothing read yet), the tree (every run's record), every curve: ms.
+    first: f64,
+    tree: f64,
+    read: f64,
+    /// Runs whose state in the tree is the state once every file is read.
+    exact: usize,
+    runs: usize,
+    /// Bytes the loaded curves hold per event.
+    per_event: f64,
+}
+
+fn start(root: &Path, lines: u64) -> Result<Start> {
+    use crate::tui::collect::{self, Delta};
     let t = Instant::now();
-    let path = root.to_path_buf();
-    let loader = std::thread::spawn(move || Store::load(&path));
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _wake = collect::spawn(root.to_path_buf(), tx)?;
     let mut app = App::new(Store::empty(root), Theme::dark(), Keymap::default_map());
     app.loading = true;
     let mut term = Terminal::new(TestBackend::new(160, 48))?;
     app.screen = ratatui::layout::Rect::new(0, 0, 160, 48);
-    app.derive();
-    term.draw(|f| crate::tui::ui::draw(f, &app))?;
-    let first = t.elapsed().as_secs_f64() * 1000.0;
-    app.store = loader.join().map_err(|_| anyhow::anyhow!("the loader panicked"))?;
-    let read = t.elapsed().as_secs_f64() * 1000.0;
-    app.loading = false;
-    app.on_data(); // the smoothed loss too, as the TUI keeps it
-    app.derive();
-    term.draw(|f| crate::tui::ui::draw(f, &app))?;
-    Ok((first, read, app.store.heap_bytes() as f64 / lines as f64))
+    let mut draw = |app: &mut App| -> Result<()> {
+        app.derive();
+        term.draw(|f| crate::tui::ui::draw(f, app))?;
+        Ok(())
+    };
+    draw(&mut app)?;
+    let first = ms(t);
+    let (mut tree, mut states) = (f64::NAN, Vec::new());
+    while app.loading {
+        let Some(batch) = rx.blocking_recv() else { anyhow::bail!("the collector stopped") };
+        for d in batch {
+            let records = matches!(d, Delta::Records(_));
+            if app.apply(d) {
+                app.on_data(); // the smoothed loss too, as the TUI keeps it
+            }
+            if records {
+                draw(&mut app)?;
+                tree = ms(t);
+                states = app.store.runs.iter().map(|r| (r.id.clone(), r.state, r.step())).collect();
+            }
+        }
+    }
+    draw(&mut app)?;
+    let read = ms(t);
+    let now: Vec<_> = app.store.runs.iter().map(|r| (r.id.clone(), r.state, r.step())).collect();
+    let exact = states.iter().filter(|s| now.contains(s)).count();
+    Ok(Start { first, tree, read, exact, runs: now.len(), per_event: app.store.heap_bytes() as f64 / lines as f64 })
 }
 
 /// CPU use of the real TUI over `secs` seconds with 8 live runs, in tmux; None without tmux.
@@ -337,28 +366,6 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         "≥ 5",
         eps >= 5e6,
     ));
-    let (first, read, per_event) = first_frame(&dir.path().join("load"), c.lines)?;
-    rows.push(Row::new(
-        "tui",
-        "first frame",
-        format!(
-            "start on the cold-load root ({} lines): first frame while the root is read in the background (read in {read:.0} ms)",
-            c.lines
-        ),
-        first,
-        "ms",
-        "≤ 200",
-        first <= 200.0 && first < read,
-    ));
-    rows.push(Row::new(
-        "tui",
-        "memory",
-        "the loaded curves' heap (series with their smoothed loss, timelines, intervals) per event read".into(),
-        per_event,
-        "B/event",
-        "≤ 24",
-        per_event <= 24.0,
-    ));
     let ratios: Vec<f64> = c.load.iter().zip(&c.serde).map(|(l, s)| l / s).collect();
     rows.push(Row::new(
         "tui",
@@ -371,6 +378,51 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         "x",
         "-",
         true,
+    ));
+    let (big, big_steps) = if quick { (50, 2_000) } else { (500, 20_000) };
+    eprintln!("writing {big} runs × {big_steps} events …");
+    let root = dir.path().join("large");
+    let lines = write_fixtures(&root, big, big_steps)?;
+    let bytes: u64 = crate::runs::list(&root)?
+        .iter()
+        .filter_map(|r| std::fs::metadata(r.path.join("events.jsonl")).ok())
+        .map(|m| m.len())
+        .sum();
+    eprintln!("starting the TUI's collector on them …");
+    let _ = Store::load(&root); // warm the page cache, as for the cold load
+    let st = start(&root, lines)?;
+    let what = format!("{big} runs × {big_steps} events ({lines} lines, {:.2} GB)", bytes as f64 / 1e9);
+    rows.push(Row::new(
+        "tui",
+        "first frame",
+        format!("{what}: drawn before anything is read (every curve read after {:.0} ms)", st.read),
+        st.first,
+        "ms",
+        "≤ 200",
+        st.first <= 200.0 && st.first < st.tree,
+    ));
+    rows.push(Row::new(
+        "tui",
+        "tree",
+        format!(
+            "{what}: every run's record read, the tree drawn, {}/{} states and steps as once every file is read ({:.0}× sooner)",
+            st.exact,
+            st.runs,
+            st.read / st.tree
+        ),
+        st.tree,
+        "ms",
+        "records",
+        st.exact == st.runs,
+    ));
+    rows.push(Row::new(
+        "tui",
+        "memory",
+        format!("{what}: the curves' heap (series with their smoothed loss, timelines, intervals) per event read"),
+        st.per_event,
+        "B/event",
+        "≤ 24",
+        st.per_event <= 24.0,
     ));
     eprintln!("rendering 16 series × {pts} points …");
     let ms = frame_time(16, pts)?;

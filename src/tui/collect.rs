@@ -25,6 +25,9 @@ use super::DataPacer;
 /// What changed, as the event loop folds it into its state.
 #[derive(Debug)]
 pub enum Delta {
+    /// The runs' records alone, before their curves: configs, states, steps and losses from
+    /// the ends of each events file (see [`Collector::records`]).
+    Records(Store),
     /// The root as first read (or read again on request).
     Loaded(Store),
     /// A run directory that appeared, read.
@@ -96,15 +99,34 @@ impl Watched {
     }
 
     fn observe(&self) -> Seen {
-        let run = RunDir::new(&self.dir);
-        let (state, message, alive, slurm) =
-            crate::supervisor::status::observe(&run, self.slurm, self.last.clone(), self.queued_at);
-        Seen { state, message, alive, slurm }
+        observe(&self.dir, self.slurm, self.last.clone(), self.queued_at)
     }
 
     fn slurm_job(&self) -> Option<String> {
         self.slurm.then(|| slurm::current(&RunDir::new(&self.dir)).map(|c| c.job)).flatten()
     }
+}
+
+fn observe(dir: &Path, slurm: bool, last: Option<(State, Option<String>)>, queued_at: Option<f64>) -> Seen {
+    let (state, message, alive, slurm) = crate::supervisor::status::observe(&RunDir::new(dir), slurm, last, queued_at);
+    Seen { state, message, alive, slurm }
+}
+
+/// A run's record: its config, and from the ends of its events file its first time, its last
+/// step and loss, and its state (exact: the last status event, the locks, Slurm).
+fn record(dir: &Path) -> RunData {
+    let mut r = RunData::open(dir);
+    let is_slurm = r.cfg.as_ref().is_some_and(slurm::is_slurm);
+    let ends = crate::runs::events::ends::read_ends(&dir.join("events.jsonl"), is_slurm);
+    for e in ends.first.iter().chain(&ends.last_train).chain(&ends.last_status) {
+        r.apply_event(e);
+    }
+    let last = ends.last_status.and_then(|e| match e.body {
+        Body::Status { state, message } => Some((state, message)),
+        _ => None,
+    });
+    set_seen(&mut r, &observe(dir, is_slurm, last, ends.queued_at));
+    r
 }
 
 /// Set a run's state fields.
@@ -144,6 +166,18 @@ impl Collector {
             store.apply(d);
         }
         (c, store)
+    }
+
+    /// Every run's record under the root (in parallel), without its curves: the tree,
+    /// complete and with exact states, at the cost of a few reads per run.
+    pub fn records(root: &Path) -> Store {
+        use rayon::prelude::*;
+        let dirs: Vec<PathBuf> = crate::runs::list(root).unwrap_or_default().into_iter().map(|r| r.path).collect();
+        let jobs: Vec<String> = dirs.iter().filter_map(|d| slurm::current(&RunDir::new(d)).map(|c| c.job)).collect();
+        if !jobs.is_empty() {
+            slurm::prefetch(&jobs);
+        }
+        Store::from_runs(root, dirs.par_iter().map(|d| record(d)).collect())
     }
 
     /// Events appended to every run since the last poll.
@@ -273,6 +307,10 @@ pub fn spawn(root: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Vec<Delta>>) 
             }
             w
         };
+        // The tree first (a few reads per run), then the curves (every file read whole).
+        if tx.send(vec![Delta::Records(Collector::records(&root))]).is_err() {
+            return;
+        }
         let (mut c, store) = Collector::load(&root);
         let mut first = vec![Delta::Loaded(store)];
         c.sample_system(&mut first);
@@ -421,6 +459,8 @@ mod tests {
         fixtures::write_run(&root, &spec("a", None)).unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let wake = spawn(root.clone(), tx).unwrap();
+        let records = rx.blocking_recv().unwrap();
+        assert!(matches!(&records[..], [Delta::Records(s)] if s.runs.len() == 1 && s.runs[0].step() == 40));
         let first = rx.blocking_recv().unwrap();
         assert!(matches!(&first[0], Delta::Loaded(s) if s.runs.len() == 1));
         assert!(first.iter().any(|d| matches!(d, Delta::System(_))));

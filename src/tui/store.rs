@@ -412,6 +412,11 @@ impl RunData {
     pub fn shrink_to_fit(&mut self) {
         self.timeline.shrink_to_fit();
         self.loss.shrink_to_fit();
+        for c in self.evals.values_mut() {
+            c.value.shrink_to_fit();
+            c.loss.shrink_to_fit();
+            c.ci.shrink_to_fit();
+        }
     }
 
     /// Fold one decoded line in.
@@ -471,7 +476,7 @@ impl RunData {
         (dt > 0.0 && ds > 0.0).then(|| ds / dt)
     }
 
-    fn apply_event(&mut self, e: &Event) {
+    pub fn apply_event(&mut self, e: &Event) {
         self.note_time(e.time);
         match &e.body {
             Body::Train { loss, lr, tokens, tokens_per_s, examples, .. } => {
@@ -619,7 +624,7 @@ impl Store {
     pub fn apply(&mut self, d: Delta) -> bool {
         let at = |runs: &[RunData], dir: &Path| runs.iter().position(|r| r.dir == dir);
         match d {
-            Delta::Loaded(store) => *self = store,
+            Delta::Loaded(store) | Delta::Records(store) => *self = store,
             Delta::Added(r) => match at(&self.runs, &r.dir) {
                 Some(i) => self.runs[i] = r,
                 None => self.runs.push(r),

@@ -7,6 +7,7 @@
 //! fields, keep an unfinished last line for the next read, and start over when the file shrinks.
 
 pub mod decode;
+pub mod ends;
 mod fast;
 pub mod follow;
 

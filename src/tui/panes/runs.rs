@@ -50,6 +50,11 @@ pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &App) {
     let title = Line::from(vec![
         Span::styled(" Runs ", th.title()),
         dim(format!("{} · {live} live ", app.store.runs.len()), &th),
+        if app.loading && !app.store.runs.is_empty() {
+            dim("· reading curves… ".to_string(), &th)
+        } else {
+            Span::raw("")
+        },
         if app.sel.marked.is_empty() {
             Span::raw("")
         } else {
@@ -60,7 +65,7 @@ pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &App) {
     let inner = blk.inner(list_area);
     let w = inner.width as usize;
     let mut lines: Vec<Line> = Vec::new();
-    if app.loading {
+    if app.loading && app.sel.rows.is_empty() {
         lines.push(Line::from(dim("reading the runs root…", &th)));
     } else if app.sel.rows.is_empty() {
         lines.push(Line::from(dim("no runs yet", &th)));
