@@ -1,13 +1,6 @@
-//! A zero-allocation scanner for the lines mixscope's own writer produces: what the fast
-//! [`super::decode::Decoder`] reads instead of the strict parser, agreeing with it line by line
-//! (tests/it/fuzz.rs, fuzz/events). Private to `runs::events`.
-
-use super::decode::EvalPoint;
-
-struct Sc<'a> {
-    b: &'a [u8],
-    i: usize,
-}
+//! A zero-allocation matcher for the train lines mixscope's own writer produces (nine in ten of
+//! a run's lines): what the fast [`super::decode::Decoder`] reads instead of serde, agreeing
+//! with it line by line (tests/it/fuzz.rs, fuzz/events). Private to `runs::events`.
 
 /// A number's value from its mantissa `m` (digits without the point), the power of ten to
 /// scale it by, and its sign; `text` (the whole number) is parsed instead when the scale is out
@@ -36,308 +29,7 @@ const POW10: [f64; 23] = [
     1e21, 1e22,
 ];
 
-impl<'a> Sc<'a> {
-    #[inline]
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-    #[inline]
-    fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r')) {
-            self.i += 1;
-        }
-    }
-    #[inline]
-    fn eat(&mut self, c: u8) -> Option<()> {
-        self.ws();
-        (self.peek() == Some(c)).then(|| self.i += 1)
-    }
-    /// The bytes of a string without escapes or control characters.
-    #[inline]
-    fn raw_str(&mut self) -> Option<&'a [u8]> {
-        self.eat(b'"')?;
-        let start = self.i;
-        let rest = &self.b[start..];
-        // Escapes and raw control characters (invalid JSON) go to the strict parser.
-        let end = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if rest[end] != b'"' {
-            return None;
-        }
-        self.i = start + end + 1;
-        Some(&rest[..end])
-    }
-    fn str(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.raw_str()?).ok()
-    }
-    /// A JSON number: integers and plain decimals exactly enough for plotting; anything
-    /// unusual goes through the standard parser.
-    #[inline]
-    fn num(&mut self) -> Option<f64> {
-        self.ws();
-        let start = self.i;
-        let neg = self.peek() == Some(b'-');
-        if neg {
-            self.i += 1;
-        }
-        if self.peek() == Some(b'0') && self.b.get(self.i + 1).is_some_and(|c| c.is_ascii_digit()) {
-            return None; // a leading zero is not JSON
-        }
-        if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
-            if self.b[self.i..].starts_with(b"null") && !neg {
-                self.i += 4;
-                return Some(f64::NAN);
-            }
-            return None; // JSON numbers start with a digit
-        }
-        let mut mant: u64 = 0;
-        let mut digits = 0u32;
-        let mut scale: i32 = 0;
-        while let Some(c @ b'0'..=b'9') = self.peek() {
-            if digits < 19 {
-                mant = mant * 10 + (c - b'0') as u64;
-                digits += 1;
-            } else {
-                scale += 1;
-            }
-            self.i += 1;
-        }
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            while let Some(c @ b'0'..=b'9') = self.peek() {
-                if digits < 19 {
-                    mant = mant * 10 + (c - b'0') as u64;
-                    // Zeros before the first nonzero digit (`0.000012`) are not significant.
-                    digits += (mant != 0) as u32;
-                    scale -= 1;
-                }
-                self.i += 1;
-            }
-        }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.i += 1;
-            let eneg = match self.peek() {
-                Some(b'-') => {
-                    self.i += 1;
-                    true
-                }
-                Some(b'+') => {
-                    self.i += 1;
-                    false
-                }
-                _ => false,
-            };
-            if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let mut e: i32 = 0;
-            while let Some(c @ b'0'..=b'9') = self.peek() {
-                e = e.saturating_mul(10).saturating_add((c - b'0') as i32);
-                self.i += 1;
-            }
-            scale = scale.saturating_add(if eneg { -e } else { e });
-        }
-        compose(mant as f64, scale, neg, &self.b[start..self.i])
-    }
-    /// `null` (consumed) or not (nothing consumed).
-    fn null(&mut self) -> bool {
-        self.ws();
-        self.literal(b"null").is_some()
-    }
-    fn opt_uint(&mut self) -> Option<Option<u64>> {
-        if self.null() {
-            return Some(None);
-        }
-        self.uint().map(Some)
-    }
-    fn opt_num(&mut self) -> Option<Option<f64>> {
-        if self.null() {
-            return Some(None);
-        }
-        self.num().map(Some)
-    }
-    fn opt_str(&mut self) -> Option<Option<&'a str>> {
-        if self.null() {
-            return Some(None);
-        }
-        self.str().map(Some)
-    }
-    /// The `examples` object as the strict parser reads it: `lang` and `task` (each at
-    /// most once) are objects of unsigned counts; other keys are ignored.
-    fn examples(&mut self) -> Option<()> {
-        let mut seen = (false, false);
-        self.object(|sc, k| {
-            let flag = match k {
-                b"lang" => &mut seen.0,
-                b"task" => &mut seen.1,
-                _ => return sc.skip(),
-            };
-            if std::mem::replace(flag, true) {
-                return None;
-            }
-            sc.object(|sc, _| sc.uint().map(|_| ()))
-        })
-    }
-    /// An array of numbers (`scores`): no nulls inside, as serde's `Vec<f64>` reads it.
-    /// `null` or an array of exactly two numbers (an interval), as serde reads `[f64; 2]`.
-    fn opt_pair(&mut self) -> Option<Option<[f64; 2]>> {
-        if self.null() {
-            return Some(None);
-        }
-        self.eat(b'[')?;
-        let lo = self.num().filter(|x| !x.is_nan())?;
-        self.eat(b',')?;
-        let hi = self.num().filter(|x| !x.is_nan())?;
-        self.eat(b']')?;
-        Some(Some([lo, hi]))
-    }
-    fn num_array(&mut self) -> Option<()> {
-        self.array(|sc| if sc.null() { None } else { sc.num().map(|_| ()) })
-    }
-    /// Iterate an array's items; `f` consumes each.
-    fn array(&mut self, mut f: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.eat(b'[')?;
-        if self.eat(b']').is_some() {
-            return Some(());
-        }
-        loop {
-            f(self)?;
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-    /// A JSON integer literal for the schema's unsigned fields (`v`, `step`, `tokens`, `n`,
-    /// example counts): serde rejects a fraction, an exponent, a sign or an overflow there,
-    /// and so does this.
-    #[inline]
-    fn uint(&mut self) -> Option<u64> {
-        self.ws();
-        let start = self.i;
-        let mut v: u64 = 0;
-        while let Some(c @ b'0'..=b'9') = self.peek() {
-            v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-            self.i += 1;
-        }
-        let n = self.i - start;
-        if n == 0 || (n > 1 && self.b[start] == b'0') || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
-            return None;
-        }
-        Some(v)
-    }
-    /// Skip any value, checking that it is well-formed JSON (nesting is limited; deeper
-    /// values go to the strict parser).
-    fn skip(&mut self) -> Option<()> {
-        self.skip_nested(0)
-    }
-    fn skip_nested(&mut self, depth: u32) -> Option<()> {
-        if depth > 32 {
-            return None;
-        }
-        self.ws();
-        match self.peek()? {
-            b'"' => self.raw_str().map(|_| ()),
-            b'{' => self.object(|sc, _| sc.skip_nested(depth + 1)),
-            b'[' => self.array(|sc| sc.skip_nested(depth + 1)),
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            _ => self.num().map(|_| ()),
-        }
-    }
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        self.b[self.i..].starts_with(word).then(|| self.i += word.len())
-    }
-    /// Iterate an object's keys; `f` consumes each value.
-    #[inline]
-    fn object(&mut self, mut f: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
-        self.eat(b'{')?;
-        self.ws();
-        if self.eat(b'}').is_some() {
-            return Some(());
-        }
-        loop {
-            let k = self.raw_str()?;
-            self.eat(b':')?;
-            f(self, k)?;
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-}
-
-/// The index of a field of the strict parser's `RawEvent` (a match: one length switch and
-/// a compare, where a search of the list cost a comparison per field name).
-#[inline]
-fn known(k: &[u8]) -> Option<u32> {
-    Some(match k {
-        b"v" => 0,
-        b"kind" => 1,
-        b"step" => 2,
-        b"time" => 3,
-        b"loss" => 4,
-        b"lr" => 5,
-        b"tokens" => 6,
-        b"tokens_per_s" => 7,
-        b"examples" => 8,
-        b"grad_norm" => 9,
-        b"task" => 10,
-        b"lang" => 11,
-        b"group" => 12,
-        b"metric" => 13,
-        b"value" => 14,
-        b"n" => 15,
-        b"lang_ok" => 16,
-        b"scores" => 17,
-        b"path" => 18,
-        b"eval_loss" => 19,
-        b"state" => 20,
-        b"message" => 21,
-        b"parent" => 22,
-        b"parent_step" => 23,
-        b"mixture" => 24,
-        b"ci" => 25,
-        _ => return None,
-    })
-}
-
-#[derive(Default)]
-struct Fields<'a> {
-    kind: Option<&'a [u8]>,
-    v: bool,
-    step: Option<u64>,
-    time: Option<f64>,
-    loss: Option<f64>,
-    lr: Option<f64>,
-    tokens: Option<u64>,
-    tps: Option<f64>,
-    task: Option<&'a str>,
-    lang: Option<&'a str>,
-    group: Option<&'a str>,
-    metric: Option<&'a str>,
-    value: Option<f64>,
-    n: Option<u64>,
-    lang_ok: Option<f64>,
-    ci: Option<[f64; 2]>,
-    examples_at: Option<usize>,
-}
-
-/// What [`train_line`] and [`line`] keep between lines, so that nothing is allocated per
+/// What [`train_line`] keeps between lines, so that nothing is allocated per
 /// line: the `(tag, count)` pairs of the train line being read, and the language keys of the
 /// last train line the exact-layout path read.
 #[derive(Debug, Clone, Default)]
@@ -356,133 +48,10 @@ pub(super) struct Train {
     pub(super) tokens_per_s: f64,
 }
 
-/// A line the scanner decoded.
-pub(super) enum Line<'a> {
-    Train(Train),
-    Eval(EvalPoint<'a>),
-}
-
-/// Decode a train or eval line; `None` for anything else or any surprise (the strict parser
-/// then decides).
-pub(super) fn line<'a>(s: &mut Scratch, line: &'a [u8]) -> Option<Line<'a>> {
-    // Invalid UTF-8 anywhere makes the line invalid JSON: the strict parser reports it.
-    std::str::from_utf8(line).ok()?;
-    let mut sc = Sc { b: line, i: 0 };
-    let mut f = Fields::default();
-    let mut seen: u32 = 0;
-    sc.object(|sc, k| {
-        // Every field the strict parser knows is checked as it checks it: its type (null
-        // allowed where the field is optional there) and at most once (a repeated field is
-        // an error there).
-        if let Some(i) = known(k) {
-            if seen & (1 << i) != 0 {
-                return None;
-            }
-            seen |= 1 << i;
-        }
-        match k {
-            b"kind" => f.kind = Some(sc.raw_str()?),
-            b"v" => f.v = sc.opt_uint()? == Some(1),
-            b"step" => f.step = sc.opt_uint()?,
-            b"time" => f.time = sc.opt_num()?,
-            b"loss" => f.loss = sc.opt_num()?,
-            b"lr" => f.lr = sc.opt_num()?,
-            b"tokens" => f.tokens = sc.opt_uint()?,
-            b"tokens_per_s" => f.tps = sc.opt_num()?,
-            b"task" => f.task = sc.opt_str()?,
-            b"lang" => f.lang = sc.opt_str()?,
-            b"group" => f.group = sc.opt_str()?,
-            b"metric" => f.metric = sc.opt_str()?,
-            b"value" => f.value = sc.opt_num()?,
-            b"n" => f.n = sc.opt_uint()?,
-            b"lang_ok" => f.lang_ok = sc.opt_num()?,
-            b"ci" => f.ci = sc.opt_pair()?,
-            b"grad_norm" | b"eval_loss" => {
-                sc.opt_num()?;
-            }
-            b"scores" => {
-                if !sc.null() {
-                    sc.num_array()?;
-                }
-            }
-            b"parent_step" => {
-                sc.opt_uint()?;
-            }
-            b"path" | b"state" | b"message" | b"parent" | b"mixture" => {
-                sc.opt_str()?;
-            }
-            b"examples" => {
-                if !sc.null() {
-                    f.examples_at = Some(sc.i);
-                    sc.examples()?;
-                }
-            }
-            _ => sc.skip()?,
-        }
-        Some(())
-    })?;
-    // Anything after the object (but whitespace) is not JSON: the strict parser decides.
-    sc.ws();
-    if !f.v || sc.i != sc.b.len() {
-        return None;
-    }
-    let (step, time) = (f.step?, f.time?);
-    match f.kind? {
-        b"train" => {
-            s.counts.clear();
-            if let Some(at) = f.examples_at {
-                // Counts by tag, as the exact-layout path hands them over: names of at most
-                // eight bytes, sorted without repeats (serde's map folds repeats and sorts;
-                // such a line goes to it).
-                let counts = &mut s.counts;
-                Sc { b: line, i: at }.object(|sc, k| {
-                    if k != b"lang" {
-                        return sc.skip();
-                    }
-                    sc.object(|sc, l| {
-                        let tag = tag_of(l)?;
-                        let c = sc.uint()?;
-                        if counts.last().is_some_and(|&(last, _)| last >= tag) {
-                            return None;
-                        }
-                        counts.push((tag, c));
-                        Some(())
-                    })
-                })?;
-            }
-            Some(Line::Train(Train { step, time, loss: f.loss?, lr: f.lr?, tokens: f.tokens?, tokens_per_s: f.tps? }))
-        }
-        b"eval" => Some(Line::Eval(EvalPoint {
-            step,
-            time,
-            task: f.task?,
-            lang: f.lang?,
-            group: f.group?,
-            loss: f.loss.unwrap_or(f64::NAN),
-            metric: f.metric?,
-            value: f.value.unwrap_or(f64::NAN),
-            n: f.n.unwrap_or(0),
-            lang_ok: f.lang_ok,
-            ci: f.ci,
-        })),
-        _ => None,
-    }
-}
-
-/// The tag of a name of at most eight bytes (see [`tag`]); `None` for a longer one.
-fn tag_of(name: &[u8]) -> Option<u64> {
-    if name.len() > 8 {
-        return None;
-    }
-    let mut w = [0u8; 8];
-    w[..name.len()].copy_from_slice(name);
-    Some(tag(u64::from_le_bytes(w), name.len()))
-}
-
 /// The layout of a train line as mixscope's writer lays it out (serde's field order, no
 /// spaces): matched literally, so that the common line costs a few compares and its numbers.
 /// Anything else — another order, spaces, `null`, escapes, a missing field — returns `None` and
-/// the line goes to [`line`], which reads any JSON.
+/// the line goes to serde (see `decode.rs`).
 ///
 /// `rest` is the unread part of a chunk: the line is matched from its start up to its newline
 /// (none of the layout's parts can hold one), and its length is returned without a search for
@@ -517,7 +86,7 @@ pub(super) fn train_line(s: &mut Scratch, rest: &[u8]) -> Option<(usize, Train)>
         if t.known_keys(keys, counts).is_none() {
             (t.i, fresh_keys) = (map_start, true);
             counts.clear();
-            // Language names of at most seven bytes (longer ones take the scanner's path),
+            // Language names of at most seven bytes (longer ones go to serde),
             // strictly increasing: serde writes a map sorted, and a repeated key (which the
             // strict parser would fold) never takes this path.
             t.map(Tpl::short_key, |t, tag| {
@@ -676,7 +245,7 @@ impl<'a> Tpl<'a> {
     }
 
     /// A JSON unsigned integer as serde reads `u64`: no sign, fraction, exponent or leading
-    /// zero (and at most 19 digits here, which never overflow; longer ones go to the scanner).
+    /// zero (and at most 19 digits here, which never overflow; longer ones go to serde).
     #[inline(always)]
     fn uint(&mut self) -> Option<u64> {
         if let Some(s) = self.b.get(self.i..self.i + 32) {
@@ -703,7 +272,7 @@ impl<'a> Tpl<'a> {
         Some(v)
     }
 
-    /// A JSON number (not `null`), to plotting precision (the scanner's [`Sc::num`] rules).
+    /// A JSON number (not `null`), to plotting precision: within an ulp of serde's value.
     #[inline(always)]
     fn num(&mut self) -> Option<f64> {
         self.plain_num().or_else(|| self.any_num())
@@ -849,7 +418,7 @@ impl<'a> Tpl<'a> {
 
     /// A key of at most seven printable ASCII bytes without escapes (a language name), read
     /// as one word: its [`tag`] (which holds the key: see [`tag_name`]). Anything else is
-    /// `None` (the scanner's path).
+    /// `None` (serde's path).
     #[inline(always)]
     fn short_key(&mut self) -> Option<u64> {
         const LOW: u64 = 0x0101_0101_0101_0101;
@@ -1187,11 +756,6 @@ mod tests {
                 // The word path keeps the digits the byte path keeps: the same value, exactly.
                 let mut alone = Tpl { b: s.as_bytes(), i: 0 };
                 assert_eq!(alone.num().map(f64::to_bits), Some(v.to_bits()), "{s}");
-                // And the scanner (any JSON) reads it to the same precision.
-                let mut sc = Sc { b: text.as_bytes(), i: 0 };
-                let v = sc.num().unwrap();
-                assert!(((v - want) / want.abs().max(1e-300)).abs() < 1e-15, "scanner, {s}: {v} vs {want}");
-                assert_eq!(sc.i, s.len(), "scanner, {s}");
             }
         }
         for bad in ["01", "1.", ".5", "-", "1e", "1e+", "+1", "-01.5", "00.5", "1.,", "1.e5"] {

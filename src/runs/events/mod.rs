@@ -11,6 +11,7 @@ pub mod ends;
 mod fast;
 pub mod follow;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -159,8 +160,7 @@ impl Event {
 
     /// Parse one line. Unknown kinds become [`Body::Unknown`]; unknown fields are ignored.
     pub fn parse(line: &str) -> std::result::Result<Event, String> {
-        let r: RawEvent = serde_json::from_str(line).map_err(|e| e.to_string())?;
-        r.into_event()
+        RawEvent::parse(line)?.into_event()
     }
 
     pub fn to_line(&self) -> String {
@@ -171,22 +171,29 @@ impl Event {
 }
 
 /// Every field any kind may have: one flat struct parses fast and tolerates unknown fields.
+/// Strings are borrowed from the line where they hold no escapes, so the fast decoder hands
+/// eval lines over without allocating (`decode.rs`).
 #[derive(Deserialize)]
-struct RawEvent {
+pub(crate) struct RawEvent<'a> {
     v: Option<u32>,
-    kind: String,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
     step: Option<u64>,
     time: Option<f64>,
     loss: Option<f64>,
     lr: Option<f64>,
     tokens: Option<u64>,
     tokens_per_s: Option<f64>,
-    examples: Option<Examples>,
+    pub(crate) examples: Option<Examples>,
     grad_norm: Option<f64>,
-    task: Option<String>,
-    lang: Option<String>,
-    group: Option<String>,
-    metric: Option<String>,
+    #[serde(borrow)]
+    task: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    lang: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    group: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    metric: Option<Cow<'a, str>>,
     value: Option<f64>,
     n: Option<u64>,
     lang_ok: Option<f64>,
@@ -205,33 +212,90 @@ fn need<T>(v: Option<T>, kind: &str, field: &str) -> std::result::Result<T, Stri
     v.ok_or_else(|| format!("{kind} event without `{field}`"))
 }
 
-impl RawEvent {
-    fn into_event(self) -> std::result::Result<Event, String> {
-        let k = self.kind.as_str();
-        let v = need(self.v, k, "v")?;
-        let step = need(self.step, k, "step")?;
-        let time = need(self.time, k, "time")?;
+/// The numbers of a train event (its counts are in [`RawEvent::examples`]).
+pub(crate) struct TrainNumbers {
+    pub step: u64,
+    pub time: f64,
+    pub loss: f64,
+    pub lr: f64,
+    pub tokens: u64,
+    pub tokens_per_s: f64,
+}
+
+impl<'a> RawEvent<'a> {
+    pub(crate) fn parse(line: &'a str) -> std::result::Result<RawEvent<'a>, String> {
+        serde_json::from_str(line).map_err(|e| e.to_string())
+    }
+
+    pub(crate) fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The fields every event needs: version, step, time.
+    fn header(&self) -> std::result::Result<(u32, u64, f64), String> {
+        let k = self.kind.as_ref();
+        Ok((need(self.v, k, "v")?, need(self.step, k, "step")?, need(self.time, k, "time")?))
+    }
+
+    /// A train event's numbers, each required.
+    pub(crate) fn train(&self) -> std::result::Result<TrainNumbers, String> {
+        let (_, step, time) = self.header()?;
+        let k = "train";
+        Ok(TrainNumbers {
+            step,
+            time,
+            loss: need(self.loss, k, "loss")?,
+            lr: need(self.lr, k, "lr")?,
+            tokens: need(self.tokens, k, "tokens")?,
+            tokens_per_s: need(self.tokens_per_s, k, "tokens_per_s")?,
+        })
+    }
+
+    /// An eval event as a point borrowed from this one (task, language, group and metric
+    /// required; a missing loss or value is NaN, a missing `n` 0).
+    pub(crate) fn eval(&self) -> std::result::Result<decode::EvalPoint<'_>, String> {
+        let (_, step, time) = self.header()?;
+        fn text<'b>(f: &'b Option<Cow<'_, str>>, name: &str) -> std::result::Result<&'b str, String> {
+            need(f.as_deref(), "eval", name)
+        }
+        Ok(decode::EvalPoint {
+            step,
+            time,
+            task: text(&self.task, "task")?,
+            lang: text(&self.lang, "lang")?,
+            group: text(&self.group, "group")?,
+            loss: self.loss.unwrap_or(f64::NAN),
+            metric: text(&self.metric, "metric")?,
+            value: self.value.unwrap_or(f64::NAN),
+            n: self.n.unwrap_or(0),
+            lang_ok: self.lang_ok,
+            ci: self.ci,
+        })
+    }
+
+    pub(crate) fn into_event(self) -> std::result::Result<Event, String> {
+        let (v, step, time) = self.header()?;
+        let k = self.kind.as_ref();
         let body = match k {
-            "train" => Body::Train {
-                loss: need(self.loss, k, "loss")?,
-                lr: need(self.lr, k, "lr")?,
-                tokens: need(self.tokens, k, "tokens")?,
-                tokens_per_s: need(self.tokens_per_s, k, "tokens_per_s")?,
-                examples: self.examples.unwrap_or_default(),
-                grad_norm: self.grad_norm,
-            },
-            "eval" => Body::Eval {
-                task: need(self.task, k, "task")?,
-                lang: need(self.lang, k, "lang")?,
-                group: need(self.group, k, "group")?,
-                loss: self.loss.unwrap_or(f64::NAN),
-                metric: need(self.metric, k, "metric")?,
-                value: self.value.unwrap_or(f64::NAN),
-                n: self.n.unwrap_or(0),
-                lang_ok: self.lang_ok,
-                scores: self.scores,
-                ci: self.ci,
-            },
+            "train" => {
+                let t = self.train()?;
+                let (loss, lr, tokens, tokens_per_s) = (t.loss, t.lr, t.tokens, t.tokens_per_s);
+                Body::Train {
+                    loss,
+                    lr,
+                    tokens,
+                    tokens_per_s,
+                    examples: self.examples.unwrap_or_default(),
+                    grad_norm: self.grad_norm,
+                }
+            }
+            "eval" => {
+                let mut body = self.eval()?.to_event().body;
+                if let Body::Eval { scores, .. } = &mut body {
+                    *scores = self.scores;
+                }
+                body
+            }
             "checkpoint" => Body::Checkpoint { path: need(self.path, k, "path")?, eval_loss: self.eval_loss },
             "status" => {
                 let s = need(self.state, k, "state")?;
