@@ -694,24 +694,7 @@ mod tests {
     use crate::runs::events::follow::READ_CHUNK;
     use crate::runs::events::{EventWriter, Examples};
 
-    /// An MR eval result in Spanish at `step`: 0.25 of 8, with its interval.
-    fn mr_es_eval(step: u64, scores: Option<Vec<f64>>) -> Event {
-        Event::new(
-            step,
-            Body::Eval {
-                task: "mr".into(),
-                lang: "es".into(),
-                group: "seen".into(),
-                loss: 1.5,
-                metric: "accuracy".into(),
-                value: 0.25,
-                n: 8,
-                lang_ok: Some(1.0),
-                scores,
-                ci: Some([0.0625, 0.5]),
-            },
-        )
-    }
+    use crate::runs::events::samples::mr_es_eval;
 
     #[test]
     fn fast_and_slow_paths_agree() {

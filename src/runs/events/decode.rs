@@ -11,7 +11,7 @@
 
 use super::fast::{self, Scratch};
 use super::follow::Follower;
-use super::{BadLine, Body, Event, Examples, RawEvent};
+use super::{BadLine, Body, Event, Examples, RawEvent, TrainNumbers};
 
 /// A language's name of at most eight bytes as a number that orders as the name does (its
 /// bytes big-endian, zero-padded): the fast decoder hands example counts over by tag, so that
@@ -174,14 +174,7 @@ impl Decoder {
         match raw.kind() {
             "eval" if !self.strict => sink(raw.eval().map_or_else(bad, Decoded::Eval)),
             "train" if !self.strict && self.tag_counts(&raw) => match raw.train() {
-                Ok(t) => sink(Decoded::Train(self.train_point(fast::Train {
-                    step: t.step,
-                    time: t.time,
-                    loss: t.loss,
-                    lr: t.lr,
-                    tokens: t.tokens,
-                    tokens_per_s: t.tokens_per_s,
-                }))),
+                Ok(t) => sink(Decoded::Train(self.train_point(t))),
                 Err(reason) => sink(bad(reason)),
             },
             _ => sink(raw.into_event().map_or_else(bad, Decoded::Event)),
@@ -203,8 +196,8 @@ impl Decoder {
         true
     }
 
-    fn train_point(&self, t: fast::Train) -> TrainPoint<'_> {
-        let fast::Train { step, time, loss, lr, tokens, tokens_per_s } = t;
+    fn train_point(&self, t: TrainNumbers) -> TrainPoint<'_> {
+        let TrainNumbers { step, time, loss, lr, tokens, tokens_per_s } = t;
         TrainPoint { step, time, loss, lr, tokens, tokens_per_s, langs: &self.scratch.counts }
     }
 }
@@ -224,19 +217,7 @@ mod tests {
     }
 
     fn eval() -> Event {
-        let body = Body::Eval {
-            task: "mr".into(),
-            lang: "es".into(),
-            group: "seen".into(),
-            loss: 1.5,
-            metric: "accuracy".into(),
-            value: 0.25,
-            n: 8,
-            lang_ok: Some(1.0),
-            scores: Some(vec![0.0, 1.0]),
-            ci: Some([0.0625, 0.5]),
-        };
-        Event { time: 1_800_000_000.5, ..Event::new(7, body) }
+        Event { time: 1_800_000_000.5, ..super::super::samples::mr_es_eval(7, Some(vec![0.0, 1.0])) }
     }
 
     /// Decode `text` (whole lines) as a follower would hand it over.

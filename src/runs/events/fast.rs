@@ -2,6 +2,8 @@
 //! a run's lines): what the fast [`super::decode::Decoder`] reads instead of serde, agreeing
 //! with it line by line (tests/it/fuzz.rs, fuzz/events). Private to `runs::events`.
 
+use super::TrainNumbers;
+
 /// A number's value from its mantissa `m` (digits without the point), the power of ten to
 /// scale it by, and its sign; `text` (the whole number) is parsed instead when the scale is out
 /// of the exact powers' range. serde_json rejects a number that overflows f64 ("number out of
@@ -38,16 +40,6 @@ pub(super) struct Scratch {
     keys: LangKeys,
 }
 
-/// A train line's numbers; its example counts per language are in [`Scratch::counts`].
-pub(super) struct Train {
-    pub(super) step: u64,
-    pub(super) time: f64,
-    pub(super) loss: f64,
-    pub(super) lr: f64,
-    pub(super) tokens: u64,
-    pub(super) tokens_per_s: f64,
-}
-
 /// The layout of a train line as mixscope's writer lays it out (serde's field order, no
 /// spaces): matched literally, so that the common line costs a few compares and its numbers.
 /// Anything else — another order, spaces, `null`, escapes, a missing field — returns `None` and
@@ -56,7 +48,7 @@ pub(super) struct Train {
 /// `rest` is the unread part of a chunk: the line is matched from its start up to its newline
 /// (none of the layout's parts can hold one), and its length is returned without a search for
 /// the newline first. A line cut short (no newline yet) is not decoded.
-pub(super) fn train_line(s: &mut Scratch, rest: &[u8]) -> Option<(usize, Train)> {
+pub(super) fn train_line(s: &mut Scratch, rest: &[u8]) -> Option<(usize, TrainNumbers)> {
     /// Languages a line may name and still take this path.
     const MAX_LANGS: usize = 32;
     let mut t = Tpl { b: rest, i: 0 };
@@ -106,7 +98,7 @@ pub(super) fn train_line(s: &mut Scratch, rest: &[u8]) -> Option<(usize, Train)>
             t.skip_num()?;
         }
         t.lit(b"}")?;
-        (t.b.get(t.i) == Some(&b'\n')).then_some(Train { step, time, loss, lr, tokens, tokens_per_s })
+        (t.b.get(t.i) == Some(&b'\n')).then_some(TrainNumbers { step, time, loss, lr, tokens, tokens_per_s })
     })();
     let train = parsed?;
     if fresh_keys {

@@ -313,6 +313,29 @@ impl<'a> RawEvent<'a> {
     }
 }
 
+/// Events for tests.
+#[cfg(test)]
+pub(crate) mod samples {
+    use super::{Body, Event};
+
+    /// An MR eval result in Spanish at `step`: 0.25 of 8, with its interval.
+    pub fn mr_es_eval(step: u64, scores: Option<Vec<f64>>) -> Event {
+        let body = Body::Eval {
+            task: "mr".into(),
+            lang: "es".into(),
+            group: "seen".into(),
+            loss: 1.5,
+            metric: "accuracy".into(),
+            value: 0.25,
+            n: 8,
+            lang_ok: Some(1.0),
+            scores,
+            ci: Some([0.0625, 0.5]),
+        };
+        Event::new(step, body)
+    }
+}
+
 /// Appends events to a run's log.
 pub struct EventWriter {
     file: File,
