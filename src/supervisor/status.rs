@@ -111,15 +111,20 @@ pub fn derive_state(
     }
 }
 
+/// A run's state as [`observe`] finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub state: State,
+    pub message: Option<String>,
+    /// A trainer (or its Slurm job) holds the run.
+    pub alive: bool,
+    pub slurm: Option<super::slurm::SlurmView>,
+}
+
 /// A run's state as everyone shows it: the last status event (its state, message and the time of
 /// the last `queued` event), the processes' locks and, for a Slurm run, Slurm's word on its
 /// latest job. A failure Slurm caused that the events do not yet say is written to them.
-pub fn observe(
-    run: &RunDir,
-    slurm: bool,
-    last: Option<(State, Option<String>)>,
-    queued_at: Option<f64>,
-) -> (State, Option<String>, bool, Option<super::slurm::SlurmView>) {
+pub fn observe(run: &RunDir, slurm: bool, last: Option<(State, Option<String>)>, queued_at: Option<f64>) -> Observed {
     let mut alive = is_alive(run);
     let mut last = last;
     let mut view = None;
@@ -133,7 +138,7 @@ pub fn observe(
         view = o.view;
     }
     let (state, message) = derive_state(run, last.as_ref().map(|l| l.0), last.and_then(|l| l.1), alive);
-    (state, message, alive, view)
+    Observed { state, message, alive, slurm: view }
 }
 
 /// Derive the state of a run from its directory.
@@ -195,12 +200,9 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
     }
     let slurm = st.config.as_ref().is_some_and(super::slurm::is_slurm);
     let last = last_state.map(|s| (s, st.message.take()));
-    let (state, message, alive, view) = observe(run, slurm, last, st.queued_at);
-    st.alive = alive;
-    st.slurm = view;
+    let o = observe(run, slurm, last, st.queued_at);
+    (st.state, st.message, st.alive, st.slurm) = (o.state, o.message, o.alive, o.slurm);
     st.pid = lock::read_info(&run.path.join("lock")).map(|i| i.pid).filter(|_| lock::is_held(&run.path));
-    st.state = state;
-    st.message = message;
     if let (Some(err), false) = (cfg_error, st.alive) {
         // A run whose run.toml cannot be read cannot be trained or resumed: say why.
         st.state = State::Failed;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::runs::events::decode::Decoded;
 use crate::runs::events::{Body, Event, State};
 use crate::runs::RunDir;
-use crate::supervisor::slurm::{self, SlurmView};
+use crate::supervisor::slurm;
 
 use super::app::SystemStats;
 use super::store::{RunData, Source, Store};
@@ -45,13 +45,7 @@ pub enum Delta {
 }
 
 /// A run's state as its last status event, its locks, its process and its scheduler tell it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Seen {
-    pub state: State,
-    pub message: Option<String>,
-    pub alive: bool,
-    pub slurm: Option<SlurmView>,
-}
+pub use crate::supervisor::status::Observed as Seen;
 
 /// One run followed: its source, and what its state is derived from.
 struct Watched {
@@ -108,8 +102,7 @@ impl Watched {
 }
 
 fn observe(dir: &Path, slurm: bool, last: Option<(State, Option<String>)>, queued_at: Option<f64>) -> Seen {
-    let (state, message, alive, slurm) = crate::supervisor::status::observe(&RunDir::new(dir), slurm, last, queued_at);
-    Seen { state, message, alive, slurm }
+    crate::supervisor::status::observe(&RunDir::new(dir), slurm, last, queued_at)
 }
 
 /// A run's record: its config, and from the ends of its events file its first time, its last

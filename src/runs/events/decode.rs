@@ -11,7 +11,7 @@
 
 use super::fast::{self, Scratch};
 use super::follow::Follower;
-use super::{BadLine, Body, Event, Examples, RawEvent, TrainNumbers};
+use super::{BadLine, Body, Event, Examples, RawEvent};
 
 /// A language's name of at most eight bytes as a number that orders as the name does (its
 /// bytes big-endian, zero-padded): the fast decoder hands example counts over by tag, so that
@@ -196,9 +196,9 @@ impl Decoder {
         true
     }
 
-    fn train_point(&self, t: TrainNumbers) -> TrainPoint<'_> {
-        let TrainNumbers { step, time, loss, lr, tokens, tokens_per_s } = t;
-        TrainPoint { step, time, loss, lr, tokens, tokens_per_s, langs: &self.scratch.counts }
+    /// A train point with the counts of its line (in the scratch).
+    fn train_point(&self, t: TrainPoint<'static>) -> TrainPoint<'_> {
+        TrainPoint { langs: &self.scratch.counts, ..t }
     }
 }
 

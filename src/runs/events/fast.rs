@@ -2,7 +2,7 @@
 //! a run's lines): what the fast [`super::decode::Decoder`] reads instead of serde, agreeing
 //! with it line by line (tests/it/fuzz.rs, fuzz/events). Private to `runs::events`.
 
-use super::TrainNumbers;
+use super::decode::TrainPoint;
 
 /// A number's value from its mantissa `m` (digits without the point), the power of ten to
 /// scale it by, and its sign; `text` (the whole number) is parsed instead when the scale is out
@@ -48,7 +48,7 @@ pub(super) struct Scratch {
 /// `rest` is the unread part of a chunk: the line is matched from its start up to its newline
 /// (none of the layout's parts can hold one), and its length is returned without a search for
 /// the newline first. A line cut short (no newline yet) is not decoded.
-pub(super) fn train_line(s: &mut Scratch, rest: &[u8]) -> Option<(usize, TrainNumbers)> {
+pub(super) fn train_line(s: &mut Scratch, rest: &[u8]) -> Option<(usize, TrainPoint<'static>)> {
     /// Languages a line may name and still take this path.
     const MAX_LANGS: usize = 32;
     let mut t = Tpl { b: rest, i: 0 };
@@ -98,7 +98,7 @@ pub(super) fn train_line(s: &mut Scratch, rest: &[u8]) -> Option<(usize, TrainNu
             t.skip_num()?;
         }
         t.lit(b"}")?;
-        (t.b.get(t.i) == Some(&b'\n')).then_some(TrainNumbers { step, time, loss, lr, tokens, tokens_per_s })
+        (t.b.get(t.i) == Some(&b'\n')).then_some(TrainPoint { step, time, loss, lr, tokens, tokens_per_s, langs: &[] })
     })();
     let train = parsed?;
     if fresh_keys {

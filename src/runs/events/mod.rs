@@ -212,16 +212,6 @@ fn need<T>(v: Option<T>, kind: &str, field: &str) -> std::result::Result<T, Stri
     v.ok_or_else(|| format!("{kind} event without `{field}`"))
 }
 
-/// The numbers of a train event (its counts are in [`RawEvent::examples`]).
-pub(crate) struct TrainNumbers {
-    pub step: u64,
-    pub time: f64,
-    pub loss: f64,
-    pub lr: f64,
-    pub tokens: u64,
-    pub tokens_per_s: f64,
-}
-
 impl<'a> RawEvent<'a> {
     pub(crate) fn parse(line: &'a str) -> std::result::Result<RawEvent<'a>, String> {
         serde_json::from_str(line).map_err(|e| e.to_string())
@@ -237,11 +227,13 @@ impl<'a> RawEvent<'a> {
         Ok((need(self.v, k, "v")?, need(self.step, k, "step")?, need(self.time, k, "time")?))
     }
 
-    /// A train event's numbers, each required.
-    pub(crate) fn train(&self) -> std::result::Result<TrainNumbers, String> {
+    /// A train event's numbers, each required (its counts are in [`RawEvent::examples`]: the
+    /// point names no languages).
+    pub(crate) fn train(&self) -> std::result::Result<decode::TrainPoint<'static>, String> {
         let (_, step, time) = self.header()?;
         let k = "train";
-        Ok(TrainNumbers {
+        Ok(decode::TrainPoint {
+            langs: &[],
             step,
             time,
             loss: need(self.loss, k, "loss")?,
