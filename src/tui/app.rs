@@ -668,13 +668,12 @@ impl App {
         (self.frame / 4) % 2
     }
 
-    /// Fold in what the collector found (marking the frame dirty); returns whether the store
-    /// changed (then call [`App::on_data`]).
+    /// Fold in what the collector found; returns whether the store changed (then call
+    /// [`App::on_data`]). A system sample waits for the once-a-second frame of the clocks.
     pub fn apply(&mut self, d: Delta) -> bool {
         match d {
             Delta::System(s) => {
                 self.system = s;
-                self.dirty = true;
                 false
             }
             Delta::Loaded(store) => {
