@@ -384,24 +384,26 @@ fn round_up(x: usize, m: usize) -> usize {
     x.div_ceil(m) * m
 }
 
-/// acc[r][l] = Σ_c a[r·d + c] · bt[c·ld + j0 + l]   (BR rows of `a`, 16 columns of `bt`).
+/// acc[r][l] = Σ_{i<k} a[r·lda + i] · b[i·ldb + off + l]   (BR rows of `a`, 16 columns of `b`):
+/// the scores q·kᵀ (`b` the keys transposed, `k` the head dim) and the weighted sums p·v (`k` the
+/// keys).
 #[inline(always)]
-fn mk_abt<const F: bool>(a: &[f32], d: usize, bt: &[f32], ld: usize, j0: usize) -> [[f32; BC]; BR] {
-    assert!(a.len() >= BR * d && j0 + BC <= ld && bt.len() >= d * ld);
+fn mk<const F: bool>(a: &[f32], lda: usize, k: usize, b: &[f32], ldb: usize, off: usize) -> [[f32; BC]; BR] {
+    assert!(k <= lda && a.len() >= (BR - 1) * lda + k && off + BC <= ldb && b.len() >= k * ldb);
     #[cfg(target_arch = "x86_64")]
     if F {
         // SAFETY: F is only true inside the AVX2+FMA dispatch path; indices are bounded by
-        // the assert above (c < d, j0 + 16 <= ld, rows < BR).
+        // the assert above (i < k <= lda, rows < BR, off + 16 <= ldb, b has k rows of ldb).
         unsafe {
             use std::arch::x86_64::*;
             let mut acc = [[_mm256_setzero_ps(); 2]; BR];
             let ap = a.as_ptr();
-            let bp = bt.as_ptr().add(j0);
-            for c in 0..d {
-                let b0 = _mm256_loadu_ps(bp.add(c * ld));
-                let b1 = _mm256_loadu_ps(bp.add(c * ld + 8));
+            let bp = b.as_ptr().add(off);
+            for i in 0..k {
+                let b0 = _mm256_loadu_ps(bp.add(i * ldb));
+                let b1 = _mm256_loadu_ps(bp.add(i * ldb + 8));
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm256_broadcast_ss(&*ap.add(r * d + c));
+                    let av = _mm256_broadcast_ss(&*ap.add(r * lda + i));
                     acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
                     acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
                 }
@@ -415,54 +417,12 @@ fn mk_abt<const F: bool>(a: &[f32], d: usize, bt: &[f32], ld: usize, j0: usize) 
         }
     }
     let mut acc = [[0f32; BC]; BR];
-    for c in 0..d {
-        let b: &[f32; BC] = bt[c * ld + j0..c * ld + j0 + BC].try_into().unwrap();
+    for i in 0..k {
+        let row: &[f32; BC] = b[i * ldb + off..i * ldb + off + BC].try_into().unwrap();
         for r in 0..BR {
-            let av = a[r * d + c];
+            let av = a[r * lda + i];
             for l in 0..BC {
-                acc[r][l] = madd::<F>(av, b[l], acc[r][l]);
-            }
-        }
-    }
-    acc
-}
-
-/// acc[r][l] = Σ_{j<n} p[r·ld + j] · v[j·d + c0 + l]   (BR rows of `p`)
-#[inline(always)]
-fn mk_pv<const F: bool>(p: &[f32], ld: usize, n: usize, v: &[f32], d: usize, c0: usize) -> [[f32; BC]; BR] {
-    assert!(n <= ld && p.len() >= (BR - 1) * ld + n && c0 + BC <= d && v.len() >= n * d);
-    #[cfg(target_arch = "x86_64")]
-    if F {
-        // SAFETY: AVX2+FMA path only; j < n <= ld, c0 + 16 <= d, v has n rows of d.
-        unsafe {
-            use std::arch::x86_64::*;
-            let mut acc = [[_mm256_setzero_ps(); 2]; BR];
-            let pp = p.as_ptr();
-            let vp = v.as_ptr().add(c0);
-            for j in 0..n {
-                let b0 = _mm256_loadu_ps(vp.add(j * d));
-                let b1 = _mm256_loadu_ps(vp.add(j * d + 8));
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm256_broadcast_ss(&*pp.add(r * ld + j));
-                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
-                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
-                }
-            }
-            let mut out = [[0f32; BC]; BR];
-            for r in 0..BR {
-                _mm256_storeu_ps(out[r].as_mut_ptr(), acc[r][0]);
-                _mm256_storeu_ps(out[r].as_mut_ptr().add(8), acc[r][1]);
-            }
-            return out;
-        }
-    }
-    let mut acc = [[0f32; BC]; BR];
-    for j in 0..n {
-        let vr: &[f32; BC] = v[j * d + c0..j * d + c0 + BC].try_into().unwrap();
-        for r in 0..BR {
-            let pv = p[r * ld + j];
-            for l in 0..BC {
-                acc[r][l] = madd::<F>(pv, vr[l], acc[r][l]);
+                acc[r][l] = madd::<F>(av, row[l], acc[r][l]);
             }
         }
     }
@@ -559,7 +519,7 @@ fn fwd_blocked<const F: bool>(
         let nk = (i0 + BR).min(t);
         let nb = nk.div_ceil(BC);
         for jb in 0..nb {
-            let acc = mk_abt::<F>(&qb[i0 * d..(i0 + BR) * d], d, &kt[jb * d * BC..(jb + 1) * d * BC], BC, 0);
+            let acc = mk::<F>(&qb[i0 * d..(i0 + BR) * d], d, d, &kt[jb * d * BC..(jb + 1) * d * BC], BC, 0);
             for r in 0..BR {
                 s[r * tk + jb * BC..r * tk + jb * BC + BC].copy_from_slice(&acc[r]);
             }
@@ -582,7 +542,7 @@ fn fwd_blocked<const F: bool>(
             lse[i] = m + sum.ln();
         }
         for c0 in (0..d).step_by(BC) {
-            let acc = mk_pv::<F>(&s, tk, nk, vb, d, c0);
+            let acc = mk::<F>(&s, tk, nk, vb, d, c0);
             for r in 0..BR {
                 let i = i0 + r;
                 if i < t {
@@ -621,8 +581,8 @@ fn bwd_blocked<const F: bool>(
         let nk = (i0 + BR).min(t);
         let nb = nk.div_ceil(BC);
         for jb in 0..nb {
-            let sc = mk_abt::<F>(&qb[i0 * d..(i0 + BR) * d], d, &kt[jb * d * BC..(jb + 1) * d * BC], BC, 0);
-            let dp = mk_abt::<F>(&dob[i0 * d..(i0 + BR) * d], d, &vt[jb * d * BC..(jb + 1) * d * BC], BC, 0);
+            let sc = mk::<F>(&qb[i0 * d..(i0 + BR) * d], d, d, &kt[jb * d * BC..(jb + 1) * d * BC], BC, 0);
+            let dp = mk::<F>(&dob[i0 * d..(i0 + BR) * d], d, d, &vt[jb * d * BC..(jb + 1) * d * BC], BC, 0);
             for r in 0..BR {
                 let i = i0 + r;
                 // rows past the end: probabilities forced to 0
@@ -650,7 +610,7 @@ fn bwd_blocked<const F: bool>(
             mk_rank::<F, 2>(&p[4 * tk..], tk, nk, &dob[(i0 + 4) * d..(i0 + 6) * d], d, c0, dv);
             mk_rank::<F, 4>(&ds, tk, nk, &qb[i0 * d..(i0 + 4) * d], d, c0, dk);
             mk_rank::<F, 2>(&ds[4 * tk..], tk, nk, &qb[(i0 + 4) * d..(i0 + 6) * d], d, c0, dk);
-            let acc = mk_pv::<F>(&ds, tk, nk, kb, d, c0);
+            let acc = mk::<F>(&ds, tk, nk, kb, d, c0);
             for r in 0..BR {
                 let i = i0 + r;
                 if i < t {
