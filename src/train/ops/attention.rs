@@ -68,20 +68,7 @@ pub fn qkv_rope_attention(
     }
     match kernels.effective(qkv.device(), qkv.dtype()) {
         Kernels::Fused if d % BC == 0 => {
-            let rope = Some(Rope { cos: tables.cos_vec(), sin: tables.sin_vec() });
-            let geo = Geo {
-                b,
-                t,
-                hq,
-                hkv,
-                d,
-                q_stride: width,
-                kv_stride: width,
-                q_off: 0,
-                k_off: hq * d,
-                v_off: (hq + hkv) * d,
-                rope,
-            };
+            let geo = Geo::packed(b, t, hq, hkv, tables);
             qkv.contiguous()?.apply_op1(PackedAttnOp(AttnOp { geo, lse: Mutex::new(None) }))
         }
         k => {
@@ -178,6 +165,15 @@ struct Geo {
 }
 
 impl Geo {
+    /// Q, K and V packed in one `[B·T, (Hq + 2·Hkv)·D]` row each, rotated by `tables`.
+    fn packed(b: usize, t: usize, hq: usize, hkv: usize, tables: &RopeTables) -> Geo {
+        let d = tables.head_dim;
+        let width = (hq + 2 * hkv) * d;
+        let rope = Some(Rope { cos: tables.cos_vec(), sin: tables.sin_vec() });
+        let (q_stride, kv_stride, q_off, k_off, v_off) = (width, width, 0, hq * d, (hq + hkv) * d);
+        Geo { b, t, hq, hkv, d, q_stride, kv_stride, q_off, k_off, v_off, rope }
+    }
+
     fn q_base(&self, b: usize, h: usize) -> usize {
         b * self.t * self.q_stride + self.q_off + h * self.d
     }
@@ -856,22 +852,7 @@ impl PackedAttn {
         if d % BC != 0 || hkv == 0 || hq % hkv != 0 || t > tables.max_pos {
             return None;
         }
-        let width = (hq + 2 * hkv) * d;
-        let rope = Some(Rope { cos: tables.cos_vec(), sin: tables.sin_vec() });
-        let geo = Geo {
-            b,
-            t,
-            hq,
-            hkv,
-            d,
-            q_stride: width,
-            kv_stride: width,
-            q_off: 0,
-            k_off: hq * d,
-            v_off: (hq + hkv) * d,
-            rope,
-        };
-        Some(PackedAttn(AttnOp { geo, lse: Mutex::new(None) }))
+        Some(PackedAttn(AttnOp { geo: Geo::packed(b, t, hq, hkv, tables), lse: Mutex::new(None) }))
     }
     /// `[B·T, Hq·D]` output of the packed `qkv` `[B·T, width]`; keeps the log-sum-exp.
     pub(crate) fn forward(&self, qkv: &[f32]) -> Vec<f32> {
