@@ -369,6 +369,10 @@ pub struct TrainSection {
     pub grad_clip: f64,
     /// Emit a train event every this many steps.
     pub log_every: u64,
+    /// Parameters left as they are (prefixes of their Hugging Face names: `model.embed_tokens`,
+    /// `lm_head`, `model.layers.0.`): only the others are fine-tuned.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
 }
 
 impl Default for TrainSection {
@@ -389,6 +393,7 @@ impl Default for TrainSection {
             eps: 1e-8,
             grad_clip: 1.0,
             log_every: 1,
+            freeze: Vec::new(),
         }
     }
 }

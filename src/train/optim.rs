@@ -43,6 +43,8 @@ struct Param {
     name: String,
     var: Var,
     decay: bool,
+    /// Left as it is (`train.freeze`): no update, and not in the gradient norm.
+    frozen: bool,
     state: Moments,
 }
 
@@ -155,9 +157,29 @@ impl AdamW {
                 let z = Tensor::zeros(t.shape(), DType::F32, t.device())?;
                 Moments::Tensor { m: z.clone(), v: z }
             };
-            params.push(Param { name: name.clone(), decay: t.rank() >= 2, var, state });
+            params.push(Param { name: name.clone(), decay: t.rank() >= 2, frozen: false, var, state });
         }
         Ok(AdamW { cfg, params, step: 0 })
+    }
+
+    /// Leave the parameters whose names start with one of `prefixes` as they are. A prefix
+    /// that names no parameter is an error (`train.freeze`), listing the names.
+    pub fn freeze(&mut self, prefixes: &[String]) -> anyhow::Result<()> {
+        for f in prefixes {
+            let mut any = false;
+            for p in self.params.iter_mut().filter(|p| p.name.starts_with(f.as_str())) {
+                p.frozen = true;
+                any = true;
+            }
+            if !any {
+                let names: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+                crate::bail_input!(
+                    "train.freeze: '{f}' names no parameter of the model (they are: {})",
+                    names.join(", ")
+                );
+            }
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &AdamWConfig {
@@ -177,7 +199,7 @@ impl AdamW {
         let mut total = 0f64;
         // Other devices: per-parameter sums stay on the device, read back once (one sync).
         let mut on_device: Vec<Tensor> = Vec::new();
-        for p in &self.params {
+        for p in self.params.iter().filter(|p| !p.frozen) {
             if let Some(g) = grads.get(p.var.as_tensor()) {
                 if is_cpu_f32(g) {
                     total += super::ops::with_f32(g, "grad norm", sumsq_f64)?;
@@ -211,7 +233,7 @@ impl AdamW {
         let c = &self.cfg;
         let bc1 = 1.0 - c.beta1.powi(self.step as i32);
         let bc2 = 1.0 - c.beta2.powi(self.step as i32);
-        for p in &mut self.params {
+        for p in self.params.iter_mut().filter(|p| !p.frozen) {
             let Some(g) = grads.get(p.var.as_tensor()) else { continue };
             let decay_mul = if p.decay { 1.0 - lr * c.weight_decay } else { 1.0 };
             match &mut p.state {
@@ -315,5 +337,34 @@ impl AdamW {
         }
         self.step = step as u64;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// `train.freeze`: the named parameters stay bit for bit as they were, the others move; a
+    /// name that matches nothing is bad input naming the field.
+    #[test]
+    fn frozen_parameters_are_left_as_they_are() {
+        let varmap = VarMap::new();
+        let init = candle_nn::Init::Const(0.5);
+        let emb = varmap.get((2, 3), "model.embed_tokens.weight", init, DType::F32, &Device::Cpu).unwrap();
+        let w = varmap.get((2, 3), "model.layers.0.mlp.up_proj.weight", init, DType::F32, &Device::Cpu).unwrap();
+        let mut opt = AdamW::new(&varmap, AdamWConfig::default()).unwrap();
+        opt.freeze(&["model.embed_tokens".to_string()]).unwrap();
+        let before = (emb.to_vec2::<f32>().unwrap(), w.to_vec2::<f32>().unwrap());
+        let loss = ((&emb * 2.0).unwrap() + (&w * 3.0).unwrap()).unwrap().sqr().unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        let all = AdamW::new(&varmap, AdamWConfig::default()).unwrap().grad_norm(&grads).unwrap();
+        assert!(opt.grad_norm(&grads).unwrap() < all, "a frozen parameter's gradient is not in the norm");
+        opt.step(&grads, 1e-2).unwrap();
+        assert_eq!(emb.to_vec2::<f32>().unwrap(), before.0, "frozen");
+        assert_ne!(w.to_vec2::<f32>().unwrap(), before.1, "trained");
+        let err = opt.freeze(&["model.embed".to_string(), "encoder.".to_string()]).unwrap_err();
+        assert!(crate::error::is_bad_input(&err), "{err:#}");
+        assert!(format!("{err:#}").contains("train.freeze: 'encoder.' names no parameter"), "{err:#}");
     }
 }

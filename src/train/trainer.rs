@@ -227,6 +227,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     let t = &cfg.train;
     let mut opt =
         AdamW::new(&varmap, AdamWConfig { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weight_decay: t.weight_decay })?;
+    opt.freeze(&t.freeze)?;
     let (state, resumed_from) = match run.latest_checkpoint()? {
         Some(step) => {
             let dir = run.checkpoint_dir(step);
