@@ -139,16 +139,23 @@ pub struct Collector {
     system: SystemStats,
 }
 
+/// The run directories under `root`, their Slurm jobs asked about at once (the answers are
+/// cached for `observe`).
+fn run_dirs(root: &Path) -> Vec<PathBuf> {
+    let dirs: Vec<PathBuf> = crate::runs::list(root).unwrap_or_default().into_iter().map(|r| r.path).collect();
+    let jobs: Vec<String> = dirs.iter().filter_map(|d| slurm::current(&RunDir::new(d)).map(|c| c.job)).collect();
+    if !jobs.is_empty() {
+        slurm::prefetch(&jobs);
+    }
+    dirs
+}
+
 impl Collector {
     /// Read every run under the root, in parallel: the collector that follows them, and the
     /// store as read.
     pub fn load(root: &Path) -> (Collector, Store) {
         use rayon::prelude::*;
-        let dirs: Vec<PathBuf> = crate::runs::list(root).unwrap_or_default().into_iter().map(|r| r.path).collect();
-        let jobs: Vec<String> = dirs.iter().filter_map(|d| slurm::current(&RunDir::new(d)).map(|c| c.job)).collect();
-        if !jobs.is_empty() {
-            slurm::prefetch(&jobs);
-        }
+        let dirs = run_dirs(root);
         let (runs, data): (Vec<Watched>, Vec<RunData>) = dirs.par_iter().map(|d| Watched::read(d)).unzip();
         let mut store = Store::from_runs(root, data);
         let mut c =
@@ -165,16 +172,14 @@ impl Collector {
     /// complete and with exact states, at the cost of a few reads per run.
     pub fn records(root: &Path) -> Store {
         use rayon::prelude::*;
-        let dirs: Vec<PathBuf> = crate::runs::list(root).unwrap_or_default().into_iter().map(|r| r.path).collect();
-        let jobs: Vec<String> = dirs.iter().filter_map(|d| slurm::current(&RunDir::new(d)).map(|c| c.job)).collect();
-        if !jobs.is_empty() {
-            slurm::prefetch(&jobs);
-        }
+        let dirs = run_dirs(root);
         Store::from_runs(root, dirs.par_iter().map(|d| record(d)).collect())
     }
 
-    /// Events appended to every run since the last poll.
-    pub fn poll(&mut self, out: &mut Vec<Delta>) {
+    /// Events appended to every run since the last poll; returns whether a status event was
+    /// among them (a state may have changed).
+    pub fn poll(&mut self, out: &mut Vec<Delta>) -> bool {
+        let mut statuses = false;
         for w in &mut self.runs {
             let (mut events, mut bad) = (Vec::new(), 0);
             let reset = w.source.read(|d| match d {
@@ -192,12 +197,14 @@ impl Collector {
             for e in &events {
                 if let Body::Status { state, message } = &e.body {
                     w.note_status(*state, message, e.time);
+                    statuses = true;
                 }
             }
             if !events.is_empty() || bad > 0 {
                 out.push(Delta::Events { dir: w.dir.clone(), events, bad });
             }
         }
+        statuses
     }
 
     /// Run directories that appeared, and sweep records written since.
@@ -250,12 +257,13 @@ impl Collector {
     /// New events, and then (when `slow`) new runs, states and the system.
     pub fn collect(&mut self, slow: bool) -> Vec<Delta> {
         let mut out = Vec::new();
-        self.poll(&mut out);
+        let statuses = self.poll(&mut out);
         if slow {
             self.rescan(&mut out);
-            self.refresh_states(&mut out);
-        } else if !out.is_empty() {
-            // A status event may change a state at once (paused, finished).
+        }
+        // A status event may change a state at once (paused, finished); locks and Slurm are
+        // looked at once a second.
+        if slow || statuses {
             self.refresh_states(&mut out);
         }
         out

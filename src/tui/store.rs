@@ -625,11 +625,7 @@ impl Store {
         let at = |runs: &[RunData], dir: &Path| runs.iter().position(|r| r.dir == dir);
         match d {
             Delta::Loaded(store) | Delta::Records(store) => *self = store,
-            Delta::Added(r) => match at(&self.runs, &r.dir) {
-                Some(i) => self.runs[i] = r,
-                None => self.runs.push(r),
-            },
-            Delta::Replaced(r) => match at(&self.runs, &r.dir) {
+            Delta::Added(r) | Delta::Replaced(r) => match at(&self.runs, &r.dir) {
                 Some(i) => self.runs[i] = r,
                 None => self.runs.push(r),
             },
