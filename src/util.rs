@@ -30,16 +30,42 @@ pub fn sync_dir(dir: &Path) {
     }
 }
 
-/// Create a directory (and parents) readable by its owner only (0700 on Unix).
+/// Create a directory and any missing parents, each new one readable by its owner only (0700 on
+/// Unix). Directories that already exist keep their mode: mixscope never changes the
+/// permissions of a directory it did not create (a shared runs root, `/tmp`).
 pub fn create_private_dir(path: &Path) -> Result<()> {
-    fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("setting permissions of {}", path.display()))?;
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
     }
-    Ok(())
+    b.create(path).map_err(|e| dir_error(path, e))
+}
+
+/// Create one new directory (its parent must exist), readable by its owner only. Fails when it
+/// already exists: two processes creating the same directory never both succeed.
+pub fn create_new_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path)
+}
+
+/// A directory that cannot be created: permission problems are the user's to fix (bad input).
+pub fn dir_error(path: &Path, e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        crate::error::bad_input(format!("creating {}: permission denied", path.display()))
+    } else {
+        anyhow::Error::new(e).context(format!("creating {}", path.display()))
+    }
 }
 
 /// Open a file for appending, creating it with mode 0600.

@@ -18,18 +18,13 @@ pub fn train_cmd(
     let mut loaded = Loaded::read(config)?;
     loaded.apply_sets(sets)?;
     loaded.validate()?;
-    let root = match (&runs, &run_dir) {
-        (Some(r), _) => r.clone(),
-        (None, Some(d)) => d
-            .parent()
-            .map(Path::to_path_buf)
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from(".")),
-        (None, None) => crate::runs::runs_root(None),
-    };
+    // The runs root is where a run's base model goes, wherever the run directory is.
+    let root = crate::runs::runs_root(runs.as_deref());
     let existing = run_dir.as_ref().map(RunDir::new).filter(|r| r.exists());
-    let run = match existing {
+    let (run, lock) = match existing {
         Some(run) => {
+            // Locked before run.toml is read or rewritten: a trainer at work keeps its record.
+            let lock = crate::runs::lock::RunLock::acquire(&run.path)?;
             let mut cfg = run.read_config()?;
             let want = setup::config_hash(&loaded.config)?;
             if cfg.source_hash.as_deref() != Some(&want) {
@@ -43,9 +38,12 @@ pub fn train_cmd(
                 cfg.train.max_steps = max;
                 run.write_config(&cfg)?;
             }
-            run
+            (run, lock)
         }
-        None => setup::create_run(&root, run_dir.as_deref(), &loaded)?.run,
+        None => {
+            let c = setup::create_run(&root, run_dir.as_deref(), &loaded)?;
+            (c.run, c.lock)
+        }
     };
     // A run that starts from a base model trains that base first (once; later runs reuse it).
     if let Some(base_id) = run.read_config()?.init.and_then(|i| i.run) {
@@ -68,7 +66,7 @@ pub fn train_cmd(
     if !quiet {
         println!("run {} in {}", run.id(), run.path.display());
     }
-    crate::train::train(&run, &crate::train::TrainOptions { quiet, pause_exits: false })?;
+    crate::train::train_locked(&run, lock, &crate::train::TrainOptions { quiet, pause_exits: false })?;
     Ok(0)
 }
 

@@ -165,9 +165,10 @@ pub fn check_device(loaded: &Loaded) -> Result<()> {
 
 /// Create and queue a run from a validated config (see [`launch`]).
 pub fn launch_loaded(root: &Path, loaded: &Loaded) -> Result<RunDir> {
-    crate::util::create_private_dir(root)?;
-    let created = crate::train::setup::create_run(root, None, loaded)?;
-    if let Some(base) = &created.base {
+    let crate::train::setup::Created { run, base, lock } = crate::train::setup::create_run(root, None, loaded)?;
+    // The trainer takes the run's lock when it starts.
+    drop(lock);
+    if let Some(base) = &base {
         if slurm::is_slurm(&loaded.config) {
             submit_base_too(base, &loaded.config)?;
         }
@@ -178,9 +179,9 @@ pub fn launch_loaded(root: &Path, loaded: &Loaded) -> Result<RunDir> {
             append_status(base, State::Queued, Some("base of another run".into()))?;
         }
     }
-    append_status(&created.run, State::Queued, None)?;
+    append_status(&run, State::Queued, None)?;
     schedule(root)?;
-    Ok(created.run)
+    Ok(run)
 }
 
 /// A Slurm run's base model, created for it and never started, is trained on the cluster too.

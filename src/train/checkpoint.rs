@@ -33,6 +33,10 @@ pub struct TrainState {
     /// it when it resumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_loss: Option<f64>,
+    /// The evaluation due at this step was interrupted by a pause or stop: the trainer that
+    /// resumes from this checkpoint runs it first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub eval_pending: bool,
 }
 
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -78,6 +82,13 @@ pub fn save(run: &RunDir, state: &TrainState, write_files: impl FnOnce(&Path) ->
     }
     crate::util::sync_dir(&root);
     Ok(dest)
+}
+
+/// Rewrite the state.json of the run's existing checkpoint at `state.step` (atomically), when
+/// only what it records of control requests or a pending evaluation changed.
+pub fn rewrite_state(run: &RunDir, state: &TrainState) -> Result<()> {
+    let p = run.checkpoint_dir(state.step).join(STATE_FILE);
+    crate::util::write_atomic(&p, &serde_json::to_vec_pretty(state)?)
 }
 
 /// Read a checkpoint's state.json.

@@ -20,7 +20,7 @@ pub use model::{load_varmap_safetensors, param_specs, Model, ParamSpec, WeightMi
 pub use model_config::{Arch, ConfigError, ModelConfig};
 pub use ops::Kernels;
 pub use optim::{AdamW, AdamWConfig, GradAccum};
-pub use trainer::{train, Outcome, TrainOptions};
+pub use trainer::{train, train_locked, Outcome, TrainOptions};
 
 /// Process-wide glibc malloc tuning for training (opt-in; call once at startup). Training
 /// allocates and frees tensors of tens of megabytes every step; glibc's defaults return that

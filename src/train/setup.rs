@@ -11,6 +11,7 @@ use crate::config::{Lineage, Loaded, RunConfig};
 use crate::data::mixture::Mixture;
 use crate::data::tokenizer::{self, Tok};
 use crate::runs::events::{Body, Event, EventWriter};
+use crate::runs::lock::RunLock;
 use crate::runs::{self, RunDir};
 
 /// The digest that identifies a config, its name and length (`train.max_steps`) excluded: a run
@@ -29,6 +30,9 @@ pub fn config_hash(c: &RunConfig) -> Result<String> {
 pub struct Created {
     pub run: RunDir,
     pub base: Option<RunDir>,
+    /// The run's lock, taken before anything was written into it: a caller that trains the run
+    /// at once keeps it (`train::train_locked`); a launcher drops it.
+    pub lock: RunLock,
 }
 
 /// Create a run directory from a validated config. `dir` is the run directory to create (or
@@ -48,11 +52,6 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
     };
     cfg.source_hash = Some(config_hash(&cfg)?);
     cfg.suite = Some(crate::data::assets::fingerprint()?);
-    let path = match dir {
-        Some(d) => d.to_path_buf(),
-        None => root.join(runs::new_id(root, cfg.name.as_deref())),
-    };
-    let run = RunDir::new(&path);
     let mut base: Option<(RunDir, u64)> = None;
     if let Some(init) = cfg.init.clone() {
         let b = find_or_create_base(root, &init)?;
@@ -69,7 +68,7 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
         // The base by id when the run's own runs root (or its directory's parent) finds it
         // there, else by its absolute path, so a base kept elsewhere is found again at start.
         let near = |dir: &Path| b.path.parent().is_some_and(|p| same_dir(p, dir));
-        let base_ref = if near(root) || path.parent().is_some_and(near) {
+        let base_ref = if near(root) || dir.and_then(Path::parent).is_some_and(near) {
             b.id()
         } else {
             std::path::absolute(&b.path).unwrap_or_else(|_| b.path.clone()).display().to_string()
@@ -93,10 +92,11 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
             );
         }
     }
-    if let Some(parent) = path.parent() {
-        crate::util::create_private_dir(parent).ok();
-    }
-    crate::util::create_private_dir(&path)?;
+    // Claimed (created, or found empty, and locked) before anything is written into it.
+    let (run, lock) = match dir {
+        Some(d) => claim_dir(d)?,
+        None => new_run_dir(root, cfg.name.as_deref())?,
+    };
     tokenizer::copy_tokenizer(&tok_src, &run.tokenizer_path())?;
     run.write_config(&cfg)?;
     if let Some((b, step)) = &base {
@@ -104,7 +104,70 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
         write_fork_event(&run, &b.id(), *step, &mix)?;
     }
     let base = base.map(|(b, _)| b);
-    Ok(Created { run, base })
+    Ok(Created { run, base, lock })
+}
+
+/// A new run directory under `root` with a fresh id, created (never an existing one) and locked.
+pub fn new_run_dir(root: &Path, name: Option<&str>) -> Result<(RunDir, RunLock)> {
+    crate::util::create_private_dir(root)?;
+    loop {
+        let path = root.join(runs::new_id(root, name));
+        match crate::util::create_new_private_dir(&path) {
+            Ok(()) => {
+                let lock = RunLock::acquire(&path)?;
+                return Ok((RunDir::new(path), lock));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(crate::util::dir_error(&path, e)),
+        }
+    }
+}
+
+/// A run directory the user named (`--run-dir`) for a new run: created, or an existing empty
+/// directory, then locked. Refused when it holds anything else: a run (created meanwhile by
+/// another command, which may hold its lock) or files that are not a run's.
+fn claim_dir(path: &Path) -> Result<(RunDir, RunLock)> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::util::create_private_dir(parent)?;
+    }
+    let created = match crate::util::create_new_private_dir(path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => false,
+        Err(e) => return Err(crate::util::dir_error(path, e)),
+    };
+    // Whatever besides a lock file a directory holds that is not this command's.
+    let foreign = || -> Result<Vec<String>> {
+        let rd = std::fs::read_dir(path).with_context(|| format!("listing {}", path.display()))?;
+        let mut v: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        v.retain(|n| n != "lock");
+        v.sort();
+        Ok(v)
+    };
+    let refuse = |found: Vec<String>| -> Result<(RunDir, RunLock)> {
+        if found.iter().any(|n| n == "run.toml") {
+            bail_input!(
+                "{}: another command created a run there meanwhile; run this one again to resume it",
+                path.display()
+            );
+        }
+        bail_input!(
+            "--run-dir {}: the directory is neither empty nor a run (it holds {})",
+            path.display(),
+            found.iter().take(5).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+        )
+    };
+    if !created {
+        let found = foreign()?;
+        if !found.is_empty() {
+            return refuse(found);
+        }
+    }
+    let lock = RunLock::acquire(path)?;
+    let found = foreign()?;
+    if !found.is_empty() {
+        return refuse(found);
+    }
+    Ok((RunDir::new(path), lock))
 }
 
 /// Whether a run has trained to its last step.
@@ -352,9 +415,7 @@ pub fn fork_run(
     cfg.source_hash = None;
     // A fork is a run of its own, not another point of its parent's sweep.
     cfg.sweep = None;
-    let id = runs::new_id(root, cfg.name.as_deref());
-    let run = RunDir::new(root.join(id));
-    crate::util::create_private_dir(&run.path)?;
+    let (run, _lock) = new_run_dir(root, cfg.name.as_deref())?;
     tokenizer::copy_tokenizer(&parent.tokenizer_path(), &run.tokenizer_path())
         .context("copying the parent's tokenizer")?;
     run.write_config(&cfg)?;

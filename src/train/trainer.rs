@@ -170,11 +170,17 @@ struct Session {
 
 /// Train a run to its `max_steps` (or until stopped or paused).
 pub fn train(run: &RunDir, opts: &TrainOptions) -> Result<Outcome> {
+    let lock = RunLock::acquire(&run.path)?;
+    train_locked(run, lock, opts)
+}
+
+/// [`train`] with the run's lock already held (taken when the run was created, or before its
+/// config was checked), so that no other process can slip in between.
+pub fn train_locked(run: &RunDir, lock: RunLock, opts: &TrainOptions) -> Result<Outcome> {
+    let _lock = lock;
     let cfg = run.read_config()?;
     set_thread_budget(cfg.threads);
     super::tune_allocator();
-    std::fs::create_dir_all(&run.path).ok();
-    let _lock = RunLock::acquire(&run.path)?;
     let mut events = EventWriter::open(&run.events_path())?;
     install_signal_handlers();
     let events_path = run.events_path();
@@ -255,6 +261,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
                 control_seq: 0,
                 train_seconds: 0.0,
                 eval_loss: None,
+                eval_pending: false,
             };
             (s, None)
         }
@@ -361,6 +368,14 @@ impl Session {
             if let Some(o) = self.handle_control()? {
                 return Ok(o);
             }
+            // An evaluation a pause or stop interrupted runs before training goes on.
+            if self.state.eval_pending {
+                if self.evaluate(false)?.is_none() {
+                    continue;
+                }
+                self.state.eval_pending = false;
+                self.pending_eval_done()?;
+            }
             let t0 = Instant::now();
             let (loss, grad_norm, tokens) = self.train_step()?;
             let dt = t0.elapsed().as_secs_f64();
@@ -398,7 +413,15 @@ impl Session {
             let eval_due = self.cfg.eval.every > 0 && step % self.cfg.eval.every == 0;
             let mut new_best = false;
             if eval_due || step == max {
-                new_best = self.evaluate(step == max)?;
+                match self.evaluate(step == max)? {
+                    Some(b) => new_best = b,
+                    None => {
+                        // Interrupted: the request is handled at the top of the loop, and the
+                        // checkpoint it writes records the evaluation as still to do.
+                        self.state.eval_pending = true;
+                        continue;
+                    }
+                }
             }
             if step % self.cfg.checkpoint.every == 0 || step == max || new_best {
                 self.checkpoint()?;
@@ -428,9 +451,7 @@ impl Session {
             }
             Command::Resume => Ok(None),
             Command::Pause => {
-                if self.last_checkpoint != Some(self.state.step) {
-                    self.checkpoint()?;
-                }
+                self.checkpoint_for_exit()?;
                 self.status(State::Paused, None)?;
                 if !self.quiet {
                     println!("paused at step {}", self.state.step);
@@ -464,9 +485,7 @@ impl Session {
     }
 
     fn stop(&mut self, why: &str) -> Result<Outcome> {
-        if self.last_checkpoint != Some(self.state.step) {
-            self.checkpoint()?;
-        }
+        self.checkpoint_for_exit()?;
         self.status(State::Stopped, Some(why.into()))?;
         Ok(Outcome::Stopped)
     }
@@ -501,7 +520,8 @@ impl Session {
     /// Runs the held-out evaluation and reports it. A stop, pause or signal that arrives during
     /// it abandons it (nothing is reported; the request is handled at the step boundary), except
     /// for the `last` evaluation of the run.
-    fn evaluate(&mut self, last: bool) -> Result<bool> {
+    /// `None` when interrupted.
+    fn evaluate(&mut self, last: bool) -> Result<Option<bool>> {
         self.last_eval = Some(self.state.step);
         let run_dir = self.run.path.clone();
         let seen = self.control.last_seq();
@@ -515,7 +535,7 @@ impl Session {
             if !self.quiet {
                 println!("eval at step {} interrupted by a request", self.state.step);
             }
-            return Ok(false);
+            return Ok(None);
         };
         for r in &results {
             self.emit(Body::Eval {
@@ -533,7 +553,7 @@ impl Session {
         }
         self.tensorboard_do(|tb| tb.end_round());
         let Some(sel) = self.evaluator.selection_loss(&results) else {
-            return Ok(false);
+            return Ok(Some(false));
         };
         self.last_eval_loss = Some(sel);
         let better = self.state.best_loss.is_none_or(|b| sel < b);
@@ -544,7 +564,7 @@ impl Session {
         if !self.quiet {
             println!("eval at step {}: held-out loss {sel:.4}{}", self.state.step, if better { " (best)" } else { "" });
         }
-        Ok(better)
+        Ok(Some(better))
     }
 
     /// A trainer killed after saving a checkpoint but before logging it left a checkpoint
@@ -569,6 +589,32 @@ impl Session {
             self.tensorboard_do(|tb| tb.write(&ev));
         }
         Ok(())
+    }
+
+    /// Before a pause or stop: the checkpoint at this step, recording the request as handled
+    /// (a trainer restarted from it must not see the request again) and whether the step's
+    /// evaluation is still to do. A checkpoint written at this step before the request arrived
+    /// gets its state.json rewritten; its tensors are this step's already.
+    fn checkpoint_for_exit(&mut self) -> Result<()> {
+        if self.last_checkpoint != Some(self.state.step) {
+            return self.checkpoint();
+        }
+        self.state.control_seq = self.control.last_seq();
+        checkpoint::rewrite_state(&self.run, &self.state)
+    }
+
+    /// After an evaluation that was pending: the checkpoint at its step records it as done
+    /// (its selection loss, and the best step when it was a new best), logged again with it.
+    fn pending_eval_done(&mut self) -> Result<()> {
+        if self.last_checkpoint != Some(self.state.step) {
+            return self.checkpoint();
+        }
+        self.state.eval_loss = self.last_eval_loss.filter(|_| self.last_eval == Some(self.state.step));
+        checkpoint::rewrite_state(&self.run, &self.state)?;
+        let dir = self.run.checkpoint_dir(self.state.step);
+        let rel = dir.strip_prefix(&self.run.path).unwrap_or(&dir).display().to_string();
+        self.emit(Body::Checkpoint { path: rel, eval_loss: self.state.eval_loss })?;
+        self.events.sync()
     }
 
     fn checkpoint(&mut self) -> Result<()> {

@@ -14,6 +14,7 @@ mod engine_optim;
 mod fuzz;
 mod fuzz_regressions;
 mod hub;
+mod integrity;
 mod interop;
 mod metrics;
 mod reliability;

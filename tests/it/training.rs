@@ -292,6 +292,7 @@ fn a_shipped_base_is_installed_not_trained() {
     let train_sft = |extra: &[&str]| {
         let mut args = vec!["train", cfgs.join("sft.toml").to_str().unwrap().to_string().leak() as &str];
         args.extend(["--run-dir", sft.to_str().unwrap().to_string().leak() as &str]);
+        args.extend(["--runs", root.to_str().unwrap().to_string().leak() as &str]);
         args.extend(extra);
         let o = cmd(t.path()).env("MIXSCOPE_ASSETS", &assets).args(&args).output().unwrap();
         ok(o)
@@ -339,6 +340,8 @@ fn a_shipped_base_is_installed_not_trained() {
             cfgs.join("sft.toml").to_str().unwrap(),
             "--run-dir",
             root.join("sft2").to_str().unwrap(),
+            "--runs",
+            root.to_str().unwrap(),
             "-q",
         ])
         .output()

@@ -1,0 +1,223 @@
+//! What mixscope guarantees about the files it touches: it never changes the mode of a
+//! directory it did not create; a pause or stop that arrives at any moment (an evaluation
+//! included) leaves a run that resumes; two commands creating one run directory leave one
+//! true record.
+
+use crate::common;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+fn tiny_train(cache: &Path, extra: &[&str]) -> std::process::Command {
+    let mut c = cmd(cache);
+    c.args(["train", fixture("tiny.toml").to_str().unwrap(), "-q"]);
+    for s in ["max_steps=2", "eval_every=0", "checkpoint_every=2"] {
+        c.args(["--set", s]);
+    }
+    c.args(extra);
+    c
+}
+
+/// `train --run-dir` under a sticky world-writable directory and `train` into a group-shared
+/// runs root leave both modes as they were; the run directories mixscope creates are 0700; a
+/// run's base model goes to the runs root, not beside a `--run-dir` elsewhere.
+#[test]
+fn directories_mixscope_did_not_create_keep_their_modes() {
+    let t = tempfile::tempdir().unwrap();
+    let shared = t.path().join("X/t");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let root = t.path().join("runs");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    let dir = shared.join("myrun");
+    ok(tiny_train(t.path(), &["--run-dir", dir.to_str().unwrap(), "--runs", root.to_str().unwrap()]).output().unwrap());
+    assert_eq!(mode(&shared), 0o1777, "the run directory's parent keeps its mode");
+    assert_eq!(mode(&dir) & 0o777, 0o700, "the run directory mixscope created is private");
+    ok(tiny_train(t.path(), &["--runs", root.to_str().unwrap()]).output().unwrap());
+    assert_eq!(mode(&root), 0o2775, "a group-shared runs root keeps its mode");
+    // A parent mixscope creates for --run-dir is its own: private.
+    let deep = t.path().join("new/deeper/run");
+    ok(tiny_train(t.path(), &["--run-dir", deep.to_str().unwrap(), "--runs", root.to_str().unwrap()])
+        .output()
+        .unwrap());
+    assert_eq!(mode(&t.path().join("new")) & 0o777, 0o700);
+
+    // A run that starts from a base: the base goes to the runs root (MIXSCOPE_RUNS here).
+    let tiny = std::fs::read_to_string(fixture("tiny.toml")).unwrap();
+    let base = tiny
+        .replace("name = \"tiny\"", "name = \"base\"")
+        .replace("tasks = [\"mr\", \"sm\", \"if\"]", "tasks = [\"lm\"]")
+        .replace("heldout = [\"pt\"]", "heldout = []")
+        .replace("max_steps = 30", "max_steps = 2")
+        .replace("generate_n = 4", "generate_n = 0");
+    std::fs::write(t.path().join("base.toml"), base).unwrap();
+    let sft = "name = \"sft\"\nthreads = 1\n[init]\nconfig = \"base.toml\"\n[data]\ntasks = [\"mr\"]\n\
+               mixture = \"en=1\"\nseq_len = 128\n[train]\nmax_steps = 2\nbatch_size = 4\n\
+               [eval]\nevery = 0\nn = 4\ngenerate_n = 0\n[checkpoint]\nevery = 2\n";
+    let cfg = t.path().join("sft.toml");
+    std::fs::write(&cfg, sft).unwrap();
+    let elsewhere = shared.join("sft");
+    let env_root = t.path().join("env-runs");
+    ok(cmd(t.path())
+        .env("MIXSCOPE_RUNS", &env_root)
+        .args(["train", cfg.to_str().unwrap(), "--run-dir", elsewhere.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap());
+    let names = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&shared), ["myrun", "sft"], "nothing but the run beside --run-dir");
+    assert!(names(&env_root).iter().any(|n| n.starts_with("base-")), "{:?}", names(&env_root));
+    assert_eq!(mode(&shared), 0o1777);
+}
+
+fn launch(cache: &Path, root: &Path, sets: &[&str]) -> String {
+    let mut c = cmd(cache);
+    c.env("MIXSCOPE_CPU_BUDGET", "1").args(["launch", fixture("tiny.toml").to_str().unwrap(), "--runs"]);
+    c.arg(root);
+    for s in sets {
+        c.args(["--set", s]);
+    }
+    ok(c.output().unwrap()).trim().to_string()
+}
+
+fn ctl(cache: &Path, root: &Path, verb: &str, id: &str) {
+    ok(cmd(cache).env("MIXSCOPE_CPU_BUDGET", "1").args([verb, id, "--runs"]).arg(root).output().unwrap());
+}
+
+/// Whether the run's events hold a train event at `step` (read as the file grows).
+fn trained(dir: &Path, step: u64) -> bool {
+    losses(dir).iter().any(|(s, _)| *s == step)
+}
+
+/// The eval events at `step`, as (task, lang) pairs.
+fn evals_at(dir: &Path, step: u64) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = of_kind(&events(dir), "eval")
+        .iter()
+        .filter(|e| e["step"] == step)
+        .map(|e| (e["task"].as_str().unwrap().to_string(), e["lang"].as_str().unwrap().to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A pause, then a stop, each sent while the trainer evaluates: both are obeyed, both resumes
+/// go on training (they used to pause or stop again at once, every time), and the interrupted
+/// evaluations run when the run resumes, each once.
+#[test]
+fn a_pause_or_stop_during_an_evaluation_resumes_and_the_evaluation_runs() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    // An evaluation long enough (~1 s or more) to be caught in the middle.
+    let id = launch(
+        t.path(),
+        &root,
+        &[
+            "max_steps=30",
+            "eval.every=10",
+            "checkpoint.every=10",
+            "eval.n=64",
+            "eval.generate_n=96",
+            "eval.max_new_tokens=64",
+        ],
+    );
+    let _end = EndOnDrop::new(t.path(), &root, &id);
+    let dir = root.join(&id);
+    for (step, verb, state) in [(10u64, "pause", "paused"), (20, "stop", "stopped")] {
+        assert!(wait_for(Duration::from_secs(120), || trained(&dir, step)), "no train event at step {step}");
+        ctl(t.path(), &root, verb, &id);
+        assert!(
+            wait_for(Duration::from_secs(60), || ls_state(t.path(), &root, &id) == state),
+            "{verb}: {:?}",
+            ls(t.path(), &root)
+        );
+        let log = std::fs::read_to_string(dir.join("stdout.log")).unwrap_or_default();
+        assert!(
+            log.contains(&format!("eval at step {step} interrupted by a request")),
+            "the {verb} arrived during the evaluation at step {step}:\n{log}"
+        );
+        let st: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("checkpoints/{step}/state.json"))).unwrap())
+                .unwrap();
+        assert_eq!(st["eval_pending"], true, "{st}");
+        ctl(t.path(), &root, "resume", &id);
+        assert!(
+            wait_for(Duration::from_secs(120), || trained(&dir, step + 1)),
+            "resumed after the {verb}, the run trains on: {:?}",
+            of_kind(&events(&dir), "status")
+        );
+    }
+    assert!(wait_for(Duration::from_secs(120), || ls_state(t.path(), &root, &id) == "finished"));
+    let last = evals_at(&dir, 30);
+    assert!(!last.is_empty());
+    for step in [10, 20] {
+        assert_eq!(evals_at(&dir, step), last, "the evaluation at step {step} ran once, whole, after the resume");
+    }
+    let states: Vec<String> =
+        of_kind(&events(&dir), "status").iter().map(|e| e["state"].as_str().unwrap().to_string()).collect();
+    assert_eq!(states.iter().filter(|s| *s == "paused").count(), 1, "{states:?}");
+    assert_eq!(states.iter().filter(|s| *s == "stopped").count(), 1, "{states:?}");
+    // The checkpoint each evaluation belongs to records it as done, with its selection loss.
+    for step in [10, 20] {
+        let p = dir.join(format!("checkpoints/{step}/state.json"));
+        if let Ok(b) = std::fs::read(p) {
+            let st: serde_json::Value = serde_json::from_slice(&b).unwrap();
+            assert!(st.get("eval_pending").is_none(), "{st}");
+            assert!(st["eval_loss"].is_number(), "{st}");
+        }
+    }
+}
+
+/// Two `train` commands creating the same new run directory with different configs: one
+/// trains, the other is refused before it writes anything, and run.toml is the config the run
+/// trained on.
+#[test]
+fn two_commands_creating_one_run_directory_leave_one_true_record() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    // The tokenizer is trained once, before the race.
+    ok(tiny_train(t.path(), &["--runs", root.to_str().unwrap()]).output().unwrap());
+    for round in 0..4 {
+        let dir = t.path().join(format!("race{round}"));
+        let spawn = |seed: &str| {
+            tiny_train(t.path(), &["--run-dir", dir.to_str().unwrap(), "--runs", root.to_str().unwrap()])
+                .args(["--set", &format!("seed={seed}"), "--set", "max_steps=20"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn("11"), spawn("22"));
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let (winner, loser) = match (a.status.success(), b.status.success()) {
+            (true, false) => ("11", b),
+            (false, true) => ("22", a),
+            _ => panic!("exactly one wins: {:?} {:?} {}{}", a.status, b.status, stderr(&a), stderr(&b)),
+        };
+        assert_eq!(loser.status.code(), Some(2), "{}", stderr(&loser));
+        let e = stderr(&loser);
+        assert!(e.contains("being trained by") || e.contains("another command created a run there"), "{e}");
+        let run_toml: toml::Value = toml::from_str(&std::fs::read_to_string(dir.join("run.toml")).unwrap()).unwrap();
+        assert_eq!(run_toml["seed"].as_integer().unwrap().to_string(), winner, "round {round}");
+        let evs = events(&dir);
+        let started = of_kind(&evs, "status").iter().filter(|e| e["state"] == "running").count();
+        assert_eq!(started, 1, "one trainer's record: {evs:?}");
+        assert_eq!(last_state(&dir).as_deref(), Some("finished"));
+        // The run resumes with the config it trained on (nothing to train: it has finished).
+        let o = tiny_train(t.path(), &["--run-dir", dir.to_str().unwrap(), "--runs", root.to_str().unwrap()])
+            .args(["--set", &format!("seed={winner}"), "--set", "max_steps=20"])
+            .output()
+            .unwrap();
+        ok(o);
+    }
+}
