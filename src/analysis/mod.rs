@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::data::lang;
 use crate::runs::events::{Body, Event};
-use stats::Est;
+use stats::{Delta, Est};
 
 /// One (task, language) result at one step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -186,105 +186,152 @@ pub fn aggregate_cis(cells: &BTreeMap<(String, String), Cell>, task: &str) -> Ag
     }
 }
 
-/// One row of a comparison: a language (or an aggregate) of a task. `latest_delta[i]` and
-/// `best_delta[i]` are run i+1 minus run 0 with their 95 % intervals, where both sides have
-/// one (`stats::diff`); a delta whose interval excludes zero is one the data supports.
+/// One row of a comparison: a language (or an aggregate) of a task, for each side (a run, or a
+/// group of runs that differ only in seed). For a group, a value is the members' mean and its
+/// interval the t-interval over them (`stats::seed_mean`); for a run, its value with its
+/// sampling interval. `latest_delta[i]` and `best_delta[i]` are side i+1 minus side 0
+/// (`stats::delta`: Welch's t for two groups, MOVER for two runs); `*_marked[i]` says whether
+/// the difference is supported: its p-value, Holm-adjusted over the rows of the task (its
+/// languages and averages), is below 0.05.
 #[derive(Debug, Clone, Serialize)]
 pub struct CompareRow {
     pub task: String,
     pub metric: String,
     pub row: String,
     pub groups: Vec<Option<String>>,
+    /// Members with a value, per side (1 for a run).
+    pub k: Vec<usize>,
+    /// Examples each member's value rests on (a language row's `n`).
+    pub n: Vec<Option<u64>>,
     pub latest: Vec<Option<f64>>,
     pub best: Vec<Option<f64>>,
     pub latest_ci: Vec<Option<[f64; 2]>>,
     pub best_ci: Vec<Option<[f64; 2]>>,
-    pub latest_delta: Vec<Option<Est>>,
-    pub best_delta: Vec<Option<Est>>,
+    /// The members' standard deviation (seed to seed), for groups.
+    pub latest_sd: Vec<Option<f64>>,
+    pub best_sd: Vec<Option<f64>>,
+    pub latest_delta: Vec<Option<Delta>>,
+    pub best_delta: Vec<Option<Delta>>,
+    /// The deltas' p-values after Holm's adjustment within the task.
+    pub latest_p_adj: Vec<Option<f64>>,
+    pub best_p_adj: Vec<Option<f64>>,
+    pub latest_marked: Vec<bool>,
+    pub best_marked: Vec<bool>,
 }
 
-impl CompareRow {
-    fn new(
-        task: &str,
-        metric: &str,
-        row: &str,
-        groups: Vec<Option<String>>,
-        latest: Vec<Est2>,
-        best: Vec<Est2>,
-    ) -> Self {
-        let ci = |v: &[Est2]| v.iter().map(|(_, e)| e.map(|e| [e.lo, e.hi])).collect();
-        let deltas = |v: &[Est2]| -> Vec<Option<Est>> {
-            v.iter().skip(1).map(|(_, e)| e.zip(v[0].1).map(|(b, a)| stats::diff(b, a))).collect()
-        };
-        CompareRow {
-            task: task.to_string(),
-            metric: metric.to_string(),
-            row: row.to_string(),
-            groups,
-            latest_ci: ci(&latest),
-            best_ci: ci(&best),
-            latest_delta: deltas(&latest),
-            best_delta: deltas(&best),
-            latest: latest.iter().map(|(v, _)| *v).collect(),
-            best: best.iter().map(|(v, _)| *v).collect(),
+/// The significance level of the marks.
+pub const ALPHA: f64 = 0.05;
+
+/// One side's values of one row at one step: each member's value and, for a run alone, its
+/// interval, and the members' mean sampling variance (from their intervals).
+#[derive(Debug, Clone, Default)]
+struct SideValues {
+    values: Vec<f64>,
+    single: Option<Est>,
+    floor: f64,
+}
+
+impl SideValues {
+    fn of(picked: &[Option<(f64, Option<Est>)>]) -> SideValues {
+        let have: Vec<(f64, Option<Est>)> = picked.iter().flatten().filter(|(v, _)| v.is_finite()).copied().collect();
+        let var = |e: &Option<Est>| e.map(|e| ((e.hi - e.lo) / (2.0 * stats::Z95)).powi(2));
+        let vars: Vec<f64> = have.iter().filter_map(|(_, e)| var(e)).collect();
+        SideValues {
+            values: have.iter().map(|(v, _)| *v).collect(),
+            single: if have.len() == 1 { have[0].1 } else { None },
+            floor: mean(&vars).unwrap_or(0.0),
         }
+    }
+
+    /// The side's value and interval: a run's own, or the group's mean and t-interval.
+    fn est(&self) -> (Option<f64>, Option<Est>) {
+        match self.values.len() {
+            0 => (None, None),
+            1 => (Some(self.values[0]), self.single),
+            _ => (mean(&self.values), stats::seed_mean(&self.values, self.floor)),
+        }
+    }
+
+    fn delta_from(&self, base: &SideValues) -> Option<Delta> {
+        stats::delta((&self.values, self.single, self.floor), (&base.values, base.single, base.floor))
     }
 }
 
-/// A value and, when known, its interval.
-type Est2 = (Option<f64>, Option<Est>);
+/// A side's cells at one step, one map per member.
+type Cells = Vec<Option<BTreeMap<(String, String), Cell>>>;
 
-/// The cell of `key` in a run's cells at a step, if the run has that step.
-fn cell_of<'m>(m: &'m Option<BTreeMap<(String, String), Cell>>, key: &(String, String)) -> Option<&'m Cell> {
-    m.as_ref().and_then(|m| m.get(key))
+/// The step a side is read at: a run's latest (or best) evaluation; for a group, the latest
+/// evaluation every member has reached (each member's own best).
+fn side_cells(members: &[&EvalTable], best: bool) -> Cells {
+    let at = |t: &EvalTable, s: Option<u64>| s.and_then(|s| t.at(s).cloned());
+    if best {
+        return members
+            .iter()
+            .map(|t| at(t, t.best_step.filter(|s| t.steps.contains_key(s)).or(t.latest_step())))
+            .collect();
+    }
+    if members.len() == 1 {
+        return vec![at(members[0], members[0].latest_step())];
+    }
+    let common = members
+        .first()
+        .map(|t0| t0.steps.keys().rev().find(|s| members.iter().all(|t| t.steps.contains_key(s))).copied());
+    members.iter().map(|t| at(t, common.flatten())).collect()
 }
 
-/// Compare runs' eval tables at their latest and best steps. Rows: every language of every
-/// task, then English / seen / unseen / gap / ratio to English / Latin / non-Latin.
-pub fn compare(tables: &[&EvalTable]) -> Vec<CompareRow> {
-    let mut tasks: Vec<String> = tables.iter().flat_map(|t| t.tasks()).collect();
+/// The first member's cell of `key` in a side's cells.
+fn first_cell<'c>(cells: &'c Cells, key: &(String, String)) -> Option<&'c Cell> {
+    cells.iter().flatten().find_map(|m| m.get(key))
+}
+
+/// Compare sides (each a run, or a group's members) at their latest and best steps. Rows:
+/// every language of every task, then English / seen / unseen / gap / ratio to English /
+/// Latin / non-Latin.
+pub fn compare(sides: &[Vec<&EvalTable>]) -> Vec<CompareRow> {
+    let mut tasks: Vec<String> = sides.iter().flatten().flat_map(|t| t.tasks()).collect();
     tasks.sort_by_key(|t| (task_order(t), t.clone()));
     tasks.dedup();
-    let at = |t: &EvalTable, best: bool| -> Option<BTreeMap<(String, String), Cell>> {
-        let step =
-            if best { t.best_step.filter(|s| t.steps.contains_key(s)).or(t.latest_step()) } else { t.latest_step() };
-        step.and_then(|s| t.at(s).cloned())
-    };
-    let latest: Vec<_> = tables.iter().map(|t| at(t, false)).collect();
-    let best: Vec<_> = tables.iter().map(|t| at(t, true)).collect();
+    let latest: Vec<Cells> = sides.iter().map(|m| side_cells(m, false)).collect();
+    let best: Vec<Cells> = sides.iter().map(|m| side_cells(m, true)).collect();
     let mut rows = Vec::new();
     for task in &tasks {
-        let mut langs: Vec<String> =
-            latest.iter().flatten().flat_map(|m| m.keys().filter(|(t, _)| t == task).map(|(_, l)| l.clone())).collect();
+        let first = rows.len();
+        let mut langs: Vec<String> = latest
+            .iter()
+            .flatten()
+            .flatten()
+            .flat_map(|m| m.keys().filter(|(t, _)| t == task).map(|(_, l)| l.clone()))
+            .collect();
         langs.sort_by_key(|l| lang::order(l));
         langs.dedup();
         let metric = latest
             .iter()
+            .flatten()
             .flatten()
             .flat_map(|m| m.iter().filter(|((t, _), _)| t == task).map(|(_, c)| c.metric.clone()))
             .next()
             .unwrap_or_default();
         for l in &langs {
             let key = (task.clone(), l.clone());
-            let est = |ms: &[Option<BTreeMap<(String, String), Cell>>]| -> Vec<Est2> {
-                ms.iter().map(|m| cell_of(m, &key).map_or((None, None), |c| (Some(c.value), cell_est(c)))).collect()
+            let pick = |cells: &Cells| -> SideValues {
+                let v: Vec<_> = cells
+                    .iter()
+                    .map(|m| m.as_ref().and_then(|m| m.get(&key)).map(|c| (c.value, cell_est(c))))
+                    .collect();
+                SideValues::of(&v)
             };
-            rows.push(CompareRow::new(
+            let mut row = CompareRow::new(
                 task,
                 &metric,
                 l,
-                latest.iter().map(|m| cell_of(m, &key).map(|c| c.group.clone())).collect(),
-                est(&latest),
-                est(&best),
-            ));
+                latest.iter().map(|c| first_cell(c, &key).map(|c| c.group.clone())).collect(),
+                latest.iter().map(pick).collect(),
+                best.iter().map(pick).collect(),
+            );
+            row.n = latest.iter().map(|c| first_cell(c, &key).map(|c| c.n)).collect();
+            rows.push(row);
         }
-        let ag = |ms: &[Option<BTreeMap<(String, String), Cell>>]| -> Vec<(Aggregates, AggregateCis)> {
-            ms.iter()
-                .map(|m| m.as_ref().map(|m| (aggregate(m, task, false), aggregate_cis(m, task))).unwrap_or_default())
-                .collect()
-        };
-        let (ag_l, ag_b) = (ag(&latest), ag(&best));
-        type Pick = fn(&Aggregates, &AggregateCis) -> Est2;
+        type Pick = fn(&Aggregates, &AggregateCis) -> (Option<f64>, Option<Est>);
         let aggs: [(&str, Pick); 7] = [
             ("English", |a, c| (a.english, c.english)),
             ("seen avg", |a, c| (a.seen, c.seen)),
@@ -294,12 +341,103 @@ pub fn compare(tables: &[&EvalTable]) -> Vec<CompareRow> {
             ("Latin avg", |a, c| (a.latin, c.latin)),
             ("non-Latin avg", |a, c| (a.non_latin, c.non_latin)),
         ];
+        let of_side = |cells: &Cells| -> Vec<Option<(Aggregates, AggregateCis)>> {
+            cells.iter().map(|m| m.as_ref().map(|m| (aggregate(m, task, false), aggregate_cis(m, task)))).collect()
+        };
+        let (ag_l, ag_b): (Vec<_>, Vec<_>) = (latest.iter().map(of_side).collect(), best.iter().map(of_side).collect());
         for (name, f) in aggs {
-            let pick = |v: &[(Aggregates, AggregateCis)]| v.iter().map(|(a, c)| f(a, c)).collect();
-            rows.push(CompareRow::new(task, &metric, name, vec![None; tables.len()], pick(&ag_l), pick(&ag_b)));
+            let pick = |side: &Vec<Option<(Aggregates, AggregateCis)>>| -> SideValues {
+                let v: Vec<_> =
+                    side.iter().map(|m| m.as_ref().and_then(|(a, c)| f(a, c).0.map(|v| (v, f(a, c).1)))).collect();
+                SideValues::of(&v)
+            };
+            rows.push(CompareRow::new(
+                task,
+                &metric,
+                name,
+                vec![None; sides.len()],
+                ag_l.iter().map(pick).collect(),
+                ag_b.iter().map(pick).collect(),
+            ));
         }
+        mark(&mut rows[first..]);
     }
     rows
+}
+
+impl CompareRow {
+    fn new(
+        task: &str,
+        metric: &str,
+        row: &str,
+        groups: Vec<Option<String>>,
+        latest: Vec<SideValues>,
+        best: Vec<SideValues>,
+    ) -> Self {
+        let ci = |v: &[SideValues]| v.iter().map(|s| s.est().1.map(|e| [e.lo, e.hi])).collect();
+        let value = |v: &[SideValues]| v.iter().map(|s| s.est().0).collect();
+        let sd = |v: &[SideValues]| v.iter().map(|s| stats::sd(&s.values)).collect();
+        let deltas = |v: &[SideValues]| -> Vec<Option<Delta>> {
+            v.iter().skip(1).map(|s| v.first().and_then(|b| s.delta_from(b))).collect()
+        };
+        let others = latest.len().saturating_sub(1);
+        CompareRow {
+            task: task.to_string(),
+            metric: metric.to_string(),
+            row: row.to_string(),
+            groups,
+            k: latest.iter().map(|s| s.values.len()).collect(),
+            n: vec![None; latest.len()],
+            latest: value(&latest),
+            best: value(&best),
+            latest_ci: ci(&latest),
+            best_ci: ci(&best),
+            latest_sd: sd(&latest),
+            best_sd: sd(&best),
+            latest_delta: deltas(&latest),
+            best_delta: deltas(&best),
+            latest_p_adj: vec![None; others],
+            best_p_adj: vec![None; others],
+            latest_marked: vec![false; others],
+            best_marked: vec![false; others],
+        }
+    }
+
+    /// Whether the row is a group average (its values derive from the language rows).
+    pub fn is_aggregate(&self) -> bool {
+        lang::get(&self.row).is_none()
+    }
+}
+
+/// Holm's adjustment over one task's rows, for each delta column at the latest and the best
+/// step: the languages and the averages are one family. The English row repeats the `en` row
+/// and is not a test of its own (it takes `en`'s mark); the ratio to English has no interval.
+fn mark(rows: &mut [CompareRow]) {
+    let cols = rows.first().map_or(0, |r| r.latest_delta.len());
+    let tested = |r: &CompareRow| r.row != "English";
+    for col in 0..cols {
+        for best in [false, true] {
+            let p: Vec<Option<f64>> = rows
+                .iter()
+                .map(|r| {
+                    let d = if best { &r.best_delta } else { &r.latest_delta };
+                    d[col].filter(|_| tested(r)).map(|d| d.p)
+                })
+                .collect();
+            let adj = stats::holm(&p);
+            let en = rows.iter().position(|r| r.row == "en").and_then(|i| adj[i]);
+            for (r, a) in rows.iter_mut().zip(adj) {
+                let a = if r.row == "English" { en } else { a };
+                let (p_adj, marked) = if best {
+                    (&mut r.best_p_adj, &mut r.best_marked)
+                } else {
+                    (&mut r.latest_p_adj, &mut r.latest_marked)
+                };
+                p_adj[col] = a;
+                marked[col] = a.is_some_and(|a| a < ALPHA);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -352,7 +490,7 @@ mod tests {
         let b = vec![eval(20, "mr", "en", "anchor", 0.9)];
         let (ta, tb) = (EvalTable::from_events(&a), EvalTable::from_events(&b));
         assert_eq!(ta.best_step, Some(10));
-        let rows = compare(&[&ta, &tb]);
+        let rows = compare(&[vec![&ta], vec![&tb]]);
         let en = rows.iter().find(|r| r.row == "en").unwrap();
         assert_eq!(en.latest, vec![Some(0.7), Some(0.9)]);
         assert_eq!(en.best, vec![Some(0.5), Some(0.9)]);

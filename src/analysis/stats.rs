@@ -155,6 +155,251 @@ pub fn mean_of(ests: &[Est]) -> Option<Est> {
     Some(Est { value, lo, hi })
 }
 
+/// `ln Γ(x)` for `x > 0` (Lanczos, g = 7: about 15 significant digits).
+fn ln_gamma(x: f64) -> f64 {
+    const G: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let t = x + 7.5;
+    let a = G[0] + G.iter().enumerate().skip(1).map(|(i, g)| g / (x + i as f64)).sum::<f64>();
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// The regularized incomplete beta function `I_x(a, b)` (its continued fraction, by Lentz's
+/// method).
+fn inc_beta(a: f64, b: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    // The fraction converges fast for x < (a + 1) / (a + b + 2); use the symmetry otherwise.
+    if x > (a + 1.0) / (a + b + 2.0) {
+        return 1.0 - inc_beta(b, a, 1.0 - x);
+    }
+    let front = (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp() / a;
+    let tiny = 1e-300;
+    let (mut c, mut d) = (1.0, 1.0 - (a + b) * x / (a + 1.0));
+    d = if d.abs() < tiny { tiny } else { d }.recip();
+    let mut f = d;
+    for m in 1..300 {
+        let m = m as f64;
+        for num in [
+            m * (b - m) * x / ((a + 2.0 * m - 1.0) * (a + 2.0 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2.0 * m) * (a + 2.0 * m + 1.0)),
+        ] {
+            d = 1.0 + num * d;
+            d = if d.abs() < tiny { tiny } else { d }.recip();
+            c = 1.0 + num / c;
+            c = if c.abs() < tiny { tiny } else { c };
+            f *= c * d;
+        }
+        if (c * d - 1.0).abs() < 1e-15 {
+            break;
+        }
+    }
+    front * f
+}
+
+/// Student's t distribution function with `df` degrees of freedom (any `df > 0`, so Welch's
+/// fractional ones too).
+pub fn t_cdf(t: f64, df: f64) -> f64 {
+    let tail = 0.5 * inc_beta(df / 2.0, 0.5, df / (df + t * t));
+    if t >= 0.0 {
+        1.0 - tail
+    } else {
+        tail
+    }
+}
+
+/// The quantile of Student's t: `t_cdf(t_quantile(p, df), df) = p`, to about 1e-12.
+pub fn t_quantile(p: f64, df: f64) -> f64 {
+    if p == 0.5 {
+        return 0.0;
+    }
+    if p < 0.5 {
+        return -t_quantile(1.0 - p, df);
+    }
+    let (mut lo, mut hi) = (0.0, 1.0);
+    while t_cdf(hi, df) < p {
+        hi *= 2.0;
+        if hi > 1e12 {
+            return f64::INFINITY;
+        }
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if t_cdf(mid, df) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo < 1e-13 * hi.max(1.0) {
+            break;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// The standard normal distribution function.
+pub fn normal_cdf(z: f64) -> f64 {
+    // erfc by its Chebyshev fit (Numerical Recipes' erfcc: relative error < 1.2e-7).
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * x);
+    let poly = -x * x - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    if z >= 0.0 {
+        1.0 - 0.5 * erfc
+    } else {
+        0.5 * erfc
+    }
+}
+
+/// A group's mean over its members (training seeds) with the 95 % t-interval, `K − 1` degrees
+/// of freedom: `mean ± t · sd / √K`. Members that agree exactly (all 1.0, say) have no spread
+/// to measure; their variance is then `floor`, the members' own sampling variance, rather
+/// than a zero-width interval. `None` below two members or for a non-finite value.
+pub fn seed_mean(values: &[f64], floor: f64) -> Option<Est> {
+    let k = values.len();
+    if k < 2 || values.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let m = values.iter().sum::<f64>() / k as f64;
+    let var = member_var(values, floor)?;
+    let half = t_quantile(0.975, (k - 1) as f64) * (var / k as f64).sqrt();
+    Some(Est { value: m, lo: m - half, hi: m + half })
+}
+
+/// The members' variance: their sample variance, or `floor` when they agree exactly.
+fn member_var(values: &[f64], floor: f64) -> Option<f64> {
+    let v = sd(values)?.powi(2);
+    Some(if v > 0.0 { v } else { floor })
+}
+
+/// How a difference's interval was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeltaMethod {
+    /// Two single runs: each side's sampling interval combined (MOVER / Newcombe). Covers the
+    /// evaluation's sampling only, not another training run's.
+    Mover,
+    /// Two groups: Welch's t over the members' values (Satterthwaite's degrees of freedom).
+    Welch,
+    /// A single run against a group: the run as one more draw of the group's seed
+    /// distribution (`sd · √(1 + 1/K)`, `K − 1` degrees of freedom).
+    Prediction,
+}
+
+impl DeltaMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeltaMethod::Mover => "mover",
+            DeltaMethod::Welch => "welch",
+            DeltaMethod::Prediction => "prediction",
+        }
+    }
+    /// Whether the interval covers the training's own randomness (several seeds on a side).
+    pub fn covers_seeds(self) -> bool {
+        self != DeltaMethod::Mover
+    }
+}
+
+/// A difference `a − b` with its 95 % interval, its two-sided p-value, and how both were
+/// computed.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Delta {
+    #[serde(flatten)]
+    pub est: Est,
+    pub p: f64,
+    pub method: DeltaMethod,
+}
+
+/// The t-test's interval and p-value of a difference `d` with standard error `se` on `df`
+/// degrees of freedom.
+fn t_delta(d: f64, se: f64, df: f64, method: DeltaMethod) -> Delta {
+    let half = t_quantile(0.975, df) * se;
+    let p = if se > 0.0 {
+        2.0 * (1.0 - t_cdf(d.abs() / se, df))
+    } else if d == 0.0 {
+        1.0
+    } else {
+        0.0
+    };
+    Delta { est: Est { value: d, lo: d - half, hi: d + half }, p: p.clamp(0.0, 1.0), method }
+}
+
+/// The difference between two sides' values, each side one run (`values` of length 1, with its
+/// sampling interval `one`) or a group of members: Welch's t for two groups, the prediction
+/// interval for a run against a group, MOVER for two runs. `floor_*` is each side's per-member
+/// sampling variance (see [`seed_mean`]). `None` when a side has no value (or a single run no
+/// interval).
+pub fn delta(a: (&[f64], Option<Est>, f64), b: (&[f64], Option<Est>, f64)) -> Option<Delta> {
+    let ((av, a1, af), (bv, b1, bf)) = (a, b);
+    if av.is_empty() || bv.is_empty() || av.iter().chain(bv).any(|v| !v.is_finite()) {
+        return None;
+    }
+    let stats = |v: &[f64], floor: f64| {
+        let k = v.len() as f64;
+        (v.iter().sum::<f64>() / k, member_var(v, floor).unwrap_or(floor), k)
+    };
+    let (ma, va, ka) = stats(av, af);
+    let (mb, vb, kb) = stats(bv, bf);
+    match (av.len(), bv.len()) {
+        (1, 1) => {
+            let d = diff(a1?, b1?);
+            // The p-value of the MOVER interval read as a normal one (its half toward zero).
+            let half = if d.value >= 0.0 { d.value - d.lo } else { d.hi - d.value };
+            let p = if half > 0.0 { 2.0 * (1.0 - normal_cdf(d.value.abs() * Z95 / half)) } else { 1.0 };
+            Some(Delta { est: d, p: p.clamp(0.0, 1.0), method: DeltaMethod::Mover })
+        }
+        (1, _) => Some(t_delta(ma - mb, (vb * (1.0 + 1.0 / kb)).sqrt(), kb - 1.0, DeltaMethod::Prediction)),
+        (_, 1) => Some(t_delta(ma - mb, (va * (1.0 + 1.0 / ka)).sqrt(), ka - 1.0, DeltaMethod::Prediction)),
+        _ => {
+            let (sa, sb) = (va / ka, vb / kb);
+            let se2 = sa + sb;
+            let df = if se2 > 0.0 { se2 * se2 / (sa * sa / (ka - 1.0) + sb * sb / (kb - 1.0)) } else { ka + kb - 2.0 };
+            Some(t_delta(ma - mb, se2.sqrt(), df, DeltaMethod::Welch))
+        }
+    }
+}
+
+/// Holm's step-down adjustment of p-values (one family; `None`s are not tests). The
+/// adjusted value of the i-th smallest of m is `max over j ≤ i of min(1, (m − j + 1) p_(j))`;
+/// rejecting where it is below α controls the family-wise error rate at α.
+pub fn holm(p: &[Option<f64>]) -> Vec<Option<f64>> {
+    let mut idx: Vec<usize> = (0..p.len()).filter(|&i| p[i].is_some()).collect();
+    idx.sort_by(|&a, &b| p[a].unwrap_or(1.0).total_cmp(&p[b].unwrap_or(1.0)));
+    let m = idx.len();
+    let mut out = vec![None; p.len()];
+    let mut running: f64 = 0.0;
+    for (j, &i) in idx.iter().enumerate() {
+        let adj = ((m - j) as f64 * p[i].unwrap_or(1.0)).min(1.0);
+        running = running.max(adj);
+        out[i] = Some(running);
+    }
+    out
+}
+
 /// Average ranks (1-based; ties share their mean rank).
 fn ranks(v: &[f64]) -> Vec<f64> {
     let mut idx: Vec<usize> = (0..v.len()).collect();
@@ -336,5 +581,173 @@ mod tests {
         assert_eq!(score_var("rouge_l", m, 40, Some(&s), 7), Some(b), "deterministic");
         assert_eq!(score_var("rouge_l", 0.3, 40, None, 0), None);
         assert_eq!(score_var("loss", 2.0, 40, None, 0), None);
+    }
+
+    #[test]
+    fn student_t_matches_published_values() {
+        // scipy.stats.t.ppf(0.975, df) and t.cdf.
+        for (df, q) in
+            [(1.0, 12.706_204_74), (2.0, 4.302_652_73), (4.0, 2.776_445_11), (10.0, 2.228_138_85), (3.7, 2.867_520_71)]
+        {
+            assert!((t_quantile(0.975, df) - q).abs() < 1e-6, "df {df}: {}", t_quantile(0.975, df));
+        }
+        assert!((t_cdf(2.0, 3.0) - 0.930_337_015_720_578_5).abs() < 1e-9);
+        assert!((t_cdf(-1.3, 7.5) - 0.116_063_389_407_804_39).abs() < 1e-9);
+        assert!((normal_cdf(1.5) - 0.933_192_798_731_141_9).abs() < 1e-7);
+        assert_eq!(t_quantile(0.5, 3.0), 0.0);
+        assert!((t_quantile(0.025, 4.0) + 2.776_445_11).abs() < 1e-6);
+    }
+
+    #[test]
+    fn welch_matches_scipy() {
+        // scipy.stats.ttest_ind(a, b, equal_var=False): t −0.0572, p 0.9583, df 2.741,
+        // interval −0.24876 … 0.24043.
+        let (a, b) = ([0.40, 0.17, 0.31], [0.33, 0.29, 0.22, 0.35]);
+        let d = delta((&a, None, 0.0), (&b, None, 0.0)).unwrap();
+        assert_eq!(d.method, DeltaMethod::Welch);
+        assert!((d.est.value - (0.88 / 3.0 - 1.19 / 4.0)).abs() < 1e-12);
+        assert!((d.p - 0.958_274_566_229_349).abs() < 1e-6, "{d:?}");
+        assert!((d.est.lo + 0.248_762_445).abs() < 1e-6 && (d.est.hi - 0.240_429_112).abs() < 1e-6, "{d:?}");
+        // A group's mean: mean ± t(K−1) · sd / √K.
+        let g = seed_mean(&a, 0.0).unwrap();
+        let half = 4.302_652_73 * sd(&a).unwrap() / 3f64.sqrt();
+        assert!((g.hi - g.value - half).abs() < 1e-6 && (g.value - g.lo - half).abs() < 1e-6);
+        assert_eq!(seed_mean(&[0.5], 0.0), None, "one seed has no spread");
+        // Members that agree exactly keep their sampling variance; others their spread alone.
+        let flat = seed_mean(&[1.0, 1.0, 1.0], 0.01).unwrap();
+        assert!((flat.hi - 1.0 - 4.302_652_73 * (0.01f64 / 3.0).sqrt()).abs() < 1e-6);
+        assert_eq!(seed_mean(&a, 0.5), seed_mean(&a, 0.0));
+        // One run against a group: a new draw from the group's distribution.
+        let p = delta((&[0.5], None, 0.0), (&b, None, 0.0)).unwrap();
+        assert_eq!(p.method, DeltaMethod::Prediction);
+        let want = t_quantile(0.975, 3.0) * sd(&b).unwrap() * (1.0 + 0.25f64).sqrt();
+        assert!((p.est.hi - p.est.value - want).abs() < 1e-9);
+        // Two single runs: the MOVER interval, and a p-value that agrees with it at 0.05.
+        let one = |v: f64| Some(Est { value: v, lo: v - 0.1, hi: v + 0.1 });
+        let m = delta((&[0.7], one(0.7), 0.0), (&[0.5], one(0.5), 0.0)).unwrap();
+        assert_eq!(m.method, DeltaMethod::Mover);
+        assert!(m.est.excludes_zero() && m.p < 0.05, "{m:?}");
+        let m = delta((&[0.6], one(0.6), 0.0), (&[0.5], one(0.5), 0.0)).unwrap();
+        assert!(!m.est.excludes_zero() && m.p > 0.05, "{m:?}");
+    }
+
+    #[test]
+    fn holm_steps_down() {
+        // Holm (1979): p = 0.01, 0.04, 0.03, 0.005 over m = 4 → 0.03, 0.06, 0.06, 0.02.
+        let adj = holm(&[Some(0.01), Some(0.04), None, Some(0.03), Some(0.005)]);
+        let want = [Some(0.03), Some(0.06), None, Some(0.06), Some(0.02)];
+        for (a, w) in adj.iter().zip(want) {
+            assert_eq!(a.is_some(), w.is_some());
+            if let (Some(a), Some(w)) = (a, w) {
+                assert!((a - w).abs() < 1e-12, "{adj:?}");
+            }
+        }
+        assert_eq!(holm(&[]), Vec::<Option<f64>>::new());
+    }
+
+    /// A standard normal draw (Box–Muller).
+    fn normal(rng: &mut ChaCha8Rng) -> f64 {
+        let (u, v): (f64, f64) = (rng.random::<f64>().max(1e-300), rng.random());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+
+    /// K training seeds of one config, each evaluated on n examples: seed s scores each example
+    /// 1 with probability μ + a_s, a_s ~ N(0, σ_seed²). Returns each seed's per-example scores.
+    fn simulate(rng: &mut ChaCha8Rng, k: usize, n: usize, mu: f64, sd_seed: f64) -> Vec<Vec<f64>> {
+        (0..k)
+            .map(|_| {
+                let p = (mu + sd_seed * normal(rng)).clamp(0.0, 1.0);
+                (0..n).map(|_| if rng.random::<f64>() < p { 1.0 } else { 0.0 }).collect()
+            })
+            .collect()
+    }
+
+    /// The coverage of a group mean's 95 % interval, measured: K seeds with seed variance and
+    /// binomial sampling variance both known, mid-range (μ 0.5, seed sd 0.06), near the ceiling
+    /// (μ 0.9, seed sd 0.03) and with seeds varying most (μ 0.5, seed sd 0.15), 64 examples a
+    /// seed. The t-interval over the members'
+    /// values covers the config's mean about 95 % of the time at K = 2, 3 and 5 (more at K = 2
+    /// near the ceiling, where members often agree exactly and their sampling variance stands
+    /// in). The two-level bootstrap (seeds, then examples within each seed) counts the sampling
+    /// variance twice and the seed variance from K draws: it over-covers where sampling
+    /// dominates and under-covers at small K where seeds vary, so mixscope uses the t-interval. Printed with `--nocapture`.
+    #[test]
+    fn group_intervals_cover_the_configs_mean() {
+        let (n, reps, resamples) = (64, 1500, 400);
+        let mut rng = ChaCha8Rng::seed_from_u64(30);
+        for (mu, sd_seed) in [(0.5, 0.06), (0.9, 0.03), (0.5, 0.15)] {
+            for k in [2usize, 3, 5] {
+                let (mut t_hits, mut boot_hits) = (0, 0);
+                for _ in 0..reps {
+                    let seeds = simulate(&mut rng, k, n, mu, sd_seed);
+                    let means: Vec<f64> = seeds.iter().map(|s| s.iter().sum::<f64>() / n as f64).collect();
+                    let floor = means.iter().map(|m| binomial_var(*m, n as u64).unwrap()).sum::<f64>() / k as f64;
+                    let t = seed_mean(&means, floor).unwrap();
+                    t_hits += usize::from(t.lo <= mu && mu <= t.hi);
+                    let mut boot: Vec<f64> = (0..resamples)
+                        .map(|_| {
+                            let mut sum = 0.0;
+                            for _ in 0..k {
+                                let s = &seeds[rng.random_range(0..k)];
+                                sum += (0..n).map(|_| s[rng.random_range(0..n)]).sum::<f64>() / n as f64;
+                            }
+                            sum / k as f64
+                        })
+                        .collect();
+                    boot.sort_by(f64::total_cmp);
+                    let at = |q: f64| boot[(q * resamples as f64) as usize];
+                    boot_hits += usize::from(at(0.025) <= mu && mu <= at(0.975));
+                }
+                let (tc, bc) = (t_hits as f64 / reps as f64, boot_hits as f64 / reps as f64);
+                println!(
+                    "μ {mu}, seed sd {sd_seed}, K = {k}: t-interval covers {:.1} %, two-level bootstrap {:.1} %",
+                    tc * 100.0,
+                    bc * 100.0
+                );
+                assert!(tc >= 0.93, "K = {k}: t-interval coverage {tc}");
+                if k >= 3 && mu == 0.5 {
+                    assert!(tc <= 0.97, "K = {k}: t-interval coverage {tc}");
+                }
+                if sd_seed > 0.1 && k == 2 {
+                    assert!(bc < 0.9, "where seeds vary most, the bootstrap under-covers at K = 2: {bc}");
+                }
+            }
+        }
+    }
+
+    /// Calibration: two groups of one config (K = 3 each, disjoint seeds), 15 rows a family:
+    /// Welch's test marks about 5 % of rows unadjusted, and with Holm's adjustment a family has
+    /// any row marked at most about 5 % of the time.
+    #[test]
+    fn welch_with_holm_keeps_same_config_groups_unmarked() {
+        let (n, k, rows, families) = (64, 3, 15, 600);
+        let mut rng = ChaCha8Rng::seed_from_u64(45);
+        let (mut raw_marked, mut any_marked) = (0, 0);
+        for _ in 0..families {
+            let p: Vec<Option<f64>> = (0..rows)
+                .map(|r| {
+                    let mu = 0.2 + 0.6 * r as f64 / rows as f64;
+                    let side = |rng: &mut ChaCha8Rng| -> (Vec<f64>, f64) {
+                        let m: Vec<f64> =
+                            simulate(rng, k, n, mu, 0.05).iter().map(|s| s.iter().sum::<f64>() / n as f64).collect();
+                        let f = m.iter().map(|x| binomial_var(*x, n as u64).unwrap()).sum::<f64>() / k as f64;
+                        (m, f)
+                    };
+                    let ((a, fa), (b, fb)) = (side(&mut rng), side(&mut rng));
+                    delta((&a, None, fa), (&b, None, fb)).map(|d| d.p)
+                })
+                .collect();
+            raw_marked += p.iter().filter(|p| p.is_some_and(|p| p < 0.05)).count();
+            any_marked += usize::from(holm(&p).iter().any(|p| p.is_some_and(|p| p < 0.05)));
+        }
+        let raw = raw_marked as f64 / (rows * families) as f64;
+        let fwer = any_marked as f64 / families as f64;
+        println!(
+            "same config, K = 3: {:.1} % of rows marked unadjusted, {:.1} % of families with Holm",
+            raw * 100.0,
+            fwer * 100.0
+        );
+        assert!(raw < 0.07, "{raw}");
+        assert!(fwer < 0.07, "{fwer}");
     }
 }

@@ -58,6 +58,10 @@ pub enum Command {
         /// `[slurm]` in the config says partition, GPUs, time, account).
         #[arg(long, value_name = "local|slurm")]
         launcher: Option<String>,
+        /// Launch one run per seed, a group: a count (3: the config's seed and the next two)
+        /// or a list (0,3,7).
+        #[arg(long, value_name = "K|S1,S2,...")]
+        seeds: Option<String>,
     },
     /// List runs: state, step, loss, best held-out loss, mixture, lineage, device, age.
     Ls {
@@ -85,16 +89,21 @@ pub enum Command {
         #[arg(long)]
         runs: Option<PathBuf>,
     },
-    /// Compare runs: per-language metrics at the latest and the best step, deltas, seen /
-    /// unseen averages, ratio to English.
+    /// Compare runs or groups of seeds: per-language metrics at the latest and the best step,
+    /// deltas with 95 % intervals (across seeds for groups), seen / unseen averages, ratio to
+    /// English.
     Compare {
-        /// Two or more runs.
+        /// Two or more runs or groups (a run id, a name, a group id `g:…`).
         #[arg(num_args = 2.., required = true)]
         runs_to_compare: Vec<String>,
         #[arg(long)]
         runs: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Mark every delta whose own interval excludes zero (no adjustment for the rows of a
+        /// task being compared together).
+        #[arg(long)]
+        unadjusted: bool,
     },
     /// Show how a run's model answers held-out examples at a checkpoint: prompt, reference,
     /// generation and score, as its evaluations scored them.
@@ -185,7 +194,8 @@ pub enum Command {
     },
     /// Fork a run at a checkpoint with a new mixture; prints the new run id.
     Fork {
-        /// The run: id, unique prefix, name or directory.
+        /// The run, or a group (a name its runs share, or `g:…`): every run of a group is
+        /// forked at the same step, making a new group.
         run: String,
         /// The checkpoint step (default: the latest).
         #[arg(long)]
@@ -200,6 +210,10 @@ pub enum Command {
         /// again as the parent trained when forking at its end).
         #[arg(long)]
         max_steps: Option<u64>,
+        /// Fork one run once per seed (a count or a list, as for `launch`): a group whose
+        /// forks differ in their data stream from the fork step on.
+        #[arg(long, value_name = "K|S1,S2,...")]
+        seeds: Option<String>,
         #[arg(long)]
         runs: Option<PathBuf>,
     },
@@ -326,20 +340,37 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Train { config, run_dir, runs, sets, quiet }) => {
             runs::train_cmd(&config, run_dir, runs, &sets, quiet)
         }
-        Some(Command::Fork { run, at, mix, name, max_steps, runs }) => {
+        Some(Command::Fork { run, at, mix, name, max_steps, seeds, runs }) => {
             let root = crate::runs::runs_root(runs.as_deref());
-            let parent = crate::runs::resolve(&root, &run)?;
-            let child = crate::supervisor::fork(&root, &parent, at, &mix, name, max_steps)?;
-            println!("{}", child.id());
+            let sel = crate::runs::select(&root, &run)?;
+            let children = match (&sel.group, seeds) {
+                (Some(g), Some(_)) => crate::bail_input!(
+                    "--seeds: {} is a group; its forks keep their runs' seeds (fork one run to give it seeds)",
+                    g.id
+                ),
+                (Some(_), None) => crate::supervisor::fork_group(&root, &sel.runs, at, &mix, name, max_steps)?,
+                (None, seeds) => {
+                    let parent = &sel.runs[0];
+                    let seeds = match seeds {
+                        Some(s) => crate::supervisor::parse_seeds(&s, parent.read_config()?.seed)?,
+                        None => Vec::new(),
+                    };
+                    crate::supervisor::fork_seeds(&root, parent, at, &mix, name, max_steps, &seeds)?
+                }
+            };
+            for c in children {
+                println!("{}", c.id());
+            }
             Ok(0)
         }
-        Some(Command::Launch { config, runs, mut sets, launcher }) => {
+        Some(Command::Launch { config, runs, mut sets, launcher, seeds }) => {
             let root = crate::runs::runs_root(runs.as_deref());
             if let Some(l) = launcher {
                 sets.insert(0, format!("launcher={l}"));
             }
-            let run = crate::supervisor::launch(&root, &config, &sets)?;
-            println!("{}", run.id());
+            for run in crate::supervisor::launch_seeds(&root, &config, &sets, seeds.as_deref())? {
+                println!("{}", run.id());
+            }
             Ok(0)
         }
         Some(Command::Export { run, step, best, out, tensorboard, runs }) => {
@@ -367,8 +398,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             );
             Ok(0)
         }
-        Some(Command::Compare { runs_to_compare, runs, json }) => {
-            runs::compare(&crate::runs::runs_root(runs.as_deref()), &runs_to_compare, json)
+        Some(Command::Compare { runs_to_compare, runs, json, unadjusted }) => {
+            runs::compare(&crate::runs::runs_root(runs.as_deref()), &runs_to_compare, json, unadjusted)
         }
         Some(Command::Samples { run, task, lang, step, n, runs, json }) => {
             let run = crate::runs::resolve(&crate::runs::runs_root(runs.as_deref()), &run)?;

@@ -94,15 +94,81 @@ fn age(t: Option<f64>) -> String {
     }
 }
 
-/// `mixscope ls [--json]`.
+/// "3 finished, 1 running"
+fn state_summary(members: &[&crate::supervisor::RunStatus]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for m in members {
+        match counts.iter_mut().find(|(k, _)| *k == m.state.as_str()) {
+            Some(c) => c.1 += 1,
+            None => counts.push((m.state.as_str(), 1)),
+        }
+    }
+    counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
+}
+
+/// A line of `ls`: a header, or a run, at an indent.
+enum Item<'a> {
+    Header(String, usize),
+    Run(&'a crate::supervisor::RunStatus, usize),
+}
+
+/// Runs in their order at an indent, each group of two or more under its header with its
+/// members together, indented once more.
+fn place<'a>(
+    members: Vec<&'a crate::supervisor::RunStatus>,
+    indent: usize,
+    groups: &[crate::runs::group::Group],
+    items: &mut Vec<Item<'a>>,
+) {
+    let mut done: Vec<&str> = Vec::new();
+    for s in &members {
+        if done.contains(&s.id.as_str()) {
+            continue;
+        }
+        match groups.iter().find(|g| g.runs.len() > 1 && g.runs.contains(&s.id)) {
+            Some(g) => {
+                let seed = |id: &str| g.runs.iter().position(|r| r == id).map(|i| g.seeds[i]);
+                let mut mine: Vec<&crate::supervisor::RunStatus> =
+                    members.iter().copied().filter(|m| seed(&m.id).is_some()).collect();
+                mine.sort_by_key(|m| seed(&m.id));
+                let seeds =
+                    mine.iter().filter_map(|m| seed(&m.id)).map(|x| x.to_string()).collect::<Vec<_>>().join(" ");
+                items.push(Item::Header(
+                    format!("group {} {} (seeds {seeds}): {}", g.id, g.label(), state_summary(&mine)),
+                    indent,
+                ));
+                for m in mine {
+                    done.push(&m.id);
+                    items.push(Item::Run(m, indent + 2));
+                }
+            }
+            None => {
+                done.push(&s.id);
+                items.push(Item::Run(s, indent));
+            }
+        }
+    }
+}
+
+/// `mixscope ls [--json]`: runs, each sweep's under a header, and runs that differ only in
+/// seed under their group's header.
 pub fn ls(root: &Path, json: bool) -> Result<i32> {
+    use crate::supervisor::RunStatus;
     let all = crate::supervisor::list(root)?;
+    let pairs: Vec<(&str, &crate::config::RunConfig)> =
+        all.iter().filter_map(|s| Some((s.id.as_str(), s.config.as_ref()?))).collect();
+    let groups = crate::runs::group::groups(&pairs);
+    let group_of = |id: &str| groups.iter().find(|g| g.runs.iter().any(|r| r == id));
     if json {
         let v: Vec<serde_json::Value> = all
             .iter()
             .map(|s| {
                 let mut o = serde_json::to_value(s).unwrap_or_default();
                 o["state"] = serde_json::Value::String(s.state.as_str().into());
+                if let Some(g) = group_of(&s.id) {
+                    o["group"] = serde_json::Value::String(g.id.clone());
+                    o["group_size"] = serde_json::Value::from(g.runs.len());
+                }
                 o
             })
             .collect();
@@ -120,9 +186,31 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
         all.iter().filter(|s| ids.contains(&s.id)).filter_map(|s| s.started.or(s.queued_at)).fold(f64::MAX, f64::min)
     };
     order.sort_by(|a, b| first_time(&a.1 .1).total_cmp(&first_time(&b.1 .1)));
-    let w = all.iter().map(|s| s.id.chars().count() + if s.sweep.is_some() { 2 } else { 0 }).max().unwrap_or(3).max(26);
+    let mut items: Vec<Item> = Vec::new();
+    place(all.iter().filter(|s| s.sweep.is_none()).collect(), 0, &groups, &mut items);
+    for (id, (name, ids)) in &order {
+        let mut members: Vec<&RunStatus> = all.iter().filter(|s| ids.contains(&s.id)).collect();
+        if let Some(rec) = crate::sweep::read_record(root, id) {
+            let pos = |s: &str| rec.runs.iter().position(|(_, r)| r == s).unwrap_or(usize::MAX);
+            members.sort_by_key(|s| (pos(&s.id), s.id.clone()));
+        }
+        items.push(Item::Header(
+            format!("sweep {id} ({name}): {} runs — {}", members.len(), state_summary(&members)),
+            0,
+        ));
+        place(members, 2, &groups, &mut items);
+    }
+    let w = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Run(s, indent) => Some(s.id.chars().count() + indent),
+            Item::Header(..) => None,
+        })
+        .max()
+        .unwrap_or(3)
+        .max(26);
     // A Slurm run's device is where Slurm put it: `cpu job 12@node3`.
-    let device = |s: &crate::supervisor::RunStatus| match &s.slurm {
+    let device = |s: &RunStatus| match &s.slurm {
         Some(v) => format!("{} {}", s.device, v.short()),
         None => s.device.clone(),
     };
@@ -131,34 +219,15 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
         "{:<w$} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<dw$} {:>5}",
         "RUN", "STATE", "STEP", "LOSS", "BEST", "MIXTURE", "PARENT", "DEVICE", "AGE"
     );
-    let mut rows: Vec<(&crate::supervisor::RunStatus, bool)> =
-        all.iter().filter(|s| s.sweep.is_none()).map(|s| (s, false)).collect();
-    let mut headers: Vec<(usize, String)> = Vec::new();
-    for (id, (name, ids)) in &order {
-        let mut members: Vec<&crate::supervisor::RunStatus> = all.iter().filter(|s| ids.contains(&s.id)).collect();
-        // In grid order (the sweep's record), else by id.
-        if let Some(rec) = crate::sweep::read_record(root, id) {
-            let pos = |s: &str| rec.runs.iter().position(|(_, r)| r == s).unwrap_or(usize::MAX);
-            members.sort_by_key(|s| (pos(&s.id), s.id.clone()));
-        }
-        let mut counts: Vec<(&str, usize)> = Vec::new();
-        for m in &members {
-            match counts.iter_mut().find(|(k, _)| *k == m.state.as_str()) {
-                Some(c) => c.1 += 1,
-                None => counts.push((m.state.as_str(), 1)),
+    for item in &items {
+        let (s, indent) = match item {
+            Item::Header(h, indent) => {
+                println!("{:indent$}{h}", "");
+                continue;
             }
-        }
-        let summary = counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ");
-        headers.push((rows.len(), format!("sweep {id} ({name}): {} runs — {summary}", members.len())));
-        rows.extend(members.into_iter().map(|s| (s, true)));
-    }
-    let mut headers = headers.into_iter().peekable();
-    for (i, (s, in_sweep)) in rows.iter().enumerate() {
-        while let Some((_, h)) = headers.next_if(|(at, _)| *at == i) {
-            println!("{h}");
-        }
-        let s = *s;
-        let shown_id = if *in_sweep { format!("  {}", s.id) } else { s.id.clone() };
+            Item::Run(s, indent) => (*s, *indent),
+        };
+        let shown_id = format!("{:indent$}{}", "", s.id);
         let step = format!("{}/{}", s.step, s.max_steps);
         let loss = s.loss.map_or("-".into(), |l| format!("{l:.4}"));
         let best = s.best_loss.map_or("-".into(), |l| format!("{l:.4}"));
@@ -185,55 +254,112 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
         let pending_in_slurm = s.slurm.is_some() && s.state == crate::runs::events::State::Queued;
         if matches!(s.state, crate::runs::events::State::Failed) || pending_in_slurm {
             if let Some(m) = &s.message {
-                println!("    {m}");
+                println!("{:indent$}    {m}", "");
             }
         }
     }
     Ok(0)
 }
 
-/// `mixscope compare A B [...] [--json]`.
-pub fn compare(root: &Path, specs: &[String], json: bool) -> Result<i32> {
-    use crate::analysis::{compare, EvalTable};
-    let mut ids = Vec::new();
-    let mut tables = Vec::new();
+/// `mixscope compare A B [...] [--json] [--unadjusted]`: runs or groups of seeds.
+pub fn compare(root: &Path, specs: &[String], json: bool, unadjusted: bool) -> Result<i32> {
+    use crate::analysis::{compare, EvalTable, ALPHA};
+    let mut sides = Vec::new();
     for spec in specs {
-        let run = crate::runs::resolve(root, spec)?;
-        let (events, _, _) = crate::runs::events::read_all(&run.events_path())?;
-        tables.push(EvalTable::from_events(&events));
-        ids.push(run.id());
+        let sel = crate::runs::select(root, spec)?;
+        let mut tables = Vec::new();
+        for run in &sel.runs {
+            let (events, _, _) = crate::runs::events::read_all(&run.events_path())?;
+            tables.push(EvalTable::from_events(&events));
+        }
+        sides.push((sel, tables));
     }
-    let refs: Vec<&EvalTable> = tables.iter().collect();
+    let refs: Vec<Vec<&EvalTable>> = sides.iter().map(|(_, t)| t.iter().collect()).collect();
     let rows = compare(&refs);
+    let grouped = sides.iter().any(|(s, _)| s.runs.len() > 1);
+    let all_grouped = sides.iter().all(|(s, _)| s.runs.len() > 1);
+    let coverage = if all_grouped {
+        "across seeds (Welch's t over each group's runs)"
+    } else if grouped {
+        "across seeds where a side is a group (a single run is one more draw of the group's seeds)"
+    } else {
+        "sampling only: one run each side, so they do not cover another training run's randomness"
+    };
+    let family = |task: &str| {
+        rows.iter().filter(|r| r.task == task && r.row != "English" && r.row != "ratio to English").count()
+    };
+    let marks = if unadjusted {
+        "* the delta's own 95% interval excludes 0 (unadjusted: with many rows some are marked by chance)".to_string()
+    } else {
+        format!(
+            "* supported: p < {ALPHA} after Holm's adjustment over the rows of each task (its languages and averages, {} rows); --unadjusted marks every interval that excludes 0",
+            rows.first().map_or(0, |r| family(&r.task))
+        )
+    };
     if json {
         let v = serde_json::json!({
-            "runs": ids,
-            "latest_step": tables.iter().map(|t| t.latest_step()).collect::<Vec<_>>(),
-            "best_step": tables.iter().map(|t| t.best_step).collect::<Vec<_>>(),
+            "sides": sides.iter().map(|(s, t)| serde_json::json!({
+                "label": s.label,
+                "group": s.group.as_ref().map(|g| g.id.clone()),
+                "runs": s.runs.iter().map(|r| r.id()).collect::<Vec<_>>(),
+                "seeds": s.group.as_ref().map(|g| g.seeds.clone()),
+                "latest_step": t.iter().map(|t| t.latest_step()).collect::<Vec<_>>(),
+                "best_step": t.iter().map(|t| t.best_step).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "runs": sides.iter().map(|(s, _)| s.label.clone()).collect::<Vec<_>>(),
+            "intervals": coverage,
+            "adjustment": if unadjusted { "none" } else { "holm" },
+            "alpha": ALPHA,
             "rows": rows,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
     if rows.is_empty() {
-        println!("no eval results yet in {}", ids.join(", "));
+        println!(
+            "no eval results yet in {}",
+            sides.iter().map(|(s, _)| s.label.as_str()).collect::<Vec<_>>().join(", ")
+        );
         return Ok(0);
     }
-    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
-    // A delta with `*` when its interval excludes zero.
-    let delta = |d: Option<f64>, e: Option<crate::analysis::stats::Est>| -> String {
-        d.map_or("-".to_string(), |d| format!("{d:+.3}{}", if e.is_some_and(|e| e.excludes_zero()) { "*" } else { "" }))
-    };
-    let n = ids.len();
-    for (i, id) in ids.iter().enumerate() {
-        let t = &tables[i];
+    let letter = |i: usize| (b'A' + i as u8) as char;
+    for (i, (s, t)) in sides.iter().enumerate() {
+        let steps = |v: Vec<Option<u64>>| {
+            let mut v: Vec<String> = v.into_iter().map(|s| s.map_or("-".into(), |s| s.to_string())).collect();
+            v.dedup();
+            v.join(" ")
+        };
+        let what = match &s.group {
+            Some(g) => format!(
+                "group {} {}: runs {} (seeds {})",
+                g.id,
+                g.label(),
+                g.runs.join(" "),
+                g.seeds.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" ")
+            ),
+            None => format!("{} (1 seed: sampling only)", s.label),
+        };
         println!(
-            "[{}] {id}: latest step {}, best step {}",
-            (b'A' + i as u8) as char,
-            t.latest_step().map_or("-".into(), |s| s.to_string()),
-            t.best_step.map_or("-".into(), |s| s.to_string())
+            "[{}] {what}; latest step {}, best step {}",
+            letter(i),
+            steps(t.iter().map(|t| t.latest_step()).collect()),
+            steps(t.iter().map(|t| t.best_step).collect())
         );
     }
+    println!("intervals: 95%, {coverage}");
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
+    let marked = |r: &crate::analysis::CompareRow, best: bool, i: usize| -> bool {
+        let (d, m) = if best { (&r.best_delta, &r.best_marked) } else { (&r.latest_delta, &r.latest_marked) };
+        if unadjusted {
+            d[i].is_some_and(|d| d.est.excludes_zero())
+        } else {
+            m[i]
+        }
+    };
+    let delta = |d: Option<crate::analysis::stats::Delta>, mark: bool| -> String {
+        d.map_or("-".to_string(), |d| format!("{:+.3}{}", d.est.value, if mark { "*" } else { "" }))
+    };
+    let n = sides.len();
     let mut task = String::new();
     for r in &rows {
         if r.task != task {
@@ -241,17 +367,17 @@ pub fn compare(root: &Path, specs: &[String], json: bool) -> Result<i32> {
             println!();
             let mut head = format!("{:<18}", format!("{} ({})", r.task.to_uppercase(), r.metric));
             for i in 0..n {
-                head.push_str(&format!(" {:>8}", format!("{}", (b'A' + i as u8) as char)));
+                head.push_str(&format!(" {:>8}", letter(i)));
             }
             for i in 1..n {
-                head.push_str(&format!(" {:>8} {:<15}", format!("Δ{}", (b'A' + i as u8) as char), "95% interval"));
+                head.push_str(&format!(" {:>8} {:<17}", format!("Δ{}", letter(i)), "95% interval"));
             }
             head.push_str("   |  best:");
             for i in 0..n {
-                head.push_str(&format!(" {:>7}", format!("{}", (b'A' + i as u8) as char)));
+                head.push_str(&format!(" {:>7}", letter(i)));
             }
             for i in 1..n {
-                head.push_str(&format!(" {:>7}", format!("Δ{}", (b'A' + i as u8) as char)));
+                head.push_str(&format!(" {:>7}", format!("Δ{}", letter(i))));
             }
             println!("{head}");
         }
@@ -263,23 +389,20 @@ pub fn compare(root: &Path, specs: &[String], json: bool) -> Result<i32> {
         for v in &r.latest {
             line.push_str(&format!(" {:>8}", fmt(*v)));
         }
-        for (v, e) in r.latest[1..].iter().zip(&r.latest_delta) {
-            let d = v.zip(r.latest[0]).map(|(b, a)| b - a);
-            let ci = e.map_or(String::new(), |e| format!("[{:+.3}, {:+.3}]", e.lo, e.hi));
-            line.push_str(&format!(" {:>8} {ci:<15}", delta(d, *e)));
+        for (i, d) in r.latest_delta.iter().enumerate() {
+            let ci = d.map_or(String::new(), |d| format!("[{:+.3}, {:+.3}]", d.est.lo, d.est.hi));
+            line.push_str(&format!(" {:>8} {ci:<17}", delta(*d, marked(r, false, i))));
         }
         line.push_str("   |       ");
         for v in &r.best {
             line.push_str(&format!(" {:>7}", fmt(*v)));
         }
-        for (v, e) in r.best[1..].iter().zip(&r.best_delta) {
-            line.push_str(&format!(" {:>7}", delta(v.zip(r.best[0]).map(|(b, a)| b - a), *e)));
+        for (i, d) in r.best_delta.iter().enumerate() {
+            line.push_str(&format!(" {:>7}", delta(*d, marked(r, true, i))));
         }
         println!("{line}");
     }
-    println!(
-        "\n* the delta's 95% interval excludes 0 (MOVER / Newcombe from each side's interval); unmarked deltas are not supported by the data"
-    );
+    println!("\n{marks}; unmarked deltas are not supported by the data");
     Ok(0)
 }
 

@@ -8,6 +8,7 @@
 
 pub mod control;
 pub mod events;
+pub mod group;
 pub mod lock;
 
 use std::path::{Path, PathBuf};
@@ -189,4 +190,66 @@ pub fn resolve(root: &Path, spec: &str) -> Result<RunDir> {
             pre.iter().map(|r| r.id()).collect::<Vec<_>>().join(", ")
         ),
     }
+}
+
+/// What a spec names where a group may stand for a run (`compare`, `report`, `export`): one
+/// run, or a group's members.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// The run's id, or the group's label (`name ×K`).
+    pub label: String,
+    pub runs: Vec<RunDir>,
+    /// The group, when the spec named one (`g:…`, or a name its runs share).
+    pub group: Option<group::Group>,
+}
+
+/// Resolve a spec to a run or a group: a run directory, a group id (`g:` and a prefix of its
+/// key), a run id, a name (all runs of that name, when they form one group), or a unique run
+/// id prefix.
+pub fn select(root: &Path, spec: &str) -> Result<Selection> {
+    let one = |r: RunDir| Selection { label: r.id(), runs: vec![r], group: None };
+    if Path::new(spec).join("run.toml").exists() {
+        return Ok(one(RunDir::new(spec)));
+    }
+    let runs = list(root)?;
+    if let Some(r) = runs.iter().find(|r| r.id() == spec) {
+        return Ok(one(r.clone()));
+    }
+    let configs: Vec<(String, RunConfig)> = runs.iter().filter_map(|r| Some((r.id(), r.read_config().ok()?))).collect();
+    let pairs: Vec<(&str, &RunConfig)> = configs.iter().map(|(id, c)| (id.as_str(), c)).collect();
+    let groups = group::groups(&pairs);
+    let as_selection = |g: &group::Group| Selection {
+        label: g.label(),
+        runs: g.runs.iter().map(|id| RunDir::new(root.join(id))).collect(),
+        group: Some(g.clone()),
+    };
+    if let Some(prefix) = spec.strip_prefix(group::ID_PREFIX) {
+        let hits: Vec<&group::Group> =
+            groups.iter().filter(|g| g.key.starts_with(prefix) && !prefix.is_empty()).collect();
+        return match hits.len() {
+            1 => Ok(as_selection(hits[0])),
+            0 => bail_input!("no group '{spec}' in {}", root.display()),
+            _ => bail_input!(
+                "'{spec}' matches {} groups: {}",
+                hits.len(),
+                hits.iter().map(|g| g.id.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        };
+    }
+    let named: Vec<&group::Group> = groups.iter().filter(|g| g.name.as_deref() == Some(spec)).collect();
+    let named_runs: usize = configs.iter().filter(|(_, c)| c.name.as_deref() == Some(spec)).count();
+    match named.len() {
+        0 => {}
+        1 if named[0].runs.len() == named_runs => {
+            let g = named[0];
+            return Ok(if g.runs.len() == 1 { one(RunDir::new(root.join(&g.runs[0]))) } else { as_selection(g) });
+        }
+        _ => bail_input!(
+            "run name '{spec}' is ambiguous in {}: its runs form {} groups ({}); give a group id or a run id",
+            root.display(),
+            named.len(),
+            named.iter().map(|g| format!("{} {}", g.id, g.label())).collect::<Vec<_>>().join(", ")
+        ),
+    }
+    resolve(root, spec).map(one)
 }

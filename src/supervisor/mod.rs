@@ -427,17 +427,141 @@ pub fn fork(
     name: Option<String>,
     max_steps: Option<u64>,
 ) -> Result<RunDir> {
-    let at = match at {
-        Some(s) => Some(s),
+    fork_seeds(root, parent, at, spec, name, max_steps, &[]).map(|mut v| v.remove(0))
+}
+
+/// A running run's checkpoint to fork from when none was named: a fresh one.
+fn fork_step(parent: &RunDir, at: Option<u64>) -> Result<Option<u64>> {
+    match at {
+        Some(s) => Ok(Some(s)),
         None if status::is_alive(parent) && status::status(parent)?.state == State::Running => {
-            checkpoint_now(parent, Duration::from_secs(60))?
+            checkpoint_now(parent, Duration::from_secs(60))
         }
-        None => None,
-    };
-    let child = crate::train::setup::fork_run(root, parent, at, spec, name, max_steps)?;
-    append_status(&child, State::Queued, None)?;
+        None => Ok(None),
+    }
+}
+
+/// Fork one run, once with its own seed (`seeds` empty) or once per seed given: a group of
+/// forks that differ only in their data stream's seed from the fork on.
+pub fn fork_seeds(
+    root: &Path,
+    parent: &RunDir,
+    at: Option<u64>,
+    spec: &str,
+    name: Option<String>,
+    max_steps: Option<u64>,
+    seeds: &[u64],
+) -> Result<Vec<RunDir>> {
+    let at = fork_step(parent, at)?;
+    let seeds: Vec<Option<u64>> = if seeds.is_empty() { vec![None] } else { seeds.iter().map(|s| Some(*s)).collect() };
+    let mut children = Vec::new();
+    for seed in seeds {
+        let child = crate::train::setup::fork_run(root, parent, at, spec, name.clone(), max_steps, seed)?;
+        append_status(&child, State::Queued, None)?;
+        children.push(child);
+    }
     schedule(root)?;
-    Ok(child)
+    Ok(children)
+}
+
+/// Fork every member of a group at one step with one new mixture: a new group (each fork keeps
+/// its member's seed). The step is `at`, or the latest checkpoint every member has (running
+/// members checkpoint first). Checked for every member before any fork is created.
+pub fn fork_group(
+    root: &Path,
+    members: &[RunDir],
+    at: Option<u64>,
+    spec: &str,
+    name: Option<String>,
+    max_steps: Option<u64>,
+) -> Result<Vec<RunDir>> {
+    if at.is_none() {
+        for m in members {
+            fork_step(m, None)?;
+        }
+    }
+    let mut common: Option<Vec<u64>> = None;
+    for m in members {
+        let c = m.checkpoints()?;
+        common = Some(match common {
+            None => c,
+            Some(v) => v.into_iter().filter(|s| c.contains(s)).collect(),
+        });
+    }
+    let common = common.unwrap_or_default();
+    let step = match at {
+        Some(s) if common.contains(&s) => s,
+        Some(s) => bail_input!(
+            "--at {s}: not every run of the group has a checkpoint there (they share: {})",
+            if common.is_empty() {
+                "none".into()
+            } else {
+                common.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ")
+            }
+        ),
+        None => match common.last() {
+            Some(s) => *s,
+            None => bail_input!("the group's runs share no checkpoint to fork from"),
+        },
+    };
+    // The mixture is checked once, before anything is created.
+    let pcfg = members.first().map(|m| m.read_config()).transpose()?;
+    if let Some(c) = &pcfg {
+        crate::data::mixture::Mixture::parse(spec, &c.data.spec_context())?;
+    }
+    let mut children = Vec::new();
+    for m in members {
+        let child = crate::train::setup::fork_run(root, m, Some(step), spec, name.clone(), max_steps, None)?;
+        append_status(&child, State::Queued, None)?;
+        children.push(child);
+    }
+    schedule(root)?;
+    Ok(children)
+}
+
+/// `--seeds`: a count (`3`: the config's seed and the next ones) or a list (`0,3,7`).
+pub fn parse_seeds(text: &str, base: u64) -> Result<Vec<u64>> {
+    let bad = || crate::error::bad_input(format!("--seeds {text}: give a count (3) or a list of seeds (0,3,7)"));
+    let t = text.trim();
+    let seeds: Vec<u64> = if t.contains(',') {
+        t.split(',').map(|x| x.trim().parse::<u64>().map_err(|_| bad())).collect::<Result<_>>()?
+    } else {
+        let k: u64 = t.parse().map_err(|_| bad())?;
+        if k == 0 || k > 256 {
+            bail_input!("--seeds {text}: a count from 1 to 256");
+        }
+        (0..k).map(|i| base.wrapping_add(i)).collect()
+    };
+    let mut uniq = seeds.clone();
+    uniq.sort_unstable();
+    uniq.dedup();
+    if uniq.len() != seeds.len() {
+        bail_input!("--seeds {text}: a seed is given twice");
+    }
+    Ok(seeds)
+}
+
+/// Launch one run per seed: runs whose configs differ only in `seed` (one group). Every
+/// config is checked before any run is created.
+pub fn launch_seeds(root: &Path, config: &Path, sets: &[String], seeds: Option<&str>) -> Result<Vec<RunDir>> {
+    let mut loaded = Loaded::read(config)?;
+    loaded.apply_sets(sets)?;
+    loaded.validate()?;
+    check_launch(&loaded)?;
+    let Some(seeds) = seeds else {
+        return Ok(vec![launch_loaded(root, &loaded)?]);
+    };
+    if seeds.contains(',') && sets.iter().any(|s| s.trim_start().starts_with("seed=")) {
+        bail_input!("--seeds {seeds}: the seeds are given, so --set seed=... cannot be too");
+    }
+    let seeds = parse_seeds(seeds, loaded.config.seed)?;
+    let mut runs = Vec::new();
+    for s in seeds {
+        let mut l = loaded.clone();
+        l.config.seed = s;
+        runs.push(launch_loaded(root, &l)?);
+    }
+    Ok(runs)
 }
 
 /// An exclusive lock on a file for the life of the guard (the scheduler's critical section).

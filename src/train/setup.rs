@@ -366,7 +366,8 @@ fn write_fork_event(run: &RunDir, parent: &str, step: u64, mix: &Mixture) -> Res
 }
 
 /// Fork `parent` at checkpoint `at` (default: its latest) with a new mixture SPEC. Languages
-/// the new mixture trains on stop being held out. Returns the new run.
+/// the new mixture trains on stop being held out. `seed` gives the fork's data stream another
+/// seed (a fork is otherwise its parent's stream continued). Returns the new run.
 pub fn fork_run(
     root: &Path,
     parent: &RunDir,
@@ -374,6 +375,7 @@ pub fn fork_run(
     spec: &str,
     name: Option<String>,
     max_steps: Option<u64>,
+    seed: Option<u64>,
 ) -> Result<RunDir> {
     let pcfg = parent.read_config()?;
     let ckpts = parent.checkpoints()?;
@@ -391,6 +393,7 @@ pub fn fork_run(
     };
     let mix = Mixture::parse(spec, &pcfg.data.spec_context())?;
     let mut cfg = pcfg.clone();
+    cfg.seed = seed.unwrap_or(pcfg.seed);
     cfg.data.mixture = mix.spec.clone();
     cfg.data.heldout.retain(|h| !mix.seen().contains(&h.as_str()));
     // The fork keeps evaluating every language its parent did (curves continue), plus the new.

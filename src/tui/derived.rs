@@ -50,7 +50,7 @@ impl Derived {
         match &key.view {
             View::Compare => {
                 let tables: Vec<EvalTable> = app.charted().iter().map(|r| eval_table(r)).collect();
-                let refs: Vec<&EvalTable> = tables.iter().collect();
+                let refs: Vec<Vec<&EvalTable>> = tables.iter().map(|t| vec![t]).collect();
                 d.compare = compare(&refs);
             }
             View::Sweep(id) => d.sweep = sweep_analysis(app, id),

@@ -10,7 +10,6 @@ use ratatui::Frame;
 use super::chart::{self, Curve, XMap};
 use super::langs::{lang_color, lang_curves};
 use super::{block, clip, dim};
-use crate::analysis::stats::Est;
 use crate::tui::app::{App, Focus};
 use crate::tui::store::RunData;
 
@@ -115,9 +114,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
     // A delta is coloured (better / worse) only when its 95 % interval excludes zero; the rest,
     // and deltas without intervals (held-out loss, events written before intervals), are grey.
-    let delta = |d: Option<f64>, est: Option<Est>| -> Cell {
+    let delta = |d: Option<f64>, significant: bool| -> Cell {
         let Some(d) = d else { return Cell::from("-") };
-        let significant = est.is_some_and(|e| e.excludes_zero());
         let better = if app.view.show_loss { d < 0.0 } else { d > 0.0 };
         let style = if !significant {
             Style::default().fg(th.dim)
@@ -152,15 +150,15 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         for v in &rd.latest {
             cells.push(Cell::from(fmt(*v)));
         }
-        for (v, e) in rd.latest[1..].iter().zip(&rd.latest_delta) {
-            cells.push(delta(v.zip(rd.latest[0]).map(|(b, a)| b - a), *e));
+        for (v, m) in rd.latest[1..].iter().zip(&rd.latest_marked) {
+            cells.push(delta(v.zip(rd.latest[0]).map(|(b, a)| b - a), *m));
         }
         cells.push(Cell::from("│"));
         for v in &rd.best {
             cells.push(Cell::from(fmt(*v)));
         }
-        for (v, e) in rd.best[1..].iter().zip(&rd.best_delta) {
-            cells.push(delta(v.zip(rd.best[0]).map(|(b, a)| b - a), *e));
+        for (v, m) in rd.best[1..].iter().zip(&rd.best_marked) {
+            cells.push(delta(v.zip(rd.best[0]).map(|(b, a)| b - a), *m));
         }
         rows.push(Row::new(cells));
     }
