@@ -44,15 +44,20 @@ pub struct CurvePoint {
     pub x: String,
     pub x_num: Option<f64>,
     pub mean: f64,
-    /// Half-width of the 95 % interval from the held-out sets' sampling error (binomial for
-    /// pass/fail metrics, bootstrap for graded ones); `None` when unknown (a loss).
+    /// Half-width of the 95 % interval: with two or more runs (seeds) at the point, the
+    /// t-interval over their values (`stats::seed_mean`: it covers the training's own
+    /// randomness); with one, the held-out sets' sampling error (binomial for pass/fail
+    /// metrics, bootstrap for graded ones). `None` when unknown (a loss of one run).
     pub ci95: Option<f64>,
     /// The interval's ends, kept within the metric's range (scores in [0, 1]).
     pub lo: Option<f64>,
     pub hi: Option<f64>,
+    /// Runs (seeds) at this point: K.
     pub runs: usize,
     /// Standard deviation between the runs at this point (seeds), with two or more.
     pub run_sd: Option<f64>,
+    /// What the interval covers: `seeds` (K ≥ 2) or `sampling` (one run).
+    pub interval: &'static str,
 }
 
 /// Per task and series: what the sweep says about transfer.
@@ -250,14 +255,20 @@ pub fn analyse(
                         continue;
                     }
                     let k = at.len() as f64;
-                    let mean = at.iter().map(|a| a.0).sum::<f64>() / k;
-                    let var = at.iter().map(|a| a.1).sum::<Option<f64>>().map(|v| v / (k * k));
-                    let run_sd = stats::sd(&at.iter().map(|a| a.0).collect::<Vec<_>>());
+                    let values: Vec<f64> = at.iter().map(|a| a.0).collect();
+                    let mean = values.iter().sum::<f64>() / k;
+                    let run_sd = stats::sd(&values);
                     if let Some(d) = run_sd {
                         sds.push(d);
                     }
                     let x_num = x.parse::<f64>().ok();
-                    let ci95 = var.map(|v| stats::Z95 * v.sqrt());
+                    // Several seeds: the t-interval over them (each run's sampling variance
+                    // stands in when they agree exactly); one run: its sampling interval.
+                    let floor = super::mean(&at.iter().filter_map(|a| a.1).collect::<Vec<_>>()).unwrap_or(0.0);
+                    let ci95 = match stats::seed_mean(&values, floor) {
+                        Some(e) => Some(e.hi - e.value),
+                        None => at[0].1.map(|v| stats::Z95 * v.sqrt()),
+                    };
                     let (lo, hi) = match ci95 {
                         Some(h) if higher_is_better(&metric) => {
                             (Some((mean - h).max(0.0)), Some((mean + h).min(1.0f64.max(mean))))
@@ -279,6 +290,7 @@ pub fn analyse(
                         hi,
                         runs: at.len(),
                         run_sd,
+                        interval: if at.len() > 1 { "seeds" } else { "sampling" },
                     });
                 }
                 if curve.is_empty() {

@@ -159,6 +159,9 @@ pub enum Command {
         /// Only this sweep (id, unique prefix or name).
         #[arg(long)]
         sweep: Option<String>,
+        /// Only these runs or groups (a run id, a name, a group id `g:…`).
+        #[arg(value_name = "RUN|GROUP")]
+        only: Vec<String>,
     },
     /// Benchmarks: measured figures next to their targets.
     Bench {
@@ -375,27 +378,32 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Some(Command::Export { run, step, best, out, tensorboard, runs }) => {
             let root = crate::runs::runs_root(runs.as_deref());
-            let rd = crate::runs::resolve(&root, &run)?;
-            if let Some(dir) = tensorboard {
-                let e = crate::tensorboard::export_run(&rd, &dir)?;
-                println!("exported {} events of run {} to {}", e.events, rd.id(), e.file.display());
-                return Ok(0);
+            // A group exports each of its runs (models into OUT/<run id>/).
+            let sel = crate::runs::select(&root, &run)?;
+            let grouped = sel.runs.len() > 1;
+            for rd in &sel.runs {
+                if let Some(dir) = &tensorboard {
+                    let e = crate::tensorboard::export_run(rd, dir)?;
+                    println!("exported {} events of run {} to {}", e.events, rd.id(), e.file.display());
+                    continue;
+                }
+                let out = out.as_ref().expect("clap: --out or --tensorboard");
+                let out = if grouped { out.join(rd.id()) } else { out.clone() };
+                let which = match (step, best) {
+                    (Some(s), _) => crate::train::export::Which::Step(s),
+                    (None, true) => crate::train::export::Which::Best,
+                    (None, false) => crate::train::export::Which::Latest,
+                };
+                let e = crate::train::export::export(rd, which, &out)?;
+                println!(
+                    "exported run {} step {} ({} tensors, {}) to {}",
+                    rd.id(),
+                    e.step,
+                    e.tensors,
+                    e.dtype,
+                    e.dir.display()
+                );
             }
-            let out = out.expect("clap: --out or --tensorboard");
-            let which = match (step, best) {
-                (Some(s), _) => crate::train::export::Which::Step(s),
-                (None, true) => crate::train::export::Which::Best,
-                (None, false) => crate::train::export::Which::Latest,
-            };
-            let e = crate::train::export::export(&rd, which, &out)?;
-            println!(
-                "exported run {} step {} ({} tensors, {}) to {}",
-                rd.id(),
-                e.step,
-                e.tensors,
-                e.dtype,
-                e.dir.display()
-            );
             Ok(0)
         }
         Some(Command::Compare { runs_to_compare, runs, json, unadjusted }) => {
@@ -440,9 +448,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Sweep { sweep, runs, dry_run, wait, grid, launcher }) => {
             runs::sweep(&crate::runs::runs_root(runs.as_deref()), &sweep, &grid, launcher, dry_run, wait)
         }
-        Some(Command::Report { runs, out, sweep }) => {
+        Some(Command::Report { runs, out, sweep, only }) => {
             let root = crate::runs::runs_root(runs.as_deref());
-            let r = crate::report::write(&root, &out, sweep.as_deref())?;
+            let r = crate::report::write(&root, &out, sweep.as_deref(), &only)?;
             println!("report of {} runs ({} sweeps) in {}", r.runs, r.sweeps, out.display());
             for f in &r.files {
                 println!("  {f}");

@@ -3,6 +3,8 @@
 //! - `metrics.csv`: every per-language eval result of every run and step, with the examples of
 //!   that language seen by then (the paper's x-axis) and whether the step is the run's best;
 //! - `runs.csv`: per run and task, the paper's aggregates at the best and the latest step;
+//! - `groups.csv`: per group of runs that differ only in seed, each row's mean over the seeds
+//!   with its 95 % interval over them (K, seed-to-seed sd; a run alone: its sampling interval);
 //! - per sweep: `sweep-<id>.csv` (score vs the x variable per task, group and series, with
 //!   95 % intervals), `sweep-<id>-stats.csv` (Spearman seen vs unseen, plateau points,
 //!   oscillation, spread between seeds), figures `sweep-<id>.svg/.png` and
@@ -127,13 +129,19 @@ pub fn resolve_sweep(all: &[RunStatus], spec: &str) -> Result<String> {
     bail_input!("no sweep '{spec}' (sweeps: {})", if known.is_empty() { "none" } else { &known })
 }
 
-/// Write the report of a runs root (or of one sweep) into `out`.
-pub fn write(root: &Path, out: &Path, sweep: Option<&str>) -> Result<Written> {
+/// Write the report of a runs root (or of one sweep, or of the runs and groups `specs` name)
+/// into `out`.
+pub fn write(root: &Path, out: &Path, sweep: Option<&str>, specs: &[String]) -> Result<Written> {
     let all = crate::supervisor::list(root)?;
     let only = sweep.map(|s| resolve_sweep(&all, s)).transpose()?;
+    let mut picked: Vec<String> = Vec::new();
+    for spec in specs {
+        picked.extend(crate::runs::select(root, spec)?.runs.iter().map(|r| r.id()));
+    }
     let statuses: Vec<RunStatus> = all
         .into_iter()
         .filter(|s| only.as_ref().is_none_or(|id| s.sweep.as_ref().is_some_and(|t| t.id == *id)))
+        .filter(|s| picked.is_empty() || picked.contains(&s.id))
         .collect();
     if statuses.is_empty() {
         bail_input!("no runs in {}: nothing to report", root.display());
@@ -151,8 +159,12 @@ pub fn write(root: &Path, out: &Path, sweep: Option<&str>) -> Result<Written> {
         files.push(name.to_string());
         Ok(())
     };
+    let pairs: Vec<(&str, &crate::config::RunConfig)> =
+        runs.iter().filter_map(|r| Some((r.st.id.as_str(), r.st.config.as_ref()?))).collect();
+    let groups = crate::runs::group::groups(&pairs);
     put("metrics.csv", metrics_csv(&runs))?;
-    put("runs.csv", runs_csv(&runs))?;
+    put("runs.csv", runs_csv(&runs, &groups))?;
+    put("groups.csv", groups_csv(&runs, &groups))?;
     let mut sweep_ids: Vec<String> = runs.iter().map(|r| r.sweep_id()).filter(|s| !s.is_empty()).collect();
     sweep_ids.sort();
     sweep_ids.dedup();
@@ -265,7 +277,56 @@ fn metrics_csv(runs: &[ReportRun]) -> String {
     out
 }
 
-fn runs_csv(runs: &[ReportRun]) -> String {
+/// Per group (runs that differ only in seed; a run alone is a group of one), task, row
+/// (language or average) and step (best, latest): the mean over the members with its 95 %
+/// interval: over seeds (t, K − 1 degrees of freedom) when K ≥ 2, else the run's sampling
+/// interval; the seed-to-seed standard deviation; the examples per member.
+fn groups_csv(runs: &[ReportRun], groups: &[crate::runs::group::Group]) -> String {
+    let mut out = String::new();
+    row(
+        &mut out,
+        &[
+            "group", "name", "k", "seeds", "runs", "task", "metric", "row", "at", "mean", "ci95_lo", "ci95_hi", "seed_sd",
+            "n", "interval",
+        ]
+        .map(String::from),
+    );
+    for g in groups {
+        let members: Vec<&EvalTable> =
+            g.runs.iter().filter_map(|id| runs.iter().find(|r| r.st.id == *id)).map(|r| &r.table).collect();
+        let join = |v: Vec<String>| v.join(" ");
+        for r in crate::analysis::compare(&[members]) {
+            for (at, value, ci, sd) in [("best", r.best[0], r.best_ci[0], r.best_sd[0]), ("latest", r.latest[0], r.latest_ci[0], r.latest_sd[0])] {
+                if value.is_none() {
+                    continue;
+                }
+                row(
+                    &mut out,
+                    &[
+                        g.id.clone(),
+                        g.name.clone().unwrap_or_default(),
+                        r.k[0].to_string(),
+                        join(g.seeds.iter().map(|s| s.to_string()).collect()),
+                        join(g.runs.clone()),
+                        r.task.clone(),
+                        r.metric.clone(),
+                        r.row.clone(),
+                        at.to_string(),
+                        num(value),
+                        num(ci.map(|c| c[0])),
+                        num(ci.map(|c| c[1])),
+                        num(sd),
+                        r.n[0].map(|n| n.to_string()).unwrap_or_default(),
+                        if r.k[0] > 1 { "seeds" } else { "sampling" }.to_string(),
+                    ],
+                );
+            }
+        }
+    }
+    out
+}
+
+fn runs_csv(runs: &[ReportRun], groups: &[crate::runs::group::Group]) -> String {
     let mut out = String::new();
     row(
         &mut out,
@@ -288,10 +349,13 @@ fn runs_csv(runs: &[ReportRun]) -> String {
             "ratio_to_english",
             "latin",
             "non_latin",
+            "group",
+            "group_size",
         ]
         .map(String::from),
     );
     for r in runs {
+        let group = groups.iter().find(|g| g.runs.contains(&r.st.id));
         let t = &r.table;
         let best = t.best_step.filter(|s| t.steps.contains_key(s));
         for (at, step) in [("best", best), ("latest", t.latest_step())] {
@@ -318,6 +382,8 @@ fn runs_csv(runs: &[ReportRun]) -> String {
                     num(a.ratio_to_english),
                     num(a.latin),
                     num(a.non_latin),
+                    group.map(|g| g.id.clone()).unwrap_or_default(),
+                    group.map_or(1, |g| g.runs.len()).to_string(),
                 ]);
                 row(&mut out, &cells);
             }
@@ -331,7 +397,7 @@ fn sweep_csv(a: &SweepAnalysis) -> String {
     let x = a.x_var.clone().unwrap_or_else(|| "x".into());
     row(
         &mut out,
-        &["sweep", "task", "metric", "series", "group", x.as_str(), "mean", "ci95_lo", "ci95_hi", "runs", "run_sd"]
+        &["sweep", "task", "metric", "series", "group", x.as_str(), "mean", "ci95_lo", "ci95_hi", "k", "seed_sd", "interval"]
             .map(String::from),
     );
     for c in &a.curves {
@@ -349,6 +415,7 @@ fn sweep_csv(a: &SweepAnalysis) -> String {
                 num(c.hi),
                 c.runs.to_string(),
                 num(c.run_sd),
+                c.interval.to_string(),
             ],
         );
     }
@@ -606,6 +673,7 @@ fn index_html(runs: &[ReportRun], analyses: &[SweepAnalysis], files: &[String]) 
          code{{background:#f4f4f4;padding:0 .2em}}</style></head><body>\n<h1>mixscope report</h1>\n<p>{} runs, {} sweeps. \
          Data: <a href=\"metrics.csv\">metrics.csv</a> (every per-language result per run and step), \
          <a href=\"runs.csv\">runs.csv</a> (aggregates at the best and latest step), \
+         <a href=\"groups.csv\">groups.csv</a> (per group of seeds: means with intervals over seeds, K, seed sd), \
          <a href=\"report.json\">report.json</a>.</p>\n",
         runs.len(),
         analyses.len()
@@ -614,8 +682,10 @@ fn index_html(runs: &[ReportRun], analyses: &[SweepAnalysis], files: &[String]) 
         let _ = write!(
             h,
             "<h2>Sweep {} <code>{}</code></h2>\n<p>{} runs; x = <code>{}</code>; each run read at its best held-out-loss \
-             checkpoint. Error bars: 95 % intervals of the held-out sets' sampling error (binomial for accuracy and pass \
-             rate, bootstrap for ROUGE-L), for the mean over languages and seeds. Tables: \
+             checkpoint. Error bars: 95 % intervals; where a point has several seeds, the t-interval over them (it \
+             covers the training's own randomness: <code>interval = seeds</code> in the CSV), else the held-out sets' \
+             sampling error (binomial for accuracy and pass rate, bootstrap for ROUGE-L; <code>interval = sampling</code>). \
+             Tables: \
              <a href=\"sweep-{id}.csv\">sweep-{id}.csv</a>, <a href=\"sweep-{id}-stats.csv\">sweep-{id}-stats.csv</a>.</p>\n\
              <img src=\"sweep-{id}.svg\" alt=\"sweep figure\"><br><img src=\"sweep-{id}-scripts.svg\" alt=\"Latin vs non-Latin\">\n",
             esc(&a.name),

@@ -602,12 +602,17 @@ pub fn exe() -> Result<PathBuf> {
 pub const DEMO_BASE: &str = include_str!("../../configs/demo-base.toml");
 pub const DEMO_SFT: &str = include_str!("../../configs/demo.toml");
 
+/// The seeds of each arm of the built-in demo: each arm is a group of this many runs.
+pub const DEMO_SEEDS: u64 = 2;
+
 /// Start the built-in demo: the base model pretrained on all 12 languages (trained once and
-/// reused), then two SFT runs forked from it: English only vs `multilingual=0.4`. They share
-/// the machine, one thread each. Returns the two SFT runs.
+/// reused), then two groups of SFT runs forked from it, English only vs `multilingual=0.4`,
+/// [`DEMO_SEEDS`] seeds each, queued one of each arm at a time (one thread each), so that the
+/// first two to train already compare the arms. Returns the SFT runs.
 pub fn demo(root: &Path) -> Result<Vec<RunDir>> {
     let dir = root.join(".demo");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::util::create_private_dir(root)?;
+    crate::util::create_private_dir(&dir)?;
     for (name, text) in [("demo-base.toml", DEMO_BASE), ("demo.toml", DEMO_SFT)] {
         let p = dir.join(name);
         if std::fs::read_to_string(&p).ok().as_deref() != Some(text) {
@@ -615,9 +620,15 @@ pub fn demo(root: &Path) -> Result<Vec<RunDir>> {
         }
     }
     let cfg = dir.join("demo.toml");
-    let en = launch(root, &cfg, &["name=demo-en".into(), "mixture=multilingual=0".into(), "threads=1".into()])?;
-    let ml = launch(root, &cfg, &["name=demo-ml40".into(), "mixture=multilingual=0.4".into(), "threads=1".into()])?;
-    Ok(vec![en, ml])
+    let arms = [("demo-en", "multilingual=0"), ("demo-ml40", "multilingual=0.4")];
+    let mut runs = Vec::new();
+    for seed in 0..DEMO_SEEDS {
+        for (name, mix) in arms {
+            let sets = [format!("name={name}"), format!("mixture={mix}"), "threads=1".into(), format!("seed={seed}")];
+            runs.push(launch(root, &cfg, &sets)?);
+        }
+    }
+    Ok(runs)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod engine_ops;
 mod engine_optim;
 mod fuzz;
 mod fuzz_regressions;
+mod groups;
 mod hub;
 mod integrity;
 mod interop;

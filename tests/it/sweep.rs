@@ -142,7 +142,7 @@ fn a_four_point_sweep_runs_groups_and_reports() {
     let (head, rows_s) = csv(&out_dir.join(format!("sweep-{sweep_id}.csv")));
     assert_eq!(
         head,
-        ["sweep", "task", "metric", "series", "group", "n", "mean", "ci95_lo", "ci95_hi", "runs", "run_sd"]
+        ["sweep", "task", "metric", "series", "group", "n", "mean", "ci95_lo", "ci95_hi", "k", "seed_sd", "interval"]
     );
     for r in &runs {
         let id = r["id"].as_str().unwrap();
@@ -155,7 +155,8 @@ fn a_four_point_sweep_runs_groups_and_reports() {
                 .unwrap();
             let row = rows_s.iter().find(|c| c["task"] == task && c["group"] == "english" && c["n"] == n).unwrap();
             assert_eq!(row["mean"].parse::<f64>().unwrap(), f(&en["value"]), "{task} n={n}");
-            assert_eq!(row["runs"], "1");
+            assert_eq!(row["k"], "1");
+            assert_eq!(row["interval"], "sampling");
             let (lo, hi) = (row["ci95_lo"].parse::<f64>().unwrap(), row["ci95_hi"].parse::<f64>().unwrap());
             assert!(lo <= f(&en["value"]) && f(&en["value"]) <= hi && hi > lo, "a real interval: {row:?}");
             assert!((0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi));
