@@ -205,9 +205,12 @@ pub struct Selection {
 
 /// Resolve a spec to a run or a group: a run directory, a group id (`g:` and a prefix of its
 /// key), a run id, a name (all runs of that name, when they form one group), or a unique run
-/// id prefix.
+/// id prefix; or a comma-separated list of runs of one group (some of its seeds).
 pub fn select(root: &Path, spec: &str) -> Result<Selection> {
     let one = |r: RunDir| Selection { label: r.id(), runs: vec![r], group: None };
+    if spec.contains(',') {
+        return select_list(root, spec);
+    }
     if Path::new(spec).join("run.toml").exists() {
         return Ok(one(RunDir::new(spec)));
     }
@@ -252,4 +255,44 @@ pub fn select(root: &Path, spec: &str) -> Result<Selection> {
         ),
     }
     resolve(root, spec).map(one)
+}
+
+/// A comma-separated list of runs as one side: they must be runs of one group (a subset of
+/// its seeds), so that their spread is seed-to-seed variation of one config.
+fn select_list(root: &Path, spec: &str) -> Result<Selection> {
+    let mut runs: Vec<RunDir> = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let r = resolve(root, part)?;
+        if !runs.contains(&r) {
+            runs.push(r);
+        }
+    }
+    let configs: Vec<(String, RunConfig)> = runs.iter().map(|r| Ok((r.id(), r.read_config()?))).collect::<Result<_>>()?;
+    // Parents are looked up among every run of the root (a fork's group is its parent's).
+    let mut all: Vec<(String, RunConfig)> = list(root)?
+        .into_iter()
+        .filter(|r| !configs.iter().any(|(id, _)| *id == r.id()))
+        .filter_map(|r| Some((r.id(), r.read_config().ok()?)))
+        .collect();
+    all.extend(configs.iter().cloned());
+    let pairs: Vec<(&str, &RunConfig)> = all.iter().map(|(id, c)| (id.as_str(), c)).collect();
+    let keys = group::keys(pairs);
+    let mine: Vec<&String> = configs.iter().filter_map(|(id, _)| keys.get(id)).collect();
+    if mine.windows(2).any(|w| w[0] != w[1]) {
+        bail_input!(
+            "{spec}: these runs are not one group (their configs differ in more than seed and name): compare them one by one"
+        );
+    }
+    let seeds: Vec<u64> = configs.iter().map(|(_, c)| c.seed).collect();
+    let g = group::Group {
+        id: format!("{}{}", group::ID_PREFIX, mine.first().map_or("", |k| &k[..8])),
+        key: mine.first().map(|k| k.to_string()).unwrap_or_default(),
+        name: configs.first().and_then(|(_, c)| c.name.clone()),
+        runs: configs.iter().map(|(id, _)| id.clone()).collect(),
+        seeds,
+    };
+    if runs.len() == 1 {
+        return Ok(Selection { label: runs[0].id(), runs, group: None });
+    }
+    Ok(Selection { label: format!("{} (seeds {})", g.label(), g.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ")), runs, group: Some(g) })
 }

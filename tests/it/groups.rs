@@ -65,6 +65,11 @@ fn a_group_of_seeds_from_launch_to_compare_report_export_and_fork() {
     // Two single runs: said to cover sampling only.
     let out = ok(mixscope(cache, &root, &["compare", &a[0], &b[0]]));
     assert!(out.contains("sampling only"), "{out}");
+    // Some of a group's seeds as a side: a list of its runs (runs of two groups are refused).
+    let out = ok(mixscope(cache, &root, &["compare", &format!("{},{}", a[0], a[1]), &a[2]]));
+    assert!(out.contains("tiny ×2: runs "), "{out}");
+    let e = bad(mixscope(cache, &root, &["compare", &format!("{},{}", a[0], b[0]), &a[2]]));
+    assert!(e.contains("these runs are not one group"), "{e}");
     // A group id that is not there is named.
     let e = bad(mixscope(cache, &root, &["compare", "g:ffffffffff", "en"]));
     assert!(e.contains("no group 'g:ffffffffff'"), "{e}");
