@@ -141,6 +141,28 @@ impl InplaceOp1 for Update<'_> {
     }
 }
 
+/// The parameter-name prefixes `train.freeze` means for a model with these parameter names.
+/// In a model with tied embeddings there is no `lm_head.weight`: the output layer *is* the
+/// token embedding matrix, so a prefix of `lm_head.weight` names `model.embed_tokens.weight`
+/// (freezing the output layer of a tied model freezes its embeddings, as it must). A prefix
+/// that names nothing else is bad input, listing the names.
+pub fn resolve_freeze(prefixes: &[String], names: &[String]) -> anyhow::Result<Vec<String>> {
+    const HEAD: &str = "lm_head.weight";
+    const TIED: &str = "model.embed_tokens.weight";
+    let tied = !names.iter().any(|n| n == HEAD) && names.iter().any(|n| n == TIED);
+    let mut out = Vec::new();
+    for f in prefixes {
+        if names.iter().any(|n| n.starts_with(f.as_str())) {
+            out.push(f.clone());
+        } else if tied && !f.is_empty() && HEAD.starts_with(f.as_str()) {
+            out.push(TIED.to_string());
+        } else {
+            crate::bail_input!("train.freeze: '{f}' names no parameter of the model (they are: {})", names.join(", "));
+        }
+    }
+    Ok(out)
+}
+
 impl AdamW {
     /// Tracks every variable of `varmap` (sorted by name).
     pub fn new(varmap: &VarMap, cfg: AdamWConfig) -> Result<Self> {
@@ -165,18 +187,10 @@ impl AdamW {
     /// Leave the parameters whose names start with one of `prefixes` as they are. A prefix
     /// that names no parameter is an error (`train.freeze`), listing the names.
     pub fn freeze(&mut self, prefixes: &[String]) -> anyhow::Result<()> {
-        for f in prefixes {
-            let mut any = false;
+        let names: Vec<String> = self.params.iter().map(|p| p.name.clone()).collect();
+        for f in resolve_freeze(prefixes, &names)? {
             for p in self.params.iter_mut().filter(|p| p.name.starts_with(f.as_str())) {
                 p.frozen = true;
-                any = true;
-            }
-            if !any {
-                let names: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
-                crate::bail_input!(
-                    "train.freeze: '{f}' names no parameter of the model (they are: {})",
-                    names.join(", ")
-                );
             }
         }
         Ok(())
@@ -366,5 +380,18 @@ mod tests {
         let err = opt.freeze(&["model.embed".to_string(), "encoder.".to_string()]).unwrap_err();
         assert!(crate::error::is_bad_input(&err), "{err:#}");
         assert!(format!("{err:#}").contains("train.freeze: 'encoder.' names no parameter"), "{err:#}");
+    }
+
+    #[test]
+    fn lm_head_names_the_embedding_of_a_tied_model() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let freeze = names(&["model.embed_tokens", "lm_head"]);
+        let untied = names(&["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]);
+        assert_eq!(resolve_freeze(&freeze, &untied).unwrap(), freeze);
+        let tied = names(&["model.embed_tokens.weight", "model.norm.weight"]);
+        assert_eq!(resolve_freeze(&freeze, &tied).unwrap(), names(&["model.embed_tokens", "model.embed_tokens.weight"]));
+        assert_eq!(resolve_freeze(&names(&["lm_head.weight"]), &tied).unwrap(), names(&["model.embed_tokens.weight"]));
+        let err = resolve_freeze(&names(&["lm_head.bias"]), &tied).unwrap_err();
+        assert!(format!("{err:#}").contains("'lm_head.bias' names no parameter"), "{err:#}");
     }
 }

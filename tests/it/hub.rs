@@ -37,10 +37,15 @@ fn tiny_qwen(vocab: usize) -> ModelConfig {
 
 /// Write a model directory: config.json, model.safetensors (random weights), tokenizer files.
 fn write_model_dir(dir: &Path, cache: &Path) -> ModelConfig {
+    write_model_dir_of(dir, cache, tiny_qwen)
+}
+
+/// [`write_model_dir`] of the model `shape` makes for the tokenizer's vocabulary.
+fn write_model_dir_of(dir: &Path, cache: &Path, shape: fn(usize) -> ModelConfig) -> ModelConfig {
     std::fs::create_dir_all(dir).unwrap();
     let tok = chatml_tokenizer(cache);
     let vocab = mixscope::data::tokenizer::Tok::from_json(&tok).map(|t| t.vocab_size()).unwrap_or(512);
-    let cfg = tiny_qwen(vocab);
+    let cfg = shape(vocab);
     let vm = VarMap::new();
     Model::new(&cfg, &vm, &Device::Cpu, DType::F32, 11).unwrap();
     vm.save(dir.join("model.safetensors")).unwrap();
@@ -333,6 +338,67 @@ fn the_shipped_qwen_config_has_the_papers_hyperparameters_and_trains_from_the_ca
     let run = &run_dirs(&runs)[0];
     assert_eq!(losses(run).len(), 2);
     assert!(!of_kind(&events(run), "eval").is_empty());
+}
+
+/// Every run config in `configs/` trains a model the user brings: a tied Qwen2 (as SmolLM2 and
+/// Qwen2.5-0.5B are) and an untied Llama, from a hub cache. The demo's `train.freeze` (the
+/// token embeddings and the output layer) means the shared embedding matrix in the tied model,
+/// which stays as the model had it.
+#[test]
+fn every_config_trains_a_tied_and_an_untied_model_from_the_cache() {
+    let h = hub();
+    let llama = h.root.join("src-llama");
+    let cfg = write_model_dir_of(&llama, &h.cache, |v| ModelConfig::llama(v, 32, 64, 2, 4, 2, 256, false));
+    assert!(!cfg.tie_word_embeddings);
+    add_to_cache(&h.hub, "testorg/tiny-llama", &llama);
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut tried = 0;
+    for e in std::fs::read_dir(&configs).unwrap() {
+        let path = e.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if path.extension().is_none_or(|x| x != "toml") || text.contains("[grid]") {
+            continue; // sweep files name a run config, which is tried itself
+        }
+        for model in ["testorg/tiny-qwen", "testorg/tiny-llama"] {
+            let runs = h.root.join(format!("runs-{}-{}", path.file_stem().unwrap().to_string_lossy(), &model[8..]));
+            let mut c = h.cmd();
+            c.args(["train", path.to_str().unwrap(), "--runs", runs.to_str().unwrap(), "-q"]);
+            for s in [
+                &format!("model={model}"),
+                "max_steps=2",
+                "batch_size=4",
+                "train.grad_accum=1",
+                "seq_len=64",
+                "eval_every=2",
+                "checkpoint_every=2",
+                "eval.n=4",
+                "eval.generate_n=2",
+                "eval.max_new_tokens=4",
+                "threads=1",
+                "device=cpu",
+            ] {
+                c.args(["--set", s]);
+            }
+            let o = c.output().unwrap();
+            assert!(o.status.success(), "{} with {model}: {}", path.display(), stderr(&o));
+            let dirs = run_dirs(&runs);
+            assert_eq!(dirs.len(), 1, "--set model= trains the model itself, no base: {dirs:?}");
+            let run = &dirs[0];
+            assert_eq!(losses(run).len(), 2, "{}", path.display());
+            if text.contains("freeze") {
+                // The embeddings (the output layer too, when tied) are the model's own.
+                let src = if model.ends_with("qwen") { &h.model_files } else { &llama };
+                let load = |p: &Path| candle_core::safetensors::load(p, &Device::Cpu).unwrap();
+                let (a, b) = (load(&src.join("model.safetensors")), load(&run.join("checkpoints/2/model.safetensors")));
+                let emb = |m: &std::collections::HashMap<String, Tensor>| {
+                    m["model.embed_tokens.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap()
+                };
+                assert_eq!(emb(&a), emb(&b), "{} with {model}: frozen embeddings moved", path.display());
+            }
+            tried += 1;
+        }
+    }
+    assert!(tried >= 6, "demo-base, demo and qwen2.5-0.5b-sft, two models each: {tried}");
 }
 
 /// A stand-in for the Hugging Face hub's HTTP endpoints that hf-hub's client calls:
