@@ -285,8 +285,9 @@ pub fn compare(root: &Path, specs: &[String], json: bool, unadjusted: bool) -> R
     } else {
         "sampling only: one run each side, so they do not cover another training run's randomness"
     };
+    // The rows of a task that are tests (a delta with a p-value; English repeats `en`).
     let family = |task: &str| {
-        rows.iter().filter(|r| r.task == task && r.row != "English" && r.row != "ratio to English").count()
+        rows.iter().filter(|r| r.task == task && r.row != "English" && r.latest_delta.first().is_some_and(|d| d.is_some())).count()
     };
     let marks = if unadjusted {
         "* the delta's own 95% interval excludes 0 (unadjusted: with many rows some are marked by chance)".to_string()
@@ -346,7 +347,11 @@ pub fn compare(root: &Path, specs: &[String], json: bool, unadjusted: bool) -> R
             steps(t.iter().map(|t| t.best_step).collect())
         );
     }
-    println!("intervals: 95%, {coverage}");
+    let mut ns: Vec<u64> = rows.iter().flat_map(|r| r.n.iter().flatten().copied()).collect();
+    ns.sort_unstable();
+    ns.dedup();
+    let ns = ns.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("/");
+    println!("intervals: 95%, {coverage}; n = {ns} held-out examples per task and language, each run");
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
     let marked = |r: &crate::analysis::CompareRow, best: bool, i: usize| -> bool {
         let (d, m) = if best { (&r.best_delta, &r.best_marked) } else { (&r.latest_delta, &r.latest_marked) };
