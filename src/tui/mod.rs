@@ -9,6 +9,7 @@ pub mod app;
 pub mod collect;
 pub mod derived;
 pub mod fixtures;
+pub mod groups;
 pub mod keymap;
 pub mod panes;
 pub mod series;
