@@ -603,9 +603,10 @@ pub const DEMO_BASE: &str = include_str!("../../configs/demo-base.toml");
 pub const DEMO_SFT: &str = include_str!("../../configs/demo.toml");
 
 /// Start the built-in demo: the base model pretrained on all 12 languages (trained once and
-/// reused), then two SFT runs forked from it: English only vs `multilingual=0.4`. They share
-/// the machine, one thread each. Returns the two SFT runs.
-pub fn demo(root: &Path) -> Result<Vec<RunDir>> {
+/// reused), then two SFT arms started from it: English only vs `multilingual=0.4`, each one
+/// run, or with `seeds` (as `launch --seeds`: `2`, or `0,3,7`) a group of runs that differ only
+/// in seed. They share the machine, one thread each. Returns the SFT runs, English first.
+pub fn demo(root: &Path, seeds: Option<&str>) -> Result<Vec<RunDir>> {
     let dir = root.join(".demo");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for (name, text) in [("demo-base.toml", DEMO_BASE), ("demo.toml", DEMO_SFT)] {
@@ -615,9 +616,15 @@ pub fn demo(root: &Path) -> Result<Vec<RunDir>> {
         }
     }
     let cfg = dir.join("demo.toml");
-    let en = launch(root, &cfg, &["name=demo-en".into(), "mixture=multilingual=0".into(), "threads=1".into()])?;
-    let ml = launch(root, &cfg, &["name=demo-ml40".into(), "mixture=multilingual=0.4".into(), "threads=1".into()])?;
-    Ok(vec![en, ml])
+    let mut runs =
+        launch_seeds(root, &cfg, &["name=demo-en".into(), "mixture=multilingual=0".into(), "threads=1".into()], seeds)?;
+    runs.extend(launch_seeds(
+        root,
+        &cfg,
+        &["name=demo-ml40".into(), "mixture=multilingual=0.4".into(), "threads=1".into()],
+        seeds,
+    )?);
+    Ok(runs)
 }
 
 #[cfg(test)]

@@ -1125,7 +1125,7 @@ impl App {
                 Some(Action::Submit) => {
                     self.pending.push(Request::Demo);
                     self.push_log(
-                        "starting the demo: base model on 12 languages, then English-only vs multilingual=0.4 SFT",
+                        "starting the demo: base model on 12 languages, then English-only vs multilingual=0.4 SFT, 2 seeds each",
                         false,
                     );
                 }

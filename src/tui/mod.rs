@@ -123,7 +123,8 @@ fn perform(root: &Path, req: Request) -> Outcome {
                 (format!("launched {} from {}{group}", ids.join(", "), config.display()), ids.first().cloned())
             }
             Request::Demo => {
-                let runs = sup::demo(root)?;
+                // Each arm a group of two seeds: the demo shows intervals across seeds.
+                let runs = sup::demo(root, Some("2"))?;
                 let ids: Vec<String> = runs.iter().map(|r| r.id()).collect();
                 (format!("demo started: {}", ids.join(", ")), ids.last().cloned())
             }

@@ -204,7 +204,7 @@ pub fn draw(f: &mut Frame, app: &App) {
             );
         }
         Mode::DemoOffer => {
-            let r = centered(area, 76, 12);
+            let r = centered(area, 76, 13);
             f.render_widget(Clear, r);
             let lines = vec![
                 Line::from(Span::styled(
@@ -213,8 +213,9 @@ pub fn draw(f: &mut Frame, app: &App) {
                 )),
                 Line::from(""),
                 Line::from("1. a tiny base model pretrained on raw text in all 12 languages;"),
-                Line::from("2. two SFT runs forked from it on math, summarization and instructions:"),
-                Line::from("   English only  vs  multilingual=0.4 (es fr ja zh), ar ko pt held out."),
+                Line::from("2. two SFT arms started from it on math, summarization and instructions,"),
+                Line::from("   2 seeds each: English only  vs  multilingual=0.4 (es fr ja zh),"),
+                Line::from("   ar ko pt held out; each arm a group with its across-seed interval."),
                 Line::from("Curves appear within seconds; the runs keep going if you quit."),
                 Line::from(""),
                 Line::from(Span::styled(
