@@ -280,13 +280,23 @@ pub fn normal_cdf(z: f64) -> f64 {
 /// to measure; their variance is then `floor`, the members' own sampling variance, rather
 /// than a zero-width interval. `None` below two members or for a non-finite value.
 pub fn seed_mean(values: &[f64], floor: f64) -> Option<Est> {
+    if values.len() < 2 {
+        return None;
+    }
+    seed_mean_t(values, floor, t_quantile(0.975, (values.len() - 1) as f64))
+}
+
+/// [`seed_mean`] with its quantile given: `t = t_quantile(0.975, K − 1)`, for a caller that
+/// takes many means over groups of one size (a group's curve, step by step) and computes the
+/// quantile once. The same numbers as `seed_mean`, bit for bit.
+pub fn seed_mean_t(values: &[f64], floor: f64, t: f64) -> Option<Est> {
     let k = values.len();
     if k < 2 || values.iter().any(|v| !v.is_finite()) {
         return None;
     }
     let m = values.iter().sum::<f64>() / k as f64;
     let var = member_var(values, floor)?;
-    let half = t_quantile(0.975, (k - 1) as f64) * (var / k as f64).sqrt();
+    let half = t * (var / k as f64).sqrt();
     Some(Est { value: m, lo: m - half, hi: m + half })
 }
 

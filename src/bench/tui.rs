@@ -4,7 +4,11 @@
 //!   ratio to the strict (serde) parser reading the same files in the same run;
 //! - one frame with 16 series × 1 M points at 200×50 (target ≤ 5 ms);
 //! - write-to-screen latency: an event appended → file notification → read → drawn (≤ 100 ms);
-//! - idle CPU of the real TUI in tmux with 8 live runs (≤ 0.5 % of a core).
+//! - idle CPU of the real TUI in tmux with 8 live runs (≤ 0.5 % of a core);
+//! - 500 runs in 100 groups of 5 (configs that differ only in seed): a frame with a group's
+//!   mean and band (≤ 5 ms), the group's curves brought up to date after new events
+//!   (incrementally: against rebuilding them), and the real TUI's idle CPU on that root with
+//!   two groups live (≤ 0.5 % of a core).
 
 use std::io::Write;
 use std::path::Path;
@@ -41,12 +45,22 @@ fn spec(id: &str, steps: u64, salt: u64) -> Spec<'_> {
     }
 }
 
+/// Give a run a learning rate of its own: the bench's runs are otherwise configured alike,
+/// and would all be one group.
+fn set_lr(run: &crate::runs::RunDir, k: usize) -> Result<()> {
+    let mut cfg = run.read_config()?;
+    cfg.train.lr = 1e-3 * (1.0 + k as f64 / 1000.0);
+    run.write_config(&cfg)
+}
+
 /// Write the cold-load fixture: `runs` finished runs of `steps` train events each (plus their
-/// evals and statuses) under `root`; returns the number of event lines written.
+/// evals and statuses) under `root`, each its own (no groups); returns the number of event
+/// lines written.
 pub fn write_fixtures(root: &Path, runs: usize, steps: u64) -> Result<u64> {
     let ids: Vec<String> = (0..runs).map(|i| format!("run{i:02}")).collect();
     for (i, id) in ids.iter().enumerate() {
-        fixtures::write_run(root, &spec(id, steps, i as u64))?;
+        let run = fixtures::write_run(root, &spec(id, steps, i as u64))?;
+        set_lr(&run, i)?;
     }
     Ok(ids
         .iter()
@@ -258,16 +272,28 @@ fn idle_cpu(dir: &Path, secs: u64) -> Result<Option<f64>> {
         return Ok(None);
     }
     let root = dir.join("idle");
-    let mut locks = Vec::new();
+    let mut live = Vec::new();
     for i in 0..8 {
         let id = format!("live{i}");
         let mut s = spec(&id, 2000, i);
         s.end = None;
-        fixtures::write_run(&root, &s)?;
-        // Hold each run's lock as a live trainer would.
-        locks.push(crate::runs::lock::RunLock::acquire(&root.join(&id))?);
+        let run = fixtures::write_run(&root, &s)?;
+        set_lr(&run, i as usize)?;
+        live.push(id);
     }
-    let socket = format!("mixscope-bench-{}", std::process::id());
+    idle_cpu_on(&root, &live, 2000, secs, Duration::from_secs(2))
+}
+
+/// CPU use of the real TUI on `root` over `secs` seconds (after `settle`, for it to read the
+/// root), in tmux, while the `live` runs (their last step `last`) each append a train event a
+/// second, their locks held as live trainers hold them; None without tmux.
+fn idle_cpu_on(root: &Path, live: &[String], last: u64, secs: u64, settle: Duration) -> Result<Option<f64>> {
+    let mut locks = Vec::new();
+    for id in live {
+        // Hold each run's lock as a live trainer would.
+        locks.push(crate::runs::lock::RunLock::acquire(&root.join(id))?);
+    }
+    let socket = format!("mixscope-bench-{}-{}", std::process::id(), live.len());
     let exe = std::env::current_exe()?;
     let cmdline = format!("{} tui --runs {}", exe.display(), root.display());
     let ok = std::process::Command::new("tmux")
@@ -277,7 +303,7 @@ fn idle_cpu(dir: &Path, secs: u64) -> Result<Option<f64>> {
     if !ok {
         return Ok(None);
     }
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(settle);
     let pid = String::from_utf8_lossy(
         &std::process::Command::new("tmux")
             .args(["-L", &socket, "list-panes", "-t", "b", "-F", "#{pane_pid}"])
@@ -308,9 +334,9 @@ fn idle_cpu(dir: &Path, secs: u64) -> Result<Option<f64>> {
     let t0 = snapshot(&pid);
     // The runs stay live: one train event per run per second.
     let start = Instant::now();
-    let mut step = 2001;
+    let mut step = last + 1;
     while start.elapsed() < Duration::from_secs(secs) {
-        for i in 0..8 {
+        for id in live {
             let ev = crate::runs::events::Event::new(
                 step,
                 crate::runs::events::Body::Train {
@@ -324,7 +350,7 @@ fn idle_cpu(dir: &Path, secs: u64) -> Result<Option<f64>> {
             );
             std::fs::OpenOptions::new()
                 .append(true)
-                .open(root.join(format!("live{i}")).join("events.jsonl"))?
+                .open(root.join(id).join("events.jsonl"))?
                 .write_all(ev.to_line().as_bytes())?;
         }
         step += 1;
@@ -343,6 +369,92 @@ fn idle_cpu(dir: &Path, secs: u64) -> Result<Option<f64>> {
         };
         secs / elapsed * 100.0
     }))
+}
+
+/// Write `groups` groups of `per` runs (configs equal but for the seed; the groups differ in
+/// learning rate) of `steps` train events, the members of the first `live` groups still
+/// running (no final status); returns the live runs' ids.
+fn write_groups(root: &Path, groups: usize, per: u64, steps: u64, live: usize) -> Result<Vec<String>> {
+    let mut live_ids = Vec::new();
+    for g in 0..groups {
+        for seed in 1..=per {
+            let id = format!("g{g:03}-s{seed}");
+            let mut s = spec(&id, steps, (g as u64) * 16 + seed);
+            s.name = "grp";
+            s.eval_every = steps / 4;
+            if g < live {
+                s.end = None;
+                live_ids.push(id.clone());
+            }
+            let run = fixtures::write_seeded(root, &s, seed)?;
+            set_lr(&run, g)?;
+        }
+    }
+    Ok(live_ids)
+}
+
+/// The group view on 500 runs in 100 groups of 5: (frame ms with the first group selected,
+/// its band drawn; ms to bring its curves up to date after one train event per member; ms to
+/// build them afresh; the number of groups).
+fn group_frame(root: &Path, live: &[String], steps: u64) -> Result<(f64, f64, f64, usize)> {
+    use crate::tui::collect::Delta;
+    let frames: usize = std::env::var("MIXSCOPE_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let store = Store::load(root);
+    let mut app = App::new(store, Theme::dark(), Keymap::default_map());
+    let groups = app.groups.list.len();
+    app.sel.selected = 0;
+    let g = app.selected_group().map(|g| g.id.clone()).ok_or_else(|| anyhow::anyhow!("no group row first"))?;
+    let mut term = Terminal::new(TestBackend::new(200, 50))?;
+    app.screen = ratatui::layout::Rect::new(0, 0, 200, 50);
+    app.derive();
+    // The group's curves built afresh (as when it is first selected), median of 5.
+    let mut builds: Vec<f64> = (0..5)
+        .map(|_| {
+            let mut fresh = crate::tui::groups::GroupAggs::default();
+            let t = Instant::now();
+            fresh.update(&app.store, &app.groups, std::slice::from_ref(&g), app.view.smoothing);
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    builds.sort_by(f64::total_cmp);
+    let build = builds[2];
+    term.draw(|f| crate::tui::ui::draw(f, &app))?;
+    let t = Instant::now();
+    for _ in 0..frames {
+        term.draw(|f| crate::tui::ui::draw(f, &app))?;
+    }
+    let frame = t.elapsed().as_secs_f64() * 1000.0 / frames as f64;
+    // New events for the live group's members, folded as the event loop folds them; then the
+    // group's curves brought up to date (timed), and the rest derived.
+    let dirs: Vec<_> = live.iter().take(5).filter_map(|id| app.store.get(id).map(|r| r.dir.clone())).collect();
+    let rounds = 20u64;
+    let mut update = 0.0;
+    for k in 0..rounds {
+        for d in &dirs {
+            let ev = crate::runs::events::Event::new(
+                steps + 1 + k,
+                crate::runs::events::Body::Train {
+                    loss: 1.3,
+                    lr: 1e-3,
+                    tokens: 1,
+                    tokens_per_s: 1.0,
+                    examples: Default::default(),
+                    grad_norm: None,
+                },
+            );
+            app.apply(Delta::Events { dir: d.clone(), events: vec![ev], bad: 0 });
+        }
+        app.on_data();
+        let t = Instant::now();
+        app.group_aggs.update(&app.store, &app.groups, std::slice::from_ref(&g), app.view.smoothing);
+        update += t.elapsed().as_secs_f64() * 1000.0;
+        app.derive();
+    }
+    anyhow::ensure!(
+        app.group_aggs.get(&g).is_some_and(|a| a.loss.mean.steps.last() == Some(steps + rounds)),
+        "the group's curve did not follow its members"
+    );
+    Ok((frame, update / rounds as f64, build, groups))
 }
 
 pub fn run(quick: bool) -> Result<Vec<Row>> {
@@ -440,6 +552,32 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         "≤ 100",
         lat <= 100.0,
     ));
+    let gsteps = if quick { 200 } else { 2000 };
+    eprintln!("writing 500 runs in 100 groups of 5 × {gsteps} events …");
+    let groot = dir.path().join("groups");
+    let live = write_groups(&groot, 100, 5, gsteps, 2)?;
+    let (gframe, gupdate, gbuild, ngroups) = group_frame(&groot, &live, gsteps)?;
+    let gwhat = format!("500 runs in {ngroups} groups of 5 (configs equal but for the seed) × {gsteps} steps");
+    rows.push(Row::new(
+        "tui",
+        "group frame",
+        format!("{gwhat}: the first group selected, its mean and band in both panes, 200×50"),
+        gframe,
+        "ms",
+        "≤ 5",
+        gframe <= 5.0,
+    ));
+    rows.push(Row::new(
+        "tui",
+        "group update",
+        format!(
+            "{gwhat}: its curves brought up to date after one train event per member (mean of 20), against {gbuild:.2} ms to build them afresh"
+        ),
+        gupdate,
+        "ms",
+        "< afresh",
+        gupdate < gbuild,
+    ));
     eprintln!("measuring idle CPU for 10 s …");
     match idle_cpu(dir.path(), if quick { 4 } else { 10 })? {
         Some(p) => rows.push(Row::new(
@@ -454,6 +592,35 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         None => rows.push(Row::new(
             "tui",
             "idle CPU",
+            "needs tmux (not found)".into(),
+            f64::NAN,
+            "% of a core",
+            "≤ 0.5",
+            false,
+        )),
+    }
+    eprintln!("measuring idle CPU on the 100 groups for 10 s, and on 500 runs of their own …");
+    let settle = Duration::from_secs(if quick { 3 } else { 8 });
+    // The same root's size without groups: what 500 runs cost the TUI, groups or not.
+    let solo = dir.path().join("solo");
+    let solo_live = write_groups(&solo, 500, 1, gsteps, 10)?;
+    let base = idle_cpu_on(&solo, &solo_live, gsteps, if quick { 4 } else { 10 }, settle)?;
+    match idle_cpu_on(&groot, &live, gsteps, if quick { 4 } else { 10 }, settle)? {
+        Some(p) => rows.push(Row::new(
+            "tui",
+            "group idle",
+            format!(
+                "real TUI in tmux, {gwhat}; the first group selected (band drawn), it and another live (10 runs); 500 runs of their own, 10 live: {}",
+                base.map_or("-".into(), |b| format!("{b:.3} %"))
+            ),
+            p,
+            "% of a core",
+            "≤ 0.5",
+            p <= 0.5,
+        )),
+        None => rows.push(Row::new(
+            "tui",
+            "group idle",
             "needs tmux (not found)".into(),
             f64::NAN,
             "% of a core",

@@ -93,7 +93,7 @@ pub enum Command {
     /// deltas with 95 % intervals (across seeds for groups), seen / unseen averages, ratio to
     /// English.
     Compare {
-        /// Two or more runs or groups (a run id, a name, a group id `g:…`).
+        /// Two or more runs or groups (a run id, a name, a group id, `g:1a2b3c4d`).
         #[arg(num_args = 2.., required = true)]
         runs_to_compare: Vec<String>,
         #[arg(long)]
@@ -197,7 +197,7 @@ pub enum Command {
     },
     /// Fork a run at a checkpoint with a new mixture; prints the new run id.
     Fork {
-        /// The run, or a group (a name its runs share, or `g:…`): every run of a group is
+        /// The run, or a group (a name its runs share, or its id, `g:1a2b3c4d`): every run of a group is
         /// forked at the same step, making a new group.
         run: String,
         /// The checkpoint step (default: the latest).

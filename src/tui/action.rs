@@ -32,6 +32,14 @@ pub enum Action {
     ScriptFilter,
     Refresh,
     ThemeNext,
+    /// Expand (or collapse) the selected group in the run tree.
+    Expand,
+    /// Collapse the group of the selected row.
+    Collapse,
+    /// Show a group's members as thin lines under its mean curve and band.
+    Members,
+    /// Compare view: the unadjusted marks (each delta's own interval) instead of Holm's.
+    MarksUnadjusted,
     // Dialogs and overlays.
     /// Close the dialog (the filter: and clear it) without doing anything.
     Close,

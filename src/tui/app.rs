@@ -10,6 +10,7 @@ use ratatui::layout::Rect;
 use super::action::Action;
 use super::collect::Delta;
 use super::derived::Derived;
+use super::groups::{GroupAggs, Groups};
 use super::keymap::{Context, Keymap};
 use super::store::{RunData, Store, XAxis};
 use super::theme::{Theme, BUILTIN};
@@ -17,6 +18,7 @@ use super::ui;
 use crate::data::lang;
 use crate::data::mixture::{Mixture, SpecContext};
 use crate::runs::events::State;
+use crate::runs::group::Group;
 
 /// Which pane has the keyboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,12 +136,41 @@ pub enum ForkField {
     Weights,
     Spec,
     Name,
+    Seeds,
 }
 
-/// The fork dialog.
+/// What a seeds field says: how many runs it makes and with which seeds, or what is wrong
+/// (`supervisor::parse_seeds`, as `--seeds` reads it). Empty: one run with the config's seed.
+pub fn check_seeds(text: &str, base: Option<u64>) -> Result<String, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(match base {
+            Some(b) => format!("1 run, seed {b}"),
+            None => "1 run, the config's seed".into(),
+        });
+    }
+    match crate::supervisor::parse_seeds(t, base.unwrap_or(0)) {
+        Ok(v) if t.contains(',') || base.is_some() => Ok(format!(
+            "{} runs, one group: seeds {}",
+            v.len(),
+            v.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+        )),
+        Ok(v) => Ok(format!("{} runs, one group: the config's seed s and s+1 … s+{}", v.len(), v.len() - 1)),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
+/// The fork dialog: of one run, or of every member of a group at one step.
 #[derive(Debug, Clone)]
 pub struct ForkDialog {
+    /// The run's id, or the group's label.
     pub run: String,
+    /// Forking a group: its members (run ids); each fork keeps its member's seed.
+    pub group: Option<Vec<String>>,
+    /// The seeds of the forks of one run (empty: one fork, with the run's seed).
+    pub seeds: TextInput,
+    pub seeds_check: Result<String, String>,
+    base_seed: u64,
     pub checkpoints: Vec<u64>,
     pub ckpt: usize,
     pub field: ForkField,
@@ -164,6 +195,10 @@ impl ForkDialog {
         let spec = cfg.mixture().map(|m| m.spec).unwrap_or_else(|_| cfg.data.mixture.clone());
         let mut d = ForkDialog {
             run: r.id.clone(),
+            group: None,
+            seeds: TextInput::default(),
+            seeds_check: check_seeds("", Some(cfg.seed)),
+            base_seed: cfg.seed,
             ckpt: ck.len().saturating_sub(1),
             checkpoints: ck,
             field: ForkField::Weights,
@@ -176,6 +211,46 @@ impl ForkDialog {
         };
         d.spec_changed();
         d
+    }
+
+    /// The dialog for a group: the checkpoints every member has, the first member's mixture.
+    pub fn for_group(g: &Group, members: &[&RunData]) -> Option<ForkDialog> {
+        let first = members.first()?;
+        let mut d = ForkDialog::new(first);
+        let mut common: Option<Vec<u64>> = None;
+        for m in members {
+            let mut ck = m.checkpoints.clone();
+            if let Some(dir_ck) = crate::runs::RunDir::new(&m.dir).checkpoints().ok().filter(|v| !v.is_empty()) {
+                ck = dir_ck;
+            }
+            common = Some(match common {
+                None => ck,
+                Some(c) => c.into_iter().filter(|s| ck.contains(s)).collect(),
+            });
+        }
+        d.checkpoints = common.unwrap_or_default();
+        d.ckpt = d.checkpoints.len().saturating_sub(1);
+        d.run = g.label();
+        d.group = Some(members.iter().map(|m| m.id.clone()).collect());
+        d.name = TextInput::new(&format!("{}-fork", g.name.as_deref().unwrap_or(&g.id)));
+        d.seeds_check = Ok(format!("{} forks, one group: each keeps its member's seed", members.len()));
+        Some(d)
+    }
+
+    /// Re-validate the seeds text.
+    pub fn seeds_changed(&mut self) {
+        if self.group.is_none() {
+            self.seeds_check = check_seeds(&self.seeds.text, Some(self.base_seed));
+        }
+    }
+
+    /// The fields, in the order tab visits them (a group's forks keep their seeds: no field).
+    pub fn fields(&self) -> &'static [ForkField] {
+        if self.group.is_some() {
+            &[ForkField::Step, ForkField::Weights, ForkField::Spec, ForkField::Name]
+        } else {
+            &[ForkField::Step, ForkField::Weights, ForkField::Spec, ForkField::Name, ForkField::Seeds]
+        }
     }
 
     /// Re-validate the SPEC text, and show its weights in the rows when it parses.
@@ -214,14 +289,61 @@ impl ForkDialog {
     }
 }
 
+/// The launch dialog's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaunchField {
+    Config,
+    Seeds,
+}
+
+/// The launch dialog: a run config or a sweep file, and the seeds to start it with.
+#[derive(Debug, Clone)]
+pub struct LaunchDialog {
+    pub config: TextInput,
+    pub seeds: TextInput,
+    pub field: LaunchField,
+    pub seeds_check: Result<String, String>,
+}
+
+impl LaunchDialog {
+    pub fn new(config: &str) -> LaunchDialog {
+        LaunchDialog {
+            config: TextInput::new(config),
+            seeds: TextInput::default(),
+            field: LaunchField::Config,
+            seeds_check: check_seeds("", None),
+        }
+    }
+}
+
 /// Something the event loop must do outside the UI thread.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     Pause(String),
     Resume(String),
     Stop(String),
-    Fork { run: String, at: Option<u64>, spec: String, name: String },
-    Launch { config: PathBuf, sets: Vec<String> },
+    /// Fork one run: once, or once per seed (`seeds` as `--seeds` reads it).
+    Fork {
+        run: String,
+        at: Option<u64>,
+        spec: String,
+        name: String,
+        seeds: Option<String>,
+    },
+    /// Fork every member of a group at one step with one mixture (`supervisor::fork_group`).
+    ForkGroup {
+        label: String,
+        members: Vec<String>,
+        at: Option<u64>,
+        spec: String,
+        name: String,
+    },
+    /// Launch a config (once, or once per seed: `supervisor::launch_seeds`) or a sweep file.
+    Launch {
+        config: PathBuf,
+        sets: Vec<String>,
+        seeds: Option<String>,
+    },
     Demo,
 }
 
@@ -233,8 +355,24 @@ pub enum Mode {
     Filter(TextInput),
     ConfirmStop(String),
     Fork(Box<ForkDialog>),
-    NewRun(TextInput),
+    NewRun(Box<LaunchDialog>),
     DemoOffer,
+}
+
+/// One side of the compare view: a run, or a group's members.
+#[derive(Debug, Clone)]
+pub struct Side<'a> {
+    /// The run's name, or the group's label (`name ×K`).
+    pub label: String,
+    pub group: Option<&'a Group>,
+    pub runs: Vec<&'a RunData>,
+}
+
+impl Side<'_> {
+    /// The side's runs' ids (what derived data is keyed by).
+    pub fn ids(&self) -> Vec<String> {
+        self.runs.iter().map(|r| r.id.clone()).collect()
+    }
 }
 
 /// A line of the log strip.
@@ -303,6 +441,11 @@ pub struct TreeRow {
     pub prefix: String,
     /// A sweep's header row: the sweep id; its runs follow one level deeper.
     pub sweep: Option<String>,
+    /// A group's row (runs that differ only in seed): the group's id (`g:…`); its members
+    /// follow one level deeper when it is expanded, then the forks of its members.
+    pub group: Option<String>,
+    /// A member's row: the group it is listed under.
+    pub in_group: Option<String>,
     /// The run's name as the tree shows it: with its id when another run has the same name
     /// (two `mixscope train configs/demo.toml --run-dir runs/a` and `runs/b` are both "demo").
     pub label: String,
@@ -327,6 +470,11 @@ pub struct ViewSettings {
     pub scripts: Scripts,
     /// Which series of a sweep the sweep view charts (`t` steps through them).
     pub sweep_series: usize,
+    /// A selected group's members drawn as thin lines under its mean and band.
+    pub members: bool,
+    /// The compare view marks a delta whose own interval excludes zero, instead of the
+    /// Holm-adjusted marks.
+    pub unadjusted: bool,
 }
 
 /// Which runs the user is looking at: the run tree, its cursor, the marks and the filter.
@@ -334,7 +482,10 @@ pub struct ViewSettings {
 pub struct Selection {
     pub rows: Vec<TreeRow>,
     pub selected: usize,
+    /// Marked runs (their ids) and groups (their `g:…` ids): the sides of the compare view.
     pub marked: BTreeSet<String>,
+    /// The groups whose members the tree lists (their ids).
+    pub expanded: BTreeSet<String>,
     pub filter: Option<regex::Regex>,
     pub filter_text: String,
     /// A run to select as soon as it appears (after a fork or launch).
@@ -371,6 +522,10 @@ pub struct App {
     pub reload: bool,
     /// The compare table and the sweep analysis, cached between frames ([`App::derive`]).
     pub derived: Derived,
+    /// The groups of runs (recomputed when the runs or their configs change).
+    pub groups: Groups,
+    /// The viewed groups' mean curves and bands, updated from the members' new points.
+    pub group_aggs: GroupAggs,
     seen_status: usize,
 }
 
@@ -394,6 +549,8 @@ impl App {
                 grid: false,
                 scripts: Scripts::All,
                 sweep_series: 0,
+                members: false,
+                unadjusted: false,
             },
             mode: Mode::Normal,
             log: VecDeque::new(),
@@ -408,6 +565,8 @@ impl App {
             loading: false,
             reload: false,
             derived: Derived::default(),
+            groups: Groups::default(),
+            group_aggs: GroupAggs::default(),
             seen_status: 0,
         };
         app.on_data();
@@ -417,6 +576,8 @@ impl App {
     /// Bring the derived data (compare table, sweep analysis) up to date with the data and the
     /// selection; a no-op when nothing they depend on changed. Called before each frame.
     pub fn derive(&mut self) {
+        let want = self.viewed_groups();
+        self.group_aggs.update(&self.store, &self.groups, &want, self.view.smoothing);
         let old = std::mem::take(&mut self.derived);
         self.derived = Derived::refresh(self, old);
     }
@@ -433,9 +594,53 @@ impl App {
         }
     }
 
-    /// The selected run.
+    /// The selected run (none when a sweep's or a group's row is selected).
     pub fn selected_run(&self) -> Option<&RunData> {
-        self.sel.rows.get(self.sel.selected).filter(|r| r.sweep.is_none()).map(|r| &self.store.runs[r.run])
+        self.sel
+            .rows
+            .get(self.sel.selected)
+            .filter(|r| r.sweep.is_none() && r.group.is_none())
+            .map(|r| &self.store.runs[r.run])
+    }
+
+    /// The selected group (its row in the run tree).
+    pub fn selected_group(&self) -> Option<&Group> {
+        self.sel.rows.get(self.sel.selected).and_then(|r| r.group.as_deref()).and_then(|g| self.groups.get(g))
+    }
+
+    /// A group's members in the store.
+    pub fn members(&self, g: &Group) -> Vec<&RunData> {
+        self.groups.members(g, &self.store)
+    }
+
+    /// The sides of the compare view: each marked group (its members) and each marked run, in
+    /// the order of their first runs in the store.
+    pub fn compare_sides(&self) -> Vec<Side<'_>> {
+        let mut sides: Vec<(usize, Side)> = Vec::new();
+        let pos = |id: &str| self.store.runs.iter().position(|r| r.id == id).unwrap_or(usize::MAX);
+        for m in &self.sel.marked {
+            if let Some(g) = self.groups.get(m) {
+                let runs = self.members(g);
+                if let Some(first) = runs.first() {
+                    sides.push((pos(&first.id), Side { label: g.label(), group: Some(g), runs }));
+                }
+            } else if let Some(r) = self.store.get(m) {
+                sides.push((pos(&r.id), Side { label: r.display_name().to_string(), group: None, runs: vec![r] }));
+            }
+        }
+        sides.sort_by_key(|(p, _)| *p);
+        sides.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// The groups whose curves the view draws: the selected one, or the compared ones.
+    pub fn viewed_groups(&self) -> Vec<String> {
+        if self.view.compare {
+            return self.compare_sides().iter().filter_map(|s| s.group.map(|g| g.id.clone())).collect();
+        }
+        match (ui::view(self), self.selected_group()) {
+            (ui::View::Main, Some(g)) => vec![g.id.clone()],
+            _ => Vec::new(),
+        }
     }
 
     /// The selected sweep (its header row in the run tree).
@@ -452,11 +657,14 @@ impl App {
         v
     }
 
-    /// The runs the chart panes show: the marked ones in compare mode, else the selected one
-    /// (with its ancestors, so a fork is drawn continuing its parent's curve).
+    /// The runs the chart panes show: the compared ones (every member of a compared group),
+    /// else the selected run, or the selected group's members.
     pub fn charted(&self) -> Vec<&RunData> {
         if self.view.compare {
-            return self.store.runs.iter().filter(|r| self.sel.marked.contains(&r.id)).collect();
+            return self.compare_sides().into_iter().flat_map(|s| s.runs).collect();
+        }
+        if let Some(g) = self.selected_group() {
+            return self.members(g);
         }
         let Some(r) = self.selected_run() else { return Vec::new() };
         vec![r]
@@ -479,19 +687,45 @@ impl App {
         out
     }
 
-    /// Rebuild the run tree (forks nested under their parents at their fork step).
+    /// Rebuild the run tree: forks nested under their parents at their fork step; the runs of
+    /// a sweep under its node; the runs of a group (two or more runs that differ only in seed)
+    /// under its node, listed when it is expanded, followed by the forks of its members.
     pub fn rebuild_tree(&mut self) {
-        let keep = self.selected_run().map(|r| r.id.clone());
+        /// What the selection was on, to find it again.
+        enum Keep {
+            Run(String),
+            /// A group, and its first run.
+            Group(String, String),
+            Sweep(String),
+        }
+        let keep = self.sel.rows.get(self.sel.selected).map(|row| {
+            let run = self.store.runs.get(row.run).map(|r| r.id.clone()).unwrap_or_default();
+            match (&row.group, &row.sweep) {
+                (Some(g), _) => Keep::Group(g.clone(), run),
+                (_, Some(sw)) => Keep::Sweep(sw.clone()),
+                _ => Keep::Run(run),
+            }
+        });
         let runs = &self.store.runs;
+        let groups = &self.groups;
         let visible: Vec<bool> = runs
             .iter()
             .map(|r| match &self.sel.filter {
                 Some(re) if self.filter_matches_runs() => {
-                    re.is_match(&r.id) || r.name.as_deref().is_some_and(|n| re.is_match(n))
+                    re.is_match(&r.id)
+                        || r.name.as_deref().is_some_and(|n| re.is_match(n))
+                        || groups.of_run(&r.id).is_some_and(|g| re.is_match(&g.id))
                 }
                 _ => true,
             })
             .collect();
+        let order = |a: &usize, b: &usize| {
+            let (ra, rb) = (&runs[*a], &runs[*b]);
+            ra.fork_step
+                .cmp(&rb.fork_step)
+                .then(ra.first_time.partial_cmp(&rb.first_time).unwrap_or(std::cmp::Ordering::Equal))
+                .then(ra.id.cmp(&rb.id))
+        };
         let children = |id: Option<&str>| -> Vec<usize> {
             let mut v: Vec<usize> = (0..runs.len())
                 .filter(|&i| match id {
@@ -499,40 +733,84 @@ impl App {
                     Some(p) => runs[i].parent.as_deref() == Some(p),
                 })
                 .collect();
-            v.sort_by(|&a, &b| {
-                let (ra, rb) = (&runs[a], &runs[b]);
-                ra.fork_step
-                    .cmp(&rb.fork_step)
-                    .then(ra.first_time.partial_cmp(&rb.first_time).unwrap_or(std::cmp::Ordering::Equal))
-                    .then(ra.id.cmp(&rb.id))
-            });
+            v.sort_by(order);
             v
         };
         let mut rows = Vec::new();
-        /// A node of the tree: a run, or a sweep (header) with its runs.
+        /// A node of the tree: a run (with its forks, or alone: a group's member), a sweep
+        /// (header) with its runs, or a group with its members.
         enum Node {
             Run(usize),
+            Member(usize, String),
             Sweep(String, Vec<usize>),
+            Group(String, Vec<usize>),
         }
-        /// Runs of one sweep among siblings are gathered under the sweep's node, placed where
-        /// its first run was.
-        fn nodes(kids: Vec<usize>, runs: &[RunData]) -> Vec<Node> {
+        struct Ctx<'a> {
+            children: &'a dyn Fn(Option<&str>) -> Vec<usize>,
+            order: &'a dyn Fn(&usize, &usize) -> std::cmp::Ordering,
+            runs: &'a [RunData],
+            visible: &'a [bool],
+            groups: &'a Groups,
+            expanded: &'a BTreeSet<String>,
+        }
+        /// The runs of one group among siblings gathered under one node, where its first run
+        /// was (a group with one run here stays a run).
+        fn gather_groups(list: Vec<usize>, cx: &Ctx) -> Vec<Node> {
             let mut out: Vec<Node> = Vec::new();
-            for k in kids {
-                match runs[k].sweep_id() {
-                    Some(id) => match out.iter_mut().find(|n| matches!(n, Node::Sweep(s, _) if s == id)) {
-                        Some(Node::Sweep(_, v)) => v.push(k),
-                        _ => out.push(Node::Sweep(id.to_string(), vec![k])),
+            for k in list {
+                match cx.groups.of_run(&cx.runs[k].id) {
+                    Some(g) => match out.iter_mut().find(|n| matches!(n, Node::Group(id, _) if *id == g.id)) {
+                        Some(Node::Group(_, v)) => v.push(k),
+                        _ => out.push(Node::Group(g.id.clone(), vec![k])),
                     },
                     None => out.push(Node::Run(k)),
                 }
             }
-            out
+            out.into_iter()
+                .map(|n| match n {
+                    Node::Group(_, v) if v.len() == 1 => Node::Run(v[0]),
+                    n => n,
+                })
+                .collect()
         }
-        struct Ctx<'a> {
-            children: &'a dyn Fn(Option<&str>) -> Vec<usize>,
-            runs: &'a [RunData],
-            visible: &'a [bool],
+        /// Runs of one sweep among siblings are gathered under the sweep's node, placed where
+        /// its first run was; the rest by group.
+        fn nodes(kids: Vec<usize>, cx: &Ctx) -> Vec<Node> {
+            let mut sweeps: Vec<(usize, String, Vec<usize>)> = Vec::new();
+            let mut rest: Vec<usize> = Vec::new();
+            let mut slots: Vec<Option<usize>> = Vec::new();
+            for k in kids {
+                match cx.runs[k].sweep_id() {
+                    Some(id) => match sweeps.iter_mut().find(|(_, s, _)| s == id) {
+                        Some((_, _, v)) => v.push(k),
+                        None => {
+                            sweeps.push((slots.len(), id.to_string(), vec![k]));
+                            slots.push(None);
+                        }
+                    },
+                    None => {
+                        rest.push(k);
+                        slots.push(Some(k));
+                    }
+                }
+            }
+            // Keep the order of first appearance: groups where their first run was, sweeps
+            // where theirs was.
+            let grouped = gather_groups(rest, cx);
+            let first_of = |n: &Node| match n {
+                Node::Run(k) | Node::Member(k, _) => *k,
+                Node::Group(_, v) | Node::Sweep(_, v) => v[0],
+            };
+            let mut placed: Vec<(usize, Node)> = Vec::new();
+            for n in grouped {
+                let at = slots.iter().position(|s| *s == Some(first_of(&n))).unwrap_or(usize::MAX);
+                placed.push((at, n));
+            }
+            for (at, id, v) in sweeps {
+                placed.push((at, Node::Sweep(id, v)));
+            }
+            placed.sort_by_key(|(at, _)| *at);
+            placed.into_iter().map(|(_, n)| n).collect()
         }
         fn walk_nodes(list: Vec<Node>, depth: usize, prefix: &str, rows: &mut Vec<TreeRow>, cx: &Ctx) {
             let n = list.len();
@@ -542,52 +820,98 @@ impl App {
                     if depth == 0 { String::new() } else { format!("{prefix}{}", if last { "└" } else { "├" }) };
                 let child_prefix =
                     if depth == 0 { String::new() } else { format!("{prefix}{}", if last { " " } else { "│" }) };
+                let row = |run, sweep, group, in_group| TreeRow {
+                    run,
+                    depth,
+                    prefix: own.clone(),
+                    sweep,
+                    group,
+                    in_group,
+                    label: String::new(),
+                };
                 match node {
                     Node::Run(i) => {
                         if cx.visible[i] {
-                            rows.push(TreeRow { run: i, depth, prefix: own, sweep: None, label: String::new() });
+                            rows.push(row(i, None, None, None));
                         }
-                        let kids = nodes((cx.children)(Some(&cx.runs[i].id)), cx.runs);
+                        let kids = nodes((cx.children)(Some(&cx.runs[i].id)), cx);
                         walk_nodes(kids, depth + 1, &child_prefix, rows, cx);
+                    }
+                    Node::Member(i, g) => {
+                        if cx.visible[i] {
+                            rows.push(row(i, None, None, Some(g)));
+                        }
                     }
                     Node::Sweep(id, members) => {
                         if members.iter().any(|&m| cx.visible[m]) {
-                            rows.push(TreeRow {
-                                run: members[0],
-                                depth,
-                                prefix: own,
-                                sweep: Some(id),
-                                label: String::new(),
-                            });
+                            rows.push(row(members[0], Some(id), None, None));
                         }
-                        let members = members.into_iter().map(Node::Run).collect();
-                        walk_nodes(members, depth + 1, &child_prefix, rows, cx);
+                        walk_nodes(gather_groups(members, cx), depth + 1, &child_prefix, rows, cx);
+                    }
+                    Node::Group(id, members) => {
+                        if members.iter().any(|&m| cx.visible[m]) {
+                            rows.push(row(members[0], None, Some(id.clone()), None));
+                        }
+                        let mut kids: Vec<usize> =
+                            members.iter().flat_map(|&m| (cx.children)(Some(&cx.runs[m].id))).collect();
+                        kids.sort_by(cx.order);
+                        let mut list: Vec<Node> = Vec::new();
+                        if cx.expanded.contains(&id) {
+                            list.extend(members.iter().map(|&m| Node::Member(m, id.clone())));
+                        }
+                        list.extend(nodes(kids, cx));
+                        walk_nodes(list, depth + 1, &child_prefix, rows, cx);
                     }
                 }
             }
         }
-        let cx = Ctx { children: &children, runs, visible: &visible };
-        walk_nodes(nodes(children(None), runs), 0, "", &mut rows, &cx);
+        let cx =
+            Ctx { children: &children, order: &order, runs, visible: &visible, groups, expanded: &self.sel.expanded };
+        walk_nodes(nodes(children(None), &cx), 0, "", &mut rows, &cx);
         let mut names: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for r in runs {
             *names.entry(r.display_name()).or_default() += 1;
         }
         for row in rows.iter_mut().filter(|row| row.sweep.is_none()) {
             let r = &runs[row.run];
-            row.label = match names.get(r.display_name()) {
-                Some(&n) if n > 1 && r.display_name() != r.id => format!("{} · {}", r.display_name(), r.id),
-                _ => r.display_name().to_string(),
+            row.label = if let Some(g) = row.group.as_deref().and_then(|g| groups.get(g)) {
+                g.label()
+            } else if let Some(g) = row.in_group.as_deref().and_then(|g| groups.get(g)) {
+                // A member: its seed, and what tells it apart from the others.
+                let seed = r.cfg.as_ref().map_or(0, |c| c.seed);
+                let other = if r.name.is_some() && r.name != g.name { r.display_name() } else { &r.id };
+                format!("seed {seed} · {other}")
+            } else {
+                match names.get(r.display_name()) {
+                    Some(&n) if n > 1 && r.display_name() != r.id => format!("{} · {}", r.display_name(), r.id),
+                    _ => r.display_name().to_string(),
+                }
             };
         }
         self.sel.rows = rows;
-        let want = self.sel.select_when_seen.clone().or(keep);
-        if let Some(id) = want {
-            if let Some(i) = self.sel.rows.iter().position(|r| r.sweep.is_none() && self.store.runs[r.run].id == id) {
-                self.sel.selected = i;
-                if self.sel.select_when_seen.as_deref() == Some(id.as_str()) {
-                    self.sel.select_when_seen = None;
-                }
+        let plain = |row: &TreeRow, id: &str| row.sweep.is_none() && row.group.is_none() && runs[row.run].id == id;
+        let find = |want: &Keep| -> Option<usize> {
+            let rows = &self.sel.rows;
+            match want {
+                Keep::Run(id) => rows.iter().position(|r| plain(r, id)).or_else(|| {
+                    // A run inside a collapsed group: its group's row.
+                    let g = groups.of_run(id)?;
+                    rows.iter().position(|r| r.group.as_deref() == Some(g.id.as_str()))
+                }),
+                // A group no longer (a member gone): its first run.
+                Keep::Group(g, first) => rows
+                    .iter()
+                    .position(|r| r.group.as_deref() == Some(g.as_str()))
+                    .or_else(|| rows.iter().position(|r| plain(r, first))),
+                Keep::Sweep(sw) => rows.iter().position(|r| r.sweep.as_deref() == Some(sw.as_str())),
             }
+        };
+        let seen = self.sel.select_when_seen.clone().map(Keep::Run);
+        if let Some(i) = seen.as_ref().and_then(find) {
+            self.sel.selected = i;
+            self.sel.select_when_seen = None;
+        } else if let Some(i) = keep.as_ref().and_then(find) {
+            self.sel.selected = i;
         }
         if self.sel.selected >= self.sel.rows.len() {
             self.sel.selected = self.sel.rows.len().saturating_sub(1);
@@ -688,6 +1012,7 @@ impl App {
     pub fn on_data(&mut self) {
         self.data_gen += 1;
         self.resmooth();
+        self.groups.refresh(&self.store);
         self.rebuild_tree();
         self.pick_task();
         self.collect_status_log();
@@ -753,31 +1078,54 @@ impl App {
                     self.pending.push(Request::Stop(id));
                 }
             }
-            Mode::NewRun(mut t) => {
+            Mode::NewRun(mut d) => {
                 if TextInput::edits(&k) {
-                    t.key(&k);
-                    self.mode = Mode::NewRun(t);
+                    match d.field {
+                        LaunchField::Config => {
+                            d.config.key(&k);
+                        }
+                        LaunchField::Seeds => {
+                            if d.seeds.key(&k) {
+                                d.seeds_check = check_seeds(&d.seeds.text, None);
+                            }
+                        }
+                    }
+                    self.mode = Mode::NewRun(d);
                     return;
                 }
                 match action {
                     Some(Action::Close) => {}
+                    Some(Action::NextField | Action::PrevField) => {
+                        d.field = match d.field {
+                            LaunchField::Config => LaunchField::Seeds,
+                            LaunchField::Seeds => LaunchField::Config,
+                        };
+                        self.mode = Mode::NewRun(d);
+                    }
                     Some(Action::Submit) => {
-                        let path = PathBuf::from(t.text.trim());
-                        if path.exists() {
-                            self.pending.push(Request::Launch { config: path, sets: Vec::new() });
-                        } else {
+                        let path = PathBuf::from(d.config.text.trim());
+                        let seeds = Some(d.seeds.text.trim().to_string()).filter(|s| !s.is_empty());
+                        if !path.exists() {
                             self.push_log(format!("{}: no such config file", path.display()), true);
-                            self.mode = Mode::NewRun(t);
+                            self.mode = Mode::NewRun(d);
+                        } else if let Err(e) = &d.seeds_check {
+                            self.push_log(format!("fix the seeds first: {e}"), true);
+                            self.mode = Mode::NewRun(d);
+                        } else if seeds.is_some() && crate::sweep::is_sweep_file(&path) {
+                            self.push_log("a sweep file gives its seeds in its [grid] (seed = [0, 1, 2])", true);
+                            self.mode = Mode::NewRun(d);
+                        } else {
+                            self.pending.push(Request::Launch { config: path, sets: Vec::new(), seeds });
                         }
                     }
-                    _ => self.mode = Mode::NewRun(t),
+                    _ => self.mode = Mode::NewRun(d),
                 }
             }
             Mode::DemoOffer => match action {
                 Some(Action::Submit) => {
                     self.pending.push(Request::Demo);
                     self.push_log(
-                        "starting the demo: base model on 12 languages, then English-only vs multilingual=0.4 SFT",
+                        "starting the demo: base model on 12 languages, then English-only vs multilingual=0.4 SFT, 2 seeds each",
                         false,
                     );
                 }
@@ -795,14 +1143,22 @@ impl App {
     /// A key in the fork dialog (with its action in the fork context); returns whether the
     /// dialog stays open.
     fn fork_key(&mut self, d: &mut ForkDialog, k: KeyEvent, action: Option<Action>) -> bool {
-        let text = matches!(d.field, ForkField::Spec | ForkField::Name);
+        let text = matches!(d.field, ForkField::Spec | ForkField::Name | ForkField::Seeds);
         if text && TextInput::edits(&k) {
-            if d.field == ForkField::Spec {
-                if d.spec.key(&k) {
-                    d.spec_changed();
+            match d.field {
+                ForkField::Spec => {
+                    if d.spec.key(&k) {
+                        d.spec_changed();
+                    }
                 }
-            } else {
-                d.name.key(&k);
+                ForkField::Seeds => {
+                    if d.seeds.key(&k) {
+                        d.seeds_changed();
+                    }
+                }
+                _ => {
+                    d.name.key(&k);
+                }
             }
             return true;
         }
@@ -810,33 +1166,47 @@ impl App {
         match action {
             Action::Close => return false,
             Action::Submit => {
-                return match &d.validation {
-                    Ok(_) => {
+                return match (&d.validation, &d.seeds_check) {
+                    (Ok(_), Ok(_)) => {
                         let name = d.name.text.trim().to_string();
-                        self.pending.push(Request::Fork {
-                            run: d.run.clone(),
-                            at: d.step(),
-                            spec: d.spec.text.clone(),
-                            name: name.clone(),
-                        });
-                        self.push_log(
-                            format!(
-                                "forking {} at step {} as {name}",
-                                d.run,
-                                d.step().map_or("latest".into(), |s| s.to_string())
-                            ),
-                            false,
-                        );
+                        let at = d.step().map_or("latest".into(), |s| s.to_string());
+                        match &d.group {
+                            Some(members) => {
+                                self.pending.push(Request::ForkGroup {
+                                    label: d.run.clone(),
+                                    members: members.clone(),
+                                    at: d.step(),
+                                    spec: d.spec.text.clone(),
+                                    name: name.clone(),
+                                });
+                                self.push_log(format!("forking every run of {} at step {at} as {name}", d.run), false);
+                            }
+                            None => {
+                                let seeds = Some(d.seeds.text.trim().to_string()).filter(|s| !s.is_empty());
+                                self.pending.push(Request::Fork {
+                                    run: d.run.clone(),
+                                    at: d.step(),
+                                    spec: d.spec.text.clone(),
+                                    name: name.clone(),
+                                    seeds,
+                                });
+                                self.push_log(format!("forking {} at step {at} as {name}", d.run), false);
+                            }
+                        }
                         false
                     }
-                    Err(e) => {
+                    (Err(e), _) => {
                         self.push_log(format!("fix the mixture first: {e}"), true);
+                        true
+                    }
+                    (_, Err(e)) => {
+                        self.push_log(format!("fix the seeds first: {e}"), true);
                         true
                     }
                 };
             }
             Action::NextField | Action::PrevField => {
-                let order = [ForkField::Step, ForkField::Weights, ForkField::Spec, ForkField::Name];
+                let order = d.fields();
                 let i = order.iter().position(|f| *f == d.field).unwrap_or(0);
                 let n = order.len();
                 d.field = order[if action == Action::NextField { (i + 1) % n } else { (i + n - 1) % n }];
@@ -867,7 +1237,7 @@ impl App {
                 }
                 _ => {}
             },
-            ForkField::Spec | ForkField::Name => {}
+            ForkField::Spec | ForkField::Name | ForkField::Seeds => {}
         }
         true
     }
@@ -911,7 +1281,10 @@ impl App {
                     } else {
                         self.sel.marked.extend(ids);
                     }
-                } else if let Some(id) = self.selected_run().map(|r| r.id.clone()) {
+                } else if let Some(id) =
+                    self.selected_group().map(|g| g.id.clone()).or_else(|| self.selected_run().map(|r| r.id.clone()))
+                {
+                    // A group is marked as one side: its members are compared as a group.
                     if !self.sel.marked.remove(&id) {
                         self.sel.marked.insert(id);
                     }
@@ -920,13 +1293,17 @@ impl App {
             Action::Compare => {
                 if self.view.compare {
                     self.view.compare = false;
-                } else if self.sel.marked.len() >= 2 {
+                } else if self.compare_sides().len() >= 2 {
                     self.view.compare = true;
                     self.pick_task();
                 } else {
                     let k = self.keymap.label(Action::Mark);
-                    self.push_log(format!("mark two or more runs ({k}) to compare them"), true);
+                    self.push_log(format!("mark two or more runs or groups ({k}) to compare them"), true);
                 }
+            }
+            Action::PauseResume | Action::Stop if self.selected_group().is_some() => {
+                let k = self.keymap.label(Action::Expand);
+                self.push_log(format!("a group: expand it ({k}) and select one of its runs"), true);
             }
             Action::PauseResume => {
                 if let Some(r) = self.selected_run() {
@@ -954,6 +1331,18 @@ impl App {
                     }
                 }
             }
+            Action::Fork if self.selected_group().is_some() => {
+                let Some(g) = self.selected_group() else { return };
+                let members = self.members(g);
+                match ForkDialog::for_group(g, &members) {
+                    Some(d) if d.checkpoints.is_empty() && !members.iter().all(|m| m.alive) => {
+                        let msg = format!("the runs of {} share no checkpoint to fork from yet", g.label());
+                        self.push_log(msg, true);
+                    }
+                    Some(d) => self.mode = Mode::Fork(Box::new(d)),
+                    None => {}
+                }
+            }
             Action::Fork => {
                 if let Some(r) = self.selected_run() {
                     let d = ForkDialog::new(r);
@@ -965,7 +1354,30 @@ impl App {
                     }
                 }
             }
-            Action::NewRun => self.mode = Mode::NewRun(TextInput::new("configs/")),
+            Action::NewRun => self.mode = Mode::NewRun(Box::new(LaunchDialog::new("configs/"))),
+            Action::Expand => {
+                let Some(row) = self.sel.rows.get(self.sel.selected) else { return };
+                if let Some(g) = row.group.clone() {
+                    if !self.sel.expanded.remove(&g) {
+                        self.sel.expanded.insert(g);
+                    }
+                    self.rebuild_tree();
+                }
+            }
+            Action::Collapse => {
+                let Some(row) = self.sel.rows.get(self.sel.selected) else { return };
+                let g = row.group.clone().filter(|g| self.sel.expanded.contains(g)).or_else(|| row.in_group.clone());
+                if let Some(g) = g {
+                    self.sel.expanded.remove(&g);
+                    // The selection goes to the group's row.
+                    if let Some(i) = self.sel.rows.iter().position(|r| r.group.as_deref() == Some(g.as_str())) {
+                        self.sel.selected = i;
+                    }
+                    self.rebuild_tree();
+                }
+            }
+            Action::Members => self.view.members = !self.view.members,
+            Action::MarksUnadjusted => self.view.unadjusted = !self.view.unadjusted,
             Action::Demo => self.mode = Mode::DemoOffer,
             Action::Filter => self.mode = Mode::Filter(TextInput::new(&self.sel.filter_text)),
             Action::XAxis => self.view.x_axis = self.view.x_axis.next(),

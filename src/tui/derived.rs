@@ -1,10 +1,16 @@
 //! What the panes show that is computed from the store rather than read from it: the compare
-//! view's delta table and the sweep view's analysis. [`App::derive`] recomputes them when the
-//! data or the selection changed (and only then), so drawing a frame computes nothing.
+//! view's delta table, the sweep view's analysis and a selected group's languages table.
+//! [`App::derive`] recomputes them when the data or the selection changed (and only then), so
+//! drawing a frame computes nothing. (A group's curves are kept apart, in `tui::groups`, and
+//! updated from the members' new points.)
 
+use std::collections::BTreeMap;
+
+use crate::analysis::stats::{self, Est, Z95};
 use crate::analysis::sweep::{analyse, read_run, SweepAnalysis};
-use crate::analysis::{compare, CompareRow, EvalTable};
-use crate::tui::app::App;
+use crate::analysis::{aggregate, aggregate_cis, cell_est, compare, Cell, CompareRow, EvalTable};
+use crate::data::lang;
+use crate::tui::app::{App, Scripts};
 use crate::tui::store::RunData;
 use crate::tui::ui::View;
 
@@ -12,26 +18,34 @@ use crate::tui::ui::View;
 #[derive(Debug, Default)]
 pub struct Derived {
     key: Option<Key>,
-    /// The compare view's rows (every task) for the charted runs, in their order.
+    /// The compare view's rows (every task) for the compared runs and groups, in their order.
     pub compare: Vec<CompareRow>,
     /// The selected sweep's analysis.
     pub sweep: Option<SweepAnalysis>,
+    /// The selected group's languages table.
+    pub group_table: Option<GroupTable>,
 }
 
-/// What derived data depends on: the store's data generation, the view, the charted runs.
+/// What derived data depends on: the store's data generation, the view, the charted runs (per
+/// compared side), and for a group's table the languages pane's task and filters.
 #[derive(Debug, Clone, PartialEq)]
 struct Key {
     data: u64,
     view: View,
-    charted: Vec<String>,
+    sides: Vec<Vec<String>>,
+    table: Option<(String, bool, Scripts, String)>,
 }
 
 fn key_of(app: &App) -> Key {
-    Key {
-        data: app.data_gen,
-        view: crate::tui::ui::view(app),
-        charted: app.charted().iter().map(|r| r.id.clone()).collect(),
-    }
+    let view = crate::tui::ui::view(app);
+    let sides = if app.view.compare {
+        app.compare_sides().iter().map(|s| s.ids()).collect()
+    } else {
+        vec![app.charted().iter().map(|r| r.id.clone()).collect()]
+    };
+    let table = (view == View::Main && app.selected_group().is_some())
+        .then(|| (app.view.task.clone(), app.view.show_loss, app.view.scripts, app.sel.filter_text.clone()));
+    Key { data: app.data_gen, view, sides, table }
 }
 
 impl Derived {
@@ -49,16 +63,151 @@ impl Derived {
         let mut d = Derived::default();
         match &key.view {
             View::Compare => {
-                let tables: Vec<EvalTable> = app.charted().iter().map(|r| eval_table(r)).collect();
-                let refs: Vec<Vec<&EvalTable>> = tables.iter().map(|t| vec![t]).collect();
+                // Each side a run, or a group's members (`analysis::compare` takes the group's
+                // mean and its across-seed interval, and marks deltas Holm-adjusted per task).
+                let tables: Vec<Vec<EvalTable>> =
+                    app.compare_sides().iter().map(|s| s.runs.iter().map(|r| eval_table(r)).collect()).collect();
+                let refs: Vec<Vec<&EvalTable>> = tables.iter().map(|t| t.iter().collect()).collect();
                 d.compare = compare(&refs);
             }
             View::Sweep(id) => d.sweep = sweep_analysis(app, id),
-            View::Main => {}
+            View::Main => {
+                if let Some(g) = app.selected_group() {
+                    d.group_table = Some(group_table(app, &app.members(g)));
+                }
+            }
         }
         d.key = Some(key);
         d
     }
+}
+
+/// A selected group's languages table: at the latest evaluation of the task that the most
+/// members have reached, each language's mean over the members with its across-seed 95 %
+/// t-interval (`stats::seed_mean`, the members' sampling variance as its floor), K and n; then
+/// the averages of the run's table, each the members' mean with its interval likewise.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupTable {
+    pub step: Option<u64>,
+    /// Members with a value at that step.
+    pub k: usize,
+    /// Members of the group.
+    pub members: usize,
+    pub rows: Vec<GroupRow>,
+}
+
+/// One row of a [`GroupTable`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    pub row: String,
+    /// A language's group (anchor / seen / unseen); `None` for an average.
+    pub lang_group: Option<String>,
+    pub value: Option<f64>,
+    /// Two members or more: the across-seed interval; one: its own sampling interval.
+    pub ci: Option<Est>,
+    pub k: usize,
+    pub n: Option<u64>,
+}
+
+/// The members' values of one row: their mean and interval (see [`GroupTable`]).
+fn combine(picked: &[(f64, Option<Est>)]) -> (Option<f64>, Option<Est>) {
+    let values: Vec<f64> = picked.iter().map(|(v, _)| *v).filter(|v| v.is_finite()).collect();
+    let vars: Vec<f64> = picked.iter().filter_map(|(_, e)| e.map(|e| ((e.hi - e.lo) / (2.0 * Z95)).powi(2))).collect();
+    match values.len() {
+        0 => (None, None),
+        1 => (Some(values[0]), picked.iter().find_map(|(_, e)| *e)),
+        _ => {
+            let floor = crate::analysis::mean(&vars).unwrap_or(0.0);
+            let e = stats::seed_mean(&values, floor);
+            (e.map(|e| e.value), e)
+        }
+    }
+}
+
+/// See [`GroupTable`].
+pub fn group_table(app: &App, members: &[&RunData]) -> GroupTable {
+    let task = &app.view.task;
+    let show_loss = app.view.show_loss;
+    let mut count: BTreeMap<u64, usize> = BTreeMap::new();
+    for r in members {
+        let mut steps: Vec<u64> =
+            r.evals.iter().filter(|((t, _), _)| t == task).flat_map(|(_, c)| c.value.steps.iter()).collect();
+        steps.sort_unstable();
+        steps.dedup();
+        for s in steps {
+            *count.entry(s).or_default() += 1;
+        }
+    }
+    let most = count.values().copied().max().unwrap_or(0);
+    let Some(step) = count.iter().rev().find(|(_, n)| **n == most).map(|(s, _)| *s) else {
+        return GroupTable { members: members.len(), ..GroupTable::default() };
+    };
+    // Each member's cells of the task's shown languages at that step.
+    let cells: Vec<BTreeMap<(String, String), Cell>> = members
+        .iter()
+        .map(|r| {
+            let mut m = BTreeMap::new();
+            for ((t, l), c) in r.evals.iter().filter(|((t, l), _)| t == task && app.lang_visible(l)) {
+                let Some(i) = c.value.steps.position(step) else { continue };
+                m.insert(
+                    (t.clone(), l.clone()),
+                    Cell {
+                        group: c.group.clone(),
+                        metric: c.metric.clone(),
+                        value: c.value.ys[i] as f64,
+                        loss: c.loss.at(step).map_or(f64::NAN, |v| v as f64),
+                        n: c.n,
+                        lang_ok: c.lang_ok.map(|x| x as f64),
+                        scores: None,
+                        ci: c.ci_at(step).map(|(lo, hi)| [lo, hi]),
+                    },
+                );
+            }
+            m
+        })
+        .filter(|m| !m.is_empty())
+        .collect();
+    let mut langs: Vec<&(String, String)> = cells.iter().flat_map(|m| m.keys()).collect();
+    langs.sort_by_key(|(_, l)| lang::order(l));
+    langs.dedup();
+    let mut rows = Vec::new();
+    for key in langs {
+        let of: Vec<&Cell> = cells.iter().filter_map(|m| m.get(key)).collect();
+        let picked: Vec<(f64, Option<Est>)> =
+            of.iter().map(|c| if show_loss { (c.loss, None) } else { (c.value, cell_est(c)) }).collect();
+        let (value, ci) = combine(&picked);
+        rows.push(GroupRow {
+            row: key.1.clone(),
+            lang_group: of.first().map(|c| c.group.clone()),
+            value,
+            ci,
+            k: of.len(),
+            n: of.first().map(|c| c.n),
+        });
+    }
+    let ags: Vec<_> =
+        cells.iter().map(|m| (aggregate(m, task, show_loss), (!show_loss).then(|| aggregate_cis(m, task)))).collect();
+    type Pick = fn(&crate::analysis::Aggregates, Option<&crate::analysis::AggregateCis>) -> (Option<f64>, Option<Est>);
+    let names: [(&str, Pick); 6] = [
+        ("seen avg", |a, c| (a.seen, c.and_then(|c| c.seen))),
+        ("unseen avg", |a, c| (a.unseen, c.and_then(|c| c.unseen))),
+        ("gap", |a, c| (a.gap, c.and_then(|c| c.gap))),
+        ("÷ English", |a, _| (a.ratio_to_english, None)),
+        ("Latin", |a, c| (a.latin, c.and_then(|c| c.latin))),
+        ("non-Latin", |a, c| (a.non_latin, c.and_then(|c| c.non_latin))),
+    ];
+    for (name, f) in names {
+        let picked: Vec<(f64, Option<Est>)> = ags
+            .iter()
+            .filter_map(|(a, c)| {
+                let (v, e) = f(a, c.as_ref());
+                v.map(|v| (v, e))
+            })
+            .collect();
+        let (value, ci) = combine(&picked);
+        rows.push(GroupRow { row: name.into(), lang_group: None, value, ci, k: picked.len(), n: None });
+    }
+    GroupTable { step: Some(step), k: cells.len(), members: members.len(), rows }
 }
 
 /// The store's curves of a run as an analysis table (for deltas at latest and best steps).

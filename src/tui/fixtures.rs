@@ -64,14 +64,23 @@ fn lang_skill(lang: &str, mixture: &str) -> f64 {
 
 /// Write one synthetic run directory.
 pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
+    write_seeded(root, s, 0)
+}
+
+/// Write one synthetic run directory with a training seed: runs that differ only in their seed
+/// are one group, and a seed other than 0 shifts the run's scores a little (its own draw of
+/// the training's randomness), so that a group has a spread to show.
+pub fn write_seeded(root: &Path, s: &Spec, seed: u64) -> Result<RunDir> {
     let run = RunDir::new(root.join(s.id));
     crate::util::create_private_dir(&run.path)?;
     let mut cfg = RunConfig {
         name: Some(s.name.to_string()),
+        seed,
         threads: 1,
         device: crate::config::DeviceSpec::Cpu,
         ..RunConfig::default()
     };
+    let shift = if seed == 0 { 0.0 } else { 0.25 * noise(seed, 0x5eed) };
     cfg.data.mixture = s.mixture.to_string();
     cfg.data.tasks = s.tasks.iter().map(|t| t.to_string()).collect();
     cfg.data.heldout = s.heldout.iter().map(|t| t.to_string()).collect();
@@ -107,7 +116,7 @@ pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
             let n = examples.lang.entry(l.clone()).or_insert(step * 32 / 3);
             *n += (32.0 * w).round() as u64;
         }
-        let loss = 1.2 + 4.5 * (-(step as f64) / 180.0).exp() + 0.15 * noise(step, s.salt);
+        let loss = 1.2 + 4.5 * (-(step as f64) / 180.0).exp() + 0.15 * noise(step, s.salt) + 5.0 * shift;
         emit(Event {
             v: 1,
             step,
@@ -126,7 +135,7 @@ pub fn write_run(root: &Path, s: &Spec) -> Result<RunDir> {
             for task in s.tasks {
                 for l in &langs {
                     let group = crate::config::group_of(l, &cfg, &mix).as_str();
-                    let k = lang_skill(l, s.mixture);
+                    let k = (lang_skill(l, s.mixture) + shift).clamp(0.0, 1.0);
                     let progress = 1.0 - (-(step as f64) / 250.0).exp();
                     let value = (k * progress * 0.9 + 0.03 * noise(step, s.salt ^ l.len() as u64)).clamp(0.0, 1.0);
                     let eloss = 1.4 + (1.2 - k) * 1.5 + 3.0 * (-(step as f64) / 200.0).exp();
@@ -343,5 +352,34 @@ pub fn sweep(root: &Path) -> Result<()> {
     let dir = crate::sweep::sweep_dir(root, id);
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("sweep.json"), serde_json::to_string_pretty(&record)?)?;
+    Ok(())
+}
+
+/// Two groups of three seeds each (1, 2, 3), their configs equal but for the seed: the
+/// multilingual=0.4 arm (two finished, one still running) and the English-only arm (finished).
+pub fn groups(root: &Path) -> Result<()> {
+    for (arm, mixture, salt) in [("ml40", "multilingual=0.4", 20), ("en", "multilingual=0", 30)] {
+        for seed in 1..=3u64 {
+            let id = format!("{arm}.s{seed}-{:06x}", salt * 16 + seed);
+            let live = arm == "ml40" && seed == 3;
+            let spec = Spec {
+                id: &id,
+                name: arm,
+                parent: None,
+                mixture,
+                tasks: &["mr", "sm", "if"],
+                heldout: &["ar", "ko", "pt"],
+                from: 0,
+                to: if live { 350 } else { 400 },
+                max_steps: 400,
+                eval_every: 50,
+                start_time: T0 + 10.0 * seed as f64 + if arm == "en" { 5.0 } else { 0.0 },
+                seconds_per_step: 1.0 + 0.1 * seed as f64,
+                end: if live { None } else { Some((State::Finished, None)) },
+                salt: salt + seed,
+            };
+            write_seeded(root, &spec, seed)?;
+        }
+    }
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod app;
 pub mod collect;
 pub mod derived;
 pub mod fixtures;
+pub mod groups;
 pub mod keymap;
 pub mod panes;
 pub mod series;
@@ -86,11 +87,26 @@ fn perform(root: &Path, req: Request) -> Outcome {
                 sup::stop(root, &resolve(root, &id)?)?;
                 (format!("stop requested: {id}"), None)
             }
-            Request::Fork { run, at, spec, name } => {
+            Request::Fork { run, at, spec, name, seeds: None } => {
                 let parent = resolve(root, &run)?;
                 let name = (!name.is_empty()).then_some(name);
                 let child = sup::fork(root, &parent, at, &spec, name, None)?;
                 (format!("forked {run} into {}", child.id()), Some(child.id()))
+            }
+            Request::Fork { run, at, spec, name, seeds: Some(seeds) } => {
+                let parent = resolve(root, &run)?;
+                let name = (!name.is_empty()).then_some(name);
+                let seeds = sup::parse_seeds(&seeds, parent.read_config()?.seed)?;
+                let children = sup::fork_seeds(root, &parent, at, &spec, name, None, &seeds)?;
+                let ids: Vec<String> = children.iter().map(|c| c.id()).collect();
+                (format!("forked {run} into {} (one group)", ids.join(", ")), ids.first().cloned())
+            }
+            Request::ForkGroup { label, members, at, spec, name } => {
+                let members = members.iter().map(|m| resolve(root, m)).collect::<Result<Vec<_>>>()?;
+                let name = (!name.is_empty()).then_some(name);
+                let children = sup::fork_group(root, &members, at, &spec, name, None)?;
+                let ids: Vec<String> = children.iter().map(|c| c.id()).collect();
+                (format!("forked every run of {label}: {} (one group)", ids.join(", ")), ids.first().cloned())
             }
             Request::Launch { config, .. } if crate::sweep::is_sweep_file(&config) => {
                 let spec = crate::sweep::SweepSpec::read(&config)?;
@@ -100,11 +116,14 @@ fn perform(root: &Path, req: Request) -> Outcome {
                     runs.first().map(|r| r.id()),
                 )
             }
-            Request::Launch { config, sets } => {
-                let run = sup::launch(root, &config, &sets)?;
-                (format!("launched {} from {}", run.id(), config.display()), Some(run.id()))
+            Request::Launch { config, sets, seeds } => {
+                let runs = sup::launch_seeds(root, &config, &sets, seeds.as_deref())?;
+                let ids: Vec<String> = runs.iter().map(|r| r.id()).collect();
+                let group = if ids.len() > 1 { " (one group)" } else { "" };
+                (format!("launched {} from {}{group}", ids.join(", "), config.display()), ids.first().cloned())
             }
             Request::Demo => {
+                // Each arm a group of two seeds: the demo shows intervals across seeds.
                 let runs = sup::demo(root)?;
                 let ids: Vec<String> = runs.iter().map(|r| r.id()).collect();
                 (format!("demo started: {}", ids.join(", ")), ids.last().cloned())

@@ -98,6 +98,9 @@ impl Steps {
 
     /// Keep the first `n` steps.
     pub fn truncate(&mut self, n: usize) {
+        if n >= self.len() {
+            return;
+        }
         if n >= self.len {
             return;
         }
@@ -226,7 +229,20 @@ impl Series {
         }
     }
 
-    fn truncate(&mut self, n: usize) {
+    /// Replace the value of point `i` (in bounds), keeping its block's summary right.
+    pub fn set(&mut self, i: usize, y: f32) {
+        self.ys[i] = y;
+        let b = i / BLOCK;
+        let (mn, mx) = scan(&self.ys[b * BLOCK..((b + 1) * BLOCK).min(self.ys.len())]);
+        self.block_min[b] = mn;
+        self.block_max[b] = mx;
+    }
+
+    /// Keep the first `n` points.
+    pub fn truncate(&mut self, n: usize) {
+        if n >= self.len() {
+            return;
+        }
         self.steps.truncate(n);
         self.ys.truncate(n);
         let blocks = n.div_ceil(BLOCK);

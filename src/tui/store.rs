@@ -344,6 +344,16 @@ pub struct RunData {
     /// The train loss smoothed with a debiased EMA (see [`RunData::update_smooth`]).
     pub smooth: Series,
     smooth_state: (f32, f64, f64),
+    /// Changes whenever the curves may have: a fresh read, or events folded in by
+    /// [`Store::apply`] (what a group's cached aggregates compare against, see `tui::groups`).
+    pub rev: u64,
+}
+
+/// A number never handed out before (in this process): the store's generations and the runs'
+/// revisions, so that a store or a run read afresh never looks unchanged.
+pub fn next_gen() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl RunData {
@@ -387,6 +397,7 @@ impl RunData {
             slurm: None,
             smooth: Series::default(),
             smooth_state: (f32::NAN, 0.0, 0.0),
+            rev: next_gen(),
         }
     }
 
@@ -474,6 +485,26 @@ impl RunData {
         let k = n.saturating_sub(30);
         let (ds, dt) = ((t.steps.at(n - 1) - t.steps.at(k)) as f64, t.time(n - 1) - t.time(k));
         (dt > 0.0 && ds > 0.0).then(|| ds / dt)
+    }
+
+    /// Mean held-out loss per eval step over English and the seen languages (the checkpoint
+    /// selection loss).
+    pub fn heldout_loss(&self) -> Series {
+        let mut by_step: BTreeMap<u64, (f64, usize)> = BTreeMap::new();
+        for c in self.evals.values().filter(|c| c.group != "unseen") {
+            for (s, y) in c.loss.steps.iter().zip(&c.loss.ys) {
+                if y.is_finite() {
+                    let e = by_step.entry(s).or_insert((0.0, 0));
+                    e.0 += *y as f64;
+                    e.1 += 1;
+                }
+            }
+        }
+        let mut out = Series::default();
+        for (s, (sum, n)) in by_step {
+            out.push(s, (sum / n as f64) as f32);
+        }
+        out
     }
 
     pub fn apply_event(&mut self, e: &Event) {
@@ -598,13 +629,16 @@ pub struct Store {
     /// The records of the sweeps the runs belong to (`<runs>/.sweeps/<id>/sweep.json`), read
     /// once each: a record is written once, when its sweep is launched.
     pub sweeps: BTreeMap<String, crate::sweep::SweepRecord>,
+    /// Changes when the set of runs or their configs may have changed (a root read, a run
+    /// added or read afresh), not for appended events: run groups are recomputed on it.
+    pub runs_gen: u64,
 }
 
 impl Store {
     /// A store of `root` with nothing read yet: what the first frame shows while the
     /// collector reads the root.
     pub fn empty(root: &Path) -> Store {
-        Store { root: root.to_path_buf(), runs: Vec::new(), sweeps: BTreeMap::new() }
+        Store { root: root.to_path_buf(), runs: Vec::new(), sweeps: BTreeMap::new(), runs_gen: next_gen() }
     }
 
     /// Runs as read, in the order the tree lists them: by their first event, then id.
@@ -612,7 +646,7 @@ impl Store {
         runs.sort_by(|a, b| {
             a.first_time.partial_cmp(&b.first_time).unwrap_or(std::cmp::Ordering::Equal).then(a.id.cmp(&b.id))
         });
-        Store { root: root.to_path_buf(), runs, sweeps: BTreeMap::new() }
+        Store { root: root.to_path_buf(), runs, sweeps: BTreeMap::new(), runs_gen: next_gen() }
     }
 
     /// Read every run under the root, as the collector first does (tests and benchmarks).
@@ -624,14 +658,21 @@ impl Store {
     pub fn apply(&mut self, d: Delta) -> bool {
         let at = |runs: &[RunData], dir: &Path| runs.iter().position(|r| r.dir == dir);
         match d {
-            Delta::Loaded(store) | Delta::Records(store) => *self = store,
-            Delta::Added(r) | Delta::Replaced(r) => match at(&self.runs, &r.dir) {
-                Some(i) => self.runs[i] = r,
-                None => self.runs.push(r),
-            },
+            Delta::Loaded(store) | Delta::Records(store) => {
+                *self = store;
+                self.runs_gen = next_gen();
+            }
+            Delta::Added(r) | Delta::Replaced(r) => {
+                match at(&self.runs, &r.dir) {
+                    Some(i) => self.runs[i] = r,
+                    None => self.runs.push(r),
+                }
+                self.runs_gen = next_gen();
+            }
             Delta::Events { dir, events, bad } => {
                 let Some(i) = at(&self.runs, &dir) else { return false };
                 let r = &mut self.runs[i];
+                r.rev = next_gen();
                 for e in &events {
                     r.apply_event(e);
                 }

@@ -63,7 +63,8 @@ fn select_mark_compare_and_fork_in_tmux() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("runs");
     let cfg = fixture("tiny.toml");
-    for (dir, seed) in [("alpha", "seed=1"), ("beta", "seed=2")] {
+    // Two configs (their learning rates differ): two runs, not one group of seeds.
+    for (dir, seed, lr) in [("alpha", "seed=1", "lr=0.003"), ("beta", "seed=2", "lr=0.002")] {
         let rd = root.join(dir);
         ok(run(
             t.path(),
@@ -77,6 +78,8 @@ fn select_mark_compare_and_fork_in_tmux() {
                 "max_steps=20",
                 "--set",
                 seed,
+                "--set",
+                lr,
                 "--set",
                 &format!("name={dir}"),
             ],
@@ -271,4 +274,48 @@ fn a_users_keymap_rebinds_keys_and_the_help_screen_shows_it() {
     tm.keys(&["q"]);
     // Nothing was started.
     assert_eq!(std::fs::read_dir(&root).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).count(), 0);
+}
+
+/// `launch --seeds 2`: two runs of one config that differ only in seed. The TUI lists them as
+/// one group node (its name, ×2, its runs' states) whose curves are the mean with the
+/// across-seed interval shaded (`⢕`) under it; expanding the node lists both runs.
+#[test]
+fn a_group_launched_with_seeds_shows_its_band_and_expands() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let rs = root.to_str().unwrap();
+    let cfg = fixture("tiny.toml");
+    let out =
+        ok(run(t.path(), &["launch", cfg.to_str().unwrap(), "--runs", rs, "--seeds", "2", "--set", "max_steps=30"]));
+    let ids: Vec<&str> = out.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    assert_eq!(ids.len(), 2, "{out}");
+    for id in &ids {
+        let dir = root.join(id);
+        assert!(
+            wait_for(Duration::from_secs(180), || last_state(&dir).as_deref() == Some("finished")),
+            "{id}: {:?}",
+            last_state(&dir)
+        );
+    }
+    let cmdline = format!(
+        "env MIXSCOPE_CACHE={} MIXSCOPE_CONFIG_DIR=/nonexistent/mixscope-user-config HF_HUB_OFFLINE=1 {} tui --runs {}",
+        t.path().display(),
+        bin().display(),
+        rs
+    );
+    let tm = Tmux::new(&cmdline);
+    let s = tm.wait_for("tiny ×2", Duration::from_secs(20));
+    assert!(s.contains("▸ tiny ×2") && s.contains("2 finished"), "{s}");
+    assert!(!s.contains(ids[0]) && !s.contains(ids[1]), "collapsed: the runs are not listed\n{s}");
+    // The group is the first row: selected. Its loss pane draws the mean and the band.
+    tm.keys(&["Home"]);
+    let s = tm.wait_for("mean of 2", Duration::from_secs(10));
+    let shaded = s.lines().filter(|l| l.contains('⢕') && !l.contains("95% across seeds")).count();
+    assert!(shaded >= 2, "the band's shading is drawn:\n{s}");
+    assert!(s.contains("K=2 n="), "the table says K and n:\n{s}");
+    // Expand: both runs, by seed (tiny.toml's seed is 1: seeds 1 and 2).
+    tm.keys(&["Right"]);
+    let s = tm.wait_for("▾ tiny ×2", Duration::from_secs(10));
+    assert!(s.contains("seed 1 · tiny-") && s.contains("seed 2 · tiny-"), "{s}");
+    tm.keys(&["q"]);
 }

@@ -235,7 +235,16 @@ fn slurm_runs_queue_pause_fork_resume_cancel_and_time_out() {
         mixscope::tui::theme::Theme::dark(),
         mixscope::tui::keymap::Keymap::default_map(),
     );
-    app.sel.selected = app.sel.rows.iter().position(|r| app.store.runs[r.run].id == a).unwrap();
+    // Runs of one config but for seed and name are a group (a, e and tl here): listed when
+    // expanded.
+    app.sel.expanded = app.groups.list.iter().map(|g| g.id.clone()).collect();
+    app.rebuild_tree();
+    app.sel.selected = app
+        .sel
+        .rows
+        .iter()
+        .position(|r| r.group.is_none() && r.sweep.is_none() && app.store.runs[r.run].id == a)
+        .unwrap();
     let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48)).unwrap();
     app.derive();
     term.draw(|f| mixscope::tui::ui::draw(f, &app)).unwrap();

@@ -48,6 +48,14 @@ fn render(app: &mut App, w: u16, h: u16) -> String {
     out
 }
 
+fn render_buf(app: &mut App, w: u16, h: u16) -> ratatui::buffer::Buffer {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    app.screen = ratatui::layout::Rect::new(0, 0, w, h);
+    app.derive();
+    t.draw(|f| ui::draw(f, app)).unwrap();
+    t.backend().buffer().clone()
+}
+
 fn key(app: &mut App, code: KeyCode) {
     app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
 }
@@ -186,8 +194,15 @@ fn help_is_generated_from_the_keymap() {
     key(&mut a, KeyCode::Char('?'));
     let s = render(&mut a, 120, 40);
     // Every binding's text, in its context's section (the dialogs' lines wrap: compare
-    // without the line breaks and the borders).
-    let flat: String = s.lines().map(|l| l.trim_matches(|c| c == '│' || c == ' ')).collect::<Vec<_>>().join(" ");
+    // without the line breaks, the popup's borders and what is beside it).
+    let top = s.lines().find(|l| l.contains("╭ Keys")).unwrap();
+    let chars: Vec<char> = top.chars().collect();
+    let (x0, x1) = (chars.iter().position(|c| *c == '╭').unwrap(), chars.iter().rposition(|c| *c == '╮').unwrap());
+    let flat: String = s
+        .lines()
+        .map(|l| l.chars().skip(x0 + 1).take(x1 - x0 - 1).collect::<String>().trim().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
     for b in Keymap::default_map().bindings {
         assert!(flat.contains(&b.help), "help lacks {:?}:\n{s}", b.help);
     }
@@ -352,8 +367,12 @@ fn two_runs_with_one_name_are_told_apart_by_their_ids() {
         fixtures::write_run(&root, &spec).unwrap();
     }
     let mut a = app(&root);
+    // Their configs are equal (no seed given: 0 both): one group, listed when expanded.
     let s = render(&mut a, 100, 24);
-    assert!(s.contains("demo · a") && s.contains("demo · b"), "{s}");
+    assert!(s.contains("demo ×2"), "{s}");
+    key(&mut a, KeyCode::Right);
+    let s = render(&mut a, 100, 24);
+    assert!(s.contains("seed 0 · a") && s.contains("seed 0 · b"), "{s}");
 }
 
 #[test]
@@ -437,4 +456,271 @@ fn the_examples_axis_places_each_language_by_its_own_examples() {
     let all = r.timeline.x_of(step, mixscope::tui::store::XAxis::Examples, None, 0.0).unwrap();
     assert!(0.0 < es && es < en && en < all, "es {es}, en {en}, all {all}");
     insta::assert_snapshot!("examples_axis_120x40", s.replace(&a.store.root.display().to_string(), "runs"));
+}
+
+/// Two groups of three seeds (the multilingual arm, one of its runs still training; the
+/// English-only arm), and the app on them.
+fn groups_app() -> (tempfile::TempDir, App) {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    fixtures::groups(&root).unwrap();
+    let mut store = Store::load(&root);
+    for r in &mut store.runs {
+        r.alive = r.id.starts_with("ml40.s3");
+        r.state = if r.alive { State::Running } else { State::Finished };
+        r.message = None;
+    }
+    let mut a = App::new(store, Theme::dark(), Keymap::default_map());
+    a.now = fixtures::T0 + 1000.0;
+    a.system.cores = 2;
+    a.system.mem_total_gb = 23.5;
+    a.system.mem_used_gb = 3.2;
+    a.system.cpu_pct = Some(97.0);
+    (t, a)
+}
+
+fn select_group(app: &mut App, name: &str) {
+    let i = app
+        .sel
+        .rows
+        .iter()
+        .position(|r| {
+            r.group.as_deref().and_then(|g| app.groups.get(g)).is_some_and(|g| g.name.as_deref() == Some(name))
+        })
+        .unwrap_or_else(|| panic!("no group {name}"));
+    app.sel.selected = i;
+    app.pick_task();
+}
+
+#[test]
+fn a_group_is_one_node_with_its_mean_and_band_in_both_panes() {
+    let (_t, mut a) = groups_app();
+    // Two group nodes, collapsed: the six runs are not listed.
+    assert_eq!(a.sel.rows.len(), 2, "{:?}", a.sel.rows);
+    select_group(&mut a, "ml40");
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("▸ ml40 ×3") && s.contains("1 running 2 finished"), "{s}");
+    assert!(s.contains("Loss ml40 ×3") && s.contains("mean of 3 (ema 0.6)"), "{s}");
+    // The band: cells inside the loss pane and the languages pane tinted with its colour
+    // (the dark theme's background is the terminal's), the empty ones wholly inside it
+    // shaded with `⢕`.
+    let buf = render_buf(&mut a, 120, 40);
+    let (loss, langs) = (a.areas().loss, a.areas().langs);
+    let shaded = |r: ratatui::layout::Rect, glyph: bool| {
+        let mut n = 0;
+        for y in r.y + 1..r.y + r.height - 1 {
+            for x in r.x + 1..r.x + r.width - 1 {
+                let c = &buf[(x, y)];
+                let tinted = matches!(c.bg, ratatui::style::Color::Rgb(..));
+                if tinted && (!glyph || c.symbol() == "⢕") {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    for (pane, r) in [("loss", loss), ("languages", langs)] {
+        assert!(shaded(r, false) >= 20 && shaded(r, true) >= 5, "no band in the {pane} pane:\n{s}");
+    }
+    // The table: the members' means with their across-seed interval, K and n (in the header
+    // when the table is narrow).
+    assert!(s.contains("mean of 3 seeds") && s.contains("95% CI") && s.contains("K=3 n=64"), "{s}");
+    let t = a.derived.group_table.clone().expect("a group's table");
+    assert_eq!((t.k, t.members), (3, 3));
+    let es = t.rows.iter().find(|r| r.row == "es").unwrap();
+    assert_eq!((es.k, es.n), (3, Some(64)));
+    let e = es.ci.unwrap();
+    assert!(e.lo < es.value.unwrap() && es.value.unwrap() < e.hi);
+    // The table reads the latest evaluation all three reached (the live run is at 350).
+    assert_eq!(t.step, Some(350));
+    let wide = render(&mut a, 160, 48);
+    let line = wide.lines().find(|l| l.contains(" es ") && l.contains("seen")).unwrap();
+    assert!(
+        line.contains(&format!("{:.3}", es.value.unwrap())) && line.contains(" 3 ") && line.contains(" 64"),
+        "{line}"
+    );
+    both_sizes("group", &mut a);
+}
+
+#[test]
+fn a_group_shows_its_members_as_thin_lines_on_a_key() {
+    let (_t, mut a) = groups_app();
+    select_group(&mut a, "ml40");
+    let before = render(&mut a, 120, 40);
+    key(&mut a, KeyCode::Char('M'));
+    assert!(a.view.members);
+    let s = render(&mut a, 120, 40);
+    assert_ne!(before, s, "the members are drawn");
+    insta::assert_snapshot!("group_members_120x40", s.replace(&a.store.root.display().to_string(), "runs"));
+}
+
+#[test]
+fn a_single_run_says_its_intervals_are_sampling_only() {
+    let t = fixture();
+    let mut a = app(&t.path().join("runs"));
+    select(&mut a, "ml40-");
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("1 seed: sampling-only CIs"), "{s}");
+    assert!(!s.contains("⢕"), "no band for a run alone:\n{s}");
+}
+
+#[test]
+fn the_tree_expands_a_group_into_its_members_and_collapses_it() {
+    let (_t, mut a) = groups_app();
+    select_group(&mut a, "ml40");
+    key(&mut a, KeyCode::Right);
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("▾ ml40 ×3"), "{s}");
+    for seed in 1..=3 {
+        assert!(s.contains(&format!("seed {seed} · ml40.s{seed}-")), "{s}");
+    }
+    assert_eq!(a.sel.rows.len(), 5);
+    assert!(a.sel.rows[1..4].iter().all(|r| r.depth == 1 && r.in_group.is_some()));
+    both_sizes("group_expanded", &mut a);
+    // A member is a run: its own view; left goes back to the (collapsed) group.
+    key(&mut a, KeyCode::Down);
+    assert!(a.selected_run().is_some_and(|r| r.id.starts_with("ml40.s1")));
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("1 seed: sampling-only CIs"), "{s}");
+    key(&mut a, KeyCode::Left);
+    assert_eq!(a.sel.rows.len(), 2);
+    assert!(a.selected_group().is_some_and(|g| g.name.as_deref() == Some("ml40")));
+}
+
+fn comparing_groups(a: &mut App) {
+    select_group(a, "ml40");
+    key(a, KeyCode::Char(' '));
+    select_group(a, "en");
+    key(a, KeyCode::Char(' '));
+    key(a, KeyCode::Char('c'));
+}
+
+#[test]
+fn compare_view_of_two_groups() {
+    let (_t, mut a) = groups_app();
+    comparing_groups(&mut a);
+    assert!(a.view.compare);
+    let sides = a.compare_sides();
+    assert_eq!(sides.iter().map(|s| s.runs.len()).collect::<Vec<_>>(), [3, 3]);
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("Holm-adjusted p<0.05 over the task's rows, across seeds"), "{s}");
+    assert!(s.contains("A K=3") && s.contains("B K=3"), "{s}");
+    // Each side is its members (the compare table's K), seen languages far apart: marked.
+    let es = a.derived.compare.iter().find(|r| r.task == "mr" && r.row == "es").unwrap();
+    assert_eq!(es.k, [3, 3]);
+    assert!(es.latest_delta[0].is_some_and(|d| d.method.covers_seeds()));
+    both_sizes("compare_groups", &mut a);
+    // u: each delta's own interval, unadjusted.
+    key(&mut a, KeyCode::Char('u'));
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("own 95% CI excludes 0, unadjusted, across seeds"), "{s}");
+}
+
+#[test]
+fn compare_of_two_single_runs_says_its_marks_cover_sampling_only() {
+    let t = fixture();
+    let mut a = comparing(&t);
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("Holm-adjusted p<0.05 over the task's rows, sampling only"), "{s}");
+}
+
+#[test]
+fn launch_dialog_takes_seeds_validated_live() {
+    let t = fixture();
+    let mut a = app(&t.path().join("runs"));
+    key(&mut a, KeyCode::Char('n'));
+    key(&mut a, KeyCode::Tab);
+    for c in "0,3,3".chars() {
+        key(&mut a, KeyCode::Char(c));
+    }
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("seeds  0,3,3") && s.contains("a seed is given twice"), "{s}");
+    key(&mut a, KeyCode::Backspace);
+    key(&mut a, KeyCode::Char('7'));
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("3 runs, one group: seeds 0, 3, 7"), "{s}");
+    // Back to the config field: a path that exists launches with the seeds.
+    key(&mut a, KeyCode::Tab);
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.toml");
+    a.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    for c in cfg.display().to_string().chars() {
+        key(&mut a, KeyCode::Char(c));
+    }
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(
+        a.pending,
+        [mixscope::tui::app::Request::Launch { config: cfg, sets: vec![], seeds: Some("0,3,7".into()) }]
+    );
+}
+
+#[test]
+fn forking_a_group_forks_every_member_and_a_run_takes_seeds() {
+    let (_t, mut a) = groups_app();
+    select_group(&mut a, "en");
+    key(&mut a, KeyCode::Char('f'));
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("Fork en ×3") && s.contains("each keeps its member's seed"), "{s}");
+    key(&mut a, KeyCode::Enter);
+    match a.pending.as_slice() {
+        [mixscope::tui::app::Request::ForkGroup { members, at, .. }] => {
+            assert_eq!(members.len(), 3);
+            assert_eq!(*at, Some(400), "the latest checkpoint every member has");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A run: a seeds field (a count from the run's seed, or a list).
+    a.pending.clear();
+    key(&mut a, KeyCode::Right);
+    key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Char('f'));
+    for _ in 0..3 {
+        key(&mut a, KeyCode::Tab);
+    }
+    key(&mut a, KeyCode::Char('2'));
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("2 runs, one group: seeds 1, 2"), "{s}");
+    key(&mut a, KeyCode::Enter);
+    assert!(
+        matches!(a.pending.as_slice(), [mixscope::tui::app::Request::Fork { seeds: Some(s), .. }] if s == "2"),
+        "{:?}",
+        a.pending
+    );
+}
+
+/// Groups are recomputed when the runs change, not for new events; a group's curves follow a
+/// member's new points (updated, not rebuilt) and stay equal to a fresh computation.
+#[test]
+fn group_curves_follow_new_events_incrementally() {
+    use mixscope::runs::events::{Body, Event};
+    use mixscope::tui::collect::Delta;
+    let (_t, mut a) = groups_app();
+    select_group(&mut a, "ml40");
+    render(&mut a, 120, 40);
+    assert!(!a.groups.refresh(&a.store), "nothing changed: not recomputed");
+    let id = a.groups.list.iter().find(|g| g.name.as_deref() == Some("ml40")).unwrap().id.clone();
+    let before = a.group_aggs.get(&id).unwrap().loss.mean.len();
+    let live = a.store.runs.iter().find(|r| r.id.starts_with("ml40.s3")).unwrap().dir.clone();
+    let ev = Event::new(
+        351,
+        Body::Train {
+            loss: 1.5,
+            lr: 1e-3,
+            tokens: 351 * 2048,
+            tokens_per_s: 2048.0,
+            examples: Default::default(),
+            grad_norm: None,
+        },
+    );
+    assert!(a.apply(Delta::Events { dir: live, events: vec![ev], bad: 0 }));
+    a.on_data();
+    assert!(!a.groups.refresh(&a.store), "events do not regroup");
+    render(&mut a, 120, 40);
+    let agg = a.group_aggs.get(&id).unwrap();
+    assert_eq!(agg.loss.mean.len(), before, "step 351 was in the curve (the finished runs have it)");
+    let i = agg.loss.mean.steps.position(351).unwrap();
+    assert_eq!(agg.loss.k[i], 3);
+    let members: Vec<_> = a.members(a.groups.get(&id).unwrap());
+    let vals: Vec<f64> = members.iter().map(|r| r.smooth.at(351).unwrap() as f64).collect();
+    let e = mixscope::analysis::stats::seed_mean(&vals, 0.0).unwrap();
+    assert_eq!((agg.loss.mean.ys[i], agg.loss.lo.ys[i]), (e.value as f32, e.lo as f32));
 }

@@ -1,5 +1,9 @@
-//! Compare view (`c` with two or more runs marked): the runs' mixtures, their language curves
-//! side by side on identical axes, and a per-language delta table at the latest and best step.
+//! Compare view (`c` with two or more runs or groups marked): each side's mixture, its language
+//! curves side by side on identical axes (a group's: its members' means, with the across-seed
+//! interval shaded), and a per-language delta table at the latest and best step. A delta is
+//! marked when its p-value, Holm-adjusted over the task's rows, is below 0.05 (across seeds when
+//! a side is a group; sampling only between two single runs); a key shows each delta's own
+//! interval instead.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
@@ -7,34 +11,50 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::chart::{self, Curve, XMap};
+use super::chart::{self, Band, Curve, XMap};
 use super::langs::{lang_color, lang_curves};
 use super::{block, clip, dim};
-use crate::tui::app::{App, Focus};
+use crate::analysis::stats::Delta;
+use crate::tui::app::{App, Focus, Side};
+use crate::tui::groups::BandSeries;
+use crate::tui::series::Series;
 use crate::tui::store::RunData;
+
+/// What the compare view's marks mean: Holm-adjusted over the task's rows by default, each
+/// delta's own interval on a key; across seeds when a side is a group, else sampling only.
+pub fn marks_legend(app: &App, sides: &[Side]) -> String {
+    let seeds = if sides.iter().any(|s| s.group.is_some()) { "across seeds" } else { "sampling only (1 seed each)" };
+    if app.view.unadjusted {
+        format!("Δ*: own 95% CI excludes 0, unadjusted, {seeds}")
+    } else {
+        format!("Δ*: Holm-adjusted p<0.05 over the task's rows, {seeds}")
+    }
+}
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let th = app.theme.clone();
-    let runs: Vec<&RunData> = app.charted();
+    let sides: Vec<Side> = app.compare_sides();
     let blk = block(
         Line::from(vec![
             Span::styled(" Compare ", th.title()),
             dim(
                 format!(
-                    "{} · {} · identical axes · Δ*: 95% CI excludes 0 ",
+                    "{} · {} · identical axes ",
                     app.view.task.to_uppercase(),
-                    if app.view.show_loss { "held-out loss" } else { "metric" }
+                    if app.view.show_loss { "held-out loss" } else { "metric" },
                 ),
                 &th,
             ),
         ]),
         app.view.focus == Focus::Langs,
         &th,
-    );
+    )
+    // What a mark means, under the delta table.
+    .title_bottom(Line::from(dim(format!(" {} ", marks_legend(app, &sides)), &th)));
     let inner = blk.inner(area);
     f.render_widget(blk, area);
-    if runs.len() < 2 {
-        f.render_widget(Paragraph::new(dim("mark two or more runs to compare", &th)), inner);
+    if sides.len() < 2 {
+        f.render_widget(Paragraph::new(dim("mark two or more runs or groups to compare", &th)), inner);
         return;
     }
     // The delta table gets what it needs (languages + aggregates), the charts keep 6 rows.
@@ -46,10 +66,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let ty = |y: f32| y.is_finite().then_some(y as f64);
     let mut ext = (f64::INFINITY, f64::NEG_INFINITY);
     let mut yr = (f64::INFINITY, f64::NEG_INFINITY);
-    for r in &runs {
+    let shown = side_curves(app, &sides);
+    for (r, curves) in &shown {
         let t0 = r.first_time.unwrap_or(0.0);
-        for (l, c) in lang_curves(app, r) {
-            let s = if app.view.show_loss { &c.loss } else { &c.value };
+        for (l, s, _, _) in curves {
             let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
             if let Some((a, b)) = chart::x_extent(s, &m, 0, u64::MAX) {
                 ext = (ext.0.min(a), ext.1.max(b));
@@ -66,37 +86,41 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         None
     };
     let xb = ext.0.is_finite().then_some(ext);
-    let cols = Layout::horizontal(vec![Constraint::Ratio(1, runs.len() as u32); runs.len()]).split(charts_area);
-    for (i, (r, ca)) in runs.iter().zip(cols.iter()).enumerate() {
+    let n = sides.len();
+    let cols = Layout::horizontal(vec![Constraint::Ratio(1, n as u32); n]).split(charts_area);
+    for (i, ((side, (r, shown)), ca)) in sides.iter().zip(&shown).zip(cols.iter()).enumerate() {
         let t0 = r.first_time.unwrap_or(0.0);
         let width = (ca.width as usize).saturating_sub(8) * 2;
-        let curves: Vec<Curve> = lang_curves(app, r)
-            .into_iter()
-            .map(|(l, c)| {
-                let s = if app.view.show_loss { &c.loss } else { &c.value };
-                let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
-                Curve {
-                    label: l.clone(),
-                    color: lang_color(&th, r, l, &c.group),
-                    points: chart::plot(s, &m, 0, u64::MAX, ext.0, ext.1, width, &ty),
-                    dim: false,
-                    sparse: true,
-                }
-            })
-            .collect();
+        let (mut curves, mut bands) = (Vec::new(), Vec::new());
+        for (l, s, band, group) in shown {
+            let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
+            let color = lang_color(&th, r, l, group);
+            if let Some(b) = band {
+                bands
+                    .push(Band { color, points: chart::band(&b.lo, &b.hi, &m, 0, u64::MAX, ext.0, ext.1, width, &ty) });
+            }
+            curves.push(Curve {
+                label: l.clone(),
+                color,
+                points: chart::plot(s, &m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                dim: false,
+                sparse: true,
+            });
+        }
         let letter = (b'A' + i as u8) as char;
         let title = Line::from(vec![
             Span::styled(
-                format!("{letter} {} ", clip(r.display_name(), 18)),
+                format!("{letter} {} ", clip(&side.label, 18)),
                 Style::default().fg(th.run(i)).add_modifier(Modifier::BOLD),
             ),
             dim(clip(&r.mixture, (ca.width as usize).saturating_sub(22)), &th),
         ]);
-        chart::draw(
+        chart::draw_bands(
             f,
             *ca,
             Block::default().title(title),
             &curves,
+            &bands,
             app.view.x_axis.label(),
             false,
             xb,
@@ -110,7 +134,6 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         .iter()
         .filter(|r| r.task == app.view.task && (lang_row(&r.row).is_none_or(|l| app.lang_visible(l))))
         .collect();
-    let n = runs.len();
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
     // A delta is coloured (better / worse) only when its 95 % interval excludes zero; the rest,
     // and deltas without intervals (held-out loss, events written before intervals), are grey.
@@ -126,20 +149,33 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         };
         Cell::from(Span::styled(format!("{d:+.3}{}", if significant { "*" } else { "" }), style))
     };
+    // A group's column says how many seeds it holds.
+    let head = |i: usize| match sides[i].group {
+        Some(g) => format!("{} K={}", (b'A' + i as u8) as char, g.runs.len()),
+        None => format!("{}", (b'A' + i as u8) as char),
+    };
     let mut header: Vec<Cell> = vec![Cell::from("")];
     for i in 0..n {
-        header.push(Cell::from(Span::styled(format!("{}", (b'A' + i as u8) as char), Style::default().fg(th.run(i)))));
+        header.push(Cell::from(Span::styled(head(i), Style::default().fg(th.run(i)))));
     }
     for i in 1..n {
         header.push(Cell::from(format!("Δ{}", (b'A' + i as u8) as char)));
     }
     header.push(Cell::from("│best"));
     for i in 0..n {
-        header.push(Cell::from(format!("{}", (b'A' + i as u8) as char)));
+        header.push(Cell::from(head(i)));
     }
     for i in 1..n {
         header.push(Cell::from(format!("Δ{}", (b'A' + i as u8) as char)));
     }
+    // Holm's marks, or on a key each delta's own interval.
+    let mark = |holm: bool, d: &Option<Delta>| {
+        if app.view.unadjusted {
+            d.is_some_and(|d| d.est.excludes_zero())
+        } else {
+            holm
+        }
+    };
     let mut rows = Vec::new();
     for rd in &rows_data {
         let label = match lang_row(&rd.row) {
@@ -150,15 +186,15 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         for v in &rd.latest {
             cells.push(Cell::from(fmt(*v)));
         }
-        for (v, m) in rd.latest[1..].iter().zip(&rd.latest_marked) {
-            cells.push(delta(v.zip(rd.latest[0]).map(|(b, a)| b - a), *m));
+        for ((v, m), d) in rd.latest[1..].iter().zip(&rd.latest_marked).zip(&rd.latest_delta) {
+            cells.push(delta(v.zip(rd.latest[0]).map(|(b, a)| b - a), mark(*m, d)));
         }
         cells.push(Cell::from("│"));
         for v in &rd.best {
             cells.push(Cell::from(fmt(*v)));
         }
-        for (v, m) in rd.best[1..].iter().zip(&rd.best_marked) {
-            cells.push(delta(v.zip(rd.best[0]).map(|(b, a)| b - a), *m));
+        for ((v, m), d) in rd.best[1..].iter().zip(&rd.best_marked).zip(&rd.best_delta) {
+            cells.push(delta(v.zip(rd.best[0]).map(|(b, a)| b - a), mark(*m, d)));
         }
         rows.push(Row::new(cells));
     }
@@ -170,6 +206,40 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     widths.extend(std::iter::repeat_n(Constraint::Length(7), n - 1));
     let t = Table::new(rows, widths).header(Row::new(header).style(th.dimmed().add_modifier(Modifier::UNDERLINED)));
     f.render_widget(t, table_area);
+}
+
+/// Each side's language curves of the pane's task, with the run that places them on the x
+/// axis: a run's own; a group's members' means (and bands), placed by its reference member.
+#[allow(clippy::type_complexity)]
+fn side_curves<'a>(
+    app: &'a App,
+    sides: &[Side<'a>],
+) -> Vec<(&'a RunData, Vec<(String, &'a Series, Option<&'a BandSeries>, String)>)> {
+    sides
+        .iter()
+        .map(|side| {
+            if let Some(agg) = side.group.and_then(|g| app.group_aggs.get(&g.id)) {
+                let r = side.runs.iter().find(|r| r.id == agg.reference).copied().unwrap_or(side.runs[0]);
+                let mut v: Vec<(String, &Series, Option<&BandSeries>, String)> = agg
+                    .evals
+                    .iter()
+                    .filter(|((t, l), _)| *t == app.view.task && app.lang_visible(l))
+                    .map(|((_, l), e)| {
+                        let b = if app.view.show_loss { &e.loss } else { &e.value };
+                        (l.clone(), &b.mean, Some(b), e.group.clone())
+                    })
+                    .collect();
+                v.sort_by_key(|(l, ..)| crate::data::lang::order(l));
+                return (r, v);
+            }
+            let r = side.runs[0];
+            let v = lang_curves(app, r)
+                .into_iter()
+                .map(|(l, c)| (l.clone(), if app.view.show_loss { &c.loss } else { &c.value }, None, c.group.clone()))
+                .collect();
+            (r, v)
+        })
+        .collect()
 }
 
 fn lang_row(row: &str) -> Option<&str> {

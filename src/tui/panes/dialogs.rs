@@ -9,7 +9,7 @@ use ratatui::Frame;
 
 use super::{block, clip, dim};
 use crate::tui::action::Action;
-use crate::tui::app::{App, ForkDialog, ForkField, Mode, TextInput};
+use crate::tui::app::{App, ForkDialog, ForkField, LaunchField, Mode, TextInput};
 use crate::tui::keymap::{Context, Keymap};
 use crate::tui::theme::Theme;
 
@@ -69,8 +69,22 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
         .collect();
     let kw = main.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(4) + 2;
     let longest = main.iter().map(|(_, w)| w.chars().count()).max().unwrap_or(0);
+    // The dialogs' keys, one wrapped line each, and the mouse.
+    let mut tail: Vec<Line> = Vec::new();
+    for s in sections.iter().filter(|s| !s.context.is_main()) {
+        let mut spans = vec![Span::styled(format!("{}: ", s.context.title()), th.title())];
+        for (i, (k, what)) in s.lines.iter().enumerate() {
+            if i > 0 {
+                spans.push(dim(" · ", th));
+            }
+            spans.push(Span::styled(k.clone(), key_style));
+            spans.push(Span::raw(format!(" {what}")));
+        }
+        tail.push(Line::from(spans));
+    }
+    tail.push(Line::from(dim("mouse: click a run or a pane; wheel moves the selection", th)));
     // One column when it fits the screen's height; else two, side by side, clipped if needed.
-    let others = sections.iter().filter(|s| !s.context.is_main()).count() * 2 + 1;
+    let others = Paragraph::new(tail.clone()).wrap(Wrap { trim: false }).line_count(inner as u16);
     let fits_tall = main.len() + others + 2 <= area.height as usize;
     let cols = if !fits_tall && inner >= 2 * (kw + 24) || inner >= 2 * (kw + longest + 2) { 2 } else { 1 };
     let cell = inner / cols;
@@ -88,18 +102,7 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
         }
         lines.push(Line::from(spans));
     }
-    for s in sections.iter().filter(|s| !s.context.is_main()) {
-        let mut spans = vec![Span::styled(format!("{}: ", s.context.title()), th.title())];
-        for (i, (k, what)) in s.lines.iter().enumerate() {
-            if i > 0 {
-                spans.push(dim(" · ", th));
-            }
-            spans.push(Span::styled(k.clone(), key_style));
-            spans.push(Span::raw(format!(" {what}")));
-        }
-        lines.push(Line::from(spans));
-    }
-    lines.push(Line::from(dim("mouse: click a run or a pane; wheel moves the selection", th)));
+    lines.extend(tail);
     let para = Paragraph::new(lines).wrap(Wrap { trim: false });
     let h = (para.line_count(inner as u16) as u16 + 2).min(area.height);
     let r = centered(area, width, h);
@@ -165,18 +168,31 @@ pub fn draw(f: &mut Frame, app: &App) {
                 r,
             );
         }
-        Mode::NewRun(t) => {
-            let r = centered(area, 70, 5);
+        Mode::NewRun(d) => {
+            let r = centered(area, 70, 7);
             f.render_widget(Clear, r);
+            let seeds_line = match &d.seeds_check {
+                Ok(s) => Line::from(vec![
+                    Span::styled("✔ ", Style::default().fg(th.state(crate::runs::events::State::Running))),
+                    Span::raw(s.clone()),
+                ]),
+                Err(e) => Line::from(Span::styled(format!("✘ {e}"), Style::default().fg(th.error))),
+            };
             let lines = vec![
-                input_line("config", t, true, th),
+                input_line("config", &d.config, d.field == LaunchField::Config, th),
+                input_line("seeds ", &d.seeds, d.field == LaunchField::Seeds, th),
+                seeds_line,
                 Line::from(dim(
                     format!(
-                        "a run config or a sweep file · {}",
+                        "a run config or a sweep file; seeds: a count (3) or a list (0,3,7) · {}",
                         hint(
                             &app.keymap,
                             Context::Launch,
-                            &[(Action::Submit, "launch (queued until a slot is free)"), (Action::Close, "cancel")]
+                            &[
+                                (Action::NextField, "field"),
+                                (Action::Submit, "launch (queued until a slot is free)"),
+                                (Action::Close, "cancel")
+                            ]
                         )
                     ),
                     th,
@@ -188,7 +204,7 @@ pub fn draw(f: &mut Frame, app: &App) {
             );
         }
         Mode::DemoOffer => {
-            let r = centered(area, 76, 12);
+            let r = centered(area, 76, 13);
             f.render_widget(Clear, r);
             let lines = vec![
                 Line::from(Span::styled(
@@ -197,8 +213,9 @@ pub fn draw(f: &mut Frame, app: &App) {
                 )),
                 Line::from(""),
                 Line::from("1. a tiny base model pretrained on raw text in all 12 languages;"),
-                Line::from("2. two SFT runs forked from it on math, summarization and instructions:"),
-                Line::from("   English only  vs  multilingual=0.4 (es fr ja zh), ar ko pt held out."),
+                Line::from("2. two SFT arms started from it on math, summarization and instructions,"),
+                Line::from("   2 seeds each: English only  vs  multilingual=0.4 (es fr ja zh),"),
+                Line::from("   ar ko pt held out; each arm a group with its across-seed interval."),
                 Line::from("Curves appear within seconds; the runs keep going if you quit."),
                 Line::from(""),
                 Line::from(Span::styled(
@@ -224,7 +241,7 @@ pub fn draw(f: &mut Frame, app: &App) {
 }
 
 fn draw_fork(f: &mut Frame, area: Rect, d: &ForkDialog, keys: &Keymap, th: &Theme) {
-    let h = 15u16.min(area.height);
+    let h = 16u16.min(area.height);
     let r = centered(area, 72, h);
     f.render_widget(Clear, r);
     let blk = block(
@@ -248,11 +265,12 @@ fn draw_fork(f: &mut Frame, area: Rect, d: &ForkDialog, keys: &Keymap, th: &Them
     );
     let inner = blk.inner(r);
     f.render_widget(blk, r);
-    let [step_a, body, spec_a, valid_a, name_a] = Layout::vertical([
+    let [step_a, body, spec_a, valid_a, name_a, seeds_a] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
         Constraint::Length(1),
         Constraint::Length(2),
+        Constraint::Length(1),
         Constraint::Length(1),
     ])
     .areas(inner);
@@ -317,6 +335,19 @@ fn draw_fork(f: &mut Frame, area: Rect, d: &ForkDialog, keys: &Keymap, th: &Them
     let mut name_line = input_line("name", &d.name, d.field == ForkField::Name, th);
     name_line.spans[0] = Span::styled("name ", active(ForkField::Name));
     f.render_widget(Paragraph::new(name_line), name_a);
+    // Seeds: forks of one run with several seeds are a group; a group's forks keep theirs.
+    let mut seeds_line = if d.group.is_some() {
+        Line::from(vec![Span::styled("seeds ", th.dimmed())])
+    } else {
+        let mut l = input_line("seeds", &d.seeds, d.field == ForkField::Seeds, th);
+        l.spans[0] = Span::styled("seeds ", active(ForkField::Seeds));
+        l
+    };
+    match &d.seeds_check {
+        Ok(s) => seeds_line.spans.push(dim(format!("  {s}"), th)),
+        Err(e) => seeds_line.spans.push(Span::styled(format!("  ✘ {e}"), Style::default().fg(th.error))),
+    }
+    f.render_widget(Paragraph::new(seeds_line), seeds_a);
     if d.field == ForkField::Weights {
         let hint = Rect { x: r.x + 2, y: r.bottom().saturating_sub(1), width: r.width.saturating_sub(4), height: 1 };
         f.render_widget(

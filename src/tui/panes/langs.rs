@@ -1,6 +1,8 @@
 //! The languages pane: per-language eval curves of one task (its metric, or held-out loss),
 //! coloured by group (English, seen, unseen); overlay or small multiples; a live table with the
-//! latest value per language and the paper's aggregates.
+//! latest value per language and the paper's aggregates. A run's intervals are its evaluation's
+//! sampling error ("1 seed"); a group's curves are its members' means with the across-seed
+//! interval shaded, its table their means with the t-interval, K and n.
 
 use std::collections::BTreeMap;
 
@@ -10,12 +12,15 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table};
 use ratatui::Frame;
 
-use super::chart::{self, Curve, XMap};
+use super::chart::{self, Band, Curve, XMap};
 use super::{block, dim};
 use crate::analysis::stats::Est;
 use crate::analysis::{aggregate, aggregate_cis, cell_est, Aggregates};
 use crate::data::lang;
+use crate::runs::group::Group;
 use crate::tui::app::{App, Focus};
+use crate::tui::derived::GroupTable;
+use crate::tui::groups::{BandSeries, EvalBand, GroupAgg};
 use crate::tui::store::{EvalCurve, RunData};
 use crate::tui::theme::Theme;
 
@@ -78,6 +83,10 @@ fn fmt(v: Option<f64>) -> String {
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let th = app.theme.clone();
+    if let Some(g) = app.selected_group() {
+        draw_group(f, area, app, g);
+        return;
+    }
     let Some(r) = app.selected_run() else {
         f.render_widget(
             block(Line::from(Span::styled(" Languages ", th.title())), app.view.focus == Focus::Langs, &th),
@@ -107,7 +116,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let [chart_area, table_area] =
         Layout::horizontal([Constraint::Min(10), Constraint::Length(table_w)]).spacing(1).areas(inner);
     draw_curves(f, chart_area, app, r);
+    // Under the table: what its intervals are.
+    let [table_area, note_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(table_area);
     draw_table(f, table_area, app, r);
+    f.render_widget(ratatui::widgets::Paragraph::new(dim("1 seed: sampling-only CIs", &th)), note_area);
 }
 
 fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
@@ -296,4 +308,221 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     };
     let t = Table::new(rows, widths).header(Row::new(header).style(th.dimmed().add_modifier(Modifier::UNDERLINED)));
     f.render_widget(t, area);
+}
+
+/// A group's languages pane: per language the members' mean with the across-seed 95 %
+/// interval shaded under it (and the members as thin lines on a key), and the table of
+/// means with their intervals, K and n (derived when the data or the selection change).
+fn draw_group(f: &mut Frame, area: Rect, app: &App, g: &Group) {
+    let th = &app.theme;
+    let members = app.members(g);
+    let agg = app.group_aggs.get(&g.id);
+    let reference = agg.and_then(|a| members.iter().find(|r| r.id == a.reference)).or(members.first()).copied();
+    let metric = reference.map(|r| metric_name(app, r)).unwrap_or_default();
+    let title = Line::from(vec![
+        Span::styled(" Languages ", th.title()),
+        Span::styled(
+            format!("{} ", app.view.task.to_uppercase()),
+            Style::default().fg(th.fg).add_modifier(Modifier::BOLD),
+        ),
+        dim(format!("{metric} · mean of {} seeds ", members.len()), th),
+        Span::styled("⢕ 95% across seeds ", th.dimmed()),
+        dim(format!("· {} · {} ", if app.view.grid { "grid" } else { "overlay" }, app.view.scripts.label()), th),
+        Span::styled("━ English ", Style::default().fg(th.lang("anchor", 0))),
+        Span::styled("━ seen ", Style::default().fg(th.lang("seen", 0))),
+        Span::styled("━ unseen ", Style::default().fg(th.lang("unseen", 0))),
+    ]);
+    let blk = block(title, app.view.focus == Focus::Langs, th);
+    let inner = blk.inner(area);
+    f.render_widget(blk, area);
+    let (Some(agg), Some(r)) = (agg, reference) else { return };
+    let table_w = if inner.width >= 90 { 45 } else { 26 };
+    let [chart_area, table_area] =
+        Layout::horizontal([Constraint::Min(10), Constraint::Length(table_w)]).spacing(1).areas(inner);
+    draw_group_curves(f, chart_area, app, &members, agg, r);
+    let [table_area, note_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(table_area);
+    if let Some(t) = &app.derived.group_table {
+        draw_group_table(f, table_area, app, r, t);
+        // Under the table: what its intervals are, and the step it reads.
+        let at = t.step.map_or(String::new(), |s| format!(" @{s}"));
+        let note = if t.k < t.members {
+            format!("K={} of {}{at}, t-interval", t.k, t.members)
+        } else {
+            format!("K={}{at}, t-interval", t.k)
+        };
+        f.render_widget(ratatui::widgets::Paragraph::new(dim(note, th)), note_area);
+    }
+}
+
+fn draw_group_curves(f: &mut Frame, area: Rect, app: &App, members: &[&RunData], agg: &GroupAgg, r: &RunData) {
+    let th = &app.theme;
+    let mut langs: Vec<(&String, &EvalBand)> = agg
+        .evals
+        .iter()
+        .filter(|((t, l), _)| *t == app.view.task && app.lang_visible(l))
+        .map(|((_, l), e)| (l, e))
+        .collect();
+    langs.sort_by_key(|(l, _)| lang::order(l));
+    if langs.is_empty() {
+        chart::draw(f, area, Block::default(), &[], "", false, None, None, th, "no eval results for this task yet");
+        return;
+    }
+    let t0 = r.first_time.unwrap_or(0.0);
+    let loss = app.view.show_loss;
+    fn pick(e: &EvalBand, loss: bool) -> &BandSeries {
+        if loss {
+            &e.loss
+        } else {
+            &e.value
+        }
+    }
+    fn member_series<'a>(m: &'a RunData, task: &str, l: &str, loss: bool) -> Option<&'a crate::tui::series::Series> {
+        m.evals.get(&(task.to_string(), l.to_string())).map(|c| if loss { &c.loss } else { &c.value })
+    }
+    let ty = |y: f32| y.is_finite().then_some(y as f64);
+    let mut ext = (f64::INFINITY, f64::NEG_INFINITY);
+    for (l, e) in &langs {
+        let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
+        if let Some((a, b)) = chart::x_extent(&pick(e, loss).mean, &m, 0, u64::MAX) {
+            ext = (ext.0.min(a), ext.1.max(b));
+        }
+    }
+    if ext.1 <= ext.0 {
+        let m = XMap { run: r, axis: app.view.x_axis, lang: None, t0 };
+        if let Some((a, b)) = chart::x_extent(&r.loss, &m, 0, u64::MAX) {
+            ext = (ext.0.min(a), ext.1.max(b));
+        }
+    }
+    let unit = !app.view.show_loss
+        && langs.iter().all(|(_, e)| e.value.mean.range(0, u64::MAX).is_none_or(|(a, b)| a >= 0.0 && b <= 1.0));
+    let yb = unit.then_some((0.0, 1.0));
+    // One language's curves: its members (thin), its mean; and its band.
+    let of = |l: &str, e: &EvalBand, width: usize| -> (Vec<Curve>, Band) {
+        let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l), t0 };
+        let color = lang_color(th, r, l, &e.group);
+        let mut curves = Vec::new();
+        if app.view.members {
+            for mr in members {
+                let Some(s) = member_series(mr, &app.view.task, l, loss) else { continue };
+                let mm = XMap { run: mr, axis: app.view.x_axis, lang: Some(l), t0: mr.first_time.unwrap_or(0.0) };
+                curves.push(Curve {
+                    label: format!("{l} {}", mr.id),
+                    color,
+                    points: chart::plot(s, &mm, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                    dim: true,
+                    sparse: false,
+                });
+            }
+        }
+        let b = pick(e, loss);
+        curves.push(Curve {
+            label: l.to_string(),
+            color,
+            points: chart::plot(&b.mean, &m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+            dim: false,
+            sparse: true,
+        });
+        (curves, Band { color, points: chart::band(&b.lo, &b.hi, &m, 0, u64::MAX, ext.0, ext.1, width, &ty) })
+    };
+    if app.view.grid {
+        let n = langs.len();
+        let cols = ((n as f64).sqrt().ceil() as usize).max(1);
+        let rows = n.div_ceil(cols);
+        let row_areas = Layout::vertical(vec![Constraint::Ratio(1, rows as u32); rows]).split(area);
+        for (ri, ra) in row_areas.iter().enumerate() {
+            let cells = Layout::horizontal(vec![Constraint::Ratio(1, cols as u32); cols]).split(*ra);
+            for (ci, ca) in cells.iter().enumerate() {
+                let Some((l, e)) = langs.get(ri * cols + ci) else { continue };
+                let (curves, band) = of(l, e, (ca.width as usize).saturating_sub(8) * 2);
+                let color = lang_color(th, r, l, &e.group);
+                let last = pick(e, loss).mean.last().map_or("-".into(), |(_, v)| format!("{v:.2}"));
+                let b = Block::default().title(Line::from(vec![
+                    Span::styled(format!("{l} "), Style::default().fg(color).add_modifier(Modifier::BOLD)),
+                    dim(last, th),
+                ]));
+                chart::draw_bands(f, *ca, b, &curves, &[band], "", false, Some(ext), yb, th, "");
+            }
+        }
+        return;
+    }
+    let width = (area.width as usize).saturating_sub(8) * 2;
+    let (mut curves, mut bands) = (Vec::new(), Vec::new());
+    for (l, e) in &langs {
+        let (c, b) = of(l, e, width);
+        curves.extend(c);
+        bands.push(b);
+    }
+    chart::draw_bands(
+        f,
+        area,
+        Block::default(),
+        &curves,
+        &bands,
+        app.view.x_axis.label(),
+        false,
+        Some(ext),
+        yb,
+        th,
+        "",
+    );
+}
+
+fn draw_group_table(f: &mut Frame, area: Rect, app: &App, r: &RunData, t: &GroupTable) {
+    let th = &app.theme;
+    let wide = area.width >= 42;
+    let ci_text = |e: Option<Est>| e.map_or("-".into(), |e| fmt_ci(e.lo, e.hi));
+    let sep = Style::default().fg(th.accent);
+    let mut rows: Vec<Row> = Vec::new();
+    for row in &t.rows {
+        let label = match &row.lang_group {
+            Some(g) => Span::styled(
+                row.row.clone(),
+                Style::default().fg(lang_color(th, r, &row.row, g)).add_modifier(Modifier::BOLD),
+            ),
+            None => Span::styled(row.row.clone(), sep),
+        };
+        let mut cols = vec![Cell::from(label)];
+        if wide {
+            cols.push(Cell::from(dim(row.lang_group.clone().unwrap_or_default(), th)));
+        }
+        cols.push(Cell::from(fmt(row.value)));
+        if row.value.is_some() {
+            cols.push(Cell::from(dim(ci_text(row.ci), th)));
+            if wide {
+                cols.push(Cell::from(dim(row.k.to_string(), th)));
+                cols.push(Cell::from(dim(row.n.map_or(String::new(), |n| n.to_string()), th)));
+            }
+        }
+        rows.push(Row::new(cols));
+    }
+    // Narrow: K and n in the header (when every row has the same).
+    let ks: Vec<usize> = t.rows.iter().filter(|r| r.lang_group.is_some()).map(|r| r.k).collect();
+    let ns: Vec<u64> = t.rows.iter().filter_map(|r| r.n).collect();
+    let same = |v: &[u64]| v.first().filter(|a| v.iter().all(|b| b == *a)).copied();
+    let k = same(&ks.iter().map(|k| *k as u64).collect::<Vec<_>>());
+    let lang_head = match (k, same(&ns)) {
+        (Some(k), Some(n)) => format!("K={k} n={n}"),
+        (Some(k), None) => format!("lang K={k}"),
+        _ => "lang".into(),
+    };
+    let (header, widths): (Vec<String>, Vec<Constraint>) = if wide {
+        (
+            ["lang", "group", "mean", "95% CI", "K", "n"].map(String::from).to_vec(),
+            vec![
+                Constraint::Length(10),
+                Constraint::Length(6),
+                Constraint::Length(5),
+                Constraint::Length(8),
+                Constraint::Length(2),
+                Constraint::Length(4),
+            ],
+        )
+    } else {
+        (
+            vec![lang_head, "mean".into(), "95% CI".into()],
+            vec![Constraint::Length(10), Constraint::Length(6), Constraint::Length(8)],
+        )
+    };
+    let table = Table::new(rows, widths).header(Row::new(header).style(th.dimmed().add_modifier(Modifier::UNDERLINED)));
+    f.render_widget(table, area);
 }

@@ -1,15 +1,17 @@
 //! The loss pane: train loss (raw and debiased-EMA smoothed), held-out loss, on the chosen x
-//! axis; a fork is drawn continuing its parent's curve from the fork step. In compare mode,
-//! one colour per marked run on shared axes.
+//! axis; a fork is drawn continuing its parent's curve from the fork step. A group: the mean
+//! over its members with the across-seed 95 % interval shaded under it (and, on a key, the
+//! members as thin lines). In compare mode, one colour per marked run or group on shared axes.
 
 use ratatui::layout::Rect;
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
-use super::chart::{self, Curve, XMap};
+use super::chart::{self, Band, Curve, XMap};
 use super::{block, dim};
 use crate::tui::app::{App, Focus};
+use crate::tui::groups::BandSeries;
 use crate::tui::series::Series;
 use crate::tui::store::{RunData, XAxis};
 
@@ -37,26 +39,6 @@ pub fn lineage<'a>(app: &'a App, r: &'a RunData) -> Vec<(&'a RunData, u64, u64, 
     out
 }
 
-/// Mean held-out loss per eval step over English and the seen languages (the checkpoint
-/// selection loss).
-pub fn heldout_loss(r: &RunData) -> Series {
-    let mut by_step: std::collections::BTreeMap<u64, (f64, usize)> = std::collections::BTreeMap::new();
-    for c in r.evals.values().filter(|c| c.group != "unseen") {
-        for (s, y) in c.loss.steps.iter().zip(&c.loss.ys) {
-            if y.is_finite() {
-                let e = by_step.entry(s).or_insert((0.0, 0));
-                e.0 += *y as f64;
-                e.1 += 1;
-            }
-        }
-    }
-    let mut out = Series::default();
-    for (s, (sum, n)) in by_step {
-        out.push(s, (sum / n as f64) as f32);
-    }
-    out
-}
-
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let th = app.theme.clone();
     let log = app.view.log_y;
@@ -72,31 +54,102 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     };
     let width = (area.width.saturating_sub(10) as usize) * 2;
     let mut curves: Vec<Curve> = Vec::new();
+    let mut bands: Vec<Band> = Vec::new();
     let mut x_ext: Option<(f64, f64)> = None;
     let title_runs: String;
+    let smoothed = app.view.smoothing > 0.0;
+    let mut group_k: Option<usize> = None;
     if app.view.compare {
-        let runs = app.charted();
-        title_runs = format!("{} runs", runs.len());
-        // Shared x extent across runs.
+        let sides = app.compare_sides();
+        let any_group = sides.iter().any(|s| s.group.is_some());
+        title_runs = format!("{} {}", sides.len(), if any_group { "sides" } else { "runs" });
+        // Shared x extent across sides: a run's own timeline, a group's reference member's.
         let mut ext = (f64::INFINITY, f64::NEG_INFINITY);
-        let maps: Vec<XMap> = runs
-            .iter()
-            .map(|r| XMap { run: r, axis: app.view.x_axis, lang: None, t0: r.first_time.unwrap_or(0.0) })
-            .collect();
-        for (r, m) in runs.iter().zip(&maps) {
-            if let Some((a, b)) = chart::x_extent(&r.loss, m, 0, u64::MAX) {
+        let mut plots: Vec<(XMap, &Series, Option<&BandSeries>)> = Vec::new();
+        for s in &sides {
+            let agg = s.group.and_then(|g| app.group_aggs.get(&g.id));
+            let (r, series, band) = match agg {
+                Some(a) => {
+                    let r = s.runs.iter().find(|r| r.id == a.reference).copied().unwrap_or(s.runs[0]);
+                    (r, &a.loss.mean, Some(&a.loss))
+                }
+                None => {
+                    let r = s.runs[0];
+                    (r, if smoothed { &r.smooth } else { &r.loss }, None)
+                }
+            };
+            let m = XMap { run: r, axis: app.view.x_axis, lang: None, t0: r.first_time.unwrap_or(0.0) };
+            if let Some((a, b)) = chart::x_extent(series, &m, 0, u64::MAX) {
                 ext = (ext.0.min(a), ext.1.max(b));
             }
+            plots.push((m, series, band));
         }
         x_ext = Some(ext);
-        for (i, (r, m)) in runs.iter().zip(&maps).enumerate() {
-            let s = if app.view.smoothing > 0.0 { &r.smooth } else { &r.loss };
+        for (i, (m, series, band)) in plots.iter().enumerate() {
+            if let Some(b) = band {
+                bands.push(Band {
+                    color: th.run(i),
+                    points: chart::band(&b.lo, &b.hi, m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                });
+            }
             curves.push(Curve {
-                label: r.display_name().to_string(),
+                label: sides[i].label.clone(),
                 color: th.run(i),
-                points: chart::plot(s, m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                points: chart::plot(series, m, 0, u64::MAX, ext.0, ext.1, width, &ty),
                 dim: false,
                 sparse: false,
+            });
+        }
+    } else if let Some((g, agg)) = app.selected_group().and_then(|g| Some((g, app.group_aggs.get(&g.id)?))) {
+        // A group: the members' mean (of the smoothed loss while the view smooths), the
+        // across-seed interval shaded under it, the members as thin lines on a key.
+        title_runs = g.label();
+        let members = app.members(g);
+        group_k = Some(members.len());
+        let r = members.iter().find(|r| r.id == agg.reference).copied().or(members.first().copied());
+        if let Some(r) = r {
+            let m = XMap { run: r, axis: app.view.x_axis, lang: None, t0: r.first_time.unwrap_or(0.0) };
+            let ext = chart::x_extent(&agg.loss.mean, &m, 0, u64::MAX).unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
+            x_ext = Some(ext);
+            let color = if smoothed { th.smooth } else { th.train };
+            if app.view.members {
+                for mr in &members {
+                    let mm = XMap { run: mr, axis: app.view.x_axis, lang: None, t0: mr.first_time.unwrap_or(0.0) };
+                    curves.push(Curve {
+                        label: mr.id.clone(),
+                        color: th.train,
+                        points: chart::plot(
+                            if smoothed { &mr.smooth } else { &mr.loss },
+                            &mm,
+                            0,
+                            u64::MAX,
+                            ext.0,
+                            ext.1,
+                            width,
+                            &ty,
+                        ),
+                        dim: true,
+                        sparse: false,
+                    });
+                }
+            }
+            bands.push(Band {
+                color,
+                points: chart::band(&agg.loss.lo, &agg.loss.hi, &m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+            });
+            curves.push(Curve {
+                label: "mean".into(),
+                color,
+                points: chart::plot(&agg.loss.mean, &m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                dim: false,
+                sparse: false,
+            });
+            curves.push(Curve {
+                label: "held-out".into(),
+                color: th.eval,
+                points: chart::plot(&agg.heldout.mean, &m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                dim: false,
+                sparse: true,
             });
         }
     } else if let Some(r) = app.selected_run() {
@@ -130,7 +183,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                     sparse: false,
                 });
             }
-            let held = heldout_loss(run);
+            let held = run.heldout_loss();
             curves.push(Curve {
                 label: "held-out".into(),
                 color: th.eval,
@@ -143,18 +196,21 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         title_runs = String::new();
     }
     let mut spans = vec![Span::styled(" Loss ", th.title()), dim(format!("{title_runs} "), &th)];
-    if !app.view.compare {
+    if let Some(k) = group_k {
+        let color = if smoothed { th.smooth } else { th.train };
+        let what = if smoothed { format!("ema {:.1}", app.view.smoothing) } else { "train".into() };
+        spans.push(Span::styled(format!("━ mean of {k} ({what}) "), Style::default().fg(color)));
+        spans.push(Span::styled("⢕ 95% across seeds ", Style::default().fg(color).add_modifier(Modifier::DIM)));
+        spans.push(Span::styled("━ held-out ", Style::default().fg(th.eval)));
+    } else if !app.view.compare {
         spans.push(Span::styled("━ train ", Style::default().fg(th.train)));
         if app.view.smoothing > 0.0 {
             spans.push(Span::styled(format!("━ ema {:.1} ", app.view.smoothing), Style::default().fg(th.smooth)));
         }
         spans.push(Span::styled("━ held-out ", Style::default().fg(th.eval)));
     } else {
-        for (i, r) in app.charted().iter().enumerate() {
-            spans.push(Span::styled(
-                format!("━ {} ", super::clip(r.display_name(), 16)),
-                Style::default().fg(th.run(i)),
-            ));
+        for (i, s) in app.compare_sides().iter().enumerate() {
+            spans.push(Span::styled(format!("━ {} ", super::clip(&s.label, 16)), Style::default().fg(th.run(i))));
         }
     }
     if app.view.log_y {
@@ -162,5 +218,17 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     }
     let blk = block(Line::from(spans), app.view.focus == Focus::Loss, &th);
     let xb = x_ext.filter(|(a, b)| a.is_finite() && b.is_finite() && b > a);
-    chart::draw(f, area, blk, &curves, app.view.x_axis.label(), app.view.log_y, xb, None, &th, "no train events yet");
+    chart::draw_bands(
+        f,
+        area,
+        blk,
+        &curves,
+        &bands,
+        app.view.x_axis.label(),
+        app.view.log_y,
+        xb,
+        None,
+        &th,
+        "no train events yet",
+    );
 }

@@ -9,7 +9,8 @@ use ratatui::Frame;
 
 use super::{block, clip, dim, fmt_dur};
 use crate::runs::events::State;
-use crate::tui::app::{App, Focus};
+use crate::runs::group::Group;
+use crate::tui::app::{App, Focus, TreeRow};
 use crate::tui::store::RunData;
 
 /// The state glyph; live runs "breathe" between two glyphs.
@@ -86,6 +87,10 @@ pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &App) {
             lines.push(sweep_row(app, sw, &row.prefix, sel, w));
             continue;
         }
+        if let Some(g) = row.group.as_deref().and_then(|g| app.groups.get(g)) {
+            lines.push(group_row(app, g, row, sel, w));
+            continue;
+        }
         let r = &app.store.runs[row.run];
         let mark = if app.sel.marked.contains(&r.id) { "▌" } else { " " };
         let g = glyph(r, app.breath());
@@ -145,6 +150,76 @@ pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &App) {
     }
 }
 
+/// How many runs are in each state, in words ("2 finished 1 failed") and in glyphs ("2✔ 1✘").
+pub fn state_summary(runs: &[&RunData]) -> (String, String) {
+    let (mut words, mut glyphs) = (Vec::new(), Vec::new());
+    for st in [State::Running, State::Queued, State::Paused, State::Finished, State::Stopped, State::Failed] {
+        let n = runs.iter().filter(|r| r.state == st).count();
+        if n > 0 {
+            words.push(format!("{n} {}", st.as_str()));
+            glyphs.push(format!("{n}{}", state_glyph(st)));
+        }
+    }
+    (words.join(" "), glyphs.join(" "))
+}
+
+fn state_glyph(st: State) -> &'static str {
+    match st {
+        State::Running => "●",
+        State::Queued => "◌",
+        State::Paused => "⏸",
+        State::Finished => "✔",
+        State::Stopped => "■",
+        State::Failed => "✘",
+    }
+}
+
+/// A group's row: expanded or not, its name and ×K, its members' progress and states.
+fn group_row(app: &App, g: &Group, row: &TreeRow, sel: bool, w: usize) -> Line<'static> {
+    let th = &app.theme;
+    let runs = app.members(g);
+    let (done, total) = runs.iter().fold((0, 0), |(d, t), r| (d + r.step(), t + r.max_steps));
+    let (words, glyphs) = state_summary(&runs);
+    let open = app.sel.expanded.contains(&g.id);
+    let head_w = 1 + row.prefix.chars().count() + 2;
+    let bar_w = if w >= 44 { 8 } else { 0 };
+    let bar_total = if bar_w > 0 { bar_w + 1 } else { 0 };
+    let label_w = row.label.chars().count().max(8);
+    // Words when they fit beside the label, else glyphs.
+    let summary = if head_w + label_w + bar_total + words.chars().count() < w { words } else { glyphs };
+    let tail = format!(" {summary}");
+    let name_w = w.saturating_sub(head_w + tail.chars().count() + bar_total).max(3);
+    let label = clip(&row.label, name_w);
+    let color = runs.iter().map(|r| r.state).min_by_key(|s| match s {
+        State::Running => 0,
+        State::Failed => 1,
+        State::Paused => 2,
+        State::Queued => 3,
+        State::Stopped => 4,
+        State::Finished => 5,
+    });
+    let mut spans = vec![
+        Span::styled(if app.sel.marked.contains(&g.id) { "▌" } else { " " }, Style::default().fg(th.accent)),
+        dim(row.prefix.clone(), th),
+        Span::styled(if open { "▾ " } else { "▸ " }, Style::default().fg(th.accent)),
+        Span::styled(
+            format!("{label:<name_w$}"),
+            Style::default().fg(th.fg).add_modifier(if sel { Modifier::BOLD } else { Modifier::empty() }),
+        ),
+    ];
+    if bar_w > 0 {
+        spans.push(Span::raw(" "));
+        spans
+            .push(Span::styled(bar(done, total, bar_w), Style::default().fg(color.map_or(th.accent, |s| th.state(s)))));
+    }
+    spans.push(dim(tail, th));
+    let mut line = Line::from(spans);
+    if sel {
+        line = line.style(Style::default().bg(th.selection_bg));
+    }
+    line
+}
+
 /// A sweep's header row: its name, how many runs, their progress and states.
 fn sweep_row(app: &App, id: &str, prefix: &str, sel: bool, w: usize) -> Line<'static> {
     let th = &app.theme;
@@ -202,6 +277,10 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App) {
         draw_sweep_detail(f, area, app, sw);
         return;
     }
+    if let Some(g) = app.selected_group() {
+        draw_group_detail(f, area, app, g);
+        return;
+    }
     let blk = block(Line::from(Span::styled(" Run ", th.title())), false, th);
     let Some(r) = app.selected_run() else {
         f.render_widget(blk, area);
@@ -252,6 +331,37 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App) {
             Style::default().fg(th.warning),
         )));
     }
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(blk), area);
+}
+
+fn draw_group_detail(f: &mut Frame, area: Rect, app: &App, g: &Group) {
+    let th = &app.theme;
+    let blk = block(Line::from(Span::styled(" Group ", th.title())), false, th);
+    let runs = app.members(g);
+    let (words, _) = state_summary(&runs);
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(g.label(), Style::default().fg(th.fg).add_modifier(Modifier::BOLD)),
+            dim(format!("  {}", g.id), th),
+        ]),
+        Line::from(vec![dim(format!("{} runs: ", runs.len()), th), Span::raw(words)]),
+    ];
+    let seeds: Vec<String> = g.seeds.iter().map(|s| s.to_string()).collect();
+    lines.push(Line::from(vec![dim("seeds ", th), Span::raw(seeds.join(" "))]));
+    if let Some(r) = runs.first() {
+        lines.push(Line::from(vec![dim("mix ", th), Span::raw(r.mixture.clone())]));
+    }
+    lines.push(Line::from(dim("equal but for the seed: their mean", th)));
+    lines.push(Line::from(dim("± the 95% t-interval across seeds", th)));
+    lines.push(Line::from(dim(
+        format!(
+            "{}: runs · {}: lines · {}: fork all",
+            app.keymap.label(crate::tui::action::Action::Expand),
+            app.keymap.label(crate::tui::action::Action::Members),
+            app.keymap.label(crate::tui::action::Action::Fork)
+        ),
+        th,
+    )));
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(blk), area);
 }
 
