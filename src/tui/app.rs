@@ -527,6 +527,8 @@ pub struct App {
     /// The viewed groups' mean curves and bands, updated from the members' new points.
     pub group_aggs: GroupAggs,
     seen_status: usize,
+    /// What the run tree was last built from (`on_data` rebuilds it when this changes).
+    tree_shape: Option<(u64, usize, usize)>,
 }
 
 impl App {
@@ -568,6 +570,7 @@ impl App {
             groups: Groups::default(),
             group_aggs: GroupAggs::default(),
             seen_status: 0,
+            tree_shape: None,
         };
         app.on_data();
         app
@@ -726,10 +729,11 @@ impl App {
                 .then(ra.first_time.partial_cmp(&rb.first_time).unwrap_or(std::cmp::Ordering::Equal))
                 .then(ra.id.cmp(&rb.id))
         };
+        let ids: std::collections::HashSet<&str> = runs.iter().map(|r| r.id.as_str()).collect();
         let children = |id: Option<&str>| -> Vec<usize> {
             let mut v: Vec<usize> = (0..runs.len())
                 .filter(|&i| match id {
-                    None => runs[i].parent.as_deref().is_none_or(|p| !runs.iter().any(|x| x.id == p)),
+                    None => runs[i].parent.as_deref().is_none_or(|p| !ids.contains(p)),
                     Some(p) => runs[i].parent.as_deref() == Some(p),
                 })
                 .collect();
@@ -1013,7 +1017,17 @@ impl App {
         self.data_gen += 1;
         self.resmooth();
         self.groups.refresh(&self.store);
-        self.rebuild_tree();
+        // The tree's shape changes with the runs (their set, a first event that orders them,
+        // a sweep's record), not with every appended event.
+        let shape = (
+            self.store.runs_gen,
+            self.store.runs.iter().filter(|r| r.first_time.is_some()).count(),
+            self.store.sweeps.len(),
+        );
+        if self.tree_shape != Some(shape) {
+            self.tree_shape = Some(shape);
+            self.rebuild_tree();
+        }
         self.pick_task();
         self.collect_status_log();
         self.dirty = true;

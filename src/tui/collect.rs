@@ -58,6 +58,8 @@ struct Watched {
     last: Option<(State, Option<String>)>,
     queued_at: Option<f64>,
     seen: Option<Seen>,
+    /// A status event arrived since the state was last observed.
+    fresh_status: bool,
 }
 
 impl Watched {
@@ -75,6 +77,7 @@ impl Watched {
             last: None,
             queued_at: None,
             seen: None,
+            fresh_status: false,
         };
         for s in &r.statuses {
             w.note_status(s.state, &s.message, s.time);
@@ -87,6 +90,7 @@ impl Watched {
 
     fn note_status(&mut self, state: State, message: &Option<String>, time: f64) {
         self.last = Some((state, message.clone()));
+        self.fresh_status = true;
         if state == State::Queued {
             self.queued_at = Some(time);
         }
@@ -94,6 +98,18 @@ impl Watched {
 
     fn observe(&self) -> Seen {
         observe(&self.dir, self.slurm, self.last.clone(), self.queued_at)
+    }
+
+    /// A run nothing but a new status event can change: no process holds it, its last status
+    /// is an end (finished, stopped, failed) or a pause that released its trainer, and Slurm
+    /// does not run it. Its file is read when the watcher names it (or on the slow fallback
+    /// poll), and its state is not looked at again until a status event arrives.
+    fn quiet(&self) -> bool {
+        let ended = matches!(
+            self.last.as_ref().map(|l| l.0),
+            Some(State::Finished | State::Stopped | State::Failed | State::Paused)
+        );
+        ended && !self.slurm && self.seen.as_ref().is_some_and(|s| !s.alive)
     }
 
     fn slurm_job(&self) -> Option<String> {
@@ -134,6 +150,10 @@ pub fn set_seen(r: &mut RunData, s: &Seen) {
 pub struct Collector {
     root: PathBuf,
     runs: Vec<Watched>,
+    /// Run directories the watcher named since the last poll (read then, quiet or not), and
+    /// whether it named something else under the root (a new run, a sweep record).
+    dirty: std::collections::HashSet<PathBuf>,
+    elsewhere: bool,
     /// Sweeps whose record has been read.
     sweeps: BTreeSet<String>,
     system: SystemStats,
@@ -158,8 +178,14 @@ impl Collector {
         let dirs = run_dirs(root);
         let (runs, data): (Vec<Watched>, Vec<RunData>) = dirs.par_iter().map(|d| Watched::read(d)).unzip();
         let mut store = Store::from_runs(root, data);
-        let mut c =
-            Collector { root: root.to_path_buf(), runs, sweeps: BTreeSet::new(), system: SystemStats::default() };
+        let mut c = Collector {
+            root: root.to_path_buf(),
+            runs,
+            dirty: Default::default(),
+            elsewhere: false,
+            sweeps: BTreeSet::new(),
+            system: SystemStats::default(),
+        };
         let mut out = Vec::new();
         c.read_sweep_records(store.runs.iter().filter_map(RunData::sweep_id).map(str::to_string).collect(), &mut out);
         for d in out {
@@ -176,11 +202,39 @@ impl Collector {
         Store::from_runs(root, dirs.par_iter().map(|d| record(d)).collect())
     }
 
-    /// Events appended to every run since the last poll; returns whether a status event was
-    /// among them (a state may have changed).
-    pub fn poll(&mut self, out: &mut Vec<Delta>) -> bool {
+    /// Note what the watcher says changed: a path under the root.
+    pub fn touched(&mut self, path: &Path) {
+        let Ok(rel) = path.strip_prefix(&self.root) else { return };
+        match rel.components().next() {
+            Some(std::path::Component::Normal(first)) => {
+                let dir = self.root.join(first);
+                // Compared as bytes (the runs' directories are the root joined with a name).
+                if self.runs.iter().any(|w| w.dir.as_os_str() == dir.as_os_str()) {
+                    self.dirty.insert(dir);
+                } else {
+                    self.elsewhere = true;
+                }
+            }
+            _ => self.elsewhere = true,
+        }
+    }
+
+    /// Events appended since the last poll, to every run (`all`), or to the runs the watcher
+    /// named and those that are not quiet; returns whether a status event was among them (a
+    /// state may have changed).
+    pub fn poll(&mut self, all: bool, out: &mut Vec<Delta>) -> bool {
         let mut statuses = false;
-        for w in &mut self.runs {
+        // The runs the watcher named, by place (a few lookups, not one per run).
+        let mut named = vec![false; self.runs.len()];
+        for d in std::mem::take(&mut self.dirty) {
+            if let Some(i) = self.runs.iter().position(|w| w.dir.as_os_str() == d.as_os_str()) {
+                named[i] = true;
+            }
+        }
+        for (w, named) in self.runs.iter_mut().zip(named) {
+            if !all && !named && w.quiet() {
+                continue;
+            }
             let (mut events, mut bad) = (Vec::new(), 0);
             let reset = w.source.read(|d| match d {
                 Decoded::Train(t) => events.push(t.to_event()),
@@ -209,12 +263,13 @@ impl Collector {
 
     /// Run directories that appeared, and sweep records written since.
     pub fn rescan(&mut self, out: &mut Vec<Delta>) {
-        for r in crate::runs::list(&self.root).unwrap_or_default() {
-            if !self.runs.iter().any(|w| w.dir == r.path) {
-                let (w, data) = Watched::read(&r.path);
-                self.runs.push(w);
-                out.push(Delta::Added(data));
-            }
+        let known: std::collections::HashSet<&Path> = self.runs.iter().map(|w| w.dir.as_path()).collect();
+        let new: Vec<RunDir> =
+            crate::runs::list(&self.root).unwrap_or_default().into_iter().filter(|r| !known.contains(r.path.as_path())).collect();
+        for r in new {
+            let (w, data) = Watched::read(&r.path);
+            self.runs.push(w);
+            out.push(Delta::Added(data));
         }
         // A sweep's runs may appear before its record: look again for those not read yet.
         let sweeps = self.runs.iter().filter_map(|w| w.sweep.clone()).filter(|id| !self.sweeps.contains(id)).collect();
@@ -233,13 +288,19 @@ impl Collector {
         }
     }
 
-    /// Every run's state, observed afresh: those that changed.
+    /// Every run's state, observed afresh: those that changed. A quiet run's state changes
+    /// only with a status event (a process that starts it writes one), so it is observed only
+    /// after one arrives.
     pub fn refresh_states(&mut self, out: &mut Vec<Delta>) {
         // Slurm is asked about every Slurm run's job at once (in a background thread; the
         // answers are cached for `observe`).
         let jobs: Vec<String> = self.runs.iter().filter_map(Watched::slurm_job).collect();
         slurm::want(&jobs);
         for w in &mut self.runs {
+            if w.quiet() && !w.fresh_status {
+                continue;
+            }
+            w.fresh_status = false;
             let seen = w.observe();
             if w.seen.as_ref() != Some(&seen) {
                 w.seen = Some(seen.clone());
@@ -254,11 +315,13 @@ impl Collector {
         out.push(Delta::System(self.system.clone()));
     }
 
-    /// New events, and then (when `slow`) new runs, states and the system.
-    pub fn collect(&mut self, slow: bool) -> Vec<Delta> {
+    /// New events, and then (when `slow`) new runs, states and the system. `all` (the
+    /// fallback for file events the watcher missed) reads and observes quiet runs too and
+    /// looks for new runs whatever the watcher said.
+    pub fn collect(&mut self, slow: bool, all: bool) -> Vec<Delta> {
         let mut out = Vec::new();
-        let statuses = self.poll(&mut out);
-        if slow {
+        let statuses = self.poll(all, &mut out);
+        if all || (slow && std::mem::take(&mut self.elsewhere)) {
             self.rescan(&mut out);
         }
         // A status event may change a state at once (paused, finished); locks and Slurm are
@@ -271,10 +334,10 @@ impl Collector {
 }
 
 /// What wakes the collector's thread besides its clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wake {
     /// A file under the root changed (from the watcher): read, paced.
-    Files,
+    Files(PathBuf),
     /// Look at everything now (after a request to the supervisor).
     Now,
     /// Read the root again from scratch.
@@ -282,9 +345,11 @@ pub enum Wake {
 }
 
 /// How often runs are polled without file events (a fallback: events can be missed), and how
-/// often states, new runs and the system are looked at.
+/// often states and the system are looked at; every run, quiet ones included, and the root's
+/// listing are read at least every `ALL`.
 const POLL: Duration = Duration::from_millis(250);
 const SLOW: Duration = Duration::from_secs(1);
+const ALL: Duration = Duration::from_secs(4);
 
 /// Run a collector on `root` in a thread: it reads the root (sending [`Delta::Loaded`]), then
 /// watches it, sending each batch of deltas to `tx`. It stops when `tx`'s receiver is gone.
@@ -298,8 +363,10 @@ pub fn spawn(root: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Vec<Delta>>) 
         let _watcher = {
             use notify::Watcher;
             let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                if res.is_ok_and(|ev| !matches!(ev.kind, notify::EventKind::Access(_))) {
-                    let _ = files.send(Wake::Files);
+                if let Some(ev) = res.ok().filter(|ev| !matches!(ev.kind, notify::EventKind::Access(_))) {
+                    for p in ev.paths {
+                        let _ = files.send(Wake::Files(p));
+                    }
                 }
             })
             .ok();
@@ -320,15 +387,17 @@ pub fn spawn(root: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Vec<Delta>>) 
         }
         let mut pacer = DataPacer::default();
         let (mut read_at, mut next_poll, mut next_slow) = (None::<Instant>, Instant::now() + POLL, Instant::now());
+        let mut next_all = Instant::now() + ALL;
         loop {
             let now = Instant::now();
             let due = read_at.unwrap_or(next_poll).min(next_poll).min(next_slow);
-            let (mut poll, mut slow) = (false, false);
+            let (mut poll, mut slow, mut all) = (false, false, false);
             match rx.recv_timeout(due.saturating_duration_since(now)) {
-                Ok(Wake::Files) => {
+                Ok(Wake::Files(path)) => {
+                    c.touched(&path);
                     read_at.get_or_insert_with(|| pacer.due(now));
                 }
-                Ok(Wake::Now) => (poll, slow) = (true, true),
+                Ok(Wake::Now) => (poll, slow, all) = (true, true, true),
                 Ok(Wake::Reload) => {
                     let (fresh, store) = Collector::load(&root);
                     c = fresh;
@@ -346,10 +415,13 @@ pub fn spawn(root: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Vec<Delta>>) 
             if next_slow <= now {
                 (next_slow, slow) = (now + SLOW, true);
             }
+            if next_all <= now || all {
+                (next_all, all, poll) = (now + ALL, true, true);
+            }
             if !(poll || slow) {
                 continue;
             }
-            let mut out = c.collect(slow);
+            let mut out = c.collect(slow, all);
             if slow {
                 c.sample_system(&mut out);
             }
@@ -412,7 +484,7 @@ mod tests {
         assert_eq!(store.runs.len(), 1);
         let a = store.runs[0].dir.clone();
         assert_eq!((store.runs[0].step(), store.runs[0].state), (40, State::Paused));
-        assert!(c.collect(true).is_empty(), "nothing changed");
+        assert!(c.collect(true, true).is_empty(), "nothing changed");
 
         // Appended events: folded as the store's own read folds them.
         let mut w = EventWriter::open(&a.join("events.jsonl")).unwrap();
@@ -420,7 +492,10 @@ mod tests {
             w.write(&train(s)).unwrap();
         }
         w.write(&Event::new(45, Body::Status { state: State::Finished, message: None })).unwrap();
-        let deltas = c.collect(false);
+        // A paused run is quiet: read when the watcher names its file, not on every poll.
+        assert!(c.collect(false, false).is_empty(), "a quiet run the watcher did not name");
+        c.touched(&a.join("events.jsonl"));
+        let deltas = c.collect(false, false);
         assert!(matches!(&deltas[0], Delta::Events { events, bad: 0, .. } if events.len() == 6), "{deltas:?}");
         assert!(
             deltas.iter().any(|d| matches!(d, Delta::Seen { seen, .. } if seen.state == State::Finished)),
@@ -432,9 +507,20 @@ mod tests {
         assert_eq!((store.runs[0].step(), store.runs[0].state), (45, State::Finished));
         assert_eq!(store.runs[0].loss.len(), RunData::load(&a).loss.len());
 
-        // A new run, and then its file replaced by a shorter one.
+        // A quiet run is still read on the fallback poll of everything.
+        w.write(&train(46)).unwrap();
+        assert!(c.collect(true, false).is_empty());
+        let deltas = c.collect(false, true);
+        assert!(matches!(&deltas[..], [Delta::Events { events, .. }] if events.len() == 1), "{deltas:?}");
+        for d in deltas {
+            store.apply(d);
+        }
+
+        // A new run (the watcher names a directory the collector does not follow), and then
+        // its file replaced by a shorter one.
         fixtures::write_run(root, &spec("b", None)).unwrap();
-        let deltas = c.collect(true);
+        c.touched(&root.join("b").join("run.toml"));
+        let deltas = c.collect(true, false);
         assert!(matches!(&deltas[..], [Delta::Added(r), ..] if r.id == "b"), "{deltas:?}");
         for d in deltas {
             store.apply(d);
@@ -443,7 +529,7 @@ mod tests {
         let b = root.join("b").join("events.jsonl");
         std::fs::remove_file(&b).unwrap();
         std::fs::write(&b, train(1).to_line()).unwrap();
-        let deltas = c.collect(false);
+        let deltas = c.collect(false, false);
         assert!(matches!(&deltas[..], [Delta::Replaced(r)] if r.loss.len() == 1), "{deltas:?}");
         for d in deltas {
             store.apply(d);

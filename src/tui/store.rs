@@ -656,7 +656,8 @@ impl Store {
 
     /// Fold in what the collector found; returns whether anything changed.
     pub fn apply(&mut self, d: Delta) -> bool {
-        let at = |runs: &[RunData], dir: &Path| runs.iter().position(|r| r.dir == dir);
+        // Compared as bytes: the runs' directories are the root joined with a name.
+        let at = |runs: &[RunData], dir: &Path| runs.iter().position(|r| r.dir.as_os_str() == dir.as_os_str());
         match d {
             Delta::Loaded(store) | Delta::Records(store) => {
                 *self = store;
