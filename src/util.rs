@@ -80,6 +80,17 @@ pub fn open_append_private(path: &Path) -> Result<File> {
     o.open(path).with_context(|| format!("opening {}", path.display()))
 }
 
+/// This machine's CPU cores (at least 1).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The most CPU threads a run may ask for: 4 × this machine's cores (more only spawns threads
+/// that wait for a core, for minutes at start-up).
+pub fn max_threads() -> usize {
+    cores() * 4
+}
+
 /// Seconds since the Unix epoch, as a float.
 pub fn now_secs() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)

@@ -18,6 +18,7 @@ pub fn train_cmd(
     let mut loaded = Loaded::read(config)?;
     loaded.apply_sets(sets)?;
     loaded.validate()?;
+    crate::train::trainer::check_device(&loaded)?;
     // The runs root is where a run's base model goes, wherever the run directory is.
     let root = crate::runs::runs_root(runs.as_deref());
     let existing = run_dir.as_ref().map(RunDir::new).filter(|r| r.exists());

@@ -140,6 +140,12 @@ pub fn launch(root: &Path, config: &Path, sets: &[String]) -> Result<RunDir> {
 
 /// Refuse what cannot start: a GPU the local queue does not have, or a job Slurm would refuse.
 pub fn check_launch(loaded: &Loaded) -> Result<()> {
+    if loaded.config.device.is_cuda() && !cfg!(feature = "cuda") {
+        return Err(loaded.field_error(
+            "device",
+            format!("'{}': this mixscope was built without the `cuda` feature", loaded.config.device),
+        ));
+    }
     if slurm::is_slurm(&loaded.config) {
         slurm::check(loaded)
     } else {

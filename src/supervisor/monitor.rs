@@ -96,7 +96,7 @@ pub fn supervise(run_dir: &Path, root: &Path, lock_fd: Option<i32>) -> Result<i3
     cmd.arg("_run").arg(&run.path).arg("--runs").arg(root);
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     if cfg.threads > 0 {
-        cmd.env("RAYON_NUM_THREADS", cfg.threads.to_string());
+        cmd.env("RAYON_NUM_THREADS", cfg.threads.min(crate::util::max_threads()).to_string());
     }
     match run.assigned_device() {
         Some(d) => cmd.env("MIXSCOPE_DEVICE", d),

@@ -122,8 +122,10 @@ pub fn clean_temporaries(run: &RunDir) {
     }
 }
 
-/// Delete old checkpoints: keep the `keep_last` most recent, the best, and `protect`.
+/// Delete old checkpoints: keep the `keep_last` most recent (the latest always, whatever
+/// `keep_last` says: a run.toml written before 0 was refused may say 0), the best, and `protect`.
 pub fn prune(run: &RunDir, keep_last: usize, best: Option<u64>, protect: &[u64]) -> Result<()> {
+    let keep_last = keep_last.max(1);
     let all = run.checkpoints()?;
     let n = all.len();
     for (i, step) in all.iter().enumerate() {

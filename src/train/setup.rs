@@ -52,34 +52,24 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
     };
     cfg.source_hash = Some(config_hash(&cfg)?);
     cfg.suite = Some(crate::data::assets::fingerprint()?);
-    let mut base: Option<(RunDir, u64)> = None;
+    // The base, found or planned: it is created (or installed) only once the run is checked.
+    let mut plan: Option<(BasePlan, u64)> = None;
     if let Some(init) = cfg.init.clone() {
-        let b = find_or_create_base(root, &init)?;
-        let bcfg = b.read_config()?;
+        let (p, bcfg) = plan_base(root, &init)?;
         let step = init.step.unwrap_or(bcfg.train.max_steps);
         if step > bcfg.train.max_steps {
-            bail_input!("init.step: {step} is past the end of base run {} ({} steps)", b.id(), bcfg.train.max_steps);
+            bail_input!("init.step: {step} is past the end of base run {} ({} steps)", p.name(), bcfg.train.max_steps);
         }
         cfg.model = bcfg.model.clone();
         cfg.tokenizer = bcfg.tokenizer.clone();
-        cfg.lineage = Some(Lineage { parent: b.id(), fork_step: step });
         cfg.train.max_steps += step;
         cfg.train.schedule_start = step;
-        // The base by id when the run's own runs root (or its directory's parent) finds it
-        // there, else by its absolute path, so a base kept elsewhere is found again at start.
-        let near = |dir: &Path| b.path.parent().is_some_and(|p| same_dir(p, dir));
-        let base_ref = if near(root) || dir.and_then(Path::parent).is_some_and(near) {
-            b.id()
-        } else {
-            std::path::absolute(&b.path).unwrap_or_else(|_| b.path.clone()).display().to_string()
-        };
-        cfg.init = Some(crate::config::InitSection { config: None, run: Some(base_ref), step: Some(step) });
-        base = Some((b, step));
+        plan = Some((p, step));
     }
     // The tokenizer is checked before anything is created.
-    let tok_src: PathBuf = match &base {
-        Some((b, _)) => b.tokenizer_path(),
-        None => tokenizer_source(root, &cfg)?,
+    let tok_src: PathBuf = match &plan {
+        Some((BasePlan::Found(b) | BasePlan::Shipped(b), _)) => b.tokenizer_path(),
+        Some((BasePlan::New(_), _)) | None => tokenizer_source(root, &cfg)?,
     };
     let tok = Tok::load(&tok_src)?;
     if let Some(m) = &pretrained {
@@ -91,6 +81,35 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
                 m.vocab_size
             );
         }
+    }
+    // `train.freeze` names parameters of the model: checked before the run exists.
+    let mcfg = match &pretrained {
+        Some(m) => m.clone(),
+        None => super::trainer::model_config(&cfg, &tok)?,
+    };
+    check_freeze(loaded, &cfg.train.freeze, &mcfg)?;
+    if let Some(d) = dir {
+        // A --run-dir that cannot be claimed is refused before a base is made for it.
+        check_claimable(d)?;
+    }
+    let mut base: Option<(RunDir, u64)> = None;
+    if let Some((p, step)) = plan {
+        let b = match p {
+            BasePlan::Found(b) => b,
+            BasePlan::Shipped(s) => install_shipped(root, &s)?,
+            BasePlan::New(bl) => create_run(root, None, &bl)?.run,
+        };
+        cfg.lineage = Some(Lineage { parent: b.id(), fork_step: step });
+        // The base by id when the run's own runs root (or its directory's parent) finds it
+        // there, else by its absolute path, so a base kept elsewhere is found again at start.
+        let near = |dir: &Path| b.path.parent().is_some_and(|p| same_dir(p, dir));
+        let base_ref = if near(root) || dir.and_then(Path::parent).is_some_and(near) {
+            b.id()
+        } else {
+            std::path::absolute(&b.path).unwrap_or_else(|_| b.path.clone()).display().to_string()
+        };
+        cfg.init = Some(crate::config::InitSection { config: None, run: Some(base_ref), step: Some(step) });
+        base = Some((b, step));
     }
     // Claimed (created, or found empty, and locked) before anything is written into it.
     let (run, lock) = match dir {
@@ -107,6 +126,20 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
     Ok(Created { run, base, lock })
 }
 
+/// Every prefix in `train.freeze` must name a parameter of the model (bad input at its place).
+fn check_freeze(loaded: &Loaded, freeze: &[String], m: &super::ModelConfig) -> Result<()> {
+    let names: Vec<String> = super::param_specs(m).into_iter().map(|p| p.name).collect();
+    for f in freeze {
+        if !names.iter().any(|n| n.starts_with(f.as_str())) {
+            return Err(loaded.field_error(
+                "train.freeze",
+                format!("'{f}' names no parameter of the model (they are: {})", names.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A new run directory under `root` with a fresh id, created (never an existing one) and locked.
 pub fn new_run_dir(root: &Path, name: Option<&str>) -> Result<(RunDir, RunLock)> {
     crate::util::create_private_dir(root)?;
@@ -121,6 +154,40 @@ pub fn new_run_dir(root: &Path, name: Option<&str>) -> Result<(RunDir, RunLock)>
             Err(e) => return Err(crate::util::dir_error(&path, e)),
         }
     }
+}
+
+/// Refuse (before anything is created) a `--run-dir` that [`claim_dir`] would refuse: one that
+/// exists and holds anything but a lock file, or is not a directory.
+fn check_claimable(path: &Path) -> Result<()> {
+    match std::fs::read_dir(path) {
+        Ok(rd) => {
+            let mut found: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            found.retain(|n| n != "lock");
+            found.sort();
+            if found.is_empty() {
+                Ok(())
+            } else {
+                Err(refusal(path, &found))
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::error::bad_input(format!("--run-dir {}: {e}", path.display()))),
+    }
+}
+
+/// Why a `--run-dir` holding `found` is not claimed.
+fn refusal(path: &Path, found: &[String]) -> anyhow::Error {
+    // A run being created there by another command (it holds the lock) counts as a run.
+    let msg = if found.iter().any(|n| n == "run.toml") || crate::runs::lock::is_held(path) {
+        format!("{}: another command created a run there meanwhile; run this one again to resume it", path.display())
+    } else {
+        format!(
+            "--run-dir {}: the directory is neither empty nor a run (it holds {})",
+            path.display(),
+            found.iter().take(5).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+        )
+    };
+    crate::error::bad_input(msg)
 }
 
 /// A run directory the user named (`--run-dir`) for a new run: created, or an existing empty
@@ -143,19 +210,7 @@ fn claim_dir(path: &Path) -> Result<(RunDir, RunLock)> {
         v.sort();
         Ok(v)
     };
-    let refuse = |found: Vec<String>| -> Result<(RunDir, RunLock)> {
-        if found.iter().any(|n| n == "run.toml") {
-            bail_input!(
-                "{}: another command created a run there meanwhile; run this one again to resume it",
-                path.display()
-            );
-        }
-        bail_input!(
-            "--run-dir {}: the directory is neither empty nor a run (it holds {})",
-            path.display(),
-            found.iter().take(5).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
-        )
-    };
+    let refuse = |found: Vec<String>| -> Result<(RunDir, RunLock)> { Err(refusal(path, &found)) };
     if !created {
         let found = foreign()?;
         if !found.is_empty() {
@@ -233,11 +288,31 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// The base run an `[init]` section names: an existing run, or the run of a config (found in
-/// the root by digest and length, or created there, untrained).
-fn find_or_create_base(root: &Path, init: &crate::config::InitSection) -> Result<RunDir> {
+/// Where a run's base comes from: a run of the root, a shipped base to install, or a config to
+/// create a base run from.
+enum BasePlan {
+    Found(RunDir),
+    Shipped(RunDir),
+    New(Box<Loaded>),
+}
+
+impl BasePlan {
+    fn name(&self) -> String {
+        match self {
+            BasePlan::Found(r) | BasePlan::Shipped(r) => r.id(),
+            BasePlan::New(l) => l.file.clone(),
+        }
+    }
+}
+
+/// The base run an `[init]` section names, and its config: an existing run, or the run of a
+/// config (found in the root by digest and length, shipped, or to be created there, untrained).
+/// Nothing is created here.
+fn plan_base(root: &Path, init: &crate::config::InitSection) -> Result<(BasePlan, RunConfig)> {
     if let Some(spec) = &init.run {
-        return runs::resolve(root, spec);
+        let r = runs::resolve(root, spec)?;
+        let c = r.read_config()?;
+        return Ok((BasePlan::Found(r), c));
     }
     let cfg_path = init.config.as_ref().expect("validated: init has a config or a run");
     let mut base_loaded = Loaded::read(cfg_path)?;
@@ -247,20 +322,22 @@ fn find_or_create_base(root: &Path, init: &crate::config::InitSection) -> Result
     }
     let hash = config_hash(&base_loaded.config)?;
     let suite = crate::data::assets::fingerprint()?;
-    let existing = runs::list(root)?.into_iter().find(|r| {
-        r.read_config().ok().is_some_and(|c| {
-            c.source_hash.as_deref() == Some(&hash)
-                && c.suite.as_deref() == Some(&suite)
-                && c.train.max_steps == base_loaded.config.train.max_steps
-        })
+    let existing = runs::list(root)?.into_iter().find_map(|r| {
+        let c = r.read_config().ok()?;
+        (c.source_hash.as_deref() == Some(&hash)
+            && c.suite.as_deref() == Some(&suite)
+            && c.train.max_steps == base_loaded.config.train.max_steps)
+            .then_some((r, c))
     });
-    if let Some(r) = existing {
-        return Ok(r);
+    if let Some((r, c)) = existing {
+        return Ok((BasePlan::Found(r), c));
     }
     if let Some(shipped) = shipped_base(&hash, &suite, base_loaded.config.train.max_steps)? {
-        return install_shipped(root, &shipped);
+        let c = shipped.read_config()?;
+        return Ok((BasePlan::Shipped(shipped), c));
     }
-    Ok(create_run(root, None, &base_loaded)?.run)
+    let c = base_loaded.config.clone();
+    Ok((BasePlan::New(Box::new(base_loaded)), c))
 }
 
 /// Where trained base runs ship: `$MIXSCOPE_ASSETS/bases/` when set, else the source tree's

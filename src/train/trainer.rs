@@ -51,8 +51,10 @@ fn install_signal_handlers() {
     }
 }
 
-/// Give this process its CPU thread budget (before any parallel work starts).
+/// Give this process its CPU thread budget (before any parallel work starts), at most 4 × the
+/// machine's cores (a config checked on another machine, a Slurm job's node, may ask for more).
 pub fn set_thread_budget(threads: usize) {
+    let threads = threads.min(crate::util::max_threads());
     if threads > 0 {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
@@ -104,6 +106,30 @@ pub fn select_device(spec: DeviceSpec) -> Result<Device> {
             }
         }
     }
+}
+
+/// Refuse a device this build cannot open (bad input naming the config's `device`), before a
+/// run is created: a `cuda` device in a build without the `cuda` feature, or a GPU that does not
+/// open.
+pub fn check_device(loaded: &crate::config::Loaded) -> Result<()> {
+    let spec = loaded.config.device;
+    if let DeviceSpec::Cuda(idx) = spec {
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = idx;
+            return Err(
+                loaded.field_error("device", format!("'{spec}': this mixscope was built without the `cuda` feature"))
+            );
+        }
+        #[cfg(feature = "cuda")]
+        {
+            let i = idx.unwrap_or(0);
+            if let Err(e) = Device::new_cuda(i) {
+                return Err(loaded.field_error("device", format!("'{spec}': GPU {i} does not open: {e}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn dtype_of(s: &str) -> DType {

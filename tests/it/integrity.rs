@@ -221,3 +221,58 @@ fn two_commands_creating_one_run_directory_leave_one_true_record() {
         ok(o);
     }
 }
+
+/// The non-hidden entries of a runs root (what `ls` would look at), sorted.
+fn visible(root: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(root) else { return Vec::new() };
+    let mut v: Vec<String> =
+        rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect();
+    v.sort();
+    v
+}
+
+/// `checkpoint.keep_last = 0` is bad input (pruning would delete the checkpoint just written),
+/// refused before a run exists; and pruning keeps the latest checkpoint whatever a run.toml says
+/// (one written before the check).
+#[test]
+fn keep_last_zero_is_refused_and_pruning_keeps_the_latest_checkpoint() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let r = root.to_str().unwrap();
+    let e = bad(tiny_train(t.path(), &["--runs", r, "--set", "checkpoint.keep_last=0"]).output().unwrap());
+    assert!(e.contains("--set checkpoint.keep_last=0: checkpoint.keep_last: must be at least 1"), "{e}");
+    assert!(visible(&root).is_empty(), "{:?}", visible(&root));
+
+    let dir = root.join("r");
+    let d = dir.to_str().unwrap();
+    ok(tiny_train(t.path(), &["--run-dir", d, "--runs", r, "--set", "checkpoint.keep_last=1"]).output().unwrap());
+    let toml_path = dir.join("run.toml");
+    let text = std::fs::read_to_string(&toml_path).unwrap();
+    assert!(text.contains("keep_last = 1"), "{text}");
+    std::fs::write(&toml_path, text.replace("keep_last = 1", "keep_last = 0")).unwrap();
+    ok(tiny_train(t.path(), &["--run-dir", d, "--runs", r, "--set", "checkpoint.keep_last=1", "--set", "max_steps=4"])
+        .output()
+        .unwrap());
+    let last = of_kind(&events(&dir), "checkpoint").last().map(|e| e["path"].as_str().unwrap().to_string());
+    assert_eq!(last.as_deref(), Some("checkpoints/4"));
+    assert!(dir.join("checkpoints/4/model.safetensors").exists(), "the latest checkpoint is kept");
+}
+
+/// `--run-dir` naming a directory that holds files and is not a run is refused before anything
+/// is written into it.
+#[test]
+fn a_run_dir_that_is_neither_empty_nor_a_run_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("notes");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("todo.txt"), "keep me\n").unwrap();
+    let e = bad(tiny_train(
+        t.path(),
+        &["--run-dir", dir.to_str().unwrap(), "--runs", t.path().join("runs").to_str().unwrap()],
+    )
+    .output()
+    .unwrap());
+    assert!(e.contains("neither empty nor a run") && e.contains("'todo.txt'"), "{e}");
+    assert_eq!(visible(&dir), ["todo.txt"]);
+    assert_eq!(std::fs::read_to_string(dir.join("todo.txt")).unwrap(), "keep me\n");
+}

@@ -475,3 +475,55 @@ fn a_checkpoint_saved_but_not_logged_is_logged_when_the_run_resumes() {
     train();
     assert_eq!(of_kind(&events(&dir), "checkpoint").len(), of_kind(&evs, "checkpoint").len());
 }
+
+/// The non-hidden entries of a directory, sorted (a runs root's runs, and anything else).
+fn visible(root: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(root) else { return Vec::new() };
+    let mut v: Vec<String> =
+        rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect();
+    v.sort();
+    v
+}
+
+fn tiny_sets(c: &mut std::process::Command, sets: &[&str]) {
+    for s in sets {
+        c.args(["--set", s]);
+    }
+}
+
+/// Settings that parse but cannot run, given with `--set` to `train` and `launch` (and a
+/// mixture to `fork`): exit 2 naming the place, before any run directory exists.
+#[test]
+fn bad_settings_exit_2_naming_the_place_before_anything_is_created() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let root = d.join("runs");
+    let r = root.to_str().unwrap();
+    let tiny = fixture("tiny.toml");
+    let cases: [(&str, &str); 6] = [
+        ("threads=100000", "--set threads=100000: threads: must be at most"),
+        ("checkpoint.keep_last=0", "--set checkpoint.keep_last=0: checkpoint.keep_last: must be at least 1"),
+        ("mixture=en=1,budget=0", "column 6: budget"),
+        ("device=cuda:7", "--set device=cuda:7: device"),
+        ("train.freeze=[\"nonexistent\"]", "train.freeze: 'nonexistent' names no parameter"),
+        ("data.heldout=[\"en\"]", "data.heldout: 'en'"),
+    ];
+    for (set, want) in cases {
+        for verb in ["train", "launch"] {
+            let mut c = cmd(d);
+            c.args([verb, tiny.to_str().unwrap(), "--runs", r]);
+            tiny_sets(&mut c, &["max_steps=2", set]);
+            let e = bad(c.output().unwrap());
+            assert!(e.contains(want), "{verb} --set {set}: expected {want:?} in:\n{e}");
+            assert!(visible(&root).is_empty(), "{verb} --set {set} left {:?}", visible(&root));
+        }
+    }
+    // A fork with a mixture that cannot train creates nothing either.
+    let mut c = cmd(d);
+    c.args(["train", tiny.to_str().unwrap(), "--run-dir", root.join("p").to_str().unwrap(), "-q"]);
+    tiny_sets(&mut c, &["max_steps=2", "eval_every=0"]);
+    ok(c.output().unwrap());
+    let e = bad(run(d, &["fork", "p", "--mix", "en=1,budget=0", "--runs", r]));
+    assert!(e.contains("column 6: budget"), "{e}");
+    assert_eq!(visible(&root), ["p"]);
+}
