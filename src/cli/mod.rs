@@ -329,8 +329,15 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Fork { run, at, mix, name, max_steps, runs }) => {
             let root = crate::runs::runs_root(runs.as_deref());
             let parent = crate::runs::resolve(&root, &run)?;
-            let child = crate::supervisor::fork(&root, &parent, at, &mix, name, max_steps)?;
-            println!("{}", child.id());
+            let f = crate::supervisor::fork(&root, &parent, at, &mix, name, max_steps)?;
+            if f.fresh_optimizer {
+                eprintln!(
+                    "note: checkpoint {} of {} holds weights only (a shipped base's step): the fork starts with fresh optimizer moments",
+                    f.step,
+                    parent.id()
+                );
+            }
+            println!("{}", f.run.id());
             Ok(0)
         }
         Some(Command::Launch { config, runs, mut sets, launcher }) => {

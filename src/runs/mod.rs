@@ -98,6 +98,13 @@ impl RunDir {
         Ok(v)
     }
 
+    /// Whether the checkpoint at `step` holds weights without optimizer state (a shipped
+    /// base's step): a run or fork started from it gets fresh optimizer moments.
+    pub fn weights_only(&self, step: u64) -> bool {
+        let d = self.checkpoint_dir(step);
+        d.join("model.safetensors").exists() && !d.join("optimizer.safetensors").exists()
+    }
+
     pub fn latest_checkpoint(&self) -> Result<Option<u64>> {
         Ok(self.checkpoints()?.last().copied())
     }

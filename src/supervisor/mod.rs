@@ -424,7 +424,8 @@ pub fn checkpoint_now(run: &RunDir, timeout: Duration) -> Result<Option<u64>> {
 }
 
 /// Fork a run at a checkpoint with a new mixture and queue the fork. Without `at`, a live run
-/// is asked for a checkpoint now, else its latest is used.
+/// is asked for a checkpoint now, else its latest is used. A checkpoint that holds weights only
+/// (a shipped base's step) gives a fork with fresh optimizer moments (`Forked::fresh_optimizer`).
 pub fn fork(
     root: &Path,
     parent: &RunDir,
@@ -432,7 +433,7 @@ pub fn fork(
     spec: &str,
     name: Option<String>,
     max_steps: Option<u64>,
-) -> Result<RunDir> {
+) -> Result<crate::train::setup::Forked> {
     let at = match at {
         Some(s) => Some(s),
         None if status::is_alive(parent) && status::status(parent)?.state == State::Running => {
@@ -440,10 +441,10 @@ pub fn fork(
         }
         None => None,
     };
-    let child = crate::train::setup::fork_run(root, parent, at, spec, name, max_steps)?;
-    append_status(&child, State::Queued, None)?;
+    let forked = crate::train::setup::fork_run(root, parent, at, spec, name, max_steps)?;
+    append_status(&forked.run, State::Queued, None)?;
     schedule(root)?;
-    Ok(child)
+    Ok(forked)
 }
 
 /// An exclusive lock on a file for the life of the guard (the scheduler's critical section).

@@ -120,7 +120,11 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
     run.write_config(&cfg)?;
     if let Some((b, step)) = &base {
         let mix = cfg.mixture()?;
-        write_fork_event(&run, &b.id(), *step, &mix)?;
+        // A base checkpoint that exists without optimizer state (a shipped base) starts the
+        // run with fresh moments; a base trained here will have them.
+        let ck = b.checkpoint_dir(*step);
+        let fresh = ck.join(checkpoint::STATE_FILE).exists() && !ck.join(checkpoint::OPTIM_FILE).exists();
+        write_fork_event(&run, &b.id(), *step, &mix, fresh)?;
     }
     let base = base.map(|(b, _)| b);
     Ok(Created { run, base, lock })
@@ -255,7 +259,8 @@ pub fn prepare_start(root: &Path, run: &RunDir) -> Result<()> {
     if !base.checkpoint_dir(lin.fork_step).join(checkpoint::STATE_FILE).exists() {
         bail_input!("run {}: base run {} has no checkpoint at step {} yet", run.id(), base.id(), lin.fork_step);
     }
-    link_checkpoint(&base, lin.fork_step, run, cfg.seed)
+    let v = checkpoint::load_verified(&base.checkpoint_dir(lin.fork_step), lin.fork_step)?;
+    link_checkpoint(&base, lin.fork_step, v, run, cfg.seed).map(|_| ())
 }
 
 /// The tokenizer.json a new run copies.
@@ -407,39 +412,48 @@ fn fmt_steps(v: &[u64]) -> String {
     }
 }
 
-/// Put `from`'s checkpoint at `step` into `to` (hard links where possible, copies otherwise).
-/// The sampler continues with `seed` (the same as the parent's for an exact fork).
-fn link_checkpoint(from: &RunDir, step: u64, to: &RunDir, seed: u64) -> Result<()> {
+/// Put `from`'s checkpoint at `step`, checked by the caller ([`checkpoint::load_verified`]: a
+/// damaged checkpoint is never linked), into `to` (hard links where possible, copies otherwise). The
+/// sampler continues with `seed` (the same as the parent's for an exact fork). Returns whether
+/// the checkpoint holds weights only (a shipped base's): the run then starts with fresh
+/// optimizer moments, which the trainer allows at a run's starting step alone.
+fn link_checkpoint(from: &RunDir, step: u64, v: checkpoint::Verified, to: &RunDir, seed: u64) -> Result<bool> {
     let src = from.checkpoint_dir(step);
     let tmp = to.checkpoints_dir().join(format!(".tmp-{step}-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     for f in [checkpoint::MODEL_FILE, checkpoint::OPTIM_FILE] {
         let (a, b) = (src.join(f), tmp.join(f));
-        // A shipped base keeps its weights only: a run started from it begins with fresh
-        // optimizer moments (the trainer allows that at a run's starting step alone).
-        if f == checkpoint::OPTIM_FILE && !a.exists() {
+        if f == checkpoint::OPTIM_FILE && !v.optimizer {
             continue;
         }
         if std::fs::hard_link(&a, &b).is_err() {
             std::fs::copy(&a, &b).with_context(|| format!("copying {}", a.display()))?;
         }
     }
-    let mut st: TrainState = checkpoint::load_state(&src)?;
+    let mut st: TrainState = v.state;
     st.sampler.seed = seed;
     st.control_seq = 0;
     std::fs::write(tmp.join(checkpoint::STATE_FILE), serde_json::to_vec_pretty(&st)?)?;
     std::fs::rename(&tmp, to.checkpoint_dir(step))?;
     crate::util::sync_dir(&to.checkpoints_dir());
-    Ok(())
+    Ok(!v.optimizer)
 }
 
-fn write_fork_event(run: &RunDir, parent: &str, step: u64, mix: &Mixture) -> Result<()> {
+fn write_fork_event(run: &RunDir, parent: &str, step: u64, mix: &Mixture, fresh_optimizer: bool) -> Result<()> {
     let mut w = EventWriter::open(&run.events_path())?;
     w.write(&Event::new(
         step,
-        Body::Fork { parent: parent.to_string(), parent_step: step, mixture: mix.spec.clone() },
+        Body::Fork { parent: parent.to_string(), parent_step: step, mixture: mix.spec.clone(), fresh_optimizer },
     ))?;
     w.sync()
+}
+
+/// A fork, created.
+pub struct Forked {
+    pub run: RunDir,
+    /// The checkpoint holds weights only: the fork starts with fresh optimizer moments.
+    pub fresh_optimizer: bool,
+    pub step: u64,
 }
 
 /// Fork `parent` at checkpoint `at` (default: its latest) with a new mixture SPEC. Languages
@@ -451,7 +465,7 @@ pub fn fork_run(
     spec: &str,
     name: Option<String>,
     max_steps: Option<u64>,
-) -> Result<RunDir> {
+) -> Result<Forked> {
     let pcfg = parent.read_config()?;
     let ckpts = parent.checkpoints()?;
     let step = match at {
@@ -467,6 +481,8 @@ pub fn fork_run(
         },
     };
     let mix = Mixture::parse(spec, &pcfg.data.spec_context())?;
+    // The checkpoint is checked before anything is created.
+    let verified = checkpoint::load_verified(&parent.checkpoint_dir(step), step)?;
     let mut cfg = pcfg.clone();
     cfg.data.mixture = mix.spec.clone();
     cfg.data.heldout.retain(|h| !mix.seen().contains(&h.as_str()));
@@ -496,7 +512,7 @@ pub fn fork_run(
     tokenizer::copy_tokenizer(&parent.tokenizer_path(), &run.tokenizer_path())
         .context("copying the parent's tokenizer")?;
     run.write_config(&cfg)?;
-    link_checkpoint(parent, step, &run, cfg.seed)?;
-    write_fork_event(&run, &parent.id(), step, &mix)?;
-    Ok(run)
+    let fresh_optimizer = link_checkpoint(parent, step, verified, &run, cfg.seed)?;
+    write_fork_event(&run, &parent.id(), step, &mix, fresh_optimizer)?;
+    Ok(Forked { run, fresh_optimizer, step })
 }

@@ -260,18 +260,25 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     let mut opt =
         AdamW::new(&varmap, AdamWConfig { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weight_decay: t.weight_decay })?;
     opt.freeze(&t.freeze)?;
+    let mut fresh_moments = false;
     let (state, resumed_from) = match run.latest_checkpoint()? {
         Some(step) => {
             let dir = run.checkpoint_dir(step);
+            // Checked before it is used: step, checksums, and the run's own record of the step.
+            let v = checkpoint::load_verified(&dir, step)?;
+            check_against_events(run, &dir, &v.state)?;
             load_weights(&varmap, &model, &dir.join(checkpoint::MODEL_FILE))?;
             let optim = dir.join(checkpoint::OPTIM_FILE);
-            // Only a run's starting checkpoint from a shipped base (weights only) may lack the
-            // optimizer's state: it then starts with fresh moments. Anywhere else it is needed
-            // to resume exactly.
-            if optim.exists() || cfg.init.is_none() || step != cfg.train.schedule_start {
+            // Only a run's starting checkpoint may hold weights alone (a shipped base's step, or
+            // a fork of one): the run then starts with fresh moments. Anywhere else the
+            // optimizer's state is needed to resume exactly.
+            let starting = cfg.lineage.as_ref().is_some_and(|l| l.fork_step == step);
+            if v.optimizer || !starting {
                 opt.load(&optim).with_context(|| format!("loading {}", optim.display()))?;
+            } else {
+                fresh_moments = true;
             }
-            (checkpoint::load_state(&dir)?, Some(step))
+            (v.state, Some(step))
         }
         None => {
             if cfg.model.source != "tiny" {
@@ -288,6 +295,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
                 train_seconds: 0.0,
                 eval_loss: None,
                 eval_pending: false,
+                sha256: None,
             };
             (s, None)
         }
@@ -303,6 +311,11 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         false => None,
     };
     let msg = match resumed_from {
+        Some(s) if fresh_moments => format!(
+            "started from step {s} with fresh optimizer moments (the checkpoint holds weights only): {} parameters, {}",
+            mcfg.num_params(),
+            device_name(&device)
+        ),
         Some(s) => format!("resumed from step {s}"),
         None => format!("started: {} parameters, {}", mcfg.num_params(), device_name(&device)),
     };
@@ -331,6 +344,27 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         s.log_checkpoint_if_missing(step)?;
     }
     s.run_loop()
+}
+
+/// A checkpoint the run resumes from agrees with the run's own record: the train event of its
+/// step (when events.jsonl has one) counted the tokens its state.json records. A state.json
+/// from another run, or edited, is refused (bad input naming both files).
+fn check_against_events(run: &RunDir, dir: &Path, st: &TrainState) -> Result<()> {
+    let (events, _, _) = crate::runs::events::read_all(&run.events_path())?;
+    let logged = events.iter().rev().find_map(|e| match &e.body {
+        Body::Train { tokens, .. } if e.step == st.step => Some(*tokens),
+        _ => None,
+    });
+    if let Some(tokens) = logged.filter(|t| *t != st.tokens) {
+        crate::bail_input!(
+            "{}: records {} tokens at step {}, but {} says {tokens} at that step: the checkpoint is not this run's record",
+            dir.join(checkpoint::STATE_FILE).display(),
+            st.tokens,
+            st.step,
+            run.events_path().display()
+        );
+    }
+    Ok(())
 }
 
 fn device_name(d: &Device) -> String {

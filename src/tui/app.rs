@@ -141,6 +141,9 @@ pub enum ForkField {
 pub struct ForkDialog {
     pub run: String,
     pub checkpoints: Vec<u64>,
+    /// The checkpoints that hold weights only (a shipped base's step): a fork from one starts
+    /// with fresh optimizer moments, as `mixscope fork` does.
+    pub weights_only: Vec<u64>,
     pub ckpt: usize,
     pub field: ForkField,
     /// Per-language weights (suite order), as edited.
@@ -162,8 +165,11 @@ impl ForkDialog {
             ck = dir_ck;
         }
         let spec = cfg.mixture().map(|m| m.spec).unwrap_or_else(|_| cfg.data.mixture.clone());
+        let dir = crate::runs::RunDir::new(&r.dir);
+        let weights_only = ck.iter().copied().filter(|s| dir.weights_only(*s)).collect();
         let mut d = ForkDialog {
             run: r.id.clone(),
+            weights_only,
             ckpt: ck.len().saturating_sub(1),
             checkpoints: ck,
             field: ForkField::Weights,
@@ -211,6 +217,11 @@ impl ForkDialog {
 
     pub fn step(&self) -> Option<u64> {
         self.checkpoints.get(self.ckpt).copied()
+    }
+
+    /// The chosen checkpoint holds weights only: the fork starts with fresh optimizer moments.
+    pub fn fresh_optimizer(&self) -> bool {
+        self.step().is_some_and(|s| self.weights_only.contains(&s))
     }
 }
 
@@ -821,9 +832,10 @@ impl App {
                         });
                         self.push_log(
                             format!(
-                                "forking {} at step {} as {name}",
+                                "forking {} at step {} as {name}{}",
                                 d.run,
-                                d.step().map_or("latest".into(), |s| s.to_string())
+                                d.step().map_or("latest".into(), |s| s.to_string()),
+                                if d.fresh_optimizer() { " (weights only: fresh optimizer moments)" } else { "" }
                             ),
                             false,
                         );

@@ -89,8 +89,9 @@ fn perform(root: &Path, req: Request) -> Outcome {
             Request::Fork { run, at, spec, name } => {
                 let parent = resolve(root, &run)?;
                 let name = (!name.is_empty()).then_some(name);
-                let child = sup::fork(root, &parent, at, &spec, name, None)?;
-                (format!("forked {run} into {}", child.id()), Some(child.id()))
+                let f = sup::fork(root, &parent, at, &spec, name, None)?;
+                let fresh = if f.fresh_optimizer { " (weights only: fresh optimizer moments)" } else { "" };
+                (format!("forked {run} into {} at step {}{fresh}", f.run.id(), f.step), Some(f.run.id()))
             }
             Request::Launch { config, .. } if crate::sweep::is_sweep_file(&config) => {
                 let spec = crate::sweep::SweepSpec::read(&config)?;

@@ -150,6 +150,7 @@ fn a_pause_or_stop_during_an_evaluation_resumes_and_the_evaluation_runs() {
             serde_json::from_slice(&std::fs::read(dir.join(format!("checkpoints/{step}/state.json"))).unwrap())
                 .unwrap();
         assert_eq!(st["eval_pending"], true, "{st}");
+        assert!(st["sha256"]["model.safetensors"].is_string(), "rewritten, state.json keeps its checksums: {st}");
         ctl(t.path(), &root, "resume", &id);
         assert!(
             wait_for(Duration::from_secs(120), || trained(&dir, step + 1)),
@@ -231,6 +232,23 @@ fn visible(root: &Path) -> Vec<String> {
     v
 }
 
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let dst = to.join(e.file_name());
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else if ft.is_file() {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
 /// `checkpoint.keep_last = 0` is bad input (pruning would delete the checkpoint just written),
 /// refused before a run exists; and pruning keeps the latest checkpoint whatever a run.toml says
 /// (one written before the check).
@@ -256,6 +274,136 @@ fn keep_last_zero_is_refused_and_pruning_keeps_the_latest_checkpoint() {
     let last = of_kind(&events(&dir), "checkpoint").last().map(|e| e["path"].as_str().unwrap().to_string());
     assert_eq!(last.as_deref(), Some("checkpoints/4"));
     assert!(dir.join("checkpoints/4/model.safetensors").exists(), "the latest checkpoint is kept");
+}
+
+/// `fork RUN --at S` where checkpoint S holds weights only (a demo run's first step: the shipped
+/// base's last) forks with fresh optimizer moments, and says so: on the command line, in the
+/// fork event and in the child's first status. The child trains and finishes.
+#[test]
+fn a_fork_at_a_weights_only_checkpoint_starts_with_fresh_optimizer_moments() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let r = root.to_str().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo.toml");
+    let mut c = cmd(t.path());
+    c.args(["train", demo.to_str().unwrap(), "--runs", r, "-q"]);
+    for s in ["name=sft", "max_steps=1", "eval.n=2", "eval.generate_n=0", "threads=1"] {
+        c.args(["--set", s]);
+    }
+    ok(c.output().unwrap());
+    let sft = ls(t.path(), &root).into_iter().find(|x| x["name"] == "sft").expect("the sft run");
+    let sft_id = sft["id"].as_str().unwrap().to_string();
+    assert_eq!(sft["checkpoints"], serde_json::json!([6000, 6001]), "{sft}");
+    assert!(!root.join(&sft_id).join("checkpoints/6000/optimizer.safetensors").exists());
+
+    let o = cmd(t.path())
+        .env("MIXSCOPE_CPU_BUDGET", "1")
+        .args(["fork", &sft_id, "--at", "6000", "--mix", "en=1", "--runs", r])
+        .output()
+        .unwrap();
+    let said = format!("{}{}", ok(o.clone()), stderr(&o));
+    let child = stdout(&o).lines().last().unwrap().trim().to_string();
+    let _end = EndOnDrop::new(t.path(), &root, &child);
+    let dir = root.join(&child);
+    assert!(
+        wait_for(Duration::from_secs(300), || matches!(
+            ls_state(t.path(), &root, &child).as_str(),
+            "finished" | "failed"
+        )),
+        "{:?}",
+        ls(t.path(), &root)
+    );
+    assert_eq!(ls_state(t.path(), &root, &child), "finished", "{:?}", of_kind(&events(&dir), "status"));
+    assert!(said.contains("fresh optimizer moments"), "{said}");
+    let fork = of_kind(&events(&dir), "fork")[0].clone();
+    assert_eq!(fork["fresh_optimizer"], true, "{fork}");
+    let first = of_kind(&events(&dir), "status").into_iter().find(|e| e["state"] == "running").cloned().unwrap();
+    assert!(first["message"].as_str().unwrap().contains("fresh optimizer moments"), "{first}");
+    assert!(dir.join("checkpoints/6001/optimizer.safetensors").exists());
+}
+
+/// Damaged checkpoints are refused, naming the file, exit 2, by everything that loads one
+/// (resume, fork, export, samples): a state.json naming another step, or whose token count
+/// disagrees with the run's events, flipped bytes in the weights or the optimizer state.
+/// Checkpoints written without checksums (older runs) still load.
+#[test]
+fn a_corrupt_checkpoint_fails_loudly_naming_the_file() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let r = root.to_str().unwrap();
+    let good = root.join("good");
+    let sets = ["--set", "max_steps=4", "--set", "checkpoint_every=2"];
+    let train = |dir: &Path, max: &str| {
+        let mut c = tiny_train(t.path(), &["--run-dir", dir.to_str().unwrap(), "--runs", r]);
+        c.args(sets).args(["--set", max]);
+        c.output().unwrap()
+    };
+    ok(train(&good, "max_steps=4"));
+    let copy = |name: &str| {
+        let d = root.join(name);
+        copy_tree(&good, &d);
+        d
+    };
+    let flip = |p: &Path| {
+        let mut b = std::fs::read(p).unwrap();
+        let mid = b.len() / 2;
+        for x in &mut b[mid..mid + 2000] {
+            *x ^= 0xff;
+        }
+        std::fs::write(p, b).unwrap();
+    };
+    let edit_state = |d: &Path, f: &dyn Fn(&mut serde_json::Value)| {
+        let p = d.join("checkpoints/4/state.json");
+        let mut v = json(&p);
+        f(&mut v);
+        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    };
+
+    let d = copy("step");
+    edit_state(&d, &|v| v["step"] = 1.into());
+    let e = bad(train(&d, "max_steps=6"));
+    assert!(e.contains("checkpoints/4/state.json") && e.contains("step 1"), "{e}");
+    assert!(!of_kind(&events(&d), "train").iter().any(|e| e["step"].as_u64() > Some(4)), "nothing trained");
+
+    let d = copy("tokens");
+    edit_state(&d, &|v| v["tokens"] = (v["tokens"].as_u64().unwrap() + 1).into());
+    let e = bad(train(&d, "max_steps=6"));
+    assert!(e.contains("checkpoints/4/state.json") && e.contains("events.jsonl"), "{e}");
+
+    for f in ["model.safetensors", "optimizer.safetensors"] {
+        let d = copy(&format!("flip-{}", &f[..5]));
+        flip(&d.join("checkpoints/4").join(f));
+        let e = bad(train(&d, "max_steps=6"));
+        assert!(e.contains(&format!("checkpoints/4/{f}")) && e.contains("SHA-256"), "{e}");
+        assert!(!of_kind(&events(&d), "train").iter().any(|e| e["step"].as_u64() > Some(4)), "nothing trained");
+    }
+
+    // Fork, export and samples of the damaged checkpoint: refused, nothing created.
+    let d = root.join("flip-model");
+    let before = visible(&root);
+    let e = bad(run(t.path(), &["fork", d.to_str().unwrap(), "--at", "4", "--mix", "en=1", "--runs", r]));
+    assert!(e.contains("checkpoints/4/model.safetensors"), "{e}");
+    assert_eq!(visible(&root), before, "a refused fork creates nothing");
+    let out = t.path().join("export");
+    let e = bad(run(t.path(), &["export", d.to_str().unwrap(), "--out", out.to_str().unwrap()]));
+    assert!(e.contains("checkpoints/4/model.safetensors"), "{e}");
+    assert!(!out.exists());
+    let e = bad(run(t.path(), &["samples", d.to_str().unwrap(), "--n", "1"]));
+    assert!(e.contains("checkpoints/4/model.safetensors"), "{e}");
+
+    // Each checkpoint records the SHA-256 of its files; one without (written before they were)
+    // is accepted.
+    let st = json(&good.join("checkpoints/4/state.json"));
+    for f in ["model.safetensors", "optimizer.safetensors"] {
+        let h = st["sha256"][f].as_str().unwrap_or_else(|| panic!("no checksum of {f}: {st}"));
+        assert_eq!(h, sha(&good.join("checkpoints/4").join(f)));
+    }
+    let d = copy("legacy");
+    edit_state(&d, &|v| {
+        v.as_object_mut().unwrap().remove("sha256");
+    });
+    ok(train(&d, "max_steps=6"));
+    assert_eq!(last_state(&d).as_deref(), Some("finished"));
 }
 
 /// `--run-dir` naming a directory that holds files and is not a run is refused before anything

@@ -438,3 +438,34 @@ fn the_examples_axis_places_each_language_by_its_own_examples() {
     assert!(0.0 < es && es < en && en < all, "es {es}, en {en}, all {all}");
     insta::assert_snapshot!("examples_axis_120x40", s.replace(&a.store.root.display().to_string(), "runs"));
 }
+
+/// The fork dialog on a checkpoint that holds weights only (a shipped base's step) says the
+/// fork starts with fresh optimizer moments, and so does the fork's log line.
+#[test]
+fn the_fork_dialog_says_when_a_checkpoint_has_no_optimizer_state() {
+    let t = fixture();
+    let root = t.path().join("runs");
+    let run = root.join("ml40-7a8b9c");
+    for (step, optim) in [(300, false), (400, true)] {
+        let d = run.join(format!("checkpoints/{step}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("state.json"), "{}").unwrap();
+        std::fs::write(d.join("model.safetensors"), "").unwrap();
+        if optim {
+            std::fs::write(d.join("optimizer.safetensors"), "").unwrap();
+        }
+    }
+    let mut a = app(&root);
+    select(&mut a, "ml40-");
+    key(&mut a, KeyCode::Char('f'));
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("◀ 400 ▶") && !s.contains("fresh optimizer"), "{s}");
+    key(&mut a, KeyCode::BackTab);
+    key(&mut a, KeyCode::Up);
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("◀ 300 ▶") && s.contains("fresh optimizer moments"), "{s}");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.pending.len(), 1, "{:?}", a.pending);
+    let log = a.log.iter().map(|l| l.text.clone()).collect::<Vec<_>>().join("\n");
+    assert!(log.contains("at step 300") && log.contains("fresh optimizer moments"), "{log}");
+}

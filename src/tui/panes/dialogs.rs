@@ -269,11 +269,17 @@ fn draw_fork(f: &mut Frame, area: Rect, d: &ForkDialog, keys: &Keymap, th: &Them
     } else {
         format!("   checkpoints: {}", d.checkpoints.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" "))
     };
+    // A weights-only checkpoint (a shipped base's step) is said where the step is chosen.
+    let after = if d.fresh_optimizer() {
+        Span::styled("  weights only: fresh optimizer moments", Style::default().fg(th.warning))
+    } else {
+        dim(clip(&cks, 50), th)
+    };
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled("step ", active(ForkField::Step)),
             Span::raw(format!("◀ {step} ▶")),
-            dim(clip(&cks, 50), th),
+            after,
         ])),
         step_a,
     );
