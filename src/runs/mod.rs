@@ -68,6 +68,25 @@ impl RunDir {
         self.config_path().exists()
     }
 
+    /// The entries of a run directory that mixscope writes in place, or into (or opens to
+    /// lock): none may be a symbolic link, which a write would follow out of the run. (run.toml,
+    /// `control` and `assigned_device` are replaced by a rename, which replaces a link rather
+    /// than following it.)
+    pub const OWN_ENTRIES: [&'static str; 8] =
+        ["events.jsonl", "lock", "monitor.lock", "control", "stdout.log", "stderr.log", "checkpoints", "tensorboard"];
+
+    /// Refuse a run directory whose own files or directories ([`RunDir::OWN_ENTRIES`]) are
+    /// symbolic links (bad input naming the first).
+    pub fn check_links(&self) -> Result<()> {
+        for e in Self::OWN_ENTRIES {
+            let p = self.path.join(e);
+            if crate::util::is_link(&p) {
+                return Err(crate::util::link_error(&p));
+            }
+        }
+        Ok(())
+    }
+
     /// The resolved config. A garbage run.toml is a located error, never a panic.
     pub fn read_config(&self) -> Result<RunConfig> {
         let p = self.config_path();

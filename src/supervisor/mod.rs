@@ -171,21 +171,29 @@ pub fn check_device(loaded: &Loaded) -> Result<()> {
 
 /// Create and queue a run from a validated config (see [`launch`]).
 pub fn launch_loaded(root: &Path, loaded: &Loaded) -> Result<RunDir> {
-    let crate::train::setup::Created { run, base, lock } = crate::train::setup::create_run(root, None, loaded)?;
-    // The trainer takes the run's lock when it starts.
-    drop(lock);
+    let crate::train::setup::Created { run, base, lock, base_lock } =
+        crate::train::setup::create_run(root, None, loaded)?;
     if let Some(base) = &base {
         if slurm::is_slurm(&loaded.config) {
             submit_base_too(base, &loaded.config)?;
         }
-        let st = status::status(base)?;
-        let idle = !st.alive && !crate::train::setup::is_complete(base)?;
-        let not_queued = st.queued_at.is_none() || matches!(st.state, State::Stopped | State::Failed | State::Paused);
-        if idle && not_queued {
+        // A base created just now (we hold its lock) has no status yet: it is queued.
+        let queue_it = base_lock.is_some() || {
+            let st = status::status(base)?;
+            let idle = !st.alive && !crate::train::setup::is_complete(base)?;
+            let not_queued =
+                st.queued_at.is_none() || matches!(st.state, State::Stopped | State::Failed | State::Paused);
+            idle && not_queued
+        };
+        if queue_it {
             append_status(base, State::Queued, Some("base of another run".into()))?;
         }
     }
     append_status(&run, State::Queued, None)?;
+    // Held until the runs are queued (a run with no status whose lock nobody holds died in
+    // setup); their trainers take them when they start.
+    drop(base_lock);
+    drop(lock);
     schedule(root)?;
     Ok(run)
 }
@@ -441,8 +449,10 @@ pub fn fork(
         }
         None => None,
     };
-    let forked = crate::train::setup::fork_run(root, parent, at, spec, name, max_steps)?;
+    let mut forked = crate::train::setup::fork_run(root, parent, at, spec, name, max_steps)?;
     append_status(&forked.run, State::Queued, None)?;
+    // Queued: its trainer takes the lock when it starts.
+    drop(forked.lock.take());
     schedule(root)?;
     Ok(forked)
 }

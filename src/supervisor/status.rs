@@ -60,7 +60,7 @@ pub fn is_alive(run: &RunDir) -> bool {
 
 fn monitor_held(dir: &Path) -> bool {
     let p = dir.join("monitor.lock");
-    let Ok(f) = std::fs::OpenOptions::new().read(true).open(&p) else {
+    let Ok(f) = crate::util::open_nofollow(std::fs::OpenOptions::new().read(true), &p) else {
         return false;
     };
     #[cfg(unix)]
@@ -107,7 +107,18 @@ pub fn derive_state(
             (State::Failed, Some(msg))
         }
         (Some(s), false) => (s, message),
-        (None, false) => (State::Queued, message.or_else(|| Some("not launched".into()))),
+        (None, false) => match lock::read_info(&run.path.join("lock")) {
+            // Every command that creates a run holds its lock until the run's first status
+            // (queued, or running): a lock's owner that died before writing one died in setup.
+            Some(owner) => (
+                State::Failed,
+                Some(format!(
+                    "setup did not finish: the process that created the run (pid {} on {}) ended before the run was queued or started training; resume starts it again",
+                    owner.pid, owner.host
+                )),
+            ),
+            None => (State::Queued, message.or_else(|| Some("not launched".into()))),
+        },
     }
 }
 

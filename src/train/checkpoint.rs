@@ -84,7 +84,7 @@ pub fn checksums(dir: &Path) -> Result<BTreeMap<String, String>> {
 /// directory.
 pub fn save(run: &RunDir, state: &TrainState, write_files: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
     let root = run.checkpoints_dir();
-    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    crate::util::ensure_real_dir(&root)?;
     let tmp = root.join(format!(".tmp-{}-{}", state.step, std::process::id()));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).ok();

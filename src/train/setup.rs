@@ -31,8 +31,11 @@ pub struct Created {
     pub run: RunDir,
     pub base: Option<RunDir>,
     /// The run's lock, taken before anything was written into it: a caller that trains the run
-    /// at once keeps it (`train::train_locked`); a launcher drops it.
+    /// at once keeps it (`train::train_locked`); a launcher keeps it until the run is queued.
+    /// A run with no status whose lock nobody holds died in setup (`supervisor::status`).
     pub lock: RunLock,
+    /// The base's lock, when this call created the base (untrained, with no status yet).
+    pub base_lock: Option<RunLock>,
 }
 
 /// Create a run directory from a validated config. `dir` is the run directory to create (or
@@ -93,11 +96,16 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
         check_claimable(d)?;
     }
     let mut base: Option<(RunDir, u64)> = None;
+    let mut base_lock = None;
     if let Some((p, step)) = plan {
         let b = match p {
             BasePlan::Found(b) => b,
             BasePlan::Shipped(s) => install_shipped(root, &s)?,
-            BasePlan::New(bl) => create_run(root, None, &bl)?.run,
+            BasePlan::New(bl) => {
+                let c = create_run(root, None, &bl)?;
+                base_lock = Some(c.lock);
+                c.run
+            }
         };
         cfg.lineage = Some(Lineage { parent: b.id(), fork_step: step });
         // The base by id when the run's own runs root (or its directory's parent) finds it
@@ -127,7 +135,7 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
         write_fork_event(&run, &b.id(), *step, &mix, fresh)?;
     }
     let base = base.map(|(b, _)| b);
-    Ok(Created { run, base, lock })
+    Ok(Created { run, base, lock, base_lock })
 }
 
 /// Every prefix in `train.freeze` must name a parameter of the model (bad input at its place).
@@ -419,6 +427,7 @@ fn fmt_steps(v: &[u64]) -> String {
 /// optimizer moments, which the trainer allows at a run's starting step alone.
 fn link_checkpoint(from: &RunDir, step: u64, v: checkpoint::Verified, to: &RunDir, seed: u64) -> Result<bool> {
     let src = from.checkpoint_dir(step);
+    crate::util::ensure_real_dir(&to.checkpoints_dir())?;
     let tmp = to.checkpoints_dir().join(format!(".tmp-{step}-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     for f in [checkpoint::MODEL_FILE, checkpoint::OPTIM_FILE] {
@@ -448,9 +457,10 @@ fn write_fork_event(run: &RunDir, parent: &str, step: u64, mix: &Mixture, fresh_
     w.sync()
 }
 
-/// A fork, created.
+/// A fork, created and locked (a caller queues it, then lets the lock go).
 pub struct Forked {
     pub run: RunDir,
+    pub lock: Option<RunLock>,
     /// The checkpoint holds weights only: the fork starts with fresh optimizer moments.
     pub fresh_optimizer: bool,
     pub step: u64,
@@ -508,11 +518,11 @@ pub fn fork_run(
     cfg.source_hash = None;
     // A fork is a run of its own, not another point of its parent's sweep.
     cfg.sweep = None;
-    let (run, _lock) = new_run_dir(root, cfg.name.as_deref())?;
+    let (run, lock) = new_run_dir(root, cfg.name.as_deref())?;
     tokenizer::copy_tokenizer(&parent.tokenizer_path(), &run.tokenizer_path())
         .context("copying the parent's tokenizer")?;
     run.write_config(&cfg)?;
     let fresh_optimizer = link_checkpoint(parent, step, verified, &run, cfg.seed)?;
     write_fork_event(&run, &parent.id(), step, &mix, fresh_optimizer)?;
-    Ok(Forked { run, fresh_optimizer, step })
+    Ok(Forked { run, lock: Some(lock), fresh_optimizer, step })
 }

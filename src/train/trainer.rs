@@ -41,7 +41,14 @@ extern "C" fn on_term(_sig: libc::c_int) {
     TERM.store(true, Ordering::SeqCst);
 }
 
-/// SIGTERM and SIGINT ask the loop to checkpoint and stop at the next step boundary.
+/// Whether SIGTERM or SIGINT arrived (the loop stops at its next step boundary; setup stops
+/// between its stages).
+fn interrupted() -> bool {
+    TERM.load(Ordering::SeqCst)
+}
+
+/// SIGTERM and SIGINT ask the loop to checkpoint and stop at the next step boundary, and setup
+/// to stop before the loop starts.
 fn install_signal_handlers() {
     #[cfg(unix)]
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
@@ -68,6 +75,16 @@ pub enum Outcome {
     Stopped,
     /// Paused, and the process should exit (a supervised run frees its slot).
     Paused,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Finished => "finished",
+            Outcome::Stopped => "stopped",
+            Outcome::Paused => "paused",
+        }
+    }
 }
 
 /// How to train.
@@ -204,11 +221,14 @@ pub fn train(run: &RunDir, opts: &TrainOptions) -> Result<Outcome> {
 /// config was checked), so that no other process can slip in between.
 pub fn train_locked(run: &RunDir, lock: RunLock, opts: &TrainOptions) -> Result<Outcome> {
     let _lock = lock;
+    // Ctrl-C is obeyed from here on, setup included (it spawns threads, loads data and models).
+    install_signal_handlers();
+    // Nothing is written through a link out of the run directory.
+    run.check_links()?;
     let cfg = run.read_config()?;
     set_thread_budget(cfg.threads);
     super::tune_allocator();
     let mut events = EventWriter::open(&run.events_path())?;
-    install_signal_handlers();
     let events_path = run.events_path();
     let prev_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -231,11 +251,32 @@ pub fn train_locked(run: &RunDir, lock: RunLock, opts: &TrainOptions) -> Result<
     }
 }
 
+/// Setup was interrupted (Ctrl-C, SIGTERM): the run is stopped before it trained, with
+/// nothing else written.
+fn stopped_in_setup(run: &RunDir) -> Result<Outcome> {
+    let step = run.latest_checkpoint().ok().flatten().unwrap_or(0);
+    let mut w = EventWriter::open(&run.events_path())?;
+    let msg = "stopped by a signal during setup, before training".to_string();
+    w.write(&Event::new(step, Body::Status { state: State::Stopped, message: Some(msg) }))?;
+    w.sync()?;
+    Ok(Outcome::Stopped)
+}
+
 fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Outcome> {
+    // Between the stages of setup: a signal stops the trainer before it trains.
+    macro_rules! stop_if_interrupted {
+        () => {
+            if interrupted() {
+                return stopped_in_setup(run);
+            }
+        };
+    }
+    stop_if_interrupted!();
     checkpoint::clean_temporaries(run);
     let tok = Tok::load(&run.tokenizer_path())?;
     let mixture = cfg.mixture()?;
     let user = UserData::load(&cfg.data.files)?;
+    stop_if_interrupted!();
     let source = DataSource { opts: GenOptions { mr_levels: cfg.data.mr_levels.clone() }, user };
     // The queue's GPU for a run that asked for any (`auto`, `cuda`), passed by its monitor.
     let spec = match std::env::var("MIXSCOPE_DEVICE").map(|d| d.parse::<DeviceSpec>()) {
@@ -243,6 +284,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         _ => cfg.device,
     };
     let device = select_device(spec)?;
+    stop_if_interrupted!();
     let dtype = dtype_of(&cfg.model.dtype);
     let mcfg = model_config(&cfg, &tok)?;
     let kernels = match cfg.model.kernels.as_str() {
@@ -260,6 +302,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     let mut opt =
         AdamW::new(&varmap, AdamWConfig { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weight_decay: t.weight_decay })?;
     opt.freeze(&t.freeze)?;
+    stop_if_interrupted!();
     let mut fresh_moments = false;
     let (state, resumed_from) = match run.latest_checkpoint()? {
         Some(step) => {
@@ -300,9 +343,11 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
             (s, None)
         }
     };
+    stop_if_interrupted!();
     let sampler = Sampler::resume(&mixture, state.sampler.clone());
     let control = ControlWatch::new_from(&run.path, state.control_seq);
     let evaluator = Evaluator::new(&cfg, &mixture, &source, &tok)?;
+    stop_if_interrupted!();
     let events = EventWriter::open(&run.events_path())?;
     let tensorboard = match cfg.logging.tensorboard {
         true => tensorboard::Writer::create(&run.path.join(tensorboard::DIR))

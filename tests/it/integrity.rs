@@ -5,8 +5,9 @@
 
 use crate::common;
 use common::*;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -404,6 +405,107 @@ fn a_corrupt_checkpoint_fails_loudly_naming_the_file() {
     });
     ok(train(&d, "max_steps=6"));
     assert_eq!(last_state(&d).as_deref(), Some("finished"));
+}
+
+/// Links inside a run directory are not followed for writes: a run whose events.jsonl, lock,
+/// control, checkpoints/ or tensorboard/ is a symbolic link is refused (exit 2, naming it), and
+/// a supervised run whose stdout.log or stderr.log is one fails with the reason. What the links
+/// point to is left as it was.
+#[test]
+fn links_inside_a_run_directory_are_not_followed_for_writes() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let r = root.to_str().unwrap();
+    let good = root.join("good");
+    ok(tiny_train(t.path(), &["--run-dir", good.to_str().unwrap(), "--runs", r]).output().unwrap());
+    let outside = t.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let link = |d: &Path, entry: &str| -> PathBuf {
+        let target = outside.join(format!("{}-{entry}", d.file_name().unwrap().to_string_lossy()));
+        let p = d.join(entry);
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+            std::fs::create_dir(&target).unwrap();
+        } else {
+            let _ = std::fs::remove_file(&p);
+            std::fs::write(&target, "precious\n").unwrap();
+        }
+        std::os::unix::fs::symlink(&target, &p).unwrap();
+        target
+    };
+    let untouched = |target: &Path| {
+        if target.is_dir() {
+            assert!(std::fs::read_dir(target).unwrap().next().is_none(), "{} was written into", target.display());
+        } else {
+            assert_eq!(std::fs::read_to_string(target).unwrap(), "precious\n", "{} was written", target.display());
+        }
+    };
+    for entry in ["events.jsonl", "lock", "control", "checkpoints", "tensorboard"] {
+        let d = root.join(format!("link-{}", entry.replace('.', "-")));
+        copy_tree(&good, &d);
+        std::fs::create_dir_all(d.join("tensorboard")).unwrap();
+        std::fs::write(d.join("control"), "{\"seq\":0,\"cmd\":\"resume\"}").unwrap();
+        let target = link(&d, entry);
+        let e = bad(tiny_train(t.path(), &["--run-dir", d.to_str().unwrap(), "--runs", r, "--set", "max_steps=4"])
+            .output()
+            .unwrap());
+        assert!(e.contains(&format!("{entry}: is a symbolic link")), "{entry}: {e}");
+        untouched(&target);
+    }
+    // The supervised trainer's logs: the run fails with the reason.
+    for entry in ["stdout.log", "stderr.log"] {
+        let id = format!("link-{}", entry.replace('.', "-"));
+        let d = root.join(&id);
+        copy_tree(&good, &d);
+        let cfg = std::fs::read_to_string(d.join("run.toml")).unwrap();
+        std::fs::write(d.join("run.toml"), cfg.replace("max_steps = 2", "max_steps = 4")).unwrap();
+        let line = format!(
+            "{{\"v\":1,\"kind\":\"status\",\"step\":2,\"time\":{},\"state\":\"stopped\",\"message\":\"by the test\"}}\n",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.join("events.jsonl"))
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+        let target = link(&d, entry);
+        ok(run(t.path(), &["resume", &id, "--runs", r]));
+        let _end = EndOnDrop::new(t.path(), &root, &id);
+        assert!(
+            wait_for(Duration::from_secs(60), || ls_state(t.path(), &root, &id) == "failed"),
+            "{:?}",
+            ls(t.path(), &root)
+        );
+        let row = ls(t.path(), &root).into_iter().find(|x| x["id"] == id.as_str()).unwrap();
+        let msg = row["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(&format!("{entry}: is a symbolic link")), "{row}");
+        untouched(&target);
+    }
+}
+
+/// After a pause, the control file deleted, then resume: a stop still reaches the trainer (a
+/// request numbered from 1 again used to be taken for one already handled).
+#[test]
+fn stop_works_after_the_control_file_was_deleted() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let id = launch(t.path(), &root, &["max_steps=100000", "eval.every=0", "checkpoint.every=50"]);
+    let _end = EndOnDrop::new(t.path(), &root, &id);
+    let dir = root.join(&id);
+    assert!(wait_for(Duration::from_secs(120), || trained(&dir, 3)));
+    ctl(t.path(), &root, "pause", &id);
+    assert!(wait_for(Duration::from_secs(60), || ls_state(t.path(), &root, &id) == "paused"));
+    let paused_at = losses(&dir).last().unwrap().0;
+    std::fs::remove_file(dir.join("control")).unwrap();
+    ctl(t.path(), &root, "resume", &id);
+    assert!(wait_for(Duration::from_secs(120), || trained(&dir, paused_at + 2)), "resumed");
+    ctl(t.path(), &root, "stop", &id);
+    assert!(
+        wait_for(Duration::from_secs(60), || ls_state(t.path(), &root, &id) == "stopped"),
+        "the stop was obeyed: {:?}",
+        of_kind(&events(&dir), "status")
+    );
 }
 
 /// `--run-dir` naming a directory that holds files and is not a run is refused before anything
