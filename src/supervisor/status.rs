@@ -217,9 +217,18 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
     if let (Some(err), false) = (cfg_error, st.alive) {
         // A run whose run.toml cannot be read cannot be trained or resumed: say why.
         st.state = State::Failed;
-        st.message = Some(format!("unreadable run.toml: {err}"));
+        st.message = Some(damaged_message(run, &err));
     }
     Ok(st)
+}
+
+/// What `ls`, the TUI and reports say of a run whose run.toml cannot be read (`err`).
+pub fn damaged_message(run: &RunDir, err: &str) -> String {
+    if run.exists() {
+        format!("unreadable run.toml: {err}")
+    } else {
+        "damaged: run.toml is missing (its events and checkpoints are kept; it cannot be resumed or forked)".into()
+    }
 }
 
 /// The status of every run under a root (unreadable runs are reported as failed).

@@ -45,8 +45,10 @@ pub struct Created {
 /// `fork`. Its starting checkpoint is linked in when it first trains ([`prepare_start`]).
 pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Created> {
     let mut cfg = loaded.config.clone();
-    // Bad user data is bad input: found before anything is created.
-    crate::data::jsonl::UserData::load(&cfg.data.files)?;
+    // Bad user data is bad input: found before anything is created. Rows of tasks the run
+    // does not train are said, not dropped without a word.
+    let user = crate::data::jsonl::UserData::load(&cfg.data.files)?;
+    warn_untrained_rows(&user, &cfg);
     let pretrained = if cfg.model.source != "tiny" && cfg.init.is_none() {
         let dir = super::pretrained::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
         Some(super::pretrained::check_model_dir(&dir)?)
@@ -152,6 +154,25 @@ fn check_freeze(loaded: &Loaded, freeze: &[String], m: &super::ModelConfig) -> R
     Ok(())
 }
 
+/// Say (on stderr) which rows of the user data the run will not train: those of tasks its
+/// `data.tasks` does not name.
+fn warn_untrained_rows(user: &crate::data::jsonl::UserData, cfg: &RunConfig) {
+    let named = cfg.data.task_names();
+    let mut rows: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for (t, _, train, heldout) in user.counts() {
+        let t = t.to_string();
+        if !named.contains(&t) {
+            *rows.entry(t).or_default() += train + heldout;
+        }
+    }
+    for (t, n) in rows {
+        eprintln!(
+            "warning: data.files: {n} rows of task '{t}' are not trained: data.tasks ({}) does not name it",
+            named.join(", ")
+        );
+    }
+}
+
 /// A new run directory under `root` with a fresh id, created (never an existing one) and locked.
 pub fn new_run_dir(root: &Path, name: Option<&str>) -> Result<(RunDir, RunLock)> {
     crate::util::create_private_dir(root)?;
@@ -192,6 +213,11 @@ fn refusal(path: &Path, found: &[String]) -> anyhow::Error {
     // A run being created there by another command (it holds the lock) counts as a run.
     let msg = if found.iter().any(|n| n == "run.toml") || crate::runs::lock::is_held(path) {
         format!("{}: another command created a run there meanwhile; run this one again to resume it", path.display())
+    } else if found.iter().any(|n| n == "events.jsonl" || n == "checkpoints") {
+        format!(
+            "--run-dir {}: a damaged run (its run.toml is missing): restore it, or choose another directory",
+            path.display()
+        )
     } else {
         format!(
             "--run-dir {}: the directory is neither empty nor a run (it holds {})",
@@ -204,7 +230,7 @@ fn refusal(path: &Path, found: &[String]) -> anyhow::Error {
 
 /// A run directory the user named (`--run-dir`) for a new run: created, or an existing empty
 /// directory, then locked. Refused when it holds anything else: a run (created meanwhile by
-/// another command, which may hold its lock) or files that are not a run's.
+/// another command, which may hold its lock), a damaged run, or files that are not a run's.
 fn claim_dir(path: &Path) -> Result<(RunDir, RunLock)> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         crate::util::create_private_dir(parent)?;

@@ -383,6 +383,13 @@ pub struct App {
     /// The compare table and the sweep analysis, cached between frames ([`App::derive`]).
     pub derived: Derived,
     seen_status: usize,
+    /// Offer the demo when the first read of the root finds no runs (not with `--demo`, which
+    /// starts it).
+    pub offer_demo: bool,
+    /// The root has been read whole once.
+    loaded_once: bool,
+    /// The help screen's first line shown (it scrolls when it does not fit).
+    pub help_scroll: u16,
 }
 
 impl App {
@@ -420,6 +427,9 @@ impl App {
             reload: false,
             derived: Derived::default(),
             seen_status: 0,
+            offer_demo: true,
+            loaded_once: false,
+            help_scroll: 0,
         };
         app.on_data();
         app
@@ -689,9 +699,23 @@ impl App {
             }
             Delta::Loaded(store) => {
                 self.loading = false;
-                self.store.apply(Delta::Loaded(store))
+                let changed = self.store.apply(Delta::Loaded(store));
+                if !std::mem::replace(&mut self.loaded_once, true) {
+                    self.after_first_load();
+                }
+                changed
             }
             d => self.store.apply(d),
+        }
+    }
+
+    /// Once the root has been read: a root that cannot be read is an error in the log (the
+    /// runs pane shows it too); an empty one offers the demo.
+    fn after_first_load(&mut self) {
+        if let Some(e) = self.store.error.clone() {
+            self.push_log(format!("cannot read the runs root: {e}"), true);
+        } else if self.store.runs.is_empty() && self.offer_demo && matches!(self.mode, Mode::Normal) {
+            self.mode = Mode::DemoOffer;
         }
     }
 
@@ -730,9 +754,21 @@ impl App {
                 None => {}
             },
             Mode::Help => {
-                if action != Some(Action::Close) {
-                    self.mode = Mode::Help;
-                }
+                // The help scrolls when it does not fit the screen.
+                let (max, page) = super::panes::dialogs::help_scroll_range(self, self.screen);
+                let at = self.help_scroll.min(max);
+                self.help_scroll = match action {
+                    Some(Action::Close) => {
+                        self.help_scroll = 0;
+                        return;
+                    }
+                    Some(Action::Down) => (at + 1).min(max),
+                    Some(Action::Up) => at.saturating_sub(1),
+                    Some(Action::PageDown) => (at + page.saturating_sub(1).max(1)).min(max),
+                    Some(Action::PageUp) => at.saturating_sub(page.saturating_sub(1).max(1)),
+                    _ => at,
+                };
+                self.mode = Mode::Help;
             }
             Mode::Filter(mut t) => {
                 if TextInput::edits(&k) {
@@ -1028,7 +1064,9 @@ impl App {
             | Action::PrevField
             | Action::Increase
             | Action::Lower
-            | Action::Zero => {}
+            | Action::Zero
+            | Action::PageUp
+            | Action::PageDown => {}
         }
     }
 

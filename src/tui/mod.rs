@@ -23,7 +23,7 @@ use anyhow::Result;
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures::StreamExt;
 
-use app::{App, Mode, Request};
+use app::{App, Request};
 use store::Store;
 
 /// The shortest time between two frames drawn for new data (not for keys): a burst of
@@ -133,6 +133,7 @@ async fn main_loop(root: PathBuf, theme: theme::Theme, keymap: keymap::Keymap, d
     crate::supervisor::slurm::query_in_background();
     let mut app = App::new(Store::empty(&root), theme, keymap);
     app.loading = true;
+    app.offer_demo = !demo;
     if demo {
         app.pending.push(Request::Demo);
     }
@@ -146,7 +147,7 @@ async fn main_loop(root: PathBuf, theme: theme::Theme, keymap: keymap::Keymap, d
         restore(info);
     }));
     crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
-    let result = event_loop(&mut terminal, &mut app, &root, demo).await;
+    let result = event_loop(&mut terminal, &mut app, &root).await;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
     result
@@ -158,7 +159,7 @@ fn screen_of(terminal: &ratatui::DefaultTerminal) -> Result<ratatui::layout::Rec
     Ok(ratatui::layout::Rect::new(0, 0, size.width, size.height))
 }
 
-async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root: &Path, demo: bool) -> Result<()> {
+async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root: &Path) -> Result<()> {
     let (dtx, mut drx) = tokio::sync::mpsc::unbounded_channel::<Vec<collect::Delta>>();
     let collector = collect::spawn(root.to_path_buf(), dtx)?;
     let (rtx, mut rrx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
@@ -170,7 +171,6 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
     let mut term_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     #[cfg(unix)]
     let mut hup_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut first_load = true;
     loop {
         for req in std::mem::take(&mut app.pending) {
             let (root, tx) = (root.to_path_buf(), rtx.clone());
@@ -209,12 +209,6 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
                 let mut changed = false;
                 for d in deltas {
                     changed |= app.apply(d);
-                }
-                if first_load && !app.loading {
-                    first_load = false;
-                    if app.store.runs.is_empty() && !demo && matches!(app.mode, Mode::Normal) {
-                        app.mode = Mode::DemoOffer;
-                    }
                 }
                 if changed {
                     app.on_data();

@@ -676,3 +676,65 @@ fn a_trainer_killed_during_setup_leaves_a_failed_run_that_resumes() {
         ls(t.path(), &root)
     );
 }
+
+/// Run names starting with '.' (or climbing out with `..`) still make runs that `ls` lists
+/// and ids find: ids never start with '.'.
+#[test]
+fn names_starting_with_a_dot_make_runs_that_ls_lists() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let r = root.to_str().unwrap();
+    let mut c = cmd(t.path());
+    c.args(["train", fixture("tiny.toml").to_str().unwrap(), "--runs", r, "-q"]);
+    tiny_sets(&mut c, &["name=.hidden", "max_steps=2", "eval_every=0"]);
+    ok(c.output().unwrap());
+    let rows = ls(t.path(), &root);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let id = rows[0]["id"].as_str().unwrap().to_string();
+    assert!(!id.starts_with('.'), "{id}");
+    assert_eq!(rows[0]["name"], ".hidden");
+    let o = cmd(t.path())
+        .env("MIXSCOPE_CPU_BUDGET", "1")
+        .args(["fork", ".hidden", "--name", "../../x", "--mix", "en=1", "--runs", r])
+        .output()
+        .unwrap();
+    let child = ok(o).trim().to_string();
+    let _end = EndOnDrop::new(t.path(), &root, &child);
+    assert!(!child.starts_with('.') && !child.contains('/'), "{child}");
+    assert!(root.join(&child).join("run.toml").exists());
+    assert!(
+        wait_for(Duration::from_secs(120), || ls_state(t.path(), &root, &child) == "finished"),
+        "{:?}",
+        ls(t.path(), &root)
+    );
+}
+
+/// A run directory whose run.toml is gone is shown as damaged by `ls` and `report`, not
+/// skipped; commands on it say what is missing.
+#[test]
+fn a_run_without_its_run_toml_shows_as_damaged() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let r = root.to_str().unwrap();
+    for id in ["ok", "broken"] {
+        let mut c = cmd(t.path());
+        c.args(["train", fixture("tiny.toml").to_str().unwrap(), "--run-dir", root.join(id).to_str().unwrap(), "-q"]);
+        tiny_sets(&mut c, &["max_steps=2", "eval_every=2"]);
+        ok(c.output().unwrap());
+    }
+    std::fs::remove_file(root.join("broken/run.toml")).unwrap();
+    let rows = ls(t.path(), &root);
+    let b = rows.iter().find(|x| x["id"] == "broken").unwrap_or_else(|| panic!("broken is listed: {rows:?}"));
+    assert_eq!(b["state"], "failed", "{b}");
+    let msg = b["message"].as_str().unwrap();
+    assert!(msg.contains("damaged") && msg.contains("run.toml is missing"), "{b}");
+    let text = ok(run(t.path(), &["ls", "--runs", r]));
+    assert!(text.contains("broken") && text.contains("run.toml is missing"), "{text}");
+    let out = t.path().join("report");
+    let said = ok(run(t.path(), &["report", "--runs", r, "--out", out.to_str().unwrap()]));
+    assert!(said.contains("broken") && said.contains("run.toml is missing"), "{said}");
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("broken") && html.contains("run.toml is missing"), "the report's runs table");
+    let e = bad(run(t.path(), &["resume", "broken", "--runs", r]));
+    assert!(e.contains("run.toml is missing"), "{e}");
+}
