@@ -500,7 +500,7 @@ pub const DEMO_SFT: &str = include_str!("../../configs/demo.toml");
 /// the machine, one thread each. Returns the two SFT runs.
 pub fn demo(root: &Path) -> Result<Vec<RunDir>> {
     let dir = root.join(".demo");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::util::create_private_dir(&dir)?;
     for (name, text) in [("demo-base.toml", DEMO_BASE), ("demo.toml", DEMO_SFT)] {
         let p = dir.join(name);
         if std::fs::read_to_string(&p).ok().as_deref() != Some(text) {

@@ -412,13 +412,14 @@ fn shipped_base(hash: &str, suite: &str, max_steps: u64) -> Result<Option<RunDir
 /// renamed, so the root never holds half a base.
 fn install_shipped(root: &Path, shipped: &RunDir) -> Result<RunDir> {
     let cfg = shipped.read_config()?;
-    std::fs::create_dir_all(root)?;
+    // Created private, as every run directory mixscope makes (an existing root keeps its mode).
+    crate::util::create_private_dir(root)?;
     let id = runs::new_id(root, cfg.name.as_deref());
     let tmp = root.join(format!(".tmp-{id}-{}", std::process::id()));
     let copy_tree = |from: &Path, to: &Path| -> Result<()> {
         let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
         while let Some((a, b)) = stack.pop() {
-            std::fs::create_dir_all(&b)?;
+            crate::util::create_private_dir(&b)?;
             for e in std::fs::read_dir(&a).with_context(|| format!("reading {}", a.display()))? {
                 let e = e?;
                 let (src, dst) = (e.path(), b.join(e.file_name()));

@@ -526,3 +526,32 @@ fn a_run_dir_that_is_neither_empty_nor_a_run_is_refused() {
     assert_eq!(visible(&dir), ["todo.txt"]);
     assert_eq!(std::fs::read_to_string(dir.join("todo.txt")).unwrap(), "keep me\n");
 }
+
+/// A runs root mixscope creates, and what it creates in it (its cache, a run, its checkpoints,
+/// a shipped base installed there), are private (0700): new directories are the owner's alone.
+#[test]
+fn a_new_runs_root_and_the_directories_mixscope_makes_in_it_are_private() {
+    let t = tempfile::tempdir().unwrap();
+    // The tokenizer cache in the runs root (no MIXSCOPE_CACHE): the root is made by it.
+    let root = t.path().join("runs");
+    let mut c = tiny_train(t.path(), &["--runs", root.to_str().unwrap()]);
+    c.env_remove("MIXSCOPE_CACHE");
+    ok(c.output().unwrap());
+    let run = root.join(visible(&root).first().expect("a run"));
+    for d in [root.clone(), root.join(".cache"), run.clone(), run.join("checkpoints")] {
+        assert_eq!(mode(&d) & 0o777, 0o700, "{}", d.display());
+    }
+    // A shipped base installed into a new root.
+    let root2 = t.path().join("runs2");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo.toml");
+    let mut c = cmd(t.path());
+    c.args(["train", demo.to_str().unwrap(), "--runs", root2.to_str().unwrap(), "-q"]);
+    for s in ["max_steps=1", "eval.n=2", "eval.generate_n=0", "threads=1"] {
+        c.args(["--set", s]);
+    }
+    ok(c.output().unwrap());
+    let base = root2.join(visible(&root2).into_iter().find(|n| n.starts_with("demo-base")).expect("the base"));
+    for d in [root2.clone(), base.clone(), base.join("checkpoints"), base.join("checkpoints/6000")] {
+        assert_eq!(mode(&d) & 0o777, 0o700, "{}", d.display());
+    }
+}
