@@ -776,6 +776,24 @@ impl Loaded {
         if c.checkpoint.every == 0 {
             return Err(self.field_error("checkpoint.every", "must be at least 1"));
         }
+        if c.checkpoint.keep_last == 0 {
+            return Err(
+                self.field_error("checkpoint.keep_last", "must be at least 1 (the latest checkpoint is always kept)")
+            );
+        }
+        // A Slurm job runs on a node whose cores this machine does not know (its trainer bounds
+        // the threads to its own node's); a local run is bounded here.
+        let max_threads = crate::util::max_threads();
+        if c.launcher != Launcher::Slurm && c.threads > max_threads {
+            return Err(self.field_error(
+                "threads",
+                format!(
+                    "must be at most {max_threads} (4 × this machine's {} cores; 0 = every core), got {}",
+                    crate::util::cores(),
+                    c.threads
+                ),
+            ));
+        }
         if c.data.seq_len < 16 {
             return Err(self.field_error("data.seq_len", "must be at least 16"));
         }
@@ -897,6 +915,12 @@ impl Loaded {
                     return Err(self.field_error(key, format!("'{code}' is listed twice")));
                 }
             }
+        }
+        if c.data.heldout.iter().any(|h| h == "en") {
+            return Err(self.field_error(
+                "data.heldout",
+                "'en' is English, every run's anchor language: it is trained and evaluated, never held out",
+            ));
         }
         for t in &c.eval.tasks {
             if Task::builtin(t).is_none() && !user_tasks.contains(t) {

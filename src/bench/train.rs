@@ -110,6 +110,54 @@ fn append_events(dir: &std::path::Path, tensorboard: bool) -> Result<f64> {
     Ok(t0.elapsed().as_secs_f64() / n as f64)
 }
 
+/// A checkpoint of the demo's shape (weights and AdamW moments) written as the trainer writes
+/// one (`checkpoint::save`: files, their SHA-256 into state.json, fsync, rename), then checked as
+/// everything that loads one checks it (`checkpoint::load_verified`: both files hashed).
+/// Returns the median seconds to write and to check, and the tensor files' bytes.
+fn checkpoint_cost(reps: usize) -> Result<(f64, f64, u64)> {
+    use crate::train::checkpoint::{self, TrainState};
+    let s = &shapes()[0];
+    let varmap = VarMap::new();
+    let _model = Model::new(&s.cfg, &varmap, &Device::Cpu, DType::F32, 0)?;
+    let opt = AdamW::new(&varmap, AdamWConfig::default())?;
+    let dir = tempfile::tempdir()?;
+    let run = crate::runs::RunDir::new(dir.path());
+    let (mut write, mut check, mut bytes) = (Vec::new(), Vec::new(), 0);
+    for step in 1..=reps as u64 {
+        let st = TrainState {
+            step,
+            tokens: 0,
+            sampler: crate::data::sampler::SamplerState::new(0),
+            best_loss: None,
+            best_step: None,
+            control_seq: 0,
+            train_seconds: 0.0,
+            eval_loss: None,
+            eval_pending: false,
+            sha256: None,
+        };
+        let t0 = Instant::now();
+        let d = checkpoint::save(&run, &st, |tmp| {
+            varmap.save(tmp.join(checkpoint::MODEL_FILE))?;
+            opt.save(tmp.join(checkpoint::OPTIM_FILE))?;
+            Ok(())
+        })?;
+        write.push(t0.elapsed().as_secs_f64());
+        let t1 = Instant::now();
+        checkpoint::load_verified(&d, step)?;
+        check.push(t1.elapsed().as_secs_f64());
+        bytes = [checkpoint::MODEL_FILE, checkpoint::OPTIM_FILE]
+            .iter()
+            .map(|f| std::fs::metadata(d.join(f)).map(|m| m.len()).unwrap_or(0))
+            .sum();
+    }
+    let mid = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok((mid(write), mid(check), bytes))
+}
+
 /// Threads for the bench: `MIXSCOPE_BENCH_THREADS`, default 2 (the reference setting).
 fn bench_threads() -> usize {
     std::env::var("MIXSCOPE_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(2)
@@ -193,5 +241,30 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         "<1",
         tb_share < 1.0,
     ));
+    // Checksums are computed once when a checkpoint is written and once each time it is loaded:
+    // a check costs what hashing the files costs.
+    let (write, check, bytes) = checkpoint_cost(if quick { 3 } else { 7 })?;
+    let share = check / write * 100.0;
+    rows.push(
+        Row::new(
+            "train",
+            "checksums",
+            format!(
+                "shape=demo checkpoint of {:.1} MB: checked (SHA-256 of weights and optimizer state) in {:.1} ms ({:.0} MB/s), written with its checksums in {:.1} ms",
+                bytes as f64 / 1e6,
+                check * 1e3,
+                bytes as f64 / 1e6 / check.max(1e-9),
+                write * 1e3
+            ),
+            check * 1e3,
+            "ms",
+            "<100",
+            check < 0.1,
+        )
+        .with("check_ms", check * 1e3)
+        .with("write_ms", write * 1e3)
+        .with("bytes", bytes)
+        .with("check_share_of_write_pct", share),
+    );
     Ok(rows)
 }

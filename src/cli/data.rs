@@ -155,6 +155,13 @@ pub fn data(cmd: DataCmd) -> Result<i32> {
             if r.skipped > 0 {
                 writeln!(out, "skipped {} rows (first: {})", r.skipped, r.first_skip.unwrap_or_default())?;
             }
+            // Rows of a task that is not a built-in one are kept (user data may name tasks of its
+            // own), and said: a run trains them only when its data.tasks names that task.
+            for (t, n) in r.per_task.iter().filter(|(t, _)| crate::data::Task::builtin(t).is_none()) {
+                eprintln!(
+                    "note: task '{t}' is not a built-in task (mr, sm, if, lm): its {n} rows train only in a run whose data.tasks names '{t}' (a task of its own, scored by loss)"
+                );
+            }
         }
         DataCmd::Check { lang: only } => {
             suite::check(&only)?;

@@ -346,7 +346,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Fork { run, at, mix, name, max_steps, seeds, runs }) => {
             let root = crate::runs::runs_root(runs.as_deref());
             let sel = crate::runs::select(&root, &run)?;
-            let children = match (&sel.group, seeds) {
+            let forks = match (&sel.group, seeds) {
                 (Some(g), Some(_)) => crate::bail_input!(
                     "--seeds: {} is a group; its forks keep their runs' seeds (fork one run to give it seeds)",
                     g.id
@@ -361,8 +361,15 @@ pub fn run(cli: Cli) -> Result<i32> {
                     crate::supervisor::fork_seeds(&root, parent, at, &mix, name, max_steps, &seeds)?
                 }
             };
-            for c in children {
-                println!("{}", c.id());
+            if let Some(f) = forks.iter().find(|f| f.fresh_optimizer) {
+                eprintln!(
+                    "note: checkpoint {} of {} holds weights only (a shipped base's step): the fork starts with fresh optimizer moments",
+                    f.step,
+                    sel.label
+                );
+            }
+            for f in forks {
+                println!("{}", f.run.id());
             }
             Ok(0)
         }

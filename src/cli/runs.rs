@@ -18,9 +18,11 @@ pub fn train_cmd(
     let mut loaded = Loaded::read(config)?;
     loaded.apply_sets(sets)?;
     loaded.validate()?;
+    crate::train::trainer::check_device(&loaded)?;
     // The runs root is where a run's base model goes, wherever the run directory is.
     let root = crate::runs::runs_root(runs.as_deref());
     let existing = run_dir.as_ref().map(RunDir::new).filter(|r| r.exists());
+    let mut base_lock = None;
     let (run, lock) = match existing {
         Some(run) => {
             // Locked before run.toml is read or rewritten: a trainer at work keeps its record.
@@ -42,6 +44,7 @@ pub fn train_cmd(
         }
         None => {
             let c = setup::create_run(&root, run_dir.as_deref(), &loaded)?;
+            base_lock = c.base_lock;
             (c.run, c.lock)
         }
     };
@@ -59,10 +62,22 @@ pub fn train_cmd(
             if !quiet {
                 println!("training the base model first: {} (once; later runs reuse it)", base.path.display());
             }
-            crate::train::train(&base, &crate::train::TrainOptions { quiet, pause_exits: false })?;
+            let opts = crate::train::TrainOptions { quiet, pause_exits: false };
+            let outcome = match base_lock.take() {
+                // A base this command created: still locked, since before anything was in it.
+                Some(l) => crate::train::train_locked(&base, l, &opts)?,
+                None => crate::train::train(&base, &opts)?,
+            };
+            if outcome != crate::train::Outcome::Finished {
+                // Stopped (Ctrl-C) or paused: the run says why it did not start.
+                let why = format!("stopped before it started: its base run {} was {}", base.id(), outcome.as_str());
+                crate::supervisor::append_status(&run, crate::runs::events::State::Stopped, Some(why))?;
+                return Ok(0);
+            }
         }
         setup::prepare_start(&root, &run)?;
     }
+    drop(base_lock);
     if !quiet {
         println!("run {} in {}", run.id(), run.path.display());
     }

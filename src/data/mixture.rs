@@ -169,7 +169,13 @@ impl Mixture {
                     }
                     multilingual = Some((p, here));
                 }
-                "budget" => budget = Some((parse_count(spec, here, k, v)?, here)),
+                "budget" => {
+                    let b = parse_count(spec, here, k, v)?;
+                    if b == 0 {
+                        return Err(err_at(spec, here, "budget=0: a budget is at least 1 example"));
+                    }
+                    budget = Some((b, here))
+                }
                 "n" => n_per = Some((parse_count(spec, here, k, v)?, here)),
                 "tasks" => tasks = Some(parse_tasks(spec, here, v, ctx)?),
                 code => {
@@ -471,6 +477,7 @@ mod tests {
             ("n=400", "needs the English count"),
             ("en=10.5,n=4", "not a whole number"),
             ("en=1,budget=2.5", "not a whole number"),
+            ("en=1,budget=0", "column 6: budget=0"),
         ] {
             let e = parse(spec).unwrap_err();
             assert!(crate::error::is_bad_input(&e), "{spec}");

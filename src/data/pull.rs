@@ -371,6 +371,8 @@ pub struct Pulled {
     pub files: Vec<PathBuf>,
     pub written: usize,
     pub per_lang: BTreeMap<String, usize>,
+    /// Rows written per task.
+    pub per_task: BTreeMap<String, usize>,
     /// Rows left out, and the first reason.
     pub skipped: usize,
     pub first_skip: Option<String>,
@@ -436,6 +438,7 @@ pub fn convert(files: &[PathBuf], map: &Mapping, config: &str, limit: Option<usi
                 writeln!(w, "{line}")?;
                 res.written += 1;
                 *res.per_lang.entry(code.to_string()).or_default() += 1;
+                *res.per_task.entry(task.trim().to_string()).or_default() += 1;
                 Ok(())
             })?;
         }

@@ -361,7 +361,8 @@ pub fn suite_tokenizer(cache: &Path, vocab_size: usize) -> Result<PathBuf> {
     if path.exists() {
         return Ok(path);
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // A cache mixscope creates (by default in the runs root) is private, as its runs are.
+    crate::util::create_private_dir(&dir)?;
     let json = train_suite_tokenizer(vocab_size, 1500)?;
     crate::util::write_atomic(&path, json.as_bytes())?;
     Ok(path)

@@ -192,7 +192,12 @@ pub fn write(root: &Path, out: &Path, sweep: Option<&str>, specs: &[String]) -> 
     let html = index_html(&runs, &analyses, &files);
     crate::util::write_atomic(&out.join("index.html"), html.as_bytes())?;
     files.push("index.html".into());
-    let summary = analyses.iter().flat_map(summary).collect();
+    let mut summary: Vec<String> = runs
+        .iter()
+        .filter(|r| r.st.config.is_none())
+        .map(|r| format!("run {}: {}", r.st.id, r.st.message.as_deref().unwrap_or("damaged")))
+        .collect();
+    summary.extend(analyses.iter().flat_map(self::summary));
     Ok(Written { runs: runs.len(), sweeps: analyses.len(), files, summary })
 }
 
@@ -773,6 +778,17 @@ fn index_html(runs: &[ReportRun], analyses: &[SweepAnalysis], files: &[String]) 
             );
         }
     }
-    h.push_str("</table>\n</body></html>\n");
+    h.push_str("</table>\n");
+    // Runs whose run.toml cannot be read: their events are in the tables above; why they are
+    // damaged is said here.
+    let damaged: Vec<&ReportRun> = runs.iter().filter(|r| r.st.config.is_none()).collect();
+    if !damaged.is_empty() {
+        h.push_str("<h2>Damaged runs</h2>\n<ul>\n");
+        for r in damaged {
+            let _ = writeln!(h, "<li>{}: {}</li>", esc(&r.st.id), esc(r.st.message.as_deref().unwrap_or("damaged")));
+        }
+        h.push_str("</ul>\n");
+    }
+    h.push_str("</body></html>\n");
     h
 }

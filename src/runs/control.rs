@@ -40,18 +40,28 @@ pub fn read(run_dir: &Path) -> Option<Request> {
     serde_json::from_str(&s).ok()
 }
 
-/// Write a new request (sequence number one past the current one). Returns its number.
+/// The last request the run's latest checkpoint records as handled (`control_seq` in its
+/// state.json; 0 when there is none).
+fn handled_seq(run_dir: &Path) -> u64 {
+    let run = super::RunDir::new(run_dir);
+    let Some(step) = run.latest_checkpoint().ok().flatten() else { return 0 };
+    std::fs::read(run.checkpoint_dir(step).join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["control_seq"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Write a new request, numbered past the current one and past the last one the run's latest
+/// checkpoint records as handled: a control file deleted (or replaced by an older one) never
+/// makes a new request look handled to the trainer that resumes from that checkpoint. Returns
+/// its number. The file is written atomically, mode 0600 from the start.
 pub fn send(run_dir: &Path, cmd: Command) -> Result<u64> {
-    let seq = read(run_dir).map_or(1, |r| r.seq + 1);
+    let seq = read(run_dir).map_or(0, |r| r.seq).max(handled_seq(run_dir)) + 1;
     let req = Request { seq, cmd };
     let path = run_dir.join("control");
-    crate::util::write_atomic(&path, serde_json::to_string(&req)?.as_bytes())
+    crate::util::write_atomic_private(&path, serde_json::to_string(&req)?.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
     Ok(seq)
 }
 
@@ -91,10 +101,16 @@ impl ControlWatch {
         self.last_seq
     }
 
-    /// A new request, if one arrived since the last poll.
+    /// A new request, if one arrived since the last poll. A control file that is gone (deleted
+    /// by hand) starts the numbering over: the next request may be numbered from 1 again.
     pub fn poll(&mut self) -> Option<Command> {
         let stamp = self.stamp_now();
-        if stamp.is_some() && stamp == self.stamp {
+        if stamp.is_none() {
+            self.stamp = None;
+            self.last_seq = 0;
+            return None;
+        }
+        if stamp == self.stamp {
             return None;
         }
         self.stamp = stamp;
@@ -129,5 +145,20 @@ mod tests {
         assert_eq!(fresh.poll(), None, "old requests are not replayed");
         let mut pending = ControlWatch::new_from(dir.path(), 2);
         assert_eq!(pending.poll(), Some(Command::Stop));
+        // The file deleted: the watch starts over, and a new request (numbered 1) is seen.
+        std::fs::remove_file(dir.path().join("control")).unwrap();
+        assert_eq!(pending.poll(), None);
+        assert_eq!(send(dir.path(), Command::Pause).unwrap(), 1);
+        assert_eq!(pending.poll(), Some(Command::Pause));
+    }
+
+    #[test]
+    fn a_request_is_numbered_past_what_the_latest_checkpoint_handled() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = dir.path().join("checkpoints/10");
+        std::fs::create_dir_all(&ck).unwrap();
+        std::fs::write(ck.join("state.json"), r#"{"step":10,"control_seq":4}"#).unwrap();
+        assert_eq!(send(dir.path(), Command::Stop).unwrap(), 5, "the control file is gone; the checkpoint saw 4");
+        assert_eq!(send(dir.path(), Command::Resume).unwrap(), 6);
     }
 }

@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 /// The content of a lock file.
@@ -57,7 +57,8 @@ impl RunLock {
             use std::os::unix::fs::OpenOptionsExt;
             o.mode(0o600);
         }
-        let mut file = o.open(&path).with_context(|| format!("opening {}", path.display()))?;
+        // Never through a link: a `lock` linked to another file would have it replaced.
+        let mut file = crate::util::open_nofollow(&mut o, &path)?;
         // Another process may probe the lock for a moment: retry briefly.
         let mut ok = false;
         for _ in 0..50 {
@@ -93,14 +94,14 @@ impl RunLock {
 /// The lock's recorded owner, if the file exists and parses.
 pub fn read_info(path: &Path) -> Option<LockInfo> {
     let mut s = String::new();
-    File::open(path).ok()?.read_to_string(&mut s).ok()?;
+    crate::util::open_nofollow(OpenOptions::new().read(true), path).ok()?.read_to_string(&mut s).ok()?;
     serde_json::from_str(&s).ok()
 }
 
 /// Whether a live process holds the run's lock (on this host).
 pub fn is_held(run_dir: &Path) -> bool {
     let path = run_dir.join("lock");
-    let Ok(f) = OpenOptions::new().read(true).open(&path) else {
+    let Ok(f) = crate::util::open_nofollow(OpenOptions::new().read(true), &path) else {
         return false;
     };
     if try_flock(&f) {

@@ -69,11 +69,45 @@ impl RunDir {
         self.config_path().exists()
     }
 
-    /// The resolved config. A garbage run.toml is a located error, never a panic.
+    /// A run directory that lost its run.toml but still holds a run's record (events or
+    /// checkpoints): listed as damaged, not skipped.
+    pub fn is_damaged(&self) -> bool {
+        !self.exists() && (self.events_path().exists() || self.checkpoints_dir().is_dir())
+    }
+
+    /// The entries of a run directory that mixscope writes in place, or into (or opens to
+    /// lock): none may be a symbolic link, which a write would follow out of the run. (run.toml,
+    /// `control` and `assigned_device` are replaced by a rename, which replaces a link rather
+    /// than following it.)
+    pub const OWN_ENTRIES: [&'static str; 8] =
+        ["events.jsonl", "lock", "monitor.lock", "control", "stdout.log", "stderr.log", "checkpoints", "tensorboard"];
+
+    /// Refuse a run directory whose own files or directories ([`RunDir::OWN_ENTRIES`]) are
+    /// symbolic links (bad input naming the first).
+    pub fn check_links(&self) -> Result<()> {
+        for e in Self::OWN_ENTRIES {
+            let p = self.path.join(e);
+            if crate::util::is_link(&p) {
+                return Err(crate::util::link_error(&p));
+            }
+        }
+        Ok(())
+    }
+
+    /// The resolved config. A garbage run.toml is a located error, never a panic; a missing one
+    /// says the run is damaged.
     pub fn read_config(&self) -> Result<RunConfig> {
         let p = self.config_path();
-        let src = std::fs::read_to_string(&p)
-            .map_err(|e| crate::error::bad_input(format!("{}: cannot read: {e}", p.display())))?;
+        let src = std::fs::read_to_string(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                crate::error::bad_input(format!(
+                    "{}: run.toml is missing (the run directory is damaged; its events and checkpoints are kept)",
+                    self.path.display()
+                ))
+            } else {
+                crate::error::bad_input(format!("{}: cannot read: {e}", p.display()))
+            }
+        })?;
         toml::from_str(&src).map_err(|e| crate::error::toml_error(&p.display().to_string(), &src, &e))
     }
 
@@ -99,6 +133,13 @@ impl RunDir {
         Ok(v)
     }
 
+    /// Whether the checkpoint at `step` holds weights without optimizer state (a shipped
+    /// base's step): a run or fork started from it gets fresh optimizer moments.
+    pub fn weights_only(&self, step: u64) -> bool {
+        let d = self.checkpoint_dir(step);
+        d.join("model.safetensors").exists() && !d.join("optimizer.safetensors").exists()
+    }
+
     pub fn latest_checkpoint(&self) -> Result<Option<u64>> {
         Ok(self.checkpoints()?.last().copied())
     }
@@ -116,7 +157,9 @@ pub fn runs_root(flag: Option<&Path>) -> PathBuf {
     }
 }
 
-/// Every run directory under a root (directories holding a run.toml), sorted by id.
+/// Every run directory under a root (directories holding a run.toml, or a damaged run's
+/// events or checkpoints without it), sorted by id. Names starting with '.' (the cache, sweep
+/// records, temporary directories) are not runs.
 pub fn list(root: &Path) -> Result<Vec<RunDir>> {
     let rd = match std::fs::read_dir(root) {
         Ok(rd) => rd,
@@ -127,20 +170,24 @@ pub fn list(root: &Path) -> Result<Vec<RunDir>> {
         .filter_map(|e| e.ok())
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .map(|e| RunDir::new(e.path()))
-        .filter(|r| r.exists())
+        .filter(|r| r.exists() || r.is_damaged())
         .collect();
     v.sort_by_key(|r| r.id());
     Ok(v)
 }
 
-/// A fresh run id: `<name>-<6 hex>` (or the hex alone), unique under the root.
+/// A fresh run id: `<name>-<6 hex>` (or the hex alone), unique under the root. The name is
+/// reduced to letters, digits, `-`, `_` and `.`, and never starts with `.` or `-` (`.hidden`
+/// gives `hidden-…`, `../../x` gives `x-…`): an id starting with '.' would be a run that `ls`
+/// and id lookup skip.
 pub fn new_id(root: &Path, name: Option<&str>) -> String {
     let slug: String = name
         .unwrap_or("")
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
         .collect::<String>()
-        .trim_matches('-')
+        .trim_start_matches(['.', '-'])
+        .trim_end_matches('-')
         .chars()
         .take(40)
         .collect();
@@ -295,4 +342,18 @@ fn select_list(root: &Path, spec: &str) -> Result<Selection> {
         return Ok(Selection { label: runs[0].id(), runs, group: None });
     }
     Ok(Selection { label: format!("{} (seeds {})", g.label(), g.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ")), runs, group: Some(g) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_never_start_with_a_dot() {
+        let t = tempfile::tempdir().unwrap();
+        for (name, start) in [(".hidden", "hidden-"), ("../../x", "x-"), ("..", ""), ("a b", "a-b-"), ("-.x", "x-")] {
+            let id = new_id(t.path(), Some(name));
+            assert!(id.starts_with(start) && !id.starts_with('.') && !id.contains('/'), "{name}: {id}");
+        }
+    }
 }

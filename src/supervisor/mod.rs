@@ -140,6 +140,12 @@ pub fn launch(root: &Path, config: &Path, sets: &[String]) -> Result<RunDir> {
 
 /// Refuse what cannot start: a GPU the local queue does not have, or a job Slurm would refuse.
 pub fn check_launch(loaded: &Loaded) -> Result<()> {
+    if loaded.config.device.is_cuda() && !cfg!(feature = "cuda") {
+        return Err(loaded.field_error(
+            "device",
+            format!("'{}': this mixscope was built without the `cuda` feature", loaded.config.device),
+        ));
+    }
     if slurm::is_slurm(&loaded.config) {
         slurm::check(loaded)
     } else {
@@ -165,21 +171,29 @@ pub fn check_device(loaded: &Loaded) -> Result<()> {
 
 /// Create and queue a run from a validated config (see [`launch`]).
 pub fn launch_loaded(root: &Path, loaded: &Loaded) -> Result<RunDir> {
-    let crate::train::setup::Created { run, base, lock } = crate::train::setup::create_run(root, None, loaded)?;
-    // The trainer takes the run's lock when it starts.
-    drop(lock);
+    let crate::train::setup::Created { run, base, lock, base_lock } =
+        crate::train::setup::create_run(root, None, loaded)?;
     if let Some(base) = &base {
         if slurm::is_slurm(&loaded.config) {
             submit_base_too(base, &loaded.config)?;
         }
-        let st = status::status(base)?;
-        let idle = !st.alive && !crate::train::setup::is_complete(base)?;
-        let not_queued = st.queued_at.is_none() || matches!(st.state, State::Stopped | State::Failed | State::Paused);
-        if idle && not_queued {
+        // A base created just now (we hold its lock) has no status yet: it is queued.
+        let queue_it = base_lock.is_some() || {
+            let st = status::status(base)?;
+            let idle = !st.alive && !crate::train::setup::is_complete(base)?;
+            let not_queued =
+                st.queued_at.is_none() || matches!(st.state, State::Stopped | State::Failed | State::Paused);
+            idle && not_queued
+        };
+        if queue_it {
             append_status(base, State::Queued, Some("base of another run".into()))?;
         }
     }
     append_status(&run, State::Queued, None)?;
+    // Held until the runs are queued (a run with no status whose lock nobody holds died in
+    // setup); their trainers take them when they start.
+    drop(base_lock);
+    drop(lock);
     schedule(root)?;
     Ok(run)
 }
@@ -418,7 +432,8 @@ pub fn checkpoint_now(run: &RunDir, timeout: Duration) -> Result<Option<u64>> {
 }
 
 /// Fork a run at a checkpoint with a new mixture and queue the fork. Without `at`, a live run
-/// is asked for a checkpoint now, else its latest is used.
+/// is asked for a checkpoint now, else its latest is used. A checkpoint that holds weights only
+/// (a shipped base's step) gives a fork with fresh optimizer moments (`Forked::fresh_optimizer`).
 pub fn fork(
     root: &Path,
     parent: &RunDir,
@@ -426,8 +441,15 @@ pub fn fork(
     spec: &str,
     name: Option<String>,
     max_steps: Option<u64>,
-) -> Result<RunDir> {
+) -> Result<crate::train::setup::Forked> {
     fork_seeds(root, parent, at, spec, name, max_steps, &[]).map(|mut v| v.remove(0))
+}
+
+/// Queue a fork just created, then let its lock go (its trainer takes it when it starts).
+fn queue_fork(mut forked: crate::train::setup::Forked) -> Result<crate::train::setup::Forked> {
+    append_status(&forked.run, State::Queued, None)?;
+    drop(forked.lock.take());
+    Ok(forked)
 }
 
 /// A running run's checkpoint to fork from when none was named: a fresh one.
@@ -451,14 +473,12 @@ pub fn fork_seeds(
     name: Option<String>,
     max_steps: Option<u64>,
     seeds: &[u64],
-) -> Result<Vec<RunDir>> {
+) -> Result<Vec<crate::train::setup::Forked>> {
     let at = fork_step(parent, at)?;
     let seeds: Vec<Option<u64>> = if seeds.is_empty() { vec![None] } else { seeds.iter().map(|s| Some(*s)).collect() };
     let mut children = Vec::new();
     for seed in seeds {
-        let child = crate::train::setup::fork_run(root, parent, at, spec, name.clone(), max_steps, seed)?;
-        append_status(&child, State::Queued, None)?;
-        children.push(child);
+        children.push(queue_fork(crate::train::setup::fork_run(root, parent, at, spec, name.clone(), max_steps, seed)?)?);
     }
     schedule(root)?;
     Ok(children)
@@ -474,7 +494,7 @@ pub fn fork_group(
     spec: &str,
     name: Option<String>,
     max_steps: Option<u64>,
-) -> Result<Vec<RunDir>> {
+) -> Result<Vec<crate::train::setup::Forked>> {
     if at.is_none() {
         for m in members {
             fork_step(m, None)?;
@@ -511,9 +531,7 @@ pub fn fork_group(
     }
     let mut children = Vec::new();
     for m in members {
-        let child = crate::train::setup::fork_run(root, m, Some(step), spec, name.clone(), max_steps, None)?;
-        append_status(&child, State::Queued, None)?;
-        children.push(child);
+        children.push(queue_fork(crate::train::setup::fork_run(root, m, Some(step), spec, name.clone(), max_steps, None)?)?);
     }
     schedule(root)?;
     Ok(children)

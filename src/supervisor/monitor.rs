@@ -23,7 +23,7 @@ pub fn spawn(root: &Path, run: &RunDir) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    let file = o.open(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
+    let file = crate::util::open_nofollow(&mut o, &lock_path)?;
     #[cfg(unix)]
     {
         use std::os::unix::io::AsRawFd;
@@ -89,14 +89,28 @@ pub fn supervise(run_dir: &Path, root: &Path, lock_fd: Option<i32>) -> Result<i3
         }
     }
     let run = RunDir::new(run_dir);
-    let cfg = run.read_config()?;
-    let out = crate::util::open_append_private(&run.stdout_path())?;
-    let err = crate::util::open_append_private(&run.stderr_path())?;
+    // The trainer's output goes to the run's logs, never through a link out of the run: a run
+    // whose logs cannot be opened fails with the reason.
+    let opened = (|| -> Result<_> {
+        let cfg = run.read_config()?;
+        let out = crate::util::open_append_private(&run.stdout_path())?;
+        let err = crate::util::open_append_private(&run.stderr_path())?;
+        Ok((cfg, out, err))
+    })();
+    let (cfg, out, err) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            super::append_status(&run, State::Failed, Some(format!("the trainer could not start: {e:#}")))?;
+            release(lock_fd);
+            let _ = super::schedule(root);
+            return Ok(1);
+        }
+    };
     let mut cmd = Command::new(super::exe()?);
     cmd.arg("_run").arg(&run.path).arg("--runs").arg(root);
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     if cfg.threads > 0 {
-        cmd.env("RAYON_NUM_THREADS", cfg.threads.to_string());
+        cmd.env("RAYON_NUM_THREADS", cfg.threads.min(crate::util::max_threads()).to_string());
     }
     match run.assigned_device() {
         Some(d) => cmd.env("MIXSCOPE_DEVICE", d),
@@ -106,6 +120,7 @@ pub fn supervise(run_dir: &Path, root: &Path, lock_fd: Option<i32>) -> Result<i3
         Ok(mut child) => child.wait()?,
         Err(e) => {
             super::append_status(&run, State::Failed, Some(format!("could not start the trainer: {e}")))?;
+            release(lock_fd);
             let _ = super::schedule(root);
             return Ok(1);
         }
@@ -140,13 +155,20 @@ pub fn supervise(run_dir: &Path, root: &Path, lock_fd: Option<i32>) -> Result<i3
         super::append_status(&run, State::Failed, Some(why))?;
     }
     // Free our hold on the run before handing its slot to the next queued run.
+    release(lock_fd);
+    let _ = super::schedule(root);
+    Ok(0)
+}
+
+/// Close the monitor's inherited `monitor.lock` descriptor: the run is no longer held.
+fn release(lock_fd: Option<i32>) {
     #[cfg(unix)]
     if let Some(fd) = lock_fd {
-        // SAFETY: closing the inherited descriptor we own.
+        // SAFETY: closing the inherited descriptor we own, once.
         unsafe {
             libc::close(fd);
         }
     }
-    let _ = super::schedule(root);
-    Ok(0)
+    #[cfg(not(unix))]
+    let _ = lock_fd;
 }

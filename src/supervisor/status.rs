@@ -60,7 +60,7 @@ pub fn is_alive(run: &RunDir) -> bool {
 
 fn monitor_held(dir: &Path) -> bool {
     let p = dir.join("monitor.lock");
-    let Ok(f) = std::fs::OpenOptions::new().read(true).open(&p) else {
+    let Ok(f) = crate::util::open_nofollow(std::fs::OpenOptions::new().read(true), &p) else {
         return false;
     };
     #[cfg(unix)]
@@ -107,7 +107,18 @@ pub fn derive_state(
             (State::Failed, Some(msg))
         }
         (Some(s), false) => (s, message),
-        (None, false) => (State::Queued, message.or_else(|| Some("not launched".into()))),
+        (None, false) => match lock::read_info(&run.path.join("lock")) {
+            // Every command that creates a run holds its lock until the run's first status
+            // (queued, or running): a lock's owner that died before writing one died in setup.
+            Some(owner) => (
+                State::Failed,
+                Some(format!(
+                    "setup did not finish: the process that created the run (pid {} on {}) ended before the run was queued or started training; resume starts it again",
+                    owner.pid, owner.host
+                )),
+            ),
+            None => (State::Queued, message.or_else(|| Some("not launched".into()))),
+        },
     }
 }
 
@@ -206,9 +217,18 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
     if let (Some(err), false) = (cfg_error, st.alive) {
         // A run whose run.toml cannot be read cannot be trained or resumed: say why.
         st.state = State::Failed;
-        st.message = Some(format!("unreadable run.toml: {err}"));
+        st.message = Some(damaged_message(run, &err));
     }
     Ok(st)
+}
+
+/// What `ls`, the TUI and reports say of a run whose run.toml cannot be read (`err`).
+pub fn damaged_message(run: &RunDir, err: &str) -> String {
+    if run.exists() {
+        format!("unreadable run.toml: {err}")
+    } else {
+        "damaged: run.toml is missing (its events and checkpoints are kept; it cannot be resumed or forked)".into()
+    }
 }
 
 /// The status of every run under a root (unreadable runs are reported as failed).

@@ -164,6 +164,10 @@ pub struct Writer {
 impl Writer {
     /// Start a new event file in `dir` (created), with its version record.
     pub fn create(dir: &Path) -> Result<Writer> {
+        // Never through a link: `<run>/tensorboard` linked elsewhere is refused.
+        if crate::util::is_link(dir) {
+            return Err(crate::util::link_error(dir));
+        }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let now = crate::util::now_secs();
         let host: String = crate::runs::lock::hostname()

@@ -1,11 +1,14 @@
 //! Checkpoints: `checkpoints/<step>/{model.safetensors, optimizer.safetensors, state.json}`,
 //! written into a temporary directory and renamed, so a checkpoint directory is whole or absent.
 
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::bail_input;
 use crate::data::sampler::SamplerState;
 use crate::runs::RunDir;
 
@@ -37,17 +40,51 @@ pub struct TrainState {
     /// resumes from this checkpoint runs it first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub eval_pending: bool,
+    /// The SHA-256 (hex) of each tensor file of the checkpoint, by file name, written with them
+    /// and checked whenever the checkpoint is loaded ([`load_verified`]). Checkpoints written
+    /// before mixscope recorded them have none, and load unchecked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<BTreeMap<String, String>>,
 }
 
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIM_FILE: &str = "optimizer.safetensors";
 pub const STATE_FILE: &str = "state.json";
 
+/// The SHA-256 of a file, as lowercase hex (read in 1 MiB blocks).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(crate::data::assets::hex(&h.finalize()))
+}
+
+/// The checksums of a checkpoint directory's tensor files (those present).
+pub fn checksums(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let mut m = BTreeMap::new();
+    for f in [MODEL_FILE, OPTIM_FILE] {
+        let p = dir.join(f);
+        if p.exists() {
+            m.insert(f.to_string(), sha256_file(&p)?);
+        }
+    }
+    Ok(m)
+}
+
 /// Write a checkpoint: `write_files(tmp_dir)` puts the tensors in place, then state.json is
-/// written and the directory renamed to its step. Returns the final directory.
+/// written with their checksums and the directory renamed to its step. Returns the final
+/// directory.
 pub fn save(run: &RunDir, state: &TrainState, write_files: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
     let root = run.checkpoints_dir();
-    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    crate::util::ensure_real_dir(&root)?;
     let tmp = root.join(format!(".tmp-{}-{}", state.step, std::process::id()));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).ok();
@@ -55,7 +92,9 @@ pub fn save(run: &RunDir, state: &TrainState, write_files: impl FnOnce(&Path) ->
     std::fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let result = (|| -> Result<()> {
         write_files(&tmp)?;
-        let st = serde_json::to_vec_pretty(state)?;
+        let mut state = state.clone();
+        state.sha256 = Some(checksums(&tmp)?);
+        let st = serde_json::to_vec_pretty(&state)?;
         std::fs::write(tmp.join(STATE_FILE), st)
             .with_context(|| format!("writing {}", tmp.join(STATE_FILE).display()))?;
         for f in [MODEL_FILE, OPTIM_FILE, STATE_FILE] {
@@ -85,17 +124,69 @@ pub fn save(run: &RunDir, state: &TrainState, write_files: impl FnOnce(&Path) ->
 }
 
 /// Rewrite the state.json of the run's existing checkpoint at `state.step` (atomically), when
-/// only what it records of control requests or a pending evaluation changed.
+/// only what it records of control requests or a pending evaluation changed. The checksums it
+/// records of the checkpoint's files (unchanged) are kept.
 pub fn rewrite_state(run: &RunDir, state: &TrainState) -> Result<()> {
-    let p = run.checkpoint_dir(state.step).join(STATE_FILE);
-    crate::util::write_atomic(&p, &serde_json::to_vec_pretty(state)?)
+    let dir = run.checkpoint_dir(state.step);
+    let mut state = state.clone();
+    state.sha256 = load_state(&dir)?.sha256;
+    crate::util::write_atomic(&dir.join(STATE_FILE), &serde_json::to_vec_pretty(&state)?)
 }
 
-/// Read a checkpoint's state.json.
+/// Read a checkpoint's state.json (unchecked: [`load_verified`] checks it).
 pub fn load_state(dir: &Path) -> Result<TrainState> {
     let p = dir.join(STATE_FILE);
     let s = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
     serde_json::from_slice(&s).map_err(|e| crate::error::bad_input(format!("{}: {e}", p.display())))
+}
+
+/// A checkpoint as loaded: its state, checked against its directory and its files.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub state: TrainState,
+    /// Whether it has optimizer state (a shipped base's checkpoint holds weights only).
+    pub optimizer: bool,
+}
+
+/// Read the checkpoint `dir` (`checkpoints/<step>`) and check it before anything uses it: its
+/// state.json names `step`, its weights exist, and every file whose SHA-256 state.json records
+/// hashes to it (an optimizer state it records may be absent: a weights-only checkpoint, which
+/// the caller accepts or not). A damaged checkpoint is bad input naming the file.
+pub fn load_verified(dir: &Path, step: u64) -> Result<Verified> {
+    let state = load_state(dir)?;
+    let sp = dir.join(STATE_FILE);
+    if state.step != step {
+        bail_input!(
+            "{}: says step {}, its directory says step {step}: the checkpoint is damaged",
+            sp.display(),
+            state.step
+        );
+    }
+    let model = dir.join(MODEL_FILE);
+    if !model.exists() {
+        bail_input!("{}: missing: the checkpoint is damaged", model.display());
+    }
+    if let Some(sums) = &state.sha256 {
+        if !sums.contains_key(MODEL_FILE) {
+            bail_input!("{}: records no SHA-256 of {MODEL_FILE}: the checkpoint is damaged", sp.display());
+        }
+        for (name, want) in sums {
+            let f = dir.join(name);
+            if !f.exists() && name == OPTIM_FILE {
+                continue;
+            }
+            let got = sha256_file(&f)?;
+            if got != *want {
+                bail_input!(
+                    "{}: SHA-256 {}… differs from the {}… its {STATE_FILE} records: the checkpoint is damaged",
+                    f.display(),
+                    &got[..12],
+                    &want[..want.len().min(12)]
+                );
+            }
+        }
+    }
+    Ok(Verified { optimizer: dir.join(OPTIM_FILE).exists(), state })
 }
 
 /// Remove leftovers of interrupted checkpoint writes and deletions. A process killed while it
@@ -122,8 +213,10 @@ pub fn clean_temporaries(run: &RunDir) {
     }
 }
 
-/// Delete old checkpoints: keep the `keep_last` most recent, the best, and `protect`.
+/// Delete old checkpoints: keep the `keep_last` most recent (the latest always, whatever
+/// `keep_last` says: a run.toml written before 0 was refused may say 0), the best, and `protect`.
 pub fn prune(run: &RunDir, keep_last: usize, best: Option<u64>, protect: &[u64]) -> Result<()> {
+    let keep_last = keep_last.max(1);
     let all = run.checkpoints()?;
     let n = all.len();
     for (i, step) in all.iter().enumerate() {

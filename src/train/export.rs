@@ -73,6 +73,8 @@ pub fn export(run: &RunDir, which: Which, out: &Path) -> Result<Exported> {
     }
     let cfg = run.read_config()?;
     let step = pick_step(run, which)?;
+    // A damaged checkpoint is refused before anything is written.
+    checkpoint::load_verified(&run.checkpoint_dir(step), step)?;
     let tok = Tok::load(&run.tokenizer_path())?;
     let mcfg = super::trainer::model_config(&cfg, &tok)?;
     let (dtype_name, dtype) = torch_dtype(&cfg.model.dtype);

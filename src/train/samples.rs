@@ -28,6 +28,7 @@ pub fn load_model(run: &RunDir, step: Option<u64>) -> Result<(RunConfig, Tok, Mo
     if !dir.is_dir() {
         crate::bail_input!("{} has no checkpoint at step {step}", run.path.display());
     }
+    super::checkpoint::load_verified(&dir, step)?;
     let tok = Tok::load(&run.tokenizer_path())?;
     let device = select_device(crate::config::DeviceSpec::Cpu)?;
     let mcfg = model_config(&cfg, &tok)?;

@@ -31,8 +31,11 @@ pub struct Created {
     pub run: RunDir,
     pub base: Option<RunDir>,
     /// The run's lock, taken before anything was written into it: a caller that trains the run
-    /// at once keeps it (`train::train_locked`); a launcher drops it.
+    /// at once keeps it (`train::train_locked`); a launcher keeps it until the run is queued.
+    /// A run with no status whose lock nobody holds died in setup (`supervisor::status`).
     pub lock: RunLock,
+    /// The base's lock, when this call created the base (untrained, with no status yet).
+    pub base_lock: Option<RunLock>,
 }
 
 /// Create a run directory from a validated config. `dir` is the run directory to create (or
@@ -42,8 +45,10 @@ pub struct Created {
 /// `fork`. Its starting checkpoint is linked in when it first trains ([`prepare_start`]).
 pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Created> {
     let mut cfg = loaded.config.clone();
-    // Bad user data is bad input: found before anything is created.
-    crate::data::jsonl::UserData::load(&cfg.data.files)?;
+    // Bad user data is bad input: found before anything is created. Rows of tasks the run
+    // does not train are said, not dropped without a word.
+    let user = crate::data::jsonl::UserData::load(&cfg.data.files)?;
+    warn_untrained_rows(&user, &cfg);
     let pretrained = if cfg.model.source != "tiny" && cfg.init.is_none() {
         let dir = super::pretrained::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
         Some(super::pretrained::check_model_dir(&dir)?)
@@ -52,34 +57,24 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
     };
     cfg.source_hash = Some(config_hash(&cfg)?);
     cfg.suite = Some(crate::data::assets::fingerprint()?);
-    let mut base: Option<(RunDir, u64)> = None;
+    // The base, found or planned: it is created (or installed) only once the run is checked.
+    let mut plan: Option<(BasePlan, u64)> = None;
     if let Some(init) = cfg.init.clone() {
-        let b = find_or_create_base(root, &init)?;
-        let bcfg = b.read_config()?;
+        let (p, bcfg) = plan_base(root, &init)?;
         let step = init.step.unwrap_or(bcfg.train.max_steps);
         if step > bcfg.train.max_steps {
-            bail_input!("init.step: {step} is past the end of base run {} ({} steps)", b.id(), bcfg.train.max_steps);
+            bail_input!("init.step: {step} is past the end of base run {} ({} steps)", p.name(), bcfg.train.max_steps);
         }
         cfg.model = bcfg.model.clone();
         cfg.tokenizer = bcfg.tokenizer.clone();
-        cfg.lineage = Some(Lineage { parent: b.id(), fork_step: step });
         cfg.train.max_steps += step;
         cfg.train.schedule_start = step;
-        // The base by id when the run's own runs root (or its directory's parent) finds it
-        // there, else by its absolute path, so a base kept elsewhere is found again at start.
-        let near = |dir: &Path| b.path.parent().is_some_and(|p| same_dir(p, dir));
-        let base_ref = if near(root) || dir.and_then(Path::parent).is_some_and(near) {
-            b.id()
-        } else {
-            std::path::absolute(&b.path).unwrap_or_else(|_| b.path.clone()).display().to_string()
-        };
-        cfg.init = Some(crate::config::InitSection { config: None, run: Some(base_ref), step: Some(step) });
-        base = Some((b, step));
+        plan = Some((p, step));
     }
     // The tokenizer is checked before anything is created.
-    let tok_src: PathBuf = match &base {
-        Some((b, _)) => b.tokenizer_path(),
-        None => tokenizer_source(root, &cfg)?,
+    let tok_src: PathBuf = match &plan {
+        Some((BasePlan::Found(b) | BasePlan::Shipped(b), _)) => b.tokenizer_path(),
+        Some((BasePlan::New(_), _)) | None => tokenizer_source(root, &cfg)?,
     };
     let tok = Tok::load(&tok_src)?;
     if let Some(m) = &pretrained {
@@ -92,6 +87,40 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
             );
         }
     }
+    // `train.freeze` names parameters of the model: checked before the run exists.
+    let mcfg = match &pretrained {
+        Some(m) => m.clone(),
+        None => super::trainer::model_config(&cfg, &tok)?,
+    };
+    check_freeze(loaded, &cfg.train.freeze, &mcfg)?;
+    if let Some(d) = dir {
+        // A --run-dir that cannot be claimed is refused before a base is made for it.
+        check_claimable(d)?;
+    }
+    let mut base: Option<(RunDir, u64)> = None;
+    let mut base_lock = None;
+    if let Some((p, step)) = plan {
+        let b = match p {
+            BasePlan::Found(b) => b,
+            BasePlan::Shipped(s) => install_shipped(root, &s)?,
+            BasePlan::New(bl) => {
+                let c = create_run(root, None, &bl)?;
+                base_lock = Some(c.lock);
+                c.run
+            }
+        };
+        cfg.lineage = Some(Lineage { parent: b.id(), fork_step: step });
+        // The base by id when the run's own runs root (or its directory's parent) finds it
+        // there, else by its absolute path, so a base kept elsewhere is found again at start.
+        let near = |dir: &Path| b.path.parent().is_some_and(|p| same_dir(p, dir));
+        let base_ref = if near(root) || dir.and_then(Path::parent).is_some_and(near) {
+            b.id()
+        } else {
+            std::path::absolute(&b.path).unwrap_or_else(|_| b.path.clone()).display().to_string()
+        };
+        cfg.init = Some(crate::config::InitSection { config: None, run: Some(base_ref), step: Some(step) });
+        base = Some((b, step));
+    }
     // Claimed (created, or found empty, and locked) before anything is written into it.
     let (run, lock) = match dir {
         Some(d) => claim_dir(d)?,
@@ -101,10 +130,47 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
     run.write_config(&cfg)?;
     if let Some((b, step)) = &base {
         let mix = cfg.mixture()?;
-        write_fork_event(&run, &b.id(), *step, &mix)?;
+        // A base checkpoint that exists without optimizer state (a shipped base) starts the
+        // run with fresh moments; a base trained here will have them.
+        let ck = b.checkpoint_dir(*step);
+        let fresh = ck.join(checkpoint::STATE_FILE).exists() && !ck.join(checkpoint::OPTIM_FILE).exists();
+        write_fork_event(&run, &b.id(), *step, &mix, fresh)?;
     }
     let base = base.map(|(b, _)| b);
-    Ok(Created { run, base, lock })
+    Ok(Created { run, base, lock, base_lock })
+}
+
+/// Every prefix in `train.freeze` must name a parameter of the model (bad input at its place).
+fn check_freeze(loaded: &Loaded, freeze: &[String], m: &super::ModelConfig) -> Result<()> {
+    let names: Vec<String> = super::param_specs(m).into_iter().map(|p| p.name).collect();
+    for f in freeze {
+        if !names.iter().any(|n| n.starts_with(f.as_str())) {
+            return Err(loaded.field_error(
+                "train.freeze",
+                format!("'{f}' names no parameter of the model (they are: {})", names.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Say (on stderr) which rows of the user data the run will not train: those of tasks its
+/// `data.tasks` does not name.
+fn warn_untrained_rows(user: &crate::data::jsonl::UserData, cfg: &RunConfig) {
+    let named = cfg.data.task_names();
+    let mut rows: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for (t, _, train, heldout) in user.counts() {
+        let t = t.to_string();
+        if !named.contains(&t) {
+            *rows.entry(t).or_default() += train + heldout;
+        }
+    }
+    for (t, n) in rows {
+        eprintln!(
+            "warning: data.files: {n} rows of task '{t}' are not trained: data.tasks ({}) does not name it",
+            named.join(", ")
+        );
+    }
 }
 
 /// A new run directory under `root` with a fresh id, created (never an existing one) and locked.
@@ -123,9 +189,48 @@ pub fn new_run_dir(root: &Path, name: Option<&str>) -> Result<(RunDir, RunLock)>
     }
 }
 
+/// Refuse (before anything is created) a `--run-dir` that [`claim_dir`] would refuse: one that
+/// exists and holds anything but a lock file, or is not a directory.
+fn check_claimable(path: &Path) -> Result<()> {
+    match std::fs::read_dir(path) {
+        Ok(rd) => {
+            let mut found: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            found.retain(|n| n != "lock");
+            found.sort();
+            if found.is_empty() {
+                Ok(())
+            } else {
+                Err(refusal(path, &found))
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::error::bad_input(format!("--run-dir {}: {e}", path.display()))),
+    }
+}
+
+/// Why a `--run-dir` holding `found` is not claimed.
+fn refusal(path: &Path, found: &[String]) -> anyhow::Error {
+    // A run being created there by another command (it holds the lock) counts as a run.
+    let msg = if found.iter().any(|n| n == "run.toml") || crate::runs::lock::is_held(path) {
+        format!("{}: another command created a run there meanwhile; run this one again to resume it", path.display())
+    } else if found.iter().any(|n| n == "events.jsonl" || n == "checkpoints") {
+        format!(
+            "--run-dir {}: a damaged run (its run.toml is missing): restore it, or choose another directory",
+            path.display()
+        )
+    } else {
+        format!(
+            "--run-dir {}: the directory is neither empty nor a run (it holds {})",
+            path.display(),
+            found.iter().take(5).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+        )
+    };
+    crate::error::bad_input(msg)
+}
+
 /// A run directory the user named (`--run-dir`) for a new run: created, or an existing empty
 /// directory, then locked. Refused when it holds anything else: a run (created meanwhile by
-/// another command, which may hold its lock) or files that are not a run's.
+/// another command, which may hold its lock), a damaged run, or files that are not a run's.
 fn claim_dir(path: &Path) -> Result<(RunDir, RunLock)> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         crate::util::create_private_dir(parent)?;
@@ -143,19 +248,7 @@ fn claim_dir(path: &Path) -> Result<(RunDir, RunLock)> {
         v.sort();
         Ok(v)
     };
-    let refuse = |found: Vec<String>| -> Result<(RunDir, RunLock)> {
-        if found.iter().any(|n| n == "run.toml") {
-            bail_input!(
-                "{}: another command created a run there meanwhile; run this one again to resume it",
-                path.display()
-            );
-        }
-        bail_input!(
-            "--run-dir {}: the directory is neither empty nor a run (it holds {})",
-            path.display(),
-            found.iter().take(5).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
-        )
-    };
+    let refuse = |found: Vec<String>| -> Result<(RunDir, RunLock)> { Err(refusal(path, &found)) };
     if !created {
         let found = foreign()?;
         if !found.is_empty() {
@@ -200,7 +293,8 @@ pub fn prepare_start(root: &Path, run: &RunDir) -> Result<()> {
     if !base.checkpoint_dir(lin.fork_step).join(checkpoint::STATE_FILE).exists() {
         bail_input!("run {}: base run {} has no checkpoint at step {} yet", run.id(), base.id(), lin.fork_step);
     }
-    link_checkpoint(&base, lin.fork_step, run, cfg.seed)
+    let v = checkpoint::load_verified(&base.checkpoint_dir(lin.fork_step), lin.fork_step)?;
+    link_checkpoint(&base, lin.fork_step, v, run, cfg.seed).map(|_| ())
 }
 
 /// The tokenizer.json a new run copies.
@@ -233,11 +327,31 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// The base run an `[init]` section names: an existing run, or the run of a config (found in
-/// the root by digest and length, or created there, untrained).
-fn find_or_create_base(root: &Path, init: &crate::config::InitSection) -> Result<RunDir> {
+/// Where a run's base comes from: a run of the root, a shipped base to install, or a config to
+/// create a base run from.
+enum BasePlan {
+    Found(RunDir),
+    Shipped(RunDir),
+    New(Box<Loaded>),
+}
+
+impl BasePlan {
+    fn name(&self) -> String {
+        match self {
+            BasePlan::Found(r) | BasePlan::Shipped(r) => r.id(),
+            BasePlan::New(l) => l.file.clone(),
+        }
+    }
+}
+
+/// The base run an `[init]` section names, and its config: an existing run, or the run of a
+/// config (found in the root by digest and length, shipped, or to be created there, untrained).
+/// Nothing is created here.
+fn plan_base(root: &Path, init: &crate::config::InitSection) -> Result<(BasePlan, RunConfig)> {
     if let Some(spec) = &init.run {
-        return runs::resolve(root, spec);
+        let r = runs::resolve(root, spec)?;
+        let c = r.read_config()?;
+        return Ok((BasePlan::Found(r), c));
     }
     let cfg_path = init.config.as_ref().expect("validated: init has a config or a run");
     let mut base_loaded = Loaded::read(cfg_path)?;
@@ -247,20 +361,22 @@ fn find_or_create_base(root: &Path, init: &crate::config::InitSection) -> Result
     }
     let hash = config_hash(&base_loaded.config)?;
     let suite = crate::data::assets::fingerprint()?;
-    let existing = runs::list(root)?.into_iter().find(|r| {
-        r.read_config().ok().is_some_and(|c| {
-            c.source_hash.as_deref() == Some(&hash)
-                && c.suite.as_deref() == Some(&suite)
-                && c.train.max_steps == base_loaded.config.train.max_steps
-        })
+    let existing = runs::list(root)?.into_iter().find_map(|r| {
+        let c = r.read_config().ok()?;
+        (c.source_hash.as_deref() == Some(&hash)
+            && c.suite.as_deref() == Some(&suite)
+            && c.train.max_steps == base_loaded.config.train.max_steps)
+            .then_some((r, c))
     });
-    if let Some(r) = existing {
-        return Ok(r);
+    if let Some((r, c)) = existing {
+        return Ok((BasePlan::Found(r), c));
     }
     if let Some(shipped) = shipped_base(&hash, &suite, base_loaded.config.train.max_steps)? {
-        return install_shipped(root, &shipped);
+        let c = shipped.read_config()?;
+        return Ok((BasePlan::Shipped(shipped), c));
     }
-    Ok(create_run(root, None, &base_loaded)?.run)
+    let c = base_loaded.config.clone();
+    Ok((BasePlan::New(Box::new(base_loaded)), c))
 }
 
 /// Where trained base runs ship: `$MIXSCOPE_ASSETS/bases/` when set, else the source tree's
@@ -296,13 +412,14 @@ fn shipped_base(hash: &str, suite: &str, max_steps: u64) -> Result<Option<RunDir
 /// renamed, so the root never holds half a base.
 fn install_shipped(root: &Path, shipped: &RunDir) -> Result<RunDir> {
     let cfg = shipped.read_config()?;
-    std::fs::create_dir_all(root)?;
+    // Created private, as every run directory mixscope makes (an existing root keeps its mode).
+    crate::util::create_private_dir(root)?;
     let id = runs::new_id(root, cfg.name.as_deref());
     let tmp = root.join(format!(".tmp-{id}-{}", std::process::id()));
     let copy_tree = |from: &Path, to: &Path| -> Result<()> {
         let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
         while let Some((a, b)) = stack.pop() {
-            std::fs::create_dir_all(&b)?;
+            crate::util::create_private_dir(&b)?;
             for e in std::fs::read_dir(&a).with_context(|| format!("reading {}", a.display()))? {
                 let e = e?;
                 let (src, dst) = (e.path(), b.join(e.file_name()));
@@ -330,44 +447,55 @@ fn fmt_steps(v: &[u64]) -> String {
     }
 }
 
-/// Put `from`'s checkpoint at `step` into `to` (hard links where possible, copies otherwise).
-/// The sampler continues with `seed` (the same as the parent's for an exact fork).
-fn link_checkpoint(from: &RunDir, step: u64, to: &RunDir, seed: u64) -> Result<()> {
+/// Put `from`'s checkpoint at `step`, checked by the caller ([`checkpoint::load_verified`]: a
+/// damaged checkpoint is never linked), into `to` (hard links where possible, copies otherwise). The
+/// sampler continues with `seed` (the same as the parent's for an exact fork). Returns whether
+/// the checkpoint holds weights only (a shipped base's): the run then starts with fresh
+/// optimizer moments, which the trainer allows at a run's starting step alone.
+fn link_checkpoint(from: &RunDir, step: u64, v: checkpoint::Verified, to: &RunDir, seed: u64) -> Result<bool> {
     let src = from.checkpoint_dir(step);
+    crate::util::ensure_real_dir(&to.checkpoints_dir())?;
     let tmp = to.checkpoints_dir().join(format!(".tmp-{step}-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     for f in [checkpoint::MODEL_FILE, checkpoint::OPTIM_FILE] {
         let (a, b) = (src.join(f), tmp.join(f));
-        // A shipped base keeps its weights only: a run started from it begins with fresh
-        // optimizer moments (the trainer allows that at a run's starting step alone).
-        if f == checkpoint::OPTIM_FILE && !a.exists() {
+        if f == checkpoint::OPTIM_FILE && !v.optimizer {
             continue;
         }
         if std::fs::hard_link(&a, &b).is_err() {
             std::fs::copy(&a, &b).with_context(|| format!("copying {}", a.display()))?;
         }
     }
-    let mut st: TrainState = checkpoint::load_state(&src)?;
+    let mut st: TrainState = v.state;
     st.sampler.seed = seed;
     st.control_seq = 0;
     std::fs::write(tmp.join(checkpoint::STATE_FILE), serde_json::to_vec_pretty(&st)?)?;
     std::fs::rename(&tmp, to.checkpoint_dir(step))?;
     crate::util::sync_dir(&to.checkpoints_dir());
-    Ok(())
+    Ok(!v.optimizer)
 }
 
-fn write_fork_event(run: &RunDir, parent: &str, step: u64, mix: &Mixture) -> Result<()> {
+fn write_fork_event(run: &RunDir, parent: &str, step: u64, mix: &Mixture, fresh_optimizer: bool) -> Result<()> {
     let mut w = EventWriter::open(&run.events_path())?;
     w.write(&Event::new(
         step,
-        Body::Fork { parent: parent.to_string(), parent_step: step, mixture: mix.spec.clone() },
+        Body::Fork { parent: parent.to_string(), parent_step: step, mixture: mix.spec.clone(), fresh_optimizer },
     ))?;
     w.sync()
 }
 
+/// A fork, created and locked (a caller queues it, then lets the lock go).
+pub struct Forked {
+    pub run: RunDir,
+    pub lock: Option<RunLock>,
+    /// The checkpoint holds weights only: the fork starts with fresh optimizer moments.
+    pub fresh_optimizer: bool,
+    pub step: u64,
+}
+
 /// Fork `parent` at checkpoint `at` (default: its latest) with a new mixture SPEC. Languages
 /// the new mixture trains on stop being held out. `seed` gives the fork's data stream another
-/// seed (a fork is otherwise its parent's stream continued). Returns the new run.
+/// seed (a fork is otherwise its parent's stream continued). Returns the new run, locked.
 pub fn fork_run(
     root: &Path,
     parent: &RunDir,
@@ -376,7 +504,7 @@ pub fn fork_run(
     name: Option<String>,
     max_steps: Option<u64>,
     seed: Option<u64>,
-) -> Result<RunDir> {
+) -> Result<Forked> {
     let pcfg = parent.read_config()?;
     let ckpts = parent.checkpoints()?;
     let step = match at {
@@ -392,6 +520,8 @@ pub fn fork_run(
         },
     };
     let mix = Mixture::parse(spec, &pcfg.data.spec_context())?;
+    // The checkpoint is checked before anything is created.
+    let verified = checkpoint::load_verified(&parent.checkpoint_dir(step), step)?;
     let mut cfg = pcfg.clone();
     cfg.seed = seed.unwrap_or(pcfg.seed);
     cfg.data.mixture = mix.spec.clone();
@@ -418,11 +548,11 @@ pub fn fork_run(
     cfg.source_hash = None;
     // A fork is a run of its own, not another point of its parent's sweep.
     cfg.sweep = None;
-    let (run, _lock) = new_run_dir(root, cfg.name.as_deref())?;
+    let (run, lock) = new_run_dir(root, cfg.name.as_deref())?;
     tokenizer::copy_tokenizer(&parent.tokenizer_path(), &run.tokenizer_path())
         .context("copying the parent's tokenizer")?;
     run.write_config(&cfg)?;
-    link_checkpoint(parent, step, &run, cfg.seed)?;
-    write_fork_event(&run, &parent.id(), step, &mix)?;
-    Ok(run)
+    let fresh_optimizer = link_checkpoint(parent, step, verified, &run, cfg.seed)?;
+    write_fork_event(&run, &parent.id(), step, &mix, fresh_optimizer)?;
+    Ok(Forked { run, lock: Some(lock), fresh_optimizer, step })
 }

@@ -41,7 +41,14 @@ extern "C" fn on_term(_sig: libc::c_int) {
     TERM.store(true, Ordering::SeqCst);
 }
 
-/// SIGTERM and SIGINT ask the loop to checkpoint and stop at the next step boundary.
+/// Whether SIGTERM or SIGINT arrived (the loop stops at its next step boundary; setup stops
+/// between its stages).
+fn interrupted() -> bool {
+    TERM.load(Ordering::SeqCst)
+}
+
+/// SIGTERM and SIGINT ask the loop to checkpoint and stop at the next step boundary, and setup
+/// to stop before the loop starts.
 fn install_signal_handlers() {
     #[cfg(unix)]
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
@@ -51,8 +58,10 @@ fn install_signal_handlers() {
     }
 }
 
-/// Give this process its CPU thread budget (before any parallel work starts).
+/// Give this process its CPU thread budget (before any parallel work starts), at most 4 × the
+/// machine's cores (a config checked on another machine, a Slurm job's node, may ask for more).
 pub fn set_thread_budget(threads: usize) {
+    let threads = threads.min(crate::util::max_threads());
     if threads > 0 {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
@@ -66,6 +75,16 @@ pub enum Outcome {
     Stopped,
     /// Paused, and the process should exit (a supervised run frees its slot).
     Paused,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Finished => "finished",
+            Outcome::Stopped => "stopped",
+            Outcome::Paused => "paused",
+        }
+    }
 }
 
 /// How to train.
@@ -104,6 +123,30 @@ pub fn select_device(spec: DeviceSpec) -> Result<Device> {
             }
         }
     }
+}
+
+/// Refuse a device this build cannot open (bad input naming the config's `device`), before a
+/// run is created: a `cuda` device in a build without the `cuda` feature, or a GPU that does not
+/// open.
+pub fn check_device(loaded: &crate::config::Loaded) -> Result<()> {
+    let spec = loaded.config.device;
+    if let DeviceSpec::Cuda(idx) = spec {
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = idx;
+            return Err(
+                loaded.field_error("device", format!("'{spec}': this mixscope was built without the `cuda` feature"))
+            );
+        }
+        #[cfg(feature = "cuda")]
+        {
+            let i = idx.unwrap_or(0);
+            if let Err(e) = Device::new_cuda(i) {
+                return Err(loaded.field_error("device", format!("'{spec}': GPU {i} does not open: {e}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn dtype_of(s: &str) -> DType {
@@ -178,11 +221,14 @@ pub fn train(run: &RunDir, opts: &TrainOptions) -> Result<Outcome> {
 /// config was checked), so that no other process can slip in between.
 pub fn train_locked(run: &RunDir, lock: RunLock, opts: &TrainOptions) -> Result<Outcome> {
     let _lock = lock;
+    // Ctrl-C is obeyed from here on, setup included (it spawns threads, loads data and models).
+    install_signal_handlers();
+    // Nothing is written through a link out of the run directory.
+    run.check_links()?;
     let cfg = run.read_config()?;
     set_thread_budget(cfg.threads);
     super::tune_allocator();
     let mut events = EventWriter::open(&run.events_path())?;
-    install_signal_handlers();
     let events_path = run.events_path();
     let prev_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -205,11 +251,32 @@ pub fn train_locked(run: &RunDir, lock: RunLock, opts: &TrainOptions) -> Result<
     }
 }
 
+/// Setup was interrupted (Ctrl-C, SIGTERM): the run is stopped before it trained, with
+/// nothing else written.
+fn stopped_in_setup(run: &RunDir) -> Result<Outcome> {
+    let step = run.latest_checkpoint().ok().flatten().unwrap_or(0);
+    let mut w = EventWriter::open(&run.events_path())?;
+    let msg = "stopped by a signal during setup, before training".to_string();
+    w.write(&Event::new(step, Body::Status { state: State::Stopped, message: Some(msg) }))?;
+    w.sync()?;
+    Ok(Outcome::Stopped)
+}
+
 fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Outcome> {
+    // Between the stages of setup: a signal stops the trainer before it trains.
+    macro_rules! stop_if_interrupted {
+        () => {
+            if interrupted() {
+                return stopped_in_setup(run);
+            }
+        };
+    }
+    stop_if_interrupted!();
     checkpoint::clean_temporaries(run);
     let tok = Tok::load(&run.tokenizer_path())?;
     let mixture = cfg.mixture()?;
     let user = UserData::load(&cfg.data.files)?;
+    stop_if_interrupted!();
     let source = DataSource { opts: GenOptions { mr_levels: cfg.data.mr_levels.clone() }, user };
     // The queue's GPU for a run that asked for any (`auto`, `cuda`), passed by its monitor.
     let spec = match std::env::var("MIXSCOPE_DEVICE").map(|d| d.parse::<DeviceSpec>()) {
@@ -217,6 +284,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         _ => cfg.device,
     };
     let device = select_device(spec)?;
+    stop_if_interrupted!();
     let dtype = dtype_of(&cfg.model.dtype);
     let mcfg = model_config(&cfg, &tok)?;
     let kernels = match cfg.model.kernels.as_str() {
@@ -234,18 +302,26 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     let mut opt =
         AdamW::new(&varmap, AdamWConfig { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weight_decay: t.weight_decay })?;
     opt.freeze(&t.freeze)?;
+    stop_if_interrupted!();
+    let mut fresh_moments = false;
     let (state, resumed_from) = match run.latest_checkpoint()? {
         Some(step) => {
             let dir = run.checkpoint_dir(step);
+            // Checked before it is used: step, checksums, and the run's own record of the step.
+            let v = checkpoint::load_verified(&dir, step)?;
+            check_against_events(run, &dir, &v.state)?;
             load_weights(&varmap, &model, &dir.join(checkpoint::MODEL_FILE))?;
             let optim = dir.join(checkpoint::OPTIM_FILE);
-            // Only a run's starting checkpoint from a shipped base (weights only) may lack the
-            // optimizer's state: it then starts with fresh moments. Anywhere else it is needed
-            // to resume exactly.
-            if optim.exists() || cfg.init.is_none() || step != cfg.train.schedule_start {
+            // Only a run's starting checkpoint may hold weights alone (a shipped base's step, or
+            // a fork of one): the run then starts with fresh moments. Anywhere else the
+            // optimizer's state is needed to resume exactly.
+            let starting = cfg.lineage.as_ref().is_some_and(|l| l.fork_step == step);
+            if v.optimizer || !starting {
                 opt.load(&optim).with_context(|| format!("loading {}", optim.display()))?;
+            } else {
+                fresh_moments = true;
             }
-            (checkpoint::load_state(&dir)?, Some(step))
+            (v.state, Some(step))
         }
         None => {
             if cfg.model.source != "tiny" {
@@ -262,13 +338,16 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
                 train_seconds: 0.0,
                 eval_loss: None,
                 eval_pending: false,
+                sha256: None,
             };
             (s, None)
         }
     };
+    stop_if_interrupted!();
     let sampler = Sampler::resume(&mixture, state.sampler.clone());
     let control = ControlWatch::new_from(&run.path, state.control_seq);
     let evaluator = Evaluator::new(&cfg, &mixture, &source, &tok)?;
+    stop_if_interrupted!();
     let events = EventWriter::open(&run.events_path())?;
     let tensorboard = match cfg.logging.tensorboard {
         true => tensorboard::Writer::create(&run.path.join(tensorboard::DIR))
@@ -277,6 +356,11 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         false => None,
     };
     let msg = match resumed_from {
+        Some(s) if fresh_moments => format!(
+            "started from step {s} with fresh optimizer moments (the checkpoint holds weights only): {} parameters, {}",
+            mcfg.num_params(),
+            device_name(&device)
+        ),
         Some(s) => format!("resumed from step {s}"),
         None => format!("started: {} parameters, {}", mcfg.num_params(), device_name(&device)),
     };
@@ -305,6 +389,27 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         s.log_checkpoint_if_missing(step)?;
     }
     s.run_loop()
+}
+
+/// A checkpoint the run resumes from agrees with the run's own record: the train event of its
+/// step (when events.jsonl has one) counted the tokens its state.json records. A state.json
+/// from another run, or edited, is refused (bad input naming both files).
+fn check_against_events(run: &RunDir, dir: &Path, st: &TrainState) -> Result<()> {
+    let (events, _, _) = crate::runs::events::read_all(&run.events_path())?;
+    let logged = events.iter().rev().find_map(|e| match &e.body {
+        Body::Train { tokens, .. } if e.step == st.step => Some(*tokens),
+        _ => None,
+    });
+    if let Some(tokens) = logged.filter(|t| *t != st.tokens) {
+        crate::bail_input!(
+            "{}: records {} tokens at step {}, but {} says {tokens} at that step: the checkpoint is not this run's record",
+            dir.join(checkpoint::STATE_FILE).display(),
+            st.tokens,
+            st.step,
+            run.events_path().display()
+        );
+    }
+    Ok(())
 }
 
 fn device_name(d: &Device) -> String {

@@ -52,6 +52,9 @@ pub enum Action {
     Lower,
     /// Set the selected mixture weight to zero.
     Zero,
+    /// Scroll a page (the help screen).
+    PageUp,
+    PageDown,
 }
 
 impl Action {

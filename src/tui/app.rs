@@ -172,6 +172,9 @@ pub struct ForkDialog {
     pub seeds_check: Result<String, String>,
     base_seed: u64,
     pub checkpoints: Vec<u64>,
+    /// The checkpoints that hold weights only (a shipped base's step): a fork from one starts
+    /// with fresh optimizer moments, as `mixscope fork` does.
+    pub weights_only: Vec<u64>,
     pub ckpt: usize,
     pub field: ForkField,
     /// Per-language weights (suite order), as edited.
@@ -193,12 +196,15 @@ impl ForkDialog {
             ck = dir_ck;
         }
         let spec = cfg.mixture().map(|m| m.spec).unwrap_or_else(|_| cfg.data.mixture.clone());
+        let dir = crate::runs::RunDir::new(&r.dir);
+        let weights_only = ck.iter().copied().filter(|s| dir.weights_only(*s)).collect();
         let mut d = ForkDialog {
             run: r.id.clone(),
             group: None,
             seeds: TextInput::default(),
             seeds_check: check_seeds("", Some(cfg.seed)),
             base_seed: cfg.seed,
+            weights_only,
             ckpt: ck.len().saturating_sub(1),
             checkpoints: ck,
             field: ForkField::Weights,
@@ -286,6 +292,11 @@ impl ForkDialog {
 
     pub fn step(&self) -> Option<u64> {
         self.checkpoints.get(self.ckpt).copied()
+    }
+
+    /// The chosen checkpoint holds weights only: the fork starts with fresh optimizer moments.
+    pub fn fresh_optimizer(&self) -> bool {
+        self.step().is_some_and(|s| self.weights_only.contains(&s))
     }
 }
 
@@ -529,6 +540,13 @@ pub struct App {
     seen_status: usize,
     /// What the run tree was last built from (`on_data` rebuilds it when this changes).
     tree_shape: Option<(u64, usize, usize)>,
+    /// Offer the demo when the first read of the root finds no runs (not with `--demo`, which
+    /// starts it).
+    pub offer_demo: bool,
+    /// The root has been read whole once.
+    loaded_once: bool,
+    /// The help screen's first line shown (it scrolls when it does not fit).
+    pub help_scroll: u16,
 }
 
 impl App {
@@ -571,6 +589,9 @@ impl App {
             group_aggs: GroupAggs::default(),
             seen_status: 0,
             tree_shape: None,
+            offer_demo: true,
+            loaded_once: false,
+            help_scroll: 0,
         };
         app.on_data();
         app
@@ -1006,9 +1027,23 @@ impl App {
             }
             Delta::Loaded(store) => {
                 self.loading = false;
-                self.store.apply(Delta::Loaded(store))
+                let changed = self.store.apply(Delta::Loaded(store));
+                if !std::mem::replace(&mut self.loaded_once, true) {
+                    self.after_first_load();
+                }
+                changed
             }
             d => self.store.apply(d),
+        }
+    }
+
+    /// Once the root has been read: a root that cannot be read is an error in the log (the
+    /// runs pane shows it too); an empty one offers the demo.
+    fn after_first_load(&mut self) {
+        if let Some(e) = self.store.error.clone() {
+            self.push_log(format!("cannot read the runs root: {e}"), true);
+        } else if self.store.runs.is_empty() && self.offer_demo && matches!(self.mode, Mode::Normal) {
+            self.mode = Mode::DemoOffer;
         }
     }
 
@@ -1058,9 +1093,21 @@ impl App {
                 None => {}
             },
             Mode::Help => {
-                if action != Some(Action::Close) {
-                    self.mode = Mode::Help;
-                }
+                // The help scrolls when it does not fit the screen.
+                let (max, page) = super::panes::dialogs::help_scroll_range(self, self.screen);
+                let at = self.help_scroll.min(max);
+                self.help_scroll = match action {
+                    Some(Action::Close) => {
+                        self.help_scroll = 0;
+                        return;
+                    }
+                    Some(Action::Down) => (at + 1).min(max),
+                    Some(Action::Up) => at.saturating_sub(1),
+                    Some(Action::PageDown) => (at + page.saturating_sub(1).max(1)).min(max),
+                    Some(Action::PageUp) => at.saturating_sub(page.saturating_sub(1).max(1)),
+                    _ => at,
+                };
+                self.mode = Mode::Help;
             }
             Mode::Filter(mut t) => {
                 if TextInput::edits(&k) {
@@ -1184,6 +1231,7 @@ impl App {
                     (Ok(_), Ok(_)) => {
                         let name = d.name.text.trim().to_string();
                         let at = d.step().map_or("latest".into(), |s| s.to_string());
+                        let fresh = if d.fresh_optimizer() { " (weights only: fresh optimizer moments)" } else { "" };
                         match &d.group {
                             Some(members) => {
                                 self.pending.push(Request::ForkGroup {
@@ -1193,7 +1241,10 @@ impl App {
                                     spec: d.spec.text.clone(),
                                     name: name.clone(),
                                 });
-                                self.push_log(format!("forking every run of {} at step {at} as {name}", d.run), false);
+                                self.push_log(
+                                    format!("forking every run of {} at step {at} as {name}{fresh}", d.run),
+                                    false,
+                                );
                             }
                             None => {
                                 let seeds = Some(d.seeds.text.trim().to_string()).filter(|s| !s.is_empty());
@@ -1204,7 +1255,7 @@ impl App {
                                     name: name.clone(),
                                     seeds,
                                 });
-                                self.push_log(format!("forking {} at step {at} as {name}", d.run), false);
+                                self.push_log(format!("forking {} at step {at} as {name}{fresh}", d.run), false);
                             }
                         }
                         false
@@ -1442,7 +1493,9 @@ impl App {
             | Action::PrevField
             | Action::Increase
             | Action::Lower
-            | Action::Zero => {}
+            | Action::Zero
+            | Action::PageUp
+            | Action::PageDown => {}
         }
     }
 

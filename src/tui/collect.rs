@@ -138,12 +138,17 @@ fn record(dir: &Path) -> RunData {
     r
 }
 
-/// Set a run's state fields.
+/// Set a run's state fields. A run whose run.toml cannot be read is failed, with the reason
+/// (unless a trainer still holds it), as `ls` shows it.
 pub fn set_seen(r: &mut RunData, s: &Seen) {
     r.state = s.state;
     r.message = s.message.clone();
     r.alive = s.alive;
     r.slurm = s.slurm.clone();
+    if let Some(d) = r.damaged.as_ref().filter(|_| !s.alive) {
+        r.state = State::Failed;
+        r.message = Some(d.clone());
+    }
 }
 
 /// Follows a runs root; each call appends what changed to `out`.
@@ -160,14 +165,17 @@ pub struct Collector {
 }
 
 /// The run directories under `root`, their Slurm jobs asked about at once (the answers are
-/// cached for `observe`).
-fn run_dirs(root: &Path) -> Vec<PathBuf> {
-    let dirs: Vec<PathBuf> = crate::runs::list(root).unwrap_or_default().into_iter().map(|r| r.path).collect();
+/// cached for `observe`); or why the root cannot be read.
+fn run_dirs(root: &Path) -> (Vec<PathBuf>, Option<String>) {
+    let (dirs, error) = match crate::runs::list(root) {
+        Ok(l) => (l.into_iter().map(|r| r.path).collect::<Vec<PathBuf>>(), None),
+        Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+    };
     let jobs: Vec<String> = dirs.iter().filter_map(|d| slurm::current(&RunDir::new(d)).map(|c| c.job)).collect();
     if !jobs.is_empty() {
         slurm::prefetch(&jobs);
     }
-    dirs
+    (dirs, error)
 }
 
 impl Collector {
@@ -175,9 +183,10 @@ impl Collector {
     /// store as read.
     pub fn load(root: &Path) -> (Collector, Store) {
         use rayon::prelude::*;
-        let dirs = run_dirs(root);
+        let (dirs, error) = run_dirs(root);
         let (runs, data): (Vec<Watched>, Vec<RunData>) = dirs.par_iter().map(|d| Watched::read(d)).unzip();
         let mut store = Store::from_runs(root, data);
+        store.error = error;
         let mut c = Collector {
             root: root.to_path_buf(),
             runs,
@@ -198,8 +207,10 @@ impl Collector {
     /// complete and with exact states, at the cost of a few reads per run.
     pub fn records(root: &Path) -> Store {
         use rayon::prelude::*;
-        let dirs = run_dirs(root);
-        Store::from_runs(root, dirs.par_iter().map(|d| record(d)).collect())
+        let (dirs, error) = run_dirs(root);
+        let mut store = Store::from_runs(root, dirs.par_iter().map(|d| record(d)).collect());
+        store.error = error;
+        store
     }
 
     /// Note what the watcher says changed: a path under the root.
@@ -359,7 +370,7 @@ pub fn spawn(root: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Vec<Delta>>) 
     let files = wake.clone();
     std::thread::Builder::new().name("mixscope-collect".into()).spawn(move || {
         // File events under the root, recursively (new runs, appended events).
-        let _ = std::fs::create_dir_all(&root);
+        let _ = crate::util::create_private_dir(&root);
         let _watcher = {
             use notify::Watcher;
             let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {

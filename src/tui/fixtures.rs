@@ -98,7 +98,7 @@ pub fn write_seeded(root: &Path, s: &Spec, seed: u64) -> Result<RunDir> {
             v: 1,
             step: at,
             time: t,
-            body: Body::Fork { parent: p.into(), parent_step: at, mixture: mix.spec.clone() },
+            body: Body::Fork { parent: p.into(), parent_step: at, mixture: mix.spec.clone(), fresh_optimizer: false },
         })?;
     }
     if s.to > s.from {

@@ -19,10 +19,24 @@ struct Raw {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawKey {
-    keys: Vec<String>,
-    action: String,
+    keys: Spanned<Vec<Spanned<String>>>,
+    action: Spanned<String>,
     help: String,
-    context: String,
+    context: Spanned<String>,
+}
+
+/// A value of a keymap file with where it is, for errors that name `file:line:col`.
+type Spanned<T> = toml::Spanned<T>;
+
+/// `file:line:col` of a value in `src`.
+fn at<T>(file: &str, src: &str, v: &Spanned<T>) -> String {
+    let (l, c) = crate::error::line_col(src, v.span().start);
+    format!("{file}:{l}:{c}")
+}
+
+/// The labels of a `keys` array, as written.
+fn labels(keys: &Spanned<Vec<Spanned<String>>>) -> Vec<String> {
+    keys.get_ref().iter().map(|k| k.get_ref().clone()).collect()
 }
 
 /// Where a binding applies. `global`, `runs` and `chart` are the main screen (the last two
@@ -136,21 +150,41 @@ fn parse_key(s: &str) -> Option<(KeyCode, KeyModifiers)> {
     Some((code, mods))
 }
 
-/// The keys of entry `i` of a keymap file.
-fn parse_keys(file: &str, i: usize, labels: &[String]) -> Result<Vec<(KeyCode, KeyModifiers)>> {
-    labels
+/// The keys of entry `i` of a keymap file (errors name the key's `file:line:col`).
+fn parse_keys(
+    file: &str,
+    src: &str,
+    i: usize,
+    keys: &Spanned<Vec<Spanned<String>>>,
+) -> Result<Vec<(KeyCode, KeyModifiers)>> {
+    keys.get_ref()
         .iter()
-        .map(|s| match parse_key(s) {
+        .map(|s| match parse_key(s.get_ref()) {
             Some(k) => Ok(k),
-            None => Err(crate::error::bad_input(format!("{file}: key[{i}].keys: cannot read key '{s}'"))),
+            None => Err(crate::error::bad_input(format!(
+                "{}: key[{i}].keys: cannot read key '{}'",
+                at(file, src, s),
+                s.get_ref()
+            ))),
         })
         .collect()
 }
 
-fn parse_context(file: &str, i: usize, c: &str) -> Result<Context> {
-    c.parse().map_err(|_| {
+fn parse_context(file: &str, src: &str, i: usize, c: &Spanned<String>) -> Result<Context> {
+    c.get_ref().parse().map_err(|_| {
         let all: Vec<&str> = Context::iter().map(Context::name).collect();
-        crate::error::bad_input(format!("{file}: key[{i}].context: '{c}' is not one of {}", all.join(", ")))
+        crate::error::bad_input(format!(
+            "{}: key[{i}].context: '{}' is not one of {}",
+            at(file, src, c),
+            c.get_ref(),
+            all.join(", ")
+        ))
+    })
+}
+
+fn parse_action(file: &str, src: &str, i: usize, a: &Spanned<String>) -> Result<Action> {
+    Action::from_name(a.get_ref()).ok_or_else(|| {
+        crate::error::bad_input(format!("{}: key[{i}].action: unknown action '{}'", at(file, src, a), a.get_ref()))
     })
 }
 
@@ -159,12 +193,10 @@ impl Keymap {
         let raw: Raw = toml::from_str(src).map_err(|e| crate::error::toml_error(file, src, &e))?;
         let mut bindings = Vec::new();
         for (i, k) in raw.key.into_iter().enumerate() {
-            let Some(action) = Action::from_name(&k.action) else {
-                crate::bail_input!("{file}: key[{i}].action: unknown action '{}'", k.action);
-            };
-            let keys = parse_keys(file, i, &k.keys)?;
-            let context = parse_context(file, i, &k.context)?;
-            bindings.push(Binding { keys, labels: k.keys, action, help: k.help, context });
+            let action = parse_action(file, src, i, &k.action)?;
+            let keys = parse_keys(file, src, i, &k.keys)?;
+            let context = parse_context(file, src, i, &k.context)?;
+            bindings.push(Binding { keys, labels: labels(&k.keys), action, help: k.help, context });
         }
         Ok(Keymap { bindings })
     }
@@ -197,22 +229,21 @@ impl Keymap {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct UserKey {
-            keys: Vec<String>,
-            action: String,
+            keys: Spanned<Vec<Spanned<String>>>,
+            action: Spanned<String>,
             help: Option<String>,
-            context: Option<String>,
+            context: Option<Spanned<String>>,
         }
         let raw: UserRaw = toml::from_str(src).map_err(|e| crate::error::toml_error(file, src, &e))?;
         for (i, k) in raw.key.into_iter().enumerate() {
-            let Some(action) = Action::from_name(&k.action) else {
-                crate::bail_input!("{file}: key[{i}].action: unknown action '{}'", k.action);
-            };
-            if k.keys.is_empty() {
-                crate::bail_input!("{file}: key[{i}].keys: bind at least one key");
+            let action = parse_action(file, src, i, &k.action)?;
+            if k.keys.get_ref().is_empty() {
+                crate::bail_input!("{}: key[{i}].keys: bind at least one key", at(file, src, &k.keys));
             }
-            let keys = parse_keys(file, i, &k.keys)?;
+            let keys = parse_keys(file, src, i, &k.keys)?;
+            let key_labels = labels(&k.keys);
             let mut contexts: Vec<Context> = match &k.context {
-                Some(c) => vec![parse_context(file, i, c)?],
+                Some(c) => vec![parse_context(file, src, i, c)?],
                 None => self.bindings.iter().filter(|b| b.action == action).map(|b| b.context).collect(),
             };
             if contexts.is_empty() {
@@ -236,14 +267,14 @@ impl Keymap {
                 match self.bindings.iter_mut().find(|b| b.action == action && b.context == c) {
                     Some(b) => {
                         b.keys = keys.clone();
-                        b.labels = k.keys.clone();
+                        b.labels = key_labels.clone();
                         if let Some(h) = &k.help {
                             b.help = h.clone();
                         }
                     }
                     None => self.bindings.push(Binding {
                         keys: keys.clone(),
-                        labels: k.keys.clone(),
+                        labels: key_labels.clone(),
                         action,
                         help: k.help.clone().unwrap_or_else(|| action.name().replace('_', " ")),
                         context: c,
@@ -322,10 +353,10 @@ mod tests {
         }
         let e = Keymap::parse("k.toml", "[[key]]\nkeys=[\"x\"]\naction=\"fly\"\nhelp=\"\"\ncontext=\"global\"\n")
             .unwrap_err();
-        assert!(e.to_string().contains("k.toml: key[0].action: unknown action 'fly'"));
+        assert!(e.to_string().contains("k.toml:3:8: key[0].action: unknown action 'fly'"), "{e}");
         let e = Keymap::parse("k.toml", "[[key]]\nkeys=[\"x\"]\naction=\"quit\"\nhelp=\"\"\ncontext=\"popup\"\n")
             .unwrap_err();
-        assert!(e.to_string().contains("k.toml: key[0].context: 'popup' is not one of global, runs"), "{e}");
+        assert!(e.to_string().contains("k.toml:5:9: key[0].context: 'popup' is not one of global, runs"), "{e}");
     }
 
     #[test]
@@ -381,7 +412,7 @@ mod tests {
         assert_eq!(k.lookup(Context::Launch, &ctrl_s), None);
         assert_eq!(k.label_in(Context::Fork, Action::Submit), "ctrl-s");
         let e = k.apply_overrides("keymap.toml", "[[key]]\nkeys = [\"ctrl-\"]\naction = \"quit\"\n").unwrap_err();
-        assert!(e.to_string().contains("keymap.toml: key[0].keys: cannot read key 'ctrl-'"), "{e}");
+        assert!(e.to_string().contains("keymap.toml:2:9: key[0].keys: cannot read key 'ctrl-'"), "{e}");
         let e = k.apply_overrides("keymap.toml", "[[key]]\nkeys = [\"z\"]\nactoin = \"quit\"\n").unwrap_err();
         assert!(e.to_string().contains("keymap.toml:3:1"), "{e}");
     }

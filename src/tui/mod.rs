@@ -24,7 +24,7 @@ use anyhow::Result;
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures::StreamExt;
 
-use app::{App, Mode, Request};
+use app::{App, Request};
 use store::Store;
 
 /// The shortest time between two frames drawn for new data (not for keys): a burst of
@@ -90,22 +90,23 @@ fn perform(root: &Path, req: Request) -> Outcome {
             Request::Fork { run, at, spec, name, seeds: None } => {
                 let parent = resolve(root, &run)?;
                 let name = (!name.is_empty()).then_some(name);
-                let child = sup::fork(root, &parent, at, &spec, name, None)?;
-                (format!("forked {run} into {}", child.id()), Some(child.id()))
+                let f = sup::fork(root, &parent, at, &spec, name, None)?;
+                let fresh = if f.fresh_optimizer { " (weights only: fresh optimizer moments)" } else { "" };
+                (format!("forked {run} into {} at step {}{fresh}", f.run.id(), f.step), Some(f.run.id()))
             }
             Request::Fork { run, at, spec, name, seeds: Some(seeds) } => {
                 let parent = resolve(root, &run)?;
                 let name = (!name.is_empty()).then_some(name);
                 let seeds = sup::parse_seeds(&seeds, parent.read_config()?.seed)?;
                 let children = sup::fork_seeds(root, &parent, at, &spec, name, None, &seeds)?;
-                let ids: Vec<String> = children.iter().map(|c| c.id()).collect();
+                let ids: Vec<String> = children.iter().map(|c| c.run.id()).collect();
                 (format!("forked {run} into {} (one group)", ids.join(", ")), ids.first().cloned())
             }
             Request::ForkGroup { label, members, at, spec, name } => {
                 let members = members.iter().map(|m| resolve(root, m)).collect::<Result<Vec<_>>>()?;
                 let name = (!name.is_empty()).then_some(name);
                 let children = sup::fork_group(root, &members, at, &spec, name, None)?;
-                let ids: Vec<String> = children.iter().map(|c| c.id()).collect();
+                let ids: Vec<String> = children.iter().map(|c| c.run.id()).collect();
                 (format!("forked every run of {label}: {} (one group)", ids.join(", ")), ids.first().cloned())
             }
             Request::Launch { config, .. } if crate::sweep::is_sweep_file(&config) => {
@@ -151,6 +152,7 @@ async fn main_loop(root: PathBuf, theme: theme::Theme, keymap: keymap::Keymap, d
     crate::supervisor::slurm::query_in_background();
     let mut app = App::new(Store::empty(&root), theme, keymap);
     app.loading = true;
+    app.offer_demo = !demo;
     if demo {
         app.pending.push(Request::Demo);
     }
@@ -164,7 +166,7 @@ async fn main_loop(root: PathBuf, theme: theme::Theme, keymap: keymap::Keymap, d
         restore(info);
     }));
     crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
-    let result = event_loop(&mut terminal, &mut app, &root, demo).await;
+    let result = event_loop(&mut terminal, &mut app, &root).await;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
     result
@@ -176,7 +178,7 @@ fn screen_of(terminal: &ratatui::DefaultTerminal) -> Result<ratatui::layout::Rec
     Ok(ratatui::layout::Rect::new(0, 0, size.width, size.height))
 }
 
-async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root: &Path, demo: bool) -> Result<()> {
+async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root: &Path) -> Result<()> {
     let (dtx, mut drx) = tokio::sync::mpsc::unbounded_channel::<Vec<collect::Delta>>();
     let collector = collect::spawn(root.to_path_buf(), dtx)?;
     let (rtx, mut rrx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
@@ -188,7 +190,6 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
     let mut term_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     #[cfg(unix)]
     let mut hup_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut first_load = true;
     loop {
         for req in std::mem::take(&mut app.pending) {
             let (root, tx) = (root.to_path_buf(), rtx.clone());
@@ -227,12 +228,6 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
                 let mut changed = false;
                 for d in deltas {
                     changed |= app.apply(d);
-                }
-                if first_load && !app.loading {
-                    first_load = false;
-                    if app.store.runs.is_empty() && !demo && matches!(app.mode, Mode::Normal) {
-                        app.mode = Mode::DemoOffer;
-                    }
                 }
                 if changed {
                     app.on_data();

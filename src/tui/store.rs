@@ -339,6 +339,9 @@ pub struct RunData {
     pub state: State,
     pub message: Option<String>,
     pub alive: bool,
+    /// Why the run's run.toml cannot be read (missing, or unparsable): the run is shown failed,
+    /// with this, whatever its events say.
+    pub damaged: Option<String>,
     /// A Slurm run's latest job (id, Slurm's state, node).
     pub slurm: Option<crate::supervisor::slurm::SlurmView>,
     /// The train loss smoothed with a debiased EMA (see [`RunData::update_smooth`]).
@@ -365,7 +368,9 @@ impl RunData {
     /// Open a run directory: its config; no events yet (a [`Source`] reads them).
     pub fn open(dir: &Path) -> RunData {
         let run = RunDir::new(dir);
-        let cfg = run.read_config().ok();
+        let read = run.read_config();
+        let damaged = read.as_ref().err().map(|e| crate::supervisor::status::damaged_message(&run, &format!("{e:#}")));
+        let cfg = read.ok();
         let mixture = cfg.as_ref().and_then(|c| c.mixture().ok()).map(|m| m.summary()).unwrap_or_default();
         RunData {
             id: run.id(),
@@ -394,6 +399,7 @@ impl RunData {
             state: State::Queued,
             message: None,
             alive: false,
+            damaged,
             slurm: None,
             smooth: Series::default(),
             smooth_state: (f32::NAN, 0.0, 0.0),
@@ -625,6 +631,8 @@ impl Source {
 #[derive(Debug, Default)]
 pub struct Store {
     pub root: PathBuf,
+    /// The root could not be read (a file, no permission): what the TUI shows instead of runs.
+    pub error: Option<String>,
     pub runs: Vec<RunData>,
     /// The records of the sweeps the runs belong to (`<runs>/.sweeps/<id>/sweep.json`), read
     /// once each: a record is written once, when its sweep is launched.
@@ -638,7 +646,7 @@ impl Store {
     /// A store of `root` with nothing read yet: what the first frame shows while the
     /// collector reads the root.
     pub fn empty(root: &Path) -> Store {
-        Store { root: root.to_path_buf(), runs: Vec::new(), sweeps: BTreeMap::new(), runs_gen: next_gen() }
+        Store { root: root.to_path_buf(), error: None, runs: Vec::new(), sweeps: BTreeMap::new(), runs_gen: next_gen() }
     }
 
     /// Runs as read, in the order the tree lists them: by their first event, then id.
@@ -646,7 +654,7 @@ impl Store {
         runs.sort_by(|a, b| {
             a.first_time.partial_cmp(&b.first_time).unwrap_or(std::cmp::Ordering::Equal).then(a.id.cmp(&b.id))
         });
-        Store { root: root.to_path_buf(), runs, sweeps: BTreeMap::new(), runs_gen: next_gen() }
+        Store { root: root.to_path_buf(), error: None, runs, sweeps: BTreeMap::new(), runs_gen: next_gen() }
     }
 
     /// Read every run under the root, as the collector first does (tests and benchmarks).

@@ -163,3 +163,43 @@ fn pull_errors_exit_2_and_write_nothing() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+/// A task name that is not a built-in one is written (user data may have tasks of its own), but
+/// said loudly; and training from a file with rows of a task its `data.tasks` does not name
+/// says which rows it leaves out (they were ignored without a word).
+#[test]
+fn rows_of_a_task_training_will_not_use_are_said_loudly() {
+    let e = env();
+    let out = e.root.join("zz.jsonl");
+    let o = e.pull(&[
+        "testorg/mgsm-mini",
+        "--config",
+        "es",
+        "--split",
+        "test",
+        "--map",
+        "prompt={question}",
+        "--map",
+        "response={answer_number}",
+        "--map",
+        "lang={config}",
+        "--map",
+        "task=zz",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let said = format!("{}{}", ok(o.clone()), stderr(&o));
+    assert!(said.contains("task 'zz' is not a built-in task"), "{said}");
+    assert_eq!(lines(&out).len(), 2);
+    let tiny = std::fs::read_to_string(fixture("tiny.toml")).unwrap();
+    let cfg = e.root.join("zz.toml");
+    std::fs::write(&cfg, tiny.replace("heldout = [\"pt\"]", "heldout = [\"pt\"]\nfiles = [\"zz.jsonl\"]")).unwrap();
+    let o = cmd(&e.root.join("cache"))
+        .args(["train", cfg.to_str().unwrap(), "--runs", e.root.join("runs").to_str().unwrap(), "-q"])
+        .args(["--set", "max_steps=1", "--set", "eval_every=0", "--set", "eval.generate_n=0"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    ok(o);
+    assert!(err.contains("2 rows of task 'zz'") && err.contains("data.tasks"), "{err}");
+}

@@ -5,8 +5,9 @@
 
 use crate::common;
 use common::*;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -150,6 +151,7 @@ fn a_pause_or_stop_during_an_evaluation_resumes_and_the_evaluation_runs() {
             serde_json::from_slice(&std::fs::read(dir.join(format!("checkpoints/{step}/state.json"))).unwrap())
                 .unwrap();
         assert_eq!(st["eval_pending"], true, "{st}");
+        assert!(st["sha256"]["model.safetensors"].is_string(), "rewritten, state.json keeps its checksums: {st}");
         ctl(t.path(), &root, "resume", &id);
         assert!(
             wait_for(Duration::from_secs(120), || trained(&dir, step + 1)),
@@ -219,5 +221,337 @@ fn two_commands_creating_one_run_directory_leave_one_true_record() {
             .output()
             .unwrap();
         ok(o);
+    }
+}
+
+/// The non-hidden entries of a runs root (what `ls` would look at), sorted.
+fn visible(root: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(root) else { return Vec::new() };
+    let mut v: Vec<String> =
+        rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect();
+    v.sort();
+    v
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let dst = to.join(e.file_name());
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else if ft.is_file() {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+/// `checkpoint.keep_last = 0` is bad input (pruning would delete the checkpoint just written),
+/// refused before a run exists; and pruning keeps the latest checkpoint whatever a run.toml says
+/// (one written before the check).
+#[test]
+fn keep_last_zero_is_refused_and_pruning_keeps_the_latest_checkpoint() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let r = root.to_str().unwrap();
+    let e = bad(tiny_train(t.path(), &["--runs", r, "--set", "checkpoint.keep_last=0"]).output().unwrap());
+    assert!(e.contains("--set checkpoint.keep_last=0: checkpoint.keep_last: must be at least 1"), "{e}");
+    assert!(visible(&root).is_empty(), "{:?}", visible(&root));
+
+    let dir = root.join("r");
+    let d = dir.to_str().unwrap();
+    ok(tiny_train(t.path(), &["--run-dir", d, "--runs", r, "--set", "checkpoint.keep_last=1"]).output().unwrap());
+    let toml_path = dir.join("run.toml");
+    let text = std::fs::read_to_string(&toml_path).unwrap();
+    assert!(text.contains("keep_last = 1"), "{text}");
+    std::fs::write(&toml_path, text.replace("keep_last = 1", "keep_last = 0")).unwrap();
+    ok(tiny_train(t.path(), &["--run-dir", d, "--runs", r, "--set", "checkpoint.keep_last=1", "--set", "max_steps=4"])
+        .output()
+        .unwrap());
+    let last = of_kind(&events(&dir), "checkpoint").last().map(|e| e["path"].as_str().unwrap().to_string());
+    assert_eq!(last.as_deref(), Some("checkpoints/4"));
+    assert!(dir.join("checkpoints/4/model.safetensors").exists(), "the latest checkpoint is kept");
+}
+
+/// `fork RUN --at S` where checkpoint S holds weights only (a demo run's first step: the shipped
+/// base's last) forks with fresh optimizer moments, and says so: on the command line, in the
+/// fork event and in the child's first status. The child trains and finishes.
+#[test]
+fn a_fork_at_a_weights_only_checkpoint_starts_with_fresh_optimizer_moments() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let r = root.to_str().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo.toml");
+    let mut c = cmd(t.path());
+    c.args(["train", demo.to_str().unwrap(), "--runs", r, "-q"]);
+    for s in ["name=sft", "max_steps=1", "eval.n=2", "eval.generate_n=0", "threads=1"] {
+        c.args(["--set", s]);
+    }
+    ok(c.output().unwrap());
+    let sft = ls(t.path(), &root).into_iter().find(|x| x["name"] == "sft").expect("the sft run");
+    let sft_id = sft["id"].as_str().unwrap().to_string();
+    assert_eq!(sft["checkpoints"], serde_json::json!([6000, 6001]), "{sft}");
+    assert!(!root.join(&sft_id).join("checkpoints/6000/optimizer.safetensors").exists());
+
+    let o = cmd(t.path())
+        .env("MIXSCOPE_CPU_BUDGET", "1")
+        .args(["fork", &sft_id, "--at", "6000", "--mix", "en=1", "--runs", r])
+        .output()
+        .unwrap();
+    let said = format!("{}{}", ok(o.clone()), stderr(&o));
+    let child = stdout(&o).lines().last().unwrap().trim().to_string();
+    let _end = EndOnDrop::new(t.path(), &root, &child);
+    let dir = root.join(&child);
+    assert!(
+        wait_for(Duration::from_secs(300), || matches!(
+            ls_state(t.path(), &root, &child).as_str(),
+            "finished" | "failed"
+        )),
+        "{:?}",
+        ls(t.path(), &root)
+    );
+    assert_eq!(ls_state(t.path(), &root, &child), "finished", "{:?}", of_kind(&events(&dir), "status"));
+    assert!(said.contains("fresh optimizer moments"), "{said}");
+    let fork = of_kind(&events(&dir), "fork")[0].clone();
+    assert_eq!(fork["fresh_optimizer"], true, "{fork}");
+    let first = of_kind(&events(&dir), "status").into_iter().find(|e| e["state"] == "running").cloned().unwrap();
+    assert!(first["message"].as_str().unwrap().contains("fresh optimizer moments"), "{first}");
+    assert!(dir.join("checkpoints/6001/optimizer.safetensors").exists());
+}
+
+/// Damaged checkpoints are refused, naming the file, exit 2, by everything that loads one
+/// (resume, fork, export, samples): a state.json naming another step, or whose token count
+/// disagrees with the run's events, flipped bytes in the weights or the optimizer state.
+/// Checkpoints written without checksums (older runs) still load.
+#[test]
+fn a_corrupt_checkpoint_fails_loudly_naming_the_file() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let r = root.to_str().unwrap();
+    let good = root.join("good");
+    let sets = ["--set", "max_steps=4", "--set", "checkpoint_every=2"];
+    let train = |dir: &Path, max: &str| {
+        let mut c = tiny_train(t.path(), &["--run-dir", dir.to_str().unwrap(), "--runs", r]);
+        c.args(sets).args(["--set", max]);
+        c.output().unwrap()
+    };
+    ok(train(&good, "max_steps=4"));
+    let copy = |name: &str| {
+        let d = root.join(name);
+        copy_tree(&good, &d);
+        d
+    };
+    let flip = |p: &Path| {
+        let mut b = std::fs::read(p).unwrap();
+        let mid = b.len() / 2;
+        for x in &mut b[mid..mid + 2000] {
+            *x ^= 0xff;
+        }
+        std::fs::write(p, b).unwrap();
+    };
+    let edit_state = |d: &Path, f: &dyn Fn(&mut serde_json::Value)| {
+        let p = d.join("checkpoints/4/state.json");
+        let mut v = json(&p);
+        f(&mut v);
+        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    };
+
+    let d = copy("step");
+    edit_state(&d, &|v| v["step"] = 1.into());
+    let e = bad(train(&d, "max_steps=6"));
+    assert!(e.contains("checkpoints/4/state.json") && e.contains("step 1"), "{e}");
+    assert!(!of_kind(&events(&d), "train").iter().any(|e| e["step"].as_u64() > Some(4)), "nothing trained");
+
+    let d = copy("tokens");
+    edit_state(&d, &|v| v["tokens"] = (v["tokens"].as_u64().unwrap() + 1).into());
+    let e = bad(train(&d, "max_steps=6"));
+    assert!(e.contains("checkpoints/4/state.json") && e.contains("events.jsonl"), "{e}");
+
+    for f in ["model.safetensors", "optimizer.safetensors"] {
+        let d = copy(&format!("flip-{}", &f[..5]));
+        flip(&d.join("checkpoints/4").join(f));
+        let e = bad(train(&d, "max_steps=6"));
+        assert!(e.contains(&format!("checkpoints/4/{f}")) && e.contains("SHA-256"), "{e}");
+        assert!(!of_kind(&events(&d), "train").iter().any(|e| e["step"].as_u64() > Some(4)), "nothing trained");
+    }
+
+    // Fork, export and samples of the damaged checkpoint: refused, nothing created.
+    let d = root.join("flip-model");
+    let before = visible(&root);
+    let e = bad(run(t.path(), &["fork", d.to_str().unwrap(), "--at", "4", "--mix", "en=1", "--runs", r]));
+    assert!(e.contains("checkpoints/4/model.safetensors"), "{e}");
+    assert_eq!(visible(&root), before, "a refused fork creates nothing");
+    let out = t.path().join("export");
+    let e = bad(run(t.path(), &["export", d.to_str().unwrap(), "--out", out.to_str().unwrap()]));
+    assert!(e.contains("checkpoints/4/model.safetensors"), "{e}");
+    assert!(!out.exists());
+    let e = bad(run(t.path(), &["samples", d.to_str().unwrap(), "--n", "1"]));
+    assert!(e.contains("checkpoints/4/model.safetensors"), "{e}");
+
+    // Each checkpoint records the SHA-256 of its files; one without (written before they were)
+    // is accepted.
+    let st = json(&good.join("checkpoints/4/state.json"));
+    for f in ["model.safetensors", "optimizer.safetensors"] {
+        let h = st["sha256"][f].as_str().unwrap_or_else(|| panic!("no checksum of {f}: {st}"));
+        assert_eq!(h, sha(&good.join("checkpoints/4").join(f)));
+    }
+    let d = copy("legacy");
+    edit_state(&d, &|v| {
+        v.as_object_mut().unwrap().remove("sha256");
+    });
+    ok(train(&d, "max_steps=6"));
+    assert_eq!(last_state(&d).as_deref(), Some("finished"));
+}
+
+/// Links inside a run directory are not followed for writes: a run whose events.jsonl, lock,
+/// control, checkpoints/ or tensorboard/ is a symbolic link is refused (exit 2, naming it), and
+/// a supervised run whose stdout.log or stderr.log is one fails with the reason. What the links
+/// point to is left as it was.
+#[test]
+fn links_inside_a_run_directory_are_not_followed_for_writes() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let r = root.to_str().unwrap();
+    let good = root.join("good");
+    ok(tiny_train(t.path(), &["--run-dir", good.to_str().unwrap(), "--runs", r]).output().unwrap());
+    let outside = t.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let link = |d: &Path, entry: &str| -> PathBuf {
+        let target = outside.join(format!("{}-{entry}", d.file_name().unwrap().to_string_lossy()));
+        let p = d.join(entry);
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+            std::fs::create_dir(&target).unwrap();
+        } else {
+            let _ = std::fs::remove_file(&p);
+            std::fs::write(&target, "precious\n").unwrap();
+        }
+        std::os::unix::fs::symlink(&target, &p).unwrap();
+        target
+    };
+    let untouched = |target: &Path| {
+        if target.is_dir() {
+            assert!(std::fs::read_dir(target).unwrap().next().is_none(), "{} was written into", target.display());
+        } else {
+            assert_eq!(std::fs::read_to_string(target).unwrap(), "precious\n", "{} was written", target.display());
+        }
+    };
+    for entry in ["events.jsonl", "lock", "control", "checkpoints", "tensorboard"] {
+        let d = root.join(format!("link-{}", entry.replace('.', "-")));
+        copy_tree(&good, &d);
+        std::fs::create_dir_all(d.join("tensorboard")).unwrap();
+        std::fs::write(d.join("control"), "{\"seq\":0,\"cmd\":\"resume\"}").unwrap();
+        let target = link(&d, entry);
+        let e = bad(tiny_train(t.path(), &["--run-dir", d.to_str().unwrap(), "--runs", r, "--set", "max_steps=4"])
+            .output()
+            .unwrap());
+        assert!(e.contains(&format!("{entry}: is a symbolic link")), "{entry}: {e}");
+        untouched(&target);
+    }
+    // The supervised trainer's logs: the run fails with the reason.
+    for entry in ["stdout.log", "stderr.log"] {
+        let id = format!("link-{}", entry.replace('.', "-"));
+        let d = root.join(&id);
+        copy_tree(&good, &d);
+        let cfg = std::fs::read_to_string(d.join("run.toml")).unwrap();
+        std::fs::write(d.join("run.toml"), cfg.replace("max_steps = 2", "max_steps = 4")).unwrap();
+        let line = format!(
+            "{{\"v\":1,\"kind\":\"status\",\"step\":2,\"time\":{},\"state\":\"stopped\",\"message\":\"by the test\"}}\n",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.join("events.jsonl"))
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+        let target = link(&d, entry);
+        ok(run(t.path(), &["resume", &id, "--runs", r]));
+        let _end = EndOnDrop::new(t.path(), &root, &id);
+        assert!(
+            wait_for(Duration::from_secs(60), || ls_state(t.path(), &root, &id) == "failed"),
+            "{:?}",
+            ls(t.path(), &root)
+        );
+        let row = ls(t.path(), &root).into_iter().find(|x| x["id"] == id.as_str()).unwrap();
+        let msg = row["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(&format!("{entry}: is a symbolic link")), "{row}");
+        untouched(&target);
+    }
+}
+
+/// After a pause, the control file deleted, then resume: a stop still reaches the trainer (a
+/// request numbered from 1 again used to be taken for one already handled).
+#[test]
+fn stop_works_after_the_control_file_was_deleted() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let id = launch(t.path(), &root, &["max_steps=100000", "eval.every=0", "checkpoint.every=50"]);
+    let _end = EndOnDrop::new(t.path(), &root, &id);
+    let dir = root.join(&id);
+    assert!(wait_for(Duration::from_secs(120), || trained(&dir, 3)));
+    ctl(t.path(), &root, "pause", &id);
+    assert!(wait_for(Duration::from_secs(60), || ls_state(t.path(), &root, &id) == "paused"));
+    let paused_at = losses(&dir).last().unwrap().0;
+    std::fs::remove_file(dir.join("control")).unwrap();
+    ctl(t.path(), &root, "resume", &id);
+    assert!(wait_for(Duration::from_secs(120), || trained(&dir, paused_at + 2)), "resumed");
+    ctl(t.path(), &root, "stop", &id);
+    assert!(
+        wait_for(Duration::from_secs(60), || ls_state(t.path(), &root, &id) == "stopped"),
+        "the stop was obeyed: {:?}",
+        of_kind(&events(&dir), "status")
+    );
+}
+
+/// `--run-dir` naming a directory that holds files and is not a run is refused before anything
+/// is written into it.
+#[test]
+fn a_run_dir_that_is_neither_empty_nor_a_run_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("notes");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("todo.txt"), "keep me\n").unwrap();
+    let e = bad(tiny_train(
+        t.path(),
+        &["--run-dir", dir.to_str().unwrap(), "--runs", t.path().join("runs").to_str().unwrap()],
+    )
+    .output()
+    .unwrap());
+    assert!(e.contains("neither empty nor a run") && e.contains("'todo.txt'"), "{e}");
+    assert_eq!(visible(&dir), ["todo.txt"]);
+    assert_eq!(std::fs::read_to_string(dir.join("todo.txt")).unwrap(), "keep me\n");
+}
+
+/// A runs root mixscope creates, and what it creates in it (its cache, a run, its checkpoints,
+/// a shipped base installed there), are private (0700): new directories are the owner's alone.
+#[test]
+fn a_new_runs_root_and_the_directories_mixscope_makes_in_it_are_private() {
+    let t = tempfile::tempdir().unwrap();
+    // The tokenizer cache in the runs root (no MIXSCOPE_CACHE): the root is made by it.
+    let root = t.path().join("runs");
+    let mut c = tiny_train(t.path(), &["--runs", root.to_str().unwrap()]);
+    c.env_remove("MIXSCOPE_CACHE");
+    ok(c.output().unwrap());
+    let run = root.join(visible(&root).first().expect("a run"));
+    for d in [root.clone(), root.join(".cache"), run.clone(), run.join("checkpoints")] {
+        assert_eq!(mode(&d) & 0o777, 0o700, "{}", d.display());
+    }
+    // A shipped base installed into a new root.
+    let root2 = t.path().join("runs2");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo.toml");
+    let mut c = cmd(t.path());
+    c.args(["train", demo.to_str().unwrap(), "--runs", root2.to_str().unwrap(), "-q"]);
+    for s in ["max_steps=1", "eval.n=2", "eval.generate_n=0", "threads=1"] {
+        c.args(["--set", s]);
+    }
+    ok(c.output().unwrap());
+    let base = root2.join(visible(&root2).into_iter().find(|n| n.starts_with("demo-base")).expect("the base"));
+    for d in [root2.clone(), base.clone(), base.join("checkpoints"), base.join("checkpoints/6000")] {
+        assert_eq!(mode(&d) & 0o777, 0o700, "{}", d.display());
     }
 }

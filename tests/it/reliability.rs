@@ -475,3 +475,266 @@ fn a_checkpoint_saved_but_not_logged_is_logged_when_the_run_resumes() {
     train();
     assert_eq!(of_kind(&events(&dir), "checkpoint").len(), of_kind(&evs, "checkpoint").len());
 }
+
+/// The non-hidden entries of a directory, sorted (a runs root's runs, and anything else).
+fn visible(root: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(root) else { return Vec::new() };
+    let mut v: Vec<String> =
+        rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect();
+    v.sort();
+    v
+}
+
+fn tiny_sets(c: &mut std::process::Command, sets: &[&str]) {
+    for s in sets {
+        c.args(["--set", s]);
+    }
+}
+
+/// Settings that parse but cannot run, given with `--set` to `train` and `launch` (and a
+/// mixture to `fork`): exit 2 naming the place, before any run directory exists.
+#[test]
+fn bad_settings_exit_2_naming_the_place_before_anything_is_created() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let root = d.join("runs");
+    let r = root.to_str().unwrap();
+    let tiny = fixture("tiny.toml");
+    let cases: [(&str, &str); 6] = [
+        ("threads=100000", "--set threads=100000: threads: must be at most"),
+        ("checkpoint.keep_last=0", "--set checkpoint.keep_last=0: checkpoint.keep_last: must be at least 1"),
+        ("mixture=en=1,budget=0", "column 6: budget"),
+        ("device=cuda:7", "--set device=cuda:7: device"),
+        ("train.freeze=[\"nonexistent\"]", "train.freeze: 'nonexistent' names no parameter"),
+        ("data.heldout=[\"en\"]", "data.heldout: 'en'"),
+    ];
+    for (set, want) in cases {
+        for verb in ["train", "launch"] {
+            let mut c = cmd(d);
+            c.args([verb, tiny.to_str().unwrap(), "--runs", r]);
+            tiny_sets(&mut c, &["max_steps=2", set]);
+            let e = bad(c.output().unwrap());
+            assert!(e.contains(want), "{verb} --set {set}: expected {want:?} in:\n{e}");
+            assert!(visible(&root).is_empty(), "{verb} --set {set} left {:?}", visible(&root));
+        }
+    }
+    // A fork with a mixture that cannot train creates nothing either.
+    let mut c = cmd(d);
+    c.args(["train", tiny.to_str().unwrap(), "--run-dir", root.join("p").to_str().unwrap(), "-q"]);
+    tiny_sets(&mut c, &["max_steps=2", "eval_every=0"]);
+    ok(c.output().unwrap());
+    let e = bad(run(d, &["fork", "p", "--mix", "en=1,budget=0", "--runs", r]));
+    assert!(e.contains("column 6: budget"), "{e}");
+    assert_eq!(visible(&root), ["p"]);
+}
+
+/// A user-data file that is a FIFO: each time mixscope opens it to read, the test's open for
+/// writing returns, so the test knows where the process is and acts there before it sends the
+/// rows.
+struct Fifo {
+    path: std::path::PathBuf,
+}
+
+impl Fifo {
+    fn new(path: &Path) -> Fifo {
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        Fifo { path: path.to_path_buf() }
+    }
+
+    /// The write end, once a reader has opened the FIFO (None if the child ended first).
+    fn wait_reader(&self, child: &mut std::process::Child) -> Option<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_secs(120) {
+            match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&self.path) {
+                Ok(f) => {
+                    // SAFETY: fcntl on a descriptor we own.
+                    unsafe {
+                        let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+                        libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+                    }
+                    return Some(f);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {}
+                Err(e) => panic!("{}: {e}", self.path.display()),
+            }
+            if child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+const USER_ROWS: usize = 24;
+
+fn user_rows() -> String {
+    (0..USER_ROWS)
+        .map(|i| format!("{{\"prompt\":\"hello {i}\",\"response\":\"world {i}\",\"lang\":\"en\",\"task\":\"chat\"}}\n"))
+        .collect()
+}
+
+/// A config of the tiny model whose data includes `data.jsonl` (a FIFO, or a file) beside it.
+fn fifo_config(dir: &Path) -> std::path::PathBuf {
+    let tiny = std::fs::read_to_string(fixture("tiny.toml")).unwrap();
+    let cfg = tiny
+        .replace("tasks = [\"mr\", \"sm\", \"if\"]", "tasks = [\"mr\", \"chat\"]\nfiles = [\"data.jsonl\"]")
+        .replace("mixture = \"en=0.6,es=0.2,ja=0.2\"", "mixture = \"en=1\"")
+        .replace("heldout = [\"pt\"]", "heldout = []");
+    let p = dir.join("fifo.toml");
+    std::fs::write(&p, cfg).unwrap();
+    p
+}
+
+/// Start `train` on a FIFO data file and stop it where its trainer's setup opens the data (the
+/// run directory exists, no step has run); returns the child and the FIFO's write end.
+fn train_held_in_setup(cache: &Path, cfg: &Path, dir: &Path, fifo: &Fifo) -> (std::process::Child, std::fs::File) {
+    let mut child = cmd(cache)
+        .args(["train", cfg.to_str().unwrap(), "--run-dir", dir.to_str().unwrap(), "-q"])
+        .args(["--runs", dir.parent().unwrap().to_str().unwrap()])
+        .args(["--set", "max_steps=20", "--set", "eval_every=0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The rows are read once to check them before the run is created ...
+    let mut w = fifo.wait_reader(&mut child).expect("train reads its data to check it");
+    std::io::Write::write_all(&mut w, user_rows().as_bytes()).unwrap();
+    drop(w);
+    assert!(wait_for(Duration::from_secs(60), || dir.join("run.toml").exists()), "the run is created");
+    // ... and again by the trainer's setup.
+    let w = fifo.wait_reader(&mut child).expect("the trainer reads its data in setup");
+    (child, w)
+}
+
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(120) {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().ok();
+    panic!("the trainer did not end");
+}
+
+/// Ctrl-C while the trainer sets up (here: while it reads its data) ends it before it trains:
+/// the run is `stopped`, no step trained, no checkpoint written, no `running` status.
+#[test]
+fn ctrl_c_during_setup_stops_the_trainer_before_it_trains() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = fifo_config(t.path());
+    let fifo = Fifo::new(&t.path().join("data.jsonl"));
+    let dir = t.path().join("runs/r");
+    let (mut child, mut w) = train_held_in_setup(t.path(), &cfg, &dir, &fifo);
+    // SAFETY: kill(2) on our child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    std::io::Write::write_all(&mut w, user_rows().as_bytes()).unwrap();
+    drop(w);
+    wait_exit(&mut child);
+    let statuses: Vec<serde_json::Value> = of_kind(&events(&dir), "status").into_iter().cloned().collect();
+    assert!(!statuses.iter().any(|e| e["state"] == "running"), "{statuses:?}");
+    let last = statuses.last().expect("a final status");
+    assert_eq!(last["state"], "stopped", "{statuses:?}");
+    assert!(last["message"].as_str().unwrap_or_default().contains("during setup"), "{last}");
+    assert!(of_kind(&events(&dir), "train").is_empty());
+    assert!(visible(&dir.join("checkpoints")).is_empty(), "no checkpoint: {:?}", visible(&dir.join("checkpoints")));
+}
+
+/// A trainer killed (SIGKILL) during its setup leaves a run that `ls` shows as failed, with the
+/// reason, and that `resume` starts again (it used to stay `queued`, with nothing to resume).
+#[test]
+fn a_trainer_killed_during_setup_leaves_a_failed_run_that_resumes() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = fifo_config(t.path());
+    let data = t.path().join("data.jsonl");
+    let fifo = Fifo::new(&data);
+    let root = t.path().join("runs");
+    let dir = root.join("r");
+    let (mut child, w) = train_held_in_setup(t.path(), &cfg, &dir, &fifo);
+    child.kill().unwrap();
+    wait_exit(&mut child);
+    drop(w);
+    let row = ls(t.path(), &root).into_iter().find(|x| x["id"] == "r").expect("the run is listed");
+    assert_eq!(row["state"], "failed", "{row}");
+    assert!(row["message"].as_str().unwrap_or_default().contains("setup"), "{row}");
+    // With its data a plain file again, the run resumes and finishes.
+    std::fs::remove_file(&data).unwrap();
+    std::fs::write(&data, user_rows()).unwrap();
+    ok(run(t.path(), &["resume", "r", "--runs", root.to_str().unwrap()]));
+    let _end = EndOnDrop::new(t.path(), &root, "r");
+    assert!(
+        wait_for(Duration::from_secs(120), || ls_state(t.path(), &root, "r") == "finished"),
+        "{:?}",
+        ls(t.path(), &root)
+    );
+}
+
+/// Run names starting with '.' (or climbing out with `..`) still make runs that `ls` lists
+/// and ids find: ids never start with '.'.
+#[test]
+fn names_starting_with_a_dot_make_runs_that_ls_lists() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let r = root.to_str().unwrap();
+    let mut c = cmd(t.path());
+    c.args(["train", fixture("tiny.toml").to_str().unwrap(), "--runs", r, "-q"]);
+    tiny_sets(&mut c, &["name=.hidden", "max_steps=2", "eval_every=0"]);
+    ok(c.output().unwrap());
+    let rows = ls(t.path(), &root);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let id = rows[0]["id"].as_str().unwrap().to_string();
+    assert!(!id.starts_with('.'), "{id}");
+    assert_eq!(rows[0]["name"], ".hidden");
+    let o = cmd(t.path())
+        .env("MIXSCOPE_CPU_BUDGET", "1")
+        .args(["fork", ".hidden", "--name", "../../x", "--mix", "en=1", "--runs", r])
+        .output()
+        .unwrap();
+    let child = ok(o).trim().to_string();
+    let _end = EndOnDrop::new(t.path(), &root, &child);
+    assert!(!child.starts_with('.') && !child.contains('/'), "{child}");
+    assert!(root.join(&child).join("run.toml").exists());
+    assert!(
+        wait_for(Duration::from_secs(120), || ls_state(t.path(), &root, &child) == "finished"),
+        "{:?}",
+        ls(t.path(), &root)
+    );
+}
+
+/// A run directory whose run.toml is gone is shown as damaged by `ls` and `report`, not
+/// skipped; commands on it say what is missing.
+#[test]
+fn a_run_without_its_run_toml_shows_as_damaged() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let r = root.to_str().unwrap();
+    for id in ["ok", "broken"] {
+        let mut c = cmd(t.path());
+        c.args(["train", fixture("tiny.toml").to_str().unwrap(), "--run-dir", root.join(id).to_str().unwrap(), "-q"]);
+        tiny_sets(&mut c, &["max_steps=2", "eval_every=2"]);
+        ok(c.output().unwrap());
+    }
+    std::fs::remove_file(root.join("broken/run.toml")).unwrap();
+    let rows = ls(t.path(), &root);
+    let b = rows.iter().find(|x| x["id"] == "broken").unwrap_or_else(|| panic!("broken is listed: {rows:?}"));
+    assert_eq!(b["state"], "failed", "{b}");
+    let msg = b["message"].as_str().unwrap();
+    assert!(msg.contains("damaged") && msg.contains("run.toml is missing"), "{b}");
+    let text = ok(run(t.path(), &["ls", "--runs", r]));
+    assert!(text.contains("broken") && text.contains("run.toml is missing"), "{text}");
+    let out = t.path().join("report");
+    let said = ok(run(t.path(), &["report", "--runs", r, "--out", out.to_str().unwrap()]));
+    assert!(said.contains("broken") && said.contains("run.toml is missing"), "{said}");
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("broken") && html.contains("run.toml is missing"), "the report's runs table");
+    let e = bad(run(t.path(), &["resume", "broken", "--runs", r]));
+    assert!(e.contains("run.toml is missing"), "{e}");
+}

@@ -194,15 +194,8 @@ fn help_is_generated_from_the_keymap() {
     key(&mut a, KeyCode::Char('?'));
     let s = render(&mut a, 120, 40);
     // Every binding's text, in its context's section (the dialogs' lines wrap: compare
-    // without the line breaks, the popup's borders and what is beside it).
-    let top = s.lines().find(|l| l.contains("╭ Keys")).unwrap();
-    let chars: Vec<char> = top.chars().collect();
-    let (x0, x1) = (chars.iter().position(|c| *c == '╭').unwrap(), chars.iter().rposition(|c| *c == '╮').unwrap());
-    let flat: String = s
-        .lines()
-        .map(|l| l.chars().skip(x0 + 1).take(x1 - x0 - 1).collect::<String>().trim().to_string())
-        .collect::<Vec<_>>()
-        .join(" ");
+    // without the line breaks and the borders).
+    let flat = flat(&s);
     for b in Keymap::default_map().bindings {
         assert!(flat.contains(&b.help), "help lacks {:?}:\n{s}", b.help);
     }
@@ -723,4 +716,141 @@ fn group_curves_follow_new_events_incrementally() {
     let vals: Vec<f64> = members.iter().map(|r| r.smooth.at(351).unwrap() as f64).collect();
     let e = mixscope::analysis::stats::seed_mean(&vals, 0.0).unwrap();
     assert_eq!((agg.loss.mean.ys[i], agg.loss.lo.ys[i]), (e.value as f32, e.lo as f32));
+}
+
+/// The help box's text, its lines joined (what is drawn beside the box, its borders and the
+/// line breaks gone), so that wrapped texts read whole.
+fn flat(s: &str) -> String {
+    let rows: Vec<Vec<char>> = s.lines().map(|l| l.chars().collect()).collect();
+    let Some((top, x0)) = rows.iter().enumerate().find_map(|(y, r)| {
+        let at = r.windows(6).position(|w| w.iter().collect::<String>() == "╭ Keys")?;
+        Some((y, at))
+    }) else {
+        return String::new();
+    };
+    let x1 = rows[top].iter().rposition(|c| *c == '╮').unwrap_or(rows[top].len());
+    rows[top + 1..]
+        .iter()
+        .take_while(|r| r.get(x0) == Some(&'│'))
+        .map(|r| r[x0 + 1..x1.min(r.len())].iter().collect::<String>().trim().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// At 61×17 the help does not fit: it scrolls, and every binding can be read on some screen.
+#[test]
+fn the_help_scrolls_so_that_every_key_can_be_read_on_a_small_terminal() {
+    let t = fixture();
+    let mut a = app(&t.path().join("runs"));
+    key(&mut a, KeyCode::Char('?'));
+    let mut screens = Vec::new();
+    for _ in 0..60 {
+        screens.push(flat(&render(&mut a, 61, 17)));
+        key(&mut a, KeyCode::Down);
+    }
+    assert!(matches!(a.mode, mixscope::tui::app::Mode::Help), "scrolling keeps the help open");
+    for b in Keymap::default_map().bindings {
+        assert!(
+            screens.iter().any(|s| s.contains(&b.help)),
+            "no screen shows {:?}:\n{}",
+            b.help,
+            screens.join("\n---\n")
+        );
+    }
+    // Back up to the top: the first line is there again.
+    for _ in 0..60 {
+        key(&mut a, KeyCode::Up);
+    }
+    assert!(render(&mut a, 61, 17).contains("quit"), "the top of the help");
+}
+
+/// A runs root that is a file is an error the TUI shows; it does not offer the demo there.
+/// An empty (absent) root does offer it.
+#[test]
+fn a_runs_root_that_is_a_file_shows_the_error_not_the_demo() {
+    use mixscope::tui::collect::Delta;
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    std::fs::write(&root, "not a directory\n").unwrap();
+    let mut a = App::new(Store::empty(&root), Theme::dark(), Keymap::default_map());
+    a.loading = true;
+    a.apply(Delta::Loaded(Store::load(&root)));
+    a.on_data();
+    let s = render(&mut a, 120, 40);
+    assert!(!matches!(a.mode, mixscope::tui::app::Mode::DemoOffer), "no demo offer on a broken root");
+    assert!(s.contains("Not a directory") && !s.contains("no runs yet"), "{s}");
+
+    let empty = t.path().join("empty");
+    let mut a = App::new(Store::empty(&empty), Theme::dark(), Keymap::default_map());
+    a.loading = true;
+    a.apply(Delta::Loaded(Store::load(&empty)));
+    a.on_data();
+    assert!(matches!(a.mode, mixscope::tui::app::Mode::DemoOffer), "an empty root offers the demo");
+}
+
+/// A run directory whose run.toml is missing is in the tree, failed, with the reason.
+#[test]
+fn a_run_without_its_run_toml_is_shown_as_damaged() {
+    let t = fixture();
+    let root = t.path().join("runs");
+    let broken = root.join("broken-000000");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::copy(root.join("ko-0d1e2f/events.jsonl"), broken.join("events.jsonl")).unwrap();
+    let mut a = app(&root);
+    select(&mut a, "broken-");
+    let r = &a.store.runs[a.sel.rows[a.sel.selected].run];
+    assert_eq!(r.state, State::Failed);
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("broken-000000") && s.contains("run.toml is missing"), "{s}");
+}
+
+/// The fork dialog on a checkpoint that holds weights only (a shipped base's step) says the
+/// fork starts with fresh optimizer moments, and so does the fork's log line.
+#[test]
+fn the_fork_dialog_says_when_a_checkpoint_has_no_optimizer_state() {
+    let t = fixture();
+    let root = t.path().join("runs");
+    let run = root.join("ml40-7a8b9c");
+    for (step, optim) in [(300, false), (400, true)] {
+        let d = run.join(format!("checkpoints/{step}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("state.json"), "{}").unwrap();
+        std::fs::write(d.join("model.safetensors"), "").unwrap();
+        if optim {
+            std::fs::write(d.join("optimizer.safetensors"), "").unwrap();
+        }
+    }
+    let mut a = app(&root);
+    select(&mut a, "ml40-");
+    key(&mut a, KeyCode::Char('f'));
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("◀ 400 ▶") && !s.contains("fresh optimizer"), "{s}");
+    key(&mut a, KeyCode::BackTab);
+    key(&mut a, KeyCode::Up);
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("◀ 300 ▶") && s.contains("fresh optimizer moments"), "{s}");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.pending.len(), 1, "{:?}", a.pending);
+    let log = a.log.iter().map(|l| l.text.clone()).collect::<Vec<_>>().join("\n");
+    assert!(log.contains("at step 300") && log.contains("fresh optimizer moments"), "{log}");
+}
+
+/// Mistakes in a user's keymap.toml name their line and column, as the README says.
+#[test]
+fn keymap_mistakes_name_their_line_and_column() {
+    for (src, want) in [
+        ("[[key]]\nkeys = [\"x\"]\naction = \"fly\"\n", "keymap.toml:3:10: key[0].action: unknown action 'fly'"),
+        (
+            "[[key]]\nkeys = [\"x\", \"ctrl-\"]\naction = \"quit\"\n",
+            "keymap.toml:2:14: key[0].keys: cannot read key 'ctrl-'",
+        ),
+        ("[[key]]\nkeys = []\naction = \"quit\"\n", "keymap.toml:2:8: key[0].keys: bind at least one key"),
+        (
+            "[[key]]\nkeys = [\"x\"]\naction = \"quit\"\ncontext = \"nowhere\"\n",
+            "keymap.toml:4:11: key[0].context: 'nowhere' is not one of",
+        ),
+    ] {
+        let e = format!("{:#}", Keymap::default_map().apply_overrides("keymap.toml", src).unwrap_err());
+        assert!(e.contains(want), "expected {want:?} in {e:?}");
+    }
 }

@@ -126,6 +126,10 @@ pub enum Body {
         parent: String,
         parent_step: u64,
         mixture: String,
+        /// The checkpoint forked from holds weights only (a shipped base's): the run starts with
+        /// fresh optimizer moments instead of its parent's.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        fresh_optimizer: bool,
     },
     /// A kind this version does not know (kept so that readers can count it).
     #[serde(skip)]
@@ -206,6 +210,7 @@ pub(crate) struct RawEvent<'a> {
     parent: Option<String>,
     parent_step: Option<u64>,
     mixture: Option<String>,
+    fresh_optimizer: Option<bool>,
 }
 
 fn need<T>(v: Option<T>, kind: &str, field: &str) -> std::result::Result<T, String> {
@@ -298,6 +303,7 @@ impl<'a> RawEvent<'a> {
                 parent: need(self.parent, k, "parent")?,
                 parent_step: need(self.parent_step, k, "parent_step")?,
                 mixture: need(self.mixture, k, "mixture")?,
+                fresh_optimizer: self.fresh_optimizer.unwrap_or(false),
             },
             other => Body::Unknown(other.to_string()),
         };
@@ -471,7 +477,10 @@ mod tests {
             ),
             Event::new(2, Body::Checkpoint { path: "checkpoints/2".into(), eval_loss: Some(1.0) }),
             Event::new(2, Body::Status { state: State::Paused, message: None }),
-            Event::new(0, Body::Fork { parent: "abc".into(), parent_step: 2, mixture: "en=1".into() }),
+            Event::new(
+                0,
+                Body::Fork { parent: "abc".into(), parent_step: 2, mixture: "en=1".into(), fresh_optimizer: true },
+            ),
         ];
         for e in evs {
             let line = e.to_line();

@@ -51,9 +51,8 @@ fn input_line<'a>(label: &'a str, t: &'a TextInput, active: bool, th: &Theme) ->
     Line::from(spans)
 }
 
-/// The help screen, generated from the keymap: the main screen's keys in a grid (two columns
-/// when there is room), then one wrapped line per overlay or dialog.
-fn draw_help(f: &mut Frame, app: &App, area: Rect) {
+/// The help screen's text for a screen `area`, its box width, and its height in wrapped lines.
+fn help_text(app: &App, area: Rect) -> (Paragraph<'static>, u16, u16) {
     let th = &app.theme;
     let sections = app.keymap.help();
     let width = area.width.min(110);
@@ -95,7 +94,9 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
         for c in 0..cols {
             // Column-major, so that each column reads down in file order.
             let Some((k, what)) = main.get(c * rows + r) else { continue };
-            let what = clip(what, cell.saturating_sub(kw + 1));
+            // Side by side, a text is clipped to its cell; alone on its line it wraps (so every
+            // key's text can be read on a narrow screen, scrolling).
+            let what = if cols > 1 { clip(what, cell.saturating_sub(kw + 1)) } else { what.clone() };
             let pad = cell.saturating_sub(kw + what.chars().count());
             spans.push(Span::styled(format!("{k:<kw$}"), key_style));
             spans.push(Span::raw(format!("{what}{}", " ".repeat(if c + 1 < cols { pad } else { 0 }))));
@@ -104,12 +105,45 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
     }
     lines.extend(tail);
     let para = Paragraph::new(lines).wrap(Wrap { trim: false });
-    let h = (para.line_count(inner as u16) as u16 + 2).min(area.height);
+    let total = para.line_count(inner as u16) as u16;
+    (para, width, total)
+}
+
+/// How far the help screen scrolls on a screen `area`: its lines beyond the box's height, and
+/// the box's inner height (a page).
+pub fn help_scroll_range(app: &App, area: Rect) -> (u16, u16) {
+    let (_, _, total) = help_text(app, area);
+    let page = area.height.saturating_sub(2).max(1);
+    (total.saturating_sub(page), page)
+}
+
+/// The help screen, generated from the keymap: the main screen's keys in a grid (two columns
+/// when there is room), then one wrapped line per overlay or dialog. When it is taller than
+/// the screen it scrolls (`App::help_scroll`), and its title says so.
+fn draw_help(f: &mut Frame, app: &App, area: Rect) {
+    let th = &app.theme;
+    let (para, width, total) = help_text(app, area);
+    let h = (total + 2).min(area.height);
     let r = centered(area, width, h);
-    let close = app.keymap.label_in(crate::tui::keymap::Context::Help, crate::tui::action::Action::Close);
-    let title = Line::from(Span::styled(format!(" Keys · {close} closes "), th.title()));
+    let (max, _) = help_scroll_range(app, area);
+    let scroll = app.help_scroll.min(max);
+    let label = |a| app.keymap.label_in(crate::tui::keymap::Context::Help, a);
+    let close = label(Action::Close);
+    let title = if max > 0 {
+        let page = h.saturating_sub(2);
+        format!(
+            " Keys · {close} closes · {}/{} scroll · {}–{} of {total} ",
+            label(Action::Up),
+            label(Action::Down),
+            scroll + 1,
+            (scroll + page).min(total)
+        )
+    } else {
+        format!(" Keys · {close} closes ")
+    };
+    let title = Line::from(Span::styled(title, th.title()));
     f.render_widget(Clear, r);
-    f.render_widget(para.block(block(title, true, th)), r);
+    f.render_widget(para.scroll((scroll, 0)).block(block(title, true, th)), r);
 }
 
 pub fn draw(f: &mut Frame, app: &App) {
@@ -287,11 +321,17 @@ fn draw_fork(f: &mut Frame, area: Rect, d: &ForkDialog, keys: &Keymap, th: &Them
     } else {
         format!("   checkpoints: {}", d.checkpoints.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" "))
     };
+    // A weights-only checkpoint (a shipped base's step) is said where the step is chosen.
+    let after = if d.fresh_optimizer() {
+        Span::styled("  weights only: fresh optimizer moments", Style::default().fg(th.warning))
+    } else {
+        dim(clip(&cks, 50), th)
+    };
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled("step ", active(ForkField::Step)),
             Span::raw(format!("◀ {step} ▶")),
-            dim(clip(&cks, 50), th),
+            after,
         ])),
         step_a,
     );

@@ -68,6 +68,20 @@ pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &App) {
     let mut lines: Vec<Line> = Vec::new();
     if app.loading && app.sel.rows.is_empty() {
         lines.push(Line::from(dim("reading the runs root…", &th)));
+    } else if let Some(e) = app.store.error.as_ref().filter(|_| app.sel.rows.is_empty()) {
+        lines.push(Line::from(Span::styled("cannot read the runs root:", Style::default().fg(th.error))));
+        // Wrapped at spaces by hand: the list is drawn line by line.
+        let mut line = String::new();
+        for word in e.split(' ') {
+            if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > w {
+                lines.push(Line::from(Span::styled(std::mem::take(&mut line), Style::default().fg(th.error))));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        lines.push(Line::from(Span::styled(line, Style::default().fg(th.error))));
     } else if app.sel.rows.is_empty() {
         lines.push(Line::from(dim("no runs yet", &th)));
         lines.push(Line::from(dim(
