@@ -414,10 +414,10 @@ mod tests {
         assert!((seen[0].mean - 0.3).abs() < 1e-12, "two seeds averaged");
         assert_eq!(seen[0].runs, 2);
         assert!((seen[0].run_sd.unwrap() - 0.02f64.sqrt()).abs() < 1e-12);
-        // Binomial (Agresti–Coull): (var(0.2) + var(0.4)) / 2² → half-width 1.96·sqrt.
-        let want = stats::Z95
-            * ((stats::binomial_var(0.2, 100).unwrap() + stats::binomial_var(0.4, 100).unwrap()) / 4.0).sqrt();
-        assert!((seen[0].ci95.unwrap() - want).abs() < 1e-12);
+        // Two seeds: the t-interval over them (1 degree of freedom), not their sampling error.
+        let want = stats::t_quantile(0.975, 1.0) * 0.02f64.sqrt() / 2f64.sqrt();
+        assert!((seen[0].ci95.unwrap() - want).abs() < 1e-9, "{:?}", seen[0]);
+        assert_eq!(seen[0].interval, "seeds");
         let st = &a.stats[0];
         assert_eq!(st.pairs, 4);
         assert!(st.spearman_seen_unseen.unwrap() > 0.9);

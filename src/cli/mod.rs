@@ -159,7 +159,7 @@ pub enum Command {
         /// Only this sweep (id, unique prefix or name).
         #[arg(long)]
         sweep: Option<String>,
-        /// Only these runs or groups (a run id, a name, a group id `g:…`).
+        /// Only these runs or groups (a run id, a name, a group id `g:1a2b3c4d`).
         #[arg(value_name = "RUN|GROUP")]
         only: Vec<String>,
     },

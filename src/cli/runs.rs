@@ -302,7 +302,9 @@ pub fn compare(root: &Path, specs: &[String], json: bool, unadjusted: bool) -> R
     };
     // The rows of a task that are tests (a delta with a p-value; English repeats `en`).
     let family = |task: &str| {
-        rows.iter().filter(|r| r.task == task && r.row != "English" && r.latest_delta.first().is_some_and(|d| d.is_some())).count()
+        rows.iter()
+            .filter(|r| r.task == task && r.row != "English" && r.latest_delta.first().is_some_and(|d| d.is_some()))
+            .count()
     };
     let marks = if unadjusted {
         "* the delta's own 95% interval excludes 0 (unadjusted: with many rows some are marked by chance)".to_string()

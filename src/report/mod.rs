@@ -291,8 +291,8 @@ fn groups_csv(runs: &[ReportRun], groups: &[crate::runs::group::Group]) -> Strin
     row(
         &mut out,
         &[
-            "group", "name", "k", "seeds", "runs", "task", "metric", "row", "at", "mean", "ci95_lo", "ci95_hi", "seed_sd",
-            "n", "interval",
+            "group", "name", "k", "seeds", "runs", "task", "metric", "row", "at", "mean", "ci95_lo", "ci95_hi",
+            "seed_sd", "n", "interval",
         ]
         .map(String::from),
     );
@@ -301,7 +301,10 @@ fn groups_csv(runs: &[ReportRun], groups: &[crate::runs::group::Group]) -> Strin
             g.runs.iter().filter_map(|id| runs.iter().find(|r| r.st.id == *id)).map(|r| &r.table).collect();
         let join = |v: Vec<String>| v.join(" ");
         for r in crate::analysis::compare(&[members]) {
-            for (at, value, ci, sd) in [("best", r.best[0], r.best_ci[0], r.best_sd[0]), ("latest", r.latest[0], r.latest_ci[0], r.latest_sd[0])] {
+            for (at, value, ci, sd) in [
+                ("best", r.best[0], r.best_ci[0], r.best_sd[0]),
+                ("latest", r.latest[0], r.latest_ci[0], r.latest_sd[0]),
+            ] {
                 if value.is_none() {
                     continue;
                 }
@@ -402,8 +405,21 @@ fn sweep_csv(a: &SweepAnalysis) -> String {
     let x = a.x_var.clone().unwrap_or_else(|| "x".into());
     row(
         &mut out,
-        &["sweep", "task", "metric", "series", "group", x.as_str(), "mean", "ci95_lo", "ci95_hi", "k", "seed_sd", "interval"]
-            .map(String::from),
+        &[
+            "sweep",
+            "task",
+            "metric",
+            "series",
+            "group",
+            x.as_str(),
+            "mean",
+            "ci95_lo",
+            "ci95_hi",
+            "k",
+            "seed_sd",
+            "interval",
+        ]
+        .map(String::from),
     );
     for c in &a.curves {
         row(

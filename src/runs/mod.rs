@@ -314,7 +314,8 @@ fn select_list(root: &Path, spec: &str) -> Result<Selection> {
             runs.push(r);
         }
     }
-    let configs: Vec<(String, RunConfig)> = runs.iter().map(|r| Ok((r.id(), r.read_config()?))).collect::<Result<_>>()?;
+    let configs: Vec<(String, RunConfig)> =
+        runs.iter().map(|r| Ok((r.id(), r.read_config()?))).collect::<Result<_>>()?;
     // Parents are looked up among every run of the root (a fork's group is its parent's).
     let mut all: Vec<(String, RunConfig)> = list(root)?
         .into_iter()
@@ -341,7 +342,11 @@ fn select_list(root: &Path, spec: &str) -> Result<Selection> {
     if runs.len() == 1 {
         return Ok(Selection { label: runs[0].id(), runs, group: None });
     }
-    Ok(Selection { label: format!("{} (seeds {})", g.label(), g.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ")), runs, group: Some(g) })
+    Ok(Selection {
+        label: format!("{} (seeds {})", g.label(), g.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ")),
+        runs,
+        group: Some(g),
+    })
 }
 
 #[cfg(test)]

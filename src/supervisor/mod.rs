@@ -478,7 +478,15 @@ pub fn fork_seeds(
     let seeds: Vec<Option<u64>> = if seeds.is_empty() { vec![None] } else { seeds.iter().map(|s| Some(*s)).collect() };
     let mut children = Vec::new();
     for seed in seeds {
-        children.push(queue_fork(crate::train::setup::fork_run(root, parent, at, spec, name.clone(), max_steps, seed)?)?);
+        children.push(queue_fork(crate::train::setup::fork_run(
+            root,
+            parent,
+            at,
+            spec,
+            name.clone(),
+            max_steps,
+            seed,
+        )?)?);
     }
     schedule(root)?;
     Ok(children)
@@ -531,7 +539,15 @@ pub fn fork_group(
     }
     let mut children = Vec::new();
     for m in members {
-        children.push(queue_fork(crate::train::setup::fork_run(root, m, Some(step), spec, name.clone(), max_steps, None)?)?);
+        children.push(queue_fork(crate::train::setup::fork_run(
+            root,
+            m,
+            Some(step),
+            spec,
+            name.clone(),
+            max_steps,
+            None,
+        )?)?);
     }
     schedule(root)?;
     Ok(children)

@@ -389,7 +389,10 @@ mod tests {
         let untied = names(&["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]);
         assert_eq!(resolve_freeze(&freeze, &untied).unwrap(), freeze);
         let tied = names(&["model.embed_tokens.weight", "model.norm.weight"]);
-        assert_eq!(resolve_freeze(&freeze, &tied).unwrap(), names(&["model.embed_tokens", "model.embed_tokens.weight"]));
+        assert_eq!(
+            resolve_freeze(&freeze, &tied).unwrap(),
+            names(&["model.embed_tokens", "model.embed_tokens.weight"])
+        );
         assert_eq!(resolve_freeze(&names(&["lm_head.weight"]), &tied).unwrap(), names(&["model.embed_tokens.weight"]));
         let err = resolve_freeze(&names(&["lm_head.bias"]), &tied).unwrap_err();
         assert!(format!("{err:#}").contains("'lm_head.bias' names no parameter"), "{err:#}");

@@ -140,18 +140,15 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
     Ok(Created { run, base, lock, base_lock })
 }
 
-/// Every prefix in `train.freeze` must name a parameter of the model (bad input at its place).
+/// Every prefix in `train.freeze` must name a parameter of the model, as the optimizer reads
+/// it (`optim::resolve_freeze`: in a tied model `lm_head` is the embedding matrix); bad input
+/// at its place.
 fn check_freeze(loaded: &Loaded, freeze: &[String], m: &super::ModelConfig) -> Result<()> {
     let names: Vec<String> = super::param_specs(m).into_iter().map(|p| p.name).collect();
-    for f in freeze {
-        if !names.iter().any(|n| n.starts_with(f.as_str())) {
-            return Err(loaded.field_error(
-                "train.freeze",
-                format!("'{f}' names no parameter of the model (they are: {})", names.join(", ")),
-            ));
-        }
-    }
-    Ok(())
+    super::optim::resolve_freeze(freeze, &names).map(|_| ()).map_err(|e| {
+        let msg = format!("{e:#}");
+        loaded.field_error("train.freeze", msg.trim_start_matches("train.freeze: ").to_string())
+    })
 }
 
 /// Say (on stderr) which rows of the user data the run will not train: those of tasks its

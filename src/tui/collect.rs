@@ -275,8 +275,11 @@ impl Collector {
     /// Run directories that appeared, and sweep records written since.
     pub fn rescan(&mut self, out: &mut Vec<Delta>) {
         let known: std::collections::HashSet<&Path> = self.runs.iter().map(|w| w.dir.as_path()).collect();
-        let new: Vec<RunDir> =
-            crate::runs::list(&self.root).unwrap_or_default().into_iter().filter(|r| !known.contains(r.path.as_path())).collect();
+        let new: Vec<RunDir> = crate::runs::list(&self.root)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| !known.contains(r.path.as_path()))
+            .collect();
         for r in new {
             let (w, data) = Watched::read(&r.path);
             self.runs.push(w);

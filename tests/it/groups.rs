@@ -100,7 +100,8 @@ fn a_group_of_seeds_from_launch_to_compare_report_export_and_fork() {
     assert_eq!(forks.len(), 3, "{out}");
     assert!(wait_for(Duration::from_secs(240), || all_finished(cache, &root, 9)), "{:?}", ls(cache, &root));
     let rows = ls(cache, &root);
-    let fork_rows: Vec<&serde_json::Value> = rows.iter().filter(|r| forks.contains(&r["id"].as_str().unwrap())).collect();
+    let fork_rows: Vec<&serde_json::Value> =
+        rows.iter().filter(|r| forks.contains(&r["id"].as_str().unwrap())).collect();
     let g = fork_rows[0]["group"].as_str().unwrap();
     assert!(fork_rows.iter().all(|r| r["group"] == g && r["fork_step"] == 10), "{fork_rows:?}");
     let parents: Vec<&str> = fork_rows.iter().map(|r| r["parent"].as_str().unwrap()).collect();
@@ -126,7 +127,8 @@ fn seeds_are_checked_before_anything_is_created() {
         assert!(e.contains(says), "{seeds}: {e}");
     }
     let mut c = cmd(cache);
-    c.args(["launch", fixture("tiny.toml").to_str().unwrap(), "--seeds", "1,2", "--set", "seed=4", "--runs"]).arg(&root);
+    c.args(["launch", fixture("tiny.toml").to_str().unwrap(), "--seeds", "1,2", "--set", "seed=4", "--runs"])
+        .arg(&root);
     assert!(bad(c.output().unwrap()).contains("--set seed=... cannot be too"));
     assert!(ls(cache, &root).is_empty(), "nothing created");
 }
