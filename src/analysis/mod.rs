@@ -219,6 +219,18 @@ pub struct CompareRow {
     pub best_marked: Vec<bool>,
 }
 
+/// What a compare row's value can be: a score (a language or a group average) in [0, 1], the
+/// gap in [−1, 1], the ratio to English and any loss at least 0. A group's interval is kept
+/// within it.
+pub fn row_range(row: &str, loss: bool) -> (f64, f64) {
+    match row {
+        _ if loss => (0.0, f64::INFINITY),
+        "gap (seen−unseen)" | "gap" => (-1.0, 1.0),
+        "ratio to English" | "÷ English" => (0.0, f64::INFINITY),
+        _ => (0.0, 1.0),
+    }
+}
+
 /// The significance level of the marks.
 pub const ALPHA: f64 = 0.05;
 
@@ -243,12 +255,13 @@ impl SideValues {
         }
     }
 
-    /// The side's value and interval: a run's own, or the group's mean and t-interval.
-    fn est(&self) -> (Option<f64>, Option<Est>) {
+    /// The side's value and interval: a run's own, or the group's mean and t-interval (within
+    /// `range`, what the value can be).
+    fn est(&self, range: (f64, f64)) -> (Option<f64>, Option<Est>) {
         match self.values.len() {
             0 => (None, None),
             1 => (Some(self.values[0]), self.single),
-            _ => (mean(&self.values), stats::seed_mean(&self.values, self.floor)),
+            _ => (mean(&self.values), stats::seed_mean(&self.values, self.floor).map(|e| e.within(range.0, range.1))),
         }
     }
 
@@ -374,8 +387,9 @@ impl CompareRow {
         latest: Vec<SideValues>,
         best: Vec<SideValues>,
     ) -> Self {
-        let ci = |v: &[SideValues]| v.iter().map(|s| s.est().1.map(|e| [e.lo, e.hi])).collect();
-        let value = |v: &[SideValues]| v.iter().map(|s| s.est().0).collect();
+        let range = row_range(row, metric == "loss");
+        let ci = |v: &[SideValues]| v.iter().map(|s| s.est(range).1.map(|e| [e.lo, e.hi])).collect();
+        let value = |v: &[SideValues]| v.iter().map(|s| s.est(range).0).collect();
         let sd = |v: &[SideValues]| v.iter().map(|s| stats::sd(&s.values)).collect();
         let deltas = |v: &[SideValues]| -> Vec<Option<Delta>> {
             v.iter().skip(1).map(|s| v.first().and_then(|b| s.delta_from(b))).collect()

@@ -63,6 +63,11 @@ pub struct Est {
 }
 
 impl Est {
+    /// The interval kept within what the value can be (`lo..=hi`: a score is in [0, 1]).
+    pub fn within(self, lo: f64, hi: f64) -> Est {
+        Est { value: self.value, lo: self.lo.max(lo), hi: self.hi.min(hi) }
+    }
+
     /// Whether the interval excludes zero (a difference the data supports).
     pub fn excludes_zero(&self) -> bool {
         self.lo > 0.0 || self.hi < 0.0

@@ -110,7 +110,7 @@ pub struct GroupRow {
 }
 
 /// The members' values of one row: their mean and interval (see [`GroupTable`]).
-fn combine(picked: &[(f64, Option<Est>)]) -> (Option<f64>, Option<Est>) {
+fn combine(picked: &[(f64, Option<Est>)], range: (f64, f64)) -> (Option<f64>, Option<Est>) {
     let values: Vec<f64> = picked.iter().map(|(v, _)| *v).filter(|v| v.is_finite()).collect();
     let vars: Vec<f64> = picked.iter().filter_map(|(_, e)| e.map(|e| ((e.hi - e.lo) / (2.0 * Z95)).powi(2))).collect();
     match values.len() {
@@ -118,7 +118,7 @@ fn combine(picked: &[(f64, Option<Est>)]) -> (Option<f64>, Option<Est>) {
         1 => (Some(values[0]), picked.iter().find_map(|(_, e)| *e)),
         _ => {
             let floor = crate::analysis::mean(&vars).unwrap_or(0.0);
-            let e = stats::seed_mean(&values, floor);
+            let e = stats::seed_mean(&values, floor).map(|e| e.within(range.0, range.1));
             (e.map(|e| e.value), e)
         }
     }
@@ -175,7 +175,7 @@ pub fn group_table(app: &App, members: &[&RunData]) -> GroupTable {
         let of: Vec<&Cell> = cells.iter().filter_map(|m| m.get(key)).collect();
         let picked: Vec<(f64, Option<Est>)> =
             of.iter().map(|c| if show_loss { (c.loss, None) } else { (c.value, cell_est(c)) }).collect();
-        let (value, ci) = combine(&picked);
+        let (value, ci) = combine(&picked, if show_loss { (0.0, f64::INFINITY) } else { (0.0, 1.0) });
         rows.push(GroupRow {
             row: key.1.clone(),
             lang_group: of.first().map(|c| c.group.clone()),
@@ -204,7 +204,7 @@ pub fn group_table(app: &App, members: &[&RunData]) -> GroupTable {
                 v.map(|v| (v, e))
             })
             .collect();
-        let (value, ci) = combine(&picked);
+        let (value, ci) = combine(&picked, if show_loss { (0.0, f64::INFINITY) } else { (0.0, 1.0) });
         rows.push(GroupRow { row: name.into(), lang_group: None, value, ci, k: picked.len(), n: None });
     }
     GroupTable { step: Some(step), k: cells.len(), members: members.len(), rows }

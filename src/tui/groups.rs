@@ -106,6 +106,9 @@ pub struct BandSeries {
     pub hi: Series,
     /// Members with a value at each step of `mean`.
     pub k: Vec<u16>,
+    /// The largest value the curve can take (1 for a score; none for a loss). Every curve is
+    /// at least 0: the band is kept within what the values can be.
+    pub cap: Option<f32>,
     /// Per member: the points folded in so far, the step of the last of them and its value.
     seen: Vec<(usize, Option<u64>, u32)>,
 }
@@ -120,7 +123,7 @@ struct Point {
 }
 
 /// The group's values at `steps` (increasing), each member read with a cursor.
-fn points_at(steps: &[u64], members: &[Option<Member>], t: &mut TTable) -> Vec<Point> {
+fn points_at(steps: &[u64], members: &[Option<Member>], t: &mut TTable, cap: Option<f32>) -> Vec<Point> {
     let Some(&first) = steps.first() else { return Vec::new() };
     let mut cursors: Vec<usize> =
         members.iter().map(|m| m.map_or(0, |m| m.series.steps.partition_point(|s| s < first))).collect();
@@ -154,7 +157,12 @@ fn points_at(steps: &[u64], members: &[Option<Member>], t: &mut TTable) -> Vec<P
             _ => {
                 let floor = if vars.is_empty() { 0.0 } else { vars.iter().sum::<f64>() / vars.len() as f64 };
                 match stats::seed_mean_t(&values, floor, t.get(k)) {
-                    Some(e) => Point { k: k as u16, mean: e.value as f32, lo: e.lo as f32, hi: e.hi as f32 },
+                    Some(e) => Point {
+                        k: k as u16,
+                        mean: e.value as f32,
+                        lo: (e.lo as f32).max(0.0),
+                        hi: cap.map_or(e.hi as f32, |c| (e.hi as f32).min(c)),
+                    },
                     None => Point { k: k as u16, mean: f32::NAN, lo: f32::NAN, hi: f32::NAN },
                 }
             }
@@ -203,7 +211,7 @@ impl BandSeries {
         {
             self.rebuild_from(s, members, t);
         } else {
-            for (s, p) in dirty.iter().zip(points_at(&dirty, members, t)) {
+            for (s, p) in dirty.iter().zip(points_at(&dirty, members, t, self.cap)) {
                 match self.mean.steps.position(*s) {
                     Some(i) => {
                         self.mean.set(i, p.mean);
@@ -238,7 +246,7 @@ impl BandSeries {
     }
 
     fn rebuild(&mut self, members: &[Option<Member>], t: &mut TTable) -> bool {
-        *self = BandSeries::default();
+        *self = BandSeries { cap: self.cap, ..BandSeries::default() };
         self.rebuild_from(0, members, t);
         self.note_seen(members);
         true
@@ -258,7 +266,7 @@ impl BandSeries {
         }
         steps.sort_unstable();
         steps.dedup();
-        for (s, p) in steps.iter().zip(points_at(&steps, members, t)) {
+        for (s, p) in steps.iter().zip(points_at(&steps, members, t, self.cap)) {
             self.push(*s, p);
         }
     }
@@ -333,6 +341,7 @@ impl GroupAgg {
             }
             let value: Vec<Option<Member>> =
                 curves.iter().map(|c| c.map(|c| Member { series: &c.value, ci: Some(&c.ci) })).collect();
+            e.value.cap = (e.metric != "loss").then_some(1.0);
             e.value.update(&value, t);
             let loss: Vec<Option<Member>> =
                 curves.iter().map(|c| c.map(|c| Member { series: &c.loss, ci: None })).collect();
@@ -390,7 +399,8 @@ mod tests {
     }
 
     /// The band at every step is `stats::seed_mean` of the members' values there (the floor
-    /// from their intervals); a step with one member's value has a mean but no band.
+    /// from their intervals), kept within [0, cap]; a step with one member's value has a mean
+    /// but no band.
     fn check(b: &BandSeries, members: &[(Series, Vec<(f32, f32)>)]) {
         let mut all: Vec<u64> = members.iter().flat_map(|(s, _)| s.steps.to_vec()).collect();
         all.sort_unstable();
@@ -411,8 +421,8 @@ mod tests {
                 let floor = vars.iter().sum::<f64>() / vars.len() as f64;
                 let e = stats::seed_mean(&vals, floor).unwrap();
                 assert_eq!(b.mean.ys[i], e.value as f32, "step {s}");
-                assert_eq!(b.lo.ys[i], e.lo as f32, "step {s}");
-                assert_eq!(b.hi.ys[i], e.hi as f32, "step {s}");
+                assert_eq!(b.lo.ys[i], (e.lo as f32).max(0.0), "step {s}");
+                assert_eq!(b.hi.ys[i], b.cap.map_or(e.hi as f32, |c| (e.hi as f32).min(c)), "step {s}");
             } else {
                 assert_eq!(b.mean.ys[i], vals[0] as f32, "step {s}");
                 assert!(b.lo.ys[i].is_nan() && b.hi.ys[i].is_nan(), "step {s}: one member, no band");
@@ -428,6 +438,23 @@ mod tests {
         m.0.push(step, y);
         m.1.truncate(m.0.len() - 1);
         m.1.push((y - 0.05, y + 0.05));
+    }
+
+    /// Two seeds near the ceiling: t with one degree of freedom reaches far past 1; a score's
+    /// band stops at 1 and every band at 0, what the values can be.
+    #[test]
+    fn a_scores_band_stays_within_zero_and_one() {
+        let mut t = TTable::default();
+        let mut ms: Vec<(Series, Vec<(f32, f32)>)> = vec![Default::default(); 2];
+        grow(&mut ms[0], 10, 0.97);
+        grow(&mut ms[1], 10, 0.75);
+        let mut b = BandSeries { cap: Some(1.0), ..BandSeries::default() };
+        b.update(&members_of(&ms), &mut t);
+        check(&b, &ms);
+        assert_eq!((b.lo.ys[0], b.hi.ys[0]), (0.0, 1.0), "t(1) = 12.7 reaches past both ends");
+        let mut loss = BandSeries::default();
+        loss.update(&members_of(&ms), &mut t);
+        assert!(loss.hi.ys[0] > 1.0 && loss.lo.ys[0] == 0.0, "a loss is not capped at 1");
     }
 
     #[test]
