@@ -1017,6 +1017,19 @@ impl App {
         (self.frame / 4) % 2
     }
 
+    /// Whether a delta changes what the panes draw now: anything but events appended to a run
+    /// the panes do not chart (without a status event, which changes the tree's states).
+    pub fn shows(&self, d: &Delta) -> bool {
+        match d {
+            Delta::Events { dir, events, .. } => {
+                events.iter().any(|e| matches!(e.body, crate::runs::events::Body::Status { .. }))
+                    || self.charted().iter().any(|r| r.dir.as_os_str() == dir.as_os_str())
+            }
+            Delta::System(_) => false,
+            _ => true,
+        }
+    }
+
     /// Fold in what the collector found; returns whether the store changed (then call
     /// [`App::on_data`]). A system sample waits for the once-a-second frame of the clocks.
     pub fn apply(&mut self, d: Delta) -> bool {

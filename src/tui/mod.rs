@@ -225,12 +225,20 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
         let signals = std::future::pending::<()>();
         tokio::select! {
             Some(deltas) = drx.recv() => {
+                // Appended events of runs the panes do not chart change no more than the tree's
+                // progress and loss columns: folded at once, drawn with the next clock frame
+                // (within a second). Everything else is drawn at once.
+                let shown = deltas.iter().any(|d| app.shows(d));
+                let was_dirty = app.dirty;
                 let mut changed = false;
                 for d in deltas {
                     changed |= app.apply(d);
                 }
                 if changed {
                     app.on_data();
+                    if !shown {
+                        app.dirty = was_dirty;
+                    }
                 }
             },
             ev = input.next() => match ev {

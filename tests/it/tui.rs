@@ -854,3 +854,34 @@ fn keymap_mistakes_name_their_line_and_column() {
         assert!(e.contains(want), "expected {want:?} in {e:?}");
     }
 }
+
+/// Events appended to a run the panes do not chart are folded at once and drawn with the next
+/// clock frame; a charted run's events, and any status event, are drawn at once.
+#[test]
+fn only_what_the_panes_chart_is_drawn_at_once() {
+    use mixscope::runs::events::{Body, Event, State};
+    use mixscope::tui::collect::Delta;
+    let (_t, mut a) = groups_app();
+    select_group(&mut a, "ml40");
+    render(&mut a, 120, 40);
+    let charted: Vec<std::path::PathBuf> = a.charted().iter().map(|r| r.dir.clone()).collect();
+    let other = a.store.runs.iter().find(|r| !charted.contains(&r.dir)).unwrap().dir.clone();
+    let train = |step| {
+        Event::new(
+            step,
+            Body::Train {
+                loss: 1.0,
+                lr: 1e-3,
+                tokens: step * 2048,
+                tokens_per_s: 2048.0,
+                examples: Default::default(),
+                grad_norm: None,
+            },
+        )
+    };
+    let events = |dir: &std::path::PathBuf, evs: Vec<Event>| Delta::Events { dir: dir.clone(), events: evs, bad: 0 };
+    assert!(!a.shows(&events(&other, vec![train(999)])), "another run's progress waits for the clock");
+    assert!(a.shows(&events(&charted[0], vec![train(999)])), "a charted run's curve moves at once");
+    let status = Event::new(999, Body::Status { state: State::Paused, message: None });
+    assert!(a.shows(&events(&other, vec![train(999), status])), "a state change shows at once");
+}
