@@ -3,6 +3,7 @@
 
 pub mod eval;
 pub mod gpu;
+pub mod ls;
 pub mod train;
 pub mod tui;
 

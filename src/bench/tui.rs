@@ -536,6 +536,8 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         "≤ 24",
         st.per_event <= 24.0,
     ));
+    eprintln!("`mixscope ls` and `launch` on them …");
+    rows.extend(super::ls::rows(&root, &what)?);
     eprintln!("rendering 16 series × {pts} points …");
     let ms = frame_time(16, pts)?;
     rows.push(Row::new("tui", "frame", format!("16 series × {pts} points, 200×50"), ms, "ms", "≤ 5", ms <= 5.0));

@@ -110,6 +110,19 @@ pub fn keys<'a>(runs: impl IntoIterator<Item = (&'a str, &'a RunConfig)>) -> Has
     keys
 }
 
+/// A member's name as its group's: without the ` seed=N` a sweep point's name carries (its
+/// members differ in it; the group shows their seeds).
+fn without_seed(name: &str) -> String {
+    let kept: Vec<&str> = name
+        .split(' ')
+        .filter(|w| !w.strip_prefix("seed=").is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())))
+        .collect();
+    match kept.join(" ") {
+        k if k.trim().is_empty() => name.to_string(),
+        k => k,
+    }
+}
+
 /// The groups of the runs given (id, config), in the order of each group's first member; every
 /// run is in exactly one group (a run alone is a group of one).
 pub fn groups<'a>(runs: &[(&'a str, &'a RunConfig)]) -> Vec<Group> {
@@ -123,7 +136,7 @@ pub fn groups<'a>(runs: &[(&'a str, &'a RunConfig)]) -> Vec<Group> {
             Group {
                 id: format!("{ID_PREFIX}{}", &key[..8]),
                 key: key.clone(),
-                name: cfg.name.clone(),
+                name: cfg.name.as_deref().map(without_seed),
                 runs: Vec::new(),
                 seeds: Vec::new(),
             }
@@ -209,5 +222,13 @@ mod tests {
         let members: Vec<Vec<String>> =
             groups(&[("a0", &a0), ("b0", &b0), ("a1", &a1)]).iter().map(|g| g.runs.clone()).collect();
         assert_eq!(members, [vec!["a0", "a1"], vec!["b0"]]);
+        // Named as the sweep names its points, the group is named without the seed.
+        let (mut c0, mut c1) = (a0.clone(), a1.clone());
+        c0.name = Some("paper n=25 seed=0".into());
+        c1.name = Some("paper n=25 seed=1".into());
+        let g = groups(&[("a0", &c0), ("a1", &c1)]);
+        assert_eq!(g[0].label(), "paper n=25 ×2");
+        assert_eq!(without_seed("seed=3"), "seed=3");
+        assert_eq!(without_seed("my seed=x run"), "my seed=x run");
     }
 }

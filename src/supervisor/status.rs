@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::{DeviceSpec, RunConfig};
-use crate::runs::events::{read_all, Body, State};
+use crate::runs::events::{ends, Body, State};
 use crate::runs::{lock, RunDir};
 
 /// What `ls`, the TUI and the scheduler know about a run.
@@ -34,13 +34,14 @@ pub struct RunStatus {
     /// Time of the first and of the last event.
     pub started: Option<f64>,
     pub updated: Option<f64>,
-    /// When the run was last queued (FIFO order of the queue).
+    /// When the run was queued, while its last status is `queued` (the queue's FIFO order);
+    /// for a Slurm run, the time of its last `queued` status whatever came after.
     pub queued_at: Option<f64>,
     pub tokens_per_s: Option<f64>,
     pub checkpoints: Vec<u64>,
     pub alive: bool,
     pub pid: Option<u32>,
-    /// Lines of events.jsonl that could not be read.
+    /// Lines of events.jsonl read that did not parse (its ends are read, not the whole file).
     pub bad_lines: usize,
     /// The sweep this run is a point of.
     pub sweep: Option<crate::config::SweepTag>,
@@ -51,6 +52,9 @@ pub struct RunStatus {
     pub config: Option<RunConfig>,
     #[serde(skip)]
     pub dir: std::path::PathBuf,
+    /// Bytes of events.jsonl read to learn all this.
+    #[serde(skip)]
+    pub read_bytes: u64,
 }
 
 /// Whether a monitor or a trainer process holds the run.
@@ -152,65 +156,51 @@ pub fn observe(run: &RunDir, slurm: bool, last: Option<(State, Option<String>)>,
     Observed { state, message, alive, slurm: view }
 }
 
-/// Derive the state of a run from its directory.
+/// Derive the state of a run from its directory: its run.toml, the ends of its events file
+/// (never the whole file: see [`crate::runs::events::ends`]) and its processes.
 pub fn status(run: &RunDir) -> Result<RunStatus> {
     let cfg = run.read_config();
     let cfg_error = cfg.as_ref().err().map(|e| format!("{e:#}"));
     let cfg = cfg.ok();
-    let (events, bad, _torn) = read_all(&run.events_path())?;
+    let slurm = cfg.as_ref().is_some_and(super::slurm::is_slurm);
+    let ends = ends::read(&run.events_path(), ends::Want { queued: slurm, best: true });
+    let train = ends.last_train.as_ref().and_then(|e| match e.body {
+        Body::Train { loss, tokens_per_s, .. } => Some((loss, tokens_per_s)),
+        _ => None,
+    });
+    let last = ends.last_status.as_ref().and_then(|e| match &e.body {
+        Body::Status { state, message } => Some((*state, message.clone())),
+        _ => None,
+    });
     let mut st = RunStatus {
         id: run.id(),
         name: cfg.as_ref().and_then(|c| c.name.clone()),
         state: State::Queued,
         message: None,
-        step: 0,
+        step: ends.step,
         max_steps: cfg.as_ref().map_or(0, |c| c.train.max_steps),
-        loss: None,
-        best_loss: None,
-        best_step: None,
+        loss: train.map(|t| t.0),
+        best_loss: ends.best.loss,
+        best_step: ends.best.step,
         mixture: cfg.as_ref().and_then(|c| c.mixture().ok()).map(|m| m.summary()).unwrap_or_default(),
         parent: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.parent.clone())),
         fork_step: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.fork_step)),
         device: cfg.as_ref().map_or_else(|| "?".into(), |c| shown_device(c.device, run)),
         threads: cfg.as_ref().map_or(0, |c| c.threads),
-        started: events.first().map(|e| e.time),
-        updated: events.last().map(|e| e.time),
-        queued_at: None,
-        tokens_per_s: None,
+        started: ends.first.as_ref().map(|e| e.time),
+        updated: ends.last.as_ref().map(|e| e.time),
+        queued_at: ends.queued_at,
+        tokens_per_s: train.map(|t| t.1),
         checkpoints: run.checkpoints().unwrap_or_default(),
         alive: false,
         pid: None,
-        bad_lines: bad.len(),
+        bad_lines: ends.bad,
         sweep: cfg.as_ref().and_then(|c| c.sweep.clone()),
         slurm: None,
         config: cfg,
         dir: run.path.clone(),
+        read_bytes: ends.bytes,
     };
-    let mut last_state: Option<State> = None;
-    for e in &events {
-        st.step = st.step.max(e.step);
-        match &e.body {
-            Body::Train { loss, tokens_per_s, .. } => {
-                st.loss = Some(*loss);
-                st.tokens_per_s = Some(*tokens_per_s);
-                st.step = e.step;
-            }
-            Body::Status { state, message } => {
-                last_state = Some(*state);
-                st.message = message.clone();
-                if *state == State::Queued {
-                    st.queued_at = Some(e.time);
-                }
-            }
-            Body::Checkpoint { eval_loss: Some(l), .. } if st.best_loss.is_none_or(|b| *l < b) => {
-                st.best_loss = Some(*l);
-                st.best_step = Some(e.step);
-            }
-            _ => {}
-        }
-    }
-    let slurm = st.config.as_ref().is_some_and(super::slurm::is_slurm);
-    let last = last_state.map(|s| (s, st.message.take()));
     let o = observe(run, slurm, last, st.queued_at);
     (st.state, st.message, st.alive, st.slurm) = (o.state, o.message, o.alive, o.slurm);
     st.pid = lock::read_info(&run.path.join("lock")).map(|i| i.pid).filter(|_| lock::is_held(&run.path));
@@ -270,6 +260,7 @@ pub fn list(root: &Path) -> Result<Vec<RunStatus>> {
                 slurm: None,
                 config: None,
                 dir: r.path.clone(),
+                read_bytes: 0,
             }),
         }
     }

@@ -298,7 +298,10 @@ mod tests {
             s.push(&eval(10, "mr", l, g, v), &mut out);
         }
         assert_eq!(out.len(), 5, "one train record and one per eval, the averages still pending");
-        s.push(&Event::new(10, Body::Checkpoint { path: "checkpoints/10".into(), eval_loss: Some(1.25) }), &mut out);
+        s.push(
+            &Event::new(10, Body::Checkpoint { path: "checkpoints/10".into(), eval_loss: Some(1.25), best: None }),
+            &mut out,
+        );
         let Record::Scalars { values, step, .. } = &out[5] else { panic!("{:?}", out[5]) };
         assert_eq!(*step, 10);
         let get = |t: &str| values.iter().find(|(k, _)| k == t).map(|(_, v)| *v);

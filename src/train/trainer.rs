@@ -26,7 +26,7 @@ use crate::data::sampler::{Sampler, SamplerState};
 use crate::data::suite::GenOptions;
 use crate::data::tokenizer::Tok;
 use crate::runs::control::{Command, ControlWatch};
-use crate::runs::events::{Body, Event, EventWriter, Examples, State};
+use crate::runs::events::{Best, Body, Event, EventWriter, Examples, State};
 use crate::runs::lock::RunLock;
 use crate::runs::RunDir;
 use crate::tensorboard;
@@ -205,6 +205,9 @@ struct Session {
     state: TrainState,
     evaluator: Evaluator,
     last_checkpoint: Option<u64>,
+    /// The best selection loss among this run's own checkpoint events (each checkpoint event
+    /// carries it, so that a reader needs only the last one).
+    own_best: Best,
     last_eval: Option<u64>,
     last_eval_loss: Option<f64>,
     quiet: bool,
@@ -357,10 +360,16 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     };
     let msg = match resumed_from {
         Some(s) if fresh_moments => format!(
-            "started from step {s} with fresh optimizer moments (the checkpoint holds weights only): {} parameters, {}",
+            "started from {} @{s} with fresh optimizer moments (the checkpoint holds weights only): {} parameters, {}",
+            parent_of(&cfg),
             mcfg.num_params(),
             device_name(&device)
         ),
+        // A run's first start from its parent's checkpoint (an SFT run from its base, a fork)
+        // is a start, not a resume: resume is when a run continues itself.
+        Some(s) if starting_at(&cfg, s) => {
+            format!("started from {} @{s}: {} parameters, {}", parent_of(&cfg), mcfg.num_params(), device_name(&device))
+        }
         Some(s) => format!("resumed from step {s}"),
         None => format!("started: {} parameters, {}", mcfg.num_params(), device_name(&device)),
     };
@@ -377,6 +386,10 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         tensorboard,
         control,
         last_checkpoint: resumed_from,
+        own_best: match resumed_from {
+            Some(_) => own_best(run)?,
+            None => Best::default(),
+        },
         last_eval: None,
         last_eval_loss: None,
         state,
@@ -389,6 +402,24 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         s.log_checkpoint_if_missing(step)?;
     }
     s.run_loop()
+}
+
+/// Whether `step` is the checkpoint a run starts from (its parent's, linked at creation).
+fn starting_at(cfg: &RunConfig, step: u64) -> bool {
+    cfg.lineage.as_ref().is_some_and(|l| l.fork_step == step)
+}
+
+fn parent_of(cfg: &RunConfig) -> &str {
+    cfg.lineage.as_ref().map_or("its parent", |l| l.parent.as_str())
+}
+
+/// The best selection loss among the checkpoint events a run has logged.
+fn own_best(run: &RunDir) -> Result<Best> {
+    let (events, _, _) = crate::runs::events::read_all(&run.events_path())?;
+    Ok(events.iter().fold(Best::default(), |b, e| match &e.body {
+        Body::Checkpoint { eval_loss, .. } => b.after(e.step, *eval_loss),
+        _ => b,
+    }))
 }
 
 /// A checkpoint the run resumes from agrees with the run's own record: the train event of its
@@ -683,7 +714,7 @@ impl Session {
         // checkpoint belongs to the run it came from).
         let dir = self.run.checkpoint_dir(step);
         let path = dir.strip_prefix(&self.run.path).unwrap_or(&dir).display().to_string();
-        let body = Body::Checkpoint { path, eval_loss: self.state.eval_loss };
+        let body = self.checkpoint_body(path);
         if at("train") && !at("checkpoint") {
             self.emit(body)?;
             self.events.sync()?;
@@ -718,8 +749,15 @@ impl Session {
         checkpoint::rewrite_state(&self.run, &self.state)?;
         let dir = self.run.checkpoint_dir(self.state.step);
         let rel = dir.strip_prefix(&self.run.path).unwrap_or(&dir).display().to_string();
-        self.emit(Body::Checkpoint { path: rel, eval_loss: self.state.eval_loss })?;
+        let body = self.checkpoint_body(rel);
+        self.emit(body)?;
         self.events.sync()
+    }
+
+    /// The event of a checkpoint at this step, the run's best updated with its selection loss.
+    fn checkpoint_body(&mut self, path: String) -> Body {
+        self.own_best = self.own_best.after(self.state.step, self.state.eval_loss);
+        Body::Checkpoint { path, eval_loss: self.state.eval_loss, best: Some(self.own_best) }
     }
 
     fn checkpoint(&mut self) -> Result<()> {
@@ -735,7 +773,8 @@ impl Session {
         })?;
         self.last_checkpoint = Some(self.state.step);
         let rel = dir.strip_prefix(&self.run.path).unwrap_or(&dir).display().to_string();
-        self.emit(Body::Checkpoint { path: rel, eval_loss: self.state.eval_loss })?;
+        let body = self.checkpoint_body(rel);
+        self.emit(body)?;
         self.events.sync()?;
         checkpoint::prune(&self.run, self.cfg.checkpoint.keep_last, self.state.best_step, &[])?;
         Ok(())

@@ -93,6 +93,7 @@ pub fn write_seeded(root: &Path, s: &Spec, seed: u64) -> Result<RunDir> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(run.events_path())?);
     let mut t = s.start_time;
     let mut emit = |e: Event| -> Result<()> { Ok(out.write_all(e.to_line().as_bytes())?) };
+    let mut best = crate::runs::events::Best::default();
     if let Some((p, at)) = s.parent {
         emit(Event {
             v: 1,
@@ -179,11 +180,12 @@ pub fn write_seeded(root: &Path, s: &Spec, seed: u64) -> Result<RunDir> {
                 }
             }
             let mean = sel.iter().sum::<f64>() / sel.len().max(1) as f64;
+            best = best.after(step, Some(mean));
             emit(Event {
                 v: 1,
                 step,
                 time: t,
-                body: Body::Checkpoint { path: format!("checkpoints/{step}"), eval_loss: Some(mean) },
+                body: Body::Checkpoint { path: format!("checkpoints/{step}"), eval_loss: Some(mean), best: Some(best) },
             })?;
         }
     }

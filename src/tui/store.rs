@@ -765,7 +765,8 @@ mod tests {
             .unwrap();
         }
         w.write(&mr_es_eval(5, None)).unwrap();
-        w.write(&Event::new(5, Body::Checkpoint { path: "checkpoints/5".into(), eval_loss: Some(1.5) })).unwrap();
+        w.write(&Event::new(5, Body::Checkpoint { path: "checkpoints/5".into(), eval_loss: Some(1.5), best: None }))
+            .unwrap();
         w.write(&Event::new(5, Body::Status { state: State::Finished, message: None })).unwrap();
         let fast = RunData::load(dir.path());
         // The slow path alone, for comparison.
@@ -1049,8 +1050,9 @@ mod tests {
                 },
             )
         };
-        let check =
-            |w: &mut EventWriter| w.write(&Event::new(1, Body::Checkpoint { path: "c".into(), eval_loss: None }));
+        let check = |w: &mut EventWriter| {
+            w.write(&Event::new(1, Body::Checkpoint { path: "c".into(), eval_loss: None, best: None }))
+        };
         let steps = (READ_CHUNK as usize * 3) / train(1).to_line().len();
         for s in 1..=steps as u64 {
             w.write(&train(s)).unwrap();

@@ -40,7 +40,11 @@ fn valid_lines() -> Vec<String> {
             scores: Some(vec![0.5, 0.0]),
             ci: Some([0.0, 0.5]),
         },
-        Body::Checkpoint { path: "checkpoints/10".into(), eval_loss: Some(1.5) },
+        Body::Checkpoint {
+            path: "checkpoints/10".into(),
+            eval_loss: Some(1.5),
+            best: Some(mixscope::runs::events::Best { loss: Some(1.5), step: Some(10) }),
+        },
     ];
     bodies.into_iter().enumerate().map(|(i, b)| Event::new(i as u64 + 1, b).to_line()).collect()
 }

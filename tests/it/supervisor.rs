@@ -215,3 +215,77 @@ fn another_user_cannot_control_a_run() {
     ctl(t.path(), &root, "stop", &id);
     assert!(wait_for(Duration::from_secs(30), || ls_state(t.path(), &root, &id) == "stopped"));
 }
+
+/// `ls`, the scheduler and reports learn a run's state, step, loss and best from the ends of its
+/// events file: on long runs (finished, paused, failed, still being written, queued) every value
+/// is what a whole read of the file says, from a few chunks of each file.
+#[test]
+fn a_runs_summary_is_read_from_the_ends_of_its_events() {
+    use mixscope::runs::events::{read_all, Body, State};
+    use mixscope::tui::fixtures;
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    type End = Option<(State, Option<&'static str>)>;
+    let ends: [(&str, End); 4] = [
+        ("done", Some((State::Finished, None))),
+        ("held", Some((State::Paused, Some("paused at step 20000")))),
+        ("broke", Some((State::Failed, Some("out of memory")))),
+        ("live", None),
+    ];
+    for (i, (id, end)) in ends.into_iter().enumerate() {
+        let spec = fixtures::Spec {
+            id,
+            name: id,
+            parent: Some(("base", 6000)),
+            mixture: "multilingual=0.4",
+            tasks: &["mr", "sm"],
+            heldout: &["pt"],
+            from: 6000,
+            to: 26_000,
+            max_steps: 30_000,
+            // The last evaluation and checkpoint at the last step, as a trainer's last step.
+            eval_every: 2000,
+            start_time: 1.8e9,
+            seconds_per_step: 0.25,
+            end,
+            salt: i as u64,
+        };
+        fixtures::write_run(&root, &spec).unwrap();
+    }
+    let all = mixscope::supervisor::list(&root).unwrap();
+    assert_eq!(all.len(), 4);
+    for s in &all {
+        let path = s.dir.join("events.jsonl");
+        let size = std::fs::metadata(&path).unwrap().len();
+        let (events, _, _) = read_all(&path).unwrap();
+        let loss = events.iter().rev().find_map(|e| match e.body {
+            Body::Train { loss, .. } => Some(loss),
+            _ => None,
+        });
+        let mut best: Option<(f64, u64)> = None;
+        for e in &events {
+            if let Body::Checkpoint { eval_loss: Some(l), .. } = e.body {
+                if best.is_none_or(|(b, _)| l < b) {
+                    best = Some((l, e.step));
+                }
+            }
+        }
+        assert_eq!(s.step, 26_000, "{}", s.id);
+        assert_eq!(s.loss, loss, "{}", s.id);
+        assert_eq!(s.best_loss.zip(s.best_step), best, "{}", s.id);
+        assert!(best.is_some());
+        assert_eq!(s.started, events.first().map(|e| e.time), "{}", s.id);
+        assert_eq!(s.updated, events.last().map(|e| e.time), "{}", s.id);
+        assert!(size > 3_000_000, "{}: a long run's file ({size} bytes)", s.id);
+        if s.id != "live" {
+            // A run with a final status: its last chunk says everything.
+            assert!(s.read_bytes <= 3 * 65_536, "{}: {} of {size} bytes read", s.id, s.read_bytes);
+        }
+    }
+    let state = |id: &str| all.iter().find(|s| s.id == id).unwrap().state;
+    assert_eq!(state("done"), State::Finished);
+    assert_eq!(state("held"), State::Paused);
+    assert_eq!(state("broke"), State::Failed);
+    // No process holds the live run and it ended without a final status: it failed.
+    assert_eq!(state("live"), State::Failed);
+}

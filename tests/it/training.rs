@@ -114,6 +114,16 @@ fn a_fork_with_the_same_mixture_continues_its_parent_exactly() {
         "{:?}",
         last_state(&child)
     );
+    // Its first start is a start from its parent's checkpoint, not a resume; the checkpoint
+    // events carry the run's own best (none from its parent's steps).
+    let evs = events(&child);
+    let running = of_kind(&evs, "status").into_iter().find(|e| e["state"] == "running").unwrap();
+    let msg = running["message"].as_str().unwrap();
+    assert!(msg.starts_with("started from parent @20: "), "{msg}");
+    let ckpts = of_kind(&evs, "checkpoint");
+    let own: Vec<f64> = ckpts.iter().filter_map(|e| e["eval_loss"].as_f64()).collect();
+    let min = own.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(ckpts.last().unwrap()["best"]["loss"].as_f64(), Some(min), "{:?}", ckpts.last());
     let p: Vec<(u64, f64)> = losses(&parent).into_iter().filter(|(s, _)| *s > 20).collect();
     assert_eq!(losses(&child), p);
     assert_eq!(

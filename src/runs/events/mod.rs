@@ -116,6 +116,11 @@ pub enum Body {
         /// The mean held-out loss at this checkpoint, when an eval ran at this step.
         #[serde(skip_serializing_if = "Option::is_none")]
         eval_loss: Option<f64>,
+        /// The run's best selection loss among its own checkpoint events so far, this one
+        /// included (its `loss` and `step` null before any evaluation): a reader learns the best
+        /// from the last checkpoint event alone. Absent in runs written before 2026-12-05.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        best: Option<Best>,
     },
     Status {
         state: State,
@@ -174,6 +179,24 @@ impl Event {
     }
 }
 
+/// A checkpoint event's record of the run's best selection loss so far.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Best {
+    pub loss: Option<f64>,
+    pub step: Option<u64>,
+}
+
+impl Best {
+    /// The best after a checkpoint at `step` with selection loss `eval_loss` (ties keep the
+    /// earlier step, as the trainer's selection does).
+    pub fn after(self, step: u64, eval_loss: Option<f64>) -> Best {
+        match eval_loss {
+            Some(l) if self.loss.is_none_or(|b| l < b) => Best { loss: Some(l), step: Some(step) },
+            _ => self,
+        }
+    }
+}
+
 /// Every field any kind may have: one flat struct parses fast and tolerates unknown fields.
 /// Strings are borrowed from the line where they hold no escapes, so the fast decoder hands
 /// eval lines over without allocating (`decode.rs`).
@@ -205,6 +228,7 @@ pub(crate) struct RawEvent<'a> {
     ci: Option<[f64; 2]>,
     path: Option<String>,
     eval_loss: Option<f64>,
+    best: Option<Best>,
     state: Option<String>,
     message: Option<String>,
     parent: Option<String>,
@@ -293,7 +317,9 @@ impl<'a> RawEvent<'a> {
                 }
                 body
             }
-            "checkpoint" => Body::Checkpoint { path: need(self.path, k, "path")?, eval_loss: self.eval_loss },
+            "checkpoint" => {
+                Body::Checkpoint { path: need(self.path, k, "path")?, eval_loss: self.eval_loss, best: self.best }
+            }
             "status" => {
                 let s = need(self.state, k, "state")?;
                 let state = State::parse(&s).ok_or_else(|| format!("status event with unknown state '{s}'"))?;
@@ -475,7 +501,14 @@ mod tests {
                     ci: None,
                 },
             ),
-            Event::new(2, Body::Checkpoint { path: "checkpoints/2".into(), eval_loss: Some(1.0) }),
+            Event::new(
+                2,
+                Body::Checkpoint {
+                    path: "checkpoints/2".into(),
+                    eval_loss: Some(1.0),
+                    best: Some(Best { loss: Some(1.0), step: Some(2) }),
+                },
+            ),
             Event::new(2, Body::Status { state: State::Paused, message: None }),
             Event::new(
                 0,
