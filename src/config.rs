@@ -674,11 +674,21 @@ impl Loaded {
             };
             let key = key.trim();
             let path = SET_ALIASES.iter().find(|(a, _)| *a == key).map_or(key, |(_, p)| p);
-            let v = parse_set_value(value);
-            let mut doc = toml::Value::try_from(&self.config)?;
-            set_dotted(&mut doc, path, v).map_err(|m| bad_input(format!("--set {s}: {m}")))?;
-            self.config =
-                RunConfig::deserialize(doc).map_err(|e| bad_input(format!("--set {s}: {}", e.message().trim())))?;
+            // VALUE takes the type of the key it sets: read as TOML first (numbers, booleans,
+            // arrays), and as text where that is what the key holds (`name=nan`, `name=true`).
+            let with = |v: toml::Value| -> Result<RunConfig> {
+                let mut doc = toml::Value::try_from(&self.config)?;
+                set_dotted(&mut doc, path, v).map_err(|m| bad_input(format!("--set {s}: {m}")))?;
+                RunConfig::deserialize(doc)
+                    .map_err(|e| bad_input(format!("--set {s}: {path}: {}", plain_types(e.message().trim()))))
+            };
+            let typed = parse_set_value(value);
+            let is_text = typed.is_str();
+            self.config = match with(typed) {
+                Ok(c) => c,
+                Err(e) if is_text => return Err(e),
+                Err(e) => with(toml::Value::String(value.trim().to_string())).map_err(|_| e)?,
+            };
             self.set_keys.push((path.to_string(), s.clone()));
         }
         self.switch_to_set_model();
@@ -1028,6 +1038,21 @@ pub fn group_of(code: &str, c: &RunConfig, mix: &Mixture) -> lang::Group {
     }
 }
 
+/// serde's type names as a user reads them.
+fn plain_types(msg: &str) -> String {
+    let mut m = msg.to_string();
+    for (rust, plain) in [
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected usize", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+    ] {
+        m = m.replace(rust, plain);
+    }
+    m
+}
+
 fn parse_set_value(v: &str) -> toml::Value {
     let v = v.trim();
     #[derive(Deserialize)]
@@ -1156,6 +1181,16 @@ mod tests {
         assert!(err("[train]\nmax_steps = 0\n", &[]).contains("cfg.toml:2:13: train.max_steps: must be at least 1"));
         assert!(err("", &["max_steps=0"]).contains("--set max_steps=0: train.max_steps: must be at least 1"));
         assert!(err("", &["max_steps=ten"]).contains("--set max_steps=ten"));
+        // A value takes the type of the key it sets: a name stays text whatever it looks like;
+        // a number's key refuses text, naming the key and the type it holds.
+        for name in ["nan", "true", "inf", "1e3", "42", "[1]"] {
+            let (l, _) = load("", &[&format!("name={name}")]).unwrap();
+            assert_eq!(l.config.name.as_deref(), Some(name));
+        }
+        let e = err("", &["max_steps=abc"]);
+        assert!(e.contains("--set max_steps=abc: train.max_steps:") && e.contains("expected a whole number"), "{e}");
+        let e = err("", &["lr=true"]);
+        assert!(e.contains("train.lr") && e.contains("expected a number"), "{e}");
         assert!(err("", &["nosuch=1"]).contains("--set nosuch=1"));
         assert!(err("", &["noequals"]).contains("expected KEY=VALUE"));
         assert!(err("[data]\nmixture = \"en=1,xx=2\"\n", &[])

@@ -68,3 +68,35 @@ fn every_language_file_checks() {
     let out = ok(run(t.path(), &["data", "check"]));
     assert!(out.contains("ok: 12"), "{out}");
 }
+
+/// `--set` values take the type of the key they set: runs named `nan` and `true` are made so,
+/// and a number's key given text is exit 2 naming the key and the type it holds.
+#[test]
+fn set_values_take_the_type_of_their_key() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let cfg = fixture("tiny.toml");
+    for name in ["nan", "true"] {
+        let o = run(
+            t.path(),
+            &[
+                "train",
+                cfg.to_str().unwrap(),
+                "--runs",
+                root.to_str().unwrap(),
+                "--set",
+                &format!("name={name}"),
+                "--set",
+                "max_steps=2",
+            ],
+        );
+        ok(o);
+        let runs = ls(t.path(), &root);
+        assert!(runs.iter().any(|r| r["name"] == name), "{runs:?}");
+    }
+    let e = bad(run(
+        t.path(),
+        &["train", cfg.to_str().unwrap(), "--runs", root.to_str().unwrap(), "--set", "max_steps=abc"],
+    ));
+    assert!(e.contains("max_steps") && e.contains("expected a whole number"), "{e}");
+}
