@@ -107,6 +107,18 @@ word_enum!(
     }
 );
 
+word_enum!(
+    /// What the trainer does when a step's loss or gradient norm is not finite (the step is not
+    /// applied; the last checkpoint is the last good state).
+    OnNonFinite, "train.on_nonfinite", {
+        /// End the run `failed`, naming the step and the value.
+        #[default]
+        Stop = "stop",
+        /// End the run `paused` (for a look before resuming or forking from its checkpoint).
+        Pause = "pause",
+    }
+);
+
 /// The device a run asks for: `auto` (the queue's GPU when there is one, else the CPU), `cpu`,
 /// `cuda` (any GPU) or `cuda:N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -373,6 +385,9 @@ pub struct TrainSection {
     /// `lm_head`, `model.layers.0.`): only the others are fine-tuned.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub freeze: Vec<String>,
+    /// `stop` | `pause`: when a step's loss or gradient norm is not finite.
+    #[serde(skip_serializing_if = "is_default")]
+    pub on_nonfinite: OnNonFinite,
 }
 
 impl Default for TrainSection {
@@ -394,6 +409,7 @@ impl Default for TrainSection {
             grad_clip: 1.0,
             log_every: 1,
             freeze: Vec::new(),
+            on_nonfinite: OnNonFinite::default(),
         }
     }
 }

@@ -499,8 +499,14 @@ mod tests {
     #[test]
     fn compare_uses_latest_and_best_steps() {
         let mut a = vec![eval(10, "mr", "en", "anchor", 0.5), eval(20, "mr", "en", "anchor", 0.7)];
-        a.push(Event::new(10, Body::Checkpoint { path: "checkpoints/10".into(), eval_loss: Some(0.1), best: None }));
-        a.push(Event::new(20, Body::Checkpoint { path: "checkpoints/20".into(), eval_loss: Some(0.2), best: None }));
+        a.push(Event::new(
+            10,
+            Body::Checkpoint { path: "checkpoints/10".into(), eval_loss: Some(0.1), best: None, warnings: 0 },
+        ));
+        a.push(Event::new(
+            20,
+            Body::Checkpoint { path: "checkpoints/20".into(), eval_loss: Some(0.2), best: None, warnings: 0 },
+        ));
         let b = vec![eval(20, "mr", "en", "anchor", 0.9)];
         let (ta, tb) = (EvalTable::from_events(&a), EvalTable::from_events(&b));
         assert_eq!(ta.best_step, Some(10));

@@ -266,6 +266,11 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
             device(s),
             age(s.updated)
         );
+        if s.warnings > 0 {
+            let plural = if s.warnings == 1 { "" } else { "s" };
+            let last = s.last_warning.as_deref().map(|m| format!("; the last {m}")).unwrap_or_default();
+            println!("{:indent$}    ⚠ {} warning{plural}{last}", "", s.warnings);
+        }
         let pending_in_slurm = s.slurm.is_some() && s.state == crate::runs::events::State::Queued;
         if matches!(s.state, crate::runs::events::State::Failed) || pending_in_slurm {
             if let Some(m) = &s.message {

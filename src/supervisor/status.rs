@@ -52,6 +52,10 @@ pub struct RunStatus {
     pub config: Option<RunConfig>,
     #[serde(skip)]
     pub dir: std::path::PathBuf,
+    /// The run's `warning` events, and the last one (`at step N: …`) when it lies near the end.
+    pub warnings: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_warning: Option<String>,
     /// Bytes of events.jsonl read to learn all this.
     #[serde(skip)]
     pub read_bytes: u64,
@@ -199,6 +203,11 @@ pub fn status(run: &RunDir) -> Result<RunStatus> {
         slurm: None,
         config: cfg,
         dir: run.path.clone(),
+        warnings: ends.warnings,
+        last_warning: ends.last_warning.as_ref().and_then(|e| match &e.body {
+            Body::Warning { message, .. } => Some(format!("at step {}: {message}", e.step)),
+            _ => None,
+        }),
         read_bytes: ends.bytes,
     };
     let o = observe(run, slurm, last, st.queued_at);
@@ -260,6 +269,8 @@ pub fn list(root: &Path) -> Result<Vec<RunStatus>> {
                 slurm: None,
                 config: None,
                 dir: r.path.clone(),
+                warnings: 0,
+                last_warning: None,
                 read_bytes: 0,
             }),
         }

@@ -299,7 +299,10 @@ mod tests {
         }
         assert_eq!(out.len(), 5, "one train record and one per eval, the averages still pending");
         s.push(
-            &Event::new(10, Body::Checkpoint { path: "checkpoints/10".into(), eval_loss: Some(1.25), best: None }),
+            &Event::new(
+                10,
+                Body::Checkpoint { path: "checkpoints/10".into(), eval_loss: Some(1.25), best: None, warnings: 0 },
+            ),
             &mut out,
         );
         let Record::Scalars { values, step, .. } = &out[5] else { panic!("{:?}", out[5]) };

@@ -239,6 +239,10 @@ impl AdamW {
     /// (PyTorch's `clip_grad_norm_` rule). Returns the norm before clipping.
     pub fn step_clipped(&mut self, grads: &GradStore, lr: f64, max_norm: Option<f64>) -> Result<f64> {
         let norm = self.grad_norm(grads)?;
+        if !norm.is_finite() {
+            // Nothing is applied: the weights and moments stay as they were.
+            return Ok(norm);
+        }
         let gscale = match max_norm {
             Some(mx) if norm > mx => mx / (norm + 1e-6),
             _ => 1.0,

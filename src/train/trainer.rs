@@ -208,6 +208,9 @@ struct Session {
     /// The best selection loss among this run's own checkpoint events (each checkpoint event
     /// carries it, so that a reader needs only the last one).
     own_best: Best,
+    /// Warning events this run has logged, and what watches its loss for them.
+    warnings: u64,
+    watch: LossWatch,
     last_eval: Option<u64>,
     last_eval_loss: Option<f64>,
     quiet: bool,
@@ -373,6 +376,12 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         Some(s) => format!("resumed from step {s}"),
         None => format!("started: {} parameters, {}", mcfg.num_params(), device_name(&device)),
     };
+    // The loss of a model that predicts nothing: the uniform distribution over its outputs.
+    let uniform = (mcfg.vocab_size as f64).ln();
+    let own = match resumed_from {
+        Some(_) => own_record(run)?,
+        None => (Best::default(), 0),
+    };
     let mut s = Session {
         run: run.clone(),
         cfg,
@@ -386,10 +395,9 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         tensorboard,
         control,
         last_checkpoint: resumed_from,
-        own_best: match resumed_from {
-            Some(_) => own_best(run)?,
-            None => Best::default(),
-        },
+        own_best: own.0,
+        warnings: own.1,
+        watch: LossWatch::new(uniform),
         last_eval: None,
         last_eval_loss: None,
         state,
@@ -413,13 +421,78 @@ fn parent_of(cfg: &RunConfig) -> &str {
     cfg.lineage.as_ref().map_or("its parent", |l| l.parent.as_str())
 }
 
-/// The best selection loss among the checkpoint events a run has logged.
-fn own_best(run: &RunDir) -> Result<Best> {
+/// The best selection loss among the checkpoint events a run has logged, and its number of
+/// warning events.
+fn own_record(run: &RunDir) -> Result<(Best, u64)> {
     let (events, _, _) = crate::runs::events::read_all(&run.events_path())?;
-    Ok(events.iter().fold(Best::default(), |b, e| match &e.body {
-        Body::Checkpoint { eval_loss, .. } => b.after(e.step, *eval_loss),
-        _ => b,
+    Ok(events.iter().fold((Best::default(), 0), |(b, w), e| match &e.body {
+        Body::Checkpoint { eval_loss, .. } => (b.after(e.step, *eval_loss), w),
+        Body::Warning { .. } => (b, w + 1),
+        _ => (b, w),
     }))
+}
+
+/// Watches the training loss for what a person should look at, step by step: a loss above
+/// [`LossWatch::SPIKE`] × its slow average for [`LossWatch::SPIKE_STEPS`] steps, and a loss
+/// pinned at ln V (the uniform distribution over the vocabulary: the model predicts nothing)
+/// for [`LossWatch::PINNED_STEPS`] steps. Each warns once per episode. It starts afresh when a
+/// trainer starts (a resumed run's average is rebuilt from its next steps).
+#[derive(Debug, Clone)]
+pub struct LossWatch {
+    uniform: f64,
+    ema: Option<f64>,
+    seen: u64,
+    high: u64,
+    pinned: u64,
+}
+
+impl LossWatch {
+    pub const SPIKE: f64 = 2.0;
+    pub const SPIKE_STEPS: u64 = 10;
+    pub const PINNED_STEPS: u64 = 50;
+    /// Steps before a spike can be told from the start of training.
+    const SETTLE: u64 = 100;
+    const ALPHA: f64 = 0.01;
+
+    pub fn new(uniform: f64) -> LossWatch {
+        LossWatch { uniform, ema: None, seen: 0, high: 0, pinned: 0 }
+    }
+
+    /// Fold in one step's loss; the warning it calls for, if any.
+    pub fn step(&mut self, loss: f64) -> Option<String> {
+        self.seen += 1;
+        let mut out = None;
+        if (loss - self.uniform).abs() < 0.02 * self.uniform {
+            self.pinned += 1;
+            if self.pinned == Self::PINNED_STEPS {
+                out = Some(format!(
+                    "the loss has stayed at {loss:.4} for {} steps: ln V = {:.4}, the uniform distribution over the vocabulary (the model predicts nothing; a rate too high?)",
+                    Self::PINNED_STEPS,
+                    self.uniform
+                ));
+            }
+        } else {
+            self.pinned = 0;
+        }
+        let ema = *self.ema.get_or_insert(loss);
+        if self.seen > Self::SETTLE && loss > Self::SPIKE * ema {
+            self.high += 1;
+            if self.high == Self::SPIKE_STEPS && out.is_none() {
+                out = Some(format!(
+                    "the loss has been above {}× its recent level ({ema:.4}) for {} steps: {loss:.4}",
+                    Self::SPIKE,
+                    Self::SPIKE_STEPS
+                ));
+            }
+        } else {
+            self.high = 0;
+        }
+        // The level a spike is measured against does not follow the spike.
+        if self.high == 0 {
+            self.ema = Some(ema + Self::ALPHA * (loss - ema));
+        }
+        out
+    }
 }
 
 /// A checkpoint the run resumes from agrees with the run's own record: the train event of its
@@ -514,18 +587,22 @@ impl Session {
             }
             let t0 = Instant::now();
             let (loss, grad_norm, tokens) = self.train_step()?;
+            if !loss.is_finite() || !grad_norm.is_finite() {
+                return self.diverged(loss, grad_norm);
+            }
             let dt = t0.elapsed().as_secs_f64();
             self.state.train_seconds += dt;
             self.state.tokens += tokens;
             self.state.step += 1;
             window_tokens += tokens;
-            if !loss.is_finite() {
-                anyhow::bail!(
-                    "the loss became {loss} at step {}: lower train.lr or enable train.grad_clip",
-                    self.state.step
-                );
-            }
             let step = self.state.step;
+            if let Some(message) = self.watch.step(loss) {
+                self.warnings += 1;
+                if !self.quiet {
+                    println!("warning at step {step}: {message}");
+                }
+                self.emit(Body::Warning { message, value: Some(loss) })?;
+            }
             if step % self.cfg.train.log_every == 0 || step == max {
                 let secs = window_start.elapsed().as_secs_f64().max(1e-9);
                 let tps = window_tokens as f64 / secs;
@@ -568,6 +645,33 @@ impl Session {
         }
         self.status(State::Finished, None)?;
         Ok(Outcome::Finished)
+    }
+
+    /// A step whose loss or gradient norm is not finite (it was not applied): the run ends
+    /// `failed` (`train.on_nonfinite = "stop"`) or `paused`, naming the step and the value; its
+    /// last checkpoint is its last good state.
+    fn diverged(&mut self, loss: f64, grad_norm: f64) -> Result<Outcome> {
+        let step = self.state.step + 1;
+        let what = if loss.is_finite() {
+            format!("the gradient norm became {grad_norm} at step {step} (loss {loss:.4})")
+        } else {
+            format!("the loss became {loss} at step {step}")
+        };
+        let last = match self.run.latest_checkpoint()? {
+            Some(k) => format!("the checkpoint at step {k} is the last good state"),
+            None => "no checkpoint was written yet".into(),
+        };
+        let msg = format!("{what}; the step was not applied and {last}: lower train.lr or enable train.grad_clip");
+        match self.cfg.train.on_nonfinite {
+            crate::config::OnNonFinite::Stop => anyhow::bail!(msg),
+            crate::config::OnNonFinite::Pause => {
+                if !self.quiet {
+                    println!("paused: {msg}");
+                }
+                self.status(State::Paused, Some(msg))?;
+                Ok(Outcome::Paused)
+            }
+        }
     }
 
     /// Act on control requests and signals; `Some` when the loop must end.
@@ -646,8 +750,12 @@ impl Session {
         let Some(grads) = step.grads else {
             anyhow::bail!("a batch with no response tokens at step {}: check data.seq_len", self.state.step + 1);
         };
+        if !step.loss.is_finite() {
+            return Ok((step.loss, f64::NAN, step.tokens));
+        }
         let lr = lr_at(&self.cfg.train, self.state.step);
         let clip = (t.grad_clip > 0.0).then_some(t.grad_clip);
+        // A gradient norm that is not finite applies nothing (the run stops or pauses).
         let norm = self.opt.step_clipped(&grads, lr, clip)?;
         Ok((step.loss, norm, step.tokens))
     }
@@ -757,7 +865,7 @@ impl Session {
     /// The event of a checkpoint at this step, the run's best updated with its selection loss.
     fn checkpoint_body(&mut self, path: String) -> Body {
         self.own_best = self.own_best.after(self.state.step, self.state.eval_loss);
-        Body::Checkpoint { path, eval_loss: self.state.eval_loss, best: Some(self.own_best) }
+        Body::Checkpoint { path, eval_loss: self.state.eval_loss, best: Some(self.own_best), warnings: self.warnings }
     }
 
     fn checkpoint(&mut self) -> Result<()> {
@@ -778,5 +886,51 @@ impl Session {
         self.events.sync()?;
         checkpoint::prune(&self.run, self.cfg.checkpoint.keep_last, self.state.best_step, &[])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LossWatch;
+
+    fn warnings(losses: impl IntoIterator<Item = f64>) -> Vec<(usize, String)> {
+        let mut w = LossWatch::new((512f64).ln());
+        losses.into_iter().enumerate().filter_map(|(i, l)| w.step(l).map(|m| (i + 1, m))).collect()
+    }
+
+    fn jitter(i: usize) -> f64 {
+        ((i * 2654435761) % 1000) as f64 / 1000.0 * 0.1 - 0.05
+    }
+
+    /// A loss that learns (fast at first, noisily) warns of nothing.
+    #[test]
+    fn a_learning_curve_warns_of_nothing() {
+        let w = warnings((0..2000).map(|i| 1.0 + 5.0 * (-(i as f64) / 150.0).exp() + jitter(i)));
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    /// A loss pinned at ln V warns once, after PINNED_STEPS steps, naming ln V.
+    #[test]
+    fn a_loss_pinned_at_the_uniform_distribution_warns_once() {
+        let w = warnings((0..500).map(|i| if i < 5 { 6.0 - i as f64 } else { 512f64.ln() }));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].0, 5 + LossWatch::PINNED_STEPS as usize);
+        assert!(w[0].1.contains("6.2383") && w[0].1.contains("uniform"), "{}", w[0].1);
+    }
+
+    /// A loss far above its recent level for SPIKE_STEPS steps warns once per episode; a short
+    /// blip does not.
+    #[test]
+    fn a_spike_that_lasts_warns_once_per_episode() {
+        let curve = (0..800).map(|i| match i {
+            300..=304 => 5.0, // a blip: 5 steps
+            400..=449 => 3.0, // an episode: 50 steps
+            600..=629 => 4.0, // another
+            _ => 1.0 + jitter(i),
+        });
+        let w = warnings(curve);
+        let at: Vec<usize> = w.iter().map(|(s, _)| *s).collect();
+        assert_eq!(at, [400 + LossWatch::SPIKE_STEPS as usize, 600 + LossWatch::SPIKE_STEPS as usize], "{w:?}");
+        assert!(w[0].1.contains("3.0000"), "{}", w[0].1);
     }
 }

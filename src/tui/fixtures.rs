@@ -185,7 +185,12 @@ pub fn write_seeded(root: &Path, s: &Spec, seed: u64) -> Result<RunDir> {
                 v: 1,
                 step,
                 time: t,
-                body: Body::Checkpoint { path: format!("checkpoints/{step}"), eval_loss: Some(mean), best: Some(best) },
+                body: Body::Checkpoint {
+                    path: format!("checkpoints/{step}"),
+                    eval_loss: Some(mean),
+                    best: Some(best),
+                    warnings: 0,
+                },
             })?;
         }
     }

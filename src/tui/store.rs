@@ -533,7 +533,7 @@ impl RunData {
             Body::Status { state, message } => {
                 self.statuses.push(StatusLine { time: e.time, step: e.step, state: *state, message: message.clone() })
             }
-            Body::Fork { .. } | Body::Unknown(_) => {}
+            Body::Fork { .. } | Body::Warning { .. } | Body::Unknown(_) => {}
         }
     }
 
@@ -765,8 +765,11 @@ mod tests {
             .unwrap();
         }
         w.write(&mr_es_eval(5, None)).unwrap();
-        w.write(&Event::new(5, Body::Checkpoint { path: "checkpoints/5".into(), eval_loss: Some(1.5), best: None }))
-            .unwrap();
+        w.write(&Event::new(
+            5,
+            Body::Checkpoint { path: "checkpoints/5".into(), eval_loss: Some(1.5), best: None, warnings: 0 },
+        ))
+        .unwrap();
         w.write(&Event::new(5, Body::Status { state: State::Finished, message: None })).unwrap();
         let fast = RunData::load(dir.path());
         // The slow path alone, for comparison.
@@ -1051,7 +1054,7 @@ mod tests {
             )
         };
         let check = |w: &mut EventWriter| {
-            w.write(&Event::new(1, Body::Checkpoint { path: "c".into(), eval_loss: None, best: None }))
+            w.write(&Event::new(1, Body::Checkpoint { path: "c".into(), eval_loss: None, best: None, warnings: 0 }))
         };
         let steps = (READ_CHUNK as usize * 3) / train(1).to_line().len();
         for s in 1..=steps as u64 {

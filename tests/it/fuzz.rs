@@ -44,6 +44,7 @@ fn valid_lines() -> Vec<String> {
             path: "checkpoints/10".into(),
             eval_loss: Some(1.5),
             best: Some(mixscope::runs::events::Best { loss: Some(1.5), step: Some(10) }),
+            warnings: 1,
         },
     ];
     bodies.into_iter().enumerate().map(|(i, b)| Event::new(i as u64 + 1, b).to_line()).collect()

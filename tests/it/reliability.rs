@@ -738,3 +738,43 @@ fn a_run_without_its_run_toml_shows_as_damaged() {
     let e = bad(run(t.path(), &["resume", "broken", "--runs", r]));
     assert!(e.contains("run.toml is missing"), "{e}");
 }
+
+/// A run whose gradient becomes NaN (a rate of 30, no clipping) ends `failed` at that step with
+/// the value and its last good checkpoint named, and that checkpoint loads (it exports). With
+/// `train.on_nonfinite = "pause"` it ends `paused` instead, and resumes from that checkpoint.
+#[test]
+fn a_diverging_run_stops_at_the_step_naming_the_value_and_keeps_its_last_good_checkpoint() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let cfg = fixture("tiny.toml");
+    let sets = ["lr=30", "train.grad_clip=0", "max_steps=60", "eval.every=0"];
+    let mut args = vec!["train", cfg.to_str().unwrap(), "--runs", root.to_str().unwrap(), "--set", "name=diverges"];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    let o = run(t.path(), &args);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("the gradient norm became NaN at step 37"), "{e}");
+    assert!(e.contains("the checkpoint at step 30 is the last good state"), "{e}");
+    let runs = ls(t.path(), &root);
+    let r = &runs[0];
+    assert_eq!(r["state"], "failed");
+    assert!(r["message"].as_str().unwrap().contains("at step 37"), "{r}");
+    assert_eq!(r["step"], 36, "the step that diverged was not applied");
+    let id = r["id"].as_str().unwrap().to_string();
+    let out = t.path().join("export");
+    ok(run(
+        t.path(),
+        &["export", &id, "--step", "30", "--out", out.to_str().unwrap(), "--runs", root.to_str().unwrap()],
+    ));
+    assert!(out.join("model.safetensors").exists());
+
+    args[5] = "name=holds";
+    args.extend(["--set", "train.on_nonfinite=pause"]);
+    let o = run(t.path(), &args);
+    let runs = ls(t.path(), &root);
+    let r = runs.iter().find(|r| r["name"] == "holds").unwrap();
+    assert_eq!(r["state"], "paused", "{r} {}", stderr(&o));
+    assert!(r["message"].as_str().unwrap().contains("NaN at step 37"), "{r}");
+}

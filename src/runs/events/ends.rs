@@ -26,6 +26,10 @@ pub struct Ends {
     /// checkpoint event, which carries it; runs written before checkpoint events did are read
     /// back through every checkpoint event.
     pub best: Best,
+    /// The run's `warning` events (when the best is asked for): those after its last checkpoint
+    /// event and the count that event carries; the last one when it lies in what was read.
+    pub warnings: u64,
+    pub last_warning: Option<Event>,
     /// Bytes read, and lines read that did not parse (a torn last line is not one).
     pub bytes: u64,
     pub bad: usize,
@@ -93,7 +97,7 @@ pub fn read(path: &Path, want: Want) -> Ends {
         let need = ends.last.is_none()
             || (ends.last_train.is_none() && has(b"train"))
             || has(b"status")
-            || (want.best && !*best_found && has(b"checkpoint"))
+            || (want.best && !*best_found && (has(b"checkpoint") || has(b"warning")))
             || (ends.last_train.is_none() && has(b"fork"));
         if !need {
             return;
@@ -112,7 +116,13 @@ pub fn read(path: &Path, want: Want) -> Ends {
                     ends.last_status = Some(e.clone());
                 }
             }
-            Body::Checkpoint { eval_loss, best: carried, .. } if want.best && !*best_found => {
+            Body::Warning { .. } if want.best && !*best_found => {
+                ends.warnings += 1;
+                if ends.last_warning.is_none() {
+                    ends.last_warning = Some(e.clone());
+                }
+            }
+            Body::Checkpoint { eval_loss, best: carried, warnings, .. } if want.best && !*best_found => {
                 // Ties keep the earlier step: an earlier event's loss replaces an equal later one.
                 if let Some(l) = eval_loss {
                     if best.loss.is_none_or(|b| *l <= b) {
@@ -121,6 +131,7 @@ pub fn read(path: &Path, want: Want) -> Ends {
                 }
                 if let Some(c) = carried {
                     *best_found = true;
+                    ends.warnings += warnings;
                     if let Some(l) = c.loss {
                         if best.loss.is_none_or(|b| l <= b) {
                             *best = *c;
@@ -211,8 +222,14 @@ mod tests {
             status(6000, State::Running, Some("started from base @6000".into())).to_line(),
         ];
         let mut best = Best::default();
+        let mut warnings = 0;
         for s in 6001..=11000u64 {
             lines.push(train(s).to_line());
+            if s == 7000 || s == 10000 {
+                warnings += 1;
+                let w = Body::Warning { message: "the loss has stayed at 8.3178".into(), value: Some(8.3178) };
+                lines.push(Event::new(s, w).to_line());
+            }
             if (s - 6000) % 1250 == 0 {
                 let k = ((s - 6000) / 1250 - 1) as usize;
                 let Some(&eval_loss) = losses.get(k) else { continue };
@@ -230,8 +247,8 @@ mod tests {
                     ci: None,
                 };
                 lines.push(Event::new(s, ev).to_line());
-                let body =
-                    Body::Checkpoint { path: format!("checkpoints/{s}"), eval_loss, best: carries[k].then_some(best) };
+                let (best, warnings) = if carries[k] { (Some(best), warnings) } else { (None, 0) };
+                let body = Body::Checkpoint { path: format!("checkpoints/{s}"), eval_loss, best, warnings };
                 lines.push(Event::new(s, body).to_line());
             }
         }
@@ -250,6 +267,7 @@ mod tests {
         let got = read(&p, Want { queued: false, best: true });
         assert_eq!(got.best, Best { loss: Some(0.3), step: Some(8500) });
         assert_eq!(got.step, 11000);
+        assert_eq!(got.warnings, 2);
         assert!(len > 8 * CHUNK as u64, "{len}");
         assert!(got.bytes <= 2 * CHUNK as u64, "{} of {len} bytes read", got.bytes);
     }
@@ -298,6 +316,7 @@ mod tests {
             for e in &events {
                 step = if matches!(e.body, Body::Train { .. }) { e.step } else { step.max(e.step) };
             }
+            let warnings = events.iter().filter(|e| matches!(e.body, Body::Warning { .. })).count() as u64;
             let best = events.iter().fold(Best::default(), |b, e| match &e.body {
                 Body::Checkpoint { eval_loss, .. } => b.after(e.step, *eval_loss),
                 _ => b,
@@ -311,6 +330,7 @@ mod tests {
                 assert_eq!(got.queued_at, q.map(|e| e.time), "case {i} queued {queued}");
                 assert_eq!(got.step, step, "case {i}");
                 assert_eq!(got.best, best, "case {i}");
+                assert_eq!(got.warnings, warnings, "case {i}");
             }
         }
         assert_eq!(read_ends(&dir.path().join("missing"), true), Ends::default());

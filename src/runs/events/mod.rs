@@ -121,6 +121,17 @@ pub enum Body {
         /// from the last checkpoint event alone. Absent in runs written before 2026-12-05.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         best: Option<Best>,
+        /// How many `warning` events the run has logged so far (with `best`; absent is 0).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        warnings: u64,
+    },
+    /// Something in the curves a person should look at (the trainer goes on): a loss far above
+    /// its recent level, a loss pinned at the uniform distribution's, an evaluation that fell.
+    Warning {
+        message: String,
+        /// The value that triggered it (the loss, the evaluation's value).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
     },
     Status {
         state: State,
@@ -163,6 +174,7 @@ impl Event {
             Body::Checkpoint { .. } => "checkpoint",
             Body::Status { .. } => "status",
             Body::Fork { .. } => "fork",
+            Body::Warning { .. } => "warning",
             Body::Unknown(k) => k,
         }
     }
@@ -177,6 +189,10 @@ impl Event {
         s.push('\n');
         s
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A checkpoint event's record of the run's best selection loss so far.
@@ -229,6 +245,7 @@ pub(crate) struct RawEvent<'a> {
     path: Option<String>,
     eval_loss: Option<f64>,
     best: Option<Best>,
+    warnings: Option<u64>,
     state: Option<String>,
     message: Option<String>,
     parent: Option<String>,
@@ -317,9 +334,12 @@ impl<'a> RawEvent<'a> {
                 }
                 body
             }
-            "checkpoint" => {
-                Body::Checkpoint { path: need(self.path, k, "path")?, eval_loss: self.eval_loss, best: self.best }
-            }
+            "checkpoint" => Body::Checkpoint {
+                path: need(self.path, k, "path")?,
+                eval_loss: self.eval_loss,
+                best: self.best,
+                warnings: self.warnings.unwrap_or(0),
+            },
             "status" => {
                 let s = need(self.state, k, "state")?;
                 let state = State::parse(&s).ok_or_else(|| format!("status event with unknown state '{s}'"))?;
@@ -331,6 +351,7 @@ impl<'a> RawEvent<'a> {
                 mixture: need(self.mixture, k, "mixture")?,
                 fresh_optimizer: self.fresh_optimizer.unwrap_or(false),
             },
+            "warning" => Body::Warning { message: need(self.message, k, "message")?, value: self.value },
             other => Body::Unknown(other.to_string()),
         };
         Ok(Event { v, step, time, body })
@@ -507,7 +528,12 @@ mod tests {
                     path: "checkpoints/2".into(),
                     eval_loss: Some(1.0),
                     best: Some(Best { loss: Some(1.0), step: Some(2) }),
+                    warnings: 1,
                 },
+            ),
+            Event::new(
+                2,
+                Body::Warning { message: "the loss has stayed at 8.3178 for 50 steps".into(), value: Some(8.3178) },
             ),
             Event::new(2, Body::Status { state: State::Paused, message: None }),
             Event::new(
