@@ -392,7 +392,7 @@ fn the_x_range_key_on_a_fork_shows_its_own_steps_and_is_kept_across_restarts() {
     assert_eq!(saved.len(), 1, "one state file for the root");
     // A new TUI: the same range, the same run selected.
     let tm = Tmux::with_state(&cmdline, &state);
-    let s = tm.wait_for("last 25%", Duration::from_secs(20));
-    assert!(s.contains("Loss own") && first_x_label(&s) >= 45.0, "{s}");
+    let s = tm.wait_for("Loss own", Duration::from_secs(20));
+    assert!(s.contains("last 25%") && first_x_label(&s) >= 45.0, "{s}");
     tm.keys(&["q"]);
 }
