@@ -296,7 +296,9 @@ fn idle_cpu_on(root: &Path, live: &[String], last: u64, secs: u64, settle: Durat
     let socket = format!("mixscope-bench-{}-{}", std::process::id(), live.len());
     let exe = std::env::current_exe()?;
     let cmdline = format!("{} tui --runs {}", exe.display(), root.display());
+    // The TUI keeps its view in the bench's own state directory, not the user's.
     let ok = std::process::Command::new("tmux")
+        .env("XDG_STATE_HOME", root.parent().unwrap_or(root).join("tui-state"))
         .args(["-L", &socket, "new-session", "-d", "-s", "b", "-x", "160", "-y", "48", &cmdline])
         .status()?
         .success();
@@ -403,7 +405,7 @@ fn group_frame(root: &Path, live: &[String], steps: u64) -> Result<(f64, f64, f6
     let mut app = App::new(store, Theme::dark(), Keymap::default_map());
     let groups = app.groups.list.len();
     app.sel.selected = 0;
-    let g = app.selected_group().map(|g| g.id.clone()).ok_or_else(|| anyhow::anyhow!("no group row first"))?;
+    let g = app.ui().selected_group().map(|g| g.id.clone()).ok_or_else(|| anyhow::anyhow!("no group row first"))?;
     let mut term = Terminal::new(TestBackend::new(200, 50))?;
     app.screen = ratatui::layout::Rect::new(0, 0, 200, 50);
     app.derive();
@@ -442,7 +444,7 @@ fn group_frame(root: &Path, live: &[String], steps: u64) -> Result<(f64, f64, f6
                     grad_norm: None,
                 },
             );
-            app.apply(Delta::Events { dir: d.clone(), events: vec![ev], bad: 0 });
+            app.apply(Delta::Events { dir: d.clone(), events: vec![ev.into()], bad: 0 });
         }
         app.on_data();
         let t = Instant::now();

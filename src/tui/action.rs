@@ -23,6 +23,8 @@ pub enum Action {
     Demo,
     Filter,
     XAxis,
+    /// Cycle the charts' x range: the whole lineage, the run's own steps, the last of them.
+    XRange,
     LogY,
     SmoothMore,
     SmoothLess,

@@ -1,23 +1,22 @@
 //! What the panes show that is computed from the store rather than read from it: the compare
 //! view's delta table, the sweep view's analysis and a selected group's languages table.
-//! [`App::derive`] recomputes them when the data or the selection changed (and only then), so
-//! drawing a frame computes nothing. (A group's curves are kept apart, in `tui::groups`, and
+//! `view::Ui::derive` recomputes them when the data or the selection changed (and only then),
+//! so drawing a frame computes nothing. (A group's curves are kept apart, in `tui::groups`, and
 //! updated from the members' new points.)
 
 use std::collections::BTreeMap;
 
 use crate::analysis::stats::{self, Est, Z95};
 use crate::analysis::sweep::{analyse, read_run, SweepAnalysis};
-use crate::analysis::{aggregate, aggregate_cis, cell_est, compare, Cell, CompareRow, EvalTable};
+use crate::analysis::{aggregate, aggregate_cis, cell_est, Cell, CompareRow, EvalTable};
 use crate::data::lang;
-use crate::tui::app::{App, Scripts};
+use crate::tui::state::{Scripts, View};
 use crate::tui::store::RunData;
-use crate::tui::ui::View;
 
 /// The derived data and what it was derived from.
 #[derive(Debug, Default)]
 pub struct Derived {
-    key: Option<Key>,
+    pub key: Option<Key>,
     /// The compare view's rows (every task) for the compared runs and groups, in their order.
     pub compare: Vec<CompareRow>,
     /// The selected sweep's analysis.
@@ -29,57 +28,11 @@ pub struct Derived {
 /// What derived data depends on: the store's data generation, the view, the charted runs (per
 /// compared side), and for a group's table the languages pane's task and filters.
 #[derive(Debug, Clone, PartialEq)]
-struct Key {
-    data: u64,
-    view: View,
-    sides: Vec<Vec<String>>,
-    table: Option<(String, bool, Scripts, String)>,
-}
-
-fn key_of(app: &App) -> Key {
-    let view = crate::tui::ui::view(app);
-    let sides = if app.view.compare {
-        app.compare_sides().iter().map(|s| s.ids()).collect()
-    } else {
-        vec![app.charted().iter().map(|r| r.id.clone()).collect()]
-    };
-    let table = (view == View::Main && app.selected_group().is_some())
-        .then(|| (app.view.task.clone(), app.view.show_loss, app.view.scripts, app.sel.filter_text.clone()));
-    Key { data: app.data_gen, view, sides, table }
-}
-
-impl Derived {
-    /// Whether the derived data matches the app's data and selection.
-    pub fn is_fresh(&self, app: &App) -> bool {
-        self.key.as_ref() == Some(&key_of(app))
-    }
-
-    /// Recompute, when stale, what the current view shows.
-    pub fn refresh(app: &App, old: Derived) -> Derived {
-        let key = key_of(app);
-        if old.key.as_ref() == Some(&key) {
-            return old;
-        }
-        let mut d = Derived::default();
-        match &key.view {
-            View::Compare => {
-                // Each side a run, or a group's members (`analysis::compare` takes the group's
-                // mean and its across-seed interval, and marks deltas Holm-adjusted per task).
-                let tables: Vec<Vec<EvalTable>> =
-                    app.compare_sides().iter().map(|s| s.runs.iter().map(|r| eval_table(r)).collect()).collect();
-                let refs: Vec<Vec<&EvalTable>> = tables.iter().map(|t| t.iter().collect()).collect();
-                d.compare = compare(&refs);
-            }
-            View::Sweep(id) => d.sweep = sweep_analysis(app, id),
-            View::Main => {
-                if let Some(g) = app.selected_group() {
-                    d.group_table = Some(group_table(app, &app.members(g)));
-                }
-            }
-        }
-        d.key = Some(key);
-        d
-    }
+pub struct Key {
+    pub data: u64,
+    pub view: View,
+    pub sides: Vec<Vec<String>>,
+    pub table: Option<(String, bool, Scripts, String)>,
 }
 
 /// A selected group's languages table: at the latest evaluation of the task that the most
@@ -125,9 +78,7 @@ fn combine(picked: &[(f64, Option<Est>)], range: (f64, f64)) -> (Option<f64>, Op
 }
 
 /// See [`GroupTable`].
-pub fn group_table(app: &App, members: &[&RunData]) -> GroupTable {
-    let task = &app.view.task;
-    let show_loss = app.view.show_loss;
+pub fn group_table(members: &[&RunData], task: &str, show_loss: bool, visible: &dyn Fn(&str) -> bool) -> GroupTable {
     let mut count: BTreeMap<u64, usize> = BTreeMap::new();
     for r in members {
         let mut steps: Vec<u64> =
@@ -147,7 +98,7 @@ pub fn group_table(app: &App, members: &[&RunData]) -> GroupTable {
         .iter()
         .map(|r| {
             let mut m = BTreeMap::new();
-            for ((t, l), c) in r.evals.iter().filter(|((t, l), _)| t == task && app.lang_visible(l)) {
+            for ((t, l), c) in r.evals.iter().filter(|((t, l), _)| t == task && visible(l)) {
                 let Some(i) = c.value.steps.position(step) else { continue };
                 m.insert(
                     (t.clone(), l.clone()),
@@ -240,10 +191,12 @@ pub fn eval_table(r: &RunData) -> EvalTable {
 }
 
 /// The analysis of a sweep from the TUI's store (no file reads).
-fn sweep_analysis(app: &App, id: &str) -> Option<SweepAnalysis> {
-    let runs = app.sweep_runs(id);
+pub fn sweep_analysis(
+    id: &str,
+    runs: &[&RunData],
+    record: Option<&crate::sweep::SweepRecord>,
+) -> Option<SweepAnalysis> {
     let first = runs.first()?.cfg.as_ref()?.sweep.clone()?;
-    let record = app.store.sweep_record(id);
     let mut grid: Vec<(String, Vec<String>)> = match &record {
         Some(r) => r.spec.grid.iter().map(|(k, v)| (k.clone(), v.iter().map(|g| g.text.clone()).collect())).collect(),
         None => first.point.keys().map(|k| (k.clone(), Vec::new())).collect(),

@@ -6,19 +6,28 @@
 
 pub mod action;
 pub mod app;
+pub mod chart;
 pub mod collect;
 pub mod derived;
+pub mod dialogs;
 pub mod fixtures;
 pub mod groups;
 pub mod keymap;
+pub mod layout;
 pub mod panes;
+pub mod persist;
 pub mod series;
+pub mod state;
 pub mod store;
 pub mod theme;
+pub mod timeline;
+pub mod tree;
 pub mod ui;
+pub mod update;
+pub mod view;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
@@ -27,32 +36,7 @@ use futures::StreamExt;
 use app::{App, Request};
 use store::Store;
 
-/// The shortest time between two frames drawn for new data (not for keys): a burst of
-/// appends (many runs writing at once, or a trainer's eval lines) costs two frames, not one
-/// per line.
-pub const DATA_FRAME: Duration = Duration::from_millis(50);
-
-/// When a change on disk is read and drawn: at once when no data frame was drawn within
-/// [`DATA_FRAME`], else when that time is up (changes meanwhile are read together).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct DataPacer {
-    last: Option<Instant>,
-}
-
-impl DataPacer {
-    /// When to read and draw a change noticed at `now`.
-    pub fn due(&self, now: Instant) -> Instant {
-        match self.last {
-            Some(t) if now < t + DATA_FRAME => t + DATA_FRAME,
-            _ => now,
-        }
-    }
-
-    /// A frame with new data was drawn at `at`.
-    pub fn drawn(&mut self, at: Instant) {
-        self.last = Some(at);
-    }
-}
+pub use collect::pace::{DataPacer, DATA_FRAME};
 
 /// How to open the TUI.
 #[derive(Debug, Clone, Default)]
@@ -109,6 +93,12 @@ fn perform(root: &Path, req: Request) -> Outcome {
                 let ids: Vec<String> = children.iter().map(|c| c.run.id()).collect();
                 (format!("forked every run of {label}: {} (one group)", ids.join(", ")), ids.first().cloned())
             }
+            Request::Launch { config, .. } if !config.exists() => {
+                anyhow::bail!("{}: no such config file", config.display())
+            }
+            Request::Launch { seeds: Some(_), config, .. } if crate::sweep::is_sweep_file(&config) => {
+                anyhow::bail!("a sweep file gives its seeds in its [grid] (seed = [0, 1, 2])")
+            }
             Request::Launch { config, .. } if crate::sweep::is_sweep_file(&config) => {
                 let spec = crate::sweep::SweepSpec::read(&config)?;
                 let (id, runs) = crate::sweep::launch(root, &config, &spec)?;
@@ -151,6 +141,12 @@ async fn main_loop(root: PathBuf, theme: theme::Theme, keymap: keymap::Keymap, d
     // takes seconds) and folded in when it is read.
     crate::supervisor::slurm::query_in_background();
     let mut app = App::new(Store::empty(&root), theme, keymap);
+    // Marks, selection, x axis and range, smoothing and focus as the last session left them.
+    match persist::load(&root) {
+        Ok(Some(saved)) => saved.restore(&mut app),
+        Ok(None) => {}
+        Err(e) => app.push_log(format!("ignored the saved view state: {e:#}"), true),
+    }
     app.loading = true;
     app.offer_demo = !demo;
     if demo {
@@ -169,6 +165,9 @@ async fn main_loop(root: PathBuf, theme: theme::Theme, keymap: keymap::Keymap, d
     let result = event_loop(&mut terminal, &mut app, &root).await;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
+    if let Err(e) = persist::save(&root, &persist::Saved::of(&app)) {
+        eprintln!("mixscope: could not save the TUI's view state: {e:#}");
+    }
     result
 }
 
@@ -267,26 +266,5 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
             },
             _ = signals => return Ok(()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// New data is drawn at once after a quiet spell; within a burst, when the data frame's
-    /// interval is up; and at once again after one.
-    #[test]
-    fn data_frames_are_paced_within_a_burst_only() {
-        let t0 = Instant::now();
-        let mut p = DataPacer::default();
-        assert_eq!(p.due(t0), t0, "the first change: at once");
-        p.drawn(t0);
-        let ms = |n| Duration::from_millis(n);
-        assert_eq!(p.due(t0 + ms(1)), t0 + DATA_FRAME, "a burst waits for the interval");
-        assert_eq!(p.due(t0 + DATA_FRAME - ms(1)), t0 + DATA_FRAME);
-        assert_eq!(p.due(t0 + DATA_FRAME), t0 + DATA_FRAME);
-        let later = t0 + DATA_FRAME + ms(200);
-        assert_eq!(p.due(later), later, "after a quiet spell: at once");
     }
 }

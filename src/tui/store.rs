@@ -1,284 +1,152 @@
-//! Data collection for the TUI: every run directory under the root, its events folded into
-//! curves, followed as they are appended. Drawing never reads files; it reads this.
+//! The TUI's data: every run under the root, its events folded into curves ([`RunData::apply`],
+//! the one fold, for a first read and for appended lines alike), and [`Store::apply`], which
+//! folds the collector's [`Delta`]s in. Plain data: reading files is the collector's
+//! (`collect/`), drawing is the panes'.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::RunConfig;
-use crate::runs::events::decode::{lang_name, lang_tag, Decoded, Decoder, EvalPoint, LangTag, TrainPoint};
-use crate::runs::events::follow::Follower;
+use crate::runs::events::decode::{Decoded, EvalPoint, LangTag, TrainPoint};
 use crate::runs::events::{Body, Event, State};
-use crate::runs::RunDir;
 
-use super::collect::{set_seen, Collector, Delta};
-use super::series::{Series, Steps};
+use super::collect::system::SystemStats;
+use super::series::Series;
+pub use super::timeline::{LangColumns, Timeline, XAxis};
 
-/// Which quantity the x axis shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum XAxis {
-    Step,
-    /// Wall time since the start of the run's lineage.
-    Time,
-    Tokens,
-    /// Examples seen of the curve's own language (the paper's x axis).
-    Examples,
+/// What changed, as the collector found it and the store folds it ([`Store::apply`]).
+#[derive(Debug)]
+pub enum Delta {
+    /// The runs' records alone, before their curves: configs, states, steps and losses from
+    /// the ends of each events file (see `Collector::records`).
+    Records(Store),
+    /// The root as first read (or read again on request).
+    Loaded(Store),
+    /// A run directory that appeared, read.
+    Added(RunData),
+    /// A run whose events file was truncated or replaced, read afresh.
+    Replaced(RunData),
+    /// Lines appended to a run's file, decoded, in file order, and lines that did not parse.
+    Events { dir: PathBuf, events: Vec<Point>, bad: usize },
+    /// A run's state changed.
+    Seen { dir: PathBuf, seen: Seen },
+    /// A sweep's record, once written.
+    Sweep(String, crate::sweep::SweepRecord),
+    /// A sample of the system's CPU, memory and GPUs.
+    System(SystemStats),
+    /// A run's checkpoints on disk (listed when a checkpoint event arrives): what the fork
+    /// dialog offers, without reading a directory on the UI thread.
+    Checkpoints { dir: PathBuf, on_disk: Vec<(u64, bool)> },
 }
 
-impl XAxis {
-    pub fn next(self) -> XAxis {
-        match self {
-            XAxis::Step => XAxis::Time,
-            XAxis::Time => XAxis::Tokens,
-            XAxis::Tokens => XAxis::Examples,
-            XAxis::Examples => XAxis::Step,
-        }
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            XAxis::Step => "step",
-            XAxis::Time => "time (s)",
-            XAxis::Tokens => "tokens",
-            XAxis::Examples => "examples of the language",
-        }
-    }
+/// A run's state as its last status event, its locks, its process and its scheduler tell it.
+pub use crate::supervisor::status::Observed as Seen;
+
+/// A decoded line, owned (it crosses the collector's channel): the decoder's point or event,
+/// folded by [`Point::fold`] through [`RunData::apply`] as the first read folds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Point {
+    Train { step: u64, time: f64, loss: f64, lr: f64, tokens: u64, tokens_per_s: f64, langs: Vec<(LangTag, u64)> },
+    Eval(Box<EvalLine>),
+    Event(Event),
 }
 
-/// Per train event: what the x axes need, by step. Values are `f32`, times as offsets from the
-/// run's first train event: exact enough for an axis (a tenth of a second after four months, a
-/// token in 16 M), at half the memory.
-#[derive(Debug, Clone, Default)]
-pub struct Timeline {
-    pub steps: Steps,
-    /// The time of the first train event; `time` holds offsets from it.
-    t_base: f64,
-    time: Vec<f32>,
-    tokens: Vec<f32>,
-    total_examples: Vec<f32>,
-    /// Examples seen per language, at the steps where evaluations were read.
-    pub examples: LangColumns,
+/// An eval point, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalLine {
+    pub step: u64,
+    pub time: f64,
+    pub task: String,
+    pub lang: String,
+    pub group: String,
+    pub loss: f64,
+    pub metric: String,
+    pub value: f64,
+    pub n: u64,
+    pub lang_ok: Option<f64>,
+    pub ci: Option<[f64; 2]>,
 }
 
-/// Examples seen per language. The last train event's counts are kept (`current`) and, when an
-/// evaluation is read, recorded for its step (`marks`): the examples axis places evaluations,
-/// so a language's count is needed at their steps only, not at every train step (the loss
-/// curve's axis is the total, kept per train event). Columns are sorted by name; train lines
-/// name their languages sorted, so a line is merged in one pass. Counts are `f32` (exact to
-/// 16.7 M examples of a language, within one example of it far beyond).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LangColumns {
-    names: Vec<String>,
-    /// Per name: the tag of its first eight bytes and whether it is longer, which order as
-    /// the names do (so that a line's names are merged by integer compares).
-    tags: Vec<(LangTag, bool)>,
-    /// The last train event's count per name, and its step.
-    current: Vec<f32>,
-    current_step: Option<u64>,
-    /// The steps recorded, and per name its count at each.
-    marks: Steps,
-    cols: Vec<Vec<f32>>,
-}
-
-impl LangColumns {
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().map(String::as_str)
-    }
-
-    fn index(&self, lang: &str) -> Option<usize> {
-        self.names.binary_search_by(|n| n.as_str().cmp(lang)).ok()
-    }
-
-    /// The last train event's count of `lang`.
-    pub fn current(&self, lang: &str) -> Option<f32> {
-        Some(self.current[self.index(lang)?])
-    }
-
-    /// The count of `lang` recorded at the last mark at or before `step`.
-    pub fn at(&self, lang: &str, step: u64) -> Option<f32> {
-        let i = self.marks.partition_point(|m| m <= step).checked_sub(1)?;
-        Some(self.cols[self.index(lang)?][i])
-    }
-
-    /// The first marked step whose count of `lang` reaches `x`.
-    fn step_at(&self, lang: &str, x: f64) -> Option<u64> {
-        let col = &self.cols[self.index(lang)?];
-        self.marks.get(col.partition_point(|&c| (c as f64) < x))
-    }
-
-    /// The position of `lang`, inserted (count zero, and zero at every mark) when new.
-    fn slot(&mut self, lang: &str) -> usize {
-        match self.index(lang) {
-            Some(i) => i,
-            None => {
-                let i = self.names.partition_point(|n| n.as_str() < lang);
-                self.insert(i, lang.to_string());
-                i
-            }
-        }
-    }
-
-    fn insert(&mut self, i: usize, name: String) {
-        self.tags.insert(i, lang_tag(&name));
-        self.names.insert(i, name);
-        self.current.insert(i, 0.0);
-        self.cols.insert(i, vec![0.0; self.marks.len()]);
-    }
-
-    /// Record the current counts for `step`, when a train event at or before it was read.
-    fn mark(&mut self, step: u64) {
-        if self.current_step.is_none_or(|c| c > step) || self.marks.last().is_some_and(|m| m >= step) {
-            return;
-        }
-        self.marks.push(step);
-        for (col, &c) in self.cols.iter_mut().zip(&self.current) {
-            col.push(c);
-        }
-    }
-
-    /// Forget the marks from `step` on (a resumed run redoes them).
-    fn truncate_from(&mut self, step: u64) {
-        let keep = self.marks.partition_point(|m| m < step);
-        self.marks.truncate(keep);
-        for c in &mut self.cols {
-            c.truncate(keep);
-        }
-    }
-
-    /// Examples seen of every language, by the last train event.
-    fn total(&self) -> f32 {
-        self.current.iter().map(|&c| c as f64).sum::<f64>() as f32
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.marks.heap_bytes() + self.cols.iter().map(|c| c.capacity() * 4).sum::<usize>()
+impl From<Event> for Point {
+    fn from(e: Event) -> Point {
+        Point::Event(e)
     }
 }
 
-impl Timeline {
-    /// Bytes the timeline holds on the heap (its columns' capacities).
-    pub fn heap_bytes(&self) -> usize {
-        self.steps.heap_bytes()
-            + (self.time.capacity() + self.tokens.capacity() + self.total_examples.capacity()) * 4
-            + self.examples.heap_bytes()
-    }
-
-    pub fn len(&self) -> usize {
-        self.steps.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
-    }
-
-    /// The time of train event `i` (seconds since the epoch).
-    pub fn time(&self, i: usize) -> f64 {
-        self.t_base + self.time[i] as f64
-    }
-
-    /// Free what was reserved and not used (after a whole file was read).
-    pub fn shrink_to_fit(&mut self) {
-        self.time.shrink_to_fit();
-        self.tokens.shrink_to_fit();
-        self.total_examples.shrink_to_fit();
-    }
-
-    fn truncate_from(&mut self, step: u64) {
-        let keep = self.steps.partition_point(|s| s < step);
-        self.steps.truncate(keep);
-        self.time.truncate(keep);
-        self.tokens.truncate(keep);
-        self.total_examples.truncate(keep);
-        self.examples.truncate_from(step);
-    }
-
-    /// Append a train event's step, time and tokens (a step at or before the last replaces the
-    /// tail from there); its examples follow.
-    fn push(&mut self, step: u64, time: f64, tokens: f64) {
-        if self.steps.last().is_some_and(|s| step <= s) {
-            self.truncate_from(step);
-        }
-        if self.steps.is_empty() {
-            self.t_base = time;
-        }
-        self.steps.push(step);
-        self.time.push((time - self.t_base) as f32);
-        self.tokens.push(tokens as f32);
-        self.total_examples.push(self.examples.total());
-        self.examples.current_step = Some(step);
-    }
-
-    /// [`Timeline::push`] and the event's counts, in one pass: `counts` are sorted by language,
-    /// without repeats, each language a name of at most eight bytes held in its tag (see
-    /// [`lang_tag`]), compared by tags. Languages the event does not name keep their count.
-    fn push_counts(&mut self, step: u64, time: f64, tokens: f64, counts: &[(LangTag, u64)]) {
-        self.push(step, time, tokens);
-        let ex = &mut self.examples;
-        if !(ex.tags.len() == counts.len() && ex.tags.iter().zip(counts).all(|(&t, &(tag, _))| t == (tag, false))) {
-            // New languages (rare): their slots first.
-            for &(tag, _) in counts {
-                if !ex.tags.contains(&(tag, false)) {
-                    ex.slot(&lang_name(tag));
-                }
-            }
-        }
-        let mut c = 0;
-        for &(tag, count) in counts {
-            while ex.tags[c] != (tag, false) {
-                c += 1;
-            }
-            ex.current[c] = count as f32;
-            c += 1;
-        }
-        self.total_examples[self.steps.len() - 1] = ex.total();
-    }
-
-    /// Room for about `n` more train events (a hint from the file's size).
-    fn reserve(&mut self, n: usize) {
-        self.time.reserve(n);
-        self.tokens.reserve(n);
-        self.total_examples.reserve(n);
-    }
-
-    /// The count of `lang` for the last train event (read by name, on the strict path).
-    fn set_examples(&mut self, lang: &str, count: f64) {
-        let Some(n) = self.steps.len().checked_sub(1) else { return };
-        let ex = &mut self.examples;
-        let i = ex.slot(lang);
-        ex.current[i] = count as f32;
-        self.total_examples[n] = ex.total();
-    }
-
-    fn index_at(&self, step: u64) -> Option<usize> {
-        self.steps.partition_point(|s| s <= step).checked_sub(1)
-    }
-
-    /// The x value of a step, on an axis (`lang` for the examples axis, where the step is an
-    /// evaluation's; none = all languages).
-    pub fn x_of(&self, step: u64, axis: XAxis, lang: Option<&str>, t0: f64) -> Option<f64> {
-        if axis == XAxis::Step {
-            return Some(step as f64);
-        }
-        if let (XAxis::Examples, Some(l)) = (axis, lang) {
-            return Some(self.examples.at(l, step).map_or(0.0, f64::from)).filter(|_| self.index_at(step).is_some());
-        }
-        let i = self.index_at(step)?;
-        Some(match axis {
-            XAxis::Time => self.time(i) - t0,
-            XAxis::Tokens => self.tokens[i] as f64,
-            _ => self.total_examples[i] as f64,
+impl Point {
+    /// Own a decoded line (`None`: a line that did not parse).
+    pub fn of(d: Decoded<'_>) -> Option<Point> {
+        Some(match d {
+            Decoded::Train(t) => Point::Train {
+                step: t.step,
+                time: t.time,
+                loss: t.loss,
+                lr: t.lr,
+                tokens: t.tokens,
+                tokens_per_s: t.tokens_per_s,
+                langs: t.langs.to_vec(),
+            },
+            Decoded::Eval(e) => Point::Eval(Box::new(EvalLine {
+                step: e.step,
+                time: e.time,
+                task: e.task.to_string(),
+                lang: e.lang.to_string(),
+                group: e.group.to_string(),
+                loss: e.loss,
+                metric: e.metric.to_string(),
+                value: e.value,
+                n: e.n,
+                lang_ok: e.lang_ok,
+                ci: e.ci,
+            })),
+            Decoded::Event(e) => Point::Event(e),
+            Decoded::Bad(_) => return None,
         })
     }
 
-    /// The first step whose x value reaches `x` (x is non-decreasing in step).
-    pub fn step_at_x(&self, x: f64, axis: XAxis, lang: Option<&str>, t0: f64) -> u64 {
-        let after = || self.steps.last().map_or(0, |s| s + 1);
-        let i = match (axis, lang) {
-            (XAxis::Step, _) => return x.max(0.0).ceil() as u64,
-            (XAxis::Examples, Some(l)) => return self.examples.step_at(l, x).unwrap_or_else(after),
-            (XAxis::Time, _) => self.time.partition_point(|&t| self.t_base + t as f64 - t0 < x),
-            (XAxis::Tokens, _) => self.tokens.partition_point(|&a| (a as f64) < x),
-            (XAxis::Examples, None) => self.total_examples.partition_point(|&a| (a as f64) < x),
-        };
-        self.steps.get(i).unwrap_or_else(after)
+    /// The status event this is, if it is one.
+    pub fn status(&self) -> Option<(State, &Option<String>, f64)> {
+        match self {
+            Point::Event(Event { time, body: Body::Status { state, message }, .. }) => Some((*state, message, *time)),
+            _ => None,
+        }
+    }
+
+    /// The line's step.
+    pub fn step(&self) -> u64 {
+        match self {
+            Point::Train { step, .. } => *step,
+            Point::Eval(e) => e.step,
+            Point::Event(e) => e.step,
+        }
+    }
+
+    /// Whether this is a checkpoint event (the run's checkpoints on disk changed).
+    pub fn is_checkpoint(&self) -> bool {
+        matches!(self, Point::Event(Event { body: Body::Checkpoint { .. }, .. }))
+    }
+
+    /// Fold into a run, through the one fold a first read uses ([`RunData::apply`]).
+    pub fn fold(self, r: &mut RunData) {
+        match self {
+            Point::Train { step, time, loss, lr, tokens, tokens_per_s, langs } => {
+                r.apply(Decoded::Train(TrainPoint { step, time, loss, lr, tokens, tokens_per_s, langs: &langs }))
+            }
+            Point::Eval(e) => r.apply(Decoded::Eval(EvalPoint {
+                step: e.step,
+                time: e.time,
+                task: &e.task,
+                lang: &e.lang,
+                group: &e.group,
+                loss: e.loss,
+                metric: &e.metric,
+                value: e.value,
+                n: e.n,
+                lang_ok: e.lang_ok,
+                ci: e.ci,
+            })),
+            Point::Event(e) => r.apply(Decoded::Event(e)),
+        }
     }
 }
 
@@ -332,6 +200,8 @@ pub struct RunData {
     pub evals: BTreeMap<(String, String), EvalCurve>,
     pub statuses: Vec<StatusLine>,
     pub checkpoints: Vec<u64>,
+    /// The checkpoints on disk (step, weights only), as the collector last listed them.
+    pub on_disk: Option<Vec<(u64, bool)>>,
     pub best: Option<(f64, u64)>,
     pub first_time: Option<f64>,
     pub last_time: Option<f64>,
@@ -365,15 +235,14 @@ impl RunData {
         self.cfg.as_ref().and_then(|c| c.sweep.as_ref()).map(|t| t.id.as_str())
     }
 
-    /// Open a run directory: its config; no events yet (a [`Source`] reads them).
-    pub fn open(dir: &Path) -> RunData {
-        let run = RunDir::new(dir);
-        let read = run.read_config();
-        let damaged = read.as_ref().err().map(|e| crate::supervisor::status::damaged_message(&run, &format!("{e:#}")));
+    /// A run of `dir` with its config as read (`Err`: why run.toml cannot be read, shown as
+    /// the run's failure); no events yet. The collector reads both (`RunData::open`).
+    pub fn new(dir: &Path, id: String, read: Result<RunConfig, String>) -> RunData {
+        let damaged = read.as_ref().err().cloned();
         let cfg = read.ok();
         let mixture = cfg.as_ref().and_then(|c| c.mixture().ok()).map(|m| m.summary()).unwrap_or_default();
         RunData {
-            id: run.id(),
+            id,
             dir: dir.to_path_buf(),
             name: cfg.as_ref().and_then(|c| c.name.clone()),
             parent: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.parent.clone())),
@@ -392,6 +261,7 @@ impl RunData {
             evals: BTreeMap::new(),
             statuses: Vec::new(),
             checkpoints: Vec::new(),
+            on_disk: None,
             best: None,
             first_time: None,
             last_time: None,
@@ -407,6 +277,28 @@ impl RunData {
         }
     }
 
+    /// Set the state fields. A run whose run.toml cannot be read is failed, with the reason
+    /// (unless a trainer still holds it), as `ls` shows it.
+    pub fn set_seen(&mut self, s: &Seen) {
+        self.state = s.state;
+        self.message = s.message.clone();
+        self.alive = s.alive;
+        self.slurm = s.slurm.clone();
+        if let Some(d) = self.damaged.as_ref().filter(|_| !s.alive) {
+            self.state = State::Failed;
+            self.message = Some(d.clone());
+        }
+    }
+
+    /// The checkpoints a fork can start from, with whether each holds weights only: those on
+    /// disk when the collector listed them, else those the events name.
+    pub fn fork_points(&self) -> Vec<(u64, bool)> {
+        match &self.on_disk {
+            Some(v) if !v.is_empty() => v.clone(),
+            _ => self.checkpoints.iter().map(|s| (*s, false)).collect(),
+        }
+    }
+
     /// The last step with a train event (or the fork step before the first one).
     pub fn step(&self) -> u64 {
         self.loss.last().map(|(s, _)| s).or(self.fork_step).unwrap_or(0)
@@ -414,14 +306,6 @@ impl RunData {
 
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.id)
-    }
-
-    /// Open a run directory and read its events.
-    pub fn load(dir: &Path) -> RunData {
-        let mut r = RunData::open(dir);
-        Source::new(dir).poll(&mut r);
-        r.shrink_to_fit();
-        r
     }
 
     /// Free what was reserved for the curves and not used (after a whole file was read: room
@@ -436,12 +320,12 @@ impl RunData {
         }
     }
 
-    /// Fold one decoded line in.
+    /// Fold one decoded line in: the one fold of every line, read whole or appended.
     pub fn apply(&mut self, d: Decoded<'_>) {
         match d {
             Decoded::Train(t) => self.apply_train(&t),
             Decoded::Eval(e) => self.apply_eval(&e),
-            Decoded::Event(e) => self.apply_event(&e),
+            Decoded::Event(e) => self.fold_event(&e),
             Decoded::Bad(_) => self.bad_lines += 1,
         }
     }
@@ -513,7 +397,9 @@ impl RunData {
         out
     }
 
-    pub fn apply_event(&mut self, e: &Event) {
+    /// An event the fast decoder did not take (a status, a checkpoint; a train line with a
+    /// language name longer than eight bytes).
+    fn fold_event(&mut self, e: &Event) {
         self.note_time(e.time);
         match &e.body {
             Body::Train { loss, lr, tokens, tokens_per_s, examples, .. } => {
@@ -578,55 +464,6 @@ impl RunData {
     }
 }
 
-/// A run's events file as read so far: where the follower is, and the decoder's state.
-#[derive(Debug, Clone)]
-pub struct Source {
-    follower: Follower,
-    decoder: Decoder,
-}
-
-impl Source {
-    pub fn new(dir: &Path) -> Source {
-        Source { follower: Follower::new(dir.join("events.jsonl")), decoder: Decoder::fast() }
-    }
-
-    /// Bytes of whole lines read so far.
-    pub fn offset(&self) -> u64 {
-        self.follower.offset()
-    }
-
-    /// Decode what was appended into `sink`; true when the file was truncated or replaced
-    /// (what was read before is void: read the run afresh).
-    pub fn read(&mut self, sink: impl FnMut(Decoded<'_>)) -> bool {
-        self.decoder.read(&mut self.follower, sink)
-    }
-
-    /// Fold what was appended into `r`; returns whether anything changed. When the file was
-    /// truncated or replaced, `r` is read again from a fresh start.
-    pub fn poll(&mut self, r: &mut RunData) -> bool {
-        if self.follower.offset() == 0 && r.loss.is_empty() {
-            // A first read of a long file: room for its train events up front (a line is
-            // rarely under 200 bytes), rather than growing by doubling as they come.
-            let len = std::fs::metadata(self.follower.path()).map_or(0, |m| m.len());
-            if len > 1 << 20 {
-                let n = (len / 200) as usize;
-                r.timeline.reserve(n);
-                r.loss.reserve(n);
-            }
-        }
-        let mut changed = false;
-        if self.decoder.read(&mut self.follower, |d| {
-            changed = true;
-            r.apply(d)
-        }) {
-            *r = RunData::open(&r.dir);
-            self.decoder.read(&mut self.follower, |d| r.apply(d));
-            changed = true;
-        }
-        changed
-    }
-}
-
 /// The TUI's view of a runs root.
 #[derive(Debug, Default)]
 pub struct Store {
@@ -657,11 +494,6 @@ impl Store {
         Store { root: root.to_path_buf(), error: None, runs, sweeps: BTreeMap::new(), runs_gen: next_gen() }
     }
 
-    /// Read every run under the root, as the collector first does (tests and benchmarks).
-    pub fn load(root: &Path) -> Store {
-        Collector::load(root).1
-    }
-
     /// Fold in what the collector found; returns whether anything changed.
     pub fn apply(&mut self, d: Delta) -> bool {
         // Compared as bytes: the runs' directories are the root joined with a name.
@@ -682,14 +514,18 @@ impl Store {
                 let Some(i) = at(&self.runs, &dir) else { return false };
                 let r = &mut self.runs[i];
                 r.rev = next_gen();
-                for e in &events {
-                    r.apply_event(e);
+                for e in events {
+                    e.fold(r);
                 }
                 r.bad_lines += bad;
             }
             Delta::Seen { dir, seen } => {
                 let Some(i) = at(&self.runs, &dir) else { return false };
-                set_seen(&mut self.runs[i], &seen);
+                self.runs[i].set_seen(&seen);
+            }
+            Delta::Checkpoints { dir, on_disk } => {
+                let Some(i) = at(&self.runs, &dir) else { return false };
+                self.runs[i].on_disk = Some(on_disk);
             }
             Delta::Sweep(id, rec) => {
                 self.sweeps.insert(id, rec);
@@ -731,349 +567,5 @@ impl Store {
             .iter()
             .map(|r| r.loss.len() + r.evals.values().map(|e| e.value.len()).sum::<usize>() + r.statuses.len())
             .sum()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runs::events::follow::READ_CHUNK;
-    use crate::runs::events::{EventWriter, Examples};
-
-    use crate::runs::events::samples::mr_es_eval;
-
-    #[test]
-    fn fast_and_slow_paths_agree() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("events.jsonl");
-        let mut w = EventWriter::open(&p).unwrap();
-        let mut examples = Examples::default();
-        for step in 1..=5u64 {
-            examples.lang.insert("en".into(), step * 3);
-            examples.lang.insert("es".into(), step);
-            w.write(&Event::new(
-                step,
-                Body::Train {
-                    loss: 5.0 - step as f64,
-                    lr: 1e-3,
-                    tokens: step * 100,
-                    tokens_per_s: 10.0,
-                    examples: examples.clone(),
-                    grad_norm: Some(1.0),
-                },
-            ))
-            .unwrap();
-        }
-        w.write(&mr_es_eval(5, None)).unwrap();
-        w.write(&Event::new(
-            5,
-            Body::Checkpoint { path: "checkpoints/5".into(), eval_loss: Some(1.5), best: None, warnings: 0 },
-        ))
-        .unwrap();
-        w.write(&Event::new(5, Body::Status { state: State::Finished, message: None })).unwrap();
-        let fast = RunData::load(dir.path());
-        // The slow path alone, for comparison.
-        let mut slow = RunData::open(dir.path());
-        for line in std::fs::read_to_string(&p).unwrap().lines() {
-            slow.apply_event(&Event::parse(line).unwrap());
-        }
-        assert_eq!(fast.loss.steps, slow.loss.steps);
-        assert_eq!(fast.loss.ys, slow.loss.ys);
-        assert_eq!(fast.timeline.examples, slow.timeline.examples);
-        assert_eq!(fast.timeline.tokens, slow.timeline.tokens);
-        assert_eq!(fast.evals.len(), 1);
-        let c = &fast.evals[&("mr".to_string(), "es".to_string())];
-        assert_eq!((c.value.last(), c.group.as_str(), c.n), (Some((5, 0.25)), "seen", 8));
-        // The interval, read by the fast path as by serde.
-        assert_eq!(c.ci_at(5), Some((0.0625, 0.5)));
-        assert_eq!(slow.evals[&("mr".to_string(), "es".to_string())].ci_at(5), Some((0.0625, 0.5)));
-        assert_eq!(c.ci_at(4), None);
-        assert_eq!(fast.best, Some((1.5, 5)));
-        assert_eq!(fast.statuses.last().unwrap().state, State::Finished);
-        // A language's examples are kept at evaluations' steps (the examples axis places them).
-        assert_eq!(fast.timeline.x_of(5, XAxis::Examples, Some("en"), 0.0), Some(15.0));
-        assert_eq!(fast.timeline.step_at_x(9.0, XAxis::Examples, Some("en"), 0.0), 5);
-        assert_eq!(fast.timeline.x_of(3, XAxis::Examples, None, 0.0), Some(12.0));
-        assert_eq!(fast.bad_lines, 0);
-    }
-
-    /// Languages come and go, names long and short, a huge loss, a line without grad_norm, a
-    /// resume that rewinds: the exact-layout path, the scanner and the strict parser build the
-    /// same timeline.
-    #[test]
-    fn train_lines_of_every_shape_fold_the_same_way() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("events.jsonl");
-        let mut w = EventWriter::open(&p).unwrap();
-        let langs: [&[&str]; 6] = [
-            &["en", "es"],
-            &["en", "es", "zh"],
-            &["ar", "en"],
-            &["en", "pt-BR", "zh-Hant-TW"],
-            &[],
-            &["en", "es", "fr", "ja", "ko", "pt", "zh"],
-        ];
-        let mut step = 0;
-        for round in 0..3u64 {
-            for (i, ls) in langs.iter().enumerate() {
-                step += 1;
-                let mut examples = Examples::default();
-                for (j, l) in ls.iter().enumerate() {
-                    examples.lang.insert(l.to_string(), step * 10 + j as u64);
-                }
-                let loss = if i == 2 && round == 1 { 3.4e38 } else { 1.0 / step as f64 };
-                let grad_norm = (i % 2 == 0).then_some(0.5);
-                let body = Body::Train { loss, lr: 1e-5, tokens: step * 64, tokens_per_s: 1e3, examples, grad_norm };
-                w.write(&Event::new(step, body)).unwrap();
-            }
-            step -= 2; // a resume from an earlier checkpoint
-        }
-        let fast = RunData::load(dir.path());
-        let mut slow = RunData::open(dir.path());
-        for line in std::fs::read_to_string(&p).unwrap().lines() {
-            slow.apply_event(&Event::parse(line).unwrap());
-        }
-        assert_eq!(fast.bad_lines, 0);
-        assert_eq!(fast.loss.steps, slow.loss.steps);
-        // Numbers are read to plotting precision, within an ulp of serde's correctly rounded
-        // value (a 17-digit timestamp may differ in its last bit).
-        let close = |x: f64, y: f64| (x - y).abs() <= 2.0 * f64::EPSILON * y.abs();
-        let near = |x: f32, y: f32| (x.to_bits() as i64 - y.to_bits() as i64).abs() <= 1;
-        assert!(fast.loss.ys.iter().zip(&slow.loss.ys).all(|(&x, &y)| near(x, y)));
-        let (a, b) = (&fast.timeline, &slow.timeline);
-        assert!((0..a.len()).all(|i| close(a.time(i), b.time(i))), "{a:?} vs {b:?}");
-        assert_eq!((&a.steps, &a.tokens, &a.total_examples), (&b.steps, &b.tokens, &b.total_examples));
-        assert_eq!(a.examples, b.examples);
-        let names: Vec<&str> = a.examples.names().collect();
-        assert_eq!(names, ["ar", "en", "es", "fr", "ja", "ko", "pt", "pt-BR", "zh", "zh-Hant-TW"]);
-        assert_eq!(a.steps.len(), 14);
-        assert_eq!((fast.lr, fast.tokens_per_s), (Some(1e-5), Some(1e3)));
-    }
-
-    /// A line naming the languages of the line before, with counts of every shape: each is a
-    /// point with the counts serde reads, or (where serde rejects it) a bad line.
-    #[test]
-    fn counts_after_a_line_with_the_same_languages_read_as_the_parser_reads_them() {
-        let line = |step: u64, langs: &str| {
-            format!(
-                "{{\"v\":1,\"step\":{step},\"time\":1.5,\"kind\":\"train\",\"loss\":2.5,\"lr\":0.001,\"tokens\":64,\
-                 \"tokens_per_s\":10.0,\"examples\":{{\"lang\":{{{langs}}},\"task\":{{}}}}}}\n"
-            )
-        };
-        let shapes = [
-            "7",
-            "0",
-            "013",
-            "00",
-            "1234567",
-            "12345678",
-            "123456789012",
-            "13.0",
-            "13e1",
-            "-1",
-            "13 ",
-            " 13",
-            "1}",
-            "",
-        ];
-        let mut maps: Vec<String> =
-            shapes.iter().flat_map(|en| shapes.iter().map(move |es| format!("\"en\":{en},\"es\":{es}"))).collect();
-        // Separators and keys of every shape.
-        for m in ["29;\"es\":13", "29 ,\"es\":13", "29,\"es\":13,", "29,\"es\":13,\"fr\":1", "29", "29,\"eS\":13"] {
-            maps.push(format!("\"en\":{m}"));
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("events.jsonl");
-        for map in &maps {
-            let text = line(1, "\"en\":29,\"es\":13") + &line(2, map) + &line(3, "\"en\":30,\"es\":14");
-            std::fs::write(&p, &text).unwrap();
-            let fast = RunData::load(dir.path());
-            let mut slow = RunData::open(dir.path());
-            let mut bad = 0;
-            for l in text.lines() {
-                match Event::parse(l) {
-                    Ok(e) => slow.apply_event(&e),
-                    Err(_) => bad += 1,
-                }
-            }
-            let case = format!("{{{map}}}");
-            assert_eq!((fast.bad_lines, &fast.loss.steps), (bad, &slow.loss.steps), "{case}");
-            assert_eq!(fast.timeline.examples, slow.timeline.examples, "{case}");
-            assert_eq!(fast.timeline.total_examples, slow.timeline.total_examples, "{case}");
-        }
-    }
-
-    #[test]
-    fn follows_appends_torn_lines_and_resumes() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("events.jsonl");
-        let mut w = EventWriter::open(&p).unwrap();
-        let ev = |s: u64, l: f64| {
-            Event::new(
-                s,
-                Body::Train {
-                    loss: l,
-                    lr: 1.0,
-                    tokens: s,
-                    tokens_per_s: 1.0,
-                    examples: Examples::default(),
-                    grad_norm: None,
-                },
-            )
-        };
-        for s in 1..=10 {
-            w.write(&ev(s, 1.0)).unwrap();
-        }
-        let mut r = RunData::open(dir.path());
-        let mut src = Source::new(dir.path());
-        assert!(src.poll(&mut r));
-        assert_eq!(r.loss.len(), 10);
-        assert!(!src.poll(&mut r), "nothing new");
-        use std::io::Write;
-        let line = ev(11, 2.0).to_line();
-        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(&line.as_bytes()[..10]).unwrap();
-        src.poll(&mut r);
-        assert_eq!(r.loss.len(), 10, "a torn line waits");
-        // The writer died; a resumed trainer restarts from step 6.
-        let mut w = EventWriter::open(&p).unwrap();
-        for s in 6..=8 {
-            w.write(&ev(s, 3.0)).unwrap();
-        }
-        assert!(src.poll(&mut r));
-        assert_eq!(r.bad_lines, 1, "the torn line is skipped and counted");
-        assert_eq!(r.loss.steps, (1..=8).collect::<Vec<_>>());
-        assert_eq!(r.loss.at(8), Some(3.0));
-        assert_eq!(r.timeline.steps.len(), 8);
-    }
-
-    /// A train line written in two parts, cut at every byte (the whole object but its newline
-    /// included): nothing is applied until its newline is written, and then the line once.
-    #[test]
-    fn a_line_is_applied_once_its_newline_is_written() {
-        use std::io::Write;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("events.jsonl");
-        let mut examples = Examples::default();
-        examples.lang.insert("en".into(), 7);
-        examples.lang.insert("es".into(), 3);
-        let body = |loss| Body::Train {
-            loss,
-            lr: 1e-4,
-            tokens: 64,
-            tokens_per_s: 5.0,
-            examples: examples.clone(),
-            grad_norm: Some(0.5),
-        };
-        let line = Event::new(2, body(2.5)).to_line(); // ends in its newline
-        for cut in 1..line.len() {
-            std::fs::write(&p, Event::new(1, body(4.0)).to_line()).unwrap();
-            let mut r = RunData::open(dir.path());
-            let mut src = Source::new(dir.path());
-            src.poll(&mut r);
-            let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-            f.write_all(&line.as_bytes()[..cut]).unwrap();
-            src.poll(&mut r);
-            assert_eq!(r.loss.steps, [1], "cut at {cut}: nothing applied yet");
-            f.write_all(&line.as_bytes()[cut..]).unwrap();
-            assert!(src.poll(&mut r));
-            assert_eq!(
-                (r.loss.steps.to_vec().as_slice(), r.loss.ys.as_slice()),
-                (&[1, 2][..], &[4.0, 2.5][..]),
-                "cut at {cut}"
-            );
-            assert_eq!(r.timeline.examples.current("es"), Some(3.0));
-            assert_eq!((r.lr, r.tokens_per_s, r.bad_lines), (Some(1e-4), Some(5.0), 0));
-        }
-    }
-
-    /// A line longer than the reader's buffer (a status message of megabytes) is read whole,
-    /// also when it arrives in pieces, and the lines around it are points.
-    #[test]
-    fn a_line_longer_than_a_read_chunk_is_read_whole() {
-        use std::io::Write;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("events.jsonl");
-        let mut examples = Examples::default();
-        examples.lang.insert("en".into(), 1);
-        let train = |s: u64| {
-            let body = Body::Train {
-                loss: 1.0,
-                lr: 1e-3,
-                tokens: s,
-                tokens_per_s: 1e3,
-                examples: examples.clone(),
-                grad_norm: None,
-            };
-            Event::new(s, body).to_line()
-        };
-        let message = "m".repeat(READ_CHUNK as usize * 5 / 2);
-        let long = Event::new(2, Body::Status { state: State::Running, message: Some(message.clone()) }).to_line();
-        std::fs::write(&p, train(1) + &long + &train(3)).unwrap();
-        let mut r = RunData::open(dir.path());
-        let mut src = Source::new(dir.path());
-        src.poll(&mut r);
-        assert_eq!(r.loss.steps, [1, 3]);
-        assert_eq!(r.statuses.last().and_then(|s| s.message.as_deref()), Some(message.as_str()));
-        // The same line appended in three pieces, polled after each: applied once whole.
-        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-        let (a, b) = long.split_at(READ_CHUNK as usize / 3);
-        let (b, c) = b.split_at(READ_CHUNK as usize * 3 / 2);
-        for (i, piece) in [a, b, c].into_iter().enumerate() {
-            f.write_all(piece.as_bytes()).unwrap();
-            src.poll(&mut r);
-            assert_eq!(r.statuses.len(), if i == 2 { 2 } else { 1 }, "piece {i}");
-        }
-        assert_eq!(r.statuses.last().and_then(|s| s.message.as_deref()), Some(message.as_str()));
-        f.write_all(train(4).as_bytes()).unwrap();
-        src.poll(&mut r);
-        assert_eq!((r.loss.steps.to_vec(), r.bad_lines), (vec![1, 3, 4], 0));
-        assert_eq!(src.offset(), std::fs::metadata(&p).unwrap().len());
-    }
-
-    /// The learning rate and tokens/s shown are the last train line's: across the reader's
-    /// chunks (the line is kept once per chunk), after lines of other kinds, and poll to poll.
-    #[test]
-    fn rates_are_the_last_train_lines_across_chunks_and_polls() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("events.jsonl");
-        let mut w = EventWriter::open(&p).unwrap();
-        let mut examples = Examples::default();
-        examples.lang.insert("en".into(), 1);
-        let train = |s: u64| {
-            let lr = 1e-3 / s as f64;
-            Event::new(
-                s,
-                Body::Train {
-                    loss: 1.0,
-                    lr,
-                    tokens: s,
-                    tokens_per_s: 1000.0 + s as f64,
-                    examples: examples.clone(),
-                    grad_norm: Some(0.5),
-                },
-            )
-        };
-        let check = |w: &mut EventWriter| {
-            w.write(&Event::new(1, Body::Checkpoint { path: "c".into(), eval_loss: None, best: None, warnings: 0 }))
-        };
-        let steps = (READ_CHUNK as usize * 3) / train(1).to_line().len();
-        for s in 1..=steps as u64 {
-            w.write(&train(s)).unwrap();
-        }
-        check(&mut w).unwrap();
-        let mut r = RunData::open(dir.path());
-        let mut src = Source::new(dir.path());
-        src.poll(&mut r);
-        assert_eq!(r.loss.len(), steps);
-        assert_eq!((r.lr, r.tokens_per_s), (Some(1e-3 / steps as f64), Some(1000.0 + steps as f64)));
-        for s in steps as u64 + 1..=steps as u64 + 3 {
-            w.write(&train(s)).unwrap();
-        }
-        src.poll(&mut r);
-        let last = steps as u64 + 3;
-        assert_eq!((r.lr, r.tokens_per_s), (Some(1e-3 / last as f64), Some(1000.0 + last as f64)));
-        check(&mut w).unwrap();
-        assert!(src.poll(&mut r));
-        assert_eq!((r.lr, r.tokens_per_s), (Some(1e-3 / last as f64), Some(1000.0 + last as f64)));
     }
 }

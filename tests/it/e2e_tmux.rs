@@ -10,13 +10,26 @@ struct Tmux {
     socket: String,
 }
 
+/// The user's state directory of the tests' TUIs (where it keeps its view across restarts):
+/// one per process, never the user's own.
+fn state_home() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path().to_path_buf()
+}
+
 impl Tmux {
     fn new(cmdline: &str) -> Tmux {
+        Tmux::with_state(cmdline, &state_home())
+    }
+    /// A session whose TUI keeps its view state in `state` (`XDG_STATE_HOME`): the tmux
+    /// server, started here, hands its environment to the session's command.
+    fn with_state(cmdline: &str, state: &std::path::Path) -> Tmux {
         // One tmux server per session: the tests of this file run in parallel.
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let socket = format!("mixscope-test-{}-{n}", std::process::id());
         let st = Command::new("tmux")
+            .env("XDG_STATE_HOME", state)
             .args(["-L", &socket, "new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmdline])
             .status();
         match st {
@@ -317,5 +330,69 @@ fn a_group_launched_with_seeds_shows_its_band_and_expands() {
     tm.keys(&["Right"]);
     let s = tm.wait_for("▾ tiny ×2", Duration::from_secs(10));
     assert!(s.contains("seed 1 · tiny-") && s.contains("seed 2 · tiny-"), "{s}");
+    tm.keys(&["q"]);
+}
+
+/// The first x label of the loss pane (the chart's axis line under the top pane on the right).
+fn first_x_label(screen: &str) -> f64 {
+    let lines: Vec<&str> = screen.lines().collect();
+    let axis = lines.iter().position(|l| l.contains("└──")).expect("no chart axis on screen");
+    let labels = lines[axis + 1].split('│').rev().nth(1).unwrap_or("");
+    labels.split_whitespace().next().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("{screen}"))
+}
+
+/// A new user's fork: its loss pane first continues its base's curve (the base's 40 steps
+/// squeeze the fork's own 10 to the right); `z` shows the fork's own steps, then the last
+/// quarter of them. The range is kept: a new TUI on the root shows it again.
+#[test]
+fn the_x_range_key_on_a_fork_shows_its_own_steps_and_is_kept_across_restarts() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let rs = root.to_str().unwrap();
+    let cfg = fixture("tiny.toml");
+    let base = root.join("base");
+    ok(run(
+        t.path(),
+        &["train", cfg.to_str().unwrap(), "--run-dir", base.to_str().unwrap(), "-q", "--set", "max_steps=40"],
+    ));
+    let out = ok(run(
+        t.path(),
+        &["fork", "base", "--at", "40", "--mix", "en=1", "--name", "own", "--max-steps", "50", "--runs", rs],
+    ));
+    let fork = root.join(out.trim());
+    assert!(
+        wait_for(Duration::from_secs(120), || last_state(&fork).as_deref() == Some("finished")),
+        "{:?}",
+        last_state(&fork)
+    );
+    let state = t.path().join("state");
+    let cmdline = format!(
+        "env MIXSCOPE_CACHE={} MIXSCOPE_CONFIG_DIR=/nonexistent/mixscope-user-config HF_HUB_OFFLINE=1 {} tui --runs {}",
+        t.path().display(),
+        bin().display(),
+        rs
+    );
+    {
+        let tm = Tmux::with_state(&cmdline, &state);
+        tm.wait_for("Runs 2", Duration::from_secs(20));
+        // The fork is the second row, under its base.
+        tm.keys(&["Home", "Down"]);
+        let s = tm.wait_for("Loss own", Duration::from_secs(10));
+        assert!(first_x_label(&s) < 5.0, "the lineage starts at the base's first step:\n{s}");
+        tm.keys(&["z"]);
+        let s = tm.wait_for("own steps", Duration::from_secs(10));
+        assert!((40.0..=41.0).contains(&first_x_label(&s)), "the fork's own steps:\n{s}");
+        tm.keys(&["z"]);
+        let s = tm.wait_for("last 25%", Duration::from_secs(10));
+        assert!(first_x_label(&s) >= 45.0, "the last quarter of them:\n{s}");
+        tm.keys(&["q"]);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let saved: Vec<_> = std::fs::read_dir(state.join("mixscope")).unwrap().flatten().collect();
+    assert_eq!(saved.len(), 1, "one state file for the root");
+    // A new TUI: the same range, the same run selected.
+    let tm = Tmux::with_state(&cmdline, &state);
+    let s = tm.wait_for("Loss own", Duration::from_secs(20));
+    assert!(s.contains("last 25%") && first_x_label(&s) >= 45.0, "{s}");
     tm.keys(&["q"]);
 }

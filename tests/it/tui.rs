@@ -93,6 +93,34 @@ fn main_screen_with_a_fork_branch_and_a_failed_run() {
     both_sizes("main", &mut a);
 }
 
+/// The x range key (`z`) on a fork: the whole lineage (its base's steps first), the fork's
+/// own steps, the last 25 % of them; then the lineage again. The languages pane follows.
+#[test]
+fn the_x_range_key_shows_a_forks_own_steps_and_the_last_of_them() {
+    let t = fixture();
+    let mut a = app(&t.path().join("runs"));
+    select(&mut a, "en-");
+    let lineage = render(&mut a, 120, 40);
+    key(&mut a, KeyCode::Char('z'));
+    assert_eq!(a.view.x_range, mixscope::tui::app::XRange::Own);
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("x: step · own steps"), "{s}");
+    both_sizes("x_range_own", &mut a);
+    key(&mut a, KeyCode::Char('z'));
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("x: step · last 25%"), "{s}");
+    both_sizes("x_range_recent", &mut a);
+    key(&mut a, KeyCode::Char('z'));
+    assert_eq!(render(&mut a, 120, 40), lineage, "back to the lineage");
+    // The compare view follows: the last 25 % of each side's steps.
+    let mut c = comparing(&t);
+    key(&mut c, KeyCode::Char('z'));
+    key(&mut c, KeyCode::Char('z'));
+    let s = render(&mut c, 120, 40);
+    assert!(s.contains("COMPARE") && s.contains("last 25%"), "{s}");
+    both_sizes("x_range_compare_recent", &mut c);
+}
+
 #[test]
 fn failed_run_details_show_the_reason() {
     let t = fixture();
@@ -222,7 +250,7 @@ fn first_run_offers_the_demo() {
     let t = tempfile::tempdir().unwrap();
     let store = Store::load(&t.path().join("empty"));
     let mut a = App::new(store, Theme::dark(), Keymap::default_map());
-    a.mode = mixscope::tui::app::Mode::DemoOffer;
+    a.dialog = Some(mixscope::tui::dialogs::Dialog::Demo(Default::default()));
     let s = render(&mut a, 120, 40);
     assert!(s.contains("Start the demo experiment?"), "{s}");
     both_sizes("demo_offer", &mut a);
@@ -413,12 +441,12 @@ fn the_compare_table_is_derived_when_the_selection_changes_not_per_frame() {
     let t = fixture();
     let mut a = comparing(&t);
     render(&mut a, 120, 40);
-    assert!(a.derived.is_fresh(&a));
+    assert!(a.ui().derived_fresh());
     let rows = a.derived.compare.len();
     assert!(rows > 0);
     // Leaving compare: stale until derived again, then it holds no compare table.
     key(&mut a, KeyCode::Char('c'));
-    assert!(!a.derived.is_fresh(&a));
+    assert!(!a.ui().derived_fresh());
     a.derive();
     assert!(a.derived.compare.is_empty());
     // New data (on_data) makes it stale too.
@@ -426,7 +454,7 @@ fn the_compare_table_is_derived_when_the_selection_changes_not_per_frame() {
     a.derive();
     assert_eq!(a.derived.compare.len(), rows);
     a.on_data();
-    assert!(!a.derived.is_fresh(&a));
+    assert!(!a.ui().derived_fresh());
 }
 
 /// The paper's x axis: each language's curve placed by the examples of that language seen
@@ -572,12 +600,12 @@ fn the_tree_expands_a_group_into_its_members_and_collapses_it() {
     both_sizes("group_expanded", &mut a);
     // A member is a run: its own view; left goes back to the (collapsed) group.
     key(&mut a, KeyCode::Down);
-    assert!(a.selected_run().is_some_and(|r| r.id.starts_with("ml40.s1")));
+    assert!(a.ui().selected_run().is_some_and(|r| r.id.starts_with("ml40.s1")));
     let s = render(&mut a, 120, 40);
     assert!(s.contains("1 seed: sampling-only CIs"), "{s}");
     key(&mut a, KeyCode::Left);
     assert_eq!(a.sel.rows.len(), 2);
-    assert!(a.selected_group().is_some_and(|g| g.name.as_deref() == Some("ml40")));
+    assert!(a.ui().selected_group().is_some_and(|g| g.name.as_deref() == Some("ml40")));
 }
 
 fn comparing_groups(a: &mut App) {
@@ -593,7 +621,7 @@ fn compare_view_of_two_groups() {
     let (_t, mut a) = groups_app();
     comparing_groups(&mut a);
     assert!(a.view.compare);
-    let sides = a.compare_sides();
+    let sides = a.ui().compare_sides();
     assert_eq!(sides.iter().map(|s| s.runs.len()).collect::<Vec<_>>(), [3, 3]);
     let s = render(&mut a, 120, 40);
     assert!(s.contains("Holm-adjusted p<0.05 over the task's rows, across seeds"), "{s}");
@@ -704,7 +732,7 @@ fn group_curves_follow_new_events_incrementally() {
             grad_norm: None,
         },
     );
-    assert!(a.apply(Delta::Events { dir: live, events: vec![ev], bad: 0 }));
+    assert!(a.apply(Delta::Events { dir: live, events: vec![ev.into()], bad: 0 }));
     a.on_data();
     assert!(!a.groups.refresh(&a.store), "events do not regroup");
     render(&mut a, 120, 40);
@@ -712,7 +740,7 @@ fn group_curves_follow_new_events_incrementally() {
     assert_eq!(agg.loss.mean.len(), before, "step 351 was in the curve (the finished runs have it)");
     let i = agg.loss.mean.steps.position(351).unwrap();
     assert_eq!(agg.loss.k[i], 3);
-    let members: Vec<_> = a.members(a.groups.get(&id).unwrap());
+    let members: Vec<_> = a.ui().members(a.groups.get(&id).unwrap());
     let vals: Vec<f64> = members.iter().map(|r| r.smooth.at(351).unwrap() as f64).collect();
     let e = mixscope::analysis::stats::seed_mean(&vals, 0.0).unwrap();
     assert_eq!((agg.loss.mean.ys[i], agg.loss.lo.ys[i]), (e.value as f32, e.lo as f32));
@@ -748,7 +776,7 @@ fn the_help_scrolls_so_that_every_key_can_be_read_on_a_small_terminal() {
         screens.push(flat(&render(&mut a, 61, 17)));
         key(&mut a, KeyCode::Down);
     }
-    assert!(matches!(a.mode, mixscope::tui::app::Mode::Help), "scrolling keeps the help open");
+    assert!(matches!(a.dialog, Some(mixscope::tui::dialogs::Dialog::Help(_))), "scrolling keeps the help open");
     for b in Keymap::default_map().bindings {
         assert!(
             screens.iter().any(|s| s.contains(&b.help)),
@@ -777,7 +805,7 @@ fn a_runs_root_that_is_a_file_shows_the_error_not_the_demo() {
     a.apply(Delta::Loaded(Store::load(&root)));
     a.on_data();
     let s = render(&mut a, 120, 40);
-    assert!(!matches!(a.mode, mixscope::tui::app::Mode::DemoOffer), "no demo offer on a broken root");
+    assert!(!matches!(a.dialog, Some(mixscope::tui::dialogs::Dialog::Demo(_))), "no demo offer on a broken root");
     assert!(s.contains("Not a directory") && !s.contains("no runs yet"), "{s}");
 
     let empty = t.path().join("empty");
@@ -785,7 +813,7 @@ fn a_runs_root_that_is_a_file_shows_the_error_not_the_demo() {
     a.loading = true;
     a.apply(Delta::Loaded(Store::load(&empty)));
     a.on_data();
-    assert!(matches!(a.mode, mixscope::tui::app::Mode::DemoOffer), "an empty root offers the demo");
+    assert!(matches!(a.dialog, Some(mixscope::tui::dialogs::Dialog::Demo(_))), "an empty root offers the demo");
 }
 
 /// A run directory whose run.toml is missing is in the tree, failed, with the reason.
@@ -864,7 +892,7 @@ fn only_what_the_panes_chart_is_drawn_at_once() {
     let (_t, mut a) = groups_app();
     select_group(&mut a, "ml40");
     render(&mut a, 120, 40);
-    let charted: Vec<std::path::PathBuf> = a.charted().iter().map(|r| r.dir.clone()).collect();
+    let charted: Vec<std::path::PathBuf> = a.ui().charted().iter().map(|r| r.dir.clone()).collect();
     let other = a.store.runs.iter().find(|r| !charted.contains(&r.dir)).unwrap().dir.clone();
     let train = |step| {
         Event::new(
@@ -879,7 +907,11 @@ fn only_what_the_panes_chart_is_drawn_at_once() {
             },
         )
     };
-    let events = |dir: &std::path::PathBuf, evs: Vec<Event>| Delta::Events { dir: dir.clone(), events: evs, bad: 0 };
+    let events = |dir: &std::path::PathBuf, evs: Vec<Event>| Delta::Events {
+        dir: dir.clone(),
+        events: evs.into_iter().map(Into::into).collect(),
+        bad: 0,
+    };
     assert!(!a.shows(&events(&other, vec![train(999)])), "another run's progress waits for the clock");
     assert!(a.shows(&events(&charted[0], vec![train(999)])), "a charted run's curve moves at once");
     let status = Event::new(999, Body::Status { state: State::Paused, message: None });

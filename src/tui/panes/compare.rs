@@ -11,18 +11,18 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::chart::{self, Band, Curve, XMap};
-use super::langs::{lang_color, lang_curves};
-use super::{block, clip, dim};
+use super::{block, clip, dim, lang_color};
 use crate::analysis::stats::Delta;
-use crate::tui::app::{App, Focus, Side};
+use crate::tui::chart::{self, Band, Curve, XMap};
 use crate::tui::groups::BandSeries;
 use crate::tui::series::Series;
+use crate::tui::state::{Focus, Side};
 use crate::tui::store::RunData;
+use crate::tui::view::Ui;
 
 /// What the compare view's marks mean: Holm-adjusted over the task's rows by default, each
 /// delta's own interval on a key; across seeds when a side is a group, else sampling only.
-pub fn marks_legend(app: &App, sides: &[Side]) -> String {
+pub fn marks_legend(app: &Ui, sides: &[Side]) -> String {
     let seeds = if sides.iter().any(|s| s.group.is_some()) { "across seeds" } else { "sampling only (1 seed each)" };
     if app.view.unadjusted {
         format!("Δ*: own 95% CI excludes 0, unadjusted, {seeds}")
@@ -31,7 +31,7 @@ pub fn marks_legend(app: &App, sides: &[Side]) -> String {
     }
 }
 
-pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+pub fn draw(f: &mut Frame, area: Rect, app: &Ui) {
     let th = app.theme.clone();
     let sides: Vec<Side> = app.compare_sides();
     let blk = block(
@@ -69,12 +69,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let shown = side_curves(app, &sides);
     for (r, curves) in &shown {
         let t0 = r.first_time.unwrap_or(0.0);
+        let lo = app.view.x_range.from_step(r);
         for (l, s, _, _) in curves {
             let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
-            if let Some((a, b)) = chart::x_extent(s, &m, 0, u64::MAX) {
+            if let Some((a, b)) = chart::x_extent(s, &m, lo, u64::MAX) {
                 ext = (ext.0.min(a), ext.1.max(b));
             }
-            if let Some((a, b)) = s.range(0, u64::MAX) {
+            if let Some((a, b)) = s.range(lo, u64::MAX) {
                 yr = (yr.0.min(a as f64), yr.1.max(b as f64));
             }
         }
@@ -90,19 +91,22 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let cols = Layout::horizontal(vec![Constraint::Ratio(1, n as u32); n]).split(charts_area);
     for (i, ((side, (r, shown)), ca)) in sides.iter().zip(&shown).zip(cols.iter()).enumerate() {
         let t0 = r.first_time.unwrap_or(0.0);
+        let lo = app.view.x_range.from_step(r);
         let width = (ca.width as usize).saturating_sub(8) * 2;
         let (mut curves, mut bands) = (Vec::new(), Vec::new());
         for (l, s, band, group) in shown {
             let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
             let color = lang_color(&th, r, l, group);
             if let Some(b) = band {
-                bands
-                    .push(Band { color, points: chart::band(&b.lo, &b.hi, &m, 0, u64::MAX, ext.0, ext.1, width, &ty) });
+                bands.push(Band {
+                    color,
+                    points: chart::band(&b.lo, &b.hi, &m, lo, u64::MAX, ext.0, ext.1, width, &ty),
+                });
             }
             curves.push(Curve {
                 label: l.clone(),
                 color,
-                points: chart::plot(s, &m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                points: chart::plot(s, &m, lo, u64::MAX, ext.0, ext.1, width, &ty),
                 dim: false,
                 sparse: true,
             });
@@ -212,7 +216,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
 /// axis: a run's own; a group's members' means (and bands), placed by its reference member.
 #[allow(clippy::type_complexity)]
 fn side_curves<'a>(
-    app: &'a App,
+    app: &Ui<'a>,
     sides: &[Side<'a>],
 ) -> Vec<(&'a RunData, Vec<(String, &'a Series, Option<&'a BandSeries>, String)>)> {
     sides
@@ -233,7 +237,8 @@ fn side_curves<'a>(
                 return (r, v);
             }
             let r = side.runs[0];
-            let v = lang_curves(app, r)
+            let v = app
+                .lang_curves(r)
                 .into_iter()
                 .map(|(l, c)| (l.clone(), if app.view.show_loss { &c.loss } else { &c.value }, None, c.group.clone()))
                 .collect();

@@ -12,43 +12,20 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table};
 use ratatui::Frame;
 
-use super::chart::{self, Band, Curve, XMap};
-use super::{block, dim};
+use super::{block, dim, lang_color};
 use crate::analysis::stats::Est;
 use crate::analysis::{aggregate, aggregate_cis, cell_est, Aggregates};
 use crate::data::lang;
 use crate::runs::group::Group;
-use crate::tui::app::{App, Focus};
+use crate::tui::chart::{self, Band, Curve, XMap};
 use crate::tui::derived::GroupTable;
 use crate::tui::groups::{BandSeries, EvalBand, GroupAgg};
+use crate::tui::state::Focus;
 use crate::tui::store::{EvalCurve, RunData};
-use crate::tui::theme::Theme;
-
-/// The curves of a run for the pane's task, in suite language order, filtered.
-pub fn lang_curves<'a>(app: &App, r: &'a RunData) -> Vec<(&'a String, &'a EvalCurve)> {
-    let mut v: Vec<(&String, &EvalCurve)> = r
-        .evals
-        .iter()
-        .filter(|((t, l), _)| *t == app.view.task && app.lang_visible(l))
-        .map(|((_, l), c)| (l, c))
-        .collect();
-    v.sort_by_key(|(l, _)| lang::order(l));
-    v
-}
-
-/// A stable colour per language: by its run group, indexed within the group.
-pub fn lang_color(th: &Theme, r: &RunData, code: &str, group: &str) -> ratatui::style::Color {
-    let same: Vec<&String> = {
-        let mut v: Vec<&String> = r.evals.iter().filter(|(_, c)| c.group == group).map(|((_, l), _)| l).collect();
-        v.sort_by_key(|l| lang::order(l));
-        v.dedup();
-        v
-    };
-    th.lang(group, same.iter().position(|l| *l == code).unwrap_or(0))
-}
+use crate::tui::view::Ui;
 
 /// The metric name shown for the pane.
-pub fn metric_name(app: &App, r: &RunData) -> String {
+pub fn metric_name(app: &Ui, r: &RunData) -> String {
     if app.view.show_loss {
         return "held-out loss".into();
     }
@@ -56,9 +33,9 @@ pub fn metric_name(app: &App, r: &RunData) -> String {
 }
 
 /// Latest cells of the pane's task (for the table and the aggregates).
-pub fn latest_cells(app: &App, r: &RunData) -> BTreeMap<(String, String), crate::analysis::Cell> {
+pub fn latest_cells(app: &Ui, r: &RunData) -> BTreeMap<(String, String), crate::analysis::Cell> {
     let mut m = BTreeMap::new();
-    for (l, c) in lang_curves(app, r) {
+    for (l, c) in app.lang_curves(r) {
         let (Some((step, v)), Some((_, loss))) = (c.value.last(), c.loss.last()) else { continue };
         m.insert(
             (app.view.task.clone(), l.clone()),
@@ -81,7 +58,7 @@ fn fmt(v: Option<f64>) -> String {
     v.map_or("-".into(), |x| if x.abs() >= 10.0 { format!("{x:.1}") } else { format!("{x:.3}") })
 }
 
-pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+pub fn draw(f: &mut Frame, area: Rect, app: &Ui) {
     let th = app.theme.clone();
     if let Some(g) = app.selected_group() {
         draw_group(f, area, app, g);
@@ -122,9 +99,9 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(ratatui::widgets::Paragraph::new(dim("1 seed: sampling-only CIs", &th)), note_area);
 }
 
-fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
+fn draw_curves(f: &mut Frame, area: Rect, app: &Ui, r: &RunData) {
     let th = &app.theme;
-    let curves = lang_curves(app, r);
+    let curves = app.lang_curves(r);
     if curves.is_empty() {
         let msg = if r.evals.is_empty() {
             "no eval results yet"
@@ -137,6 +114,7 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
         return;
     }
     let t0 = r.first_time.unwrap_or(0.0);
+    let lo = app.view.x_range.from_step(r);
     let series = |c: &EvalCurve| -> crate::tui::series::Series {
         if app.view.show_loss {
             c.loss.clone()
@@ -149,7 +127,7 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     let mut ext = (f64::INFINITY, f64::NEG_INFINITY);
     for (l, c) in &curves {
         let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
-        if let Some((a, b)) = chart::x_extent(&series(c), &m, 0, u64::MAX) {
+        if let Some((a, b)) = chart::x_extent(&series(c), &m, lo, u64::MAX) {
             ext = (ext.0.min(a), ext.1.max(b));
         }
     }
@@ -157,7 +135,7 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
     if ext.1 <= ext.0 {
         if let Some((l, _)) = curves.first() {
             let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
-            if let Some((a, b)) = chart::x_extent(&r.loss, &m, 0, u64::MAX) {
+            if let Some((a, b)) = chart::x_extent(&r.loss, &m, lo, u64::MAX) {
                 ext = (ext.0.min(a), ext.1.max(b));
             }
         }
@@ -179,7 +157,7 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
                 let color = lang_color(th, r, l, &c.group);
                 let s = series(c);
                 let pts =
-                    chart::plot(&s, &m, 0, u64::MAX, ext.0, ext.1, (ca.width as usize).saturating_sub(8) * 2, &ty);
+                    chart::plot(&s, &m, lo, u64::MAX, ext.0, ext.1, (ca.width as usize).saturating_sub(8) * 2, &ty);
                 let last = s.last().map_or("-".into(), |(_, v)| format!("{v:.2}"));
                 let b = Block::default().title(Line::from(vec![
                     Span::styled(format!("{l} "), Style::default().fg(color).add_modifier(Modifier::BOLD)),
@@ -209,7 +187,7 @@ fn draw_curves(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
             Curve {
                 label: l.to_string(),
                 color: lang_color(th, r, l, &c.group),
-                points: chart::plot(&series(c), &m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                points: chart::plot(&series(c), &m, lo, u64::MAX, ext.0, ext.1, width, &ty),
                 dim: false,
                 sparse: true,
             }
@@ -234,7 +212,7 @@ pub fn fmt_ci(lo: f64, hi: f64) -> String {
     format!("{}–{}", short(lo), short(hi))
 }
 
-fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
+fn draw_table(f: &mut Frame, area: Rect, app: &Ui, r: &RunData) {
     let th = &app.theme;
     let cells = latest_cells(app, r);
     let wide = area.width >= 42;
@@ -313,7 +291,7 @@ fn draw_table(f: &mut Frame, area: Rect, app: &App, r: &RunData) {
 /// A group's languages pane: per language the members' mean with the across-seed 95 %
 /// interval shaded under it (and the members as thin lines on a key), and the table of
 /// means with their intervals, K and n (derived when the data or the selection change).
-fn draw_group(f: &mut Frame, area: Rect, app: &App, g: &Group) {
+fn draw_group(f: &mut Frame, area: Rect, app: &Ui, g: &Group) {
     let th = &app.theme;
     let members = app.members(g);
     let agg = app.group_aggs.get(&g.id);
@@ -354,7 +332,7 @@ fn draw_group(f: &mut Frame, area: Rect, app: &App, g: &Group) {
     }
 }
 
-fn draw_group_curves(f: &mut Frame, area: Rect, app: &App, members: &[&RunData], agg: &GroupAgg, r: &RunData) {
+fn draw_group_curves(f: &mut Frame, area: Rect, app: &Ui, members: &[&RunData], agg: &GroupAgg, r: &RunData) {
     let th = &app.theme;
     let mut langs: Vec<(&String, &EvalBand)> = agg
         .evals
@@ -368,6 +346,7 @@ fn draw_group_curves(f: &mut Frame, area: Rect, app: &App, members: &[&RunData],
         return;
     }
     let t0 = r.first_time.unwrap_or(0.0);
+    let lo = app.view.x_range.from_step(r);
     let loss = app.view.show_loss;
     fn pick(e: &EvalBand, loss: bool) -> &BandSeries {
         if loss {
@@ -383,13 +362,13 @@ fn draw_group_curves(f: &mut Frame, area: Rect, app: &App, members: &[&RunData],
     let mut ext = (f64::INFINITY, f64::NEG_INFINITY);
     for (l, e) in &langs {
         let m = XMap { run: r, axis: app.view.x_axis, lang: Some(l.as_str()), t0 };
-        if let Some((a, b)) = chart::x_extent(&pick(e, loss).mean, &m, 0, u64::MAX) {
+        if let Some((a, b)) = chart::x_extent(&pick(e, loss).mean, &m, lo, u64::MAX) {
             ext = (ext.0.min(a), ext.1.max(b));
         }
     }
     if ext.1 <= ext.0 {
         let m = XMap { run: r, axis: app.view.x_axis, lang: None, t0 };
-        if let Some((a, b)) = chart::x_extent(&r.loss, &m, 0, u64::MAX) {
+        if let Some((a, b)) = chart::x_extent(&r.loss, &m, lo, u64::MAX) {
             ext = (ext.0.min(a), ext.1.max(b));
         }
     }
@@ -408,7 +387,7 @@ fn draw_group_curves(f: &mut Frame, area: Rect, app: &App, members: &[&RunData],
                 curves.push(Curve {
                     label: format!("{l} {}", mr.id),
                     color,
-                    points: chart::plot(s, &mm, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                    points: chart::plot(s, &mm, app.view.x_range.from_step(mr), u64::MAX, ext.0, ext.1, width, &ty),
                     dim: true,
                     sparse: false,
                 });
@@ -418,11 +397,11 @@ fn draw_group_curves(f: &mut Frame, area: Rect, app: &App, members: &[&RunData],
         curves.push(Curve {
             label: l.to_string(),
             color,
-            points: chart::plot(&b.mean, &m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+            points: chart::plot(&b.mean, &m, lo, u64::MAX, ext.0, ext.1, width, &ty),
             dim: false,
             sparse: true,
         });
-        (curves, Band { color, points: chart::band(&b.lo, &b.hi, &m, 0, u64::MAX, ext.0, ext.1, width, &ty) })
+        (curves, Band { color, points: chart::band(&b.lo, &b.hi, &m, lo, u64::MAX, ext.0, ext.1, width, &ty) })
     };
     if app.view.grid {
         let n = langs.len();
@@ -467,7 +446,7 @@ fn draw_group_curves(f: &mut Frame, area: Rect, app: &App, members: &[&RunData],
     );
 }
 
-fn draw_group_table(f: &mut Frame, area: Rect, app: &App, r: &RunData, t: &GroupTable) {
+fn draw_group_table(f: &mut Frame, area: Rect, app: &Ui, r: &RunData, t: &GroupTable) {
     let th = &app.theme;
     let wide = area.width >= 42;
     let ci_text = |e: Option<Est>| e.map_or("-".into(), |e| fmt_ci(e.lo, e.hi));

@@ -8,15 +8,16 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
-use super::chart::{self, Band, Curve, XMap};
 use super::{block, dim};
-use crate::tui::app::{App, Focus};
+use crate::tui::chart::{self, Band, Curve, XMap};
 use crate::tui::groups::BandSeries;
 use crate::tui::series::Series;
+use crate::tui::state::{Focus, XRange};
 use crate::tui::store::{RunData, XAxis};
+use crate::tui::view::Ui;
 
 /// A run and its ancestors, root first: (run, first step shown, last step shown, time origin).
-pub fn lineage<'a>(app: &'a App, r: &'a RunData) -> Vec<(&'a RunData, u64, u64, f64)> {
+pub fn lineage<'a>(app: &Ui<'a>, r: &'a RunData) -> Vec<(&'a RunData, u64, u64, f64)> {
     let anc = app.ancestors(r);
     let mut chain: Vec<(&RunData, u64)> = anc.iter().rev().map(|(p, _)| (*p, 0)).collect();
     chain.push((r, 0));
@@ -39,7 +40,7 @@ pub fn lineage<'a>(app: &'a App, r: &'a RunData) -> Vec<(&'a RunData, u64, u64, 
     out
 }
 
-pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+pub fn draw(f: &mut Frame, area: Rect, app: &Ui) {
     let th = app.theme.clone();
     let log = app.view.log_y;
     let ty = move |y: f32| -> Option<f64> {
@@ -65,7 +66,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         title_runs = format!("{} {}", sides.len(), if any_group { "sides" } else { "runs" });
         // Shared x extent across sides: a run's own timeline, a group's reference member's.
         let mut ext = (f64::INFINITY, f64::NEG_INFINITY);
-        let mut plots: Vec<(XMap, &Series, Option<&BandSeries>)> = Vec::new();
+        let mut plots: Vec<(XMap, u64, &Series, Option<&BandSeries>)> = Vec::new();
         for s in &sides {
             let agg = s.group.and_then(|g| app.group_aggs.get(&g.id));
             let (r, series, band) = match agg {
@@ -79,23 +80,24 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 }
             };
             let m = XMap { run: r, axis: app.view.x_axis, lang: None, t0: r.first_time.unwrap_or(0.0) };
-            if let Some((a, b)) = chart::x_extent(series, &m, 0, u64::MAX) {
+            let lo = app.view.x_range.from_step(r);
+            if let Some((a, b)) = chart::x_extent(series, &m, lo, u64::MAX) {
                 ext = (ext.0.min(a), ext.1.max(b));
             }
-            plots.push((m, series, band));
+            plots.push((m, lo, series, band));
         }
         x_ext = Some(ext);
-        for (i, (m, series, band)) in plots.iter().enumerate() {
+        for (i, (m, lo, series, band)) in plots.iter().enumerate() {
             if let Some(b) = band {
                 bands.push(Band {
                     color: th.run(i),
-                    points: chart::band(&b.lo, &b.hi, m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                    points: chart::band(&b.lo, &b.hi, m, *lo, u64::MAX, ext.0, ext.1, width, &ty),
                 });
             }
             curves.push(Curve {
                 label: sides[i].label.clone(),
                 color: th.run(i),
-                points: chart::plot(series, m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                points: chart::plot(series, m, *lo, u64::MAX, ext.0, ext.1, width, &ty),
                 dim: false,
                 sparse: false,
             });
@@ -109,7 +111,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         let r = members.iter().find(|r| r.id == agg.reference).copied().or(members.first().copied());
         if let Some(r) = r {
             let m = XMap { run: r, axis: app.view.x_axis, lang: None, t0: r.first_time.unwrap_or(0.0) };
-            let ext = chart::x_extent(&agg.loss.mean, &m, 0, u64::MAX).unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
+            let lo = app.view.x_range.from_step(r);
+            let ext = chart::x_extent(&agg.loss.mean, &m, lo, u64::MAX).unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
             x_ext = Some(ext);
             let color = if smoothed { th.smooth } else { th.train };
             if app.view.members {
@@ -121,7 +124,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                         points: chart::plot(
                             if smoothed { &mr.smooth } else { &mr.loss },
                             &mm,
-                            0,
+                            app.view.x_range.from_step(mr),
                             u64::MAX,
                             ext.0,
                             ext.1,
@@ -135,26 +138,34 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             }
             bands.push(Band {
                 color,
-                points: chart::band(&agg.loss.lo, &agg.loss.hi, &m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                points: chart::band(&agg.loss.lo, &agg.loss.hi, &m, lo, u64::MAX, ext.0, ext.1, width, &ty),
             });
             curves.push(Curve {
                 label: "mean".into(),
                 color,
-                points: chart::plot(&agg.loss.mean, &m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                points: chart::plot(&agg.loss.mean, &m, lo, u64::MAX, ext.0, ext.1, width, &ty),
                 dim: false,
                 sparse: false,
             });
             curves.push(Curve {
                 label: "held-out".into(),
                 color: th.eval,
-                points: chart::plot(&agg.heldout.mean, &m, 0, u64::MAX, ext.0, ext.1, width, &ty),
+                points: chart::plot(&agg.heldout.mean, &m, lo, u64::MAX, ext.0, ext.1, width, &ty),
                 dim: false,
                 sparse: true,
             });
         }
     } else if let Some(r) = app.selected_run() {
         title_runs = r.display_name().to_string();
-        let segs = lineage(app, r);
+        // The lineage, or (another x range) the run's own steps from the range's first.
+        let mut segs = lineage(app, r);
+        if app.view.x_range != XRange::Lineage {
+            let from = app.view.x_range.from_step(r);
+            segs.drain(..segs.len() - 1);
+            if let Some(own) = segs.last_mut() {
+                own.1 = own.1.max(from);
+            }
+        }
         let mut ext = (f64::INFINITY, f64::NEG_INFINITY);
         for (run, lo, hi, t0) in &segs {
             let m = XMap { run, axis: app.view.x_axis, lang: None, t0: *t0 };

@@ -1,8 +1,7 @@
-//! One file per pane or popup. Each draws from the app state; none reads files.
+//! One file per pane. Each draws from the read-only view (`view::Ui`), imports neither the
+//! app nor another pane, and reads no file. The dialogs draw themselves (`dialogs/`).
 
-pub mod chart;
 pub mod compare;
-pub mod dialogs;
 pub mod langs;
 pub mod loss;
 pub mod runs;
@@ -13,7 +12,9 @@ use ratatui::style::Style;
 use ratatui::text::Span;
 use ratatui::widgets::{Block, BorderType};
 
+use super::store::RunData;
 use super::theme::Theme;
+use crate::data::lang;
 
 /// A pane's block: rounded borders, highlighted when focused.
 pub fn block<'a>(title: impl Into<ratatui::text::Line<'a>>, focused: bool, theme: &Theme) -> Block<'a> {
@@ -51,4 +52,15 @@ pub fn fmt_dur(secs: f64) -> String {
         3600..=86_399 => format!("{}h{:02}", s / 3600, (s % 3600) / 60),
         _ => format!("{}d", s / 86_400),
     }
+}
+
+/// A stable colour per language: by its run group, indexed within the group.
+pub fn lang_color(th: &Theme, r: &RunData, code: &str, group: &str) -> ratatui::style::Color {
+    let same: Vec<&String> = {
+        let mut v: Vec<&String> = r.evals.iter().filter(|(_, c)| c.group == group).map(|((_, l), _)| l).collect();
+        v.sort_by_key(|l| lang::order(l));
+        v.dedup();
+        v
+    };
+    th.lang(group, same.iter().position(|l| *l == code).unwrap_or(0))
 }

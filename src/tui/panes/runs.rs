@@ -10,8 +10,9 @@ use ratatui::Frame;
 use super::{block, clip, dim, fmt_dur};
 use crate::runs::events::State;
 use crate::runs::group::Group;
-use crate::tui::app::{App, Focus, TreeRow};
+use crate::tui::state::{Focus, TreeRow};
 use crate::tui::store::RunData;
+use crate::tui::view::Ui;
 
 /// The state glyph; live runs "breathe" between two glyphs.
 pub fn glyph(r: &RunData, frame: u64) -> &'static str {
@@ -45,7 +46,7 @@ pub fn list_top(selected: usize, height: usize) -> usize {
     selected.saturating_sub(height.saturating_sub(1))
 }
 
-pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &App) {
+pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &Ui) {
     let th = app.theme.clone();
     let live = app.store.runs.iter().filter(|r| r.alive).count();
     let title = Line::from(vec![
@@ -189,7 +190,7 @@ fn state_glyph(st: State) -> &'static str {
 }
 
 /// A group's row: expanded or not, its name and ×K, its members' progress and states.
-fn group_row(app: &App, g: &Group, row: &TreeRow, sel: bool, w: usize) -> Line<'static> {
+fn group_row(app: &Ui, g: &Group, row: &TreeRow, sel: bool, w: usize) -> Line<'static> {
     let th = &app.theme;
     let runs = app.members(g);
     let (done, total) = runs.iter().fold((0, 0), |(d, t), r| (d + r.step(), t + r.max_steps));
@@ -235,7 +236,7 @@ fn group_row(app: &App, g: &Group, row: &TreeRow, sel: bool, w: usize) -> Line<'
 }
 
 /// A sweep's header row: its name, how many runs, their progress and states.
-fn sweep_row(app: &App, id: &str, prefix: &str, sel: bool, w: usize) -> Line<'static> {
+fn sweep_row(app: &Ui, id: &str, prefix: &str, sel: bool, w: usize) -> Line<'static> {
     let th = &app.theme;
     let runs = app.sweep_runs(id);
     let name = runs
@@ -285,7 +286,7 @@ fn sweep_row(app: &App, id: &str, prefix: &str, sel: bool, w: usize) -> Line<'st
     line
 }
 
-fn draw_detail(f: &mut Frame, area: Rect, app: &App) {
+fn draw_detail(f: &mut Frame, area: Rect, app: &Ui) {
     let th = &app.theme;
     if let Some(sw) = app.selected_sweep() {
         draw_sweep_detail(f, area, app, sw);
@@ -348,7 +349,7 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(blk), area);
 }
 
-fn draw_group_detail(f: &mut Frame, area: Rect, app: &App, g: &Group) {
+fn draw_group_detail(f: &mut Frame, area: Rect, app: &Ui, g: &Group) {
     let th = &app.theme;
     let blk = block(Line::from(Span::styled(" Group ", th.title())), false, th);
     let runs = app.members(g);
@@ -379,7 +380,7 @@ fn draw_group_detail(f: &mut Frame, area: Rect, app: &App, g: &Group) {
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(blk), area);
 }
 
-fn draw_sweep_detail(f: &mut Frame, area: Rect, app: &App, id: &str) {
+fn draw_sweep_detail(f: &mut Frame, area: Rect, app: &Ui, id: &str) {
     let th = &app.theme;
     let blk = block(Line::from(Span::styled(" Sweep ", th.title())), false, th);
     let runs = app.sweep_runs(id);

@@ -8,9 +8,9 @@ use ratatui::Frame;
 
 use super::{clip, dim};
 use crate::tui::action::Action;
-use crate::tui::app::App;
+use crate::tui::view::Ui;
 
-pub fn system(f: &mut Frame, area: Rect, app: &App) {
+pub fn system(f: &mut Frame, area: Rect, app: &Ui) {
     let th = &app.theme;
     let s = &app.system;
     let mut spans = vec![Span::styled(" CPU ", th.title())];
@@ -48,7 +48,7 @@ pub fn system(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-pub fn log(f: &mut Frame, area: Rect, app: &App) {
+pub fn log(f: &mut Frame, area: Rect, app: &Ui) {
     let th = &app.theme;
     let n = area.height.saturating_sub(1) as usize;
     let mut lines: Vec<Line> = app

@@ -10,14 +10,15 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::chart::fmt_num;
 use super::{block, dim};
 use crate::analysis::sweep::{higher_is_better, SweepAnalysis};
-use crate::tui::app::{App, Focus};
+use crate::tui::chart::fmt_num;
+use crate::tui::state::Focus;
+use crate::tui::view::Ui;
 
 const GROUPS: [(&str, &str); 3] = [("english", "EN"), ("seen", "seen"), ("unseen", "unseen")];
 
-pub fn draw(f: &mut Frame, area: Rect, app: &App, id: &str) {
+pub fn draw(f: &mut Frame, area: Rect, app: &Ui, id: &str) {
     let th = app.theme.clone();
     let Some(a) = app.derived.sweep.as_ref().filter(|a| a.id == id) else {
         f.render_widget(block(" Sweep ", false, &th), area);
@@ -148,7 +149,7 @@ pub fn chosen_series(a: &SweepAnalysis, tasks: &[String], pick: usize) -> Vec<(S
         .collect()
 }
 
-fn draw_table(f: &mut Frame, area: Rect, app: &App, a: &SweepAnalysis, chosen: &[(String, String)]) {
+fn draw_table(f: &mut Frame, area: Rect, app: &Ui, a: &SweepAnalysis, chosen: &[(String, String)]) {
     let th = &app.theme;
     let shown: Vec<&(String, String)> = chosen.iter().take(3).collect();
     let fmt = |v: Option<f64>| v.filter(|x| x.is_finite()).map_or("-".to_string(), |x| format!("{x:.3}"));

@@ -13,39 +13,19 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::runs::events::decode::Decoded;
-use crate::runs::events::{Body, Event, State};
+use crate::runs::events::{Body, State};
 use crate::runs::RunDir;
 use crate::supervisor::slurm;
 
-use super::app::SystemStats;
-use super::store::{RunData, Source, Store};
-use super::DataPacer;
+pub mod pace;
+pub mod source;
+pub mod system;
 
-/// What changed, as the event loop folds it into its state.
-#[derive(Debug)]
-pub enum Delta {
-    /// The runs' records alone, before their curves: configs, states, steps and losses from
-    /// the ends of each events file (see [`Collector::records`]).
-    Records(Store),
-    /// The root as first read (or read again on request).
-    Loaded(Store),
-    /// A run directory that appeared, read.
-    Added(RunData),
-    /// A run whose events file was truncated or replaced, read afresh.
-    Replaced(RunData),
-    /// Events appended to a run's file, in file order, and lines that did not parse.
-    Events { dir: PathBuf, events: Vec<Event>, bad: usize },
-    /// A run's state changed.
-    Seen { dir: PathBuf, seen: Seen },
-    /// A sweep's record, once written.
-    Sweep(String, crate::sweep::SweepRecord),
-    /// A sample of the system's CPU, memory and GPUs.
-    System(SystemStats),
-}
-
-/// A run's state as its last status event, its locks, its process and its scheduler tell it.
-pub use crate::supervisor::status::Observed as Seen;
+pub use super::store::{Delta, Point, Seen};
+use super::store::{RunData, Store};
+use pace::DataPacer;
+use source::{checkpoints_on_disk, Source};
+use system::SystemStats;
 
 /// One run followed: its source, and what its state is derived from.
 struct Watched {
@@ -69,6 +49,7 @@ impl Watched {
         let mut source = Source::new(dir);
         source.poll(&mut r);
         r.shrink_to_fit();
+        r.on_disk = Some(checkpoints_on_disk(dir));
         let mut w = Watched {
             dir: dir.to_path_buf(),
             source,
@@ -83,7 +64,7 @@ impl Watched {
             w.note_status(s.state, &s.message, s.time);
         }
         let seen = w.observe();
-        set_seen(&mut r, &seen);
+        r.set_seen(&seen);
         w.seen = Some(seen);
         (w, r)
     }
@@ -128,27 +109,14 @@ fn record(dir: &Path) -> RunData {
     let is_slurm = r.cfg.as_ref().is_some_and(slurm::is_slurm);
     let ends = crate::runs::events::ends::read_ends(&dir.join("events.jsonl"), is_slurm);
     for e in ends.first.iter().chain(&ends.last_train).chain(&ends.last_status) {
-        r.apply_event(e);
+        r.apply(crate::runs::events::decode::Decoded::Event(e.clone()));
     }
     let last = ends.last_status.and_then(|e| match e.body {
         Body::Status { state, message } => Some((state, message)),
         _ => None,
     });
-    set_seen(&mut r, &observe(dir, is_slurm, last, ends.queued_at));
+    r.set_seen(&observe(dir, is_slurm, last, ends.queued_at));
     r
-}
-
-/// Set a run's state fields. A run whose run.toml cannot be read is failed, with the reason
-/// (unless a trainer still holds it), as `ls` shows it.
-pub fn set_seen(r: &mut RunData, s: &Seen) {
-    r.state = s.state;
-    r.message = s.message.clone();
-    r.alive = s.alive;
-    r.slurm = s.slurm.clone();
-    if let Some(d) = r.damaged.as_ref().filter(|_| !s.alive) {
-        r.state = State::Failed;
-        r.message = Some(d.clone());
-    }
 }
 
 /// Follows a runs root; each call appends what changed to `out`.
@@ -176,6 +144,13 @@ fn run_dirs(root: &Path) -> (Vec<PathBuf>, Option<String>) {
         slurm::prefetch(&jobs);
     }
     (dirs, error)
+}
+
+impl Store {
+    /// Read every run under the root, as the collector first does (tests and benchmarks).
+    pub fn load(root: &Path) -> Store {
+        Collector::load(root).1
+    }
 }
 
 impl Collector {
@@ -246,27 +221,25 @@ impl Collector {
             if !all && !named && w.quiet() {
                 continue;
             }
-            let (mut events, mut bad) = (Vec::new(), 0);
-            let reset = w.source.read(|d| match d {
-                Decoded::Train(t) => events.push(t.to_event()),
-                Decoded::Eval(e) => events.push(e.to_event()),
-                Decoded::Event(e) => events.push(e),
-                Decoded::Bad(_) => bad += 1,
-            });
-            if reset {
+            let Some((events, bad)) = w.source.appended() else {
                 let (fresh, r) = Watched::read(&w.dir);
                 *w = fresh;
                 out.push(Delta::Replaced(r));
                 continue;
-            }
+            };
+            let mut checkpoint = false;
             for e in &events {
-                if let Body::Status { state, message } = &e.body {
-                    w.note_status(*state, message, e.time);
+                if let Some((state, message, time)) = e.status() {
+                    w.note_status(state, message, time);
                     statuses = true;
                 }
+                checkpoint |= e.is_checkpoint();
             }
             if !events.is_empty() || bad > 0 {
                 out.push(Delta::Events { dir: w.dir.clone(), events, bad });
+            }
+            if checkpoint {
+                out.push(Delta::Checkpoints { dir: w.dir.clone(), on_disk: checkpoints_on_disk(&w.dir) });
             }
         }
         statuses
@@ -453,7 +426,7 @@ pub fn spawn(root: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Vec<Delta>>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runs::events::EventWriter;
+    use crate::runs::events::{Event, EventWriter};
     use crate::tui::fixtures::{self, Spec};
 
     fn spec(id: &'static str, end: Option<(State, Option<&'static str>)>) -> Spec<'static> {
@@ -572,7 +545,7 @@ mod tests {
                 break events;
             }
         };
-        assert_eq!(got.iter().map(|e| e.step).collect::<Vec<_>>(), [41]);
+        assert_eq!(got.iter().map(Point::step).collect::<Vec<_>>(), [41]);
         drop(rx);
         // The thread notices the closed channel at its next send; a wake makes one happen.
         let _ = wake.send(Wake::Now);
