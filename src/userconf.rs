@@ -25,6 +25,10 @@ pub struct UserConfig {
     pub runs: Option<PathBuf>,
     /// The default TUI theme: a built-in name, a name under `themes/`, or a file.
     pub theme: Option<String>,
+    /// Tell the terminal when a run writes a warning while the TUI watches: a bell and a
+    /// desktop notification (OSC 9 and OSC 777, which terminals that lack them ignore).
+    /// Default true.
+    pub notify: Option<bool>,
 }
 
 /// The directory of the user's files, if a home or config directory is known.

@@ -58,6 +58,9 @@ pub struct App {
     /// The viewed groups' mean curves and bands, updated from the members' new points.
     pub group_aggs: GroupAggs,
     seen_status: usize,
+    seen_warnings: usize,
+    /// Warnings to tell the terminal of (the event loop drains it).
+    pub notify: Vec<String>,
     /// What the run tree was last built from (`on_data` rebuilds it when this changes).
     tree_shape: Option<(u64, usize, usize)>,
     /// Offer the demo when the first read of the root finds no runs (not with `--demo`, which
@@ -110,6 +113,8 @@ impl App {
             groups: Groups::default(),
             group_aggs: GroupAggs::default(),
             seen_status: 0,
+            seen_warnings: 0,
+            notify: Vec::new(),
             tree_shape: None,
             offer_demo: true,
             loaded_once: false,
@@ -196,10 +201,25 @@ impl App {
 
     /// Bring new status events of every run into the log strip.
     fn collect_status_log(&mut self) {
-        let total: usize = self.store.runs.iter().map(|r| r.statuses.len()).sum();
+        let total: usize = self.store.runs.iter().map(|r| r.statuses.len() + r.warnings.len()).sum();
         if total == self.seen_status {
             return;
         }
+        let warnings: usize = self.store.runs.iter().map(|r| r.warnings.len()).sum();
+        if self.loaded_once && warnings > self.seen_warnings {
+            // Warnings that arrived while the TUI watched: the terminal is told (bell, and a
+            // desktop notification where it supports one), unless config.toml says not to.
+            let mut new: Vec<(f64, String)> = Vec::new();
+            for r in &self.store.runs {
+                for (t, step, m) in &r.warnings {
+                    new.push((*t, format!("{} at step {step}: {m}", r.display_name())));
+                }
+            }
+            new.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let fresh = warnings - self.seen_warnings;
+            self.notify.extend(new.into_iter().rev().take(fresh).map(|(_, m)| m));
+        }
+        self.seen_warnings = warnings;
         let mut lines: Vec<LogLine> = Vec::new();
         for r in &self.store.runs {
             for s in &r.statuses {
@@ -209,6 +229,10 @@ impl App {
                     text.push_str(m);
                 }
                 lines.push(LogLine { time: s.time, text, error: s.state == State::Failed });
+            }
+            for (time, step, m) in &r.warnings {
+                let text = format!("⚠ {} at step {step}: {m}", r.display_name());
+                lines.push(LogLine { time: *time, text, error: true });
             }
         }
         let user: Vec<LogLine> = self.log.iter().filter(|l| !lines.contains(l)).cloned().collect();
@@ -224,7 +248,7 @@ impl App {
     pub fn shows(&self, d: &Delta) -> bool {
         match d {
             Delta::Events { dir, events, .. } => {
-                events.iter().any(|e| e.status().is_some())
+                events.iter().any(|e| e.status().is_some() || e.is_warning())
                     || self.ui().charted().iter().any(|r| r.dir.as_os_str() == dir.as_os_str())
             }
             Delta::System(_) | Delta::Checkpoints { .. } => false,

@@ -239,6 +239,9 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
                         app.dirty = was_dirty;
                     }
                 }
+                if !app.notify.is_empty() {
+                    tell_terminal(std::mem::take(&mut app.notify));
+                }
             },
             ev = input.next() => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => app.on_key(k),
@@ -267,4 +270,21 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
             _ = signals => return Ok(()),
         }
     }
+}
+
+/// A run's new warnings, told to the terminal: a bell, and OSC 9 (iTerm2, kitty, WezTerm,
+/// Windows Terminal) and OSC 777 (VTE, foot) desktop notifications, which terminals without them
+/// ignore. Off with `notify = false` in config.toml.
+fn tell_terminal(messages: Vec<String>) {
+    use std::io::Write;
+    if crate::userconf::get().notify == Some(false) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    for m in messages {
+        // Control characters would end the sequence early.
+        let m: String = m.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
+        let _ = write!(out, "\x07\x1b]9;mixscope: {m}\x1b\\\x1b]777;notify;mixscope;{m}\x1b\\");
+    }
+    let _ = out.flush();
 }

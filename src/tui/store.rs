@@ -122,6 +122,10 @@ impl Point {
     }
 
     /// Whether this is a checkpoint event (the run's checkpoints on disk changed).
+    pub fn is_warning(&self) -> bool {
+        matches!(self, Point::Event(Event { body: Body::Warning { .. }, .. }))
+    }
+
     pub fn is_checkpoint(&self) -> bool {
         matches!(self, Point::Event(Event { body: Body::Checkpoint { .. }, .. }))
     }
@@ -199,6 +203,8 @@ pub struct RunData {
     pub tokens_per_s: Option<f64>,
     pub evals: BTreeMap<(String, String), EvalCurve>,
     pub statuses: Vec<StatusLine>,
+    /// The run's `warning` events (time, step, message).
+    pub warnings: Vec<(f64, u64, String)>,
     pub checkpoints: Vec<u64>,
     /// The checkpoints on disk (step, weights only), as the collector last listed them.
     pub on_disk: Option<Vec<(u64, bool)>>,
@@ -260,6 +266,7 @@ impl RunData {
             tokens_per_s: None,
             evals: BTreeMap::new(),
             statuses: Vec::new(),
+            warnings: Vec::new(),
             checkpoints: Vec::new(),
             on_disk: None,
             best: None,
@@ -419,7 +426,8 @@ impl RunData {
             Body::Status { state, message } => {
                 self.statuses.push(StatusLine { time: e.time, step: e.step, state: *state, message: message.clone() })
             }
-            Body::Fork { .. } | Body::Warning { .. } | Body::Unknown(_) => {}
+            Body::Warning { message, .. } => self.warnings.push((e.time, e.step, message.clone())),
+            Body::Fork { .. } | Body::Unknown(_) => {}
         }
     }
 

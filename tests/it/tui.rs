@@ -917,3 +917,36 @@ fn only_what_the_panes_chart_is_drawn_at_once() {
     let status = Event::new(999, Body::Status { state: State::Paused, message: None });
     assert!(a.shows(&events(&other, vec![train(999), status])), "a state change shows at once");
 }
+
+/// A warning event that arrives while the TUI watches marks its run in the tree (⚠), shows in
+/// the run panel and the log, is drawn at once, and is handed to the terminal to tell.
+#[test]
+fn a_warning_marks_its_run_and_is_told() {
+    use mixscope::runs::events::{Body, Event};
+    use mixscope::tui::collect::Delta;
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    fixtures::standard(&root).unwrap();
+    let mut a = app(&root);
+    assert!(a.apply(Delta::Loaded(Store::load(&root))));
+    a.on_data();
+    let s = render(&mut a, 120, 40);
+    assert!(!s.contains('⚠'), "{s}");
+    let r = a.store.runs.iter().find(|r| r.id.starts_with("en-")).unwrap();
+    let (dir, name) = (r.dir.clone(), r.display_name().to_string());
+    let msg = "the loss has stayed at 8.3178 for 50 steps";
+    let w = Event::new(120, Body::Warning { message: msg.into(), value: Some(8.3178) });
+    let d = Delta::Events { dir, events: vec![w.into()], bad: 0 };
+    assert!(a.shows(&d), "a warning is drawn at once");
+    assert!(a.apply(d));
+    a.on_data();
+    assert_eq!(a.notify, [format!("{name} at step 120: {msg}")]);
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains(&format!("⚠ {name}")), "{s}");
+    let logged = format!("⚠ {name} at step 120: {msg}");
+    assert!(a.log.iter().any(|l| l.text == logged && l.error), "the log lists it: {:?}", a.log);
+    // Selected, the run's panel says so.
+    key(&mut a, KeyCode::Down);
+    let s = render(&mut a, 120, 40);
+    assert!(s.contains("⚠ 1 warning, the last at step 120: the"), "{s}");
+}

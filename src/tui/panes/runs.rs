@@ -137,7 +137,8 @@ pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &Ui) {
         };
         let bar_total = if bar_w > 0 { bar_w + 1 } else { 0 };
         let name_w = w.saturating_sub(head_w + tail.chars().count() + bar_total).max(3);
-        let name = clip(&row.label, name_w);
+        let label = if r.warnings.is_empty() { row.label.clone() } else { format!("⚠ {}", row.label) };
+        let name = clip(&label, name_w);
         let mut spans = vec![
             Span::styled(mark, Style::default().fg(th.accent)),
             dim(row.prefix.clone(), &th),
@@ -319,6 +320,11 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &Ui) {
     if let Some(m) = &r.message {
         let color = if r.state == State::Failed { th.error } else { th.dim };
         lines.push(Line::from(Span::styled(clip(m, 200), Style::default().fg(color))));
+    }
+    if let Some((_, step, m)) = r.warnings.last() {
+        let n = r.warnings.len();
+        let text = format!("⚠ {n} warning{}, the last at step {step}: {m}", if n == 1 { "" } else { "s" });
+        lines.push(Line::from(Span::styled(clip(&text, 200), Style::default().fg(th.error))));
     }
     lines.push(Line::from(vec![dim("mix ", th), Span::raw(r.mixture.clone())]));
     let best = r.best.map_or("-".into(), |(l, s)| format!("{l:.3} @{s}"));
