@@ -105,6 +105,19 @@ pub enum Command {
         #[arg(long)]
         unadjusted: bool,
     },
+    /// What differs between two runs' or two groups' configs (mixture, rate, seed, frozen
+    /// parameters, model, steps, parent and fork step, ...): every key whose values differ, the
+    /// keys equal in both left out.
+    Diff {
+        /// A run or a group (a run id, a name, a group id `g:1a2b3c4d`).
+        a: String,
+        /// The other.
+        b: String,
+        #[arg(long)]
+        runs: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show how a run's model answers held-out examples at a checkpoint: prompt, reference,
     /// generation and score, as its evaluations scored them.
     Samples {
@@ -416,6 +429,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Compare { runs_to_compare, runs, json, unadjusted }) => {
             runs::compare(&crate::runs::runs_root(runs.as_deref()), &runs_to_compare, json, unadjusted)
         }
+        Some(Command::Diff { a, b, runs, json }) => runs::diff(&crate::runs::runs_root(runs.as_deref()), &a, &b, json),
         Some(Command::Samples { run, task, lang, step, n, runs, json }) => {
             let run = crate::runs::resolve(&crate::runs::runs_root(runs.as_deref()), &run)?;
             let (step, samples) = crate::train::samples::samples(&run, step, &task, &lang, n)?;

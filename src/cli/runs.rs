@@ -494,3 +494,30 @@ pub fn sweep(
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
 }
+
+/// `mixscope diff A B [--json]`: the config keys whose values differ between two runs or groups.
+pub fn diff(root: &Path, a: &str, b: &str, json: bool) -> Result<i32> {
+    let side = |spec: &str| -> Result<(String, Vec<crate::config::RunConfig>)> {
+        let sel = crate::runs::select(root, spec)?;
+        let configs = sel.runs.iter().map(|r| r.read_config()).collect::<Result<Vec<_>>>()?;
+        Ok((sel.label, configs))
+    };
+    let ((la, ca), (lb, cb)) = (side(a)?, side(b)?);
+    let rows = crate::runs::diff::diff(&ca.iter().collect::<Vec<_>>(), &cb.iter().collect::<Vec<_>>());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "a": la, "b": lb, "differ": rows }))?);
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!("{la} and {lb}: the same config");
+        return Ok(0);
+    }
+    let show = |v: &[String]| v.join(", ");
+    let kw = rows.iter().map(|r| r.key.chars().count()).max().unwrap_or(3).max(3);
+    let aw = rows.iter().map(|r| show(&r.a).chars().count()).chain([la.chars().count() + 3]).max().unwrap_or(1).min(48);
+    println!("{:<kw$}  {:<aw$}  B: {lb}", "KEY", format!("A: {la}"));
+    for r in &rows {
+        println!("{:<kw$}  {:<aw$}  {}", r.key, show(&r.a), show(&r.b));
+    }
+    Ok(0)
+}

@@ -7,6 +7,7 @@
 //! ```
 
 pub mod control;
+pub mod diff;
 pub mod events;
 pub mod group;
 pub mod lock;

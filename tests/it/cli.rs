@@ -100,3 +100,28 @@ fn set_values_take_the_type_of_their_key() {
     ));
     assert!(e.contains("max_steps") && e.contains("expected a whole number"), "{e}");
 }
+
+/// `mixscope diff A B` lists the config keys whose values differ, and only those.
+#[test]
+fn diff_lists_the_keys_that_differ() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let cfg = fixture("tiny.toml");
+    let r = root.to_str().unwrap();
+    for sets in [["name=a", "lr=1e-3"], ["name=b", "lr=3e-4"]] {
+        let mut args =
+            vec!["train", cfg.to_str().unwrap(), "--runs", r, "--set", "max_steps=2", "--set", "eval.every=0"];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        ok(run(t.path(), &args));
+    }
+    let out = ok(run(t.path(), &["diff", "a", "b", "--runs", r, "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let keys: Vec<&str> = v["differ"].as_array().unwrap().iter().map(|d| d["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["name", "train.lr"], "{out}");
+    let text = ok(run(t.path(), &["diff", "a", "b", "--runs", r]));
+    assert!(text.contains("train.lr") && text.contains("0.0003") && !text.contains("max_steps"), "{text}");
+    let same = ok(run(t.path(), &["diff", "a", "a", "--runs", r]));
+    assert!(same.contains("the same config"), "{same}");
+}
