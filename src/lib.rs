@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod gpu;
 pub mod hub;
+pub mod model;
 pub mod report;
 pub mod runs;
 pub mod supervisor;

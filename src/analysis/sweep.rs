@@ -320,8 +320,8 @@ pub fn analyse(
 /// Analyse a sweep of a runs root by id: its runs from their `[sweep]` tags, the grid and
 /// options from its record (or from the tags when the record is missing).
 pub fn analyse_sweep(root: &std::path::Path, id: &str) -> anyhow::Result<SweepAnalysis> {
-    let all = crate::supervisor::list(root)?;
-    let members: Vec<&crate::supervisor::RunStatus> =
+    let all = crate::runs::summary::list(root)?;
+    let members: Vec<&crate::runs::summary::Summary> =
         all.iter().filter(|s| s.sweep.as_ref().is_some_and(|t| t.id == id)).collect();
     let record = crate::sweep::read_record(root, id);
     let name = record

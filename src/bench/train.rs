@@ -115,7 +115,7 @@ fn append_events(dir: &std::path::Path, tensorboard: bool) -> Result<f64> {
 /// everything that loads one checks it (`checkpoint::load_verified`: both files hashed).
 /// Returns the median seconds to write and to check, and the tensor files' bytes.
 fn checkpoint_cost(reps: usize) -> Result<(f64, f64, u64)> {
-    use crate::train::checkpoint::{self, TrainState};
+    use crate::runs::checkpoint::{self, TrainState};
     let s = &shapes()[0];
     let varmap = VarMap::new();
     let _model = Model::new(&s.cfg, &varmap, &Device::Cpu, DType::F32, 0)?;

@@ -495,7 +495,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Some(Command::RunInternal { run_dir, runs }) => {
             let run = crate::runs::RunDir::new(run_dir);
-            crate::train::setup::prepare_start(&runs, &run)?;
+            crate::runs::create::prepare_start(&runs, &run)?;
             // `pause = "hold"` keeps the trainer (and its slot) while paused.
             let pause_exits = run.read_config().map(|c| c.pause != crate::config::Pause::Hold).unwrap_or(true);
             crate::train::train(&run, &crate::train::TrainOptions { quiet: false, pause_exits })?;

@@ -13,8 +13,8 @@ pub fn train_cmd(
     quiet: bool,
 ) -> Result<i32> {
     use crate::config::Loaded;
+    use crate::runs::create as setup;
     use crate::runs::RunDir;
-    use crate::train::setup;
     let mut loaded = Loaded::read(config)?;
     loaded.apply_sets(sets)?;
     loaded.validate()?;
@@ -58,7 +58,7 @@ pub fn train_cmd(
                 Err(crate::error::bad_input(format!("base run {base_id} not found")))
             }
         })?;
-        if !setup::is_complete(&base)? && run.latest_checkpoint()?.is_none() {
+        if !base.is_complete()? && run.latest_checkpoint()?.is_none() {
             if !quiet {
                 println!("training the base model first: {} (once; later runs reuse it)", base.path.display());
             }
@@ -170,6 +170,7 @@ fn place<'a>(
 pub fn ls(root: &Path, json: bool) -> Result<i32> {
     use crate::supervisor::RunStatus;
     let all = crate::supervisor::list(root)?;
+    crate::supervisor::record_verdicts(&all);
     let pairs: Vec<(&str, &crate::config::RunConfig)> =
         all.iter().filter_map(|s| Some((s.id.as_str(), s.config.as_ref()?))).collect();
     let groups = crate::runs::group::groups(&pairs);

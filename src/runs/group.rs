@@ -112,7 +112,7 @@ pub fn keys<'a>(runs: impl IntoIterator<Item = (&'a str, &'a RunConfig)>) -> Has
 
 /// A member's name as its group's: without the ` seed=N` a sweep point's name carries (its
 /// members differ in it; the group shows their seeds).
-fn without_seed(name: &str) -> String {
+pub fn without_seed(name: &str) -> String {
     let kept: Vec<&str> = name
         .split(' ')
         .filter(|w| !w.strip_prefix("seed=").is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())))

@@ -6,11 +6,15 @@
 //!   tokenizer.json  control  lock  stdout.log  stderr.log
 //! ```
 
+pub mod checkpoint;
 pub mod control;
+pub mod create;
 pub mod diff;
 pub mod events;
+pub mod fork;
 pub mod group;
 pub mod lock;
+pub mod summary;
 
 use std::path::{Path, PathBuf};
 
@@ -143,6 +147,11 @@ impl RunDir {
 
     pub fn latest_checkpoint(&self) -> Result<Option<u64>> {
         Ok(self.checkpoints()?.last().copied())
+    }
+
+    /// Whether the run has trained to its last step (its final checkpoint exists).
+    pub fn is_complete(&self) -> Result<bool> {
+        Ok(self.latest_checkpoint()? == Some(self.read_config()?.train.max_steps))
     }
 }
 
@@ -288,7 +297,9 @@ pub fn select(root: &Path, spec: &str) -> Result<Selection> {
         };
     }
     let named: Vec<&group::Group> = groups.iter().filter(|g| g.name.as_deref() == Some(spec)).collect();
-    let named_runs: usize = configs.iter().filter(|(_, c)| c.name.as_deref() == Some(spec)).count();
+    // A sweep point's runs are named `NAME seed=N`; their group is named without the seed.
+    let named_runs: usize =
+        configs.iter().filter(|(_, c)| c.name.as_deref().is_some_and(|n| group::without_seed(n) == spec)).count();
     match named.len() {
         0 => {}
         1 if named[0].runs.len() == named_runs => {
@@ -361,5 +372,28 @@ mod tests {
             let id = new_id(t.path(), Some(name));
             assert!(id.starts_with(start) && !id.starts_with('.') && !id.contains('/'), "{name}: {id}");
         }
+    }
+
+    #[test]
+    fn a_sweep_points_group_is_selected_by_the_name_ls_shows() {
+        let t = tempfile::tempdir().unwrap();
+        let make = |id: &str, name: &str, seed: u64, n: &str| {
+            let r = RunDir::new(t.path().join(id));
+            std::fs::create_dir_all(&r.path).unwrap();
+            let mut c = RunConfig { seed, name: Some(name.into()), ..RunConfig::default() };
+            c.data.mixture = format!("en=400,n={n}");
+            r.write_config(&c).unwrap();
+        };
+        for s in 0..3 {
+            make(&format!("paper-n-0-seed-{s}"), &format!("paper n=0 seed={s}"), s, "0");
+            make(&format!("paper-n-25-seed-{s}"), &format!("paper n=25 seed={s}"), s, "25");
+        }
+        let sel = select(t.path(), "paper n=0").unwrap();
+        let mut ids: Vec<String> = sel.runs.iter().map(|r| r.id()).collect();
+        ids.sort();
+        assert_eq!(ids, ["paper-n-0-seed-0", "paper-n-0-seed-1", "paper-n-0-seed-2"]);
+        assert!(sel.group.is_some());
+        // One member by its own name.
+        assert_eq!(select(t.path(), "paper n=25 seed=1").unwrap().runs[0].id(), "paper-n-25-seed-1");
     }
 }

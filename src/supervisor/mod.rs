@@ -171,8 +171,8 @@ pub fn check_device(loaded: &Loaded) -> Result<()> {
 
 /// Create and queue a run from a validated config (see [`launch`]).
 pub fn launch_loaded(root: &Path, loaded: &Loaded) -> Result<RunDir> {
-    let crate::train::setup::Created { run, base, lock, base_lock } =
-        crate::train::setup::create_run(root, None, loaded)?;
+    let crate::runs::create::Created { run, base, lock, base_lock } =
+        crate::runs::create::create_run(root, None, loaded)?;
     if let Some(base) = &base {
         if slurm::is_slurm(&loaded.config) {
             submit_base_too(base, &loaded.config)?;
@@ -180,7 +180,7 @@ pub fn launch_loaded(root: &Path, loaded: &Loaded) -> Result<RunDir> {
         // A base created just now (we hold its lock) has no status yet: it is queued.
         let queue_it = base_lock.is_some() || {
             let st = status::status(base)?;
-            let idle = !st.alive && !crate::train::setup::is_complete(base)?;
+            let idle = !st.alive && !base.is_complete()?;
             let not_queued =
                 st.queued_at.is_none() || matches!(st.state, State::Stopped | State::Failed | State::Paused);
             idle && not_queued
@@ -219,6 +219,7 @@ pub fn schedule(root: &Path) -> Result<Vec<String>> {
     let budget = cpu_budget();
     let gpus = gpu_slots();
     let all = status::list(root)?;
+    record_verdicts(&all);
     let need = |s: &RunStatus| {
         let device = s.config.as_ref().map_or(DeviceSpec::Cpu, |c| c.device);
         need_of(device, s.threads, budget, &gpus)
@@ -257,6 +258,20 @@ pub fn schedule(root: &Path) -> Result<Vec<String>> {
         started.push(id);
     }
     Ok(started)
+}
+
+/// Write to the events of each Slurm run whose job Slurm ended behind its back what Slurm said
+/// (once: the runs' statuses found it unrecorded). The one writer of these verdicts: the
+/// scheduler calls it on every pass and `ls` before it prints; readers (the TUI, reports) show
+/// the verdict without writing it.
+pub fn record_verdicts(all: &[RunStatus]) {
+    for s in all {
+        if let Some(why) = &s.unrecorded {
+            if let Err(e) = slurm::record_failure(&RunDir::new(&s.dir), why) {
+                eprintln!("warning: run {}: recording Slurm's verdict: {e:#}", s.id);
+            }
+        }
+    }
 }
 
 /// Submit every queued Slurm run whose queue request has no job yet (and whose base model is
@@ -441,12 +456,12 @@ pub fn fork(
     spec: &str,
     name: Option<String>,
     max_steps: Option<u64>,
-) -> Result<crate::train::setup::Forked> {
+) -> Result<crate::runs::fork::Forked> {
     fork_seeds(root, parent, at, spec, name, max_steps, &[]).map(|mut v| v.remove(0))
 }
 
 /// Queue a fork just created, then let its lock go (its trainer takes it when it starts).
-fn queue_fork(mut forked: crate::train::setup::Forked) -> Result<crate::train::setup::Forked> {
+fn queue_fork(mut forked: crate::runs::fork::Forked) -> Result<crate::runs::fork::Forked> {
     append_status(&forked.run, State::Queued, None)?;
     drop(forked.lock.take());
     Ok(forked)
@@ -473,20 +488,12 @@ pub fn fork_seeds(
     name: Option<String>,
     max_steps: Option<u64>,
     seeds: &[u64],
-) -> Result<Vec<crate::train::setup::Forked>> {
+) -> Result<Vec<crate::runs::fork::Forked>> {
     let at = fork_step(parent, at)?;
     let seeds: Vec<Option<u64>> = if seeds.is_empty() { vec![None] } else { seeds.iter().map(|s| Some(*s)).collect() };
     let mut children = Vec::new();
     for seed in seeds {
-        children.push(queue_fork(crate::train::setup::fork_run(
-            root,
-            parent,
-            at,
-            spec,
-            name.clone(),
-            max_steps,
-            seed,
-        )?)?);
+        children.push(queue_fork(crate::runs::fork::fork_run(root, parent, at, spec, name.clone(), max_steps, seed)?)?);
     }
     schedule(root)?;
     Ok(children)
@@ -502,7 +509,7 @@ pub fn fork_group(
     spec: &str,
     name: Option<String>,
     max_steps: Option<u64>,
-) -> Result<Vec<crate::train::setup::Forked>> {
+) -> Result<Vec<crate::runs::fork::Forked>> {
     if at.is_none() {
         for m in members {
             fork_step(m, None)?;
@@ -539,7 +546,7 @@ pub fn fork_group(
     }
     let mut children = Vec::new();
     for m in members {
-        children.push(queue_fork(crate::train::setup::fork_run(
+        children.push(queue_fork(crate::runs::fork::fork_run(
             root,
             m,
             Some(step),

@@ -1,132 +1,41 @@
-//! A run's exact state, derived from its run directory: the last status event, and whether a
-//! trainer or its monitor is alive (their `flock`s, which the kernel drops when a process
-//! dies however it dies).
+//! A run's state as the supervisor sees it: the run directory's summary
+//! ([`crate::runs::summary`]) with, for a Slurm run, Slurm's word on its latest job.
 
 use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::config::{DeviceSpec, RunConfig};
-use crate::runs::events::{ends, Body, State};
-use crate::runs::{lock, RunDir};
+use crate::runs::events::State;
+use crate::runs::summary::{self, Summary};
+use crate::runs::RunDir;
 
-/// What `ls`, the TUI and the scheduler know about a run.
+pub use crate::runs::summary::{damaged_message, is_alive, stderr_tail};
+
+/// What `ls`, the TUI and the scheduler know about a run: its summary, and Slurm's view of its
+/// latest job for a Slurm run (its fields read through: `status.step` is the summary's).
 #[derive(Debug, Clone, Serialize)]
 pub struct RunStatus {
-    pub id: String,
-    pub name: Option<String>,
-    pub state: State,
-    /// The last status message (a failure's reason, "resumed from step N", ...).
-    pub message: Option<String>,
-    /// Optimizer steps completed.
-    pub step: u64,
-    pub max_steps: u64,
-    pub loss: Option<f64>,
-    /// The best held-out (selection) loss and its step, from checkpoint events.
-    pub best_loss: Option<f64>,
-    pub best_step: Option<u64>,
-    pub mixture: String,
-    pub parent: Option<String>,
-    pub fork_step: Option<u64>,
-    pub device: String,
-    pub threads: usize,
-    /// Time of the first and of the last event.
-    pub started: Option<f64>,
-    pub updated: Option<f64>,
-    /// When the run was queued, while its last status is `queued` (the queue's FIFO order);
-    /// for a Slurm run, the time of its last `queued` status whatever came after.
-    pub queued_at: Option<f64>,
-    pub tokens_per_s: Option<f64>,
-    pub checkpoints: Vec<u64>,
-    pub alive: bool,
-    pub pid: Option<u32>,
-    /// Lines of events.jsonl read that did not parse (its ends are read, not the whole file).
-    pub bad_lines: usize,
-    /// The sweep this run is a point of.
-    pub sweep: Option<crate::config::SweepTag>,
+    #[serde(flatten)]
+    pub summary: Summary,
     /// A Slurm run's latest job: id, Slurm's state and reason, node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slurm: Option<super::slurm::SlurmView>,
+    /// A failure Slurm caused that the run's events do not say yet ([`Observed::unrecorded`]).
     #[serde(skip)]
-    pub config: Option<RunConfig>,
-    #[serde(skip)]
-    pub dir: std::path::PathBuf,
-    /// The run's `warning` events, and the last one (`at step N: …`) when it lies near the end.
-    pub warnings: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_warning: Option<String>,
-    /// Bytes of events.jsonl read to learn all this.
-    #[serde(skip)]
-    pub read_bytes: u64,
+    pub unrecorded: Option<String>,
 }
 
-/// Whether a monitor or a trainer process holds the run.
-pub fn is_alive(run: &RunDir) -> bool {
-    lock::is_held(&run.path) || monitor_held(&run.path)
-}
-
-fn monitor_held(dir: &Path) -> bool {
-    let p = dir.join("monitor.lock");
-    let Ok(f) = crate::util::open_nofollow(std::fs::OpenOptions::new().read(true), &p) else {
-        return false;
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::io::AsRawFd;
-        // SAFETY: flock on a valid descriptor; a successful probe is released when `f` closes.
-        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = f;
-        false
+impl std::ops::Deref for RunStatus {
+    type Target = Summary;
+    fn deref(&self) -> &Summary {
+        &self.summary
     }
 }
 
-/// The last lines of the run's stderr.log (a failed run's reason).
-pub fn stderr_tail(run: &RunDir, n: usize) -> Vec<String> {
-    let Ok(text) = std::fs::read(run.stderr_path()) else {
-        return Vec::new();
-    };
-    let text = String::from_utf8_lossy(&text[text.len().saturating_sub(64 * 1024)..]).into_owned();
-    let lines: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
-    lines[lines.len().saturating_sub(n)..].to_vec()
-}
-
-/// A run's state from its last status event and whether a trainer or monitor holds it: a run
-/// whose process died without writing a final status has failed (with its stderr's last lines).
-pub fn derive_state(
-    run: &RunDir,
-    last: Option<State>,
-    message: Option<String>,
-    alive: bool,
-) -> (State, Option<String>) {
-    match (last, alive) {
-        (Some(State::Running) | Some(State::Queued) | None, true) => (State::Running, message),
-        (Some(s), true) => (s, message),
-        (Some(State::Running), false) => {
-            let tail = stderr_tail(run, 5);
-            let mut msg = "the trainer exited without a final status".to_string();
-            if !tail.is_empty() {
-                msg.push_str(": ");
-                msg.push_str(&tail.join(" | "));
-            }
-            (State::Failed, Some(msg))
-        }
-        (Some(s), false) => (s, message),
-        (None, false) => match lock::read_info(&run.path.join("lock")) {
-            // Every command that creates a run holds its lock until the run's first status
-            // (queued, or running): a lock's owner that died before writing one died in setup.
-            Some(owner) => (
-                State::Failed,
-                Some(format!(
-                    "setup did not finish: the process that created the run (pid {} on {}) ended before the run was queued or started training; resume starts it again",
-                    owner.pid, owner.host
-                )),
-            ),
-            None => (State::Queued, message.or_else(|| Some("not launched".into()))),
-        },
+impl std::ops::DerefMut for RunStatus {
+    fn deref_mut(&mut self) -> &mut Summary {
+        &mut self.summary
     }
 }
 
@@ -138,158 +47,62 @@ pub struct Observed {
     /// A trainer (or its Slurm job) holds the run.
     pub alive: bool,
     pub slurm: Option<super::slurm::SlurmView>,
+    /// Slurm ended the run's job behind its back and its events do not say so yet: the words
+    /// [`super::record_verdicts`] writes (readers only read).
+    pub unrecorded: Option<String>,
 }
 
 /// A run's state as everyone shows it: the last status event (its state, message and the time of
 /// the last `queued` event), the processes' locks and, for a Slurm run, Slurm's word on its
-/// latest job. A failure Slurm caused that the events do not yet say is written to them.
+/// latest job. A failure Slurm caused that the events do not yet say is returned, not written.
 pub fn observe(run: &RunDir, slurm: bool, last: Option<(State, Option<String>)>, queued_at: Option<f64>) -> Observed {
-    let mut alive = is_alive(run);
+    let mut alive = summary::is_alive(run);
     let mut last = last;
     let mut view = None;
+    let mut unrecorded = None;
     if slurm {
         let o = super::slurm::overlay(run, last, queued_at, alive);
-        if let Some(why) = &o.record {
-            let _ = super::slurm::record_failure(run, why);
-        }
+        unrecorded = o.record;
         last = o.last;
         alive = o.alive;
         view = o.view;
     }
-    let (state, message) = derive_state(run, last.as_ref().map(|l| l.0), last.and_then(|l| l.1), alive);
-    Observed { state, message, alive, slurm: view }
+    let (state, message) = summary::derive_state(run, last.as_ref().map(|l| l.0), last.and_then(|l| l.1), alive);
+    Observed { state, message, alive, slurm: view, unrecorded }
 }
 
-/// Derive the state of a run from its directory: its run.toml, the ends of its events file
-/// (never the whole file: see [`crate::runs::events::ends`]) and its processes.
+/// A run's state from its directory and, for a Slurm run, from Slurm.
 pub fn status(run: &RunDir) -> Result<RunStatus> {
-    let cfg = run.read_config();
-    let cfg_error = cfg.as_ref().err().map(|e| format!("{e:#}"));
-    let cfg = cfg.ok();
-    let slurm = cfg.as_ref().is_some_and(super::slurm::is_slurm);
-    let ends = ends::read(&run.events_path(), ends::Want { queued: slurm, best: true });
-    let train = ends.last_train.as_ref().and_then(|e| match e.body {
-        Body::Train { loss, tokens_per_s, .. } => Some((loss, tokens_per_s)),
-        _ => None,
-    });
-    let last = ends.last_status.as_ref().and_then(|e| match &e.body {
-        Body::Status { state, message } => Some((*state, message.clone())),
-        _ => None,
-    });
-    let mut st = RunStatus {
-        id: run.id(),
-        name: cfg.as_ref().and_then(|c| c.name.clone()),
-        state: State::Queued,
-        message: None,
-        step: ends.step,
-        max_steps: cfg.as_ref().map_or(0, |c| c.train.max_steps),
-        loss: train.map(|t| t.0),
-        best_loss: ends.best.loss,
-        best_step: ends.best.step,
-        mixture: cfg.as_ref().and_then(|c| c.mixture().ok()).map(|m| m.summary()).unwrap_or_default(),
-        parent: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.parent.clone())),
-        fork_step: cfg.as_ref().and_then(|c| c.lineage.as_ref().map(|l| l.fork_step)),
-        device: cfg.as_ref().map_or_else(|| "?".into(), |c| shown_device(c.device, run)),
-        threads: cfg.as_ref().map_or(0, |c| c.threads),
-        started: ends.first.as_ref().map(|e| e.time),
-        updated: ends.last.as_ref().map(|e| e.time),
-        queued_at: ends.queued_at,
-        tokens_per_s: train.map(|t| t.1),
-        checkpoints: run.checkpoints().unwrap_or_default(),
-        alive: false,
-        pid: None,
-        bad_lines: ends.bad,
-        sweep: cfg.as_ref().and_then(|c| c.sweep.clone()),
-        slurm: None,
-        config: cfg,
-        dir: run.path.clone(),
-        warnings: ends.warnings,
-        last_warning: ends.last_warning.as_ref().and_then(|e| match &e.body {
-            Body::Warning { message, .. } => Some(format!("at step {}: {message}", e.step)),
-            _ => None,
-        }),
-        read_bytes: ends.bytes,
-    };
-    let o = observe(run, slurm, last, st.queued_at);
-    (st.state, st.message, st.alive, st.slurm) = (o.state, o.message, o.alive, o.slurm);
-    st.pid = lock::read_info(&run.path.join("lock")).map(|i| i.pid).filter(|_| lock::is_held(&run.path));
-    if let (Some(err), false) = (cfg_error, st.alive) {
-        // A run whose run.toml cannot be read cannot be trained or resumed: say why.
-        st.state = State::Failed;
-        st.message = Some(damaged_message(run, &err));
+    with_slurm(summary::read(run, super::slurm::is_slurm)?)
+}
+
+fn with_slurm(s: Summary) -> Result<RunStatus> {
+    let mut st = RunStatus { summary: s, slurm: None, unrecorded: None };
+    if st.config.as_ref().is_some_and(super::slurm::is_slurm) {
+        let run = RunDir::new(&st.dir);
+        let o = observe(&run, true, st.recorded.clone(), st.queued_at);
+        (st.summary.state, st.summary.message, st.summary.alive) = (o.state, o.message, o.alive);
+        (st.slurm, st.unrecorded) = (o.slurm, o.unrecorded);
     }
     Ok(st)
 }
 
-/// What `ls`, the TUI and reports say of a run whose run.toml cannot be read (`err`).
-pub fn damaged_message(run: &RunDir, err: &str) -> String {
-    if run.exists() {
-        format!("unreadable run.toml: {err}")
-    } else {
-        "damaged: run.toml is missing (its events and checkpoints are kept; it cannot be resumed or forked)".into()
-    }
-}
-
 /// The status of every run under a root (unreadable runs are reported as failed).
 pub fn list(root: &Path) -> Result<Vec<RunStatus>> {
-    let mut out = Vec::new();
     let runs = crate::runs::list(root)?;
     // One question to Slurm for every Slurm run's latest job.
     let jobs: Vec<String> = runs.iter().filter_map(|r| super::slurm::current(r).map(|c| c.job)).collect();
     if !jobs.is_empty() {
         super::slurm::prefetch(&jobs);
     }
+    let mut out = Vec::with_capacity(runs.len());
     for r in runs {
-        match status(&r) {
-            Ok(s) => out.push(s),
-            Err(e) => out.push(RunStatus {
-                id: r.id(),
-                name: None,
-                state: State::Failed,
-                message: Some(format!("{e:#}")),
-                step: 0,
-                max_steps: 0,
-                loss: None,
-                best_loss: None,
-                best_step: None,
-                mixture: String::new(),
-                parent: None,
-                fork_step: None,
-                device: "?".into(),
-                threads: 0,
-                started: None,
-                updated: None,
-                queued_at: None,
-                tokens_per_s: None,
-                checkpoints: Vec::new(),
-                alive: false,
-                pid: None,
-                bad_lines: 0,
-                sweep: None,
-                slurm: None,
-                config: None,
-                dir: r.path.clone(),
-                warnings: 0,
-                last_warning: None,
-                read_bytes: 0,
-            }),
-        }
+        let st = summary::read(&r, super::slurm::is_slurm).and_then(with_slurm);
+        out.push(st.unwrap_or_else(|e| RunStatus {
+            summary: summary::unreadable(&r, &e),
+            slurm: None,
+            unrecorded: None,
+        }));
     }
     Ok(out)
-}
-
-/// The device as `ls` shows it: `auto` is `cpu` in a build without CUDA (where it can be
-/// nothing else).
-/// A run the queue gave a GPU shows that GPU.
-fn shown_device(spec: DeviceSpec, run: &RunDir) -> String {
-    if spec.takes_any_gpu() {
-        if let Some(d) = run.assigned_device() {
-            return d;
-        }
-    }
-    if spec == DeviceSpec::Auto && !cfg!(feature = "cuda") {
-        "cpu".into()
-    } else {
-        spec.to_string()
-    }
 }

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 
-use super::checkpoint;
 use crate::bail_input;
 use crate::data::tokenizer::{self, ChatFormat, Tok};
+use crate::runs::checkpoint;
 use crate::runs::RunDir;
 
 /// Which checkpoint to export.
@@ -76,7 +76,7 @@ pub fn export(run: &RunDir, which: Which, out: &Path) -> Result<Exported> {
     // A damaged checkpoint is refused before anything is written.
     checkpoint::load_verified(&run.checkpoint_dir(step), step)?;
     let tok = Tok::load(&run.tokenizer_path())?;
-    let mcfg = super::trainer::model_config(&cfg, &tok)?;
+    let mcfg = crate::model::of_run(&cfg, &tok)?;
     let (dtype_name, dtype) = torch_dtype(&cfg.model.dtype);
 
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -110,7 +110,7 @@ pub fn export(run: &RunDir, which: Which, out: &Path) -> Result<Exported> {
 
         // config.json: the pretrained model's own (every field it had) or ours, with the dtype.
         let source_dir = (cfg.model.source != "tiny")
-            .then(|| super::pretrained::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref()).ok())
+            .then(|| crate::model::files::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref()).ok())
             .flatten();
         let mut config: serde_json::Value =
             match source_dir.as_ref().map(|d| std::fs::read_to_string(d.join("config.json"))) {

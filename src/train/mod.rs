@@ -3,21 +3,18 @@
 //! TUI: the run directory is its only output.
 
 pub mod batch;
-pub mod checkpoint;
 pub mod evaluate;
 pub mod export;
 pub mod model;
-pub mod model_config;
 pub mod ops;
 pub mod optim;
 pub mod pretrained;
 pub mod samples;
 pub mod schedule;
-pub mod setup;
 pub mod trainer;
 
-pub use model::{load_varmap_safetensors, param_specs, Model, ParamSpec, WeightMismatch};
-pub use model_config::{Arch, ConfigError, ModelConfig};
+pub use crate::model::{param_specs, Arch, ConfigError, ModelConfig, ParamSpec};
+pub use model::{load_varmap_safetensors, Model, WeightMismatch};
 pub use ops::Kernels;
 pub use optim::{AdamW, AdamWConfig, GradAccum};
 pub use trainer::{train, train_locked, Outcome, TrainOptions};

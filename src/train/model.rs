@@ -2,62 +2,13 @@
 //! w.r.t. every parameter), token NLL for evaluation, and batched greedy generation with a KV
 //! cache.
 
-use super::model_config::ModelConfig;
 use super::ops::{self, Kernels, RopeTables};
+use crate::model::{param_specs, Init, ModelConfig};
 use candle_core::{DType, Device, IndexOp, Result, Tensor, Var};
 use candle_nn::VarMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, HashSet};
-
-/// How a parameter is initialised by [`Model::new`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Init {
-    /// normal(0, 0.02)
-    Normal,
-    /// all ones (norm weights)
-    Ones,
-    /// all zeros (biases)
-    Zeros,
-}
-
-/// One expected parameter: HF name, shape, initialisation.
-#[derive(Debug, Clone)]
-pub struct ParamSpec {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub init: Init,
-}
-
-/// Every parameter of the model, in a fixed order, with its Hugging Face name.
-pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
-    let (h, i, v, kv) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.kv_dim());
-    let mut out = Vec::new();
-    let mut p = |name: String, shape: Vec<usize>, init: Init| out.push(ParamSpec { name, shape, init });
-    p("model.embed_tokens.weight".into(), vec![v, h], Init::Normal);
-    for l in 0..cfg.num_hidden_layers {
-        let pre = format!("model.layers.{l}");
-        p(format!("{pre}.self_attn.q_proj.weight"), vec![h, h], Init::Normal);
-        p(format!("{pre}.self_attn.k_proj.weight"), vec![kv, h], Init::Normal);
-        p(format!("{pre}.self_attn.v_proj.weight"), vec![kv, h], Init::Normal);
-        if cfg.attention_bias {
-            p(format!("{pre}.self_attn.q_proj.bias"), vec![h], Init::Zeros);
-            p(format!("{pre}.self_attn.k_proj.bias"), vec![kv], Init::Zeros);
-            p(format!("{pre}.self_attn.v_proj.bias"), vec![kv], Init::Zeros);
-        }
-        p(format!("{pre}.self_attn.o_proj.weight"), vec![h, h], Init::Normal);
-        p(format!("{pre}.mlp.gate_proj.weight"), vec![i, h], Init::Normal);
-        p(format!("{pre}.mlp.up_proj.weight"), vec![i, h], Init::Normal);
-        p(format!("{pre}.mlp.down_proj.weight"), vec![h, i], Init::Normal);
-        p(format!("{pre}.input_layernorm.weight"), vec![h], Init::Ones);
-        p(format!("{pre}.post_attention_layernorm.weight"), vec![h], Init::Ones);
-    }
-    p("model.norm.weight".into(), vec![h], Init::Ones);
-    if !cfg.tie_word_embeddings {
-        p("lm_head.weight".into(), vec![v, h], Init::Normal);
-    }
-    out
-}
 
 /// Errors of [`Model::from_varmap_checked`]: every problem is listed.
 #[derive(Debug, thiserror::Error)]

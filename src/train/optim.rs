@@ -8,6 +8,7 @@
 //! `GradStore::extend`), or sum the scaled losses before one `backward`.
 
 use super::ops::ROW_CHUNK;
+use crate::model::resolve_freeze;
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Result, Tensor, Var};
 use candle_nn::VarMap;
@@ -139,28 +140,6 @@ impl InplaceOp1 for Update<'_> {
         );
         Ok(())
     }
-}
-
-/// The parameter-name prefixes `train.freeze` means for a model with these parameter names.
-/// In a model with tied embeddings there is no `lm_head.weight`: the output layer *is* the
-/// token embedding matrix, so a prefix of `lm_head.weight` names `model.embed_tokens.weight`
-/// (freezing the output layer of a tied model freezes its embeddings, as it must). A prefix
-/// that names nothing else is bad input, listing the names.
-pub fn resolve_freeze(prefixes: &[String], names: &[String]) -> anyhow::Result<Vec<String>> {
-    const HEAD: &str = "lm_head.weight";
-    const TIED: &str = "model.embed_tokens.weight";
-    let tied = !names.iter().any(|n| n == HEAD) && names.iter().any(|n| n == TIED);
-    let mut out = Vec::new();
-    for f in prefixes {
-        if names.iter().any(|n| n.starts_with(f.as_str())) {
-            out.push(f.clone());
-        } else if tied && !f.is_empty() && HEAD.starts_with(f.as_str()) {
-            out.push(TIED.to_string());
-        } else {
-            crate::bail_input!("train.freeze: '{f}' names no parameter of the model (they are: {})", names.join(", "));
-        }
-    }
-    Ok(out)
 }
 
 impl AdamW {

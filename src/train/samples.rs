@@ -8,7 +8,7 @@ use candle_core::DType;
 use candle_nn::VarMap;
 
 use super::model::Model;
-use super::trainer::{dtype_of, load_weights, model_config, select_device};
+use super::trainer::{dtype_of, load_weights, select_device};
 use crate::config::RunConfig;
 use crate::data::jsonl::{DataSource, UserData};
 use crate::data::suite::GenOptions;
@@ -28,14 +28,14 @@ pub fn load_model(run: &RunDir, step: Option<u64>) -> Result<(RunConfig, Tok, Mo
     if !dir.is_dir() {
         crate::bail_input!("{} has no checkpoint at step {step}", run.path.display());
     }
-    super::checkpoint::load_verified(&dir, step)?;
+    crate::runs::checkpoint::load_verified(&dir, step)?;
     let tok = Tok::load(&run.tokenizer_path())?;
     let device = select_device(crate::config::DeviceSpec::Cpu)?;
-    let mcfg = model_config(&cfg, &tok)?;
+    let mcfg = crate::model::of_run(&cfg, &tok)?;
     let varmap = VarMap::new();
     let mut model = Model::new(&mcfg, &varmap, &device, DType::F32, cfg.seed)?;
     model.set_compute_dtype(dtype_of("f32"))?;
-    load_weights(&varmap, &model, &dir.join(super::checkpoint::MODEL_FILE))?;
+    load_weights(&varmap, &model, &dir.join(crate::runs::checkpoint::MODEL_FILE))?;
     Ok((cfg, tok, model, step))
 }
 

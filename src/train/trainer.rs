@@ -13,10 +13,8 @@ use candle_core::{DType, Device};
 use candle_nn::VarMap;
 
 use super::batch::{plan_micro_batches, step_gradients};
-use super::checkpoint::{self, TrainState};
 use super::evaluate::Evaluator;
 use super::model::Model;
-use super::model_config::{Arch, ModelConfig};
 use super::ops::Kernels;
 use super::optim::{AdamW, AdamWConfig};
 use super::schedule::lr_at;
@@ -25,6 +23,7 @@ use crate::data::jsonl::{DataSource, UserData};
 use crate::data::sampler::{Sampler, SamplerState};
 use crate::data::suite::GenOptions;
 use crate::data::tokenizer::Tok;
+use crate::runs::checkpoint::{self, TrainState};
 use crate::runs::control::{Command, ControlWatch};
 use crate::runs::events::{Best, Body, Event, EventWriter, Examples, State};
 use crate::runs::lock::RunLock;
@@ -157,37 +156,6 @@ pub fn dtype_of(s: &str) -> DType {
     }
 }
 
-/// The model configuration of a run: the tiny shape with the tokenizer's vocabulary, or the
-/// pretrained model's config.json.
-pub fn model_config(cfg: &RunConfig, tok: &Tok) -> Result<ModelConfig> {
-    if cfg.model.source == "tiny" {
-        let s = &cfg.model.shape;
-        let m = ModelConfig {
-            vocab_size: s.vocab_size.unwrap_or(tok.vocab_size()),
-            hidden_size: s.hidden_size,
-            intermediate_size: s.intermediate_size,
-            num_hidden_layers: s.num_hidden_layers,
-            num_attention_heads: s.num_attention_heads,
-            num_key_value_heads: s.num_key_value_heads.unwrap_or(s.num_attention_heads),
-            max_position_embeddings: s.max_position_embeddings,
-            rope_theta: s.rope_theta,
-            rms_norm_eps: s.rms_norm_eps,
-            tie_word_embeddings: s.tie_word_embeddings,
-            architecture: if s.architecture == "qwen2" { Arch::Qwen2 } else { Arch::Llama },
-            attention_bias: s.attention_bias || s.architecture == "qwen2",
-        };
-        m.validate().map_err(|e| crate::error::bad_input(format!("model.shape: {e}")))?;
-        return Ok(m);
-    }
-    let dir = super::pretrained::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
-    let path = dir.join("config.json");
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))?;
-    ModelConfig::from_hf_json(&text).map_err(|e| {
-        crate::error::bad_input(format!("{}: {}", path.display(), e.to_string().trim_start_matches("config.json: ")))
-    })
-}
-
 /// Everything a loop iteration needs.
 struct Session {
     run: RunDir,
@@ -292,7 +260,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     let device = select_device(spec)?;
     stop_if_interrupted!();
     let dtype = dtype_of(&cfg.model.dtype);
-    let mcfg = model_config(&cfg, &tok)?;
+    let mcfg = crate::model::of_run(&cfg, &tok)?;
     let kernels = match cfg.model.kernels.as_str() {
         "composite" => Kernels::Composite,
         "fused" => Kernels::Fused,
@@ -331,7 +299,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         }
         None => {
             if cfg.model.source != "tiny" {
-                let dir = super::pretrained::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
+                let dir = crate::model::files::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
                 super::pretrained::load_pretrained(&varmap, &model, &dir, dtype)?;
             }
             let s = TrainState {

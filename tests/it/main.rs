@@ -17,6 +17,7 @@ mod groups;
 mod hub;
 mod integrity;
 mod interop;
+mod layers;
 mod metrics;
 mod reliability;
 mod slurm;

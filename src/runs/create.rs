@@ -1,18 +1,17 @@
 //! Creating run directories: a new run from a config (with its tokenizer and, for `[init]`,
-//! its base run's checkpoint), and a fork of an existing run at a checkpoint.
+//! its base run, found, installed from the shipped bases or created), and its starting
+//! checkpoint linked in before it first trains. Forks are made in [`super::fork`].
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::checkpoint::{self, TrainState};
+use super::checkpoint;
+use super::lock::RunLock;
+use super::{self as runs, RunDir};
 use crate::bail_input;
 use crate::config::{Lineage, Loaded, RunConfig};
-use crate::data::mixture::Mixture;
 use crate::data::tokenizer::{self, Tok};
-use crate::runs::events::{Body, Event, EventWriter};
-use crate::runs::lock::RunLock;
-use crate::runs::{self, RunDir};
 
 /// The digest that identifies a config, its name and length (`train.max_steps`) excluded: a run
 /// directory can be resumed with a config of the same digest, and a base run is reused by a
@@ -50,8 +49,8 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
     let user = crate::data::jsonl::UserData::load(&cfg.data.files)?;
     warn_untrained_rows(&user, &cfg);
     let pretrained = if cfg.model.source != "tiny" && cfg.init.is_none() {
-        let dir = super::pretrained::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
-        Some(super::pretrained::check_model_dir(&dir)?)
+        let dir = crate::model::files::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
+        Some(crate::model::files::check_model_dir(&dir)?)
     } else {
         None
     };
@@ -90,7 +89,7 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
     // `train.freeze` names parameters of the model: checked before the run exists.
     let mcfg = match &pretrained {
         Some(m) => m.clone(),
-        None => super::trainer::model_config(&cfg, &tok)?,
+        None => crate::model::of_run(&cfg, &tok)?,
     };
     check_freeze(loaded, &cfg.train.freeze, &mcfg)?;
     if let Some(d) = dir {
@@ -134,18 +133,18 @@ pub fn create_run(root: &Path, dir: Option<&Path>, loaded: &Loaded) -> Result<Cr
         // run with fresh moments; a base trained here will have them.
         let ck = b.checkpoint_dir(*step);
         let fresh = ck.join(checkpoint::STATE_FILE).exists() && !ck.join(checkpoint::OPTIM_FILE).exists();
-        write_fork_event(&run, &b.id(), *step, &mix, fresh)?;
+        super::fork::write_fork_event(&run, &b.id(), *step, &mix, fresh)?;
     }
     let base = base.map(|(b, _)| b);
     Ok(Created { run, base, lock, base_lock })
 }
 
 /// Every prefix in `train.freeze` must name a parameter of the model, as the optimizer reads
-/// it (`optim::resolve_freeze`: in a tied model `lm_head` is the embedding matrix); bad input
+/// it (`model::resolve_freeze`: in a tied model `lm_head` is the embedding matrix); bad input
 /// at its place.
-fn check_freeze(loaded: &Loaded, freeze: &[String], m: &super::ModelConfig) -> Result<()> {
-    let names: Vec<String> = super::param_specs(m).into_iter().map(|p| p.name).collect();
-    super::optim::resolve_freeze(freeze, &names).map(|_| ()).map_err(|e| {
+fn check_freeze(loaded: &Loaded, freeze: &[String], m: &crate::model::ModelConfig) -> Result<()> {
+    let names: Vec<String> = crate::model::param_specs(m).into_iter().map(|p| p.name).collect();
+    crate::model::resolve_freeze(freeze, &names).map(|_| ()).map_err(|e| {
         let msg = format!("{e:#}");
         loaded.field_error("train.freeze", msg.trim_start_matches("train.freeze: ").to_string())
     })
@@ -260,11 +259,6 @@ fn claim_dir(path: &Path) -> Result<(RunDir, RunLock)> {
     Ok((RunDir::new(path), lock))
 }
 
-/// Whether a run has trained to its last step.
-pub fn is_complete(run: &RunDir) -> Result<bool> {
-    Ok(run.latest_checkpoint()? == Some(run.read_config()?.train.max_steps))
-}
-
 /// Before a run first trains: a run started from another run's model gets that checkpoint
 /// linked in. Errors (a [`BadInput`](crate::error::BadInput)) when the base has not reached it.
 pub fn prepare_start(root: &Path, run: &RunDir) -> Result<()> {
@@ -291,7 +285,7 @@ pub fn prepare_start(root: &Path, run: &RunDir) -> Result<()> {
         bail_input!("run {}: base run {} has no checkpoint at step {} yet", run.id(), base.id(), lin.fork_step);
     }
     let v = checkpoint::load_verified(&base.checkpoint_dir(lin.fork_step), lin.fork_step)?;
-    link_checkpoint(&base, lin.fork_step, v, run, cfg.seed).map(|_| ())
+    super::fork::link_checkpoint(&base, lin.fork_step, v, run, cfg.seed).map(|_| ())
 }
 
 /// The tokenizer.json a new run copies.
@@ -299,7 +293,7 @@ fn tokenizer_source(root: &Path, cfg: &RunConfig) -> Result<PathBuf> {
     match cfg.tokenizer.source.as_str() {
         "suite" => tokenizer::suite_tokenizer(&tokenizer::cache_dir(root), cfg.tokenizer.vocab_size),
         "model" => {
-            let dir = super::pretrained::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
+            let dir = crate::model::files::resolve_model_dir(&cfg.model.source, cfg.model.revision.as_deref())?;
             let p = dir.join("tokenizer.json");
             if !p.exists() {
                 bail_input!("{}: the model has no tokenizer.json", dir.display());
@@ -434,122 +428,4 @@ fn install_shipped(root: &Path, shipped: &RunDir) -> Result<RunDir> {
     std::fs::rename(&tmp, &path)?;
     crate::util::sync_dir(root);
     Ok(RunDir::new(path))
-}
-
-fn fmt_steps(v: &[u64]) -> String {
-    if v.is_empty() {
-        "none".into()
-    } else {
-        v.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ")
-    }
-}
-
-/// Put `from`'s checkpoint at `step`, checked by the caller ([`checkpoint::load_verified`]: a
-/// damaged checkpoint is never linked), into `to` (hard links where possible, copies otherwise). The
-/// sampler continues with `seed` (the same as the parent's for an exact fork). Returns whether
-/// the checkpoint holds weights only (a shipped base's): the run then starts with fresh
-/// optimizer moments, which the trainer allows at a run's starting step alone.
-fn link_checkpoint(from: &RunDir, step: u64, v: checkpoint::Verified, to: &RunDir, seed: u64) -> Result<bool> {
-    let src = from.checkpoint_dir(step);
-    crate::util::ensure_real_dir(&to.checkpoints_dir())?;
-    let tmp = to.checkpoints_dir().join(format!(".tmp-{step}-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
-    for f in [checkpoint::MODEL_FILE, checkpoint::OPTIM_FILE] {
-        let (a, b) = (src.join(f), tmp.join(f));
-        if f == checkpoint::OPTIM_FILE && !v.optimizer {
-            continue;
-        }
-        if std::fs::hard_link(&a, &b).is_err() {
-            std::fs::copy(&a, &b).with_context(|| format!("copying {}", a.display()))?;
-        }
-    }
-    let mut st: TrainState = v.state;
-    st.sampler.seed = seed;
-    st.control_seq = 0;
-    std::fs::write(tmp.join(checkpoint::STATE_FILE), serde_json::to_vec_pretty(&st)?)?;
-    std::fs::rename(&tmp, to.checkpoint_dir(step))?;
-    crate::util::sync_dir(&to.checkpoints_dir());
-    Ok(!v.optimizer)
-}
-
-fn write_fork_event(run: &RunDir, parent: &str, step: u64, mix: &Mixture, fresh_optimizer: bool) -> Result<()> {
-    let mut w = EventWriter::open(&run.events_path())?;
-    w.write(&Event::new(
-        step,
-        Body::Fork { parent: parent.to_string(), parent_step: step, mixture: mix.spec.clone(), fresh_optimizer },
-    ))?;
-    w.sync()
-}
-
-/// A fork, created and locked (a caller queues it, then lets the lock go).
-pub struct Forked {
-    pub run: RunDir,
-    pub lock: Option<RunLock>,
-    /// The checkpoint holds weights only: the fork starts with fresh optimizer moments.
-    pub fresh_optimizer: bool,
-    pub step: u64,
-}
-
-/// Fork `parent` at checkpoint `at` (default: its latest) with a new mixture SPEC. Languages
-/// the new mixture trains on stop being held out. `seed` gives the fork's data stream another
-/// seed (a fork is otherwise its parent's stream continued). Returns the new run, locked.
-pub fn fork_run(
-    root: &Path,
-    parent: &RunDir,
-    at: Option<u64>,
-    spec: &str,
-    name: Option<String>,
-    max_steps: Option<u64>,
-    seed: Option<u64>,
-) -> Result<Forked> {
-    let pcfg = parent.read_config()?;
-    let ckpts = parent.checkpoints()?;
-    let step = match at {
-        Some(s) if ckpts.contains(&s) => s,
-        Some(s) => bail_input!(
-            "--at {s}: run {} has no checkpoint at step {s} (checkpoints: {})",
-            parent.id(),
-            fmt_steps(&ckpts)
-        ),
-        None => match ckpts.last() {
-            Some(s) => *s,
-            None => bail_input!("run {} has no checkpoint to fork from yet", parent.id()),
-        },
-    };
-    let mix = Mixture::parse(spec, &pcfg.data.spec_context())?;
-    // The checkpoint is checked before anything is created.
-    let verified = checkpoint::load_verified(&parent.checkpoint_dir(step), step)?;
-    let mut cfg = pcfg.clone();
-    cfg.seed = seed.unwrap_or(pcfg.seed);
-    cfg.data.mixture = mix.spec.clone();
-    cfg.data.heldout.retain(|h| !mix.seen().contains(&h.as_str()));
-    // The fork keeps evaluating every language its parent did (curves continue), plus the new.
-    let pmix = pcfg.mixture()?;
-    let mut langs = crate::config::eval_langs(&pcfg, &pmix);
-    for l in mix.languages() {
-        if !langs.iter().any(|x| x == l) {
-            langs.push(l.to_string());
-        }
-    }
-    langs.sort_by_key(|c| crate::data::lang::order(c));
-    cfg.eval.langs = langs;
-    cfg.name = name.or_else(|| pcfg.name.as_ref().map(|n| format!("{n}-fork{step}")));
-    cfg.lineage = Some(Lineage { parent: parent.id(), fork_step: step });
-    cfg.train.max_steps = match max_steps {
-        Some(m) if m <= step => bail_input!("--max-steps {m}: must be past the fork step {step}"),
-        Some(m) => m,
-        None if pcfg.train.max_steps > step => pcfg.train.max_steps,
-        None => step + (pcfg.train.max_steps - pcfg.train.schedule_start).max(1),
-    };
-    cfg.init = None;
-    cfg.source_hash = None;
-    // A fork is a run of its own, not another point of its parent's sweep.
-    cfg.sweep = None;
-    let (run, lock) = new_run_dir(root, cfg.name.as_deref())?;
-    tokenizer::copy_tokenizer(&parent.tokenizer_path(), &run.tokenizer_path())
-        .context("copying the parent's tokenizer")?;
-    run.write_config(&cfg)?;
-    let fresh_optimizer = link_checkpoint(parent, step, verified, &run, cfg.seed)?;
-    write_fork_event(&run, &parent.id(), step, &mix, fresh_optimizer)?;
-    Ok(Forked { run, lock: Some(lock), fresh_optimizer, step })
 }
