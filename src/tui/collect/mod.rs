@@ -325,18 +325,24 @@ impl Collector {
 pub enum Wake {
     /// A file under the root changed (from the watcher): read, paced.
     Files(PathBuf),
-    /// Look at everything now (after a request to the supervisor).
+    /// Look at everything now (after a request to the supervisor, or when the watcher
+    /// dropped events).
     Now,
+    /// The watcher failed: look at everything, and keep looking at the fallback's pace.
+    Unwatched,
     /// Read the root again from scratch.
     Reload,
 }
 
 /// How often runs are polled without file events (a fallback: events can be missed), and how
 /// often states and the system are looked at; every run, quiet ones included, and the root's
-/// listing are read at least every `ALL`.
+/// listing are read at least every `ALL`, or every `ALL_WATCHED` once the watcher has shown
+/// that it reports this root's changes (a root on a network file system may never: its
+/// writers are other machines).
 const POLL: Duration = Duration::from_millis(250);
 const SLOW: Duration = Duration::from_secs(1);
 const ALL: Duration = Duration::from_secs(4);
+const ALL_WATCHED: Duration = Duration::from_secs(15);
 
 /// Run a collector on `root` in a thread: it reads the root (sending [`Delta::Loaded`]), then
 /// watches it, sending each batch of deltas to `tx`. It stops when `tx`'s receiver is gone.
@@ -350,9 +356,19 @@ pub fn spawn(root: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Vec<Delta>>) 
         let _watcher = {
             use notify::Watcher;
             let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                if let Some(ev) = res.ok().filter(|ev| !matches!(ev.kind, notify::EventKind::Access(_))) {
-                    for p in ev.paths {
-                        let _ = files.send(Wake::Files(p));
+                match res {
+                    // The kernel dropped events (its queue overflowed): look at everything.
+                    Ok(ev) if ev.need_rescan() => {
+                        let _ = files.send(Wake::Now);
+                    }
+                    Ok(ev) if !matches!(ev.kind, notify::EventKind::Access(_)) => {
+                        for p in ev.paths {
+                            let _ = files.send(Wake::Files(p));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        let _ = files.send(Wake::Unwatched);
                     }
                 }
             })
@@ -375,16 +391,20 @@ pub fn spawn(root: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Vec<Delta>>) 
         let mut pacer = DataPacer::default();
         let (mut read_at, mut next_poll, mut next_slow) = (None::<Instant>, Instant::now() + POLL, Instant::now());
         let mut next_all = Instant::now() + ALL;
+        // Whether the watcher reports this root's changes: it has named a file, and not failed.
+        let mut watched = false;
         loop {
             let now = Instant::now();
             let due = read_at.unwrap_or(next_poll).min(next_poll).min(next_slow);
             let (mut poll, mut slow, mut all) = (false, false, false);
             match rx.recv_timeout(due.saturating_duration_since(now)) {
                 Ok(Wake::Files(path)) => {
+                    watched = true;
                     c.touched(&path);
                     read_at.get_or_insert_with(|| pacer.due(now));
                 }
                 Ok(Wake::Now) => (poll, slow, all) = (true, true, true),
+                Ok(Wake::Unwatched) => (watched, all) = (false, true),
                 Ok(Wake::Reload) => {
                     let (fresh, store) = Collector::load(&root);
                     c = fresh;
@@ -403,7 +423,7 @@ pub fn spawn(root: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Vec<Delta>>) 
                 (next_slow, slow) = (now + SLOW, true);
             }
             if next_all <= now || all {
-                (next_all, all, poll) = (now + ALL, true, true);
+                (next_all, all, poll) = (now + if watched { ALL_WATCHED } else { ALL }, true, true);
             }
             if !(poll || slow) {
                 continue;
