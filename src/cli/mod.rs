@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod data;
+mod notes;
 mod runs;
 
 #[derive(Parser, Debug)]
@@ -63,13 +64,41 @@ pub enum Command {
         #[arg(long, value_name = "K|S1,S2,...")]
         seeds: Option<String>,
     },
-    /// List runs: state, step, loss, best held-out loss, mixture, lineage, device, age.
+    /// List runs: state, step, loss, best held-out loss, mixture, lineage, device, age, tags
+    /// (✎: the run has a note).
     Ls {
         #[arg(long)]
         runs: Option<PathBuf>,
         /// One JSON array of run objects.
         #[arg(long)]
         json: bool,
+        /// Only the runs that carry this tag (repeat it, or give a comma list: runs carrying
+        /// every one of them).
+        #[arg(long = "tag", value_name = "TAG[,TAG...]")]
+        tags: Vec<String>,
+    },
+    /// A run's note (free text): `note RUN "text"` sets it and `note RUN ""` removes it;
+    /// `note RUN` prints it. A group (its name or `g:` id) has each of its runs' notes.
+    Note {
+        run: String,
+        /// The note; omit it to print the run's note.
+        text: Option<String>,
+        /// Add the text as a new line under the note instead of replacing it.
+        #[arg(long, requires = "text")]
+        append: bool,
+        #[arg(long)]
+        runs: Option<PathBuf>,
+    },
+    /// A run's tags: `tag RUN +a -b c` adds a and c, removes b, and prints the run's tags;
+    /// `tag RUN` prints them. A tag is letters, digits, '-', '_' and '.'. A group (its name or
+    /// `g:` id) tags each of its runs.
+    Tag {
+        run: String,
+        /// +TAG or TAG adds it, -TAG removes it.
+        #[arg(value_name = "+TAG|-TAG", allow_hyphen_values = true)]
+        changes: Vec<String>,
+        #[arg(long)]
+        runs: Option<PathBuf>,
     },
     /// Pause a run (it checkpoints and frees its slot).
     Pause {
@@ -486,7 +515,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Some(Command::Man { out }) => man(out.as_deref()),
-        Some(Command::Ls { runs, json }) => runs::ls(&crate::runs::runs_root(runs.as_deref()), json),
+        Some(Command::Ls { runs, json, tags }) => {
+            runs::ls(&crate::runs::runs_root(runs.as_deref()), json, &notes::wanted_tags(&tags)?)
+        }
+        Some(Command::Note { run, text, append, runs }) => {
+            notes::note(&crate::runs::runs_root(runs.as_deref()), &run, text, append)
+        }
+        Some(Command::Tag { run, changes, runs }) => {
+            let (changes, runs) = notes::split_runs_option(changes, runs)?;
+            notes::tag(&crate::runs::runs_root(runs.as_deref()), &run, &changes)
+        }
         Some(Command::Pause { run, runs }) => runs::control(runs, &run, "pause"),
         Some(Command::Resume { run, runs }) => runs::control(runs, &run, "resume"),
         Some(Command::Stop { run, runs }) => runs::control(runs, &run, "stop"),

@@ -165,16 +165,21 @@ fn place<'a>(
     }
 }
 
-/// `mixscope ls [--json]`: runs, each sweep's under a header, and runs that differ only in
-/// seed under their group's header.
-pub fn ls(root: &Path, json: bool) -> Result<i32> {
+/// `mixscope ls [--json] [--tag T]`: runs, each sweep's under a header, and runs that differ
+/// only in seed under their group's header; with `--tag`, only the runs carrying every tag.
+pub fn ls(root: &Path, json: bool, tags: &[String]) -> Result<i32> {
     use crate::supervisor::RunStatus;
     let all = crate::supervisor::list(root)?;
     crate::supervisor::record_verdicts(&all);
     let pairs: Vec<(&str, &crate::config::RunConfig)> =
         all.iter().filter_map(|s| Some((s.id.as_str(), s.config.as_ref()?))).collect();
+    // Groups of every run (a group's id does not depend on which of its runs are listed).
     let groups = crate::runs::group::groups(&pairs);
     let group_of = |id: &str| groups.iter().find(|g| g.runs.iter().any(|r| r == id));
+    let notes: std::collections::HashMap<String, Result<crate::runs::notes::Notes, String>> =
+        all.iter().map(|s| (s.id.clone(), super::notes::read_for_ls(&s.dir))).collect();
+    let tagged = |s: &RunStatus| tags.iter().all(|t| notes[&s.id].as_ref().is_ok_and(|n| n.has_tag(t)));
+    let all: Vec<RunStatus> = all.iter().filter(|s| tagged(s)).cloned().collect();
     if json {
         let v: Vec<serde_json::Value> = all
             .iter()
@@ -185,6 +190,17 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
                     o["group"] = serde_json::Value::String(g.id.clone());
                     o["group_size"] = serde_json::Value::from(g.runs.len());
                 }
+                match &notes[&s.id] {
+                    Ok(n) => {
+                        o["tags"] = serde_json::json!(n.tags);
+                        o["note"] = serde_json::json!((!n.note.is_empty()).then_some(&n.note));
+                    }
+                    Err(e) => {
+                        o["tags"] = serde_json::json!([]);
+                        o["note"] = serde_json::Value::Null;
+                        o["notes_error"] = serde_json::json!(e);
+                    }
+                }
                 o
             })
             .collect();
@@ -192,7 +208,10 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
         return Ok(0);
     }
     if all.is_empty() {
-        println!("no runs in {}", root.display());
+        match tags {
+            [] => println!("no runs in {}", root.display()),
+            _ => println!("no runs tagged {} in {}", tags.join(" and "), root.display()),
+        }
         return Ok(0);
     }
     // Runs of no sweep first, then each sweep under a header line (sweeps in creation order).
@@ -232,7 +251,7 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
     };
     let dw = all.iter().map(|s| device(s).chars().count()).max().unwrap_or(6).max(6);
     println!(
-        "{:<w$} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<dw$} {:>5}",
+        "{:<w$} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<dw$} {:>5}  TAGS",
         "RUN", "STATE", "STEP", "LOSS", "BEST", "MIXTURE", "PARENT", "DEVICE", "AGE"
     );
     for item in &items {
@@ -255,8 +274,8 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
         if mix.chars().count() > 34 {
             mix = mix.chars().take(33).collect::<String>() + "…";
         }
-        println!(
-            "{:<w$} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<dw$} {:>5}",
+        let line = format!(
+            "{:<w$} {:<9} {:>11} {:>8} {:>8}  {:<34} {:<22} {:<dw$} {:>5}  {}",
             shown_id,
             s.state.as_str(),
             step,
@@ -265,8 +284,13 @@ pub fn ls(root: &Path, json: bool) -> Result<i32> {
             mix,
             parent,
             device(s),
-            age(s.updated)
+            age(s.updated),
+            super::notes::ls_cell(&notes[&s.id])
         );
+        println!("{}", line.trim_end());
+        if let Err(e) = &notes[&s.id] {
+            println!("{:indent$}    ⚠ {e}", "");
+        }
         if s.warnings > 0 {
             let plural = if s.warnings == 1 { "" } else { "s" };
             let last = s.last_warning.as_deref().map(|m| format!("; the last {m}")).unwrap_or_default();

@@ -75,6 +75,8 @@ struct ReportRun {
     st: RunStatus,
     events: Vec<Event>,
     table: EvalTable,
+    /// What a person wrote about the run (`runs::notes`).
+    notes: crate::runs::notes::Notes,
 }
 
 impl ReportRun {
@@ -148,10 +150,15 @@ pub fn write(root: &Path, out: &Path, sweep: Option<&str>, specs: &[String]) -> 
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut runs = Vec::new();
+    let mut notes_errors = Vec::new();
     for st in statuses {
         let (events, _, _) = read_all(&st.dir.join("events.jsonl"))?;
         let table = EvalTable::from_events(&events);
-        runs.push(ReportRun { st, events, table });
+        let notes = crate::runs::notes::read(&st.dir).unwrap_or_else(|e| {
+            notes_errors.push(format!("run {}: its note and tags are left out: {e:#}", st.id));
+            Default::default()
+        });
+        runs.push(ReportRun { st, events, table, notes });
     }
     let mut files = Vec::new();
     let mut put = |name: &str, text: String| -> Result<()> {
@@ -197,6 +204,7 @@ pub fn write(root: &Path, out: &Path, sweep: Option<&str>, specs: &[String]) -> 
         .filter(|r| r.st.config.is_none())
         .map(|r| format!("run {}: {}", r.st.id, r.st.message.as_deref().unwrap_or("damaged")))
         .collect();
+    summary.extend(notes_errors);
     summary.extend(analyses.iter().flat_map(self::summary));
     Ok(Written { runs: runs.len(), sweeps: analyses.len(), files, summary })
 }
@@ -359,6 +367,8 @@ fn runs_csv(runs: &[ReportRun], groups: &[crate::runs::group::Group]) -> String 
             "non_latin",
             "group",
             "group_size",
+            "tags",
+            "note",
         ]
         .map(String::from),
     );
@@ -392,6 +402,8 @@ fn runs_csv(runs: &[ReportRun], groups: &[crate::runs::group::Group]) -> String 
                     num(a.non_latin),
                     group.map(|g| g.id.clone()).unwrap_or_default(),
                     group.map_or(1, |g| g.runs.len()).to_string(),
+                    r.notes.tags.join(" "),
+                    r.notes.note.clone(),
                 ]);
                 row(&mut out, &cells);
             }
@@ -683,6 +695,19 @@ fn cell(v: Option<f64>) -> String {
     v.filter(|x| x.is_finite()).map_or("–".into(), |x| format!("{x:.3}"))
 }
 
+/// A run's tags and note under its name in the runs table.
+fn notes_html(n: &crate::runs::notes::Notes) -> String {
+    let mut h = String::new();
+    if !n.tags.is_empty() {
+        let tags: Vec<String> = n.tags.iter().map(|t| format!("<code>{}</code>", esc(t))).collect();
+        let _ = write!(h, "<br><small>{}</small>", tags.join(" "));
+    }
+    if !n.note.trim().is_empty() {
+        let _ = write!(h, "<br><small><em>{}</em></small>", esc(n.note.trim()).replace('\n', "<br>"));
+    }
+    h
+}
+
 fn index_html(runs: &[ReportRun], analyses: &[SweepAnalysis], files: &[String]) -> String {
     let mut h = String::new();
     let _ = write!(
@@ -753,8 +778,9 @@ fn index_html(runs: &[ReportRun], analyses: &[SweepAnalysis], files: &[String]) 
         if tasks.is_empty() || cells.is_none() {
             let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}/{}</td><td>–</td><td>{}</td><td colspan=5>no eval yet</td></tr>",
+                "<tr><td>{}{}</td><td>{}</td><td>{}/{}</td><td>–</td><td>{}</td><td colspan=5>no eval yet</td></tr>",
                 esc(&r.label()),
+                notes_html(&r.notes),
                 r.st.state.as_str(),
                 r.st.step,
                 r.st.max_steps,
@@ -772,7 +798,8 @@ fn index_html(runs: &[ReportRun], analyses: &[SweepAnalysis], files: &[String]) 
                     esc(&r.label())
                 };
                 format!(
-                    "<td rowspan={n}>{name}</td><td rowspan={n}>{}</td><td rowspan={n}>{}/{}</td><td rowspan={n}>{}</td><td rowspan={n}>{}</td>",
+                    "<td rowspan={n}>{name}{}</td><td rowspan={n}>{}</td><td rowspan={n}>{}/{}</td><td rowspan={n}>{}</td><td rowspan={n}>{}</td>",
+                    notes_html(&r.notes),
                     r.st.state.as_str(),
                     r.st.step,
                     r.st.max_steps,

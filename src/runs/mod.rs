@@ -3,7 +3,7 @@
 //! ```text
 //! runs/<run-id>/
 //!   run.toml  events.jsonl  checkpoints/<step>/{model,optimizer}.safetensors + state.json
-//!   tokenizer.json  control  lock  stdout.log  stderr.log
+//!   tokenizer.json  control  lock  stdout.log  stderr.log  notes.json  notes.lock
 //! ```
 
 pub mod checkpoint;
@@ -14,6 +14,7 @@ pub mod events;
 pub mod fork;
 pub mod group;
 pub mod lock;
+pub mod notes;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
@@ -84,8 +85,17 @@ impl RunDir {
     /// lock): none may be a symbolic link, which a write would follow out of the run. (run.toml,
     /// `control` and `assigned_device` are replaced by a rename, which replaces a link rather
     /// than following it.)
-    pub const OWN_ENTRIES: [&'static str; 8] =
-        ["events.jsonl", "lock", "monitor.lock", "control", "stdout.log", "stderr.log", "checkpoints", "tensorboard"];
+    pub const OWN_ENTRIES: [&'static str; 9] = [
+        "events.jsonl",
+        "lock",
+        "monitor.lock",
+        "control",
+        "stdout.log",
+        "stderr.log",
+        "checkpoints",
+        "tensorboard",
+        notes::LOCK,
+    ];
 
     /// Refuse a run directory whose own files or directories ([`RunDir::OWN_ENTRIES`]) are
     /// symbolic links (bad input naming the first).

@@ -20,6 +20,8 @@ pub enum Action {
     Stop,
     Fork,
     NewRun,
+    /// Edit the note and tags of the selected run (or of a group's runs).
+    Notes,
     Demo,
     Filter,
     XAxis,

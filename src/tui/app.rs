@@ -62,7 +62,7 @@ pub struct App {
     /// Warnings to tell the terminal of (the event loop drains it).
     pub notify: Vec<String>,
     /// What the run tree was last built from (`on_data` rebuilds it when this changes).
-    tree_shape: Option<(u64, usize, usize)>,
+    tree_shape: Option<(u64, usize, usize, u64)>,
     /// Offer the demo when the first read of the root finds no runs (not with `--demo`, which
     /// starts it).
     pub offer_demo: bool,
@@ -293,11 +293,13 @@ impl App {
         self.resmooth();
         self.groups.refresh(&self.store);
         // The tree's shape changes with the runs (their set, a first event that orders them,
-        // a sweep's record), not with every appended event.
+        // a sweep's record; their tags, which a `tag:` filter shows), not with every appended
+        // event.
         let shape = (
             self.store.runs_gen,
             self.store.runs.iter().filter(|r| r.first_time.is_some()).count(),
             self.store.sweeps.len(),
+            self.store.notes_gen,
         );
         if self.tree_shape != Some(shape) {
             self.tree_shape = Some(shape);

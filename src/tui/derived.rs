@@ -1,5 +1,6 @@
 //! What the panes show that is computed from the store rather than read from it: the compare
-//! view's delta table, the sweep view's analysis and a selected group's languages table.
+//! view's delta table and config keys that differ, the sweep view's analysis and a selected
+//! group's languages table.
 //! `view::Ui::derive` recomputes them when the data or the selection changed (and only then),
 //! so drawing a frame computes nothing. (A group's curves are kept apart, in `tui::groups`, and
 //! updated from the members' new points.)
@@ -19,6 +20,9 @@ pub struct Derived {
     pub key: Option<Key>,
     /// The compare view's rows (every task) for the compared runs and groups, in their order.
     pub compare: Vec<CompareRow>,
+    /// The config keys whose values differ between the compared sides (`runs::diff`); `None`
+    /// when a side's run.toml cannot be read.
+    pub config_diff: Option<Vec<ConfigDiff>>,
     /// The selected sweep's analysis.
     pub sweep: Option<SweepAnalysis>,
     /// The selected group's languages table.
@@ -60,6 +64,39 @@ pub struct GroupRow {
     pub ci: Option<Est>,
     pub k: usize,
     pub n: Option<u64>,
+}
+
+/// A config key whose values differ between the compared sides: each side's values (a
+/// group's members may hold several, its seeds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigDiff {
+    pub key: String,
+    pub values: Vec<Vec<String>>,
+}
+
+/// The keys that differ between the first side and any other (`runs::diff::diff`, as `mixscope
+/// diff A B` lists them), with every side's values; `None` when a side has a run whose config
+/// is unknown (a damaged run).
+pub fn config_diff(sides: &[&[&RunData]]) -> Option<Vec<ConfigDiff>> {
+    let configs: Vec<Vec<&crate::config::RunConfig>> =
+        sides.iter().map(|s| s.iter().map(|r| r.cfg.as_ref()).collect::<Option<Vec<_>>>()).collect::<Option<_>>()?;
+    let (first, rest) = configs.split_first()?;
+    let pairs: Vec<Vec<crate::runs::diff::Row>> = rest.iter().map(|c| crate::runs::diff::diff(first, c)).collect();
+    let mut keys: Vec<&String> = pairs.iter().flatten().map(|r| &r.key).collect();
+    keys.sort();
+    keys.dedup();
+    Some(
+        keys.into_iter()
+            .map(|k| {
+                let a = pairs.iter().flatten().find(|r| &r.key == k).map(|r| r.a.clone()).unwrap_or_default();
+                let mut values = vec![a.clone()];
+                for p in &pairs {
+                    values.push(p.iter().find(|r| &r.key == k).map_or_else(|| a.clone(), |r| r.b.clone()));
+                }
+                ConfigDiff { key: k.clone(), values }
+            })
+            .collect(),
+    )
 }
 
 /// The members' values of one row: their mean and interval (see [`GroupTable`]).

@@ -53,6 +53,7 @@ pub enum Context {
     Confirm,
     Launch,
     Fork,
+    Notes,
     Demo,
 }
 
@@ -80,6 +81,7 @@ impl Context {
             Context::Confirm => &[Context::Confirm],
             Context::Launch => &[Context::Launch],
             Context::Fork => &[Context::Fork],
+            Context::Notes => &[Context::Notes],
             Context::Demo => &[Context::Demo],
         }
     }
@@ -95,6 +97,7 @@ impl Context {
             Context::Confirm => "confirm stop",
             Context::Launch => "launch dialog",
             Context::Fork => "fork dialog",
+            Context::Notes => "notes dialog",
             Context::Demo => "demo offer",
         }
     }

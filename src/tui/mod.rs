@@ -93,6 +93,16 @@ fn perform(root: &Path, req: Request) -> Outcome {
                 let ids: Vec<String> = children.iter().map(|c| c.run.id()).collect();
                 (format!("forked every run of {label}: {} (one group)", ids.join(", ")), ids.first().cloned())
             }
+            Request::Notes { label, runs, change } => {
+                let mut tags = Vec::new();
+                for id in &runs {
+                    let n = crate::runs::notes::update(&resolve(root, id)?.path, &change)?;
+                    tags = n.tags;
+                }
+                let tags = if tags.is_empty() { "no tags".to_string() } else { format!("tags {}", tags.join(" ")) };
+                let what = if change.note.is_some() { "note and tags" } else { "tags" };
+                (format!("saved the {what} of {label}: {tags}"), None)
+            }
             Request::Launch { config, .. } if !config.exists() => {
                 anyhow::bail!("{}: no such config file", config.display())
             }

@@ -161,6 +161,13 @@ pub enum Request {
         spec: String,
         name: String,
     },
+    /// Change the note and tags of runs (`runs::notes::update`, each run under its lock).
+    Notes {
+        /// The run's name or the group's label (for the log).
+        label: String,
+        runs: Vec<String>,
+        change: crate::runs::notes::Change,
+    },
     /// Launch a config (once, or once per seed: `supervisor::launch_seeds`) or a sweep file.
     Launch {
         config: PathBuf,
@@ -228,6 +235,8 @@ pub struct Selection {
     /// The groups whose members the tree lists (their ids).
     pub expanded: BTreeSet<String>,
     pub filter: Option<regex::Regex>,
+    /// The filter `tag:NAME[,NAME]`: only the runs carrying every one of these tags.
+    pub tags: Vec<String>,
     pub filter_text: String,
     /// A run to select as soon as it appears (after a fork or launch).
     pub select_when_seen: Option<String>,

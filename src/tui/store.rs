@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::config::RunConfig;
 use crate::runs::events::decode::{Decoded, EvalPoint, LangTag, TrainPoint};
 use crate::runs::events::{Body, Event, State};
+use crate::runs::notes::Notes;
 
 use super::collect::system::SystemStats;
 use super::series::Series;
@@ -37,6 +38,8 @@ pub enum Delta {
     /// A run's checkpoints on disk (listed when a checkpoint event arrives): what the fork
     /// dialog offers, without reading a directory on the UI thread.
     Checkpoints { dir: PathBuf, on_disk: Vec<(u64, bool)> },
+    /// A run's note and tags, read when its `notes.json` changed (`Err`: why it cannot be read).
+    Notes { dir: PathBuf, notes: Result<Notes, String> },
 }
 
 /// A run's state as its last status event, its locks, its process and its scheduler tell it.
@@ -220,6 +223,9 @@ pub struct RunData {
     pub damaged: Option<String>,
     /// A Slurm run's latest job (id, Slurm's state, node).
     pub slurm: Option<crate::supervisor::slurm::SlurmView>,
+    /// What a person wrote about the run (`notes.json`), and why that file cannot be read.
+    pub notes: Notes,
+    pub notes_error: Option<String>,
     /// The train loss smoothed with a debiased EMA (see [`RunData::update_smooth`]).
     pub smooth: Series,
     smooth_state: (f32, f64, f64),
@@ -278,6 +284,8 @@ impl RunData {
             alive: false,
             damaged,
             slurm: None,
+            notes: Notes::default(),
+            notes_error: None,
             smooth: Series::default(),
             smooth_state: (f32::NAN, 0.0, 0.0),
             rev: next_gen(),
@@ -295,6 +303,14 @@ impl RunData {
             self.state = State::Failed;
             self.message = Some(d.clone());
         }
+    }
+
+    /// Set the note and tags as the collector read them.
+    pub fn set_notes(&mut self, read: Result<Notes, String>) {
+        (self.notes, self.notes_error) = match read {
+            Ok(n) => (n, None),
+            Err(e) => (Notes::default(), Some(e)),
+        };
     }
 
     /// The checkpoints a fork can start from, with whether each holds weights only: those on
@@ -485,13 +501,22 @@ pub struct Store {
     /// Changes when the set of runs or their configs may have changed (a root read, a run
     /// added or read afresh), not for appended events: run groups are recomputed on it.
     pub runs_gen: u64,
+    /// Changes when a run's note or tags changed (the tree's `tag:` filter follows them).
+    pub notes_gen: u64,
 }
 
 impl Store {
     /// A store of `root` with nothing read yet: what the first frame shows while the
     /// collector reads the root.
     pub fn empty(root: &Path) -> Store {
-        Store { root: root.to_path_buf(), error: None, runs: Vec::new(), sweeps: BTreeMap::new(), runs_gen: next_gen() }
+        Store {
+            root: root.to_path_buf(),
+            error: None,
+            runs: Vec::new(),
+            sweeps: BTreeMap::new(),
+            runs_gen: next_gen(),
+            notes_gen: 0,
+        }
     }
 
     /// Runs as read, in the order the tree lists them: by their first event, then id.
@@ -499,7 +524,14 @@ impl Store {
         runs.sort_by(|a, b| {
             a.first_time.partial_cmp(&b.first_time).unwrap_or(std::cmp::Ordering::Equal).then(a.id.cmp(&b.id))
         });
-        Store { root: root.to_path_buf(), error: None, runs, sweeps: BTreeMap::new(), runs_gen: next_gen() }
+        Store {
+            root: root.to_path_buf(),
+            error: None,
+            runs,
+            sweeps: BTreeMap::new(),
+            runs_gen: next_gen(),
+            notes_gen: 0,
+        }
     }
 
     /// Fold in what the collector found; returns whether anything changed.
@@ -534,6 +566,11 @@ impl Store {
             Delta::Checkpoints { dir, on_disk } => {
                 let Some(i) = at(&self.runs, &dir) else { return false };
                 self.runs[i].on_disk = Some(on_disk);
+            }
+            Delta::Notes { dir, notes } => {
+                let Some(i) = at(&self.runs, &dir) else { return false };
+                self.runs[i].set_notes(notes);
+                self.notes_gen = next_gen();
             }
             Delta::Sweep(id, rec) => {
                 self.sweeps.insert(id, rec);

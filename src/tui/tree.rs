@@ -33,6 +33,7 @@ pub fn rebuild(sel: &mut Selection, store: &Store, groups: &Groups) {
     let visible: Vec<bool> = runs
         .iter()
         .map(|r| match &sel.filter {
+            _ if !sel.tags.is_empty() => sel.tags.iter().all(|t| r.notes.has_tag(t)),
             Some(re) if filter_runs => {
                 re.is_match(&r.id)
                     || r.name.as_deref().is_some_and(|n| re.is_match(n))

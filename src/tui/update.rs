@@ -9,9 +9,10 @@ use super::action::Action;
 use super::app::App;
 use super::dialogs::confirm::Confirm;
 use super::dialogs::demo::Demo;
-use super::dialogs::filter::Filter;
+use super::dialogs::filter::{Filter, Query};
 use super::dialogs::fork::Fork;
 use super::dialogs::launch::Launch;
+use super::dialogs::notes::EditNotes;
 use super::dialogs::{Dialog, Effect};
 use super::keymap::Context;
 use super::panes::runs::list_top;
@@ -40,9 +41,15 @@ impl App {
                 Effect::Request(r) => self.pending.push(r),
                 Effect::Log(text, error) => self.push_log(text, error),
                 Effect::Filter(text) => {
-                    self.sel.filter = (!text.is_empty())
-                        .then(|| regex::RegexBuilder::new(&text).case_insensitive(true).build().ok())
-                        .flatten();
+                    let q = super::dialogs::filter::query(&text);
+                    self.sel.filter = match &q {
+                        Query::Regex(re) => Some(re.clone()),
+                        _ => None,
+                    };
+                    self.sel.tags = match q {
+                        Query::Tags(t) => t,
+                        _ => Vec::new(),
+                    };
                     self.sel.filter_text = text;
                     self.rebuild_tree();
                 }
@@ -168,6 +175,19 @@ impl App {
                 }
             }
             Action::NewRun => self.dialog = Some(Dialog::Launch(Box::new(Launch::new("configs/")))),
+            Action::Notes => {
+                let d = if let Some(g) = self.ui().selected_group() {
+                    let members = self.ui().members(g);
+                    let runs = members.iter().map(|r| (r.id.clone(), &r.notes)).collect();
+                    Some(EditNotes::new(&g.label(), runs))
+                } else {
+                    self.ui().selected_run().map(|r| EditNotes::new(r.display_name(), vec![(r.id.clone(), &r.notes)]))
+                };
+                match d {
+                    Some(d) => self.dialog = Some(Dialog::Notes(Box::new(d))),
+                    None => self.push_log("select a run or a group to write its note and tags", true),
+                }
+            }
             Action::Expand => {
                 let Some(row) = self.sel.rows.get(self.sel.selected) else { return };
                 if let Some(g) = row.group.clone() {

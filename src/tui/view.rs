@@ -219,6 +219,10 @@ impl<'a> Ui<'a> {
                     .collect();
                 let refs: Vec<Vec<&crate::analysis::EvalTable>> = tables.iter().map(|t| t.iter().collect()).collect();
                 d.compare = compare(&refs);
+                // What differs between their configs, from the configs the collector read.
+                let sides = self.compare_sides();
+                let runs: Vec<&[&RunData]> = sides.iter().map(|s| s.runs.as_slice()).collect();
+                d.config_diff = derived::config_diff(&runs);
             }
             View::Sweep(id) => d.sweep = derived::sweep_analysis(id, &self.sweep_runs(id), self.store.sweep_record(id)),
             View::Main => {

@@ -396,3 +396,61 @@ fn the_x_range_key_on_a_fork_shows_its_own_steps_and_is_kept_across_restarts() {
     assert!(s.contains("last 25%") && first_x_label(&s) >= 45.0, "{s}");
     tm.keys(&["q"]);
 }
+
+/// A TUI on the standard fixture's runs (no training: their events are written whole).
+fn fixture_tui(t: &tempfile::TempDir) -> (std::path::PathBuf, Tmux) {
+    let root = t.path().join("runs");
+    mixscope::tui::fixtures::standard(&root).unwrap();
+    let cmdline = format!(
+        "env MIXSCOPE_CACHE={} MIXSCOPE_CONFIG_DIR=/nonexistent/mixscope-user-config HF_HUB_OFFLINE=1 {} tui --runs {}",
+        t.path().display(),
+        bin().display(),
+        root.display()
+    );
+    let tm = Tmux::new(&cmdline);
+    tm.wait_for("Runs 5", Duration::from_secs(20));
+    (root, tm)
+}
+
+/// `N` on a run: type a note and tags, save; the file on disk has them and the screen shows
+/// them. A tag added from a shell meanwhile shows up too; `/tag:keep` keeps the runs tagged.
+#[test]
+fn a_note_and_tags_written_in_the_tui_are_saved_and_filter_the_tree() {
+    let t = tempfile::tempdir().unwrap();
+    let (root, tm) = fixture_tui(&t);
+    // Rows: demo-base, demo-en, demo-ml40 (under the base), ml40-plus-ko, n400-seed1.
+    tm.keys(&["Home", "Down", "Down", "N"]);
+    tm.wait_for("Note and tags · demo-ml40", Duration::from_secs(10));
+    tm.keys(&["multilingual arm, the one to keep", "Tab", "keep ml", "Enter"]);
+    let s = tm.wait_for("saved the note and tags of demo-ml40", Duration::from_secs(20));
+    assert!(s.contains("tags keep ml"), "{s}");
+    let file = std::fs::read_to_string(root.join("ml40-7a8b9c").join("notes.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&file).unwrap();
+    assert_eq!(v["note"], "multilingual arm, the one to keep");
+    assert_eq!(v["tags"], serde_json::json!(["keep", "ml"]));
+    let s = tm.wait_for("#keep #ml", Duration::from_secs(10));
+    assert!(s.contains("✎ demo-ml40") && s.contains("✎ multilingual arm, the one to keep"), "{s}");
+    // From a shell while the TUI runs: its collector reads the change.
+    let out = ok(run(t.path(), &["tag", "demo-en", "+keep", "--runs", root.to_str().unwrap()]));
+    assert_eq!(out.trim(), "keep");
+    tm.wait_for("# demo-en", Duration::from_secs(20));
+    // The filter: runs tagged keep only.
+    tm.keys(&["/", "tag:keep"]);
+    let s = tm.wait_for("runs tagged keep", Duration::from_secs(10));
+    assert!(s.contains("demo-en") && s.contains("demo-ml40"), "{s}");
+    assert!(!s.contains("n400-seed1") && !s.contains("ml40-plus-ko"), "{s}");
+    tm.keys(&["Enter", "q"]);
+}
+
+/// Compare on two runs whose configs differ: the keys that differ are listed above the charts.
+#[test]
+fn compare_shows_the_config_keys_that_differ_in_tmux() {
+    let t = tempfile::tempdir().unwrap();
+    let (_root, tm) = fixture_tui(&t);
+    tm.keys(&["Home", "Down", "Space", "Down", "Space", "c"]);
+    let s = tm.wait_for("≠ data.mixture", Duration::from_secs(10));
+    let line = s.lines().find(|l| l.contains("≠ data.mixture")).unwrap();
+    assert!(line.contains("A multilingual=0 ") && line.contains("B multilingual=0.4"), "{s}");
+    assert!(s.contains("≠ name") && !s.contains("≠ seed"), "{s}");
+    tm.keys(&["q"]);
+}

@@ -24,7 +24,7 @@ pub mod system;
 pub use super::store::{Delta, Point, Seen};
 use super::store::{RunData, Store};
 use pace::DataPacer;
-use source::{checkpoints_on_disk, Source};
+use source::{checkpoints_on_disk, notes_stamp, read_notes, Source};
 use system::SystemStats;
 
 /// One run followed: its source, and what its state is derived from.
@@ -40,11 +40,15 @@ struct Watched {
     seen: Option<Seen>,
     /// A status event arrived since the state was last observed.
     fresh_status: bool,
+    /// The notes file as last read ([`notes_stamp`]).
+    notes: Option<(u64, u64, i128)>,
 }
 
 impl Watched {
     /// Read a run directory whole.
     fn read(dir: &Path) -> (Watched, RunData) {
+        // Stamped before it is read: a change in between is read again at the next look.
+        let notes = notes_stamp(dir);
         let mut r = RunData::open(dir);
         let mut source = Source::new(dir);
         source.poll(&mut r);
@@ -59,6 +63,7 @@ impl Watched {
             queued_at: None,
             seen: None,
             fresh_status: false,
+            notes,
         };
         for s in &r.statuses {
             w.note_status(s.state, &s.message, s.time);
@@ -240,6 +245,15 @@ impl Collector {
             }
             if checkpoint {
                 out.push(Delta::Checkpoints { dir: w.dir.clone(), on_disk: checkpoints_on_disk(&w.dir) });
+            }
+            // A note or tag written (by the TUI's request or from a shell): the watcher names
+            // the run; without file events, the look at everything finds it.
+            if named || all {
+                let stamp = notes_stamp(&w.dir);
+                if stamp != w.notes {
+                    w.notes = stamp;
+                    out.push(Delta::Notes { dir: w.dir.clone(), notes: read_notes(&w.dir) });
+                }
             }
         }
         statuses

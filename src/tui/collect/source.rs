@@ -14,7 +14,9 @@ impl RunData {
     pub fn open(dir: &Path) -> RunData {
         let run = RunDir::new(dir);
         let read = run.read_config().map_err(|e| crate::supervisor::status::damaged_message(&run, &format!("{e:#}")));
-        RunData::new(dir, run.id(), read)
+        let mut r = RunData::new(dir, run.id(), read);
+        r.set_notes(read_notes(dir));
+        r
     }
 
     /// Open a run directory and read its events.
@@ -24,6 +26,23 @@ impl RunData {
         r.shrink_to_fit();
         r
     }
+}
+
+/// A run's note and tags (`Err`: why its notes file cannot be read).
+pub fn read_notes(dir: &Path) -> Result<crate::runs::notes::Notes, String> {
+    crate::runs::notes::read(dir).map_err(|e| format!("{e:#}"))
+}
+
+/// What tells that a run's notes file changed without opening it: its inode (a writer
+/// replaces it whole), size and modification time; `None` while there is none.
+pub fn notes_stamp(dir: &Path) -> Option<(u64, u64, i128)> {
+    let m = std::fs::symlink_metadata(crate::runs::notes::path(dir)).ok()?;
+    let mtime = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Some((ino, m.len(), mtime))
 }
 
 /// A run's checkpoints on disk, with whether each holds weights only (a fork from one starts

@@ -1,4 +1,5 @@
-//! The run filter (`/`): typing edits the regex, live; its keymap keeps it or clears it.
+//! The run filter (`/`): typing edits the regex (or `tag:NAME`), live; its keymap keeps it or
+//! clears it.
 
 use crossterm::event::KeyEvent;
 use ratatui::layout::Rect;
@@ -12,6 +13,38 @@ use super::text::{Effect, Env, Reply};
 use crate::tui::action::Action;
 use crate::tui::keymap::Context;
 use crate::tui::panes::block;
+
+/// What a filter's text asks for.
+#[derive(Debug, Clone)]
+pub enum Query {
+    /// No filter (empty text).
+    All,
+    /// `tag:NAME` (`tag:a,b`: every one): the runs carrying the tags.
+    Tags(Vec<String>),
+    /// A regular expression (case-insensitive) over run names, ids and group ids; over
+    /// languages when it matches no run.
+    Regex(regex::Regex),
+    /// Text that is neither (while it is typed): no filter, and the reason.
+    Bad(String),
+}
+
+/// Read a filter's text.
+pub fn query(text: &str) -> Query {
+    if text.is_empty() {
+        return Query::All;
+    }
+    if let Some(rest) = text.strip_prefix("tag:") {
+        let tags: Vec<String> = rest.split(',').map(|t| t.trim().to_string()).collect();
+        return match tags.iter().try_for_each(|t| crate::runs::notes::check_tag(t)) {
+            Ok(()) => Query::Tags(tags),
+            Err(e) => Query::Bad(format!("{e:#}")),
+        };
+    }
+    match regex::RegexBuilder::new(text).case_insensitive(true).build() {
+        Ok(re) => Query::Regex(re),
+        Err(_) => Query::Bad("invalid regex".into()),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
@@ -40,14 +73,18 @@ impl Filter {
         let (area, th) = (f.area(), env.theme);
         let r = Rect { x: area.x, y: area.bottom().saturating_sub(3), width: area.width, height: 3.min(area.height) };
         let t = &self.text;
-        let valid = t.text.is_empty() || regex::Regex::new(&t.text).is_ok();
         let mut lines = vec![input_line("/", t, true, th)];
-        if !valid {
-            lines[0].spans.push(Span::styled("  invalid regex", Style::default().fg(th.error)));
+        match query(&t.text) {
+            Query::Bad(why) => lines[0].spans.push(Span::styled(format!("  {why}"), Style::default().fg(th.error))),
+            Query::Tags(tags) => lines[0]
+                .spans
+                .push(Span::styled(format!("  runs tagged {}", tags.join(" and ")), Style::default().fg(th.accent))),
+            Query::All | Query::Regex(_) => {}
         }
         f.render_widget(Clear, r);
         let keys = hint(env.keymap, Context::Filter, &[(Action::Submit, "keep"), (Action::Close, "clear")]);
-        let title = Line::from(Span::styled(format!(" Filter runs and languages (regex) · {keys} "), th.title()));
+        let title =
+            Line::from(Span::styled(format!(" Filter runs and languages (regex, or tag:NAME) · {keys} "), th.title()));
         f.render_widget(Paragraph::new(lines).block(block(title, true, th)), r);
     }
 }

@@ -1,5 +1,5 @@
 //! The dialogs and overlays, one file each with its state, its keys and its drawing (as
-//! gitui's popups): help, filter, confirm, launch, fork and the demo offer. A dialog's keys
+//! gitui's popups): help, filter, confirm, launch, fork, notes and the demo offer. A dialog's keys
 //! come through its keymap context (`Dialog::context`); a text field takes editing keys first.
 //! A key answers with a [`Reply`]: whether the dialog stays open, and what the app must do.
 
@@ -9,6 +9,7 @@ pub mod filter;
 pub mod fork;
 pub mod help;
 pub mod launch;
+pub mod notes;
 pub mod text;
 
 use crossterm::event::KeyEvent;
@@ -27,6 +28,7 @@ pub enum Dialog {
     Confirm(confirm::Confirm),
     Fork(Box<fork::Fork>),
     Launch(Box<launch::Launch>),
+    Notes(Box<notes::EditNotes>),
     Demo(demo::Demo),
 }
 
@@ -39,6 +41,7 @@ impl Dialog {
             Dialog::Confirm(_) => Context::Confirm,
             Dialog::Fork(_) => Context::Fork,
             Dialog::Launch(_) => Context::Launch,
+            Dialog::Notes(_) => Context::Notes,
             Dialog::Demo(_) => Context::Demo,
         }
     }
@@ -52,6 +55,7 @@ impl Dialog {
             Dialog::Confirm(d) => d.key(action),
             Dialog::Fork(d) => d.key(k, action),
             Dialog::Launch(d) => d.key(k, action),
+            Dialog::Notes(d) => d.key(k, action),
             Dialog::Demo(d) => d.key(action),
         }
     }
@@ -64,6 +68,7 @@ impl Dialog {
             Dialog::Confirm(d) => d.draw(f, env),
             Dialog::Fork(d) => d.draw(f, env),
             Dialog::Launch(d) => d.draw(f, env),
+            Dialog::Notes(d) => d.draw(f, env),
             Dialog::Demo(d) => d.draw(f, env),
         }
     }

@@ -1,4 +1,5 @@
-//! Compare view (`c` with two or more runs or groups marked): each side's mixture, its language
+//! Compare view (`c` with two or more runs or groups marked): the config keys whose values
+//! differ between the sides (as `mixscope diff` lists them), each side's mixture, its language
 //! curves side by side on identical axes (a group's: its members' means, with the across-seed
 //! interval shaded), and a per-language delta table at the latest and best step. A delta is
 //! marked when its p-value, Holm-adjusted over the task's rows, is below 0.05 (across seeds when
@@ -57,11 +58,20 @@ pub fn draw(f: &mut Frame, area: Rect, app: &Ui) {
         f.render_widget(Paragraph::new(dim("mark two or more runs or groups to compare", &th)), inner);
         return;
     }
-    // The delta table gets what it needs (languages + aggregates), the charts keep 6 rows.
+    // What differs between the configs on top (a few lines), the delta table under the charts
+    // with what it needs (languages + aggregates); the charts keep 6 rows.
+    let diff_cap = match inner.height {
+        30.. => 4,
+        16.. => 2,
+        _ => 1,
+    };
+    let diff_h = app.derived.config_diff.as_ref().map_or(1, |d| d.len().max(1)).min(diff_cap) as u16;
     let all_rows = &app.derived.compare;
     let want = all_rows.iter().filter(|r| r.task == app.view.task).count() as u16 + 1;
-    let table_h = want.min(inner.height.saturating_sub(6)).max(3);
-    let [charts_area, table_area] = Layout::vertical([Constraint::Min(5), Constraint::Length(table_h)]).areas(inner);
+    let table_h = want.min(inner.height.saturating_sub(6 + diff_h)).max(3);
+    let [diff_area, charts_area, table_area] =
+        Layout::vertical([Constraint::Length(diff_h), Constraint::Min(5), Constraint::Length(table_h)]).areas(inner);
+    f.render_widget(Paragraph::new(diff_lines(app, sides.len(), diff_area)), diff_area);
     // Shared axes across every run's curves.
     let ty = |y: f32| y.is_finite().then_some(y as f64);
     let mut ext = (f64::INFINITY, f64::NEG_INFINITY);
@@ -210,6 +220,45 @@ pub fn draw(f: &mut Frame, area: Rect, app: &Ui) {
     widths.extend(std::iter::repeat_n(Constraint::Length(7), n - 1));
     let t = Table::new(rows, widths).header(Row::new(header).style(th.dimmed().add_modifier(Modifier::UNDERLINED)));
     f.render_widget(t, table_area);
+}
+
+/// The config keys that differ between the sides, a line each (`≠ key  A value  B value`), as
+/// many as fit; the last says how many more there are.
+fn diff_lines(app: &Ui, n: usize, area: Rect) -> Vec<Line<'static>> {
+    let th = app.theme;
+    let Some(rows) = &app.derived.config_diff else {
+        return vec![Line::from(dim("config: a side's run.toml cannot be read", th))];
+    };
+    if rows.is_empty() {
+        return vec![Line::from(dim("config: the same", th))];
+    }
+    let h = area.height as usize;
+    let shown = if rows.len() > h { h.saturating_sub(1) } else { rows.len() };
+    let key_w = rows.iter().take(shown).map(|r| r.key.chars().count()).max().unwrap_or(0).min(22);
+    let side_w = (area.width as usize).saturating_sub(key_w + 3) / n.max(1);
+    let mut lines: Vec<Line> = rows
+        .iter()
+        .take(shown)
+        .map(|r| {
+            let mut spans = vec![
+                dim("≠ ", th),
+                Span::styled(format!("{:<key_w$}", clip(&r.key, key_w)), Style::default().fg(th.fg)),
+            ];
+            for (i, v) in r.values.iter().enumerate() {
+                let letter = (b'A' + i as u8) as char;
+                spans.push(Span::styled(format!(" {letter} "), Style::default().fg(th.run(i))));
+                let text = clip(&v.join(","), side_w.saturating_sub(3));
+                spans.push(Span::raw(format!("{text:<w$}", w = side_w.saturating_sub(3))));
+            }
+            Line::from(spans)
+        })
+        .collect();
+    if shown < rows.len() {
+        let more = rows.len() - shown;
+        let keys: Vec<&str> = rows[shown..].iter().map(|r| r.key.as_str()).collect();
+        lines.push(Line::from(dim(clip(&format!("≠ +{more} more: {}", keys.join(" ")), area.width as usize), th)));
+    }
+    lines
 }
 
 /// Each side's language curves of the pane's task, with the run that places them on the x

@@ -1,5 +1,6 @@
 //! The run tree: forks nested under their parent at their fork step, with state, progress,
-//! loss and mixture; the selected run's details below.
+//! loss and mixture (✎: a note, #: tags); the selected run's details below, its note and tags
+//! among them.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -137,7 +138,13 @@ pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &Ui) {
         };
         let bar_total = if bar_w > 0 { bar_w + 1 } else { 0 };
         let name_w = w.saturating_sub(head_w + tail.chars().count() + bar_total).max(3);
-        let label = if r.warnings.is_empty() { row.label.clone() } else { format!("⚠ {}", row.label) };
+        let mut label = match notes_mark(r) {
+            Some(m) => format!("{m} {}", row.label),
+            None => row.label.clone(),
+        };
+        if !r.warnings.is_empty() {
+            label = format!("⚠ {label}");
+        }
         let name = clip(&label, name_w);
         let mut spans = vec![
             Span::styled(mark, Style::default().fg(th.accent)),
@@ -164,6 +171,34 @@ pub fn draw(f: &mut Frame, list_area: Rect, detail_area: Rect, app: &Ui) {
     if detail_area.height > 0 {
         draw_detail(f, detail_area, app);
     }
+}
+
+/// The tree's mark of a run with a note (✎) or tags only (#).
+pub fn notes_mark(r: &RunData) -> Option<&'static str> {
+    if r.notes_error.is_some() || !r.notes.note.trim().is_empty() {
+        Some("✎")
+    } else if !r.notes.tags.is_empty() {
+        Some("#")
+    } else {
+        None
+    }
+}
+
+/// A run's tags and note as lines of its panel (none when it has neither).
+fn notes_lines(r: &RunData, th: &crate::tui::theme::Theme) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    if !r.notes.tags.is_empty() {
+        let tags: Vec<String> = r.notes.tags.iter().map(|t| format!("#{t}")).collect();
+        lines.push(Line::from(vec![dim("tags ", th), Span::styled(tags.join(" "), Style::default().fg(th.accent))]));
+    }
+    if !r.notes.note.trim().is_empty() {
+        let note: Vec<&str> = r.notes.note.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        lines.push(Line::from(vec![dim("✎ ", th), Span::raw(clip(&note.join(" ⏎ "), 200))]));
+    }
+    if let Some(e) = &r.notes_error {
+        lines.push(Line::from(Span::styled(clip(&format!("✎ {e}"), 200), Style::default().fg(th.warning))));
+    }
+    lines
 }
 
 /// How many runs are in each state, in words ("2 finished 1 failed") and in glyphs ("2✔ 1✘").
@@ -327,6 +362,7 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &Ui) {
         lines.push(Line::from(Span::styled(clip(&text, 200), Style::default().fg(th.error))));
     }
     lines.push(Line::from(vec![dim("mix ", th), Span::raw(r.mixture.clone())]));
+    lines.extend(notes_lines(r, th));
     let best = r.best.map_or("-".into(), |(l, s)| format!("{l:.3} @{s}"));
     lines.push(Line::from(vec![
         dim("loss ", th),
@@ -371,6 +407,21 @@ fn draw_group_detail(f: &mut Frame, area: Rect, app: &Ui, g: &Group) {
     lines.push(Line::from(vec![dim("seeds ", th), Span::raw(seeds.join(" "))]));
     if let Some(r) = runs.first() {
         lines.push(Line::from(vec![dim("mix ", th), Span::raw(r.mixture.clone())]));
+    }
+    // The members' tags: those all of them carry first, the others with how many do.
+    let mut tags: Vec<(&str, usize)> = Vec::new();
+    for t in runs.iter().flat_map(|r| &r.notes.tags) {
+        match tags.iter_mut().find(|(x, _)| *x == t.as_str()) {
+            Some(e) => e.1 += 1,
+            None => tags.push((t, 1)),
+        }
+    }
+    tags.sort_by_key(|(t, n)| (std::cmp::Reverse(*n), *t));
+    if !tags.is_empty() {
+        let k = runs.len();
+        let shown: Vec<String> =
+            tags.iter().map(|(t, n)| if *n == k { format!("#{t}") } else { format!("#{t} ({n}/{k})") }).collect();
+        lines.push(Line::from(vec![dim("tags ", th), Span::styled(shown.join(" "), Style::default().fg(th.accent))]));
     }
     lines.push(Line::from(dim("equal but for the seed: their mean", th)));
     lines.push(Line::from(dim("± the 95% t-interval across seeds", th)));
