@@ -3,7 +3,8 @@
 //!
 //! - `config.toml`: defaults, e.g. `runs = "~/experiments/runs"` (the runs root when neither
 //!   `--runs` nor `MIXSCOPE_RUNS` says) and `theme = "light"` (the TUI's theme when neither
-//!   `--theme` nor `MIXSCOPE_THEME` says);
+//!   `--theme` nor `MIXSCOPE_THEME` says), `exports = "~/figures"` (where the TUI's export key
+//!   writes);
 //! - `keymap.toml`: key bindings that replace the built-in ones of the same action, in the
 //!   format of `assets/keymap.toml` (`help` and `context` may be left out);
 //! - `themes/<name>.toml`: themes `--theme <name>` finds, in the format of `themes/dark.toml`.
@@ -29,6 +30,9 @@ pub struct UserConfig {
     /// desktop notification (OSC 9 and OSC 777, which terminals that lack them ignore).
     /// Default true.
     pub notify: Option<bool>,
+    /// Where the TUI's export key writes figures (`~/` is the home directory; a relative path
+    /// is relative to the config directory). Default: `exports/` under the runs root.
+    pub exports: Option<PathBuf>,
 }
 
 /// The directory of the user's files, if a home or config directory is known.
@@ -68,6 +72,7 @@ pub fn read(dir: &Path) -> Result<UserConfig> {
     let mut c: UserConfig =
         toml::from_str(&src).map_err(|e| crate::error::toml_error(&path.display().to_string(), &src, &e))?;
     c.runs = c.runs.map(|r| home_expanded(&r, dir));
+    c.exports = c.exports.map(|r| home_expanded(&r, dir));
     Ok(c)
 }
 
@@ -106,9 +111,11 @@ mod tests {
     fn config_toml_is_read_with_paths_resolved_and_errors_located() {
         let t = tempfile::tempdir().unwrap();
         assert_eq!(read(t.path()).unwrap(), UserConfig::default());
-        std::fs::write(t.path().join("config.toml"), "runs = \"exp/runs\"\ntheme = \"light\"\n").unwrap();
+        std::fs::write(t.path().join("config.toml"), "runs = \"exp/runs\"\ntheme = \"light\"\nexports = \"figs\"\n")
+            .unwrap();
         let c = read(t.path()).unwrap();
         assert_eq!(c.runs, Some(t.path().join("exp/runs")));
+        assert_eq!(c.exports, Some(t.path().join("figs")));
         assert_eq!(c.theme.as_deref(), Some("light"));
         std::fs::write(t.path().join("config.toml"), "runs = \"r\"\ncolour = 1\n").unwrap();
         let e = format!("{:#}", read(t.path()).unwrap_err());

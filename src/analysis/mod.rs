@@ -270,6 +270,16 @@ impl SideValues {
     }
 }
 
+/// One side's value and 95 % interval from its members' values, each with its sampling
+/// interval where it has one: a run alone keeps its own; two members or more give their mean
+/// with the across-seed t-interval (`stats::seed_mean`, the members' mean sampling variance as
+/// its floor), kept within `range`. What [`compare`] computes for a side, for callers that
+/// hold the values themselves (the report's figures, step by step).
+pub fn side_estimate(picked: &[(f64, Option<Est>)], range: (f64, f64)) -> (Option<f64>, Option<Est>) {
+    let v: Vec<Option<(f64, Option<Est>)>> = picked.iter().copied().map(Some).collect();
+    SideValues::of(&v).est(range)
+}
+
 /// A side's cells at one step, one map per member.
 type Cells = Vec<Option<BTreeMap<(String, String), Cell>>>;
 

@@ -44,6 +44,8 @@ pub enum Action {
     Members,
     /// Compare view: the unadjusted marks (each delta's own interval) instead of Holm's.
     MarksUnadjusted,
+    /// Write the focused pane's figure (as `report` draws it) as SVG and PNG.
+    Export,
     // Dialogs and overlays.
     /// Close the dialog (the filter: and clear it) without doing anything.
     Close,

@@ -123,6 +123,11 @@ fn perform(root: &Path, req: Request) -> Outcome {
                 let group = if ids.len() > 1 { " (one group)" } else { "" };
                 (format!("launched {} from {}{group}", ids.join(", "), config.display()), ids.first().cloned())
             }
+            Request::Export(e) => {
+                let (svg, png) = crate::report::export::write(root, &e, crate::util::now_secs())?;
+                let png = png.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+                (format!("wrote {} and {png} ({} pane)", svg.display(), e.pane.name()), None)
+            }
             Request::Demo => {
                 // Each arm a group of two seeds: the demo shows intervals across seeds.
                 let runs = sup::demo(root)?;

@@ -175,6 +175,8 @@ pub enum Request {
         seeds: Option<String>,
     },
     Demo,
+    /// Draw a pane's figure as `report` does and write it as SVG and PNG.
+    Export(crate::report::export::Export),
 }
 
 /// One row of the run tree.

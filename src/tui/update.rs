@@ -210,6 +210,15 @@ impl App {
                 }
             }
             Action::Members => self.view.members = !self.view.members,
+            Action::Export => match self.ui().export() {
+                Ok(e) => {
+                    let what = e.sides.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>().join(" vs ");
+                    let what = e.sweep.clone().map_or(what, |s| format!("sweep {s}"));
+                    self.push_log(format!("exporting the {} pane of {what} …", e.pane.name()), false);
+                    self.pending.push(Request::Export(e));
+                }
+                Err(msg) => self.push_log(msg, true),
+            },
             Action::MarksUnadjusted => self.view.unadjusted = !self.view.unadjusted,
             Action::Demo => self.dialog = Some(Dialog::Demo(Demo)),
             Action::Filter => self.dialog = Some(Dialog::Filter(Filter::new(&self.sel.filter_text))),

@@ -8,11 +8,12 @@ use super::collect::system::SystemStats;
 use super::derived::{self, Derived, Key};
 use super::groups::{GroupAggs, Groups};
 use super::keymap::Keymap;
-use super::state::{LogLine, Selection, Side, View, ViewSettings};
+use super::state::{Focus, LogLine, Selection, Side, View, ViewSettings};
 use super::store::{EvalCurve, RunData, Store};
 use super::theme::Theme;
 use crate::analysis::compare;
 use crate::data::lang;
+use crate::report::export::{Export, Pane};
 use crate::runs::group::Group;
 
 /// What a frame is drawn from.
@@ -180,6 +181,31 @@ impl<'a> Ui<'a> {
             .collect();
         v.sort_by_key(|(l, _)| lang::order(l));
         v
+    }
+
+    /// What the export key writes: the focused pane's figure for what it shows (the sweep
+    /// view's sweep; the loss pane's runs or groups; else the languages pane's run or group,
+    /// or the compared sides); an error to log when nothing is selected.
+    pub fn export(&self) -> Result<Export, String> {
+        let side = |label: String, runs: &[&RunData]| (label, runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+        if let View::Sweep(id) = self.right() {
+            return Ok(Export { pane: Pane::Sweep, sides: Vec::new(), sweep: Some(id) });
+        }
+        let sides: Vec<(String, Vec<String>)> = if self.view.compare {
+            self.compare_sides().iter().map(|s| side(s.label.clone(), &s.runs)).collect()
+        } else if let Some(g) = self.selected_group() {
+            vec![side(g.label(), &self.members(g))]
+        } else if let Some(r) = self.selected_run() {
+            vec![side(r.display_name().to_string(), &[r])]
+        } else {
+            return Err("select a run, a group or a sweep to export its figure".into());
+        };
+        let pane = match (self.view.focus, self.view.compare) {
+            (Focus::Loss, _) => Pane::Loss,
+            (_, true) => Pane::Compare,
+            (_, false) => Pane::Languages,
+        };
+        Ok(Export { pane, sides, sweep: None })
     }
 
     /// What derived data depends on now.
