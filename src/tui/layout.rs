@@ -43,7 +43,9 @@ pub fn layout(area: Rect, view: &View) -> Areas {
     let (loss, langs) = match view {
         View::Sweep(_) => (right, right),
         View::Compare => {
-            let [lo, cmp] = Layout::vertical([Constraint::Percentage(34), Constraint::Percentage(66)]).areas(right);
+            // The compare view holds the config keys that differ, its charts and its table: it
+            // takes more of the height than the languages pane (the loss keeps 6 rows).
+            let [lo, cmp] = Layout::vertical([Constraint::Min(6), Constraint::Percentage(72)]).areas(right);
             (lo, cmp)
         }
         View::Main => {

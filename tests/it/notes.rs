@@ -77,11 +77,13 @@ fn note_and_tag_set_print_and_refuse_bad_input() {
     assert!(line("ml40-7a8b9c").ends_with("  baseline,ml"), "{text}");
     assert!(line("ko-0d1e2f").ends_with("  ⚠") && text.contains("⚠ ") && text.contains("notes.json:1:15"), "{text}");
     let only = ok(ms(c, &root, &["ls", "--tag", "baseline"]));
-    let ids: Vec<&str> = only.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    let ids: Vec<&str> =
+        only.lines().skip(1).filter(|l| !l.starts_with(' ')).filter_map(|l| l.split_whitespace().next()).collect();
     assert_eq!(ids, ["en-4d5e6f", "ml40-7a8b9c"], "{only}");
     for both in [vec!["ls", "--tag", "baseline,ml"], vec!["ls", "--tag", "ml", "--tag", "baseline"]] {
         let out = ok(ms(c, &root, &both));
-        let ids: Vec<&str> = out.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+        let ids: Vec<&str> =
+            out.lines().skip(1).filter(|l| !l.starts_with(' ')).filter_map(|l| l.split_whitespace().next()).collect();
         assert_eq!(ids, ["ml40-7a8b9c"], "{both:?}: {out}");
     }
     assert!(ok(ms(c, &root, &["ls", "--tag", "nope"])).starts_with("no runs tagged nope in "));

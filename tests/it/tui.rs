@@ -220,14 +220,15 @@ fn help_is_generated_from_the_keymap() {
     let t = fixture();
     let mut a = app(&t.path().join("runs"));
     key(&mut a, KeyCode::Char('?'));
-    let s = render(&mut a, 120, 40);
+    // Tall enough for one column (at 120×40 the main screen's keys go side by side, clipped).
+    let s = render(&mut a, 120, 44);
     // Every binding's text, in its context's section (the dialogs' lines wrap: compare
     // without the line breaks and the borders).
     let flat = flat(&s);
     for b in Keymap::default_map().bindings {
         assert!(flat.contains(&b.help), "help lacks {:?}:\n{s}", b.help);
     }
-    for title in ["fork dialog:", "launch dialog:", "filter:", "confirm stop:", "demo offer:"] {
+    for title in ["fork dialog:", "launch dialog:", "filter:", "confirm stop:", "notes dialog:", "demo offer:"] {
         assert!(s.contains(title), "help lacks the section {title:?}:\n{s}");
     }
     both_sizes("help", &mut a);
@@ -756,7 +757,8 @@ fn flat(s: &str) -> String {
     }) else {
         return String::new();
     };
-    let x1 = rows[top].iter().rposition(|c| *c == '╮').unwrap_or(rows[top].len());
+    // The box's own corner (a pane's border may go on beside it).
+    let x1 = rows[top][x0..].iter().position(|c| *c == '╮').map_or(rows[top].len(), |p| x0 + p);
     rows[top + 1..]
         .iter()
         .take_while(|r| r.get(x0) == Some(&'│'))

@@ -116,7 +116,7 @@ fn the_notes_dialog_saves_through_a_request_and_the_collector_brings_it_back() {
     a.on_data();
     let r = a.store.get("ko-0d1e2f").unwrap();
     assert_eq!((r.notes.note.as_str(), r.notes.tags.join(" ")), ("SIGKILL at 560: OOM?", "keep oom".into()));
-    assert!(render(&mut a, 120, 40).contains("✎ ml40-plus-ko"));
+    assert!(render(&mut a, 120, 40).contains("└✘ @500 ✎ ml40-plus"));
     // Nothing changed since: nothing read again.
     assert!(!collector.collect(true, true).iter().any(|d| matches!(d, Delta::Notes { .. })));
 }
@@ -183,10 +183,12 @@ fn compare_lists_the_config_keys_that_differ() {
     let s = render(&mut a, 120, 40);
     let keys: Vec<&str> = a.derived.config_diff.iter().flatten().map(|r| r.key.as_str()).collect();
     assert_eq!(keys, ["data.heldout", "data.mixture", "lineage.fork_step", "lineage.parent", "name"]);
-    assert!(s.contains("≠ lineage.fork_step") && s.contains("A 300") && s.contains("B 500"), "{s}");
+    // As many as fit, then the rest by name.
+    assert!(s.contains("≠ data.mixture") && s.contains("≠ +3 more: lineage.fork_step lineage.parent name"), "{s}");
     snap("compare_config_diff", &mut a, &[(120, 40), (80, 24)]);
-    let small = render(&mut a, 80, 24);
-    assert!(small.contains("≠ +") && small.contains("more: "), "{small}");
+    let tall = render(&mut a, 160, 60);
+    let fork = tall.lines().find(|l| l.contains("≠ lineage.fork_step")).unwrap_or_else(|| panic!("{tall}"));
+    assert!(fork.contains("A 300") && fork.contains("B 500") && tall.contains("≠ name"), "{tall}");
 }
 
 /// Groups: the keys that differ between the groups; the seeds they share are not among them.

@@ -133,7 +133,7 @@ impl EditNotes {
 
     pub fn draw(&self, f: &mut Frame, env: Env) {
         let (area, th, d) = (f.area(), env.theme, self);
-        let r = centered(area, 76, 11);
+        let r = centered(area, 76, 10);
         f.render_widget(Clear, r);
         let status = match &d.check {
             Ok(c) => {

@@ -60,11 +60,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &Ui) {
     }
     // What differs between the configs on top (a few lines), the delta table under the charts
     // with what it needs (languages + aggregates); the charts keep 6 rows.
-    let diff_cap = match inner.height {
-        30.. => 4,
-        16.. => 2,
-        _ => 1,
-    };
+    let diff_cap = (inner.height / 6).clamp(1, 6) as usize;
     let diff_h = app.derived.config_diff.as_ref().map_or(1, |d| d.len().max(1)).min(diff_cap) as u16;
     let all_rows = &app.derived.compare;
     let want = all_rows.iter().filter(|r| r.task == app.view.task).count() as u16 + 1;
@@ -256,7 +252,8 @@ fn diff_lines(app: &Ui, n: usize, area: Rect) -> Vec<Line<'static>> {
     if shown < rows.len() {
         let more = rows.len() - shown;
         let keys: Vec<&str> = rows[shown..].iter().map(|r| r.key.as_str()).collect();
-        lines.push(Line::from(dim(clip(&format!("≠ +{more} more: {}", keys.join(" ")), area.width as usize), th)));
+        let head = if shown == 0 { format!("{more} keys differ") } else { format!("+{more} more") };
+        lines.push(Line::from(dim(clip(&format!("≠ {head}: {}", keys.join(" ")), area.width as usize), th)));
     }
     lines
 }
