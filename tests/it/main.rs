@@ -19,6 +19,7 @@ mod integrity;
 mod interop;
 mod metrics;
 mod reliability;
+mod report;
 mod slurm;
 mod supervisor;
 mod sweep;
