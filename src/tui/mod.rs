@@ -124,9 +124,10 @@ fn perform(root: &Path, req: Request) -> Outcome {
                 (format!("launched {} from {}{group}", ids.join(", "), config.display()), ids.first().cloned())
             }
             Request::Export(e) => {
-                let (svg, png) = crate::report::export::write(root, &e, crate::util::now_secs())?;
-                let png = png.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-                (format!("wrote {} and {png} ({} pane)", svg.display(), e.pane.name()), None)
+                // The SVG's path in full (a log line is clipped at the screen's edge); the PNG
+                // beside it differs in its extension only.
+                let (svg, _png) = crate::report::export::write(root, &e, crate::util::now_secs())?;
+                (format!("wrote {} pane: {} + .png", e.pane.name(), svg.display()), None)
             }
             Request::Demo => {
                 // Each arm a group of two seeds: the demo shows intervals across seeds.

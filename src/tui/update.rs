@@ -455,4 +455,31 @@ mod tests {
         assert_eq!(b.sel.marked, a.sel.marked);
         assert_eq!(Saved::of(&b), saved);
     }
+
+    /// The export key queues the focused pane's figure for the event loop to draw off the UI
+    /// thread (nothing is drawn or written here), and says so in the log: the loss pane's run,
+    /// the languages pane's, the compared sides, a sweep.
+    #[test]
+    fn the_export_key_queues_the_focused_panes_figure() {
+        use crate::report::export::{Export, Pane};
+        let (t, mut a) = app();
+        select(&mut a, "en-");
+        press(&mut a, KeyCode::Tab);
+        assert_eq!(a.view.focus, Focus::Loss);
+        keys(&mut a, "e");
+        let side = ("demo-en".to_string(), vec!["en-4d5e6f".to_string()]);
+        let want = Export { pane: Pane::Loss, sides: vec![side.clone()], sweep: None };
+        assert_eq!(a.pending, [Request::Export(want)]);
+        assert!(a.log.back().is_some_and(|l| !l.error && l.text.contains("exporting the loss pane of demo-en")));
+        press(&mut a, KeyCode::Tab);
+        keys(&mut a, "e");
+        assert!(matches!(&a.pending[1], Request::Export(e) if e.pane == Pane::Languages && e.sides == [side.clone()]));
+        keys(&mut a, " ");
+        select(&mut a, "ml40-");
+        keys(&mut a, " ce");
+        assert!(a.view.compare);
+        let Request::Export(e) = &a.pending[2] else { panic!("{:?}", a.pending) };
+        assert_eq!((e.pane, e.sides.len()), (Pane::Compare, 2));
+        assert!(!t.path().join("exports").exists(), "the reducer draws nothing");
+    }
 }

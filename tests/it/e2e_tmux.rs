@@ -454,3 +454,68 @@ fn compare_shows_the_config_keys_that_differ_in_tmux() {
     assert!(s.contains("≠ name") && !s.contains("≠ seed"), "{s}");
     tm.keys(&["q"]);
 }
+
+/// The export key writes the focused pane's figure as SVG and PNG under the runs root's
+/// `exports/`, and the log names the file: the loss pane, then the languages pane.
+#[test]
+fn the_export_key_writes_the_focused_panes_figure_and_the_log_names_it() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let cfg = fixture("tiny.toml");
+    let rd = root.join("alpha");
+    ok(run(
+        t.path(),
+        &[
+            "train",
+            cfg.to_str().unwrap(),
+            "--run-dir",
+            rd.to_str().unwrap(),
+            "-q",
+            "--set",
+            "max_steps=20",
+            "--set",
+            "name=alpha",
+        ],
+    ));
+    let cmdline = format!(
+        "env MIXSCOPE_CACHE={} MIXSCOPE_CONFIG_DIR=/nonexistent/mixscope-user-config HF_HUB_OFFLINE=1 {} tui --runs {}",
+        t.path().display(),
+        bin().display(),
+        root.display()
+    );
+    let tm = Tmux::new(&cmdline);
+    tm.wait_for("Runs 1", Duration::from_secs(20));
+    let exports = root.join("exports");
+    let files = |pane: &str| -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> =
+            std::fs::read_dir(&exports).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        v.retain(|p: &std::path::PathBuf| {
+            p.file_name().unwrap().to_string_lossy().starts_with(&format!("alpha-{pane}-"))
+        });
+        v.sort();
+        v
+    };
+    // The run list has the keys; Tab focuses the loss pane.
+    tm.keys(&["Home", "Tab", "e"]);
+    for (pane, then) in [("loss", Some("Tab")), ("languages", None)] {
+        let s = tm.wait_for(&format!("wrote {pane} pane: "), Duration::from_secs(30));
+        let v = files(pane);
+        assert_eq!(v.len(), 2, "an SVG and a PNG: {v:?}");
+        let (png, svg) = (&v[0], &v[1]);
+        assert!(svg.extension().unwrap() == "svg" && png.extension().unwrap() == "png");
+        let name = svg.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(s.contains(&format!("exports/{name} + .png")), "the log names {name}:\n{s}");
+        let text = std::fs::read_to_string(svg).unwrap();
+        let doc = roxmltree::Document::parse(&text).unwrap();
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+        assert!(doc.descendants().any(|n| n.has_tag_name("text") && n.text().is_some_and(|t| t.contains("alpha"))));
+        let mut r = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap())).read_info().unwrap();
+        let mut buf = vec![0; r.output_buffer_size().unwrap()];
+        let info = r.next_frame(&mut buf).unwrap();
+        assert!(info.width >= 600 && info.height >= 300, "{}×{}", info.width, info.height);
+        if let Some(k) = then {
+            tm.keys(&[k, "e"]);
+        }
+    }
+    tm.keys(&["q"]);
+}

@@ -21,6 +21,7 @@ mod layers;
 mod metrics;
 mod notes;
 mod reliability;
+mod report;
 mod slurm;
 mod supervisor;
 mod sweep;
