@@ -220,8 +220,9 @@ fn help_is_generated_from_the_keymap() {
     let t = fixture();
     let mut a = app(&t.path().join("runs"));
     key(&mut a, KeyCode::Char('?'));
-    // Tall enough for one column (at 120×40 the main screen's keys go side by side, clipped).
-    let s = render(&mut a, 120, 44);
+    // Tall enough for one column (at 40 rows the main screen's 27 keys go in two columns,
+    // their longer texts clipped).
+    let s = render(&mut a, 120, 48);
     // Every binding's text, in its context's section (the dialogs' lines wrap: compare
     // without the line breaks and the borders).
     let flat = flat(&s);
