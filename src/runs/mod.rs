@@ -4,6 +4,7 @@
 //! runs/<run-id>/
 //!   run.toml  events.jsonl  checkpoints/<step>/{model,optimizer}.safetensors + state.json
 //!   tokenizer.json  control  lock  stdout.log  stderr.log
+//!   samples/<step>.jsonl.zst   each evaluation's answers (`samples.rs`)
 //! ```
 
 pub mod control;
@@ -11,6 +12,7 @@ pub mod diff;
 pub mod events;
 pub mod group;
 pub mod lock;
+pub mod samples;
 
 use std::path::{Path, PathBuf};
 
@@ -80,8 +82,17 @@ impl RunDir {
     /// lock): none may be a symbolic link, which a write would follow out of the run. (run.toml,
     /// `control` and `assigned_device` are replaced by a rename, which replaces a link rather
     /// than following it.)
-    pub const OWN_ENTRIES: [&'static str; 8] =
-        ["events.jsonl", "lock", "monitor.lock", "control", "stdout.log", "stderr.log", "checkpoints", "tensorboard"];
+    pub const OWN_ENTRIES: [&'static str; 9] = [
+        "events.jsonl",
+        "lock",
+        "monitor.lock",
+        "control",
+        "stdout.log",
+        "stderr.log",
+        "checkpoints",
+        "tensorboard",
+        "samples",
+    ];
 
     /// Refuse a run directory whose own files or directories ([`RunDir::OWN_ENTRIES`]) are
     /// symbolic links (bad input naming the first).

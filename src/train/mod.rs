@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod evaluate;
+pub mod evalwatch;
 pub mod export;
 pub mod model;
 pub mod model_config;

@@ -42,6 +42,8 @@ pub enum Action {
     Members,
     /// Compare view: the unadjusted marks (each delta's own interval) instead of Holm's.
     MarksUnadjusted,
+    /// Open the samples view of the languages table's language: what the model wrote.
+    Samples,
     // Dialogs and overlays.
     /// Close the dialog (the filter: and clear it) without doing anything.
     Close,
@@ -54,9 +56,13 @@ pub enum Action {
     Lower,
     /// Set the selected mixture weight to zero.
     Zero,
-    /// Scroll a page (the help screen).
+    /// Scroll a page (the help screen, the samples view).
     PageUp,
     PageDown,
+    /// The samples view: all examples / failures / passes.
+    OutcomeFilter,
+    /// The samples view in compare: only the examples whose scores differ between A and B.
+    Differ,
 }
 
 impl Action {

@@ -37,6 +37,9 @@ pub enum Delta {
     /// A run's checkpoints on disk (listed when a checkpoint event arrives): what the fork
     /// dialog offers, without reading a directory on the UI thread.
     Checkpoints { dir: PathBuf, on_disk: Vec<(u64, bool)> },
+    /// The stored answers the samples view asked for (`collect::answers`): the app keeps
+    /// them beside the store, for the open view.
+    Answers(Box<super::collect::answers::Answers>),
 }
 
 /// A run's state as its last status event, its locks, its process and its scheduler tell it.
@@ -538,7 +541,7 @@ impl Store {
             Delta::Sweep(id, rec) => {
                 self.sweeps.insert(id, rec);
             }
-            Delta::System(_) => return false,
+            Delta::System(_) | Delta::Answers(_) => return false,
         }
         true
     }

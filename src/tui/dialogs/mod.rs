@@ -1,5 +1,5 @@
 //! The dialogs and overlays, one file each with its state, its keys and its drawing (as
-//! gitui's popups): help, filter, confirm, launch, fork and the demo offer. A dialog's keys
+//! gitui's popups): help, filter, confirm, launch, fork, the demo offer and the samples view. A dialog's keys
 //! come through its keymap context (`Dialog::context`); a text field takes editing keys first.
 //! A key answers with a [`Reply`]: whether the dialog stays open, and what the app must do.
 
@@ -9,6 +9,7 @@ pub mod filter;
 pub mod fork;
 pub mod help;
 pub mod launch;
+pub mod samples;
 pub mod text;
 
 use crossterm::event::KeyEvent;
@@ -16,6 +17,7 @@ use ratatui::Frame;
 
 use super::action::Action;
 use super::keymap::Context;
+use super::view::Ui;
 
 pub use text::{Effect, Env, Reply, TextInput};
 
@@ -28,6 +30,7 @@ pub enum Dialog {
     Fork(Box<fork::Fork>),
     Launch(Box<launch::Launch>),
     Demo(demo::Demo),
+    Samples(Box<samples::SamplesView>),
 }
 
 impl Dialog {
@@ -40,6 +43,7 @@ impl Dialog {
             Dialog::Fork(_) => Context::Fork,
             Dialog::Launch(_) => Context::Launch,
             Dialog::Demo(_) => Context::Demo,
+            Dialog::Samples(_) => Context::Samples,
         }
     }
 
@@ -53,11 +57,12 @@ impl Dialog {
             Dialog::Fork(d) => d.key(k, action),
             Dialog::Launch(d) => d.key(k, action),
             Dialog::Demo(d) => d.key(action),
+            Dialog::Samples(d) => d.key(action, env),
         }
     }
 
-    /// Draw over the screen.
-    pub fn draw(&self, f: &mut Frame, env: Env) {
+    /// Draw over the screen (the samples view from the app's read-only view too).
+    pub fn draw(&self, f: &mut Frame, env: Env, ui: &Ui) {
         match self {
             Dialog::Help(d) => d.draw(f, env),
             Dialog::Filter(d) => d.draw(f, env),
@@ -65,6 +70,7 @@ impl Dialog {
             Dialog::Fork(d) => d.draw(f, env),
             Dialog::Launch(d) => d.draw(f, env),
             Dialog::Demo(d) => d.draw(f, env),
+            Dialog::Samples(d) => d.draw(f, ui),
         }
     }
 }
