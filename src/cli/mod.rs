@@ -163,6 +163,10 @@ pub enum Command {
         /// How many examples.
         #[arg(long, default_value_t = 5)]
         n: usize,
+        /// The answers the run stored at that evaluation (`samples/`), instead of regenerating
+        /// them from the checkpoint (default step: the latest stored).
+        #[arg(long)]
+        stored: bool,
         #[arg(long)]
         runs: Option<PathBuf>,
         #[arg(long)]
@@ -459,9 +463,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             runs::compare(&crate::runs::runs_root(runs.as_deref()), &runs_to_compare, json, unadjusted)
         }
         Some(Command::Diff { a, b, runs, json }) => runs::diff(&crate::runs::runs_root(runs.as_deref()), &a, &b, json),
-        Some(Command::Samples { run, task, lang, step, n, runs, json }) => {
+        Some(Command::Samples { run, task, lang, step, n, stored, runs, json }) => {
             let run = crate::runs::resolve(&crate::runs::runs_root(runs.as_deref()), &run)?;
-            let (step, samples) = crate::train::samples::samples(&run, step, &task, &lang, n)?;
+            let (step, samples) = match stored {
+                true => crate::train::samples::stored(&run, step, &task, &lang, n)?,
+                false => crate::train::samples::samples(&run, step, &task, &lang, n)?,
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "step": step, "samples": samples }))?);
                 return Ok(0);

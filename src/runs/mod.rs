@@ -4,6 +4,7 @@
 //! runs/<run-id>/
 //!   run.toml  events.jsonl  checkpoints/<step>/{model,optimizer}.safetensors + state.json
 //!   tokenizer.json  control  lock  stdout.log  stderr.log  notes.json  notes.lock
+//!   samples/<step>.jsonl.zst   each evaluation's answers (`samples.rs`)
 //! ```
 
 pub mod checkpoint;
@@ -15,6 +16,7 @@ pub mod fork;
 pub mod group;
 pub mod lock;
 pub mod notes;
+pub mod samples;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
@@ -85,7 +87,7 @@ impl RunDir {
     /// lock): none may be a symbolic link, which a write would follow out of the run. (run.toml,
     /// `control` and `assigned_device` are replaced by a rename, which replaces a link rather
     /// than following it.)
-    pub const OWN_ENTRIES: [&'static str; 9] = [
+    pub const OWN_ENTRIES: [&'static str; 10] = [
         "events.jsonl",
         "lock",
         "monitor.lock",
@@ -95,6 +97,7 @@ impl RunDir {
         "checkpoints",
         "tensorboard",
         notes::LOCK,
+        "samples",
     ];
 
     /// Refuse a run directory whose own files or directories ([`RunDir::OWN_ENTRIES`]) are

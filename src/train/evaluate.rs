@@ -11,6 +11,7 @@ use crate::data::jsonl::DataSource;
 use crate::data::mixture::Mixture;
 use crate::data::tokenizer::{Encoded, Tok};
 use crate::data::{Example, Task};
+use crate::runs::samples::{Answer, AnswerSet};
 
 /// Examples per forward pass of the loss evaluation.
 const EVAL_BATCH: usize = 32;
@@ -43,6 +44,9 @@ pub struct EvalResult {
     pub scores: Option<Vec<f64>>,
     /// The 95 % interval of `value` (Wilson for pass/fail scores, bootstrap for graded ones).
     pub ci: Option<[f64; 2]>,
+    /// Each generated example as answered (prompt, reference, generation, score), in order:
+    /// what `runs::samples` stores.
+    pub answers: Option<Vec<Answer>>,
 }
 
 /// The prepared held-out sets of a run.
@@ -111,22 +115,30 @@ impl Evaluator {
         };
         let mut out = Vec::with_capacity(self.sets.len());
         for ((set, loss), gens) in self.sets.iter().zip(losses).zip(gens) {
-            let (metric, value, n, lang_ok, scores, ci) = if set.generate_n > 0 {
+            let (metric, value, n, lang_ok, scores, ci, answers) = if set.generate_n > 0 {
                 let mut scores = Vec::with_capacity(gens.len());
+                let mut answers = Vec::with_capacity(gens.len());
                 let mut ok = 0usize;
                 let mut metric = set.task.metric();
-                for (ex, g) in set.examples.iter().zip(&gens) {
-                    let sc = crate::eval::score(ex, g);
+                for (ex, g) in set.examples.iter().zip(gens) {
+                    let sc = crate::eval::score(ex, &g);
                     scores.push(sc.value);
                     ok += sc.lang_ok as usize;
                     metric = sc.metric;
+                    answers.push(Answer {
+                        prompt: ex.prompt.clone(),
+                        reference: ex.response.clone(),
+                        generation: g,
+                        score: sc.value,
+                        lang_ok: sc.lang_ok,
+                    });
                 }
-                let n = gens.len();
+                let n = scores.len();
                 let mean = scores.iter().sum::<f64>() / n as f64;
                 let ci = mean_ci(&scores, ci_seed(&set.task, &set.lang)).map(|(e, _)| [e.lo, e.hi]);
-                (metric.to_string(), mean, n as u64, Some(ok as f64 / n as f64), Some(scores), ci)
+                (metric.to_string(), mean, n as u64, Some(ok as f64 / n as f64), Some(scores), ci, Some(answers))
             } else {
-                ("loss".to_string(), loss, set.encoded.len() as u64, None, None, None)
+                ("loss".to_string(), loss, set.encoded.len() as u64, None, None, None, None)
             };
             out.push(EvalResult {
                 task: set.task.to_string(),
@@ -139,10 +151,28 @@ impl Evaluator {
                 lang_ok,
                 scores,
                 ci,
+                answers,
             });
         }
         Ok(Some(out))
     }
+}
+
+/// The answers of an evaluation's results, as `runs::samples` stores them (the sets that
+/// generated).
+pub fn answer_sets(results: &[EvalResult]) -> Vec<AnswerSet> {
+    results
+        .iter()
+        .filter_map(|r| {
+            Some(AnswerSet {
+                task: r.task.clone(),
+                lang: r.lang.clone(),
+                group: r.group.clone(),
+                metric: r.metric.clone(),
+                answers: r.answers.clone()?,
+            })
+        })
+        .collect()
 }
 
 /// The bootstrap's seed for a (task, language) set: fixed, so an eval's interval is
@@ -269,6 +299,7 @@ mod tests {
             lang_ok: None,
             scores: None,
             ci: None,
+            answers: None,
         }
     }
 

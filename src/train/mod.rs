@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod evaluate;
+pub mod evalwatch;
 pub mod export;
 pub mod model;
 pub mod ops;

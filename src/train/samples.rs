@@ -80,3 +80,56 @@ pub fn samples(run: &RunDir, step: Option<u64>, task: &str, lang: &str, n: usize
     }
     Ok((step, out))
 }
+
+/// The first `n` answers of (task, lang) the run stored at the evaluation of `step` (its
+/// latest stored when `None`; `runs::samples`), as [`samples`] would regenerate them from the
+/// checkpoint of that step, without loading the model. A run that stores none (written before
+/// answers were stored), or not that step or set, is bad input saying what it does store.
+pub fn stored(run: &RunDir, step: Option<u64>, task: &str, lang: &str, n: usize) -> Result<(u64, Vec<Sample>)> {
+    use crate::runs::samples as store;
+    let steps = store::steps(&run.path);
+    let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    let Some(latest) = steps.last().copied() else {
+        crate::bail_input!(
+            "{} stores no answers (a run written before evaluations stored them, or not evaluated yet): leave out --stored to regenerate them from a checkpoint",
+            run.path.display()
+        );
+    };
+    let step = step.unwrap_or(latest);
+    let Some(set) = store::read_set(&run.path, step, task, lang)? else {
+        crate::bail_input!("{} stores no answers at step {step}; it stores steps {}", run.path.display(), list(&steps));
+    };
+    let Some(set) = set else {
+        crate::bail_input!("{} stores no answers of {task} {lang} at step {step}", run.path.display());
+    };
+    let out = set
+        .answers
+        .into_iter()
+        .take(n)
+        .map(|a| Sample {
+            task: set.task.clone(),
+            lang: set.lang.clone(),
+            prompt: a.prompt,
+            reference: a.reference,
+            generation: a.generation,
+            score: a.score,
+            lang_ok: a.lang_ok,
+        })
+        .collect();
+    Ok((step, out))
+}
+
+/// Store an evaluation's answers (`runs::samples`), keeping the last evaluations' and the best
+/// checkpoint's. They are a view of the evaluation, as the TensorBoard file is of the events:
+/// a write that fails is reported on stderr and training goes on.
+pub fn store(run: &RunDir, step: u64, results: &[super::evaluate::EvalResult], best: Option<u64>) {
+    use crate::runs::samples as store;
+    let sets = super::evaluate::answer_sets(results);
+    if sets.is_empty() {
+        return;
+    }
+    let r = store::write(run, step, &sets).and_then(|_| store::prune(run, store::KEEP_LAST, best));
+    if let Err(e) = r {
+        eprintln!("warning: the answers of the evaluation at step {step} were not stored: {e:#}");
+    }
+}

@@ -14,6 +14,7 @@ use candle_nn::VarMap;
 
 use super::batch::{plan_micro_batches, step_gradients};
 use super::evaluate::Evaluator;
+use super::evalwatch::{EvalWatch, Round};
 use super::model::Model;
 use super::ops::Kernels;
 use super::optim::{AdamW, AdamWConfig};
@@ -179,6 +180,8 @@ struct Session {
     /// Warning events this run has logged, and what watches its loss for them.
     warnings: u64,
     watch: LossWatch,
+    /// What watches the evaluations for one that falls.
+    eval_watch: EvalWatch,
     last_eval: Option<u64>,
     last_eval_loss: Option<f64>,
     quiet: bool,
@@ -247,6 +250,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     }
     stop_if_interrupted!();
     checkpoint::clean_temporaries(run);
+    crate::runs::samples::clean_temporaries(run);
     let tok = Tok::load(&run.tokenizer_path())?;
     let mixture = cfg.mixture()?;
     let user = UserData::load(&cfg.data.files)?;
@@ -346,10 +350,12 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     };
     // The loss of a model that predicts nothing: the uniform distribution over its outputs.
     let uniform = (mcfg.vocab_size as f64).ln();
-    let own = match resumed_from {
-        Some(_) => own_record(run)?,
-        None => (Best::default(), 0),
+    let own_events = match resumed_from {
+        Some(_) => crate::runs::events::read_all(&run.events_path())?.0,
+        None => Vec::new(),
     };
+    let own = own_record(&own_events);
+    let eval_watch = EvalWatch::new(previous_evaluation(run, &cfg, &own_events, state.step));
     let mut s = Session {
         run: run.clone(),
         cfg,
@@ -366,6 +372,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
         own_best: own.0,
         warnings: own.1,
         watch: LossWatch::new(uniform),
+        eval_watch,
         last_eval: None,
         last_eval_loss: None,
         state,
@@ -391,13 +398,25 @@ fn parent_of(cfg: &RunConfig) -> &str {
 
 /// The best selection loss among the checkpoint events a run has logged, and its number of
 /// warning events.
-fn own_record(run: &RunDir) -> Result<(Best, u64)> {
-    let (events, _, _) = crate::runs::events::read_all(&run.events_path())?;
-    Ok(events.iter().fold((Best::default(), 0), |(b, w), e| match &e.body {
+fn own_record(events: &[Event]) -> (Best, u64) {
+    events.iter().fold((Best::default(), 0), |(b, w), e| match &e.body {
         Body::Checkpoint { eval_loss, .. } => (b.after(e.step, *eval_loss), w),
         Body::Warning { .. } => (b, w + 1),
         _ => (b, w),
-    }))
+    })
+}
+
+/// The evaluation a trainer starting at `step` compares its next one with: the run's own last
+/// at or before `step` (a resumed run), else its parent's at the fork step (a fork, or a run
+/// from a base model, whose curves continue its parent's), when the parent is in the runs root.
+fn previous_evaluation(run: &RunDir, cfg: &RunConfig, own: &[Event], step: u64) -> Option<(u64, Round)> {
+    if let Some(prev) = EvalWatch::last_round(own, step) {
+        return Some(prev);
+    }
+    let lineage = cfg.lineage.as_ref().filter(|l| l.fork_step == step)?;
+    let parent = run.path.parent()?.join(&lineage.parent);
+    let (events, _, _) = crate::runs::events::read_all(&parent.join("events.jsonl")).ok()?;
+    EvalWatch::last_round(&events, step).filter(|(s, _)| *s == step)
 }
 
 /// Watches the training loss for what a person should look at, step by step: a loss above
@@ -764,7 +783,9 @@ impl Session {
             })?;
         }
         self.tensorboard_do(|tb| tb.end_round());
+        self.watch_evaluation(&results)?;
         let Some(sel) = self.evaluator.selection_loss(&results) else {
+            self.store_answers(&results);
             return Ok(Some(false));
         };
         self.last_eval_loss = Some(sel);
@@ -773,10 +794,29 @@ impl Session {
             self.state.best_loss = Some(sel);
             self.state.best_step = Some(self.state.step);
         }
+        self.store_answers(&results);
         if !self.quiet {
             println!("eval at step {}: held-out loss {sel:.4}{}", self.state.step, if better { " (best)" } else { "" });
         }
         Ok(Some(better))
+    }
+
+    /// An evaluation that fell below the previous one (`EvalWatch`): one warning event naming
+    /// every row that fell.
+    fn watch_evaluation(&mut self, results: &[super::evaluate::EvalResult]) -> Result<()> {
+        if let Some((message, value)) = self.eval_watch.warn(self.state.step, super::evalwatch::round_of(results)) {
+            self.warnings += 1;
+            if !self.quiet {
+                println!("warning at step {}: {message}", self.state.step);
+            }
+            self.emit(Body::Warning { message, value: Some(value) })?;
+        }
+        Ok(())
+    }
+
+    /// Store the evaluation's answers (`super::samples::store`).
+    fn store_answers(&mut self, results: &[super::evaluate::EvalResult]) {
+        super::samples::store(&self.run, self.state.step, results, self.state.best_step);
     }
 
     /// A trainer killed after saving a checkpoint but before logging it left a checkpoint

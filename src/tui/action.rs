@@ -46,6 +46,8 @@ pub enum Action {
     MarksUnadjusted,
     /// Write the focused pane's figure (as `report` draws it) as SVG and PNG.
     Export,
+    /// Open the samples view of the languages table's language: what the model wrote.
+    Samples,
     // Dialogs and overlays.
     /// Close the dialog (the filter: and clear it) without doing anything.
     Close,
@@ -58,9 +60,13 @@ pub enum Action {
     Lower,
     /// Set the selected mixture weight to zero.
     Zero,
-    /// Scroll a page (the help screen).
+    /// Scroll a page (the help screen, the samples view).
     PageUp,
     PageDown,
+    /// The samples view: all examples / failures / passes.
+    OutcomeFilter,
+    /// The samples view in compare: only the examples whose scores differ between A and B.
+    Differ,
 }
 
 impl Action {

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 
 use ratatui::layout::Rect;
 
+use super::collect::answers::{Answers, Query};
 use super::collect::system::SystemStats;
 use super::derived::Derived;
 use super::dialogs::{Dialog, Env};
@@ -61,6 +62,10 @@ pub struct App {
     seen_warnings: usize,
     /// Warnings to tell the terminal of (the event loop drains it).
     pub notify: Vec<String>,
+    /// The stored answers the open samples view shows (read by the collector).
+    pub answers: Option<Answers>,
+    /// Answers the samples view wants read (the event loop asks the collector).
+    pub answers_wanted: Option<Query>,
     /// What the run tree was last built from (`on_data` rebuilds it when this changes).
     tree_shape: Option<(u64, usize, usize, u64)>,
     /// Offer the demo when the first read of the root finds no runs (not with `--demo`, which
@@ -115,6 +120,8 @@ impl App {
             seen_status: 0,
             seen_warnings: 0,
             notify: Vec::new(),
+            answers: None,
+            answers_wanted: None,
             tree_shape: None,
             offer_demo: true,
             loaded_once: false,
@@ -141,12 +148,13 @@ impl App {
             frame: self.frame,
             loading: self.loading,
             data_gen: self.data_gen,
+            answers: self.answers.as_ref(),
         }
     }
 
     /// What a dialog's keys and drawing need of the app.
     pub fn env(&self) -> Env<'_> {
-        Env { keymap: &self.keymap, theme: &self.theme, screen: self.screen }
+        Env { keymap: &self.keymap, theme: &self.theme, screen: self.screen, answers: self.answers.as_ref() }
     }
 
     /// Bring the derived data (compare table, sweep analysis, the viewed groups' curves) up to
@@ -252,6 +260,7 @@ impl App {
                     || self.ui().charted().iter().any(|r| r.dir.as_os_str() == dir.as_os_str())
             }
             Delta::System(_) | Delta::Checkpoints { .. } => false,
+            Delta::Answers(_) => true,
             _ => true,
         }
     }
@@ -262,6 +271,14 @@ impl App {
         match d {
             Delta::System(s) => {
                 self.system = s;
+                false
+            }
+            // For the samples view, when it still shows what they answer.
+            Delta::Answers(a) => {
+                if matches!(&self.dialog, Some(Dialog::Samples(v)) if v.query == a.query) {
+                    self.answers = Some(*a);
+                    self.dirty = true;
+                }
                 false
             }
             Delta::Loaded(store) => {
@@ -315,8 +332,13 @@ impl App {
         self.dirty = true;
     }
 
-    /// The keymap context of the keys now: the open dialog's, else the main screen's.
+    /// The keymap context of the keys now: the open dialog's, else the main screen's (with
+    /// the languages table's keys while its pane has the focus).
     pub fn context(&self) -> Context {
-        self.dialog.as_ref().map_or(Context::Global, Dialog::context)
+        match (&self.dialog, self.view.focus) {
+            (Some(d), _) => d.context(),
+            (None, super::state::Focus::Langs) => Context::Langs,
+            (None, _) => Context::Global,
+        }
     }
 }

@@ -390,3 +390,48 @@ pub fn groups(root: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Stored answers (`runs::samples`) for a fixture run's MR evaluations of `langs` at `steps`:
+/// 64 arithmetic questions per language, as many answered right as the run's eval event at
+/// that step scored (which ones depends on the run's id), some answered in another language.
+pub fn answers(root: &Path, run: &str, langs: &[&str], steps: &[u64]) -> Result<()> {
+    use crate::runs::samples::{Answer, AnswerSet};
+    let dir = RunDir::new(root.join(run));
+    let (events, _, _) = crate::runs::events::read_all(&dir.events_path())?;
+    let salt = run.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    for &step in steps {
+        let mut sets = Vec::new();
+        for &lang in langs {
+            let found = events.iter().find_map(|e| match &e.body {
+                Body::Eval { task, lang: l, group, value, n, .. } if e.step == step && task == "mr" && l == lang => {
+                    Some((group.clone(), *value, *n))
+                }
+                _ => None,
+            });
+            let Some((group, value, n)) = found else { continue };
+            let right = (value * n as f64).round() as usize;
+            // Which examples are right: a shuffle of their indices by the run.
+            let mut order: Vec<u64> = (0..n).collect();
+            order.sort_by_key(|i| (i.wrapping_mul(2654435761) ^ salt.wrapping_mul(step + 1)) % 1009);
+            let answers = (0..n)
+                .map(|i| {
+                    let (a, b) = (3 + (i * 7) % 40, 2 + (i * 11) % 30);
+                    let ok = order.iter().position(|x| *x == i).is_some_and(|p| p < right);
+                    let got = if ok { a + b } else { a + b + 1 + (i % 3) };
+                    Answer {
+                        prompt: format!(
+                            "[{lang}] Ana has {a} apples and buys {b} more. How many apples does she have now?"
+                        ),
+                        reference: format!("{a} + {b} = {}. The answer is {}.", a + b, a + b),
+                        generation: format!("{a} + {b} = {got}. The answer is {got}."),
+                        score: if ok { 1.0 } else { 0.0 },
+                        lang_ok: (i + salt) % 9 != 0,
+                    }
+                })
+                .collect();
+            sets.push(AnswerSet { task: "mr".into(), lang: lang.into(), group, metric: "accuracy".into(), answers });
+        }
+        crate::runs::samples::write(&dir, step, &sets)?;
+    }
+    Ok(())
+}

@@ -39,15 +39,17 @@ fn labels(keys: &Spanned<Vec<Spanned<String>>>) -> Vec<String> {
     keys.get_ref().iter().map(|k| k.get_ref().clone()).collect()
 }
 
-/// Where a binding applies. `global`, `runs` and `chart` are the main screen (the last two
-/// only group the help); each overlay and dialog has its own keys, and a key it does not bind
-/// goes to its text field, if it has one.
+/// Where a binding applies. `global`, `runs`, `chart` and `langs` are the main screen: `runs`
+/// and `chart` only group the help, `langs` binds keys while the languages pane has the focus
+/// (in place of the run list's). Each overlay and dialog has its own keys, and a key it does
+/// not bind goes to its text field, if it has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, EnumString, IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 pub enum Context {
     Global,
     Runs,
     Chart,
+    Langs,
     Help,
     Filter,
     Confirm,
@@ -55,6 +57,7 @@ pub enum Context {
     Fork,
     Notes,
     Demo,
+    Samples,
 }
 
 impl Context {
@@ -63,19 +66,21 @@ impl Context {
     }
 
     pub fn is_main(self) -> bool {
-        matches!(self, Context::Global | Context::Runs | Context::Chart)
+        matches!(self, Context::Global | Context::Runs | Context::Chart | Context::Langs)
     }
 
     /// Whether bindings of the two contexts are live at the same time (a key may then mean
-    /// only one thing).
+    /// only one thing): the run list's and the languages pane's keys never are.
     pub fn shares_keys_with(self, other: Context) -> bool {
-        self == other || (self.is_main() && other.is_main())
+        self == other || self.live().contains(&other) || other.live().contains(&self)
     }
 
-    /// The contexts live on the screen this context belongs to.
+    /// The contexts live on the screen this context belongs to (`langs`: the main screen
+    /// while the languages pane has the focus).
     pub fn live(self) -> &'static [Context] {
         match self {
             Context::Global | Context::Runs | Context::Chart => &[Context::Global, Context::Runs, Context::Chart],
+            Context::Langs => &[Context::Global, Context::Chart, Context::Langs],
             Context::Help => &[Context::Help],
             Context::Filter => &[Context::Filter],
             Context::Confirm => &[Context::Confirm],
@@ -83,6 +88,7 @@ impl Context {
             Context::Fork => &[Context::Fork],
             Context::Notes => &[Context::Notes],
             Context::Demo => &[Context::Demo],
+            Context::Samples => &[Context::Samples],
         }
     }
 
@@ -92,6 +98,7 @@ impl Context {
             Context::Global => "main screen",
             Context::Runs => "run list",
             Context::Chart => "charts",
+            Context::Langs => "languages table (its pane focused)",
             Context::Help => "this help",
             Context::Filter => "filter",
             Context::Confirm => "confirm stop",
@@ -99,6 +106,7 @@ impl Context {
             Context::Fork => "fork dialog",
             Context::Notes => "notes dialog",
             Context::Demo => "demo offer",
+            Context::Samples => "samples",
         }
     }
 }

@@ -215,6 +215,9 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, root
         if std::mem::take(&mut app.reload) {
             let _ = collector.send(collect::Wake::Reload);
         }
+        if let Some(q) = app.answers_wanted.take() {
+            let _ = collector.send(collect::Wake::Answers(q));
+        }
         if app.dirty {
             app.now = crate::util::now_secs();
             app.screen = screen_of(terminal)?;

@@ -244,4 +244,6 @@ pub struct Selection {
     pub select_when_seen: Option<String>,
     /// A row to select once it appears (the selection saved by the last session).
     pub restore: Option<Pick>,
+    /// The languages table's cursor (a language code; its first row when it lists no such).
+    pub lang: Option<String>,
 }

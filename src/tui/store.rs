@@ -40,6 +40,9 @@ pub enum Delta {
     Checkpoints { dir: PathBuf, on_disk: Vec<(u64, bool)> },
     /// A run's note and tags, read when its `notes.json` changed (`Err`: why it cannot be read).
     Notes { dir: PathBuf, notes: Result<Notes, String> },
+    /// The stored answers the samples view asked for (`collect::answers`): the app keeps
+    /// them beside the store, for the open view.
+    Answers(Box<super::collect::answers::Answers>),
 }
 
 /// A run's state as its last status event, its locks, its process and its scheduler tell it.
@@ -575,7 +578,7 @@ impl Store {
             Delta::Sweep(id, rec) => {
                 self.sweeps.insert(id, rec);
             }
-            Delta::System(_) => return false,
+            Delta::System(_) | Delta::Answers(_) => return false,
         }
         true
     }

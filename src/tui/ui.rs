@@ -52,7 +52,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     panes::strips::system(f, a.sys, &ui);
     panes::strips::log(f, a.log, &ui);
     if let Some(d) = &app.dialog {
-        d.draw(f, app.env());
+        d.draw(f, app.env(), &ui);
     }
 }
 

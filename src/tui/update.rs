@@ -7,14 +7,15 @@ use ratatui::layout::Rect;
 
 use super::action::Action;
 use super::app::App;
+use super::collect::answers::{Query as AnswersQuery, SideQuery};
 use super::dialogs::confirm::Confirm;
 use super::dialogs::demo::Demo;
 use super::dialogs::filter::{Filter, Query};
 use super::dialogs::fork::Fork;
 use super::dialogs::launch::Launch;
 use super::dialogs::notes::EditNotes;
+use super::dialogs::samples::SamplesView;
 use super::dialogs::{Dialog, Effect};
-use super::keymap::Context;
 use super::panes::runs::list_top;
 use super::state::{Focus, Request, Scripts};
 use super::theme::{Theme, BUILTIN};
@@ -25,7 +26,7 @@ impl App {
     pub fn on_key(&mut self, k: KeyEvent) {
         self.dirty = true;
         let Some(mut d) = self.dialog.take() else {
-            match self.keymap.lookup(Context::Global, &k) {
+            match self.keymap.lookup(self.context(), &k) {
                 Some(a) => self.act(a),
                 None if k.code == KeyCode::Esc && self.view.compare => self.view.compare = false,
                 None => {}
@@ -79,6 +80,9 @@ impl App {
                     Focus::Langs => Focus::Loss,
                 }
             }
+            Action::Up if self.view.focus == Focus::Langs => self.move_lang(-1),
+            Action::Down if self.view.focus == Focus::Langs => self.move_lang(1),
+            Action::Samples => self.open_samples(),
             Action::Up => {
                 self.sel.selected = self.sel.selected.saturating_sub(1);
                 self.pick_task();
@@ -273,8 +277,56 @@ impl App {
             | Action::Lower
             | Action::Zero
             | Action::PageUp
-            | Action::PageDown => {}
+            | Action::PageDown
+            | Action::OutcomeFilter
+            | Action::Differ => {}
         }
+    }
+
+    /// Move the languages table's cursor by `by` rows (kept within the table).
+    fn move_lang(&mut self, by: isize) {
+        // The table's rows may be derived (a group's, the compare table's): bring them up to date.
+        self.derive();
+        let rows = self.ui().lang_rows();
+        let at = self.ui().lang_cursor().and_then(|l| rows.iter().position(|r| *r == l)).unwrap_or(0);
+        let to = (at as isize + by).clamp(0, rows.len().saturating_sub(1) as isize) as usize;
+        self.sel.lang = rows.get(to).cloned();
+    }
+
+    /// Open the samples view of the languages table's language: the selected run's stored
+    /// answers (a group's: its first member's), or in compare the first two sides' (A and B),
+    /// read by the collector.
+    fn open_samples(&mut self) {
+        self.derive();
+        let ui = self.ui();
+        let Some(lang) = ui.lang_cursor() else {
+            self.push_log("no language to show: the languages table is empty", true);
+            return;
+        };
+        let side = |label: String, runs: &[&crate::tui::store::RunData], group: bool| {
+            let r = runs[0];
+            let note = group.then(|| format!("its run {} (1 of {} seeds)", r.display_name(), runs.len()));
+            SideQuery { label, run: r.id.clone(), dir: r.dir.clone(), note }
+        };
+        let (sides, of) = if self.view.compare {
+            let all = ui.compare_sides();
+            let n = all.len();
+            (all.iter().take(2).map(|s| side(s.label.clone(), &s.runs, s.group.is_some())).collect::<Vec<_>>(), n)
+        } else if let Some(g) = ui.selected_group() {
+            let members = ui.members(g);
+            if members.is_empty() {
+                return;
+            }
+            (vec![side(g.label(), &members, true)], 1)
+        } else if let Some(r) = ui.selected_run() {
+            (vec![side(r.display_name().to_string(), &[r], false)], 1)
+        } else {
+            return;
+        };
+        let q = AnswersQuery { task: self.view.task.clone(), lang, sides };
+        self.answers = None;
+        self.answers_wanted = Some(q.clone());
+        self.dialog = Some(Dialog::Samples(Box::new(SamplesView::new(q, of))));
     }
 
     /// A mouse event: click to focus and select, wheel to move the selection.

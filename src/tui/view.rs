@@ -37,6 +37,8 @@ pub struct Ui<'a> {
     pub loading: bool,
     /// Counts the store's changes: derived data is keyed by it.
     pub data_gen: u64,
+    /// The stored answers the open samples view shows, once the collector has read them.
+    pub answers: Option<&'a super::collect::answers::Answers>,
 }
 
 impl<'a> Ui<'a> {
@@ -206,6 +208,51 @@ impl<'a> Ui<'a> {
             (_, false) => Pane::Languages,
         };
         Ok(Export { pane, sides, sweep: None })
+    }
+
+    /// The languages the focused languages table lists, in its order (its aggregate rows left
+    /// out): the selected run's, the selected group's, or the compare table's.
+    pub fn lang_rows(&self) -> Vec<String> {
+        let mut v: Vec<String> = match self.right() {
+            View::Compare => self
+                .derived
+                .compare
+                .iter()
+                .filter(|r| r.task == self.view.task && lang::get(&r.row).is_some() && self.lang_visible(&r.row))
+                .map(|r| r.row.clone())
+                .collect(),
+            View::Main => match (self.selected_group(), self.selected_run()) {
+                (Some(_), _) => self
+                    .derived
+                    .group_table
+                    .iter()
+                    .flat_map(|t| &t.rows)
+                    .filter(|r| r.lang_group.is_some())
+                    .map(|r| r.row.clone())
+                    .collect(),
+                (None, Some(r)) => self
+                    .lang_curves(r)
+                    .into_iter()
+                    .filter(|(_, c)| !c.value.is_empty())
+                    .map(|(l, _)| l.clone())
+                    .collect(),
+                (None, None) => Vec::new(),
+            },
+            View::Sweep(_) => Vec::new(),
+        };
+        v.sort_by_key(|l| lang::order(l));
+        v.dedup();
+        v
+    }
+
+    /// The language the languages table's cursor is on: the one picked, while the table lists
+    /// it, else its first.
+    pub fn lang_cursor(&self) -> Option<String> {
+        let rows = self.lang_rows();
+        match &self.sel.lang {
+            Some(l) if rows.contains(l) => Some(l.clone()),
+            _ => rows.into_iter().next(),
+        }
     }
 
     /// What derived data depends on now.

@@ -520,3 +520,58 @@ fn the_export_key_writes_the_focused_panes_figure_and_the_log_names_it() {
     }
     tm.keys(&["q"]);
 }
+
+/// What the model wrote, as a person reads it: two tiny real runs; tab to the languages
+/// table, enter on its language: the held-out examples' prompts, answers and scores; the
+/// failures filter; then compare the two runs and open A's and B's answers side by side,
+/// filtered to where their scores differ.
+#[test]
+fn samples_view_from_the_languages_table_in_tmux() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("runs");
+    let cfg = fixture("tiny.toml");
+    for (dir, seed, lr) in [("alpha", "seed=1", "lr=0.003"), ("beta", "seed=2", "lr=0.002")] {
+        let rd = root.join(dir);
+        let name = format!("name={dir}");
+        let sets = ["max_steps=20", seed, lr, &name];
+        let mut args = vec!["train", cfg.to_str().unwrap(), "--run-dir", rd.to_str().unwrap(), "-q"];
+        for s in &sets {
+            args.extend(["--set", s]);
+        }
+        ok(run(t.path(), &args));
+        assert!(rd.join("samples/20.jsonl.zst").exists());
+    }
+    let cmdline = format!(
+        "env MIXSCOPE_CACHE={} MIXSCOPE_CONFIG_DIR=/nonexistent/mixscope-user-config HF_HUB_OFFLINE=1 {} tui --runs {}",
+        t.path().display(),
+        bin().display(),
+        root.display()
+    );
+    let tm = Tmux::new(&cmdline);
+    tm.wait_for("Runs 2", Duration::from_secs(20));
+    // The languages pane (tab, tab), its first language (English), enter.
+    tm.keys(&["Tab", "Tab", "Enter"]);
+    let s = tm.wait_for("Samples MR en", Duration::from_secs(10));
+    let s = if s.contains("step 20") {
+        s
+    } else {
+        tm.wait_for("step 20 (evaluation 2 of 2 stored)", Duration::from_secs(10))
+    };
+    assert!(s.contains("prompt") && s.contains("reference") && s.contains("answer") && s.contains("#0"), "{s}");
+    assert!(s.contains("accuracy") && s.contains("n=4") && (s.contains("✗ fail") || s.contains("✓ pass")), "{s}");
+    tm.keys(&["f"]);
+    tm.wait_for("showing failures:", Duration::from_secs(5));
+    tm.keys(&["Escape"]);
+    let ok_closed = wait_for(Duration::from_secs(5), || !tm.screen().contains("Samples MR"));
+    assert!(ok_closed, "{}", tm.screen());
+    // Back to the run list (tab), mark both, compare; the compare table (tab, tab), enter.
+    tm.keys(&["Tab", "Space", "Down", "Space", "c"]);
+    tm.wait_for("COMPARE", Duration::from_secs(10));
+    tm.keys(&["Tab", "Tab", "Enter"]);
+    let s = tm.wait_for("A vs B", Duration::from_secs(10));
+    let s = if s.contains("A accuracy") { s } else { tm.wait_for("A accuracy", Duration::from_secs(10)) };
+    assert!(s.contains("alpha") && s.contains("beta") && s.contains("answers"), "{s}");
+    tm.keys(&["d"]);
+    tm.wait_for("scores differ:", Duration::from_secs(5));
+    tm.keys(&["Escape", "q"]);
+}

@@ -89,6 +89,14 @@ fn resume_is_bit_exact() {
         sha(&straight.join("checkpoints/40/optimizer.safetensors")),
         sha(&split.join("checkpoints/40/optimizer.safetensors"))
     );
+    // The answers each evaluation stored are the same, byte for byte (the split run also
+    // stored those of its evaluation at 17, where it stopped).
+    for step in [10, 20, 30, 40] {
+        let file = format!("samples/{step}.jsonl.zst");
+        let text = |d: &std::path::Path| mixscope::runs::samples::decompress(&d.join(&file)).unwrap();
+        assert_eq!(text(&straight), text(&split), "{file}");
+    }
+    assert!(split.join("samples/17.jsonl.zst").exists());
 }
 
 #[test]

@@ -11,7 +11,7 @@ use mixscope::tui::{fixtures, ui};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-fn app(root: &std::path::Path) -> App {
+pub(crate) fn app(root: &std::path::Path) -> App {
     let mut store = Store::load(root);
     for r in &mut store.runs {
         // The fixture has no live processes: say which one is live.
@@ -30,7 +30,7 @@ fn app(root: &std::path::Path) -> App {
     app
 }
 
-fn render(app: &mut App, w: u16, h: u16) -> String {
+pub(crate) fn render(app: &mut App, w: u16, h: u16) -> String {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     app.screen = ratatui::layout::Rect::new(0, 0, w, h);
     app.derive();
@@ -48,7 +48,7 @@ fn render(app: &mut App, w: u16, h: u16) -> String {
     out
 }
 
-fn render_buf(app: &mut App, w: u16, h: u16) -> ratatui::buffer::Buffer {
+pub(crate) fn render_buf(app: &mut App, w: u16, h: u16) -> ratatui::buffer::Buffer {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     app.screen = ratatui::layout::Rect::new(0, 0, w, h);
     app.derive();
@@ -56,11 +56,11 @@ fn render_buf(app: &mut App, w: u16, h: u16) -> ratatui::buffer::Buffer {
     t.backend().buffer().clone()
 }
 
-fn key(app: &mut App, code: KeyCode) {
+pub(crate) fn key(app: &mut App, code: KeyCode) {
     app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
 }
 
-fn select(app: &mut App, id_prefix: &str) {
+pub(crate) fn select(app: &mut App, id_prefix: &str) {
     let i = app.sel.rows.iter().position(|r| app.store.runs[r.run].id.starts_with(id_prefix)).unwrap();
     app.sel.selected = i;
     app.pick_task();
@@ -132,7 +132,7 @@ fn failed_run_details_show_the_reason() {
 }
 
 /// The fixture's English-only and multilingual runs, marked and compared.
-fn comparing(t: &tempfile::TempDir) -> App {
+pub(crate) fn comparing(t: &tempfile::TempDir) -> App {
     let mut a = app(&t.path().join("runs"));
     select(&mut a, "en-");
     key(&mut a, KeyCode::Char(' '));
@@ -220,16 +220,18 @@ fn help_is_generated_from_the_keymap() {
     let t = fixture();
     let mut a = app(&t.path().join("runs"));
     key(&mut a, KeyCode::Char('?'));
-    // Tall enough for one column (at 40 rows the main screen's 27 keys go in two columns,
-    // their longer texts clipped).
-    let s = render(&mut a, 120, 48);
+    // Tall enough for one column (at 40 rows the main screen's keys go in two columns, their
+    // longer texts clipped).
+    let s = render(&mut a, 120, 56);
     // Every binding's text, in its context's section (the dialogs' lines wrap: compare
     // without the line breaks and the borders).
     let flat = flat(&s);
     for b in Keymap::default_map().bindings {
         assert!(flat.contains(&b.help), "help lacks {:?}:\n{s}", b.help);
     }
-    for title in ["fork dialog:", "launch dialog:", "filter:", "confirm stop:", "notes dialog:", "demo offer:"] {
+    for title in
+        ["fork dialog:", "launch dialog:", "filter:", "confirm stop:", "notes dialog:", "demo offer:", "samples:"]
+    {
         assert!(s.contains(title), "help lacks the section {title:?}:\n{s}");
     }
     both_sizes("help", &mut a);

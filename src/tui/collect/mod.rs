@@ -17,6 +17,7 @@ use crate::runs::events::{Body, State};
 use crate::runs::RunDir;
 use crate::supervisor::slurm;
 
+pub mod answers;
 pub mod pace;
 pub mod source;
 pub mod system;
@@ -335,7 +336,7 @@ impl Collector {
 }
 
 /// What wakes the collector's thread besides its clock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Wake {
     /// A file under the root changed (from the watcher): read, paced.
     Files(PathBuf),
@@ -346,6 +347,8 @@ pub enum Wake {
     Unwatched,
     /// Read the root again from scratch.
     Reload,
+    /// Read the stored answers the samples view shows (sent back as `Delta::Answers`).
+    Answers(answers::Query),
 }
 
 /// How often runs are polled without file events (a fallback: events can be missed), and how
@@ -423,6 +426,11 @@ pub fn spawn(root: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Vec<Delta>>) 
                     let (fresh, store) = Collector::load(&root);
                     c = fresh;
                     if tx.send(vec![Delta::Loaded(store)]).is_err() {
+                        return;
+                    }
+                }
+                Ok(Wake::Answers(q)) => {
+                    if tx.send(vec![Delta::Answers(Box::new(answers::read(&q)))]).is_err() {
                         return;
                     }
                 }

@@ -1,5 +1,5 @@
 //! The dialogs and overlays, one file each with its state, its keys and its drawing (as
-//! gitui's popups): help, filter, confirm, launch, fork, notes and the demo offer. A dialog's keys
+//! gitui's popups): help, filter, confirm, launch, fork, notes, the demo offer and the samples view. A dialog's keys
 //! come through its keymap context (`Dialog::context`); a text field takes editing keys first.
 //! A key answers with a [`Reply`]: whether the dialog stays open, and what the app must do.
 
@@ -10,6 +10,7 @@ pub mod fork;
 pub mod help;
 pub mod launch;
 pub mod notes;
+pub mod samples;
 pub mod text;
 
 use crossterm::event::KeyEvent;
@@ -17,6 +18,7 @@ use ratatui::Frame;
 
 use super::action::Action;
 use super::keymap::Context;
+use super::view::Ui;
 
 pub use text::{Effect, Env, Reply, TextInput};
 
@@ -30,6 +32,7 @@ pub enum Dialog {
     Launch(Box<launch::Launch>),
     Notes(Box<notes::EditNotes>),
     Demo(demo::Demo),
+    Samples(Box<samples::SamplesView>),
 }
 
 impl Dialog {
@@ -43,6 +46,7 @@ impl Dialog {
             Dialog::Launch(_) => Context::Launch,
             Dialog::Notes(_) => Context::Notes,
             Dialog::Demo(_) => Context::Demo,
+            Dialog::Samples(_) => Context::Samples,
         }
     }
 
@@ -57,11 +61,12 @@ impl Dialog {
             Dialog::Launch(d) => d.key(k, action),
             Dialog::Notes(d) => d.key(k, action),
             Dialog::Demo(d) => d.key(action),
+            Dialog::Samples(d) => d.key(action, env),
         }
     }
 
-    /// Draw over the screen.
-    pub fn draw(&self, f: &mut Frame, env: Env) {
+    /// Draw over the screen (the samples view from the app's read-only view too).
+    pub fn draw(&self, f: &mut Frame, env: Env, ui: &Ui) {
         match self {
             Dialog::Help(d) => d.draw(f, env),
             Dialog::Filter(d) => d.draw(f, env),
@@ -70,6 +75,7 @@ impl Dialog {
             Dialog::Launch(d) => d.draw(f, env),
             Dialog::Notes(d) => d.draw(f, env),
             Dialog::Demo(d) => d.draw(f, env),
+            Dialog::Samples(d) => d.draw(f, ui),
         }
     }
 }

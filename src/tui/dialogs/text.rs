@@ -45,13 +45,15 @@ impl Reply {
     }
 }
 
-/// What a dialog's key may need besides its own state: the keymap, the theme and the screen
-/// (the help scrolls by the screen's height).
+/// What a dialog's key may need besides its own state: the keymap, the theme, the screen (the
+/// help scrolls by the screen's height) and the answers the samples view shows.
 #[derive(Clone, Copy)]
 pub struct Env<'a> {
     pub keymap: &'a Keymap,
     pub theme: &'a Theme,
     pub screen: Rect,
+    /// The stored answers the samples view shows, once read.
+    pub answers: Option<&'a crate::tui::collect::answers::Answers>,
 }
 
 /// A one-line text field.

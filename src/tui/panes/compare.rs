@@ -12,7 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::{block, clip, dim, lang_color};
+use super::{block, clip, cursor, dim, lang_color, row_style};
 use crate::analysis::stats::Delta;
 use crate::tui::chart::{self, Band, Curve, XMap};
 use crate::tui::groups::BandSeries;
@@ -187,6 +187,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &Ui) {
         }
     };
     let mut rows = Vec::new();
+    let cursor = cursor(app);
     for rd in &rows_data {
         let label = match lang_row(&rd.row) {
             Some(_) => Span::styled(rd.row.clone(), Style::default().fg(th.fg).add_modifier(Modifier::BOLD)),
@@ -206,7 +207,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &Ui) {
         for ((v, m), d) in rd.best[1..].iter().zip(&rd.best_marked).zip(&rd.best_delta) {
             cells.push(delta(v.zip(rd.best[0]).map(|(b, a)| b - a), mark(*m, d)));
         }
-        rows.push(Row::new(cells));
+        let on = lang_row(&rd.row).is_some() && cursor.as_deref() == Some(rd.row.as_str());
+        rows.push(Row::new(cells).style(row_style(&th, on)));
     }
     let mut widths = vec![Constraint::Length(17)];
     widths.extend(std::iter::repeat_n(Constraint::Length(6), n));

@@ -12,7 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table};
 use ratatui::Frame;
 
-use super::{block, dim, lang_color};
+use super::{block, cursor, dim, lang_color, row_style};
 use crate::analysis::stats::Est;
 use crate::analysis::{aggregate, aggregate_cis, cell_est, Aggregates};
 use crate::data::lang;
@@ -221,6 +221,7 @@ fn draw_table(f: &mut Frame, area: Rect, app: &Ui, r: &RunData) {
     let mut rows: Vec<Row> = Vec::new();
     let ci_text =
         |e: Option<Est>| if app.view.show_loss { String::new() } else { e.map_or("-".into(), |e| fmt_ci(e.lo, e.hi)) };
+    let cursor = cursor(app);
     for ((_, l), c) in order {
         let color = lang_color(th, r, l, &c.group);
         let v = if app.view.show_loss { c.loss } else { c.value };
@@ -236,7 +237,7 @@ fn draw_table(f: &mut Frame, area: Rect, app: &Ui, r: &RunData) {
             cols.push(Cell::from(dim(c.n.to_string(), th)));
             cols.push(Cell::from(dim(ok, th)));
         }
-        rows.push(Row::new(cols));
+        rows.push(Row::new(cols).style(row_style(th, cursor.as_deref() == Some(l.as_str()))));
     }
     let a: Aggregates = aggregate(&cells, &app.view.task, app.view.show_loss);
     let cis = aggregate_cis(&cells, &app.view.task);
@@ -452,6 +453,7 @@ fn draw_group_table(f: &mut Frame, area: Rect, app: &Ui, r: &RunData, t: &GroupT
     let ci_text = |e: Option<Est>| e.map_or("-".into(), |e| fmt_ci(e.lo, e.hi));
     let sep = Style::default().fg(th.accent);
     let mut rows: Vec<Row> = Vec::new();
+    let cursor = cursor(app);
     for row in &t.rows {
         let label = match &row.lang_group {
             Some(g) => Span::styled(
@@ -472,7 +474,8 @@ fn draw_group_table(f: &mut Frame, area: Rect, app: &Ui, r: &RunData, t: &GroupT
                 cols.push(Cell::from(dim(row.n.map_or(String::new(), |n| n.to_string()), th)));
             }
         }
-        rows.push(Row::new(cols));
+        let on = row.lang_group.is_some() && cursor.as_deref() == Some(row.row.as_str());
+        rows.push(Row::new(cols).style(row_style(th, on)));
     }
     // Narrow: K and n in the header (when every row has the same).
     let ks: Vec<usize> = t.rows.iter().filter(|r| r.lang_group.is_some()).map(|r| r.k).collect();

@@ -64,3 +64,17 @@ pub fn lang_color(th: &Theme, r: &RunData, code: &str, group: &str) -> ratatui::
     };
     th.lang(group, same.iter().position(|l| *l == code).unwrap_or(0))
 }
+
+/// The languages table's cursor, while its pane has the focus (enter opens its samples).
+pub fn cursor(app: &super::view::Ui) -> Option<String> {
+    (app.view.focus == super::state::Focus::Langs).then(|| app.lang_cursor()).flatten()
+}
+
+/// A table row's style: the cursor's row highlighted.
+pub fn row_style(th: &Theme, on: bool) -> Style {
+    if on {
+        Style::default().bg(th.selection_bg).add_modifier(ratatui::style::Modifier::BOLD)
+    } else {
+        Style::default()
+    }
+}
