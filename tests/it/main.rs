@@ -19,6 +19,7 @@ mod integrity;
 mod interop;
 mod layers;
 mod metrics;
+mod oracle;
 mod reliability;
 mod slurm;
 mod supervisor;
