@@ -20,6 +20,7 @@ mod interop;
 mod layers;
 mod metrics;
 mod notes;
+mod oracle;
 mod reliability;
 mod report;
 mod samples;
