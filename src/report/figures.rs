@@ -183,7 +183,35 @@ impl Figure {
     }
 
     fn header_h(&self) -> u32 {
-        TITLE_H + NOTE_H * self.notes.len() as u32 + if self.notes.is_empty() { 0 } else { 6 }
+        let n = self.note_lines().len() as u32;
+        TITLE_H + NOTE_H * n + if n == 0 { 0 } else { 6 }
+    }
+
+    /// The figure's width: its panels and the legend (at least 640 pixels).
+    fn width(&self) -> u32 {
+        let (cols, rows) = self.grid();
+        let (_, _, legend_w) = self.legend_layout(self.panel_size.1 * rows as u32);
+        (self.panel_size.0 * cols as u32 + legend_w).max(640)
+    }
+
+    /// The notes, each wrapped at word boundaries to the figure's width.
+    fn note_lines(&self) -> Vec<String> {
+        let max = (self.width().saturating_sub(32) / CHAR_W).max(20) as usize;
+        let mut out = Vec::new();
+        for note in &self.notes {
+            let mut line = String::new();
+            for word in note.split(' ') {
+                if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > max {
+                    out.push(std::mem::take(&mut line));
+                }
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(word);
+            }
+            out.push(line);
+        }
+        out
     }
 
     /// The legend's columns and width: entries stacked down the panels' height, in as many
@@ -202,12 +230,8 @@ impl Figure {
 
     /// The figure's size in pixels: the panels, the legend beside them, the title and notes.
     pub fn size(&self) -> (u32, u32) {
-        let (cols, rows) = self.grid();
-        let body_h = self.panel_size.1 * rows as u32;
-        let (_, _, legend_w) = self.legend_layout(body_h);
-        let notes_w = self.notes.iter().map(|n| n.chars().count() as u32 * CHAR_W + 40).max().unwrap_or(0);
-        let w = (self.panel_size.0 * cols as u32 + legend_w).max(notes_w.min(1800));
-        (w, body_h + self.header_h())
+        let (_, rows) = self.grid();
+        (self.width(), self.panel_size.1 * rows as u32 + self.header_h())
     }
 
     /// The figure as SVG text and as PNG bytes.
@@ -248,9 +272,9 @@ impl Figure {
         let title = TextStyle::from((FAMILY, 20).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
         header.draw(&Text::new(self.title.clone(), (w as i32 / 2, 8), title)).map_err(err)?;
         let note = TextStyle::from((FAMILY, 12).into_font()).color(&RGBColor(80, 80, 80));
-        for (i, n) in self.notes.iter().enumerate() {
+        for (i, n) in self.note_lines().into_iter().enumerate() {
             let y = (TITLE_H + NOTE_H * i as u32) as i32;
-            header.draw(&Text::new(n.clone(), (16, y), note.clone())).map_err(err)?;
+            header.draw(&Text::new(n, (16, y), note.clone())).map_err(err)?;
         }
         let (cols, rows) = self.grid();
         let body_w = self.panel_size.0 * cols as u32;

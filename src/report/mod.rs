@@ -271,6 +271,12 @@ pub fn write(root: &Path, out: &Path, sweep: Option<&str>, specs: &[String]) -> 
             }
         }
     }
+    for a in &analyses {
+        let seen = plots::sweep_figure(a, &["english", "seen", "unseen"], "");
+        files.extend(seen.save(out, &format!("sweep-{}", a.id))?);
+        let scripts = plots::sweep_figure(a, &["english", "latin", "non_latin"], " — Latin vs non-Latin");
+        files.extend(scripts.save(out, &format!("sweep-{}-scripts", a.id))?);
+    }
     // Two or more runs or groups named: their comparison.
     if specs.len() >= 2 {
         let mut named = Vec::new();

@@ -305,9 +305,15 @@ fn values(r: &RunCurves, task: &str, l: &str) -> Values {
     r.table.steps.iter().filter_map(|(s, m)| m.get(&key).map(|c| (*s, c.value, cell_est(c)))).collect()
 }
 
-/// A task's languages (with their group) and metric among a side's runs, and the examples
+/// A task's languages (with their group) among a side's runs, its metric, and the examples
 /// each value rests on (the smallest and largest n).
-fn task_langs(side: &Side, task: &str) -> (Vec<(String, String)>, String, Option<(u64, u64)>) {
+struct TaskLangs {
+    langs: Vec<(String, String)>,
+    metric: String,
+    n: Option<(u64, u64)>,
+}
+
+fn task_langs(side: &Side, task: &str) -> TaskLangs {
     let cells: Vec<(&(String, String), &crate::analysis::Cell)> = side
         .runs
         .iter()
@@ -323,7 +329,7 @@ fn task_langs(side: &Side, task: &str) -> (Vec<(String, String)>, String, Option
         .iter()
         .map(|(_, c)| c.n)
         .fold(None, |acc: Option<(u64, u64)>, n| Some(acc.map_or((n, n), |(a, b)| (a.min(n), b.max(n)))));
-    (langs, metric, n)
+    TaskLangs { langs, metric, n }
 }
 
 /// The tasks of some sides, in the suite's order.
@@ -337,7 +343,7 @@ fn tasks_of(sides: &[&Side]) -> Vec<String> {
 /// One task's panel of a side: a line per language, coloured by its group (English, seen,
 /// unseen), its interval shaded.
 fn task_panel(side: &Side, task: &str) -> Panel {
-    let (langs, metric, _) = task_langs(side, task);
+    let TaskLangs { langs, metric, .. } = task_langs(side, task);
     let range = if metric == "loss" { LOSS_RANGE } else { (0.0, 1.0) };
     let mut p = Panel::new(format!("{} — {metric}", task.to_uppercase()), "step", metric.clone());
     p.y_from_zero = metric != "loss";
@@ -362,7 +368,7 @@ fn task_panel(side: &Side, task: &str) -> Panel {
 fn n_words(sides: &[&Side], tasks: &[String]) -> String {
     let (lo, hi) = sides
         .iter()
-        .flat_map(|s| tasks.iter().filter_map(move |t| task_langs(s, t).2))
+        .flat_map(|s| tasks.iter().filter_map(move |t| task_langs(s, t).n))
         .fold((u64::MAX, 0), |(a, b), (l, h)| (a.min(l), b.max(h)));
     match (lo, hi) {
         (u64::MAX, _) => String::new(),

@@ -183,7 +183,10 @@ fn a_four_point_sweep_runs_groups_and_reports() {
     let mut figs = vec![format!("sweep-{sweep_id}"), format!("sweep-{sweep_id}-scripts"), "loss".to_string()];
     figs.extend(runs.iter().map(|r| format!("run-{}", r["id"].as_str().unwrap())));
     for fig in &figs {
-        let svg = std::fs::read_to_string(out_dir.join(format!("{fig}.svg"))).unwrap();
+        let svg = std::fs::read_to_string(out_dir.join(format!("{fig}.svg"))).unwrap_or_else(|e| {
+            let have: Vec<_> = std::fs::read_dir(&out_dir).unwrap().flatten().map(|e| e.file_name()).collect();
+            panic!("{fig}.svg: {e}; the report wrote {have:?}")
+        });
         let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{fig}.svg: {e}"));
         assert_eq!(doc.root_element().tag_name().name(), "svg");
         assert!(doc.descendants().any(|n| n.is_element() && n.tag_name().name() == "text"));
