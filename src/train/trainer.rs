@@ -768,6 +768,8 @@ impl Session {
             }
             return Ok(None);
         };
+        // The answers first: a reader that sees the eval events finds them.
+        super::samples::store(&self.run, self.state.step, &results, self.state.best_step);
         for r in &results {
             self.emit(Body::Eval {
                 task: r.task.clone(),
@@ -785,7 +787,6 @@ impl Session {
         self.tensorboard_do(|tb| tb.end_round());
         self.watch_evaluation(&results)?;
         let Some(sel) = self.evaluator.selection_loss(&results) else {
-            self.store_answers(&results);
             return Ok(Some(false));
         };
         self.last_eval_loss = Some(sel);
@@ -794,7 +795,6 @@ impl Session {
             self.state.best_loss = Some(sel);
             self.state.best_step = Some(self.state.step);
         }
-        self.store_answers(&results);
         if !self.quiet {
             println!("eval at step {}: held-out loss {sel:.4}{}", self.state.step, if better { " (best)" } else { "" });
         }
@@ -812,11 +812,6 @@ impl Session {
             self.emit(Body::Warning { message, value: Some(value) })?;
         }
         Ok(())
-    }
-
-    /// Store the evaluation's answers (`super::samples::store`).
-    fn store_answers(&mut self, results: &[super::evaluate::EvalResult]) {
-        super::samples::store(&self.run, self.state.step, results, self.state.best_step);
     }
 
     /// A trainer killed after saving a checkpoint but before logging it left a checkpoint

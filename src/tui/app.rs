@@ -66,6 +66,9 @@ pub struct App {
     pub answers: Option<Answers>,
     /// Answers the samples view wants read (the event loop asks the collector).
     pub answers_wanted: Option<Query>,
+    /// Each side's latest evaluation of the view's set when its answers were asked for: a
+    /// later one reads them again.
+    answers_asked_at: Vec<Option<u64>>,
     /// What the run tree was last built from (`on_data` rebuilds it when this changes).
     tree_shape: Option<(u64, usize, usize, u64)>,
     /// Offer the demo when the first read of the root finds no runs (not with `--demo`, which
@@ -122,6 +125,7 @@ impl App {
             notify: Vec::new(),
             answers: None,
             answers_wanted: None,
+            answers_asked_at: Vec::new(),
             tree_shape: None,
             offer_demo: true,
             loaded_once: false,
@@ -329,7 +333,33 @@ impl App {
         }
         self.pick_task();
         self.collect_status_log();
+        self.refresh_answers();
         self.dirty = true;
+    }
+
+    /// Ask for the open samples view's answers (now, or again when its runs evaluated since).
+    pub fn want_answers(&mut self, q: Query) {
+        self.answers_asked_at = self.latest_evals(&q);
+        self.answers_wanted = Some(q);
+    }
+
+    /// Each side's latest evaluation of the query's (task, language).
+    fn latest_evals(&self, q: &Query) -> Vec<Option<u64>> {
+        let key = (q.task.clone(), q.lang.clone());
+        q.sides
+            .iter()
+            .map(|s| self.store.get(&s.run).and_then(|r| r.evals.get(&key)).and_then(|c| c.value.last()).map(|p| p.0))
+            .collect()
+    }
+
+    /// A run of the open samples view evaluated again (its answers are written before the
+    /// evaluation's events): read the view's answers again.
+    fn refresh_answers(&mut self) {
+        let Some(Dialog::Samples(v)) = &self.dialog else { return };
+        let q = v.query.clone();
+        if self.answers_wanted.is_none() && self.latest_evals(&q) != self.answers_asked_at {
+            self.want_answers(q);
+        }
     }
 
     /// The keymap context of the keys now: the open dialog's, else the main screen's (with

@@ -325,7 +325,7 @@ impl App {
         };
         let q = AnswersQuery { task: self.view.task.clone(), lang, sides };
         self.answers = None;
-        self.answers_wanted = Some(q.clone());
+        self.want_answers(q.clone());
         self.dialog = Some(Dialog::Samples(Box::new(SamplesView::new(q, of))));
     }
 

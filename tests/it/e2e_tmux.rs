@@ -568,9 +568,9 @@ fn samples_view_from_the_languages_table_in_tmux() {
     tm.keys(&["Tab", "Space", "Down", "Space", "c"]);
     tm.wait_for("COMPARE", Duration::from_secs(10));
     tm.keys(&["Tab", "Tab", "Enter"]);
-    let s = tm.wait_for("A vs B", Duration::from_secs(10));
-    let s = if s.contains("A accuracy") { s } else { tm.wait_for("A accuracy", Duration::from_secs(10)) };
-    assert!(s.contains("alpha") && s.contains("beta") && s.contains("answers"), "{s}");
+    tm.wait_for("A vs B", Duration::from_secs(10));
+    let s = tm.wait_for("step 20 (evaluation 2 of 2 stored)", Duration::from_secs(10));
+    assert!(s.contains("A alpha") && s.contains("B beta") && s.contains("answers") && s.contains("n=4"), "{s}");
     tm.keys(&["d"]);
     tm.wait_for("scores differ:", Duration::from_secs(5));
     tm.keys(&["Escape", "q"]);

@@ -447,7 +447,7 @@ fn links_inside_a_run_directory_are_not_followed_for_writes() {
             assert_eq!(std::fs::read_to_string(target).unwrap(), "precious\n", "{} was written", target.display());
         }
     };
-    for entry in ["events.jsonl", "lock", "control", "checkpoints", "tensorboard"] {
+    for entry in ["events.jsonl", "lock", "control", "checkpoints", "tensorboard", "samples"] {
         let d = root.join(format!("link-{}", entry.replace('.', "-")));
         copy_tree(&good, &d);
         std::fs::create_dir_all(d.join("tensorboard")).unwrap();

@@ -38,7 +38,9 @@ fn stored_answers_equal_what_samples_regenerates_from_the_checkpoint() {
     assert_eq!(stored, ["10.jsonl.zst", "20.jsonl.zst", "30.jsonl.zst"]);
     let evs = events(&dir);
     let mut compared = 0;
-    for step in ["10", "30"] {
+    for step_n in [10u64, 30] {
+        let step = step_n.to_string();
+        let step = step.as_str();
         for (task, lang) in [("mr", "en"), ("sm", "ja"), ("if", "pt")] {
             let want =
                 samples_json(t.path(), &root, "r", &["--task", task, "--lang", lang, "--step", step, "--n", "4"]);
@@ -54,7 +56,7 @@ fn stored_answers_equal_what_samples_regenerates_from_the_checkpoint() {
             // The eval event's scores are the stored answers' scores.
             let ev = of_kind(&evs, "eval")
                 .into_iter()
-                .find(|e| e["task"] == task && e["lang"] == lang && e["step"].to_string() == step)
+                .find(|e| e["task"] == task && e["lang"] == lang && e["step"] == step_n)
                 .unwrap();
             let scores: Vec<f64> =
                 got["samples"].as_array().unwrap().iter().map(|s| s["score"].as_f64().unwrap()).collect();

@@ -190,3 +190,44 @@ fn the_languages_pane_takes_up_and_down_and_stale_answers_are_dropped() {
     key(&mut a, KeyCode::Down);
     assert_ne!(a.sel.selected, run);
 }
+
+/// A run of the open view evaluates again (its answers stored, then its eval events): the view
+/// asks for its answers again and shows the new latest evaluation.
+#[test]
+fn a_new_evaluation_is_read_into_the_open_view() {
+    use mixscope::runs::events::{Body, Event, EventWriter};
+    let t = fixture();
+    let root = t.path().join("runs");
+    let mut a = app(&root);
+    select(&mut a, "en-");
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Enter);
+    deliver(&mut a);
+    a.on_data();
+    assert!(a.answers_wanted.is_none(), "nothing new: nothing read again");
+    assert!(render(&mut a, 120, 40).contains("step 700 (evaluation 3 of 3 stored)"));
+    let dir = root.join("en-4d5e6f");
+    let eval = Body::Eval {
+        task: "mr".into(),
+        lang: "en".into(),
+        group: "anchor".into(),
+        loss: 1.0,
+        metric: "accuracy".into(),
+        value: 0.5,
+        n: 64,
+        lang_ok: Some(1.0),
+        scores: None,
+        ci: Some([0.38, 0.62]),
+    };
+    EventWriter::open(&dir.join("events.jsonl")).unwrap().write(&Event::new(750, eval)).unwrap();
+    fixtures::answers(&root, "en-4d5e6f", &["en"], &[750]).unwrap();
+    a.apply(Delta::Replaced(mixscope::tui::store::RunData::load(&dir)));
+    a.on_data();
+    deliver(&mut a);
+    let s = render(&mut a, 120, 40);
+    assert!(
+        s.contains("step 750 (evaluation 4 of 4 stored)") && s.contains("accuracy 0.500 [0.380, 0.620] n=64"),
+        "{s}"
+    );
+}

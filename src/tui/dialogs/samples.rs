@@ -270,7 +270,7 @@ impl SamplesView {
                 out.push(format!("{}: {e}", s.label));
             } else if !side.stores_any() {
                 let evaluated =
-                    ui.store.get(&s.run).is_some_and(|r| r.evals.get(&(q.task.clone(), q.lang.clone())).is_some());
+                    ui.store.get(&s.run).is_some_and(|r| r.evals.contains_key(&(q.task.clone(), q.lang.clone())));
                 out.push(if evaluated {
                     format!(
                         "{} stores no answers: it was written before evaluations stored them. `mixscope samples {} --task {} --lang {} --step STEP` regenerates them from a checkpoint.",
