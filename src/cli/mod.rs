@@ -65,7 +65,7 @@ pub enum Command {
         seeds: Option<String>,
     },
     /// List runs: state, step, loss, best held-out loss, mixture, lineage, device, age, tags
-    /// (✎: the run has a note).
+    /// (and a pencil mark when the run has a note).
     Ls {
         #[arg(long)]
         runs: Option<PathBuf>,
