@@ -64,34 +64,31 @@ pub enum Command {
         #[arg(long, value_name = "K|S1,S2,...")]
         seeds: Option<String>,
     },
-    /// List runs: state, step, loss, best held-out loss, mixture, lineage, device, age, tags
-    /// (✎: the run has a note).
+    /// List runs: state, step, loss, best held-out loss, mixture, lineage, device, age, tags.
     Ls {
         #[arg(long)]
         runs: Option<PathBuf>,
         /// One JSON array of run objects.
         #[arg(long)]
         json: bool,
-        /// Only the runs that carry this tag (repeat it, or give a comma list: runs carrying
-        /// every one of them).
+        /// Only the runs carrying this tag (repeated, or a comma list: every one of them).
         #[arg(long = "tag", value_name = "TAG[,TAG...]")]
         tags: Vec<String>,
     },
-    /// A run's note (free text): `note RUN "text"` sets it and `note RUN ""` removes it;
-    /// `note RUN` prints it. A group (its name or `g:` id) has each of its runs' notes.
+    /// A run's note: `note RUN "text"` sets it ("" removes it), `note RUN` prints it. A group
+    /// (its name or `g:` id): each of its runs.
     Note {
         run: String,
-        /// The note; omit it to print the run's note.
+        /// The note (none: print it).
         text: Option<String>,
-        /// Add the text as a new line under the note instead of replacing it.
+        /// Add the text as a new line under the note.
         #[arg(long, requires = "text")]
         append: bool,
         #[arg(long)]
         runs: Option<PathBuf>,
     },
-    /// A run's tags: `tag RUN +a -b c` adds a and c, removes b, and prints the run's tags;
-    /// `tag RUN` prints them. A tag is letters, digits, '-', '_' and '.'. A group (its name or
-    /// `g:` id) tags each of its runs.
+    /// A run's tags: `tag RUN +a -b c` adds a and c, removes b, prints the tags (letters,
+    /// digits, '-', '_', '.'). A group (its name or `g:` id): each of its runs.
     Tag {
         run: String,
         /// +TAG or TAG adds it, -TAG removes it.

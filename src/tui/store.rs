@@ -38,7 +38,7 @@ pub enum Delta {
     /// A run's checkpoints on disk (listed when a checkpoint event arrives): what the fork
     /// dialog offers, without reading a directory on the UI thread.
     Checkpoints { dir: PathBuf, on_disk: Vec<(u64, bool)> },
-    /// A run's note and tags, read when its `notes.json` changed (`Err`: why it cannot be read).
+    /// A run's note and tags, read when `notes.json` changed (`Err`: why it cannot be read).
     Notes { dir: PathBuf, notes: Result<Notes, String> },
     /// The stored answers the samples view asked for (`collect::answers`): the app keeps
     /// them beside the store, for the open view.
@@ -226,7 +226,7 @@ pub struct RunData {
     pub damaged: Option<String>,
     /// A Slurm run's latest job (id, Slurm's state, node).
     pub slurm: Option<crate::supervisor::slurm::SlurmView>,
-    /// What a person wrote about the run (`notes.json`), and why that file cannot be read.
+    /// What a person wrote about the run (`notes.json`); why that file cannot be read.
     pub notes: Notes,
     pub notes_error: Option<String>,
     /// The train loss smoothed with a debiased EMA (see [`RunData::update_smooth`]).
@@ -310,10 +310,7 @@ impl RunData {
 
     /// Set the note and tags as the collector read them.
     pub fn set_notes(&mut self, read: Result<Notes, String>) {
-        (self.notes, self.notes_error) = match read {
-            Ok(n) => (n, None),
-            Err(e) => (Notes::default(), Some(e)),
-        };
+        (self.notes, self.notes_error) = read.map_or_else(|e| (Notes::default(), Some(e)), |n| (n, None));
     }
 
     /// The checkpoints a fork can start from, with whether each holds weights only: those on
@@ -512,14 +509,7 @@ impl Store {
     /// A store of `root` with nothing read yet: what the first frame shows while the
     /// collector reads the root.
     pub fn empty(root: &Path) -> Store {
-        Store {
-            root: root.to_path_buf(),
-            error: None,
-            runs: Vec::new(),
-            sweeps: BTreeMap::new(),
-            runs_gen: next_gen(),
-            notes_gen: 0,
-        }
+        Store::from_runs(root, Vec::new())
     }
 
     /// Runs as read, in the order the tree lists them: by their first event, then id.
