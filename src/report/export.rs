@@ -4,7 +4,7 @@
 //!
 //! Files go to `exports/` under the runs root, or to the directory `exports = "..."` in the
 //! user's config.toml names: `<what>-<pane>-<UTC time>.svg` and `.png`, where `<what>` is the
-//! run's or group's name, `a-vs-b` for a comparison, `sweep-<name>` for a sweep.
+//! run's or group's name, `a-vs-b` for a comparison, the sweep's id for a sweep.
 
 use std::path::{Path, PathBuf};
 
@@ -47,10 +47,10 @@ pub struct Export {
 }
 
 impl Export {
-    /// What the files are named by: the side's name, `a-vs-b`, or `sweep-<id>`.
+    /// What the files are named by: the side's name, `a-vs-b`, or the sweep's id.
     fn what(&self) -> String {
         match (&self.sweep, self.pane) {
-            (Some(id), Pane::Sweep) => format!("sweep-{id}"),
+            (Some(id), Pane::Sweep) => slug(id),
             _ => self.sides.iter().map(|(l, _)| slug(l)).collect::<Vec<_>>().join("-vs-"),
         }
     }
@@ -245,6 +245,8 @@ mod tests {
         let e = Export { pane: Pane::Sweep, sides: Vec::new(), sweep: Some("paper-9c8d7e".into()) };
         let (svg, png) = figure(t.path(), &e).unwrap().render().unwrap();
         check(&svg, &png, &["N examples per language (n)", "unseen", "Error bars: 95 %"]);
+        let (svg, _) = write(t.path(), &e, 0.0).unwrap();
+        assert_eq!(svg, t.path().join("exports/paper-9c8d7e-sweep-19700101-000000.svg"));
 
         // Written where the log says, twice in one second: two pairs of files.
         let e = Export { pane: Pane::Loss, sides: vec![fork], sweep: None };
