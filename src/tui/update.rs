@@ -526,6 +526,8 @@ mod tests {
         press(&mut a, KeyCode::Tab);
         keys(&mut a, "e");
         assert!(matches!(&a.pending[1], Request::Export(e) if e.pane == Pane::Languages && e.sides == [side.clone()]));
+        // Back to the run list (the languages table takes the run list's keys while focused).
+        a.view.focus = Focus::Runs;
         keys(&mut a, " ");
         select(&mut a, "ml40-");
         keys(&mut a, " ce");
