@@ -288,7 +288,19 @@ pub fn seed_mean(values: &[f64], floor: f64) -> Option<Est> {
     if values.len() < 2 {
         return None;
     }
-    seed_mean_t(values, floor, t_quantile(0.975, (values.len() - 1) as f64))
+    seed_mean_t(values, floor, t975(values.len() - 1))
+}
+
+/// `t_quantile(0.975, df)` for a whole number of degrees of freedom, computed once per `df` up
+/// to 64 (a quantile is a root search over the incomplete beta function: too slow to take per
+/// frame or per table cell), directly beyond.
+pub fn t975(df: usize) -> f64 {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| (0..=64).map(|d| t_quantile(0.975, d.max(1) as f64)).collect());
+    match table.get(df) {
+        Some(&t) if df >= 1 => t,
+        _ => t_quantile(0.975, df.max(1) as f64),
+    }
 }
 
 /// [`seed_mean`] with its quantile given: `t = t_quantile(0.975, K − 1)`, for a caller that

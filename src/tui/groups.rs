@@ -82,7 +82,7 @@ impl TTable {
             self.0.resize(k + 1, f64::NAN);
         }
         if self.0[k].is_nan() {
-            self.0[k] = stats::t_quantile(0.975, (k.max(2) - 1) as f64);
+            self.0[k] = stats::t975(k.max(2) - 1);
         }
         self.0[k]
     }

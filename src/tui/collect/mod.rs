@@ -351,12 +351,13 @@ pub enum Wake {
     Answers(answers::Query),
 }
 
-/// How often runs are polled without file events (a fallback: events can be missed), and how
-/// often states and the system are looked at; every run, quiet ones included, and the root's
-/// listing are read at least every `ALL`, or every `ALL_WATCHED` once the watcher has shown
-/// that it reports this root's changes (a root on a network file system may never: its
-/// writers are other machines).
+/// How often live runs are polled without file events (a fallback: events can be missed),
+/// every `POLL`, or every `POLL_WATCHED` once the watcher has shown that it reports this
+/// root's changes (a root on a network file system may never: its writers are other
+/// machines); how often states and the system are looked at; and how often every run, quiet
+/// ones included, and the root's listing are read: every `ALL`, or `ALL_WATCHED` once watched.
 const POLL: Duration = Duration::from_millis(250);
+const POLL_WATCHED: Duration = Duration::from_secs(1);
 const SLOW: Duration = Duration::from_secs(1);
 const ALL: Duration = Duration::from_secs(4);
 const ALL_WATCHED: Duration = Duration::from_secs(15);
@@ -439,7 +440,7 @@ pub fn spawn(root: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Vec<Delta>>) 
             }
             let now = Instant::now();
             if read_at.is_some_and(|t| t <= now) || next_poll <= now {
-                (read_at, next_poll, poll) = (None, now + POLL, true);
+                (read_at, next_poll, poll) = (None, now + if watched { POLL_WATCHED } else { POLL }, true);
             }
             if next_slow <= now {
                 (next_slow, slow) = (now + SLOW, true);
