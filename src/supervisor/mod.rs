@@ -77,8 +77,11 @@ pub fn need_of(device: DeviceSpec, threads: usize, budget: usize, gpus: &[usize]
 /// The queue's decision: which queued runs start now, in FIFO order, and on which GPU.
 /// `used_cores` and `busy` (one entry per running GPU run) are what running runs hold. A CPU
 /// run starts while the cores it needs are free (or nothing runs on the CPU); a GPU run while
-/// its GPU (or any) runs fewer than `per_gpu` runs, the least loaded first. A run that cannot
-/// start does not block the runs behind it that can.
+/// its GPU (or any) runs fewer than `per_gpu` runs, the least loaded first. A GPU run that
+/// cannot start does not block the runs behind it that can. A CPU run that cannot start holds
+/// its place: no CPU run behind it starts until it has, so a run asking for two cores is not
+/// starved by a stream of one-core runs taking each core as it frees (a sweep queued behind a
+/// base model once kept the base waiting for hours).
 pub fn plan(
     queued: &[(String, Need)],
     mut used_cores: usize,
@@ -89,10 +92,12 @@ pub fn plan(
 ) -> Vec<(String, Option<usize>)> {
     let mut busy: Vec<usize> = busy.to_vec();
     let mut out = Vec::new();
+    let mut cpu_waits = false;
     for (id, need) in queued {
         match *need {
             Need::Cpu(c) => {
-                if used_cores > 0 && used_cores + c > budget {
+                if cpu_waits || (used_cores > 0 && used_cores + c > budget) {
+                    cpu_waits = true;
                     continue;
                 }
                 used_cores += c;
@@ -703,6 +708,23 @@ mod queue_tests {
             [("a", Some(1)), ("b", Some(0)), ("c", Some(1))],
             "a → the idle GPU 1, b → GPU 0's second place, c → GPU 1's second, e waits"
         );
+    }
+
+    /// FIFO on the CPU: a run that needs more cores than are free waits at the head of the
+    /// queue, and the one-core runs behind it wait too, instead of taking each core as it frees.
+    #[test]
+    fn a_cpu_run_waiting_for_cores_is_not_overtaken() {
+        let q: Vec<(String, Need)> =
+            [("base", 2), ("s1", 1), ("s2", 1)].iter().map(|(i, c)| (i.to_string(), Need::Cpu(*c))).collect();
+        assert!(plan(&q, 1, &[], 2, &[], 1).is_empty(), "one core busy: the base waits, and so do s1 and s2");
+        assert_eq!(ids(&plan(&q, 0, &[], 2, &[], 1)), [("base", None)], "the cores free: the base first");
+        // Runs that fit start in order while nothing ahead of them waits.
+        let q2: Vec<(String, Need)> =
+            [("s1", 1), ("s2", 1), ("base", 2)].iter().map(|(i, c)| (i.to_string(), Need::Cpu(*c))).collect();
+        assert_eq!(ids(&plan(&q2, 0, &[], 2, &[], 1)), [("s1", None), ("s2", None)]);
+        // A GPU run behind a waiting CPU run still starts.
+        let q3 = vec![("base".to_string(), Need::Cpu(2)), ("g".to_string(), Need::Gpu(None))];
+        assert_eq!(ids(&plan(&q3, 1, &[], 2, &[0], 1)), [("g", Some(0))]);
     }
 
     #[test]
