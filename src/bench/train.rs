@@ -158,8 +158,55 @@ fn checkpoint_cost(reps: usize) -> Result<(f64, f64, u64)> {
     Ok((mid(write), mid(check), bytes))
 }
 
+/// The share of computed input positions that are padding in a config's batches: `steps`
+/// steps drawn as its trainer draws them (its mixture, seed and sequence length; the suite
+/// tokenizer at its vocabulary, from `cache`), each split into micro-batches as its trainer
+/// splits them (`train.group_by_length`: examples of like length together) and, beside that,
+/// into `grad_accum` chunks in drawn order. Returns (planned, in order, real tokens per step).
+pub(crate) fn padding(
+    config: &std::path::Path,
+    sets: &[&str],
+    steps: usize,
+    cache: &std::path::Path,
+) -> Result<(f64, f64, f64)> {
+    use crate::data::jsonl::{DataSource, UserData};
+    use crate::data::suite::GenOptions;
+    use crate::train::batch::{padded_tokens, plan_micro_batches};
+    let mut loaded = crate::config::Loaded::read(config)?;
+    loaded.apply_sets(&sets.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+    let cfg = loaded.config;
+    let tok =
+        crate::data::tokenizer::Tok::load(&crate::data::tokenizer::suite_tokenizer(cache, cfg.tokenizer.vocab_size)?)?;
+    let source = DataSource {
+        opts: GenOptions { mr_levels: cfg.data.mr_levels.clone() },
+        user: UserData::load(&cfg.data.files)?,
+    };
+    let mut sampler = crate::data::sampler::Sampler::new(&cfg.mixture()?, cfg.seed);
+    let t = &cfg.train;
+    let micro = (t.batch_size / t.grad_accum.max(1)).max(1);
+    let (mut real, mut planned, mut plain) = (0usize, 0usize, 0usize);
+    for _ in 0..steps {
+        let mut lens = Vec::with_capacity(t.batch_size);
+        for _ in 0..t.batch_size {
+            let ex = sampler.next_example(&source)?;
+            lens.push(tok.encode(&ex, cfg.data.seq_len)?.ids.len().saturating_sub(1));
+        }
+        real += lens.iter().sum::<usize>();
+        let groups = match t.group_by_length {
+            true => plan_micro_batches(&lens, micro, crate::train::trainer::MICRO_BATCH_OVERHEAD),
+            false => (0..lens.len()).collect::<Vec<_>>().chunks(micro).map(<[usize]>::to_vec).collect(),
+        };
+        planned += padded_tokens(&lens, &groups);
+        let chunks: Vec<Vec<usize>> =
+            (0..lens.len()).collect::<Vec<_>>().chunks(micro).map(<[usize]>::to_vec).collect();
+        plain += padded_tokens(&lens, &chunks);
+    }
+    let share = |computed: usize| 100.0 * (computed - real) as f64 / computed.max(1) as f64;
+    Ok((share(planned), share(plain), real as f64 / steps as f64))
+}
+
 /// Threads for the bench: `MIXSCOPE_BENCH_THREADS`, default 2 (the reference setting).
-fn bench_threads() -> usize {
+pub(crate) fn bench_threads() -> usize {
     std::env::var("MIXSCOPE_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(2)
 }
 
@@ -214,6 +261,37 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
                 tps[0] >= tps[1],
             )
             .with("shape", s.name),
+        );
+    }
+    // Padding in the shipped configs' batches, as their trainers draw and split them.
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let cache = tempfile::tempdir()?;
+    let pad_steps = if quick { 20 } else { 200 };
+    for (file, sets, what) in [
+        ("demo.toml", &[][..], "the demo's SFT (mr, sm, if; 16 × up to 160)"),
+        ("demo-base.toml", &[][..], "the demo base's pretraining (lm; 16 × up to 128)"),
+        ("demo-base.toml", &["seq_len=256", "batch_size=8"][..], "lm at the real-shape bench's 8 × 256"),
+    ] {
+        let path = configs.join(file);
+        if !path.exists() {
+            continue;
+        }
+        let (planned, plain, real) = padding(&path, sets, pad_steps, cache.path())?;
+        rows.push(
+            Row::new(
+                "train",
+                "padding",
+                format!(
+                    "{file} {}: {what}, {pad_steps} steps as its trainer draws and splits them, {real:.0} real input tokens a step; {plain:.1} % with the batch split in drawn order",
+                    sets.join(" ")
+                ),
+                planned,
+                "% of positions",
+                "<= 15",
+                planned <= 15.0,
+            )
+            .with("config", file)
+            .with("unplanned_pct", plain),
         );
     }
     let share = per_event / fastest_step * 100.0;

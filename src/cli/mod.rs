@@ -208,7 +208,8 @@ pub enum Command {
     },
     /// Benchmarks: measured figures next to their targets.
     Bench {
-        /// tui | train | gpu | eval
+        /// tui | train | real | gpu | eval (`real`: training and generation at the SmolLM2-135M and
+        /// Qwen2.5-0.5B shapes next to PyTorch, whose Python `MIXSCOPE_PEER_PYTHON` names)
         what: String,
         /// One JSON object per line.
         #[arg(long)]
@@ -221,6 +222,10 @@ pub enum Command {
         run: Option<String>,
         #[arg(long)]
         runs: Option<PathBuf>,
+        /// `bench real`: measure one configuration (SHAPE:train or SHAPE:generate) in this
+        /// process and print it as JSON (internal: each runs in its own process).
+        #[arg(long, hide = true)]
+        one: Option<String>,
     },
     /// The monitor of a launched run (internal).
     #[command(name = "_supervise", hide = true)]
@@ -484,17 +489,23 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Some(Command::Bench { what, json, quick, run, runs }) => {
+        Some(Command::Bench { what, json, quick, run, runs, one }) => {
+            if let (Some(one), "real") = (&one, what.as_str()) {
+                let (shape, mode) = one.split_once(':').unwrap_or((one, "train"));
+                crate::bench::real::one(shape, mode, quick)?;
+                return Ok(0);
+            }
             let rows = match what.as_str() {
                 "tui" => crate::bench::tui::run(quick)?,
                 "train" => crate::bench::train::run(quick)?,
+                "real" => crate::bench::real::run(quick)?,
                 "gpu" => crate::bench::gpu::run(quick)?,
                 "eval" => {
                     let Some(spec) = run else { crate::bail_input!("bench eval: --run RUN names the run to measure") };
                     let r = crate::runs::resolve(&crate::runs::runs_root(runs.as_deref()), &spec)?;
                     crate::bench::eval::run(&r, quick)?
                 }
-                other => crate::bail_input!("bench '{other}': choose tui, train, gpu or eval"),
+                other => crate::bail_input!("bench '{other}': choose tui, train, real, gpu or eval"),
             };
             crate::bench::print(&rows, json);
             Ok(0)

@@ -33,7 +33,7 @@ use crate::tensorboard;
 
 /// The fixed cost of one micro-batch's forward and backward pass, in padded input tokens, that
 /// `train.group_by_length` weighs against the padding it saves.
-const MICRO_BATCH_OVERHEAD: usize = 128;
+pub(crate) const MICRO_BATCH_OVERHEAD: usize = 128;
 
 static TERM: AtomicBool = AtomicBool::new(false);
 

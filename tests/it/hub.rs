@@ -172,6 +172,33 @@ fn a_hub_model_loads_offline_by_name_trains_exports_and_reloads() {
     let trained = Model::from_varmap_checked(&cfg, &ck).unwrap();
     let (a, b) = (logits(&reloaded), logits(&trained));
     assert_eq!(a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    // ... and transformers itself loads the export (tied: no lm_head tensor in the file) and
+    // computes the same logits, where a Python with torch + transformers is at hand.
+    match transformers_python() {
+        Some(py) => {
+            let ids = ["1", "17", "42", "99", "5", "250", "3", "8"];
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/hf_logits.py");
+            let o = std::process::Command::new(py).arg(script).arg(&out).args(ids).output().unwrap();
+            let v: serde_json::Value = serde_json::from_str(&ok(o)).unwrap();
+            assert_eq!(v["architecture"], "Qwen2ForCausalLM");
+            assert_eq!(
+                (v["tie_word_embeddings"].as_bool(), v["lm_head_is_embedding"].as_bool()),
+                (Some(true), Some(true))
+            );
+            let theirs: Vec<f32> = v["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r.as_array().unwrap().clone())
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            let ours = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(theirs.len(), ours.len());
+            let worst = ours.iter().zip(&theirs).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-4, "transformers' logits differ from mixscope's by {worst}");
+        }
+        None => eprintln!("skipped: no Python with torch + transformers (MIXSCOPE_PEER_PYTHON) to load the export"),
+    }
     // ... and it differs from the model before training.
     let vm0 = VarMap::new();
     let before = Model::new(&cfg, &vm0, &Device::Cpu, DType::F32, 0).unwrap();
@@ -229,6 +256,13 @@ fn a_hub_model_loads_offline_by_name_trains_exports_and_reloads() {
     assert_eq!(sha(&out.join("model.safetensors")), before_sha);
     let o = h.cmd().args(["export", run.to_str().unwrap(), "--step", "7", "--out", "x"]).output().unwrap();
     assert!(bad(o).contains("no checkpoint at step 7 (checkpoints: 10, 20)"));
+}
+
+/// A Python with torch and transformers: `MIXSCOPE_PEER_PYTHON`, else `python3` if it has them.
+fn transformers_python() -> Option<String> {
+    let py = std::env::var("MIXSCOPE_PEER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let o = std::process::Command::new(&py).args(["-c", "import torch, transformers"]).output().ok()?;
+    o.status.success().then_some(py)
 }
 
 /// Copy the model files to a local directory and change one thing.

@@ -16,9 +16,12 @@ use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
-/// Rows per chunk: about 4 M logits (16 MB) at a time.
+/// Rows per chunk: about 4 M logits (16 MB) at a time, and at least 256 rows, so that a large
+/// vocabulary's chunk still adds to dW `[V, H]` as a matmul with a long enough inner dimension
+/// (at 27 rows a chunk, Qwen2.5's 151,936 tokens, the step spent its time reading and writing
+/// dW).
 fn default_chunk(v: usize) -> usize {
-    ((4 << 20) / v.max(1)).max(16)
+    ((4 << 20) / v.max(1)).max(256)
 }
 
 /// Weighted mean NLL of `h · wᵀ` (see the module doc). `targets` u32 `[N]`, `weights` `[N]`.
@@ -128,9 +131,44 @@ fn take_f32(s: CpuStorage) -> Result<Vec<f32>> {
     }
 }
 
+/// `dw [V, H] (+)= dᵀ · h` for `d` `[rows, V]` and `h` `[rows, H]`, both row-major: added to
+/// what `dw` holds when `accumulate`, else written over it. gemm adds in its microkernel, so the
+/// `[V, H]` contribution of a chunk is never a buffer of its own.
+fn add_dw(dw: &mut [f32], accumulate: bool, d: &[f32], h: &[f32], rows: usize, v: usize, hd: usize) {
+    assert!(dw.len() == v * hd && d.len() >= rows * v && h.len() >= rows * hd);
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the asserts above bound every index the strides reach: dst (i, j) at i·H + j for
+    // i < V, j < H; lhs (i, r) = d[r·V + i]; rhs (r, j) = h[r·H + j] for r < rows.
+    unsafe {
+        gemm::gemm(
+            v,
+            hd,
+            rows,
+            dw.as_mut_ptr(),
+            1,
+            hd as isize,
+            accumulate,
+            d.as_ptr(),
+            v as isize,
+            1,
+            h.as_ptr(),
+            1,
+            hd as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
 impl LmHeadXent {
-    /// One chunk of rows: (nll, optional (dh rows, dW contribution)).
-    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
+    /// One chunk of rows: its nll and, when `dw` is given, its dh rows, with its dW contribution
+    /// added to `dw.0` (written over it when `dw.1` is false: the lane's first chunk).
+    #[allow(clippy::too_many_arguments)]
     fn chunk(
         &self,
         sh: &CpuStorage,
@@ -139,10 +177,11 @@ impl LmHeadXent {
         lw: &Layout,
         r0: usize,
         rows: usize,
-        grad: bool,
-    ) -> Result<(Vec<f32>, Option<(Vec<f32>, Vec<f32>)>)> {
+        dw: Option<(&mut [f32], bool)>,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
         let hd = lh.dims()[1];
         let v = lw.dims()[0];
+        let grad = dw.is_some();
         let inv = if self.wsum > 0.0 { 1.0 / self.wsum } else { 0.0 };
         let lhc = Layout::contiguous_with_offset((rows, hd), lh.start_offset() + r0 * hd);
         let mut logits = {
@@ -165,22 +204,24 @@ impl LmHeadXent {
                 }
             });
         }
-        if !grad {
+        let Some((dw, accumulate)) = dw else {
             return Ok((nll, None));
-        }
+        };
         let _p = super::prof::timer("lm_head grad matmuls");
-        let d = CpuStorage::F32(logits);
-        let ld = Layout::contiguous((rows, v));
+        let CpuStorage::F32(hs) = sh else { candle_core::bail!("lm_head_cross_entropy: f32 expected") };
+        let h_rows = &hs[lhc.start_offset()..lhc.start_offset() + rows * hd];
+        // dW += dlogitsᵀ [V, rows] · h_c [rows, H]
+        add_dw(dw, accumulate, &logits, h_rows, rows, v, hd);
         // dh_c = dlogits [rows, V] · W [V, H]
-        let dhc = take_f32(d.matmul(sw, (1, rows, hd, v), &ld, lw)?)?;
-        // dW_c = dlogitsᵀ [V, rows] · h_c [rows, H]
-        let dwc = take_f32(d.matmul(sh, (1, v, hd, rows), &ld.transpose(0, 1)?, &lhc)?)?;
-        Ok((nll, Some((dhc, dwc))))
+        let d = CpuStorage::F32(logits);
+        let dhc = take_f32(d.matmul(sw, (1, rows, hd, v), &Layout::contiguous((rows, v)), lw)?)?;
+        Ok((nll, Some(dhc)))
     }
 
     /// Per-row NLL (and, when `want_grad`, dh and dW for unit upstream gradient). Chunks run
-    /// two at a time (nested parallelism keeps both cores busy through gemm's serial phases);
-    /// results are combined in chunk order, so the sums do not depend on scheduling.
+    /// two at a time (nested parallelism keeps both cores busy through gemm's serial phases),
+    /// each of the pair adding its dW into a buffer of its own (even chunks into one, odd into
+    /// the other, summed at the end): the sums do not depend on scheduling.
     #[allow(clippy::type_complexity)]
     fn run(
         &self,
@@ -195,36 +236,41 @@ impl LmHeadXent {
         let starts: Vec<usize> = (0..n).step_by(self.chunk).collect();
         let mut nll = Vec::with_capacity(n);
         let mut dh = if grad { Vec::with_capacity(n * hd) } else { Vec::new() };
-        let mut dw: Option<Vec<f32>> = None;
-        let mut add = |dh: &mut Vec<f32>, part: (Vec<f32>, Option<(Vec<f32>, Vec<f32>)>)| {
-            nll.extend_from_slice(&part.0);
-            if let Some((dhc, dwc)) = part.1 {
-                dh.extend_from_slice(&dhc);
-                match &mut dw {
-                    None => dw = Some(dwc),
-                    Some(acc) => acc.par_chunks_mut(1 << 14).zip(dwc.par_chunks(1 << 14)).for_each(|(a, b)| {
-                        for (x, y) in a.iter_mut().zip(b) {
-                            *x += y;
-                        }
-                    }),
+        let lanes = if !grad { 0 } else { starts.len().min(2) };
+        let mut even = vec![0f32; if lanes > 0 { v * hd } else { 0 }];
+        let mut odd = vec![0f32; if lanes > 1 { v * hd } else { 0 }];
+        let rows = |r0: usize| self.chunk.min(n - r0);
+        for (p, pair) in starts.chunks(2).enumerate() {
+            let acc = p > 0;
+            let parts = if pair.len() == 2 {
+                let (a, b) = rayon::join(
+                    || self.chunk(sh, lh, sw, lw, pair[0], rows(pair[0]), grad.then_some((&mut even[..], acc))),
+                    || self.chunk(sh, lh, sw, lw, pair[1], rows(pair[1]), grad.then_some((&mut odd[..], acc))),
+                );
+                vec![a?, b?]
+            } else {
+                vec![self.chunk(sh, lh, sw, lw, pair[0], rows(pair[0]), grad.then_some((&mut even[..], acc)))?]
+            };
+            for (part, dhc) in parts {
+                nll.extend_from_slice(&part);
+                if let Some(dhc) = dhc {
+                    dh.extend_from_slice(&dhc);
                 }
             }
-        };
-        for pair in starts.chunks(2) {
-            let rows = |r0: usize| self.chunk.min(n - r0);
-            if pair.len() == 2 {
-                let (a, b) = rayon::join(
-                    || self.chunk(sh, lh, sw, lw, pair[0], rows(pair[0]), grad),
-                    || self.chunk(sh, lh, sw, lw, pair[1], rows(pair[1]), grad),
-                );
-                add(&mut dh, a?);
-                add(&mut dh, b?);
-            } else {
-                add(&mut dh, self.chunk(sh, lh, sw, lw, pair[0], rows(pair[0]), grad)?);
-            }
         }
-        let grads = if grad { Some((dh, dw.unwrap_or_else(|| vec![0f32; v * hd]))) } else { None };
-        Ok((nll, grads))
+        if !grad {
+            return Ok((nll, None));
+        }
+        if lanes == 0 {
+            even = vec![0f32; v * hd]; // no rows at all
+        } else if lanes == 2 {
+            even.par_chunks_mut(1 << 14).zip(odd.par_chunks(1 << 14)).for_each(|(a, b)| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+            });
+        }
+        Ok((nll, Some((dh, even))))
     }
 }
 

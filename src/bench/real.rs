@@ -1,0 +1,328 @@
+//! `mixscope bench real`: training and greedy generation at the shapes people fine-tune,
+//! SmolLM2-135M and Qwen2.5-0.5B (their `config.json` values: full vocabularies, tied
+//! embeddings, grouped KV heads, Qwen2's q/k/v biases), f32 on the CPU, side by side in one run
+//! with PyTorch eager and `torch.compile` (`scripts/torch_cpu_peer.py`, the same step: random
+//! tokens at full length, mean cross-entropy, global-norm clipping at 1.0, AdamW).
+//!
+//! Every configuration runs in a process of its own (mixscope's through this binary's hidden
+//! `--one` mode), so each peak RSS (`VmHWM`, `ru_maxrss`) is that configuration's alone. The peer
+//! runs with the Python named by `MIXSCOPE_PEER_PYTHON` (default `python3`); without torch and
+//! transformers there, its rows say so and the ratios are absent.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{median, Row, Step};
+use crate::model::{Arch, ModelConfig};
+use crate::train::{AdamW, AdamWConfig, Model};
+
+/// A real model's shape and the batch it is measured at.
+struct Shape {
+    name: &'static str,
+    cfg: ModelConfig,
+    batch: usize,
+    seq: usize,
+    /// Targets: tokens/s over PyTorch eager and over `torch.compile` (`None`: no target).
+    over_eager: Option<f64>,
+    over_compile: f64,
+}
+
+fn shapes(quick: bool) -> Vec<Shape> {
+    let mut smol = ModelConfig::llama(49152, 576, 1536, 30, 9, 3, 8192, true);
+    smol.rope_theta = 100_000.0;
+    smol.rms_norm_eps = 1e-5;
+    let mut qwen = ModelConfig::llama(151_936, 896, 4864, 24, 14, 2, 32768, true);
+    qwen.architecture = Arch::Qwen2;
+    qwen.attention_bias = true;
+    qwen.rope_theta = 1_000_000.0;
+    // Batches: the 135M shape at the 8 × 256; the 0.5B one at 4 × 256, which holds its
+    // weights, gradients, AdamW moments and activations in well under 24 GB.
+    let (b1, b2, seq) = if quick { (2, 1, 64) } else { (8, 4, 256) };
+    vec![
+        Shape { name: "smollm2-135m", cfg: smol, batch: b1, seq, over_eager: Some(1.3), over_compile: 1.1 },
+        Shape { name: "qwen2.5-0.5b", cfg: qwen, batch: b2, seq, over_eager: None, over_compile: 1.0 },
+    ]
+}
+
+/// Generation: prompts decoded together, their length, and the new tokens each.
+const GEN: (usize, usize, usize) = (16, 64, 64);
+const GEN_QUICK: (usize, usize, usize) = (2, 8, 8);
+
+fn tokens(n: usize, vocab: usize, rng: &mut ChaCha8Rng) -> Vec<u32> {
+    (0..n).map(|_| rng.random_range(0..vocab as u32)).collect()
+}
+
+/// This process's peak resident set, MiB (`VmHWM`).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// One configuration, measured in this process: `train` or `generate` at a shape. Prints one
+/// JSON object, as the peer script does.
+pub fn one(shape: &str, mode: &str, quick: bool) -> Result<()> {
+    let s = shapes(quick).into_iter().find(|s| s.name == shape).with_context(|| format!("no shape '{shape}'"))?;
+    crate::train::trainer::set_thread_budget(super::train::bench_threads());
+    crate::train::tune_allocator();
+    let varmap = VarMap::new();
+    let model = Model::new(&s.cfg, &varmap, &Device::Cpu, DType::F32, 0)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let v = s.cfg.vocab_size;
+    let out = match mode {
+        "train" => {
+            let mut opt = AdamW::new(&varmap, AdamWConfig::default())?;
+            let (warm, steps) = if quick { (1, 1) } else { (2, 3) };
+            let mut times = Vec::new();
+            for i in 0..warm + steps {
+                let n = s.batch * s.seq;
+                let ids = Tensor::from_vec(tokens(n, v, &mut rng), (s.batch, s.seq), &Device::Cpu)?;
+                let tg = Tensor::from_vec(tokens(n, v, &mut rng), (s.batch, s.seq), &Device::Cpu)?;
+                let w = Tensor::ones((s.batch, s.seq), DType::F32, &Device::Cpu)?;
+                let t0 = Instant::now();
+                let loss = model.loss(&ids, &tg, &w)?;
+                let t1 = Instant::now();
+                let grads = loss.backward()?;
+                let t2 = Instant::now();
+                opt.step_clipped(&grads, 1e-3, Some(1.0))?;
+                let t3 = Instant::now();
+                if i >= warm {
+                    times.push(Step {
+                        fwd: (t1 - t0).as_secs_f64(),
+                        bwd: (t2 - t1).as_secs_f64(),
+                        opt: (t3 - t2).as_secs_f64(),
+                    });
+                }
+            }
+            let m = median(times);
+            serde_json::json!({
+                "tokens_per_s": (s.batch * s.seq) as f64 / m.total(), "step_ms": m.total() * 1e3,
+                "forward_ms": m.fwd * 1e3, "backward_ms": m.bwd * 1e3, "optimizer_ms": m.opt * 1e3,
+            })
+        }
+        "generate" => {
+            let (b, p, new) = if quick { GEN_QUICK } else { GEN };
+            let prompts: Vec<Vec<u32>> = (0..b).map(|_| tokens(p, v, &mut rng)).collect();
+            model.generate(&prompts[..1], 2, &[])?; // warm-up
+            let t0 = Instant::now();
+            let got = model.generate(&prompts, new, &[])?;
+            let secs = t0.elapsed().as_secs_f64();
+            let n: usize = got.iter().map(Vec::len).sum();
+            serde_json::json!({ "tokens_per_s": n as f64 / secs, "new_tokens": n, "seconds": secs })
+        }
+        other => anyhow::bail!("no mode '{other}': train or generate"),
+    };
+    let mut out = out;
+    out["peak_rss_mib"] = peak_rss_mib().into();
+    out["params"] = s.cfg.num_params().into();
+    println!("{out}");
+    Ok(())
+}
+
+/// The last line of a child's output that parses as a JSON object, or why there is none.
+fn run_json(mut c: Command) -> Result<serde_json::Value, String> {
+    let o = c.output().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    match text.lines().rev().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
+        Some(v) if o.status.success() => Ok(v),
+        _ => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
+            Err(format!("exit {}: {last}", o.status.code().unwrap_or(-1)))
+        }
+    }
+}
+
+fn peer_script() -> PathBuf {
+    if let Some(p) = std::env::var_os("MIXSCOPE_PEER_SCRIPT") {
+        return p.into();
+    }
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts").join("torch_cpu_peer.py");
+    if built.exists() {
+        built
+    } else {
+        PathBuf::from("scripts/torch_cpu_peer.py")
+    }
+}
+
+/// Whether the peer's Python has torch and transformers.
+fn peer_python() -> Result<String, String> {
+    let py = std::env::var("MIXSCOPE_PEER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import torch, transformers"])
+        .output()
+        .map_err(|e| format!("{py}: {e}"))?
+        .status
+        .success();
+    if ok {
+        Ok(py)
+    } else {
+        Err(format!("{py} has no torch + transformers (set MIXSCOPE_PEER_PYTHON)"))
+    }
+}
+
+fn f(v: &serde_json::Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or(f64::NAN)
+}
+
+pub fn run(quick: bool) -> Result<Vec<Row>> {
+    let threads = super::train::bench_threads();
+    let exe = std::env::current_exe()?;
+    let peer = peer_python();
+    let script = peer_script();
+    let mut rows = Vec::new();
+    for s in shapes(quick) {
+        let what = format!(
+            "shape={} params={:.0}M batch={}x{} threads={threads} f32",
+            s.name,
+            s.cfg.num_params() as f64 / 1e6,
+            s.batch,
+            s.seq
+        );
+        eprintln!("{}: training, mixscope …", s.name);
+        let ours = {
+            let mut c = Command::new(&exe);
+            c.args(["bench", "real", "--one", &format!("{}:train", s.name)]);
+            if quick {
+                c.arg("--quick");
+            }
+            run_json(c)
+        };
+        let mut engines = vec![("mixscope", ours)];
+        for mode in ["eager", "compile"] {
+            eprintln!("{}: training, PyTorch {mode} …", s.name);
+            let r = match &peer {
+                Ok(py) => {
+                    let mut c = Command::new(py);
+                    c.arg(&script).args([s.name, mode]);
+                    c.args(["--batch", &s.batch.to_string(), "--seq", &s.seq.to_string()]);
+                    c.args(["--threads", &threads.to_string()]);
+                    if quick {
+                        c.args(["--warm", "1", "--steps", "1"]);
+                    }
+                    run_json(c)
+                }
+                Err(e) => Err(e.clone()),
+            };
+            engines.push((if mode == "eager" { "pytorch eager" } else { "torch.compile" }, r));
+        }
+        for (name, r) in &engines {
+            rows.push(match r {
+                Ok(v) => Row::new(
+                    "real",
+                    "train tok/s",
+                    format!(
+                        "{what} {name}: step {:.0} ms (fwd {:.0} / bwd {:.0} / opt {:.0} ms), peak RSS {:.0} MiB",
+                        f(v, "step_ms"),
+                        f(v, "forward_ms"),
+                        f(v, "backward_ms"),
+                        f(v, "optimizer_ms"),
+                        f(v, "peak_rss_mib")
+                    ),
+                    f(v, "tokens_per_s"),
+                    "tokens/s",
+                    "-",
+                    true,
+                )
+                .with("shape", s.name)
+                .with("engine", *name)
+                .with("tokens_per_s", f(v, "tokens_per_s"))
+                .with("step_ms", f(v, "step_ms"))
+                .with("forward_ms", f(v, "forward_ms"))
+                .with("backward_ms", f(v, "backward_ms"))
+                .with("optimizer_ms", f(v, "optimizer_ms"))
+                .with("peak_rss_mib", f(v, "peak_rss_mib")),
+                Err(e) => {
+                    Row::new("real", "train tok/s", format!("{what} {name}: {e}"), f64::NAN, "tokens/s", "-", false)
+                        .with("shape", s.name)
+                        .with("engine", *name)
+                }
+            });
+        }
+        let tps = |i: usize| engines[i].1.as_ref().map_or(f64::NAN, |v| f(v, "tokens_per_s"));
+        let rss = |i: usize| engines[i].1.as_ref().map_or(f64::NAN, |v| f(v, "peak_rss_mib"));
+        let ratio = |what: &str, detail: String, value: f64, target: Option<f64>| {
+            let t = target.map_or("-".to_string(), |t| format!(">= {t}"));
+            Row::new("real", what, detail, value, "ratio", &t, target.is_none_or(|t| value >= t)).with("shape", s.name)
+        };
+        rows.push(ratio(
+            "vs eager",
+            format!("{what}: mixscope tokens/s over PyTorch eager's"),
+            tps(0) / tps(1),
+            s.over_eager,
+        ));
+        rows.push(ratio(
+            "vs compile",
+            format!("{what}: mixscope tokens/s over torch.compile's"),
+            tps(0) / tps(2),
+            Some(s.over_compile),
+        ));
+        let rss_ratio = rss(0) / rss(1);
+        rows.push(
+            Row::new(
+                "real",
+                "RSS ratio",
+                format!("{what}: mixscope's peak RSS over PyTorch eager's"),
+                rss_ratio,
+                "ratio",
+                "<= 1",
+                rss_ratio <= 1.0,
+            )
+            .with("shape", s.name),
+        );
+    }
+    // Greedy generation with the KV cache at the 135M shape, as evaluation decodes.
+    let s = &shapes(quick)[0];
+    let (b, p, new) = if quick { GEN_QUICK } else { GEN };
+    let what = format!("shape={} {b} prompts of {p} tokens, {new} new tokens each, greedy, KV cache", s.name);
+    eprintln!("{}: generation …", s.name);
+    let ours = {
+        let mut c = Command::new(&exe);
+        c.args(["bench", "real", "--one", &format!("{}:generate", s.name)]);
+        if quick {
+            c.arg("--quick");
+        }
+        run_json(c)
+    };
+    let theirs = match &peer {
+        Ok(py) => {
+            let mut c = Command::new(py);
+            c.arg(&script).args([s.name, "generate"]);
+            c.args(["--batch", &b.to_string(), "--seq", &p.to_string(), "--new", &new.to_string()]);
+            c.args(["--threads", &threads.to_string()]);
+            run_json(c)
+        }
+        Err(e) => Err(e.clone()),
+    };
+    let mut gen = [f64::NAN; 2];
+    for (k, (name, r)) in [("mixscope", &ours), ("transformers generate", &theirs)].into_iter().enumerate() {
+        rows.push(match r {
+            Ok(v) => {
+                gen[k] = f(v, "tokens_per_s");
+                Row::new("real", "gen tok/s", format!("{what}: {name}"), gen[k], "tokens/s", "-", true)
+                    .with("shape", s.name)
+                    .with("engine", name)
+            }
+            Err(e) => Row::new("real", "gen tok/s", format!("{what}: {name}: {e}"), f64::NAN, "tokens/s", "-", false)
+                .with("shape", s.name)
+                .with("engine", name),
+        });
+    }
+    let r = gen[0] / gen[1];
+    rows.push(
+        Row::new("real", "gen ratio", format!("{what}: mixscope over transformers"), r, "ratio", ">= 1", r >= 1.0)
+            .with("shape", s.name),
+    );
+    Ok(rows)
+}
