@@ -488,11 +488,20 @@ impl Model {
                 None => (k, v),
             };
             cache[li] = Some((k.clone(), v.clone()));
-            let k = ops::attention::repeat_kv(&k, nh / nkv)?.contiguous()?;
-            let v = ops::attention::repeat_kv(&v, nh / nkv)?.contiguous()?;
-            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+            // Grouped-query attention without copying the keys and values for every query head:
+            // the `g` query heads of a KV head (heads j·g .. j·g + g − 1, as `repeat_kv` orders
+            // them) become `g · t` query rows against that head's keys.
+            let g = nh / nkv;
+            let s = k.dim(2)?;
+            let q = q.reshape((b, nkv, g * t, hd))?;
+            let mask = if g == 1 {
+                mask.clone()
+            } else {
+                mask.unsqueeze(2)?.broadcast_as((b, 1, g, t, s))?.reshape((b, 1, g * t, s))?
+            };
+            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
             let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let a = att.matmul(&v)?.transpose(1, 2)?.reshape((b * t, nh * hd))?;
+            let a = att.matmul(&v)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b * t, nh * hd))?;
             x = (x + linear_xw(&a, &l.o, None)?)?;
             let h = candle_nn::ops::rms_norm(&x, &l.ln2, eps)?;
             let g = linear_xw(&h, &l.gate, None)?;
