@@ -14,14 +14,14 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{median, Row, Step};
+use super::{median, Row};
 use crate::model::{Arch, ModelConfig};
-use crate::train::{AdamW, AdamWConfig, Model};
+use crate::train::{Kernels, Model};
 
 /// A real model's shape and the batch it is measured at.
 struct Shape {
@@ -76,42 +76,20 @@ pub fn one(shape: &str, mode: &str, quick: bool) -> Result<()> {
     let s = shapes(quick).into_iter().find(|s| s.name == shape).with_context(|| format!("no shape '{shape}'"))?;
     crate::train::trainer::set_thread_budget(super::train::bench_threads());
     crate::train::tune_allocator();
-    let varmap = VarMap::new();
-    let model = Model::new(&s.cfg, &varmap, &Device::Cpu, DType::F32, 0)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let v = s.cfg.vocab_size;
     let out = match mode {
         "train" => {
-            let mut opt = AdamW::new(&varmap, AdamWConfig::default())?;
             let (warm, steps) = if quick { (1, 1) } else { (2, 3) };
-            let mut times = Vec::new();
-            for i in 0..warm + steps {
-                let n = s.batch * s.seq;
-                let ids = Tensor::from_vec(tokens(n, v, &mut rng), (s.batch, s.seq), &Device::Cpu)?;
-                let tg = Tensor::from_vec(tokens(n, v, &mut rng), (s.batch, s.seq), &Device::Cpu)?;
-                let w = Tensor::ones((s.batch, s.seq), DType::F32, &Device::Cpu)?;
-                let t0 = Instant::now();
-                let loss = model.loss(&ids, &tg, &w)?;
-                let t1 = Instant::now();
-                let grads = loss.backward()?;
-                let t2 = Instant::now();
-                opt.step_clipped(&grads, 1e-3, Some(1.0))?;
-                let t3 = Instant::now();
-                if i >= warm {
-                    times.push(Step {
-                        fwd: (t1 - t0).as_secs_f64(),
-                        bwd: (t2 - t1).as_secs_f64(),
-                        opt: (t3 - t2).as_secs_f64(),
-                    });
-                }
-            }
-            let m = median(times);
+            let m = median(super::train::measure(&s.cfg, (s.batch, s.seq), Kernels::Fused, warm, steps)?);
             serde_json::json!({
                 "tokens_per_s": (s.batch * s.seq) as f64 / m.total(), "step_ms": m.total() * 1e3,
                 "forward_ms": m.fwd * 1e3, "backward_ms": m.bwd * 1e3, "optimizer_ms": m.opt * 1e3,
             })
         }
         "generate" => {
+            let varmap = VarMap::new();
+            let model = Model::new(&s.cfg, &varmap, &Device::Cpu, DType::F32, 0)?;
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            let v = s.cfg.vocab_size;
             let (b, p, new) = if quick { GEN_QUICK } else { GEN };
             let prompts: Vec<Vec<u32>> = (0..b).map(|_| tokens(p, v, &mut rng)).collect();
             model.generate(&prompts[..1], 2, &[])?; // warm-up
@@ -142,6 +120,16 @@ fn run_json(mut c: Command) -> Result<serde_json::Value, String> {
             Err(format!("exit {}: {last}", o.status.code().unwrap_or(-1)))
         }
     }
+}
+
+/// One configuration measured by this binary in a process of its own (`bench real --one`).
+fn ours(shape: &str, mode: &str, quick: bool) -> Result<serde_json::Value, String> {
+    let mut c = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+    c.args(["bench", "real", "--one", &format!("{shape}:{mode}")]);
+    if quick {
+        c.arg("--quick");
+    }
+    run_json(c)
 }
 
 fn peer_script() -> PathBuf {
@@ -178,7 +166,6 @@ fn f(v: &serde_json::Value, k: &str) -> f64 {
 
 pub fn run(quick: bool) -> Result<Vec<Row>> {
     let threads = super::train::bench_threads();
-    let exe = std::env::current_exe()?;
     let peer = peer_python();
     let script = peer_script();
     let mut rows = Vec::new();
@@ -191,15 +178,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             s.seq
         );
         eprintln!("{}: training, mixscope …", s.name);
-        let ours = {
-            let mut c = Command::new(&exe);
-            c.args(["bench", "real", "--one", &format!("{}:train", s.name)]);
-            if quick {
-                c.arg("--quick");
-            }
-            run_json(c)
-        };
-        let mut engines = vec![("mixscope", ours)];
+        let mut engines = vec![("mixscope", ours(s.name, "train", quick))];
         for mode in ["eager", "compile"] {
             eprintln!("{}: training, PyTorch {mode} …", s.name);
             let r = match &peer {
@@ -287,14 +266,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     let (b, p, new) = if quick { GEN_QUICK } else { GEN };
     let what = format!("shape={} {b} prompts of {p} tokens, {new} new tokens each, greedy, KV cache", s.name);
     eprintln!("{}: generation …", s.name);
-    let ours = {
-        let mut c = Command::new(&exe);
-        c.args(["bench", "real", "--one", &format!("{}:generate", s.name)]);
-        if quick {
-            c.arg("--quick");
-        }
-        run_json(c)
-    };
+    let ours = ours(s.name, "generate", quick);
     let theirs = match &peer {
         Ok(py) => {
             let mut c = Command::new(py);

@@ -32,28 +32,37 @@ fn shapes() -> Vec<Shape> {
     ]
 }
 
-fn batch(s: &Shape, seed: u64) -> Result<(Tensor, Tensor, Tensor)> {
+/// Random tokens at full length: inputs, targets and unit loss weights, `[batch, seq]`.
+fn batch(cfg: &ModelConfig, batch: usize, seq: usize, seed: u64) -> Result<(Tensor, Tensor, Tensor)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = s.batch * s.seq;
-    let v = s.cfg.vocab_size as u32;
+    let n = batch * seq;
+    let v = cfg.vocab_size as u32;
     let ids: Vec<u32> = (0..n).map(|_| rng.random_range(0..v)).collect();
     let tg: Vec<u32> = (0..n).map(|_| rng.random_range(0..v)).collect();
     let d = Device::Cpu;
     Ok((
-        Tensor::from_vec(ids, (s.batch, s.seq), &d)?,
-        Tensor::from_vec(tg, (s.batch, s.seq), &d)?,
-        Tensor::ones((s.batch, s.seq), DType::F32, &d)?,
+        Tensor::from_vec(ids, (batch, seq), &d)?,
+        Tensor::from_vec(tg, (batch, seq), &d)?,
+        Tensor::ones((batch, seq), DType::F32, &d)?,
     ))
 }
 
-fn measure(s: &Shape, kernels: Kernels, warmup: usize, steps: usize) -> Result<Vec<Step>> {
+/// The phases of `steps` training steps (after `warmup` untimed ones) of a fresh model of
+/// `cfg` on random full-length batches: forward with the loss, backward, clipped AdamW.
+pub(crate) fn measure(
+    cfg: &ModelConfig,
+    (b, seq): (usize, usize),
+    kernels: Kernels,
+    warmup: usize,
+    steps: usize,
+) -> Result<Vec<Step>> {
     let varmap = VarMap::new();
-    let mut model = Model::new(&s.cfg, &varmap, &Device::Cpu, DType::F32, 0)?;
+    let mut model = Model::new(cfg, &varmap, &Device::Cpu, DType::F32, 0)?;
     model.set_kernels(kernels);
     let mut opt = AdamW::new(&varmap, AdamWConfig::default())?;
     let mut out = Vec::new();
     for i in 0..warmup + steps {
-        let (ids, tg, w) = batch(s, i as u64)?;
+        let (ids, tg, w) = batch(cfg, b, seq, i as u64)?;
         let t0 = Instant::now();
         let loss = model.loss(&ids, &tg, &w)?;
         let t1 = Instant::now();
@@ -223,7 +232,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         let flops = s.cfg.train_flops_per_token(s.seq) * tokens;
         let mut tps = [0.0; 2];
         for (k, kernels) in [Kernels::Fused, Kernels::Composite].into_iter().enumerate() {
-            let m = median(measure(&s, kernels, warmup, steps)?);
+            let m = median(measure(&s.cfg, (s.batch, s.seq), kernels, warmup, steps)?);
             let kname = if k == 0 { "fused" } else { "composite" };
             tps[k] = tokens / m.total();
             let detail = format!(
