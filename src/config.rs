@@ -238,6 +238,10 @@ pub struct ModelSection {
     pub shape: ModelShape,
 }
 
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
 fn is_f32(s: &str) -> bool {
     s == "f32"
 }
@@ -359,11 +363,19 @@ pub struct TrainSection {
     pub max_steps: u64,
     /// Examples per optimizer step.
     pub batch_size: usize,
-    /// Micro-batches per step (batch_size is split among them): with `group_by_length`, at
-    /// most batch_size / grad_accum examples per micro-batch.
+    /// Micro-batches per step (batch_size is split among them): at most batch_size /
+    /// grad_accum examples per micro-batch.
     pub grad_accum: usize,
-    /// Split each step's examples into micro-batches of like length, so that short examples are
-    /// not padded to the longest of the step (the gradient is the same; the step is cheaper).
+    /// Concatenate a micro-batch's examples into one row with no padding, each attending only
+    /// to itself with its own positions (the gradient is that of the padded batch; the step
+    /// computes real tokens only). Needs the fused CPU kernels (f32, head dim a multiple of
+    /// 16); elsewhere batches are padded, as with `pack = false`. Written to run.toml only
+    /// when false, so configs from before it keep their digest.
+    #[serde(skip_serializing_if = "is_true")]
+    pub pack: bool,
+    /// For padded batches: split each step's examples into micro-batches of like length, so
+    /// that short examples are not padded to the longest of the step (the gradient is the
+    /// same; the step is cheaper).
     pub group_by_length: bool,
     pub lr: f64,
     /// constant | cosine
@@ -396,6 +408,7 @@ impl Default for TrainSection {
             max_steps: 1000,
             batch_size: 32,
             grad_accum: 1,
+            pack: true,
             group_by_length: true,
             lr: 1e-3,
             schedule: Schedule::default(),

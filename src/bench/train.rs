@@ -167,20 +167,16 @@ fn checkpoint_cost(reps: usize) -> Result<(f64, f64, u64)> {
     Ok((mid(write), mid(check), bytes))
 }
 
-/// The share of computed input positions that are padding in a config's batches: `steps`
-/// steps drawn as its trainer draws them (its mixture, seed and sequence length; the suite
-/// tokenizer at its vocabulary, from `cache`), each split into micro-batches as its trainer
-/// splits them (`train.group_by_length`: examples of like length together) and, beside that,
-/// into `grad_accum` chunks in drawn order. Returns (planned, in order, real tokens per step).
-pub(crate) fn padding(
+/// A config's steps as its trainer draws them (its mixture, seed and sequence length; the suite
+/// tokenizer at its vocabulary, from `cache`): the encoded examples of each of `steps` steps.
+fn drawn_steps(
     config: &std::path::Path,
     sets: &[&str],
     steps: usize,
     cache: &std::path::Path,
-) -> Result<(f64, f64, f64)> {
+) -> Result<(crate::config::RunConfig, Vec<Vec<crate::data::tokenizer::Encoded>>)> {
     use crate::data::jsonl::{DataSource, UserData};
     use crate::data::suite::GenOptions;
-    use crate::train::batch::{padded_tokens, plan_micro_batches};
     let mut loaded = crate::config::Loaded::read(config)?;
     loaded.apply_sets(&sets.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
     let cfg = loaded.config;
@@ -191,27 +187,90 @@ pub(crate) fn padding(
         user: UserData::load(&cfg.data.files)?,
     };
     let mut sampler = crate::data::sampler::Sampler::new(&cfg.mixture()?, cfg.seed);
+    let mut out = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let mut encs = Vec::with_capacity(cfg.train.batch_size);
+        for _ in 0..cfg.train.batch_size {
+            let ex = sampler.next_example(&source)?;
+            encs.push(tok.encode(&ex, cfg.data.seq_len)?);
+        }
+        out.push(encs);
+    }
+    Ok((cfg, out))
+}
+
+/// How a padded step's examples are split, as the trainer splits them.
+fn padded_groups(t: &crate::config::TrainSection, lens: &[usize]) -> Vec<Vec<usize>> {
+    let micro = (t.batch_size / t.grad_accum.max(1)).max(1);
+    match t.group_by_length {
+        true => crate::train::batch::plan_micro_batches(lens, micro, crate::train::trainer::MICRO_BATCH_OVERHEAD),
+        false => (0..lens.len()).collect::<Vec<_>>().chunks(micro).map(<[usize]>::to_vec).collect(),
+    }
+}
+
+/// Input lengths of a step's examples.
+fn input_lens(encs: &[crate::data::tokenizer::Encoded]) -> Vec<usize> {
+    encs.iter().map(|e| e.ids.len().saturating_sub(1)).collect()
+}
+
+/// The share of computed input positions that are padding in a config's batches, over steps
+/// drawn as its trainer draws them: packed (`train.pack`, the CPU path: real tokens only),
+/// padded and split as the trainer splits them (`train.group_by_length`; the path without the
+/// fused kernels), and padded in drawn order. Returns those three shares (%) and the real
+/// input tokens per step.
+pub(crate) fn padding(
+    config: &std::path::Path,
+    sets: &[&str],
+    steps: usize,
+    cache: &std::path::Path,
+) -> Result<[f64; 4]> {
+    use crate::train::batch::padded_tokens;
+    let (cfg, drawn) = drawn_steps(config, sets, steps, cache)?;
     let t = &cfg.train;
     let micro = (t.batch_size / t.grad_accum.max(1)).max(1);
     let (mut real, mut planned, mut plain) = (0usize, 0usize, 0usize);
-    for _ in 0..steps {
-        let mut lens = Vec::with_capacity(t.batch_size);
-        for _ in 0..t.batch_size {
-            let ex = sampler.next_example(&source)?;
-            lens.push(tok.encode(&ex, cfg.data.seq_len)?.ids.len().saturating_sub(1));
-        }
+    for encs in &drawn {
+        let lens = input_lens(encs);
         real += lens.iter().sum::<usize>();
-        let groups = match t.group_by_length {
-            true => plan_micro_batches(&lens, micro, crate::train::trainer::MICRO_BATCH_OVERHEAD),
-            false => (0..lens.len()).collect::<Vec<_>>().chunks(micro).map(<[usize]>::to_vec).collect(),
-        };
-        planned += padded_tokens(&lens, &groups);
+        planned += padded_tokens(&lens, &padded_groups(t, &lens));
         let chunks: Vec<Vec<usize>> =
             (0..lens.len()).collect::<Vec<_>>().chunks(micro).map(<[usize]>::to_vec).collect();
         plain += padded_tokens(&lens, &chunks);
     }
     let share = |computed: usize| 100.0 * (computed - real) as f64 / computed.max(1) as f64;
-    Ok((share(planned), share(plain), real as f64 / steps as f64))
+    let packed = if t.pack { 0.0 } else { share(planned) };
+    Ok([packed, share(planned), share(plain), real as f64 / steps.max(1) as f64])
+}
+
+/// The demo's SFT steps (drawn as its trainer draws them) on the demo base's shape, packed
+/// and padded (split by length, as without `train.pack`), alternated step by step in one
+/// process: median seconds per step of each, after one untimed step of each.
+fn packed_vs_padded(config: &std::path::Path, steps: usize, cache: &std::path::Path) -> Result<(f64, f64)> {
+    use crate::train::batch::step_gradients;
+    let (cfg, drawn) = drawn_steps(config, &[], steps + 1, cache)?;
+    let shape = &shapes()[0].cfg; // the demo base
+    let varmap = VarMap::new();
+    let model = Model::new(shape, &varmap, &Device::Cpu, DType::F32, 0)?;
+    let micro = (cfg.train.batch_size / cfg.train.grad_accum.max(1)).max(1);
+    let (mut packed, mut padded) = (Vec::new(), Vec::new());
+    for (i, encs) in drawn.iter().enumerate() {
+        let chunks: Vec<Vec<usize>> =
+            (0..encs.len()).collect::<Vec<_>>().chunks(micro).map(<[usize]>::to_vec).collect();
+        let grouped = padded_groups(&cfg.train, &input_lens(encs));
+        for (pack, groups, out) in [(true, &chunks, &mut packed), (false, &grouped, &mut padded)] {
+            let t0 = Instant::now();
+            let g = step_gradients(&model, encs, groups, 0, pack)?;
+            std::hint::black_box(g.loss);
+            if i > 0 {
+                out.push(t0.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let mid = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok((mid(packed), mid(padded)))
 }
 
 /// Threads for the bench: `MIXSCOPE_BENCH_THREADS`, default 2 (the reference setting).
@@ -285,22 +344,44 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         if !path.exists() {
             continue;
         }
-        let (planned, plain, real) = padding(&path, sets, pad_steps, cache.path())?;
+        let [packed, planned, plain, real] = padding(&path, sets, pad_steps, cache.path())?;
         rows.push(
             Row::new(
                 "train",
                 "padding",
                 format!(
-                    "{file} {}: {what}, {pad_steps} steps as its trainer draws and splits them, {real:.0} real input tokens a step; {plain:.1} % with the batch split in drawn order",
+                    "{file} {}: {what}, {pad_steps} steps as its trainer draws them, {real:.0} real input tokens a step; padded (no fused kernels, or train.pack = false) {planned:.1} % split by length, {plain:.1} % in drawn order",
                     sets.join(" ")
                 ),
-                planned,
+                packed,
                 "% of positions",
                 "<= 15",
-                planned <= 15.0,
+                packed <= 15.0,
             )
             .with("config", file)
+            .with("padded_pct", planned)
             .with("unplanned_pct", plain),
+        );
+    }
+    let demo = configs.join("demo.toml");
+    if demo.exists() {
+        let (packed, padded) = packed_vs_padded(&demo, if quick { 3 } else { 15 }, cache.path())?;
+        rows.push(
+            Row::new(
+                "train",
+                "packed/padded",
+                format!(
+                    "the demo's SFT steps on the demo base's shape: packed {:.0} ms vs padded and split by length {:.0} ms a step (medians, alternated)",
+                    packed * 1e3,
+                    padded * 1e3
+                ),
+                padded / packed,
+                "speed-up",
+                ">=1",
+                padded >= packed,
+            )
+            .with("packed_ms", packed * 1e3)
+            .with("padded_ms", padded * 1e3),
         );
     }
     let share = per_event / fastest_step * 100.0;

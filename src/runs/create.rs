@@ -22,6 +22,8 @@ pub fn config_hash(c: &RunConfig) -> Result<String> {
     c.source_hash = None;
     c.suite = None;
     c.train.max_steps = 0;
+    // How a batch is laid out (packed or padded) changes float rounding, not the experiment.
+    c.train.pack = true;
     Ok(crate::util::short_hash(crate::config::to_toml(&c)?.as_bytes()))
 }
 
@@ -428,4 +430,23 @@ fn install_shipped(root: &Path, shipped: &RunDir) -> Result<RunDir> {
     std::fs::rename(&tmp, &path)?;
     crate::util::sync_dir(root);
     Ok(RunDir::new(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_ignores_batch_layout_and_keeps_configs_from_before_it() {
+        let base = RunConfig::default();
+        let mut padded = base.clone();
+        padded.train.pack = false;
+        assert_eq!(config_hash(&base).unwrap(), config_hash(&padded).unwrap());
+        // the default is not written, so a run.toml from before `pack` reads and hashes alike
+        assert!(!crate::config::to_toml(&base).unwrap().contains("pack"));
+        assert!(crate::config::to_toml(&padded).unwrap().contains("pack = false"));
+        let mut other = base.clone();
+        other.train.lr *= 2.0;
+        assert_ne!(config_hash(&base).unwrap(), config_hash(&other).unwrap());
+    }
 }

@@ -1,14 +1,17 @@
-//! Turning encoded examples into padded training tensors.
+//! Turning encoded examples into training tensors: packed (one row, no padding) where the
+//! model's kernels keep sequences apart, padded otherwise.
 
 use anyhow::Result;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
 
 use super::model::Model;
+use super::ops::Seqs;
 use super::optim::GradAccum;
 use crate::data::tokenizer::Encoded;
 
-/// A padded batch: inputs, next-token targets and per-target loss weights, all `[B, T]`.
+/// A batch: inputs, next-token targets and per-target loss weights, all `[B, T]` when padded,
+/// all `[1, N]` when packed (`seqs` then says where each example lies).
 pub struct Batch {
     pub ids: Tensor,
     pub targets: Tensor,
@@ -17,6 +20,15 @@ pub struct Batch {
     pub tokens: u64,
     /// Sum of the loss weights (response tokens).
     pub weight_sum: f64,
+    /// The examples' spans in a packed batch; `None` when padded.
+    pub seqs: Option<Seqs>,
+}
+
+impl Batch {
+    /// Positions computed (real tokens plus padding).
+    pub fn positions(&self) -> usize {
+        self.ids.elem_count()
+    }
 }
 
 /// Right-pad the examples to the longest one (pads carry weight 0, so a causal mask suffices).
@@ -44,6 +56,39 @@ pub fn make_batch(encs: &[&Encoded], pad: u32, device: &Device) -> Result<Batch>
         weights: Tensor::from_vec(weights, (b, t), device)?,
         tokens,
         weight_sum,
+        seqs: None,
+    })
+}
+
+/// Concatenate the examples into one row of N = Σ (len − 1) positions, no padding: each
+/// example keeps its own positions (from 0) and attends only to itself, so the loss and
+/// gradient are those of the padded batch (up to float rounding) at the cost of the real
+/// tokens alone. Needs [`Model::can_pack`].
+pub fn make_packed_batch(encs: &[&Encoded], device: &Device) -> Result<Batch> {
+    let lens: Vec<usize> = encs.iter().map(|e| e.ids.len().saturating_sub(1)).collect();
+    let n: usize = lens.iter().sum();
+    let (mut ids, mut targets, mut weights) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for (e, &len) in encs.iter().zip(&lens).filter(|(_, &len)| len > 0) {
+        ids.extend_from_slice(&e.ids[..len]);
+        targets.extend_from_slice(&e.ids[1..=len]);
+        weights.extend_from_slice(&e.weights[..len]);
+    }
+    let weight_sum = weights.iter().map(|&w| w as f64).sum();
+    Ok(Batch {
+        ids: Tensor::from_vec(ids, (1, n), device)?,
+        targets: Tensor::from_vec(targets, (1, n), device)?,
+        weights: Tensor::from_vec(weights, (1, n), device)?,
+        tokens: n as u64,
+        weight_sum,
+        seqs: Some(Seqs::from_lens(&lens)),
+    })
+}
+
+/// The training loss of a batch, packed or padded.
+pub fn batch_loss(model: &Model, b: &Batch) -> Result<Tensor> {
+    Ok(match &b.seqs {
+        Some(seqs) => model.loss_packed(&b.ids, seqs, &b.targets, &b.weights)?,
+        None => model.loss(&b.ids, &b.targets, &b.weights)?,
     })
 }
 
@@ -100,9 +145,17 @@ pub struct StepGradients {
 }
 
 /// Forward and backward over a step's examples, split into the micro-batches `groups` (indices
-/// into `encs`). Each micro-batch's mean loss is weighted by its share of the step's response
-/// tokens, so the loss and gradient are those of the whole batch however it is split.
-pub fn step_gradients(model: &Model, encs: &[Encoded], groups: &[Vec<usize>], pad: u32) -> Result<StepGradients> {
+/// into `encs`), each packed when `pack` and the model can (else padded). Each micro-batch's
+/// mean loss is weighted by its share of the step's response tokens, so the loss and gradient
+/// are those of the whole batch however it is split.
+pub fn step_gradients(
+    model: &Model,
+    encs: &[Encoded],
+    groups: &[Vec<usize>],
+    pad: u32,
+    pack: bool,
+) -> Result<StepGradients> {
+    let pack = pack && model.can_pack();
     let total_w: f64 = encs.iter().map(|e| e.weights.iter().map(|&w| w as f64).sum::<f64>()).sum();
     let total_w = total_w.max(1.0);
     let mut grads = GradAccum::new();
@@ -110,12 +163,15 @@ pub fn step_gradients(model: &Model, encs: &[Encoded], groups: &[Vec<usize>], pa
     let mut tokens = 0;
     for group in groups {
         let refs: Vec<&Encoded> = group.iter().map(|&i| &encs[i]).collect();
-        let b = make_batch(&refs, pad, model.device())?;
+        let b = match pack {
+            true => make_packed_batch(&refs, model.device())?,
+            false => make_batch(&refs, pad, model.device())?,
+        };
         tokens += b.tokens;
         if b.weight_sum == 0.0 {
             continue;
         }
-        let l = model.loss(&b.ids, &b.targets, &b.weights)?;
+        let l = batch_loss(model, &b)?;
         let share = b.weight_sum / total_w;
         loss += l.to_dtype(DType::F64)?.to_scalar::<f64>()? * share;
         grads.add((l * share)?.backward()?)?;
@@ -166,5 +222,18 @@ mod tests {
         assert_eq!(batch.weights.to_vec2::<f32>().unwrap(), vec![vec![0.0, 1.0, 1.0], vec![1.0, 0.0, 0.0]]);
         assert_eq!(batch.tokens, 4);
         assert_eq!(batch.weight_sum, 3.0);
+    }
+
+    #[test]
+    fn packs_examples_end_to_end_without_padding() {
+        let a = Encoded { ids: vec![1, 5, 6, 7], weights: vec![0.0, 1.0, 1.0], prompt_len: 2, truncated: false };
+        let b = Encoded { ids: vec![1, 9], weights: vec![1.0], prompt_len: 1, truncated: false };
+        let batch = make_packed_batch(&[&a, &b], &Device::Cpu).unwrap();
+        assert_eq!(batch.ids.to_vec2::<u32>().unwrap(), vec![vec![1, 5, 6, 1]]);
+        assert_eq!(batch.targets.to_vec2::<u32>().unwrap(), vec![vec![5, 6, 7, 9]]);
+        assert_eq!(batch.weights.to_vec2::<f32>().unwrap(), vec![vec![0.0, 1.0, 1.0, 1.0]]);
+        assert_eq!((batch.tokens, batch.weight_sum, batch.positions()), (4, 3.0, 4));
+        let seqs = batch.seqs.unwrap();
+        assert_eq!((seqs.rows(), seqs.max_len(), seqs.uniform_dims()), (4, 3, None));
     }
 }

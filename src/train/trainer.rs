@@ -727,13 +727,14 @@ impl Session {
             encs.push(self.tok.encode(&ex, seq_len)?);
         }
         let micro = t.batch_size / t.grad_accum;
-        let groups: Vec<Vec<usize>> = if t.group_by_length {
+        let pack = t.pack && self.model.can_pack();
+        let groups: Vec<Vec<usize>> = if t.group_by_length && !pack {
             let lens: Vec<usize> = encs.iter().map(|e| e.ids.len().saturating_sub(1)).collect();
             plan_micro_batches(&lens, micro, MICRO_BATCH_OVERHEAD)
         } else {
             (0..encs.len()).collect::<Vec<_>>().chunks(micro).map(<[usize]>::to_vec).collect()
         };
-        let step = step_gradients(&self.model, &encs, &groups, self.tok.pad)?;
+        let step = step_gradients(&self.model, &encs, &groups, self.tok.pad, pack)?;
         let Some(grads) = step.grads else {
             anyhow::bail!("a batch with no response tokens at step {}: check data.seq_len", self.state.step + 1);
         };

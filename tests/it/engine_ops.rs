@@ -170,8 +170,49 @@ fn packed_qkv_rope_attention_matches_composite() -> Result<()> {
     for (d, seed) in [(16usize, 30u64), (32, 31), (8, 32)] {
         let tables = RopeTables::new(d, 64, 10_000.0, &candle_core::Device::Cpu, candle_core::DType::F32)?;
         let qkv = var(&[3 * 37, (4 + 2 * 2) * d], seed, 1.0);
-        check(&format!("qkv attention d{d}"), &[qkv], |t, k| ops::qkv_rope_attention(&t[0], 3, 37, 4, 2, &tables, k))?;
+        check(&format!("qkv attention d{d}"), &[qkv], |t, k| {
+            ops::qkv_rope_attention(&t[0], &ops::Seqs::uniform(3, 37), 4, 2, &tables, k)
+        })?;
     }
+    Ok(())
+}
+
+/// Sequences of different lengths in one packed row: each one's output and gradient are
+/// exactly those of the sequence run alone (positions from 0, no attention across).
+#[test]
+fn varlen_attention_equals_each_sequence_alone() -> Result<()> {
+    let (hq, hkv, d) = (4usize, 2usize, 16usize);
+    let width = (hq + 2 * hkv) * d;
+    let lens = [5usize, 23, 1, 40, 9];
+    let n: usize = lens.iter().sum();
+    let tables = RopeTables::new(d, 64, 10_000.0, &candle_core::Device::Cpu, candle_core::DType::F32)?;
+    let qkv = var(&[n, width], 50, 1.0);
+    let dout = randn(&[n, hq * d], 51, 1.0);
+    let seqs = ops::Seqs::from_lens(&lens);
+    assert_eq!((seqs.rows(), seqs.max_len(), seqs.uniform_dims()), (n, 40, None));
+    let out = ops::qkv_rope_attention(qkv.as_tensor(), &seqs, hq, hkv, &tables, Kernels::Fused)?;
+    let grad = (&out * &dout)?.sum_all()?.backward()?;
+    let grad = grad.get(qkv.as_tensor()).unwrap();
+    let mut start = 0;
+    for &t in &lens {
+        let part = Var::from_tensor(&qkv.as_tensor().narrow(0, start, t)?.detach())?;
+        let alone =
+            ops::qkv_rope_attention(part.as_tensor(), &ops::Seqs::uniform(1, t), hq, hkv, &tables, Kernels::Fused)?;
+        let g = (&alone * dout.narrow(0, start, t)?)?.sum_all()?.backward()?;
+        let g = g.get(part.as_tensor()).unwrap();
+        let same = |a: &Tensor, b: &Tensor| -> Result<bool> {
+            Ok(a.flatten_all()?.to_vec1::<f32>()? == b.flatten_all()?.to_vec1::<f32>()?)
+        };
+        assert!(same(&out.narrow(0, start, t)?, &alone)?, "output of the sequence at row {start} (length {t})");
+        assert!(same(&grad.narrow(0, start, t)?, g)?, "gradient of the sequence at row {start} (length {t})");
+        start += t;
+    }
+    // the composite path keeps padded batches only, and says so
+    let err = ops::qkv_rope_attention(qkv.as_tensor(), &seqs, hq, hkv, &tables, Kernels::Composite).unwrap_err();
+    assert!(err.to_string().contains("fused"), "{err}");
+    // a sequence longer than the RoPE tables is refused
+    let long = ops::Seqs::from_lens(&[65, n - 65]);
+    assert!(ops::qkv_rope_attention(qkv.as_tensor(), &long, hq, hkv, &tables, Kernels::Fused).is_err());
     Ok(())
 }
 
@@ -198,7 +239,9 @@ fn fused_blocks_match_composite() -> Result<()> {
     let wn = (randn(&[1, 64], 42, 0.3) + 1.0)?;
     let w_qkvn = Var::from_tensor(&Tensor::cat(&[&wq, &wn], 0)?)?;
     let w_o = var(&[64, 4 * 16], 43, 0.2);
-    check("attn block", &[x, w_qkvn, w_o], |t, k| ops::attn_block(&t[0], &t[1], &t[2], 3, 37, 4, 2, 1e-6, &tables, k))?;
+    check("attn block", &[x, w_qkvn, w_o], |t, k| {
+        ops::attn_block(&t[0], &t[1], &t[2], &ops::Seqs::uniform(3, 37), 4, 2, 1e-6, &tables, k)
+    })?;
     // MLP block: I = 45
     let x = var(&[3 * 37, 24], 44, 1.0);
     let wgu = randn(&[2 * 45, 24], 45, 0.3);

@@ -17,6 +17,66 @@ use rayon::prelude::*;
 use std::sync::Arc;
 use std::sync::Mutex;
 
+/// How the rows of an `[N, ..]` activation split into sequences: attention stays within each,
+/// and positions (RoPE) restart at each. A padded batch `[B, T]` is B sequences of T rows; a
+/// packed batch concatenates examples of any lengths, with no padding between them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seqs {
+    /// (first row, length) of each sequence, in row order, covering `0..rows` exactly.
+    spans: Arc<[(usize, usize)]>,
+    /// `(B, T)` when every sequence has the same length T.
+    uniform: Option<(usize, usize)>,
+}
+
+impl Seqs {
+    /// B sequences of T rows each.
+    pub fn uniform(b: usize, t: usize) -> Seqs {
+        Seqs { spans: (0..b).map(|i| (i * t, t)).collect(), uniform: Some((b, t)) }
+    }
+
+    /// Consecutive sequences of the given lengths (zero lengths are skipped).
+    pub fn from_lens(lens: &[usize]) -> Seqs {
+        let mut start = 0;
+        let spans: Arc<[(usize, usize)]> = lens
+            .iter()
+            .filter(|&&t| t > 0)
+            .map(|&t| {
+                start += t;
+                (start - t, t)
+            })
+            .collect();
+        let uniform = match spans.first() {
+            Some(&(_, t)) if spans.iter().all(|s| s.1 == t) => Some((spans.len(), t)),
+            Some(_) => None,
+            None => Some((0, 0)),
+        };
+        Seqs { spans, uniform }
+    }
+
+    /// Rows covered (the sum of the lengths).
+    pub fn rows(&self) -> usize {
+        self.spans.last().map_or(0, |&(s, t)| s + t)
+    }
+
+    /// The longest sequence.
+    pub fn max_len(&self) -> usize {
+        self.spans.iter().map(|s| s.1).max().unwrap_or(0)
+    }
+
+    /// `(B, T)` when all sequences have one length (a padded batch's shape).
+    pub fn uniform_dims(&self) -> Option<(usize, usize)> {
+        self.uniform
+    }
+
+    fn count(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn span(&self, i: usize) -> (usize, usize) {
+        self.spans[i]
+    }
+}
+
 /// Causal attention. `q` `[B, T, Hq, D]`, `k`/`v` `[B, T, Hkv, D]` with `Hq % Hkv == 0`;
 /// returns `[B, T, Hq, D]`; softmax scale 1/√D.
 pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, kernels: Kernels) -> Result<Tensor> {
@@ -28,8 +88,7 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, kernels: Kernels) ->
     match kernels.effective(q.device(), q.dtype()) {
         Kernels::Fused => {
             let geo = Geo {
-                b,
-                t,
+                seqs: Seqs::uniform(b, t),
                 hq,
                 hkv,
                 d,
@@ -46,16 +105,15 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, kernels: Kernels) ->
     }
 }
 
-/// RoPE + causal attention on a packed projection `qkv` `[B·T, (Hq + 2·Hkv)·D]` (columns: the
-/// q heads, then the k heads, then the v heads, as `x·[Wq; Wk; Wv]ᵀ` produces them), at
-/// positions `0..T`. Returns `[B·T, Hq·D]`. The fused op reads q/k/v in place, rotates while
-/// copying, and its backward returns the packed gradient directly. Needs `D % 16 == 0` for
-/// the fused path (otherwise it runs the separate ops).
-#[allow(clippy::too_many_arguments)]
+/// RoPE + causal attention on a packed projection `qkv` `[N, (Hq + 2·Hkv)·D]` (columns: the
+/// q heads, then the k heads, then the v heads, as `x·[Wq; Wk; Wv]ᵀ` produces them), whose N
+/// rows are the sequences `seqs` (positions restart at each; no row attends outside its own
+/// sequence). Returns `[N, Hq·D]`. The fused op reads q/k/v in place, rotates while copying,
+/// and its backward returns the packed gradient directly. Needs `D % 16 == 0` for the fused
+/// path (otherwise it runs the separate ops, which take sequences of one length only).
 pub fn qkv_rope_attention(
     qkv: &Tensor,
-    b: usize,
-    t: usize,
+    seqs: &Seqs,
     hq: usize,
     hkv: usize,
     tables: &RopeTables,
@@ -63,15 +121,23 @@ pub fn qkv_rope_attention(
 ) -> Result<Tensor> {
     let d = tables.head_dim;
     let width = (hq + 2 * hkv) * d;
-    if qkv.dims() != [b * t, width] || hkv == 0 || hq % hkv != 0 || t > tables.max_pos {
-        candle_core::bail!("qkv_rope_attention: qkv {:?} for b={b} t={t} hq={hq} hkv={hkv} d={d}", qkv.dims());
+    if qkv.dims() != [seqs.rows(), width] || hkv == 0 || hq % hkv != 0 || seqs.max_len() > tables.max_pos {
+        candle_core::bail!(
+            "qkv_rope_attention: qkv {:?} for {} rows (longest sequence {}), hq={hq} hkv={hkv} d={d}",
+            qkv.dims(),
+            seqs.rows(),
+            seqs.max_len()
+        );
     }
     match kernels.effective(qkv.device(), qkv.dtype()) {
         Kernels::Fused if d % BC == 0 => {
-            let geo = Geo::packed(b, t, hq, hkv, tables);
+            let geo = Geo::packed(seqs, hq, hkv, tables);
             qkv.contiguous()?.apply_op1(PackedAttnOp(AttnOp { geo, lse: Mutex::new(None) }))
         }
         k => {
+            let Some((b, t)) = seqs.uniform_dims() else {
+                candle_core::bail!("sequences of different lengths in one row need the fused CPU kernels (f32, head dim a multiple of 16)");
+            };
             let q = qkv.narrow(1, 0, hq * d)?.reshape((b, t, hq, d))?;
             let kk = qkv.narrow(1, hq * d, hkv * d)?.reshape((b, t, hkv, d))?;
             let v = qkv.narrow(1, (hq + hkv) * d, hkv * d)?.reshape((b, t, hkv, d))?;
@@ -147,12 +213,11 @@ struct Rope {
     sin: Arc<Vec<f32>>,
 }
 
-/// Where the rows of q, k, v live: row `(b, t)` of head `h` starts at
-/// `(b·T + t)·stride + off + h·D`. The output (and its gradient) is `[B, T, Hq, D]`.
+/// Where the rows of q, k, v live: row `j` of sequence `s` (first row `r`) for head `h` starts
+/// at `(r + j)·stride + off + h·D`. The output (and its gradient) is `[N, Hq, D]`.
 #[derive(Clone)]
 struct Geo {
-    b: usize,
-    t: usize,
+    seqs: Seqs,
     hq: usize,
     hkv: usize,
     d: usize,
@@ -166,25 +231,29 @@ struct Geo {
 
 impl Geo {
     /// Q, K and V packed in one `[B·T, (Hq + 2·Hkv)·D]` row each, rotated by `tables`.
-    fn packed(b: usize, t: usize, hq: usize, hkv: usize, tables: &RopeTables) -> Geo {
+    fn packed(seqs: &Seqs, hq: usize, hkv: usize, tables: &RopeTables) -> Geo {
         let d = tables.head_dim;
         let width = (hq + 2 * hkv) * d;
         let rope = Some(Rope { cos: tables.cos_vec(), sin: tables.sin_vec() });
         let (q_stride, kv_stride, q_off, k_off, v_off) = (width, width, 0, hq * d, (hq + hkv) * d);
-        Geo { b, t, hq, hkv, d, q_stride, kv_stride, q_off, k_off, v_off, rope }
+        Geo { seqs: seqs.clone(), hq, hkv, d, q_stride, kv_stride, q_off, k_off, v_off, rope }
     }
 
-    fn q_base(&self, b: usize, h: usize) -> usize {
-        b * self.t * self.q_stride + self.q_off + h * self.d
+    /// Rows of q, k, v and the output.
+    fn rows(&self) -> usize {
+        self.seqs.rows()
     }
-    fn k_base(&self, b: usize, h: usize) -> usize {
-        b * self.t * self.kv_stride + self.k_off + h * self.d
+    fn q_base(&self, r: usize, h: usize) -> usize {
+        r * self.q_stride + self.q_off + h * self.d
     }
-    fn v_base(&self, b: usize, h: usize) -> usize {
-        b * self.t * self.kv_stride + self.v_off + h * self.d
+    fn k_base(&self, r: usize, h: usize) -> usize {
+        r * self.kv_stride + self.k_off + h * self.d
     }
-    fn o_base(&self, b: usize, h: usize) -> usize {
-        b * self.t * self.hq * self.d + h * self.d
+    fn v_base(&self, r: usize, h: usize) -> usize {
+        r * self.kv_stride + self.v_off + h * self.d
+    }
+    fn o_base(&self, r: usize, h: usize) -> usize {
+        r * self.hq * self.d + h * self.d
     }
     fn o_stride(&self) -> usize {
         self.hq * self.d
@@ -643,11 +712,11 @@ impl Out {
     }
 }
 
-/// Forward task of one (batch, query head): writes its rows of `out` (`[B, T, Hq, D]`).
+/// Forward task of one (sequence, query head): writes its rows of `out` (`[N, Hq, D]`).
 #[inline(always)]
 fn fwd_task<const F: bool>(q: &[f32], k: &[f32], v: &[f32], geo: &Geo, bh: usize, out: Out, lse: &mut [f32]) {
-    let (t, d) = (geo.t, geo.d);
-    let (b, h) = (bh / geo.hq, bh % geo.hq);
+    let (h, d) = (bh % geo.hq, geo.d);
+    let (b, t) = geo.seqs.span(bh / geo.hq); // b: the sequence's first row
     let kvh = h / (geo.hq / geo.hkv);
     let scale = 1.0 / (d as f32).sqrt();
     let blocked = d % BC == 0;
@@ -669,7 +738,7 @@ fn fwd_task<const F: bool>(q: &[f32], k: &[f32], v: &[f32], geo: &Geo, bh: usize
     }
     for i in 0..t {
         // SAFETY: row (b, i, h) belongs to this task only.
-        unsafe { out.put(geo.o_base(b, h) + i * geo.o_stride(), &ob[i * d..(i + 1) * d], i, d, None) };
+        unsafe { out.put(geo.o_base(b + i, h), &ob[i * d..(i + 1) * d], i, d, None) };
     }
 }
 dispatch!(fn fwd_task_d => fwd_task(q: &[f32], k: &[f32], v: &[f32], geo: &Geo, bh: usize, out: Out, lse: &mut [f32]));
@@ -682,7 +751,7 @@ struct GradOut {
     v: (Out, usize, usize),
 }
 
-/// Backward task of one (batch, kv head): writes the gradients of its query heads, its key
+/// Backward task of one (sequence, kv head): writes the gradients of its query heads, its key
 /// head and its value head (inverse RoPE applied to q and k when the op has RoPE).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -697,9 +766,9 @@ fn bwd_task<const F: bool>(
     bkv: usize,
     go: &GradOut,
 ) {
-    let (t, d) = (geo.t, geo.d);
-    let g = geo.hq / geo.hkv;
-    let (b, kvh) = (bkv / geo.hkv, bkv % geo.hkv);
+    let (g, d) = (geo.hq / geo.hkv, geo.d);
+    let kvh = bkv % geo.hkv;
+    let (b, t) = geo.seqs.span(bkv / geo.hkv); // b: the sequence's first row
     let scale = 1.0 / (d as f32).sqrt();
     let blocked = d % BC == 0;
     let (tq, tk) = if blocked { (round_up(t, BR), round_up(t, BC)) } else { (t, t) };
@@ -726,7 +795,7 @@ fn bwd_task<const F: bool>(
             let r = ob + i * geo.o_stride();
             *x = simd::dot::<F>(&dout[r..r + d], &o[r..r + d]);
         }
-        let lse_h = &lse[(b * geo.hq + h) * t..(b * geo.hq + h + 1) * t];
+        let lse_h = &lse[b * geo.hq + h * t..b * geo.hq + (h + 1) * t];
         if blocked {
             bwd_blocked::<F>(&qb, &kb, &kt, &vt, &dob, &di, lse_h, t, tk, d, scale, &mut dq, &mut dk_acc, &mut dv_acc);
         } else {
@@ -734,14 +803,14 @@ fn bwd_task<const F: bool>(
         }
         let (out, stride, col) = go.q;
         for i in 0..t {
-            // SAFETY: query head h of batch b belongs to this task only.
-            unsafe { out.put((b * t + i) * stride + col + h * d, &dq[i * d..(i + 1) * d], i, d, rope) };
+            // SAFETY: query head h of this sequence belongs to this task only.
+            unsafe { out.put((b + i) * stride + col + h * d, &dq[i * d..(i + 1) * d], i, d, rope) };
         }
     }
     for (acc, (out, stride, col), rp) in [(&dk_acc, go.k, rope), (&dv_acc, go.v, None)] {
         for i in 0..t {
-            // SAFETY: kv head kvh of batch b belongs to this task only.
-            unsafe { out.put((b * t + i) * stride + col + kvh * d, &acc[i * d..(i + 1) * d], i, d, rp) };
+            // SAFETY: kv head kvh of this sequence belongs to this task only.
+            unsafe { out.put((b + i) * stride + col + kvh * d, &acc[i * d..(i + 1) * d], i, d, rp) };
         }
     }
 }
@@ -749,18 +818,28 @@ dispatch!(fn bwd_task_d => bwd_task(q: &[f32], k: &[f32], v: &[f32], o: &[f32], 
 
 struct AttnOp {
     geo: Geo,
-    /// per (b, hq, t) log-sum-exp of the scaled scores, set by the forward.
+    /// Log-sum-exp of the scaled scores, set by the forward: for sequence s (first row r,
+    /// length t), head h and position j at `r·Hq + h·t + j` (per (b, hq, t) for a padded batch).
     lse: Mutex<Option<Vec<f32>>>,
 }
 
 impl AttnOp {
     fn forward(&self, q: &[f32], k: &[f32], v: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let geo = &self.geo;
-        let t = geo.t;
-        let mut lse = vec![0f32; geo.b * geo.hq * t];
-        let mut out = super::zeros(geo.b * t * geo.hq * geo.d); // [B, T, Hq, D]
+        let mut lse = vec![0f32; geo.rows() * geo.hq];
+        let mut out = super::zeros(geo.rows() * geo.hq * geo.d); // [N, Hq, D]
         let w = Out::new(&mut out);
-        lse.par_chunks_mut(t).enumerate().for_each(|(bh, l)| fwd_task_d(q, k, v, geo, bh, w, l));
+        // one disjoint slice of `lse` per (sequence, head) task, in task order
+        let mut tasks = Vec::with_capacity(geo.seqs.count() * geo.hq);
+        let mut rest = lse.as_mut_slice();
+        for s in 0..geo.seqs.count() {
+            for _ in 0..geo.hq {
+                let (l, r) = std::mem::take(&mut rest).split_at_mut(geo.seqs.span(s).1);
+                tasks.push(l);
+                rest = r;
+            }
+        }
+        tasks.into_par_iter().enumerate().for_each(|(bh, l)| fwd_task_d(q, k, v, geo, bh, w, l));
         (out, lse)
     }
 
@@ -775,7 +854,7 @@ impl AttnOp {
     #[allow(clippy::too_many_arguments)]
     fn backward(&self, q: &[f32], k: &[f32], v: &[f32], o: &[f32], dout: &[f32], lse: &[f32], go: &GradOut) {
         let geo = &self.geo;
-        (0..geo.b * geo.hkv).into_par_iter().for_each(|bkv| bwd_task_d(q, k, v, o, dout, lse, geo, bkv, go));
+        (0..geo.seqs.count() * geo.hkv).into_par_iter().for_each(|bkv| bwd_task_d(q, k, v, o, dout, lse, geo, bkv, go));
     }
 }
 
@@ -819,7 +898,7 @@ impl CustomOp3 for AttnOp {
                     with_f32(o, "attention bwd o", |o| {
                         with_f32(dout, "attention bwd dout", |dout| {
                             let lse = self.lse_or_recompute(q, k, v);
-                            let n = geo.b * geo.t;
+                            let n = geo.rows();
                             let mut dq = super::zeros(n * hq * d);
                             let mut dk = super::zeros(n * hkv * d);
                             let mut dv = super::zeros(n * hkv * d);
@@ -847,25 +926,25 @@ pub(crate) struct PackedAttn(AttnOp);
 
 impl PackedAttn {
     /// `None` when the head dim is not a multiple of 16 (no fused kernel).
-    pub(crate) fn new(b: usize, t: usize, hq: usize, hkv: usize, tables: &RopeTables) -> Option<Self> {
+    pub(crate) fn new(seqs: &Seqs, hq: usize, hkv: usize, tables: &RopeTables) -> Option<Self> {
         let d = tables.head_dim;
-        if d % BC != 0 || hkv == 0 || hq % hkv != 0 || t > tables.max_pos {
+        if d % BC != 0 || hkv == 0 || hq % hkv != 0 || seqs.max_len() > tables.max_pos {
             return None;
         }
-        Some(PackedAttn(AttnOp { geo: Geo::packed(b, t, hq, hkv, tables), lse: Mutex::new(None) }))
+        Some(PackedAttn(AttnOp { geo: Geo::packed(seqs, hq, hkv, tables), lse: Mutex::new(None) }))
     }
-    /// `[B·T, Hq·D]` output of the packed `qkv` `[B·T, width]`; keeps the log-sum-exp.
+    /// `[N, Hq·D]` output of the packed `qkv` `[N, width]`; keeps the log-sum-exp.
     pub(crate) fn forward(&self, qkv: &[f32]) -> Vec<f32> {
         let (out, lse) = self.0.forward(qkv, qkv, qkv);
         *self.0.lse.lock().unwrap() = Some(lse);
         out
     }
-    /// Packed gradient `[B·T, width]` from the forward's `o` and its gradient `dout`.
+    /// Packed gradient `[N, width]` from the forward's `o` and its gradient `dout`.
     pub(crate) fn backward(&self, qkv: &[f32], o: &[f32], dout: &[f32]) -> Vec<f32> {
         let geo = &self.0.geo;
         let width = (geo.hq + 2 * geo.hkv) * geo.d;
         let lse = self.0.lse_or_recompute(qkv, qkv, qkv);
-        let mut dst = super::zeros(geo.b * geo.t * width);
+        let mut dst = super::zeros(geo.rows() * width);
         let w = Out::new(&mut dst);
         let go = GradOut { q: (w, width, geo.q_off), k: (w, width, geo.k_off), v: (w, width, geo.v_off) };
         self.0.backward(qkv, qkv, qkv, o, dout, &lse, &go);
@@ -884,7 +963,7 @@ impl CustomOp1 for PackedAttnOp {
         let (out, lse) = self.0.forward(qkv, qkv, qkv);
         *self.0.lse.lock().unwrap() = Some(lse);
         let geo = &self.0.geo;
-        Ok((CpuStorage::F32(out), Shape::from((geo.b * geo.t, geo.hq * geo.d))))
+        Ok((CpuStorage::F32(out), Shape::from((geo.rows(), geo.hq * geo.d))))
     }
 
     fn bwd(&self, qkv: &Tensor, o: &Tensor, dout: &Tensor) -> Result<Option<Tensor>> {
@@ -895,7 +974,7 @@ impl CustomOp1 for PackedAttnOp {
             with_f32(o, "qkv attention bwd", |o| {
                 with_f32(dout, "qkv attention bwd", |dout| {
                     let lse = self.0.lse_or_recompute(x, x, x);
-                    let mut dst = super::zeros(geo.b * geo.t * width);
+                    let mut dst = super::zeros(geo.rows() * width);
                     let w = Out::new(&mut dst);
                     let go = GradOut { q: (w, width, geo.q_off), k: (w, width, geo.k_off), v: (w, width, geo.v_off) };
                     self.0.backward(x, x, x, o, dout, &lse, &go);

@@ -12,7 +12,7 @@
 //! normed inputs) never become graph edges. No q/k/v biases (Qwen2 uses the unfused ops).
 #![allow(clippy::type_complexity)]
 
-use super::attention::PackedAttn;
+use super::attention::{PackedAttn, Seqs};
 use super::{cpu_f32, cpu_tensor, rmsnorm, with_f32, Kernels, RopeTables};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
@@ -41,14 +41,14 @@ fn split_norm(w: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((w.narrow(0, 0, r)?, w.narrow(0, r, 1)?.squeeze(0)?))
 }
 
-/// `x + Attn(RMSNorm(x))·Woᵀ` for `x` `[B·T, H]`; `w_qkvn` = `[Wq; Wk; Wv; wn]`.
+/// `x + Attn(RMSNorm(x))·Woᵀ` for `x` `[N, H]`, whose rows are the sequences `seqs`;
+/// `w_qkvn` = `[Wq; Wk; Wv; wn]`.
 #[allow(clippy::too_many_arguments)]
 pub fn attn_block(
     x: &Tensor,
     w_qkvn: &Tensor,
     w_o: &Tensor,
-    b: usize,
-    t: usize,
+    seqs: &Seqs,
     hq: usize,
     hkv: usize,
     eps: f64,
@@ -62,7 +62,7 @@ pub fn attn_block(
         candle_core::bail!("attn_block: x {:?} w_qkvn {:?} w_o {:?}", x.dims(), w_qkvn.dims(), w_o.dims());
     }
     let fused = match kernels.effective(x.device(), x.dtype()) {
-        Kernels::Fused => PackedAttn::new(b, t, hq, hkv, tables),
+        Kernels::Fused => PackedAttn::new(seqs, hq, hkv, tables),
         Kernels::Composite => None,
     };
     match fused {
@@ -75,7 +75,7 @@ pub fn attn_block(
             let (w, wn) = split_norm(w_qkvn)?;
             let hn = super::rms_norm(x, &wn, eps, kernels)?;
             let qkv = super::linear(&hn, &w, None, kernels)?;
-            let a = super::qkv_rope_attention(&qkv, b, t, hq, hkv, tables, kernels)?;
+            let a = super::qkv_rope_attention(&qkv, seqs, hq, hkv, tables, kernels)?;
             x + super::linear(&a, w_o, None, kernels)?
         }
     }

@@ -18,7 +18,7 @@ pub mod xent;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Storage, Tensor};
 
-pub use attention::{causal_attention, qkv_rope_attention};
+pub use attention::{causal_attention, qkv_rope_attention, Seqs};
 pub use block::{attn_block, mlp_block};
 pub use linear::linear;
 pub use lmhead::lm_head_cross_entropy;
