@@ -160,6 +160,48 @@ fn peer_python() -> Result<String, String> {
     }
 }
 
+/// mixscope's training tokens/s at a shape, from the rows measured above.
+fn tps_of(rows: &[Row], shape: &str) -> f64 {
+    rows.iter()
+        .find(|r| {
+            let is = |k: &str, v: &str| r.extra.get(k).is_some_and(|x| x == v);
+            r.what == "train tok/s" && is("shape", shape) && is("engine", "mixscope")
+        })
+        .map_or(f64::NAN, |r| r.value)
+}
+
+/// The demo's evaluation settings (configs/demo.toml): sets, generations per set, new tokens at
+/// most, and training steps between evaluations; and the demo SFT's real input tokens per
+/// step and per example (`bench train`'s padding row: 954 a step of 16).
+const DEMO_EVAL: (usize, usize, usize, usize) = (24, 64, 40, 375);
+const DEMO_STEP_TOKENS: f64 = 954.0;
+
+/// An evaluation round's share of a run's wall time at a shape, estimated from the rates
+/// measured above: the demo's round (24 sets: 64 greedy generations each of at most 40 new
+/// tokens, and the loss of 64 examples each, a forward at a third of a training step's cost
+/// per token) against its 375 training steps between rounds. An upper bound: answers that
+/// stop early cost less.
+fn eval_share(shape: &str, train_tps: f64, gen_tps: f64) -> Row {
+    let (sets, n, new, every) = DEMO_EVAL;
+    let per_example = DEMO_STEP_TOKENS / 16.0;
+    let gen_s = (sets * n * new) as f64 / gen_tps;
+    let loss_s = (sets * n) as f64 * per_example / (3.0 * train_tps);
+    let train_s = every as f64 * DEMO_STEP_TOKENS / train_tps;
+    let share = 100.0 * (gen_s + loss_s) / (gen_s + loss_s + train_s);
+    Row::new(
+        "real",
+        "eval share",
+        format!(
+            "shape={shape}: the demo's evaluation round (generation {gen_s:.0} s + loss {loss_s:.0} s at most) against its {every} training steps between rounds ({train_s:.0} s), from the rates above"
+        ),
+        share,
+        "% of wall time",
+        "-",
+        share.is_finite(),
+    )
+    .with("shape", shape)
+}
+
 fn f(v: &serde_json::Value, k: &str) -> f64 {
     v[k].as_f64().unwrap_or(f64::NAN)
 }
@@ -296,5 +338,6 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         Row::new("real", "gen ratio", format!("{what}: mixscope over transformers"), r, "ratio", ">= 1", r >= 1.0)
             .with("shape", s.name),
     );
+    rows.push(eval_share(s.name, tps_of(&rows, s.name), gen[0]));
     Ok(rows)
 }

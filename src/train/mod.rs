@@ -3,6 +3,7 @@
 //! TUI: the run directory is its only output.
 
 pub mod batch;
+pub(crate) mod decode;
 pub mod evaluate;
 pub mod evalwatch;
 pub mod export;

@@ -2,7 +2,7 @@
 //! w.r.t. every parameter), token NLL for evaluation, and batched greedy generation with a KV
 //! cache.
 
-use super::ops::{self, Kernels, RopeTables};
+use super::ops::{self, Kernels, RopeTables, Seqs};
 use crate::model::{param_specs, Init, ModelConfig};
 use candle_core::{DType, Device, IndexOp, Result, Tensor, Var};
 use candle_nn::VarMap;
@@ -247,14 +247,33 @@ impl Model {
     /// Final hidden states `[B·T, H]` (after the last norm) for the training forward.
     fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        if t > self.rope.max_pos {
-            candle_core::bail!("sequence length {t} exceeds max_position_embeddings {}", self.rope.max_pos);
+        self.hidden_seqs(ids, &Seqs::uniform(b, t))
+    }
+
+    /// Whether [`Model::loss_packed`] can run: the fused CPU kernels with a head dim they
+    /// block (a multiple of 16) keep sequences of different lengths apart in one row.
+    pub fn can_pack(&self) -> bool {
+        self.kernels == Kernels::Fused && self.cfg.head_dim() % 16 == 0
+    }
+
+    /// Final hidden states `[N, H]` of `ids` (N tokens in any shape), whose rows are the
+    /// sequences `seqs`: positions restart at each and attention stays within each.
+    fn hidden_seqs(&self, ids: &Tensor, seqs: &Seqs) -> Result<Tensor> {
+        if seqs.max_len() > self.rope.max_pos {
+            candle_core::bail!(
+                "sequence length {} exceeds max_position_embeddings {}",
+                seqs.max_len(),
+                self.rope.max_pos
+            );
         }
         let k = self.kernels;
         let cfg = &self.cfg;
         let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
-        let n = b * t;
+        let n = seqs.rows();
         let ids = ids.flatten_all()?.to_dtype(DType::U32)?;
+        if ids.dim(0)? != n {
+            candle_core::bail!("{} token ids for sequences of {n} rows", ids.dim(0)?);
+        }
         let mut x = self.cw(&self.embed.index_select(&ids, 0)?)?; // [N, H]
         let blocks = k == Kernels::Fused && !cfg.attention_bias && hd % 16 == 0;
         for l in &self.layers {
@@ -262,7 +281,7 @@ impl Model {
             if blocks {
                 // whole residual sub-blocks as single ops (norm weight as the last row)
                 let w_qkvn = Tensor::cat(&[&l.q, &l.k, &l.v, &l.ln1.unsqueeze(0)?], 0)?;
-                x = ops::attn_block(&x, &w_qkvn, &l.o, b, t, nh, nkv, cfg.rms_norm_eps, &self.rope, k)?;
+                x = ops::attn_block(&x, &w_qkvn, &l.o, seqs, nh, nkv, cfg.rms_norm_eps, &self.rope, k)?;
                 let w_gun = Tensor::cat(&[&l.gate, &l.up, &l.ln2.unsqueeze(0)?], 0)?;
                 x = ops::mlp_block(&x, &w_gun, &l.down, cfg.rms_norm_eps, k)?;
                 continue;
@@ -276,8 +295,11 @@ impl Model {
                     _ => None,
                 };
                 let qkv = ops::linear(&h, &w, bias.as_ref(), k)?;
-                ops::qkv_rope_attention(&qkv, b, t, nh, nkv, &self.rope, k)?
+                ops::qkv_rope_attention(&qkv, seqs, nh, nkv, &self.rope, k)?
             } else {
+                let Some((b, t)) = seqs.uniform_dims() else {
+                    candle_core::bail!("sequences of different lengths in one row need the fused kernels");
+                };
                 let q = ops::linear(&h, &l.q, l.qb.as_ref(), k)?.reshape((b, t, nh, hd))?;
                 let kk = ops::linear(&h, &l.k, l.kb.as_ref(), k)?.reshape((b, t, nkv, hd))?;
                 let v = ops::linear(&h, &l.v, l.vb.as_ref(), k)?.reshape((b, t, nkv, hd))?;
@@ -324,6 +346,12 @@ impl Model {
         self.head_loss(&self.hidden(ids)?, self.lm_head_weight(), targets, weights)
     }
 
+    /// [`Model::loss`] on a packed batch: `ids`, `targets` and `weights` hold N positions (any
+    /// shape), the sequences `seqs` one after another with no padding (see [`Model::can_pack`]).
+    pub fn loss_packed(&self, ids: &Tensor, seqs: &Seqs, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
+        self.head_loss(&self.hidden_seqs(ids, seqs)?, self.lm_head_weight(), targets, weights)
+    }
+
     /// [`Model::loss`] without gradients, for evaluation: the output layer runs only where a
     /// weight is non-zero (the response), its logits a chunk at a time.
     pub fn eval_loss(&self, ids: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<f64> {
@@ -358,6 +386,17 @@ impl Model {
     /// Prompts of different lengths are left-padded; padded positions are masked out and each
     /// row has its own positions, so results equal those of decoding each prompt alone.
     pub fn generate(&self, prompts: &[Vec<u32>], max_new: usize, stop: &[u32]) -> Result<Vec<Vec<u32>>> {
+        self.generate_via(prompts, max_new, stop, self.device.is_cpu() && self.compute == DType::F32)
+    }
+
+    /// [`Model::generate`] through the tensor path on any device and dtype (the path GPUs and
+    /// half precision take), for tests that compare it with the CPU decoder.
+    #[doc(hidden)]
+    pub fn generate_via_tensors(&self, prompts: &[Vec<u32>], max_new: usize, stop: &[u32]) -> Result<Vec<Vec<u32>>> {
+        self.generate_via(prompts, max_new, stop, false)
+    }
+
+    fn generate_via(&self, prompts: &[Vec<u32>], max_new: usize, stop: &[u32], plain: bool) -> Result<Vec<Vec<u32>>> {
         let bsz = prompts.len();
         if bsz == 0 || max_new == 0 {
             return Ok(vec![Vec::new(); bsz]);
@@ -378,31 +417,19 @@ impl Model {
         } else {
             self.rope.clone()
         };
-        let w = InferWeights::new(self)?;
-        let mut cache: Vec<Option<(Tensor, Tensor)>> = vec![None; self.layers.len()];
-
-        // Prefill.
-        let mut ids = Vec::with_capacity(bsz * lmax);
-        let mut pos = Vec::with_capacity(bsz * lmax);
-        let mut mask = vec![0f32; bsz * lmax * lmax];
-        for (r, p) in prompts.iter().enumerate() {
-            for t in 0..lmax {
-                ids.push(if t < pads[r] { 0 } else { p[t - pads[r]] });
-                pos.push(t.saturating_sub(pads[r]) as u32);
-                for j in 0..lmax {
-                    // causal; pad keys masked; a pad query sees itself only (keeps rows finite)
-                    let ok = j <= t && (j >= pads[r] || j == t);
-                    if !ok {
-                        mask[(r * lmax + t) * lmax + j] = f32::NEG_INFINITY;
-                    }
-                }
+        let mut dec = match plain {
+            true => Decoder::Cpu(Box::new(self.cpu_decoder(&rope)?), None),
+            false => {
+                Decoder::Tensor(Box::new(InferWeights::new(self)?), (0..self.layers.len()).map(|_| None).collect())
             }
+        };
+
+        // Prefill: the prompts left-padded to the longest.
+        let mut ids = Vec::with_capacity(bsz * lmax);
+        for (r, p) in prompts.iter().enumerate() {
+            ids.extend((0..lmax).map(|t| if t < pads[r] { 0 } else { p[t - pads[r]] }));
         }
-        let ids = Tensor::from_vec(ids, (bsz, lmax), &self.device)?;
-        let pos = Tensor::from_vec(pos, (bsz, lmax), &self.device)?;
-        let mask = Tensor::from_vec(mask, (bsz, 1, lmax, lmax), &self.device)?.to_dtype(self.compute)?;
-        let logits = self.infer_step(&w, &ids, &pos, &mask, &rope, &mut cache)?; // [B, V]
-        let mut next = argmax_rows(&logits)?;
+        let mut next = self.decode_step(&mut dec, &rope, &ids, lmax, &pads, need)?;
 
         let mut out: Vec<Vec<u32>> = vec![Vec::new(); bsz];
         let mut done = vec![false; bsz];
@@ -426,37 +453,104 @@ impl Model {
             // Once a quarter of the batch is done, the finished rows leave it: the remaining
             // steps cost what the rows still decoding need (no row depends on another).
             if finished * 4 >= rows.len() {
-                let keep: Vec<u32> = (0..rows.len()).filter(|&i| !done[rows[i]]).map(|i| i as u32).collect();
-                let idx = Tensor::new(keep.as_slice(), &self.device)?;
-                for c in cache.iter_mut() {
-                    if let Some((k, v)) = c.take() {
-                        *c = Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?));
-                    }
-                }
-                next = keep.iter().map(|&i| next[i as usize]).collect();
-                rows = keep.iter().map(|&i| rows[i as usize]).collect();
+                let keep: Vec<usize> = (0..rows.len()).filter(|&i| !done[rows[i]]).collect();
+                dec.keep_rows(&keep)?;
+                next = keep.iter().map(|&i| next[i]).collect();
+                rows = keep.iter().map(|&i| rows[i]).collect();
                 finished = 0;
             }
-            let b = rows.len();
-            let s = lmax + step + 1; // keys after this step
-            let ids = Tensor::from_vec(next.clone(), (b, 1), &self.device)?;
-            let pos: Vec<u32> = rows.iter().map(|&r| (lens[r] + step) as u32).collect();
-            let pos = Tensor::from_vec(pos, (b, 1), &self.device)?;
-            let mut mask = vec![0f32; b * s];
-            for (i, &r) in rows.iter().enumerate() {
-                for j in 0..pads[r] {
-                    mask[i * s + j] = f32::NEG_INFINITY;
-                }
-            }
-            let mask = Tensor::from_vec(mask, (b, 1, 1, s), &self.device)?.to_dtype(self.compute)?;
-            let logits = self.infer_step(&w, &ids, &pos, &mask, &rope, &mut cache)?;
-            next = argmax_rows(&logits)?;
+            let first: Vec<usize> = rows.iter().map(|&r| pads[r]).collect();
+            next = self.decode_step(&mut dec, &rope, &next, 1, &first, need)?;
         }
         Ok(out)
     }
 
+    /// The weights as the CPU decoder reads them (see `decode.rs`).
+    fn cpu_decoder(&self, rope: &RopeTables) -> Result<super::decode::Weights> {
+        let v = |t: &Tensor| -> Result<Vec<f32>> { t.detach().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>() };
+        let xw = |t: &Tensor| -> Result<Vec<f32>> { v(&t.detach().t()?.contiguous()?) };
+        let cfg = &self.cfg;
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let qkv_bias = match (&l.qb, &l.kb, &l.vb) {
+                    (Some(q), Some(k), Some(b)) => Some(v(&Tensor::cat(&[q, k, b], 0)?)?),
+                    _ => None,
+                };
+                Ok(super::decode::Layer {
+                    ln1: v(&l.ln1)?,
+                    qkv: xw(&Tensor::cat(&[&l.q, &l.k, &l.v], 0)?)?,
+                    qkv_bias,
+                    o: xw(&l.o)?,
+                    ln2: v(&l.ln2)?,
+                    gate_up: xw(&Tensor::cat(&[&l.gate, &l.up], 0)?)?,
+                    down: xw(&l.down)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(super::decode::Weights {
+            hidden: cfg.hidden_size,
+            inter: cfg.intermediate_size,
+            heads: cfg.num_attention_heads,
+            kv_heads: cfg.num_key_value_heads,
+            head_dim: cfg.head_dim(),
+            eps: cfg.rms_norm_eps as f32,
+            vocab: cfg.vocab_size,
+            embed: v(&self.embed)?,
+            layers,
+            norm: v(&self.norm)?,
+            head: xw(self.lm_head_weight())?,
+            cos: rope.cos_vec(),
+            sin: rope.sin_vec(),
+        })
+    }
+
+    /// One decoding step over `t` new tokens of each row (`ids` `[rows, t]`; row i's slots
+    /// before `first[i]` are left padding): each row's most likely next token.
+    fn decode_step(
+        &self,
+        dec: &mut Decoder,
+        rope: &RopeTables,
+        ids: &[u32],
+        t: usize,
+        first: &[usize],
+        cap: usize,
+    ) -> Result<Vec<u32>> {
+        let b = first.len();
+        match dec {
+            Decoder::Cpu(w, cache) => {
+                let c = cache.get_or_insert_with(|| w.new_cache(b, cap));
+                Ok(w.step(c, ids, t, first))
+            }
+            Decoder::Tensor(w, cache) => {
+                let len = cache.iter().flatten().next().map_or(0, |c| c.len);
+                let s = len + t; // keys after this step
+                let mut pos = Vec::with_capacity(b * t);
+                let mut mask = vec![0f32; b * t * s];
+                for (r, &f) in first.iter().enumerate() {
+                    for i in 0..t {
+                        let slot = len + i;
+                        pos.push(slot.saturating_sub(f) as u32);
+                        for j in 0..s {
+                            // causal; pad keys masked; a pad query sees itself only
+                            if !(j <= slot && (j >= f || j == slot)) {
+                                mask[(r * t + i) * s + j] = f32::NEG_INFINITY;
+                            }
+                        }
+                    }
+                }
+                let ids = Tensor::from_vec(ids.to_vec(), (b, t), &self.device)?;
+                let pos = Tensor::from_vec(pos, (b, t), &self.device)?;
+                let mask = Tensor::from_vec(mask, (b, 1, t, s), &self.device)?.to_dtype(self.compute)?;
+                argmax_rows(&self.infer_step(w, &ids, &pos, &mask, rope, cache, cap)?)
+            }
+        }
+    }
+
     /// One cached forward over `ids` `[B, T]` at positions `pos` `[B, T]`; returns the logits of
-    /// the last position `[B, V]`.
+    /// the last position `[B, V]`. The first call fills `cache` (room for `cap` positions).
+    #[allow(clippy::too_many_arguments)]
     fn infer_step(
         &self,
         w: &InferWeights,
@@ -464,7 +558,8 @@ impl Model {
         pos: &Tensor,
         mask: &Tensor,
         rope: &RopeTables,
-        cache: &mut [Option<(Tensor, Tensor)>],
+        cache: &mut [Option<KvCache>],
+        cap: usize,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (b, t) = ids.dims2()?;
@@ -483,11 +578,11 @@ impl Model {
             let q = ops::rope::rope_composite(&q, &cos, &sin)?.transpose(1, 2)?.contiguous()?;
             let k = ops::rope::rope_composite(&k, &cos, &sin)?.transpose(1, 2)?.contiguous()?;
             let v = v.transpose(1, 2)?.contiguous()?;
-            let (k, v) = match &cache[li] {
-                Some((ck, cv)) => (Tensor::cat(&[ck, &k], 2)?, Tensor::cat(&[cv, &v], 2)?),
-                None => (k, v),
+            let c = match &mut cache[li] {
+                Some(c) => c,
+                slot => slot.insert(KvCache::new(&k, cap)?),
             };
-            cache[li] = Some((k.clone(), v.clone()));
+            let (k, v) = c.append(&k, &v)?;
             // Grouped-query attention without copying the keys and values for every query head:
             // the `g` query heads of a KV head (heads j·g .. j·g + g − 1, as `repeat_kv` orders
             // them) become `g · t` query rows against that head's keys.
@@ -504,9 +599,8 @@ impl Model {
             let a = att.matmul(&v)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b * t, nh * hd))?;
             x = (x + linear_xw(&a, &l.o, None)?)?;
             let h = candle_nn::ops::rms_norm(&x, &l.ln2, eps)?;
-            let g = linear_xw(&h, &l.gate, None)?;
-            let u = linear_xw(&h, &l.up, None)?;
-            x = (x + linear_xw(&(g.silu()? * u)?, &l.down, None)?)?;
+            let y = (linear_xw(&h, &l.gate, None)?.silu()? * linear_xw(&h, &l.up, None)?)?;
+            x = (x + linear_xw(&y, &l.down, None)?)?;
         }
         let last = x.reshape((b, t, cfg.hidden_size))?.i((.., t - 1, ..))?.contiguous()?;
         let h = candle_nn::ops::rms_norm(&last, &w.norm, eps)?;
@@ -514,12 +608,86 @@ impl Model {
     }
 }
 
+/// How `generate` decodes: on plain buffers (CPU f32; `decode.rs`), or through tensors.
+enum Decoder {
+    Cpu(Box<super::decode::Weights>, Option<super::decode::Cache>),
+    Tensor(Box<InferWeights>, Vec<Option<KvCache>>),
+}
+
+impl Decoder {
+    /// Keeps the batch rows `keep` (in that order).
+    fn keep_rows(&mut self, keep: &[usize]) -> Result<()> {
+        match self {
+            Decoder::Cpu(_, cache) => cache.iter_mut().for_each(|c| c.keep_rows(keep)),
+            Decoder::Tensor(_, cache) => {
+                let idx: Vec<u32> = keep.iter().map(|&i| i as u32).collect();
+                for c in cache.iter_mut().flatten() {
+                    let idx = Tensor::new(idx.as_slice(), c.k.device())?;
+                    c.keep_rows(&idx)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One layer's keys and values for decoding, `[B, Hkv, cap, D]` each, allocated once and
+/// written in place as positions are added (a step copies its own keys only, not the cache).
+struct KvCache {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl KvCache {
+    fn new(like: &Tensor, cap: usize) -> Result<Self> {
+        let (b, h, _, d) = like.dims4()?;
+        let z = || Tensor::zeros((b, h, cap, d), like.dtype(), like.device());
+        Ok(KvCache { k: z()?, v: z()?, len: 0 })
+    }
+
+    /// Adds `k`, `v` `[B, Hkv, T, D]` after the cached positions; returns every position's.
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let t = k.dim(2)?;
+        if self.len + t > self.k.dim(2)? {
+            candle_core::bail!("KV cache: {} + {t} positions exceed its {}", self.len, self.k.dim(2)?);
+        }
+        self.k.slice_set(k, 2, self.len)?;
+        self.v.slice_set(v, 2, self.len)?;
+        self.len += t;
+        Ok((self.k.narrow(2, 0, self.len)?, self.v.narrow(2, 0, self.len)?))
+    }
+
+    /// Keeps the batch rows `idx` (in that order).
+    fn keep_rows(&mut self, idx: &Tensor) -> Result<()> {
+        self.k = self.k.index_select(idx, 0)?;
+        self.v = self.v.index_select(idx, 0)?;
+        Ok(())
+    }
+}
+
 /// The weights for decoding, detached (the inference path builds no graph); see `new`.
 struct InferWeights {
     embed: Tensor,
-    layers: Vec<Layer>,
+    layers: Vec<InferLayer>,
     norm: Tensor,
     lm_head: Tensor,
+}
+
+/// A layer's decoding weights, the matrices as `[in, out]`.
+struct InferLayer {
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    qb: Option<Tensor>,
+    kb: Option<Tensor>,
+    vb: Option<Tensor>,
+    o: Tensor,
+    gate: Tensor,
+    up: Tensor,
+    down: Tensor,
+    ln1: Tensor,
+    ln2: Tensor,
 }
 
 impl InferWeights {
@@ -543,7 +711,7 @@ impl InferWeights {
             .into_iter()
             .map(|l| {
                 let od = |t: &Option<Tensor>| t.as_ref().map(|t| t.detach());
-                Ok(Layer {
+                Ok(InferLayer {
                     q: xw(&l.q)?,
                     k: xw(&l.k)?,
                     v: xw(&l.v)?,

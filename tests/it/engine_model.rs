@@ -200,8 +200,8 @@ fn micro_batches_of_like_length_give_the_whole_batch_loss_and_gradient() -> Resu
     assert_eq!(groups.len(), 2, "the long examples are split from the short: {groups:?}");
     assert!(padded_tokens(&inputs, &groups) * 2 < inputs.len() * 30);
 
-    let whole = step_gradients(&model, &encs, &[(0..lens.len()).collect()], 0).unwrap();
-    let split = step_gradients(&model, &encs, &groups, 0).unwrap();
+    let whole = step_gradients(&model, &encs, &[(0..lens.len()).collect()], 0, false).unwrap();
+    let split = step_gradients(&model, &encs, &groups, 0, false).unwrap();
     assert_eq!(whole.tokens, split.tokens);
     assert!((whole.loss - split.loss).abs() < 1e-5 * whole.loss, "{} vs {}", whole.loss, split.loss);
     let (gw, gs) = (whole.grads.unwrap(), split.grads.unwrap());
@@ -211,6 +211,50 @@ fn micro_batches_of_like_length_give_the_whole_batch_loss_and_gradient() -> Resu
         let diff = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(scale > 0.0 && diff <= 1e-4 * scale, "{name}: max diff {diff} of {scale}");
     }
+    Ok(())
+}
+
+/// A packed micro-batch (examples end to end in one row, no padding) gives the padded batch's
+/// loss and gradient, for every layout the fused kernels pack: Llama and Qwen2 (biased q/k/v),
+/// tied and untied, grouped-query attention.
+#[test]
+fn packed_batches_give_the_padded_batch_loss_and_gradient() -> Result<()> {
+    for (arch, tied) in [(Arch::Llama, false), (Arch::Qwen2, true), (Arch::Qwen2, false)] {
+        // head dim 16 (the fused kernels' block), 4 query heads on 2 KV heads
+        let mut cfg = ModelConfig::llama(29, 64, 48, 2, 4, 2, 64, tied);
+        if arch == Arch::Qwen2 {
+            cfg.architecture = Arch::Qwen2;
+            cfg.attention_bias = true;
+        }
+        let (vm, model) = build(&cfg, 11);
+        assert!(model.can_pack());
+        scramble(&vm, 41, 0.2);
+        let lens = [30, 6, 5, 8, 28, 2, 31];
+        let encs = sft_examples(cfg.vocab_size as u32, &lens);
+        let all: Vec<Vec<usize>> = vec![(0..lens.len()).collect()];
+        let padded = step_gradients(&model, &encs, &all, 0, false).unwrap();
+        let packed = step_gradients(&model, &encs, &all, 0, true).unwrap();
+        assert_eq!(padded.tokens, packed.tokens);
+        let what = format!("{arch:?} tied={tied}");
+        assert!((padded.loss - packed.loss).abs() < 1e-5 * padded.loss, "{what}: {} vs {}", padded.loss, packed.loss);
+        let (ga, gb) = (padded.grads.unwrap(), packed.grads.unwrap());
+        for (name, var) in sorted_vars(&vm) {
+            let (a, b) = (to_vec(ga.get(&var).unwrap()), to_vec(gb.get(&var).unwrap()));
+            let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let diff = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(scale > 0.0 && diff <= 1e-4 * scale, "{what} {name}: max diff {diff} of {scale}");
+        }
+        // the same packed step again: bit for bit
+        let again = step_gradients(&model, &encs, &all, 0, true).unwrap();
+        assert_eq!(again.loss.to_bits(), packed.loss.to_bits(), "{what}: packed steps repeat exactly");
+    }
+    // a model the fused kernels cannot pack (head dim 8) trains on padded batches
+    let cfg = ModelConfig::llama(29, 32, 48, 2, 4, 2, 64, false);
+    let (_vm, model) = build(&cfg, 12);
+    assert!(!model.can_pack());
+    let encs = sft_examples(29, &[9, 4]);
+    let s = step_gradients(&model, &encs, &[vec![0, 1]], 0, true).unwrap();
+    assert!(s.loss.is_finite());
     Ok(())
 }
 
@@ -331,6 +375,11 @@ fn batched_generation_equals_one_at_a_time_and_the_uncached_forward() -> Result<
         // beyond max_position_embeddings (64) the tables are extended
         let long = model.generate(&[vec![1; 60]], 10, &[])?;
         assert_eq!(long[0].len(), 10);
+        // the tensor path (GPUs, half precision) decodes as the CPU decoder does, rows leaving
+        // the batch as they stop included
+        assert_eq!(model.generate_via_tensors(&prompts, 9, &[])?, batched, "{arch:?}: tensor path");
+        assert_eq!(model.generate_via_tensors(&prompts, 9, &[stop])?, stopped, "{arch:?}: tensor path, stopped");
+        assert_eq!(model.generate_via_tensors(&[vec![1; 60]], 10, &[])?, long, "{arch:?}: tensor path, long");
     }
     Ok(())
 }
