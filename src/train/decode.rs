@@ -12,21 +12,22 @@
 
 use rayon::prelude::*;
 
+use super::ops::attention::{mk, BC, BR};
 use super::ops::simd::{self, dispatch, exp, sigmoid};
 
 /// A layer's weights, the matrices `[in, out]` row-major.
 pub(crate) struct Layer {
     pub ln1: Vec<f32>,
     /// `[H, (Hq + 2·Hkv)·D]`: the q heads, then the k heads, then the v heads.
-    pub qkv: Vec<f32>,
+    pub qkv: Panels,
     pub qkv_bias: Option<Vec<f32>>,
     /// `[Hq·D, H]`
-    pub o: Vec<f32>,
+    pub o: Panels,
     pub ln2: Vec<f32>,
     /// `[H, 2·I]`: gate, then up.
-    pub gate_up: Vec<f32>,
+    pub gate_up: Panels,
     /// `[I, H]`
-    pub down: Vec<f32>,
+    pub down: Panels,
 }
 
 /// The model's weights for decoding.
@@ -37,13 +38,12 @@ pub(crate) struct Weights {
     pub kv_heads: usize,
     pub head_dim: usize,
     pub eps: f32,
-    pub vocab: usize,
     /// `[V, H]`
     pub embed: Vec<f32>,
     pub layers: Vec<Layer>,
     pub norm: Vec<f32>,
     /// The output layer `[H, V]`.
-    pub head: Vec<f32>,
+    pub head: Panels,
     /// RoPE tables `[positions, D/2]`.
     pub cos: std::sync::Arc<Vec<f32>>,
     pub sin: std::sync::Arc<Vec<f32>>,
@@ -58,51 +58,158 @@ pub(crate) struct Cache {
     len: usize,
 }
 
-/// `dst[m, n] = a[m, k] · b[k, n]` (+ `dst` when `add`), row-major with leading dims.
-#[allow(clippy::too_many_arguments)]
-fn matmul(
-    dst: &mut [f32],
-    ldd: usize,
+/// A weight matrix `[K, N]` laid out for products with few rows: its columns in panels of 16,
+/// each panel `[K, 16]` contiguous (the last one zero-padded), so that a product streams every
+/// weight once, in order, from memory. Decoding a few rows is bound by reading the weights:
+/// through gemm on the `[K, N]` layout a step read them at about 5 GB/s.
+pub(crate) struct Panels {
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+/// Rows (a multiple of the 6-row block) and panels per task of a panel product.
+const TASK_ROWS: usize = 16 * BR;
+const TASK_PANELS: usize = 8;
+
+/// Raw output of a panel product, written by tasks at disjoint (row, column) blocks.
+#[derive(Clone, Copy)]
+struct Dst {
+    ptr: *mut f32,
+    len: usize,
+    ld: usize,
     add: bool,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    (m, n, k): (usize, usize, usize),
-    par: bool,
-) {
-    assert!(m == 0 || n == 0 || (dst.len() >= (m - 1) * ldd + n && a.len() >= (m - 1) * lda + k));
-    assert!(k == 0 || n == 0 || b.len() >= (k - 1) * ldb + n);
-    if m == 0 || n == 0 {
-        return;
+}
+// SAFETY: the tasks of one product write disjoint blocks (see `panel_task`).
+unsafe impl Send for Dst {}
+unsafe impl Sync for Dst {}
+
+impl Panels {
+    /// From a row-major `[K, N]` matrix.
+    pub(crate) fn new(w: &[f32], k: usize, n: usize) -> Panels {
+        assert_eq!(w.len(), k * n);
+        let np = n.div_ceil(BC);
+        let mut data = vec![0f32; np * k * BC];
+        for (p, panel) in data.chunks_exact_mut(k * BC).enumerate() {
+            let cols = BC.min(n - p * BC);
+            for (i, row) in panel.chunks_exact_mut(BC).enumerate() {
+                row[..cols].copy_from_slice(&w[i * n + p * BC..i * n + p * BC + cols]);
+            }
+        }
+        Panels { k, n, data }
     }
-    let threads = rayon::current_num_threads();
-    let parallelism = if par && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: the asserts above bound every index the strides reach.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            ldd as isize,
-            add,
-            a.as_ptr(),
-            1,
-            lda as isize,
-            b.as_ptr(),
-            1,
-            ldb as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+
+    fn panels(&self) -> usize {
+        self.n.div_ceil(BC)
+    }
+
+    fn panel(&self, p: usize) -> &[f32] {
+        &self.data[p * self.k * BC..(p + 1) * self.k * BC]
+    }
+
+    /// `x` `[m, K]` padded with zero rows to a multiple of the 6-row block.
+    fn padded<'a>(&self, x: &'a [f32], m: usize, buf: &'a mut Vec<f32>) -> &'a [f32] {
+        let mp = m.div_ceil(BR) * BR;
+        if mp == m {
+            return &x[..m * self.k];
+        }
+        buf.resize(mp * self.k, 0.0);
+        buf[..m * self.k].copy_from_slice(&x[..m * self.k]);
+        buf
+    }
+
+    /// `dst[m, N] = x[m, K] · W` (+ `dst` when `add`), `dst` with leading dim `ldd`.
+    pub(crate) fn mul(&self, x: &[f32], m: usize, dst: &mut [f32], ldd: usize, add: bool) {
+        assert!(x.len() >= m * self.k && ldd >= self.n && (m == 0 || dst.len() >= (m - 1) * ldd + self.n));
+        let mut buf = Vec::new();
+        let xs = self.padded(x, m, &mut buf);
+        let out = Dst { ptr: dst.as_mut_ptr(), len: dst.len(), ld: ldd, add };
+        let tasks: Vec<(usize, usize)> = (0..xs.len() / self.k)
+            .step_by(TASK_ROWS)
+            .flat_map(|r0| (0..self.panels()).step_by(TASK_PANELS).map(move |p0| (r0, p0)))
+            .collect();
+        tasks.par_iter().for_each(|&(r0, p0)| panel_task_d(self, xs, m, r0, p0, out));
+    }
+
+    /// Each of the `m` rows of `x · W`'s largest entry and its column (the first, on ties),
+    /// computed a chunk of columns at a time (the `[m, N]` product is never held).
+    pub(crate) fn argmax(&self, x: &[f32], m: usize) -> Vec<u32> {
+        let mut buf = Vec::new();
+        let xs = self.padded(x, m, &mut buf);
+        let per = VOCAB_CHUNK / BC;
+        let best: Vec<Vec<(f32, u32)>> = (0..self.panels().div_ceil(per))
+            .into_par_iter()
+            .map(|c| {
+                let (p0, p1) = (c * per, ((c + 1) * per).min(self.panels()));
+                let cols = (p1 * BC).min(self.n) - p0 * BC;
+                let mut block = vec![0f32; m * cols];
+                let out = Dst { ptr: block.as_mut_ptr(), len: block.len(), ld: cols, add: false };
+                for p in p0..p1 {
+                    // into this task's own block: columns counted from the chunk's first
+                    panel_rows_d(self, xs, m, 0, xs.len() / self.k, p, p0 * BC, out);
+                }
+                block
+                    .chunks_exact(cols)
+                    .map(|r| {
+                        let mut b = 0;
+                        for (i, &v) in r.iter().enumerate() {
+                            if v > r[b] {
+                                b = i;
+                            }
+                        }
+                        (r[b], (p0 * BC + b) as u32)
+                    })
+                    .collect()
+            })
+            .collect();
+        (0..m)
+            .map(|r| {
+                let mut top = best[0][r];
+                for c in &best[1..] {
+                    if c[r].0 > top.0 {
+                        top = c[r];
+                    }
+                }
+                top.1
+            })
+            .collect()
     }
 }
+
+/// Rows `r0..r1` (block-aligned, of the padded `xs`) times panel `p`, written to `out` at
+/// columns shifted left by `shift` (rows past `m` and columns past N are not written).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn panel_rows<const F: bool>(w: &Panels, xs: &[f32], m: usize, r0: usize, r1: usize, p: usize, shift: usize, out: Dst) {
+    let (k, panel) = (w.k, w.panel(p));
+    let cols = BC.min(w.n - p * BC);
+    for rb in (r0..r1).step_by(BR) {
+        let acc = mk::<F>(&xs[rb * k..], k, k, panel, BC, 0);
+        for (r, acc) in acc.iter().enumerate().take(m.saturating_sub(rb).min(BR)) {
+            let at = (rb + r) * out.ld + p * BC - shift;
+            assert!(at + cols <= out.len);
+            // SAFETY: in bounds (asserted); each (row, panel) block is written by one task only.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.ptr.add(at), cols) };
+            if out.add {
+                dst.iter_mut().zip(acc).for_each(|(d, a)| *d += a);
+            } else {
+                dst.copy_from_slice(&acc[..cols]);
+            }
+        }
+    }
+}
+dispatch!(fn panel_rows_d => panel_rows(w: &Panels, xs: &[f32], m: usize, r0: usize, r1: usize, p: usize, shift: usize, out: Dst));
+
+/// One task of [`Panels::mul`]: rows `r0..` (up to `TASK_ROWS`) times panels `p0..` (up to
+/// `TASK_PANELS`). Tasks cover disjoint (row range, panel range) pairs.
+#[inline(always)]
+fn panel_task<const F: bool>(w: &Panels, xs: &[f32], m: usize, r0: usize, p0: usize, out: Dst) {
+    let r1 = (r0 + TASK_ROWS).min(xs.len() / w.k);
+    for p in p0..(p0 + TASK_PANELS).min(w.panels()) {
+        panel_rows::<F>(w, xs, m, r0, r1, p, 0, out);
+    }
+}
+dispatch!(fn panel_task_d => panel_task(w: &Panels, xs: &[f32], m: usize, r0: usize, p0: usize, out: Dst));
 
 /// Rotates `x` (one head, `[D]`: halves x1, x2) in place by RoPE at `pos`.
 #[inline(always)]
@@ -226,7 +333,7 @@ impl Weights {
         let per_row = self.kv_heads * cap * d;
         for (li, l) in self.layers.iter().enumerate() {
             let hn = super::ops::rmsnorm::forward_rows(&x, &l.ln1, self.eps);
-            matmul(&mut qkv, width, false, &hn, h, &l.qkv, width, (n, width, h), true);
+            l.qkv.mul(&hn, n, &mut qkv, width, false);
             if let Some(b) = &l.qkv_bias {
                 qkv.par_chunks_mut(width).for_each(|r| r.iter_mut().zip(b).for_each(|(x, b)| *x += b));
             }
@@ -235,52 +342,21 @@ impl Weights {
                 .zip(cache.k[li].par_chunks_mut(per_row).zip(cache.v[li].par_chunks_mut(per_row)))
                 .zip(first.par_iter())
                 .for_each(|(((q, o), (k, v)), &f)| attend_row_d(self, q, o, k, v, f, t, (len, cap)));
-            matmul(&mut x, h, true, &att, self.heads * d, &l.o, h, (n, h, self.heads * d), true);
+            l.o.mul(&att, n, &mut x, h, true);
             let hn = super::ops::rmsnorm::forward_rows(&x, &l.ln2, self.eps);
-            matmul(&mut gu, 2 * self.inter, false, &hn, h, &l.gate_up, 2 * self.inter, (n, 2 * self.inter, h), true);
+            l.gate_up.mul(&hn, n, &mut gu, 2 * self.inter, false);
             let chunk = 16;
             gu.par_chunks(chunk * 2 * self.inter)
                 .zip(y.par_chunks_mut(chunk * self.inter))
                 .for_each(|(g, o)| swiglu_rows_d(g, o, self.inter));
-            matmul(&mut x, h, true, &y, self.inter, &l.down, h, (n, h, self.inter), true);
+            l.down.mul(&y, n, &mut x, h, true);
         }
         cache.len += t;
         // the last new token of each row: final norm, then the best token over the vocabulary
         let last: Vec<f32> =
             (0..rows).flat_map(|r| x[((r * t) + t - 1) * h..(r * t + t) * h].iter().copied()).collect();
         let hn = super::ops::rmsnorm::forward_rows(&last, &self.norm, self.eps);
-        let chunks = self.vocab.div_ceil(VOCAB_CHUNK);
-        let best: Vec<Vec<(f32, u32)>> = (0..chunks)
-            .into_par_iter()
-            .map(|c| {
-                let (c0, cn) = (c * VOCAB_CHUNK, VOCAB_CHUNK.min(self.vocab - c * VOCAB_CHUNK));
-                let mut logits = vec![0f32; rows * cn];
-                matmul(&mut logits, cn, false, &hn, h, &self.head[c0..], self.vocab, (rows, cn, h), false);
-                logits
-                    .chunks_exact(cn)
-                    .map(|r| {
-                        let mut b = 0;
-                        for (i, &v) in r.iter().enumerate() {
-                            if v > r[b] {
-                                b = i;
-                            }
-                        }
-                        (r[b], (c0 + b) as u32)
-                    })
-                    .collect()
-            })
-            .collect();
-        (0..rows)
-            .map(|r| {
-                let mut top = best[0][r];
-                for c in &best[1..] {
-                    if c[r].0 > top.0 {
-                        top = c[r];
-                    }
-                }
-                top.1
-            })
-            .collect()
+        self.head.argmax(&hn, rows)
     }
 }
 

@@ -468,7 +468,11 @@ impl Model {
     /// The weights as the CPU decoder reads them (see `decode.rs`).
     fn cpu_decoder(&self, rope: &RopeTables) -> Result<super::decode::Weights> {
         let v = |t: &Tensor| -> Result<Vec<f32>> { t.detach().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>() };
-        let xw = |t: &Tensor| -> Result<Vec<f32>> { v(&t.detach().t()?.contiguous()?) };
+        // a weight `[out, in]` as `[in, out]` panels
+        let xw = |t: &Tensor| -> Result<super::decode::Panels> {
+            let (o, i) = t.dims2()?;
+            Ok(super::decode::Panels::new(&v(&t.detach().t()?.contiguous()?)?, i, o))
+        };
         let cfg = &self.cfg;
         let layers = self
             .layers
@@ -496,7 +500,6 @@ impl Model {
             kv_heads: cfg.num_key_value_heads,
             head_dim: cfg.head_dim(),
             eps: cfg.rms_norm_eps as f32,
-            vocab: cfg.vocab_size,
             embed: v(&self.embed)?,
             layers,
             norm: v(&self.norm)?,

@@ -441,8 +441,8 @@ fn bwd_rows<const F: bool>(
 // 16 keys (or 16 output columns) accumulate in 12 vector registers.
 
 /// Query rows per register block (12 accumulators of 8 lanes with 16 columns).
-const BR: usize = 6;
-const BC: usize = 16;
+pub(crate) const BR: usize = 6;
+pub(crate) const BC: usize = 16;
 
 #[inline(always)]
 fn round_up(x: usize, m: usize) -> usize {
@@ -453,7 +453,7 @@ fn round_up(x: usize, m: usize) -> usize {
 /// the scores q·kᵀ (`b` the keys transposed, `k` the head dim) and the weighted sums p·v (`k` the
 /// keys).
 #[inline(always)]
-fn mk<const F: bool>(a: &[f32], lda: usize, k: usize, b: &[f32], ldb: usize, off: usize) -> [[f32; BC]; BR] {
+pub(crate) fn mk<const F: bool>(a: &[f32], lda: usize, k: usize, b: &[f32], ldb: usize, off: usize) -> [[f32; BC]; BR] {
     assert!(k <= lda && a.len() >= (BR - 1) * lda + k && off + BC <= ldb && b.len() >= k * ldb);
     #[cfg(target_arch = "x86_64")]
     if F {
