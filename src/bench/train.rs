@@ -204,7 +204,7 @@ fn padded_groups(t: &crate::config::TrainSection, lens: &[usize]) -> Vec<Vec<usi
     let micro = (t.batch_size / t.grad_accum.max(1)).max(1);
     match t.group_by_length {
         true => crate::train::batch::plan_micro_batches(lens, micro, crate::train::trainer::MICRO_BATCH_OVERHEAD),
-        false => (0..lens.len()).collect::<Vec<_>>().chunks(micro).map(<[usize]>::to_vec).collect(),
+        false => crate::train::batch::micro_batches_in_order(lens.len(), micro),
     }
 }
 
@@ -233,8 +233,7 @@ pub(crate) fn padding(
         let lens = input_lens(encs);
         real += lens.iter().sum::<usize>();
         planned += padded_tokens(&lens, &padded_groups(t, &lens));
-        let chunks: Vec<Vec<usize>> =
-            (0..lens.len()).collect::<Vec<_>>().chunks(micro).map(<[usize]>::to_vec).collect();
+        let chunks: Vec<Vec<usize>> = crate::train::batch::micro_batches_in_order(lens.len(), micro);
         plain += padded_tokens(&lens, &chunks);
     }
     let share = |computed: usize| 100.0 * (computed - real) as f64 / computed.max(1) as f64;
@@ -254,8 +253,7 @@ fn packed_vs_padded(config: &std::path::Path, steps: usize, cache: &std::path::P
     let micro = (cfg.train.batch_size / cfg.train.grad_accum.max(1)).max(1);
     let (mut packed, mut padded) = (Vec::new(), Vec::new());
     for (i, encs) in drawn.iter().enumerate() {
-        let chunks: Vec<Vec<usize>> =
-            (0..encs.len()).collect::<Vec<_>>().chunks(micro).map(<[usize]>::to_vec).collect();
+        let chunks: Vec<Vec<usize>> = crate::train::batch::micro_batches_in_order(encs.len(), micro);
         let grouped = padded_groups(&cfg.train, &input_lens(encs));
         for (pack, groups, out) in [(true, &chunks, &mut packed), (false, &grouped, &mut padded)] {
             let t0 = Instant::now();

@@ -134,6 +134,11 @@ pub fn plan_micro_batches(lens: &[usize], max_rows: usize, overhead: usize) -> V
     groups
 }
 
+/// A step's `n` examples in drawn order, cut into micro-batches of at most `max_rows`.
+pub fn micro_batches_in_order(n: usize, max_rows: usize) -> Vec<Vec<usize>> {
+    (0..n).collect::<Vec<_>>().chunks(max_rows.max(1)).map(<[usize]>::to_vec).collect()
+}
+
 /// The loss and gradient of one optimizer step.
 pub struct StepGradients {
     /// Mean loss per response token over the whole step.

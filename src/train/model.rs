@@ -623,9 +623,12 @@ impl Decoder {
         match self {
             Decoder::Cpu(_, cache) => cache.iter_mut().for_each(|c| c.keep_rows(keep)),
             Decoder::Tensor(_, cache) => {
+                let Some(device) = cache.iter().flatten().next().map(|c| c.k.device().clone()) else {
+                    return Ok(());
+                };
                 let idx: Vec<u32> = keep.iter().map(|&i| i as u32).collect();
+                let idx = Tensor::new(idx.as_slice(), &device)?;
                 for c in cache.iter_mut().flatten() {
-                    let idx = Tensor::new(idx.as_slice(), c.k.device())?;
                     c.keep_rows(&idx)?;
                 }
             }
@@ -672,25 +675,10 @@ impl KvCache {
 /// The weights for decoding, detached (the inference path builds no graph); see `new`.
 struct InferWeights {
     embed: Tensor,
-    layers: Vec<InferLayer>,
+    /// Matrices `[in, out]`.
+    layers: Vec<Layer>,
     norm: Tensor,
     lm_head: Tensor,
-}
-
-/// A layer's decoding weights, the matrices as `[in, out]`.
-struct InferLayer {
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    qb: Option<Tensor>,
-    kb: Option<Tensor>,
-    vb: Option<Tensor>,
-    o: Tensor,
-    gate: Tensor,
-    up: Tensor,
-    down: Tensor,
-    ln1: Tensor,
-    ln2: Tensor,
 }
 
 impl InferWeights {
@@ -714,7 +702,7 @@ impl InferWeights {
             .into_iter()
             .map(|l| {
                 let od = |t: &Option<Tensor>| t.as_ref().map(|t| t.detach());
-                Ok(InferLayer {
+                Ok(Layer {
                     q: xw(&l.q)?,
                     k: xw(&l.k)?,
                     v: xw(&l.v)?,

@@ -732,7 +732,7 @@ impl Session {
             let lens: Vec<usize> = encs.iter().map(|e| e.ids.len().saturating_sub(1)).collect();
             plan_micro_batches(&lens, micro, MICRO_BATCH_OVERHEAD)
         } else {
-            (0..encs.len()).collect::<Vec<_>>().chunks(micro).map(<[usize]>::to_vec).collect()
+            crate::train::batch::micro_batches_in_order(encs.len(), micro)
         };
         let step = step_gradients(&self.model, &encs, &groups, self.tok.pad, pack)?;
         let Some(grads) = step.grads else {

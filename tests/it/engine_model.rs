@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 use common::*;
 use mixscope::data::tokenizer::Encoded;
-use mixscope::train::batch::{padded_tokens, plan_micro_batches, step_gradients};
+use mixscope::train::batch::{padded_tokens, plan_micro_batches, step_gradients, StepGradients};
 use mixscope::train::{AdamW, AdamWConfig, Arch, Kernels, Model, ModelConfig};
 use std::collections::BTreeMap;
 
@@ -204,14 +204,20 @@ fn micro_batches_of_like_length_give_the_whole_batch_loss_and_gradient() -> Resu
     let split = step_gradients(&model, &encs, &groups, 0, false).unwrap();
     assert_eq!(whole.tokens, split.tokens);
     assert!((whole.loss - split.loss).abs() < 1e-5 * whole.loss, "{} vs {}", whole.loss, split.loss);
-    let (gw, gs) = (whole.grads.unwrap(), split.grads.unwrap());
-    for (name, var) in sorted_vars(&vm) {
-        let (a, b) = (to_vec(gw.get(&var).unwrap()), to_vec(gs.get(&var).unwrap()));
+    assert_same_gradients(&vm, whole, split, "");
+    Ok(())
+}
+
+/// Every parameter of `vm` has a non-zero gradient in `a`, which `b` matches within 1e-4 of
+/// its largest entry.
+fn assert_same_gradients(vm: &VarMap, a: StepGradients, b: StepGradients, what: &str) {
+    let (ga, gb) = (a.grads.unwrap(), b.grads.unwrap());
+    for (name, var) in sorted_vars(vm) {
+        let (a, b) = (to_vec(ga.get(&var).unwrap()), to_vec(gb.get(&var).unwrap()));
         let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
         let diff = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(scale > 0.0 && diff <= 1e-4 * scale, "{name}: max diff {diff} of {scale}");
+        assert!(scale > 0.0 && diff <= 1e-4 * scale, "{what} {name}: max diff {diff} of {scale}");
     }
-    Ok(())
 }
 
 /// A packed micro-batch (examples end to end in one row, no padding) gives the padded batch's
@@ -237,16 +243,10 @@ fn packed_batches_give_the_padded_batch_loss_and_gradient() -> Result<()> {
         assert_eq!(padded.tokens, packed.tokens);
         let what = format!("{arch:?} tied={tied}");
         assert!((padded.loss - packed.loss).abs() < 1e-5 * padded.loss, "{what}: {} vs {}", padded.loss, packed.loss);
-        let (ga, gb) = (padded.grads.unwrap(), packed.grads.unwrap());
-        for (name, var) in sorted_vars(&vm) {
-            let (a, b) = (to_vec(ga.get(&var).unwrap()), to_vec(gb.get(&var).unwrap()));
-            let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
-            let diff = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-            assert!(scale > 0.0 && diff <= 1e-4 * scale, "{what} {name}: max diff {diff} of {scale}");
-        }
         // the same packed step again: bit for bit
         let again = step_gradients(&model, &encs, &all, 0, true).unwrap();
         assert_eq!(again.loss.to_bits(), packed.loss.to_bits(), "{what}: packed steps repeat exactly");
+        assert_same_gradients(&vm, padded, packed, &what);
     }
     // a model the fused kernels cannot pack (head dim 8) trains on padded batches
     let cfg = ModelConfig::llama(29, 32, 48, 2, 4, 2, 64, false);
