@@ -290,12 +290,13 @@ impl SweepSpec {
         out
     }
 
-    /// The x-axis variable: `[analysis] x`, else the first variable whose values are all numbers.
+    /// The x-axis variable: `[analysis] x`, else the first variable other than `seed` whose values
+    /// are all numbers (seeds are what a point's interval is taken across, never its x).
     pub fn x_var(&self) -> Option<String> {
         self.analysis.x.clone().or_else(|| {
             self.grid
                 .iter()
-                .find(|(_, vals)| vals.iter().all(|v| v.text.parse::<f64>().is_ok()))
+                .find(|(k, vals)| k != "seed" && vals.iter().all(|v| v.text.parse::<f64>().is_ok()))
                 .map(|(k, _)| k.clone())
         })
     }
@@ -478,6 +479,8 @@ mod tests {
         let mut s = parse("name = \"p\"\nconfig = \"c.toml\"\n[grid]\ndevice = [\"cpu\", \"auto\"]\n").unwrap();
         assert_eq!(s.sets_for(&s.points()[0]), ["device=\"cpu\""]);
         assert_eq!(s.x_var(), None, "no numeric variable");
+        let b = parse("name = \"p\"\nconfig = \"c.toml\"\n[grid]\nbase = [\"a.toml\", \"b.toml\"]\nseed = [0, 1]\n").unwrap();
+        assert_eq!(b.x_var(), None, "seeds are never the x axis");
         s.override_grid("device=auto").unwrap();
         assert_eq!(s.points().len(), 1);
         assert_eq!(s.sets_for(&s.points()[0]), ["device=\"auto\""]);
