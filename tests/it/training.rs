@@ -390,26 +390,41 @@ fn a_shipped_base_is_installed_not_trained() {
     );
 }
 
-/// The demo's shipped base model is what `mixscope train configs/demo-base.toml` makes: its
-/// first steps, retrained here, match the shipped curve bit for bit (CPU training with a seed
-/// is deterministic across thread counts), and its config is the one `configs/demo.toml`
-/// names, so a fresh runs root installs it.
+/// Every shipped base model (`assets/bases/NAME`: the demo's, and the size axis's) is what
+/// `mixscope train configs/NAME.toml` makes: its first steps, retrained here, match the shipped
+/// curve bit for bit (CPU training with a seed is deterministic across thread counts), and its
+/// config is the one `configs/` holds, so a fresh runs root installs it.
 #[test]
-fn the_shipped_demo_base_is_reproducible() {
+fn the_shipped_bases_are_reproducible() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let shipped = repo.join("assets/bases/demo-base");
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("runs/base");
-    let cfg = repo.join("configs/demo-base.toml");
-    ok(run(
-        t.path(),
-        &["train", cfg.to_str().unwrap(), "--run-dir", dir.to_str().unwrap(), "--set", "max_steps=12", "-q"],
-    ));
-    let want: Vec<(u64, f64)> = losses(&shipped).into_iter().take(12).collect();
-    assert_eq!(losses(&dir), want, "the first 12 steps of the shipped base");
-    let made: toml::Value = toml::from_str(&std::fs::read_to_string(dir.join("run.toml")).unwrap()).unwrap();
-    let ship: toml::Value = toml::from_str(&std::fs::read_to_string(shipped.join("run.toml")).unwrap()).unwrap();
-    assert_eq!(made["source_hash"], ship["source_hash"], "configs/demo-base.toml is the shipped base's config");
-    assert_eq!(made["suite"], ship["suite"], "the shipped base was made from this build's suite");
-    assert_eq!(sha(&dir.join("tokenizer.json")), sha(&shipped.join("tokenizer.json")));
+    let mut names: Vec<String> = std::fs::read_dir(repo.join("assets/bases"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.contains(&"demo-base".to_string()) && names.len() >= 2, "{names:?}");
+    for name in names {
+        let shipped = repo.join("assets/bases").join(&name);
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("runs/base");
+        let cfg = repo.join("configs").join(format!("{name}.toml"));
+        assert!(cfg.exists(), "assets/bases/{name} ships without configs/{name}.toml");
+        ok(run(
+            t.path(),
+            &["train", cfg.to_str().unwrap(), "--run-dir", dir.to_str().unwrap(), "--set", "max_steps=12", "-q"],
+        ));
+        let want: Vec<(u64, f64)> = losses(&shipped).into_iter().take(12).collect();
+        assert_eq!(losses(&dir), want, "the first 12 steps of the shipped {name}");
+        let made: toml::Value = toml::from_str(&std::fs::read_to_string(dir.join("run.toml")).unwrap()).unwrap();
+        let ship: toml::Value =
+            toml::from_str(&std::fs::read_to_string(shipped.join("run.toml")).unwrap()).unwrap();
+        assert_eq!(made["source_hash"], ship["source_hash"], "configs/{name}.toml is the shipped base's config");
+        assert_eq!(made["suite"], ship["suite"], "{name} was made from this build's suite");
+        assert_eq!(sha(&dir.join("tokenizer.json")), sha(&shipped.join("tokenizer.json")));
+        let step = ship["train"]["max_steps"].as_integer().unwrap();
+        assert!(
+            shipped.join(format!("checkpoints/{step}/model.safetensors")).exists(),
+            "{name} ships its final weights"
+        );
+    }
 }
