@@ -479,7 +479,8 @@ mod tests {
         let mut s = parse("name = \"p\"\nconfig = \"c.toml\"\n[grid]\ndevice = [\"cpu\", \"auto\"]\n").unwrap();
         assert_eq!(s.sets_for(&s.points()[0]), ["device=\"cpu\""]);
         assert_eq!(s.x_var(), None, "no numeric variable");
-        let b = parse("name = \"p\"\nconfig = \"c.toml\"\n[grid]\nbase = [\"a.toml\", \"b.toml\"]\nseed = [0, 1]\n").unwrap();
+        let b = parse("name = \"p\"\nconfig = \"c.toml\"\n[grid]\nbase = [\"a.toml\", \"b.toml\"]\nseed = [0, 1]\n")
+            .unwrap();
         assert_eq!(b.x_var(), None, "seeds are never the x axis");
         s.override_grid("device=auto").unwrap();
         assert_eq!(s.points().len(), 1);

@@ -416,8 +416,7 @@ fn the_shipped_bases_are_reproducible() {
         let want: Vec<(u64, f64)> = losses(&shipped).into_iter().take(12).collect();
         assert_eq!(losses(&dir), want, "the first 12 steps of the shipped {name}");
         let made: toml::Value = toml::from_str(&std::fs::read_to_string(dir.join("run.toml")).unwrap()).unwrap();
-        let ship: toml::Value =
-            toml::from_str(&std::fs::read_to_string(shipped.join("run.toml")).unwrap()).unwrap();
+        let ship: toml::Value = toml::from_str(&std::fs::read_to_string(shipped.join("run.toml")).unwrap()).unwrap();
         assert_eq!(made["source_hash"], ship["source_hash"], "configs/{name}.toml is the shipped base's config");
         assert_eq!(made["suite"], ship["suite"], "{name} was made from this build's suite");
         assert_eq!(sha(&dir.join("tokenizer.json")), sha(&shipped.join("tokenizer.json")));
