@@ -192,6 +192,9 @@ pub fn resolve_sweep(all: &[RunStatus], spec: &str) -> Result<String> {
 /// into `out`.
 pub fn write(root: &Path, out: &Path, sweep: Option<&str>, specs: &[String]) -> Result<Written> {
     let all = crate::supervisor::list(root)?;
+    // Every run's config, so that group ids are resolved against the whole root (as `ls` does).
+    let context: Vec<(String, crate::config::RunConfig)> =
+        all.iter().filter_map(|s| Some((s.id.clone(), s.config.clone()?))).collect();
     let only = sweep.map(|s| resolve_sweep(&all, s)).transpose()?;
     let mut picked: Vec<String> = Vec::new();
     for spec in specs {
@@ -224,7 +227,8 @@ pub fn write(root: &Path, out: &Path, sweep: Option<&str>, specs: &[String]) -> 
     };
     let pairs: Vec<(&str, &crate::config::RunConfig)> =
         runs.iter().filter_map(|r| Some((r.st.id.as_str(), r.st.config.as_ref()?))).collect();
-    let groups = crate::runs::group::groups(&pairs);
+    let context: Vec<(&str, &crate::config::RunConfig)> = context.iter().map(|(id, c)| (id.as_str(), c)).collect();
+    let groups = crate::runs::group::groups_among(&pairs, &context);
     put("metrics.csv", metrics_csv(&runs))?;
     put("runs.csv", runs_csv(&runs, &groups))?;
     put("groups.csv", groups_csv(&runs, &groups))?;

@@ -126,7 +126,14 @@ pub fn without_seed(name: &str) -> String {
 /// The groups of the runs given (id, config), in the order of each group's first member; every
 /// run is in exactly one group (a run alone is a group of one).
 pub fn groups<'a>(runs: &[(&'a str, &'a RunConfig)]) -> Vec<Group> {
-    let keys = keys(runs.iter().copied());
+    groups_among(runs, runs)
+}
+
+/// The groups of `runs`, their keys resolved among `context` (the whole runs root): a run's
+/// group id is then the one `ls` and `compare` show, also where its parent (a base model) is not
+/// among the runs grouped, as in the report of one sweep.
+pub fn groups_among<'a>(runs: &[(&'a str, &'a RunConfig)], context: &[(&'a str, &'a RunConfig)]) -> Vec<Group> {
+    let keys = keys(context.iter().chain(runs).copied());
     let mut order: Vec<String> = Vec::new();
     let mut by_key: BTreeMap<String, Group> = BTreeMap::new();
     for (id, cfg) in runs {
@@ -205,6 +212,13 @@ mod tests {
         late.lineage.as_mut().unwrap().fork_step = 200;
         let runs = [("p0", &p0), ("f0", &f0), ("late", &late)];
         assert_eq!(groups(&runs).len(), 3);
+        // Grouped without their parents (a report of one sweep), the forks keep the ids they
+        // have among the whole root.
+        let all = [("p0", &p0), ("p1", &p1), ("q0", &q0), ("f0", &f0), ("f1", &f1), ("g0", &g0)];
+        let whole: Vec<String> = groups(&all).iter().map(|g| g.id.clone()).collect();
+        let part = groups_among(&[("f0", &f0), ("f1", &f1), ("g0", &g0)], &all);
+        assert_eq!(part.iter().map(|g| g.id.clone()).collect::<Vec<_>>(), whole[2..]);
+        assert_ne!(groups(&[("f0", &f0), ("f1", &f1)])[0].id, whole[2], "alone, the parent's id stands in");
     }
 
     #[test]
