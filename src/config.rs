@@ -400,6 +400,11 @@ pub struct TrainSection {
     /// `stop` | `pause`: when a step's loss or gradient norm is not finite.
     #[serde(skip_serializing_if = "is_default")]
     pub on_nonfinite: OnNonFinite,
+    /// Recompute each block's activations in the backward pass instead of keeping them from
+    /// the forward (activation checkpointing): far less memory for one more forward pass of
+    /// the blocks; the gradients are the same, bit for bit. Written to run.toml only when true.
+    #[serde(skip_serializing_if = "is_default")]
+    pub gradient_checkpointing: bool,
 }
 
 impl Default for TrainSection {
@@ -423,6 +428,7 @@ impl Default for TrainSection {
             log_every: 1,
             freeze: Vec::new(),
             on_nonfinite: OnNonFinite::default(),
+            gradient_checkpointing: false,
         }
     }
 }

@@ -35,6 +35,12 @@ pub fn qwen25_05b() -> ModelConfig {
     }
 }
 
+/// `MIXSCOPE_BENCH_RECOMPUTE=1`: gradient checkpointing (each block's forward again in the
+/// backward), which lets batch 8 x 1024 fit.
+fn recompute() -> bool {
+    std::env::var("MIXSCOPE_BENCH_RECOMPUTE").is_ok_and(|v| v == "1")
+}
+
 /// Options from the environment: `MIXSCOPE_BENCH_BATCH` (default 2: the composite path keeps
 /// every intermediate, and batch 8 does not fit in 80 GB), `MIXSCOPE_BENCH_SEQ`
 /// (default 1024), `MIXSCOPE_BENCH_DEVICE` (default cuda:0).
@@ -54,6 +60,7 @@ fn measure(
     let varmap = VarMap::new();
     let mut model = Model::new(cfg, &varmap, dev, master, 0)?;
     model.set_compute_dtype(DType::BF16)?;
+    model.set_recompute(recompute());
     let mut opt = AdamW::new(&varmap, AdamWConfig { weight_decay: 0.0, ..AdamWConfig::default() })?;
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let v = cfg.vocab_size as u32;
@@ -66,10 +73,17 @@ fn measure(
         let w = Tensor::ones((batch, seq), DType::F32, dev)?;
         dev.synchronize()?;
         let t0 = Instant::now();
-        let loss = model.loss(&ids, &tg, &w)?;
-        dev.synchronize()?;
-        let t1 = Instant::now();
-        let grads = loss.backward()?;
+        // With checkpointing the forward runs inside `loss_and_grads`: the step is timed as backward.
+        let (loss, t1, grads) = if model.recompute() {
+            let (loss, grads) = model.loss_and_grads(&ids, None, &tg, &w, 1.0)?;
+            (Tensor::new(loss as f32, dev)?, t0, grads)
+        } else {
+            let loss = model.loss(&ids, &tg, &w)?;
+            dev.synchronize()?;
+            let t1 = Instant::now();
+            let grads = loss.backward()?;
+            (loss, t1, grads)
+        };
         dev.synchronize()?;
         let t2 = Instant::now();
         opt.step_clipped(&grads, 1e-5, Some(1.0))?;
@@ -117,7 +131,8 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
         let tflops = flops_per_token * tps / 1e12;
         let mem = crate::gpu::sample().into_iter().find(|g| g.index == idx).map_or(f64::NAN, |g| g.mem_used_gb);
         let detail = format!(
-            "shape=qwen2.5-0.5b precision={mname} {name} batch={batch} seq={seq} params={:.0}M step={:.0}ms (fwd {:.0} / bwd {:.0} / opt {:.0} ms) {:.1} TFLOP/s, GPU memory {:.1} GiB",
+            "shape=qwen2.5-0.5b precision={mname}{} {name} batch={batch} seq={seq} params={:.0}M step={:.0}ms (fwd {:.0} / bwd {:.0} / opt {:.0} ms) {:.1} TFLOP/s, GPU memory {:.1} GiB",
+            if recompute() { " checkpointed (forward inside bwd)" } else { "" },
             cfg.num_params() as f64 / 1e6,
             m.total() * 1e3,
             m.fwd * 1e3,
@@ -133,6 +148,7 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
                 .with("gpu", name.clone())
                 .with("batch", batch)
                 .with("seq", seq)
+                .with("checkpointing", recompute())
                 .with("tokens_per_s", tps)
                 .with("step_ms", m.total() * 1e3)
                 .with("forward_ms", m.fwd * 1e3)

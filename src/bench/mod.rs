@@ -1,9 +1,10 @@
-//! Benchmarks as a CLI mode (`mixscope bench tui|train|real|gpu|eval [--json]`): tables of measured figures
+//! Benchmarks as a CLI mode (`mixscope bench tui|train|real|gpu|memory|eval [--json]`): tables of measured figures
 //! next to their targets. Speed targets live here, never in timed tests.
 
 pub mod eval;
 pub mod gpu;
 pub mod ls;
+pub mod memory;
 pub mod real;
 pub mod train;
 pub mod tui;

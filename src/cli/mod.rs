@@ -208,8 +208,10 @@ pub enum Command {
     },
     /// Benchmarks: measured figures next to their targets.
     Bench {
-        /// tui | train | real | gpu | eval (`real`: training and generation at the SmolLM2-135M and
-        /// Qwen2.5-0.5B shapes next to PyTorch, whose Python `MIXSCOPE_PEER_PYTHON` names)
+        /// tui | train | real | gpu | memory | eval (`real`: training and generation at the
+        /// SmolLM2-135M and Qwen2.5-0.5B shapes next to PyTorch, whose Python
+        /// `MIXSCOPE_PEER_PYTHON` names; `memory`: activation memory with and without gradient
+        /// checkpointing)
         what: String,
         /// One JSON object per line.
         #[arg(long)]
@@ -223,7 +225,8 @@ pub enum Command {
         #[arg(long)]
         runs: Option<PathBuf>,
         /// `bench real`: measure one configuration (SHAPE:train or SHAPE:generate) in this
-        /// process and print it as JSON (internal: each runs in its own process).
+        /// process and print it as JSON (internal: each runs in its own process); `bench
+        /// memory`: graph, parts or checkpointed.
         #[arg(long, hide = true)]
         one: Option<String>,
     },
@@ -495,17 +498,22 @@ pub fn run(cli: Cli) -> Result<i32> {
                 crate::bench::real::one(shape, mode, quick)?;
                 return Ok(0);
             }
+            if let (Some(one), "memory") = (&one, what.as_str()) {
+                crate::bench::memory::one(one, quick)?;
+                return Ok(0);
+            }
             let rows = match what.as_str() {
                 "tui" => crate::bench::tui::run(quick)?,
                 "train" => crate::bench::train::run(quick)?,
                 "real" => crate::bench::real::run(quick)?,
                 "gpu" => crate::bench::gpu::run(quick)?,
+                "memory" => crate::bench::memory::run(quick)?,
                 "eval" => {
                     let Some(spec) = run else { crate::bail_input!("bench eval: --run RUN names the run to measure") };
                     let r = crate::runs::resolve(&crate::runs::runs_root(runs.as_deref()), &spec)?;
                     crate::bench::eval::run(&r, quick)?
                 }
-                other => crate::bail_input!("bench '{other}': choose tui, train, real, gpu or eval"),
+                other => crate::bail_input!("bench '{other}': choose tui, train, real, gpu, memory or eval"),
             };
             crate::bench::print(&rows, json);
             Ok(0)

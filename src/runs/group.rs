@@ -5,7 +5,7 @@
 //! includes the seed), `[sweep] point.seed`, `[lineage] parent` and `[init] run` (a fork's or
 //! a fine-tuning run's parent is compared by its own group instead), and the fields that say
 //! where and how a run executes rather than what it computes: `threads`, `device`, `pause`,
-//! `launcher`, `[slurm]`, `[logging]`. A fork is in one group with another fork when, besides,
+//! `launcher`, `[slurm]`, `[logging]`, `train.gradient_checkpointing`. A fork is in one group with another fork when, besides,
 //! their parents are in one group. A run alone is a group of one.
 //!
 //! A group's key is a digest of that stripped table (JSON with sorted keys) and, for a fork,
@@ -52,6 +52,7 @@ fn stripped(cfg: &RunConfig) -> serde_json::Value {
     c.launcher = Default::default();
     c.slurm = None;
     c.logging = Default::default();
+    c.train.gradient_checkpointing = false;
     if let Some(l) = c.lineage.as_mut() {
         l.parent.clear();
     }

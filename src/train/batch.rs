@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use super::model::Model;
 use super::ops::Seqs;
@@ -81,14 +81,6 @@ pub fn make_packed_batch(encs: &[&Encoded], device: &Device) -> Result<Batch> {
         tokens: n as u64,
         weight_sum,
         seqs: Some(Seqs::from_lens(&lens)),
-    })
-}
-
-/// The training loss of a batch, packed or padded.
-pub fn batch_loss(model: &Model, b: &Batch) -> Result<Tensor> {
-    Ok(match &b.seqs {
-        Some(seqs) => model.loss_packed(&b.ids, seqs, &b.targets, &b.weights)?,
-        None => model.loss(&b.ids, &b.targets, &b.weights)?,
     })
 }
 
@@ -176,10 +168,10 @@ pub fn step_gradients(
         if b.weight_sum == 0.0 {
             continue;
         }
-        let l = batch_loss(model, &b)?;
         let share = b.weight_sum / total_w;
-        loss += l.to_dtype(DType::F64)?.to_scalar::<f64>()? * share;
-        grads.add((l * share)?.backward()?)?;
+        let (l, g) = model.loss_and_grads(&b.ids, b.seqs.as_ref(), &b.targets, &b.weights, share)?;
+        loss += l * share;
+        grads.add(g)?;
     }
     Ok(StepGradients { loss, grads: grads.take(), tokens })
 }

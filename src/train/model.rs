@@ -4,6 +4,7 @@
 
 use super::ops::{self, Kernels, RopeTables, Seqs};
 use crate::model::{param_specs, Init, ModelConfig};
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, IndexOp, Result, Tensor, Var};
 use candle_nn::VarMap;
 use rand::{Rng, SeedableRng};
@@ -32,6 +33,34 @@ struct Layer {
     ln2: Tensor,
 }
 
+impl Layer {
+    /// The layer's parameters.
+    fn params(&self) -> impl Iterator<Item = &Tensor> {
+        let fixed = [&self.q, &self.k, &self.v, &self.o, &self.gate, &self.up, &self.down, &self.ln1, &self.ln2];
+        fixed.into_iter().chain([&self.qb, &self.kb, &self.vb].into_iter().flatten())
+    }
+
+    /// The same weights outside the autograd graph (shared storage): a forward through them
+    /// records nothing, so its intermediates are freed as it goes.
+    fn detached(&self) -> Layer {
+        let od = |t: &Option<Tensor>| t.as_ref().map(Tensor::detach);
+        Layer {
+            q: self.q.detach(),
+            k: self.k.detach(),
+            v: self.v.detach(),
+            qb: od(&self.qb),
+            kb: od(&self.kb),
+            vb: od(&self.vb),
+            o: self.o.detach(),
+            gate: self.gate.detach(),
+            up: self.up.detach(),
+            down: self.down.detach(),
+            ln1: self.ln1.detach(),
+            ln2: self.ln2.detach(),
+        }
+    }
+}
+
 /// The decoder. Parameters are the `VarMap`'s variables (shared storage): optimizer updates
 /// through `Var::set` are seen by the model.
 pub struct Model {
@@ -48,6 +77,11 @@ pub struct Model {
     norm: Tensor,
     lm_head: Option<Tensor>,
     rope: RopeTables,
+    /// Gradient checkpointing: see [`Model::set_recompute`].
+    recompute: bool,
+    /// Rows a chunk of the composite output layer in [`Model::loss_and_grads`] (None: about
+    /// 16 M logits a chunk).
+    head_chunk: Option<usize>,
 }
 
 fn name_seed(seed: u64, name: &str) -> u64 {
@@ -189,6 +223,8 @@ impl Model {
             norm,
             lm_head,
             rope,
+            recompute: false,
+            head_chunk: None,
         })
     }
 
@@ -240,6 +276,26 @@ impl Model {
         self.kernels = k.effective(&self.device, self.compute);
     }
 
+    /// Gradient checkpointing (activation recomputation per block) in
+    /// [`Model::loss_and_grads`]: the forward keeps each block's input only, and the backward
+    /// runs each block's forward again, from the last, before differentiating it. Activation
+    /// memory falls from every intermediate of every block to one block's plus an `[N, H]`
+    /// input per block, for one more forward pass of the blocks. The gradients are the same,
+    /// bit for bit: the same operations run in the same order.
+    pub fn set_recompute(&mut self, on: bool) {
+        self.recompute = on;
+    }
+
+    pub fn recompute(&self) -> bool {
+        self.recompute
+    }
+
+    /// Rows a chunk of the composite output layer (tests).
+    #[doc(hidden)]
+    pub fn set_head_chunk_rows(&mut self, rows: usize) {
+        self.head_chunk = Some(rows.max(1));
+    }
+
     fn lm_head_weight(&self) -> &Tensor {
         self.lm_head.as_ref().unwrap_or(&self.embed)
     }
@@ -256,9 +312,8 @@ impl Model {
         self.kernels == Kernels::Fused && self.cfg.head_dim() % 16 == 0
     }
 
-    /// Final hidden states `[N, H]` of `ids` (N tokens in any shape), whose rows are the
-    /// sequences `seqs`: positions restart at each and attention stays within each.
-    fn hidden_seqs(&self, ids: &Tensor, seqs: &Seqs) -> Result<Tensor> {
+    /// `ids` (N tokens in any shape) flattened to u32 after checking them against `seqs`.
+    fn flat_ids(&self, ids: &Tensor, seqs: &Seqs) -> Result<Tensor> {
         if seqs.max_len() > self.rope.max_pos {
             candle_core::bail!(
                 "sequence length {} exceeds max_position_embeddings {}",
@@ -266,60 +321,69 @@ impl Model {
                 self.rope.max_pos
             );
         }
+        let ids = ids.flatten_all()?.to_dtype(DType::U32)?;
+        if ids.dim(0)? != seqs.rows() {
+            candle_core::bail!("{} token ids for sequences of {} rows", ids.dim(0)?, seqs.rows());
+        }
+        Ok(ids)
+    }
+
+    /// Final hidden states `[N, H]` of `ids` (N tokens in any shape), whose rows are the
+    /// sequences `seqs`: positions restart at each and attention stays within each.
+    fn hidden_seqs(&self, ids: &Tensor, seqs: &Seqs) -> Result<Tensor> {
+        let ids = self.flat_ids(ids, seqs)?;
+        let mut x = self.cw(&self.embed.index_select(&ids, 0)?)?; // [N, H]
+        for l in &self.layers {
+            x = self.block(&x, &self.cast_layer(l)?, seqs)?;
+        }
+        ops::rms_norm(&x, &self.cw(&self.norm)?, self.cfg.rms_norm_eps, self.kernels)
+    }
+
+    /// One decoder layer on the residual stream `x` `[N, H]`, its weights `l` in the compute dtype.
+    fn block(&self, x: &Tensor, l: &Layer, seqs: &Seqs) -> Result<Tensor> {
         let k = self.kernels;
         let cfg = &self.cfg;
         let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
         let n = seqs.rows();
-        let ids = ids.flatten_all()?.to_dtype(DType::U32)?;
-        if ids.dim(0)? != n {
-            candle_core::bail!("{} token ids for sequences of {n} rows", ids.dim(0)?);
+        if k == Kernels::Fused && !cfg.attention_bias && hd % 16 == 0 {
+            // whole residual sub-blocks as single ops (norm weight as the last row)
+            let w_qkvn = Tensor::cat(&[&l.q, &l.k, &l.v, &l.ln1.unsqueeze(0)?], 0)?;
+            let x = ops::attn_block(x, &w_qkvn, &l.o, seqs, nh, nkv, cfg.rms_norm_eps, &self.rope, k)?;
+            let w_gun = Tensor::cat(&[&l.gate, &l.up, &l.ln2.unsqueeze(0)?], 0)?;
+            return ops::mlp_block(&x, &w_gun, &l.down, cfg.rms_norm_eps, k);
         }
-        let mut x = self.cw(&self.embed.index_select(&ids, 0)?)?; // [N, H]
-        let blocks = k == Kernels::Fused && !cfg.attention_bias && hd % 16 == 0;
-        for l in &self.layers {
-            let l = &self.cast_layer(l)?;
-            if blocks {
-                // whole residual sub-blocks as single ops (norm weight as the last row)
-                let w_qkvn = Tensor::cat(&[&l.q, &l.k, &l.v, &l.ln1.unsqueeze(0)?], 0)?;
-                x = ops::attn_block(&x, &w_qkvn, &l.o, seqs, nh, nkv, cfg.rms_norm_eps, &self.rope, k)?;
-                let w_gun = Tensor::cat(&[&l.gate, &l.up, &l.ln2.unsqueeze(0)?], 0)?;
-                x = ops::mlp_block(&x, &w_gun, &l.down, cfg.rms_norm_eps, k)?;
-                continue;
-            }
-            let h = ops::rms_norm(&x, &l.ln1, cfg.rms_norm_eps, k)?;
-            let a = if k == Kernels::Fused {
-                // one projection for q, k and v; RoPE + attention read it in place
-                let w = Tensor::cat(&[&l.q, &l.k, &l.v], 0)?;
-                let bias = match (&l.qb, &l.kb, &l.vb) {
-                    (Some(q), Some(kb), Some(v)) => Some(Tensor::cat(&[q, kb, v], 0)?),
-                    _ => None,
-                };
-                let qkv = ops::linear(&h, &w, bias.as_ref(), k)?;
-                ops::qkv_rope_attention(&qkv, seqs, nh, nkv, &self.rope, k)?
-            } else {
-                let Some((b, t)) = seqs.uniform_dims() else {
-                    candle_core::bail!("sequences of different lengths in one row need the fused kernels");
-                };
-                let q = ops::linear(&h, &l.q, l.qb.as_ref(), k)?.reshape((b, t, nh, hd))?;
-                let kk = ops::linear(&h, &l.k, l.kb.as_ref(), k)?.reshape((b, t, nkv, hd))?;
-                let v = ops::linear(&h, &l.v, l.vb.as_ref(), k)?.reshape((b, t, nkv, hd))?;
-                let q = ops::rope(&q, &self.rope, k)?;
-                let kk = ops::rope(&kk, &self.rope, k)?;
-                ops::causal_attention(&q, &kk, &v, k)?.reshape((n, nh * hd))?
+        let h = ops::rms_norm(x, &l.ln1, cfg.rms_norm_eps, k)?;
+        let a = if k == Kernels::Fused {
+            // one projection for q, k and v; RoPE + attention read it in place
+            let w = Tensor::cat(&[&l.q, &l.k, &l.v], 0)?;
+            let bias = match (&l.qb, &l.kb, &l.vb) {
+                (Some(q), Some(kb), Some(v)) => Some(Tensor::cat(&[q, kb, v], 0)?),
+                _ => None,
             };
-            x = (x + ops::linear(&a, &l.o, None, k)?)?;
-            let h = ops::rms_norm(&x, &l.ln2, cfg.rms_norm_eps, k)?;
-            let y = if k == Kernels::Fused {
-                let w = Tensor::cat(&[&l.gate, &l.up], 0)?;
-                ops::mlp(&h, &w, &l.down, k)?
-            } else {
-                let g = ops::linear(&h, &l.gate, None, k)?;
-                let u = ops::linear(&h, &l.up, None, k)?;
-                ops::linear(&ops::swiglu(&g, &u, k)?, &l.down, None, k)?
+            let qkv = ops::linear(&h, &w, bias.as_ref(), k)?;
+            ops::qkv_rope_attention(&qkv, seqs, nh, nkv, &self.rope, k)?
+        } else {
+            let Some((b, t)) = seqs.uniform_dims() else {
+                candle_core::bail!("sequences of different lengths in one row need the fused kernels");
             };
-            x = (x + y)?;
-        }
-        ops::rms_norm(&x, &self.cw(&self.norm)?, cfg.rms_norm_eps, k)
+            let q = ops::linear(&h, &l.q, l.qb.as_ref(), k)?.reshape((b, t, nh, hd))?;
+            let kk = ops::linear(&h, &l.k, l.kb.as_ref(), k)?.reshape((b, t, nkv, hd))?;
+            let v = ops::linear(&h, &l.v, l.vb.as_ref(), k)?.reshape((b, t, nkv, hd))?;
+            let q = ops::rope(&q, &self.rope, k)?;
+            let kk = ops::rope(&kk, &self.rope, k)?;
+            ops::causal_attention(&q, &kk, &v, k)?.reshape((n, nh * hd))?
+        };
+        let x = (x + ops::linear(&a, &l.o, None, k)?)?;
+        let h = ops::rms_norm(&x, &l.ln2, cfg.rms_norm_eps, k)?;
+        let y = if k == Kernels::Fused {
+            let w = Tensor::cat(&[&l.gate, &l.up], 0)?;
+            ops::mlp(&h, &w, &l.down, k)?
+        } else {
+            let g = ops::linear(&h, &l.gate, None, k)?;
+            let u = ops::linear(&h, &l.up, None, k)?;
+            ops::linear(&ops::swiglu(&g, &u, k)?, &l.down, None, k)?
+        };
+        x + y
     }
 
     /// A layer's weights in the compute dtype.
@@ -350,6 +414,174 @@ impl Model {
     /// shape), the sequences `seqs` one after another with no padding (see [`Model::can_pack`]).
     pub fn loss_packed(&self, ids: &Tensor, seqs: &Seqs, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
         self.head_loss(&self.hidden_seqs(ids, seqs)?, self.lm_head_weight(), targets, weights)
+    }
+
+    /// The training loss of `ids` (rows `seqs`, or `[B, T]` rows of one length when `None`) and
+    /// the gradients of `scale` × the loss with respect to every parameter.
+    ///
+    /// On the fused kernels without checkpointing this is the loss's `backward`. Otherwise the
+    /// step runs in parts, the output layer apart from the blocks: the blocks' forward (with its
+    /// graph, or with [`Model::set_recompute`] keeping only each block's input); the final norm,
+    /// output layer and loss differentiated down to the last block's output (on the composite
+    /// kernels a chunk of rows at a time, the rows without a loss weight skipped, so no more
+    /// than a chunk's logits and their gradient are ever held); then the blocks' backward
+    /// (whole, or a block at a time, each block's forward run again first); the embedding rows'
+    /// gradient last. With and without checkpointing the same operations run in the same
+    /// order, so the gradients are the same bit for bit.
+    pub fn loss_and_grads(
+        &self,
+        ids: &Tensor,
+        seqs: Option<&Seqs>,
+        targets: &Tensor,
+        weights: &Tensor,
+        scale: f64,
+    ) -> Result<(f64, GradStore)> {
+        let uniform;
+        let seqs = match seqs {
+            Some(s) => s,
+            None => {
+                let (b, t) = ids.dims2()?;
+                uniform = Seqs::uniform(b, t);
+                &uniform
+            }
+        };
+        if !self.recompute && self.kernels == Kernels::Fused {
+            // The CPU's fused output layer holds no logits: one graph, one backward.
+            let loss = self.head_loss(&self.hidden_seqs(ids, seqs)?, self.lm_head_weight(), targets, weights)?;
+            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            return Ok((value, (loss * scale)?.backward()?));
+        }
+        let ids = self.flat_ids(ids, seqs)?;
+        let rows = self.embed.detach().index_select(&ids, 0)?;
+        // The blocks' forward: with its graph from the embedding rows, or outside any graph
+        // keeping each block's input.
+        let (top, saved) = if self.recompute {
+            let mut x = self.cw(&rows)?;
+            let mut inputs = Vec::with_capacity(self.layers.len());
+            for l in &self.layers {
+                let y = self.block(&x, &self.cast_layer(&l.detached())?, seqs)?;
+                inputs.push(x);
+                x = y;
+            }
+            (x, Saved::Inputs(inputs))
+        } else {
+            let rows = Var::from_tensor(&rows)?;
+            let mut x = self.cw(rows.as_tensor())?;
+            for l in &self.layers {
+                x = self.block(&x, &self.cast_layer(l)?, seqs)?;
+            }
+            (x, Saved::Graph(rows))
+        };
+        drop(rows);
+        // The final norm, the output layer and the loss, down to the last block's output.
+        let top_leaf = Var::from_tensor(&top)?;
+        let (value, mut grads) = self.head_grads(top_leaf.as_tensor(), targets, weights, scale)?;
+        let mut g = take_grad(&mut grads, top_leaf.as_tensor())?;
+        drop(top_leaf);
+        // The blocks' backward, with the gradient that reached their output (Σ y·g has
+        // gradient g with respect to y, exactly).
+        let rows = match saved {
+            Saved::Graph(rows) => {
+                let mut bg = (top * &g)?.sum_all()?.backward()?;
+                for w in self.layers.iter().flat_map(Layer::params) {
+                    if let Some(gw) = bg.remove(w) {
+                        grads.insert(w, gw);
+                    }
+                }
+                g = take_grad(&mut bg, rows.as_tensor())?;
+                None
+            }
+            Saved::Inputs(inputs) => {
+                drop(top);
+                // Each block from the last: its forward again, with a graph, then its backward.
+                for (l, x) in self.layers.iter().zip(inputs).rev() {
+                    let input = Var::from_tensor(&x)?;
+                    drop(x);
+                    let y = self.block(input.as_tensor(), &self.cast_layer(l)?, seqs)?;
+                    let mut bg = (y * &g)?.sum_all()?.backward()?;
+                    g = take_grad(&mut bg, input.as_tensor())?;
+                    for w in l.params() {
+                        if let Some(gw) = bg.remove(w) {
+                            grads.insert(w, gw);
+                        }
+                    }
+                }
+                // the embedding rows' cast (a no-op in f32), differentiated alike
+                let rows = Var::from_tensor(&self.embed.detach().index_select(&ids, 0)?)?;
+                let mut eg = (self.cw(rows.as_tensor())? * &g)?.sum_all()?.backward()?;
+                g = take_grad(&mut eg, rows.as_tensor())?;
+                Some(rows)
+            }
+        };
+        drop(rows);
+        // The embedding rows' gradient is added into the embedding's (which already holds the
+        // output layer's share when the two are tied), as candle's backward orders them.
+        let acc = match grads.remove(&self.embed) {
+            Some(acc) => acc,
+            None => self.embed.zeros_like()?,
+        };
+        grads.insert(&self.embed, acc.index_add(&ids, &g, 0)?);
+        Ok((value, grads))
+    }
+
+    /// The final norm, output layer and weighted cross-entropy on the last block's output
+    /// `top` (a leaf): the loss and the gradients of `scale` × the loss, `top`'s among them.
+    /// The fused kernels' output layer runs whole (it holds no logits); the composite one a
+    /// chunk of rows at a time, on the rows with a loss weight only.
+    fn head_grads(&self, top: &Tensor, targets: &Tensor, weights: &Tensor, scale: f64) -> Result<(f64, GradStore)> {
+        let h = ops::rms_norm(top, &self.cw(&self.norm)?, self.cfg.rms_norm_eps, self.kernels)?;
+        if self.kernels == Kernels::Fused {
+            let loss = self.head_loss(&h, self.lm_head_weight(), targets, weights)?;
+            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            return Ok((value, (loss * scale)?.backward()?));
+        }
+        let (n, hidden) = h.dims2()?;
+        let v = self.cfg.vocab_size;
+        let t = targets.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+        let w = weights.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        if t.len() != n || w.len() != n {
+            candle_core::bail!("loss: {n} rows, {} targets, {} weights", t.len(), w.len());
+        }
+        if let Some((i, &bad)) = t.iter().enumerate().find(|(_, &x)| x as usize >= v) {
+            candle_core::bail!("cross_entropy: target {bad} at position {i} is out of the vocabulary ({v})");
+        }
+        let denom = w.iter().sum::<f32>().max(1e-12);
+        let live: Vec<u32> = (0..n as u32).filter(|&i| w[i as usize] != 0.0).collect();
+        // about 16 M logits a chunk (64 MiB in f32)
+        let chunk = self.head_chunk.unwrap_or(((1usize << 24) / v.max(1)).clamp(16, live.len().max(16)));
+        let dev = h.device();
+        let hd = h.detach();
+        let head = self.lm_head_weight();
+        let head_c = self.cw(head)?; // cast once; each chunk's backward reaches `head` through it
+        let mut value = 0f64;
+        let mut dh = Tensor::zeros((n, hidden), h.dtype(), dev)?;
+        let mut dhead: Option<Tensor> = None;
+        for idx in live.chunks(chunk) {
+            let it = Tensor::new(idx, dev)?;
+            let hc = Var::from_tensor(&hd.index_select(&it, 0)?)?;
+            let logits = hc.as_tensor().matmul(&head_c.t()?)?;
+            let tc = Tensor::new(idx.iter().map(|&i| t[i as usize]).collect::<Vec<u32>>(), dev)?;
+            let nll = ops::xent::nll_composite(&logits, &tc)?;
+            let wc =
+                Tensor::new(idx.iter().map(|&i| w[i as usize]).collect::<Vec<f32>>(), dev)?.to_dtype(nll.dtype())?;
+            let loss = ((nll * wc)?.sum_all()? / denom as f64)?;
+            value += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            let mut cg = (loss * scale)?.backward()?;
+            dh = dh.index_add(&it, &take_grad(&mut cg, hc.as_tensor())?, 0)?;
+            let gw = cg
+                .remove(head)
+                .ok_or_else(|| candle_core::Error::Msg("loss: no gradient for the output layer".into()))?;
+            dhead = Some(match dhead {
+                Some(acc) => (acc + gw)?,
+                None => gw,
+            });
+        }
+        // The norm's backward (and its weight's gradient), from the rows' gradients.
+        let mut grads = (h * dh)?.sum_all()?.backward()?;
+        if let Some(gw) = dhead {
+            grads.insert(head, gw);
+        }
+        Ok((value, grads))
     }
 
     /// [`Model::loss`] without gradients, for evaluation: the output layer runs only where a
@@ -609,6 +841,19 @@ impl Model {
         let h = candle_nn::ops::rms_norm(&last, &w.norm, eps)?;
         h.matmul(&w.lm_head)
     }
+}
+
+/// What [`Model::loss_and_grads`] keeps of the blocks' forward for their backward.
+enum Saved {
+    /// The graph, from these embedding rows (a leaf).
+    Graph(Var),
+    /// Each block's input (checkpointing).
+    Inputs(Vec<Tensor>),
+}
+
+/// The gradient of `t` in `grads` (removed from it).
+fn take_grad(grads: &mut GradStore, t: &Tensor) -> Result<Tensor> {
+    grads.remove(t).ok_or_else(|| candle_core::Error::Msg("recompute: no gradient reached a block's input".into()))
 }
 
 /// How `generate` decodes: on plain buffers (CPU f32; `decode.rs`), or through tensors.

@@ -276,6 +276,7 @@ fn setup_and_run(run: &RunDir, cfg: RunConfig, opts: TrainOptions) -> Result<Out
     let mut model = Model::new(&mcfg, &varmap, &device, master, cfg.seed)?;
     model.set_compute_dtype(dtype)?;
     model.set_kernels(kernels);
+    model.set_recompute(cfg.train.gradient_checkpointing);
     let t = &cfg.train;
     let mut opt =
         AdamW::new(&varmap, AdamWConfig { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weight_decay: t.weight_decay })?;

@@ -258,6 +258,88 @@ fn packed_batches_give_the_padded_batch_loss_and_gradient() -> Result<()> {
     Ok(())
 }
 
+/// Gradient checkpointing (each block's forward run again in the backward) gives the whole
+/// graph's loss and gradients bit for bit: fused and composite kernels, padded and packed
+/// batches, tied and untied, biased q/k/v, grouped-query attention, and bf16 compute over f32
+/// master weights (the composite path GPUs take).
+#[test]
+fn recomputed_blocks_give_the_same_gradients_bit_for_bit() -> Result<()> {
+    let cases = [
+        (Arch::Llama, false, Kernels::Fused, true, DType::F32),
+        (Arch::Qwen2, true, Kernels::Fused, true, DType::F32),
+        (Arch::Qwen2, true, Kernels::Fused, false, DType::F32),
+        (Arch::Llama, true, Kernels::Composite, false, DType::F32),
+        (Arch::Qwen2, false, Kernels::Composite, false, DType::F32),
+        (Arch::Qwen2, true, Kernels::Composite, false, DType::BF16),
+    ];
+    for (arch, tied, kernels, pack, compute) in cases {
+        let mut cfg = ModelConfig::llama(29, 64, 48, 3, 4, 2, 64, tied);
+        if arch == Arch::Qwen2 {
+            cfg.architecture = Arch::Qwen2;
+            cfg.attention_bias = true;
+        }
+        let (vm, mut model) = build(&cfg, 13);
+        scramble(&vm, 42, 0.2);
+        model.set_compute_dtype(compute)?;
+        model.set_kernels(kernels);
+        model.set_head_chunk_rows(7); // the composite output layer in several chunks
+        let what = format!("{arch:?} tied={tied} {kernels:?} pack={pack} {compute:?}");
+        let encs = sft_examples(cfg.vocab_size as u32, &[30, 6, 5, 8, 28, 2, 31]);
+        let groups = vec![vec![0, 4, 6], vec![1, 2, 3, 5]];
+        let whole = step_gradients(&model, &encs, &groups, 0, pack).unwrap();
+        model.set_recompute(true);
+        let again = step_gradients(&model, &encs, &groups, 0, pack).unwrap();
+        model.set_recompute(false);
+        assert_eq!(whole.loss.to_bits(), again.loss.to_bits(), "{what}: loss {} vs {}", whole.loss, again.loss);
+        let (ga, gb) = (whole.grads.unwrap(), again.grads.unwrap());
+        for (name, var) in sorted_vars(&vm) {
+            let bits = |g: &candle_core::backprop::GradStore| -> Vec<u32> {
+                let t = g.get(&var).unwrap_or_else(|| panic!("{what}: no gradient for {name}"));
+                to_vec(&t.to_dtype(DType::F32).unwrap()).iter().map(|x| x.to_bits()).collect()
+            };
+            let a = bits(&ga);
+            assert!(a.iter().any(|&x| x & 0x7fff_ffff != 0), "{what}: {name} has a zero gradient");
+            assert!(a == bits(&gb), "{what}: {name}'s gradient differs when blocks are recomputed");
+        }
+    }
+    Ok(())
+}
+
+/// On the composite kernels a step's output layer runs a chunk of rows at a time, on the rows
+/// with a loss weight only: the loss and every gradient are the whole graph's (`loss` then
+/// `backward`) to float rounding, however the rows are cut.
+#[test]
+fn the_composite_output_layer_in_chunks_gives_the_whole_graphs_gradients() -> Result<()> {
+    for (tied, chunk) in [(true, 3), (false, 5), (true, 1000)] {
+        let mut cfg = ModelConfig::llama(29, 64, 48, 2, 4, 2, 64, tied);
+        cfg.architecture = Arch::Qwen2;
+        cfg.attention_bias = true;
+        let (vm, mut model) = build(&cfg, 17);
+        scramble(&vm, 43, 0.2);
+        model.set_kernels(Kernels::Composite);
+        model.set_head_chunk_rows(chunk);
+        // prompts (weight 0) and padding skip the output layer
+        let (ids, tg, w) = lm_batch(3, 12, cfg.vocab_size, 5, Some(&[12, 9, 4]));
+        let w = (w * Tensor::from_vec(
+            (0..36).map(|i| (i % 12 >= 2) as u32 as f32).collect::<Vec<_>>(),
+            (3, 12),
+            &Device::Cpu,
+        )?)?;
+        let loss = model.loss(&ids, &tg, &w)?;
+        let whole = (&loss * 0.5)?.backward()?;
+        let (value, parts) = model.loss_and_grads(&ids, None, &tg, &w, 0.5)?;
+        let l = loss.to_scalar::<f32>()? as f64;
+        assert!((value - l).abs() <= 1e-6 * l, "chunk {chunk}: loss {value} vs {l}");
+        for (name, var) in sorted_vars(&vm) {
+            let (a, b) = (to_vec(whole.get(&var).unwrap()), to_vec(parts.get(&var).unwrap()));
+            let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let diff = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(scale > 0.0 && diff <= 1e-5 * scale, "chunk {chunk} tied={tied} {name}: {diff} of {scale}");
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn loss_at_init_is_ln_vocab() -> Result<()> {
     for k in [Kernels::Fused, Kernels::Composite] {

@@ -99,6 +99,25 @@ fn resume_is_bit_exact() {
     assert!(split.join("samples/17.jsonl.zst").exists());
 }
 
+/// `train.gradient_checkpointing` recomputes each block in the backward pass: the run is the
+/// same bit for bit (losses, weights, optimizer state), and run.toml says how it ran.
+#[test]
+fn gradient_checkpointing_trains_the_same_run() {
+    let t = tempfile::tempdir().unwrap();
+    let plain = t.path().join("runs/plain");
+    let ckpt = t.path().join("runs/ckpt");
+    train(t.path(), &plain, &["max_steps=12", "checkpoint_every=1000"]);
+    train(t.path(), &ckpt, &["max_steps=12", "checkpoint_every=1000", "train.gradient_checkpointing=true"]);
+    assert_eq!(losses(&plain), losses(&ckpt));
+    for f in ["model.safetensors", "optimizer.safetensors"] {
+        let file = format!("checkpoints/12/{f}");
+        assert_eq!(sha(&plain.join(&file)), sha(&ckpt.join(&file)), "{file}");
+    }
+    let toml = |d: &Path| std::fs::read_to_string(d.join("run.toml")).unwrap();
+    assert!(toml(&ckpt).contains("gradient_checkpointing = true"), "{}", toml(&ckpt));
+    assert!(!toml(&plain).contains("gradient_checkpointing"), "written only when on");
+}
+
 #[test]
 fn a_fork_with_the_same_mixture_continues_its_parent_exactly() {
     let t = tempfile::tempdir().unwrap();
