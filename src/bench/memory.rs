@@ -14,13 +14,13 @@
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::Row;
+use super::{proc_status_mib, run_json, Row};
 use crate::model::{Arch, ModelConfig};
 use crate::train::{AdamW, AdamWConfig, Kernels, Model};
 
@@ -41,17 +41,6 @@ fn shape(quick: bool) -> (ModelConfig, usize, usize) {
     } else {
         (config(24), 8, 256)
     }
-}
-
-/// A field of `/proc/self/status` in MiB (`VmRSS`, `VmHWM`).
-fn status_mib(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with(field))?;
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// How a configuration computes a step's gradients.
@@ -90,11 +79,11 @@ pub fn one(mode: &str, quick: bool) -> Result<()> {
         }
     };
     let mut opt = AdamW::new(&varmap, AdamWConfig { weight_decay: 0.0, ..AdamWConfig::default() })?;
-    let base = status_mib("VmRSS:");
+    let base = proc_status_mib("VmRSS:");
     let t0 = Instant::now();
     let (loss, grads) = grads_of(&model)?;
     let first = t0.elapsed().as_secs_f64();
-    let peak = status_mib("VmHWM:");
+    let peak = proc_status_mib("VmHWM:");
     opt.step_clipped(&grads, 1e-5, Some(1.0))?;
     drop(grads);
     let t1 = Instant::now();
@@ -117,12 +106,7 @@ fn child(mode: &str, quick: bool) -> Result<serde_json::Value> {
     if quick {
         c.arg("--quick");
     }
-    let o = c.output().context("bench memory: starting the measuring process")?;
-    let text = String::from_utf8_lossy(&o.stdout);
-    match text.lines().rev().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
-        Some(v) if o.status.success() => Ok(v),
-        _ => anyhow::bail!("bench memory: the measuring process failed: {}", String::from_utf8_lossy(&o.stderr).trim()),
-    }
+    run_json(c).map_err(|e| anyhow::anyhow!("bench memory: measuring '{mode}': {e}"))
 }
 
 pub fn run(quick: bool) -> Result<Vec<Row>> {

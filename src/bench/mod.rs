@@ -31,6 +31,33 @@ pub(crate) fn median(mut v: Vec<Step>) -> Step {
     v[v.len() / 2]
 }
 
+/// A field of this process's `/proc/self/status` in MiB (`VmRSS:` resident now, `VmHWM:` its
+/// peak); NaN where there is none.
+pub(crate) fn proc_status_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with(field))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The last line of a child's output that parses as a JSON object, or why there is none (the
+/// benches that measure each configuration in a process of its own).
+pub(crate) fn run_json(mut c: std::process::Command) -> Result<serde_json::Value, String> {
+    let o = c.output().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    match text.lines().rev().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
+        Some(v) if o.status.success() => Ok(v),
+        _ => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
+            Err(format!("exit {}: {last}", o.status.code().unwrap_or(-1)))
+        }
+    }
+}
+
 /// One measured figure.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {

@@ -19,7 +19,7 @@ use candle_nn::VarMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{median, Row};
+use super::{median, proc_status_mib, run_json, Row};
 use crate::model::{Arch, ModelConfig};
 use crate::train::{Kernels, Model};
 
@@ -59,17 +59,6 @@ fn tokens(n: usize, vocab: usize, rng: &mut ChaCha8Rng) -> Vec<u32> {
     (0..n).map(|_| rng.random_range(0..vocab as u32)).collect()
 }
 
-/// This process's peak resident set, MiB (`VmHWM`).
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// One configuration, measured in this process: `train` or `generate` at a shape. Prints one
 /// JSON object, as the peer script does.
 pub fn one(shape: &str, mode: &str, quick: bool) -> Result<()> {
@@ -102,24 +91,10 @@ pub fn one(shape: &str, mode: &str, quick: bool) -> Result<()> {
         other => anyhow::bail!("no mode '{other}': train or generate"),
     };
     let mut out = out;
-    out["peak_rss_mib"] = peak_rss_mib().into();
+    out["peak_rss_mib"] = proc_status_mib("VmHWM:").into();
     out["params"] = s.cfg.num_params().into();
     println!("{out}");
     Ok(())
-}
-
-/// The last line of a child's output that parses as a JSON object, or why there is none.
-fn run_json(mut c: Command) -> Result<serde_json::Value, String> {
-    let o = c.output().map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&o.stdout);
-    match text.lines().rev().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
-        Some(v) if o.status.success() => Ok(v),
-        _ => {
-            let err = String::from_utf8_lossy(&o.stderr);
-            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
-            Err(format!("exit {}: {last}", o.status.code().unwrap_or(-1)))
-        }
-    }
 }
 
 /// One configuration measured by this binary in a process of its own (`bench real --one`).

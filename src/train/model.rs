@@ -483,11 +483,7 @@ impl Model {
         let rows = match saved {
             Saved::Graph(rows) => {
                 let mut bg = (top * &g)?.sum_all()?.backward()?;
-                for w in self.layers.iter().flat_map(Layer::params) {
-                    if let Some(gw) = bg.remove(w) {
-                        grads.insert(w, gw);
-                    }
-                }
+                move_grads(&mut bg, &mut grads, self.layers.iter().flat_map(Layer::params));
                 g = take_grad(&mut bg, rows.as_tensor())?;
                 None
             }
@@ -500,11 +496,7 @@ impl Model {
                     let y = self.block(input.as_tensor(), &self.cast_layer(l)?, seqs)?;
                     let mut bg = (y * &g)?.sum_all()?.backward()?;
                     g = take_grad(&mut bg, input.as_tensor())?;
-                    for w in l.params() {
-                        if let Some(gw) = bg.remove(w) {
-                            grads.insert(w, gw);
-                        }
-                    }
+                    move_grads(&mut bg, &mut grads, l.params());
                 }
                 // the embedding rows' cast (a no-op in f32), differentiated alike
                 let rows = Var::from_tensor(&self.embed.detach().index_select(&ids, 0)?)?;
@@ -537,14 +529,7 @@ impl Model {
         }
         let (n, hidden) = h.dims2()?;
         let v = self.cfg.vocab_size;
-        let t = targets.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
-        let w = weights.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        if t.len() != n || w.len() != n {
-            candle_core::bail!("loss: {n} rows, {} targets, {} weights", t.len(), w.len());
-        }
-        if let Some((i, &bad)) = t.iter().enumerate().find(|(_, &x)| x as usize >= v) {
-            candle_core::bail!("cross_entropy: target {bad} at position {i} is out of the vocabulary ({v})");
-        }
+        let (t, w) = ops::xent::read_targets(targets, weights, n, v, "loss")?;
         let denom = w.iter().sum::<f32>().max(1e-12);
         let live: Vec<u32> = (0..n as u32).filter(|&i| w[i as usize] != 0.0).collect();
         // about 16 M logits a chunk (64 MiB in f32)
@@ -849,6 +834,15 @@ enum Saved {
     Graph(Var),
     /// Each block's input (checkpointing).
     Inputs(Vec<Tensor>),
+}
+
+/// Moves the gradients of `params` found in `from` into `to`.
+fn move_grads<'a>(from: &mut GradStore, to: &mut GradStore, params: impl Iterator<Item = &'a Tensor>) {
+    for w in params {
+        if let Some(g) = from.remove(w) {
+            to.insert(w, g);
+        }
+    }
 }
 
 /// The gradient of `t` in `grads` (removed from it).

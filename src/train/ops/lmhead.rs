@@ -12,7 +12,7 @@
 use super::simd::{self, dispatch, exp};
 use super::Kernels;
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -55,14 +55,7 @@ pub fn lm_head_cross_entropy_chunked(
             super::cross_entropy(&logits, targets, weights, Kernels::Composite)
         }
         Kernels::Fused => {
-            let t = targets.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
-            let wt = weights.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-            if t.len() != n || wt.len() != n {
-                candle_core::bail!("lm_head_cross_entropy: {n} rows, {} targets, {} weights", t.len(), wt.len());
-            }
-            if let Some((i, &bad)) = t.iter().enumerate().find(|(_, &x)| x as usize >= v) {
-                candle_core::bail!("cross_entropy: target {bad} at position {i} is out of the vocabulary ({v})");
-            }
+            let (t, wt) = super::xent::read_targets(targets, weights, n, v, "lm_head_cross_entropy")?;
             let wsum: f64 = wt.iter().map(|&x| x as f64).sum();
             // Only rows with a weight reach the output layer: in SFT the prompt and the padding
             // (most positions) skip its matmuls and softmax. Their dh is zero either way; the

@@ -18,14 +18,7 @@ const ROWS: usize = 16;
 /// Every target must be `< V` (also those of weight 0).
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor, kernels: Kernels) -> Result<Tensor> {
     let (n, v) = logits.dims2()?;
-    let t = targets.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
-    let w = weights.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    if t.len() != n || w.len() != n {
-        candle_core::bail!("cross_entropy: logits {:?}, {} targets, {} weights", logits.dims(), t.len(), w.len());
-    }
-    if let Some((i, &bad)) = t.iter().enumerate().find(|(_, &x)| x as usize >= v) {
-        candle_core::bail!("cross_entropy: target {bad} at position {i} is out of the vocabulary ({v})");
-    }
+    let (t, w) = read_targets(targets, weights, n, v, "cross_entropy")?;
     match kernels.effective(logits.device(), logits.dtype()) {
         Kernels::Fused => {
             let wsum: f64 = w.iter().map(|&x| x as f64).sum();
@@ -40,6 +33,26 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor, kernel
             (nll * &weights)?.sum_all()?.div(&denom)
         }
     }
+}
+
+/// A loss's targets (u32) and weights (f32) on the host, checked: `n` of each, every target
+/// `< v`. `what` names the loss in errors.
+pub(crate) fn read_targets(
+    targets: &Tensor,
+    weights: &Tensor,
+    n: usize,
+    v: usize,
+    what: &str,
+) -> Result<(Vec<u32>, Vec<f32>)> {
+    let t = targets.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+    let w = weights.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    if t.len() != n || w.len() != n {
+        candle_core::bail!("{what}: {n} rows, {} targets, {} weights", t.len(), w.len());
+    }
+    if let Some((i, &bad)) = t.iter().enumerate().find(|(_, &x)| x as usize >= v) {
+        candle_core::bail!("cross_entropy: target {bad} at position {i} is out of the vocabulary ({v})");
+    }
+    Ok((t, w))
 }
 
 /// Per-row NLL `[N]`, differentiable composite ops (half-precision logits are upcast to f32:
