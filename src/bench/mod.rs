@@ -1,4 +1,4 @@
-//! Benchmarks as a CLI mode (`mixscope bench tui|train|real|gpu|memory|eval [--json]`): tables of measured figures
+//! Benchmarks as a CLI mode (`mixscope bench tui|train|real|sgemm|gpu|memory|eval [--json]`): tables of measured figures
 //! next to their targets. Speed targets live here, never in timed tests.
 
 pub mod eval;
@@ -6,6 +6,7 @@ pub mod gpu;
 pub mod ls;
 pub mod memory;
 pub mod real;
+pub mod sgemm;
 pub mod train;
 pub mod tui;
 

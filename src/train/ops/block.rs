@@ -13,8 +13,7 @@
 #![allow(clippy::type_complexity)]
 
 use super::attention::{PackedAttn, Seqs};
-use super::{cpu_f32, cpu_tensor, rmsnorm, with_f32, Kernels, RopeTables};
-use candle_core::backend::BackendStorage;
+use super::{cpu_f32, cpu_tensor, rmsnorm, sgemm, with_f32, Kernels, RopeTables};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -26,13 +25,6 @@ fn add_into(y: &mut [f32], x: &[f32]) {
             *o += v;
         }
     });
-}
-
-fn take_f32(s: CpuStorage) -> Result<Vec<f32>> {
-    match s {
-        CpuStorage::F32(v) => Ok(v),
-        _ => candle_core::bail!("block: f32 expected"),
-    }
 }
 
 /// Splits a packed `[rows + 1, H]` weight into (`[rows, H]`, norm weight `[H]`).
@@ -102,13 +94,6 @@ pub fn mlp_block(x: &Tensor, w_gun: &Tensor, w_down: &Tensor, eps: f64, kernels:
     }
 }
 
-/// x [N, H] · W[rows]ᵀ for the first `rows` rows of a contiguous packed weight.
-fn matmul_wt(xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, rows: usize) -> Result<Vec<f32>> {
-    let (n, h) = (xl.dims()[0], xl.dims()[1]);
-    let wl = Layout::contiguous_with_offset((rows, h), wl.start_offset()).transpose(0, 1)?;
-    take_f32(xs.matmul(ws, (1, n, rows, h), xl, &wl)?)
-}
-
 struct AttnBlock {
     attn: PackedAttn,
     eps: f32,
@@ -133,21 +118,16 @@ impl CustomOp3 for AttnBlock {
         let _prof = super::prof::timer("attn block fwd");
         let x = cpu_f32(sx, lx, "attn_block x")?;
         let w = cpu_f32(sw, lw, "attn_block w_qkvn")?;
-        cpu_f32(so, lo, "attn_block w_o")?;
+        let wo = cpu_f32(so, lo, "attn_block w_o")?;
         let (n, h) = (lx.dims()[0], lx.dims()[1]);
         let width = lw.dims()[0] - 1;
         let hn = rmsnorm::forward_rows(x, &w[width * h..], self.eps);
-        let hs = CpuStorage::F32(hn);
-        let hl = Layout::contiguous((n, h));
-        let qkv = matmul_wt(&hs, &hl, sw, lw, width)?;
+        let qkv = sgemm::x_wt(&hn, w, n, h, width);
         let a = self.attn.forward(&qkv);
         let oa = a.len() / n;
-        let asg = CpuStorage::F32(a);
-        let y = take_f32(asg.matmul(so, (1, n, h, oa), &Layout::contiguous((n, oa)), &lo.transpose(0, 1)?)?)?;
-        let mut y = y;
+        let mut y = sgemm::x_wt(&a, wo, n, oa, h);
         add_into(&mut y, x);
-        let hn = take_f32(hs)?;
-        *self.saved.lock().unwrap() = Some((hn, qkv, take_f32(asg)?));
+        *self.saved.lock().unwrap() = Some((hn, qkv, a));
         Ok((CpuStorage::F32(y), Shape::from((n, h))))
     }
 
@@ -170,22 +150,22 @@ impl CustomOp3 for AttnBlock {
                 let hn = with_f32(&x, "attn_block", |xv| {
                     with_f32(&wn, "attn_block", |wv| rmsnorm::forward_rows(xv, wv, self.eps))
                 })??;
-                let qkv = cpu_tensor(hn.clone(), &[n, h])?.matmul(&w.t()?)?.flatten_all()?.to_vec1::<f32>()?;
+                let qkv = with_f32(&w, "attn_block", |wv| sgemm::x_wt(&hn, wv, n, h, width))?;
                 let a = self.attn.forward(&qkv);
                 (hn, qkv, a)
             }
         };
         let oa = a.len() / n;
         let a = cpu_tensor(a, &[n, oa])?;
-        let da = dy.matmul(&w_o)?; // [N, Hq·D]
-        let dw_o = dy.t()?.matmul(&a)?;
+        let da = sgemm::mm(dy, false, &w_o, false)?; // [N, Hq·D]
+        let dw_o = sgemm::mm(dy, true, &a, false)?;
         let dqkv =
             with_f32(&a, "attn_block", |av| with_f32(&da, "attn_block", |dav| self.attn.backward(&qkv, av, dav)))??;
         drop(qkv);
         let dqkv = cpu_tensor(dqkv, &[n, width])?;
         let hn = cpu_tensor(hn, &[n, h])?;
-        let dw = dqkv.t()?.matmul(&hn)?; // [width, H]
-        let dhn = dqkv.matmul(&w)?; // [N, H]
+        let dw = sgemm::mm(&dqkv, true, &hn, false)?; // [width, H]
+        let dhn = sgemm::mm(&dqkv, false, &w, false)?; // [N, H]
         let (dx, dwn) = with_f32(&x, "attn_block", |xv| {
             with_f32(&wn, "attn_block", |wv| {
                 with_f32(&dhn, "attn_block", |dv| rmsnorm::backward_rows(xv, wv, dv, self.eps))
@@ -220,18 +200,16 @@ impl CustomOp3 for MlpBlock {
         let _prof = super::prof::timer("mlp block fwd");
         let x = cpu_f32(sx, lx, "mlp_block x")?;
         let w = cpu_f32(sw, lw, "mlp_block w_gun")?;
-        cpu_f32(sd, ld, "mlp_block w_down")?;
+        let wd = cpu_f32(sd, ld, "mlp_block w_down")?;
         let (n, h) = (lx.dims()[0], lx.dims()[1]);
         let two_i = lw.dims()[0] - 1;
         let i = two_i / 2;
         let hn = rmsnorm::forward_rows(x, &w[two_i * h..], self.eps);
-        let hs = CpuStorage::F32(hn);
-        let gu = matmul_wt(&hs, &Layout::contiguous((n, h)), sw, lw, two_i)?;
+        let gu = sgemm::x_wt(&hn, w, n, h, two_i);
         let act = super::mlp::swiglu_rows(&gu, n, i);
-        let asg = CpuStorage::F32(act);
-        let mut y = take_f32(asg.matmul(sd, (1, n, h, i), &Layout::contiguous((n, i)), &ld.transpose(0, 1)?)?)?;
+        let mut y = sgemm::x_wt(&act, wd, n, i, h);
         add_into(&mut y, x);
-        *self.saved.lock().unwrap() = Some((take_f32(hs)?, gu, take_f32(asg)?));
+        *self.saved.lock().unwrap() = Some((hn, gu, act));
         Ok((CpuStorage::F32(y), Shape::from((n, h))))
     }
 
@@ -254,21 +232,21 @@ impl CustomOp3 for MlpBlock {
                 let hn = with_f32(&x, "mlp_block", |xv| {
                     with_f32(&wn, "mlp_block", |wv| rmsnorm::forward_rows(xv, wv, self.eps))
                 })??;
-                let gu = cpu_tensor(hn.clone(), &[n, h])?.matmul(&w.t()?)?.flatten_all()?.to_vec1::<f32>()?;
+                let gu = with_f32(&w, "mlp_block", |wv| sgemm::x_wt(&hn, wv, n, h, 2 * i))?;
                 let act = super::mlp::swiglu_rows(&gu, n, i);
                 (hn, gu, act)
             }
         };
         let act = cpu_tensor(act, &[n, i])?;
-        let dact = dy.matmul(&w_down)?;
-        let dw_down = dy.t()?.matmul(&act)?;
+        let dact = sgemm::mm(dy, false, &w_down, false)?;
+        let dw_down = sgemm::mm(dy, true, &act, false)?;
         drop(act);
         let dgu = with_f32(&dact, "mlp_block", |da| super::mlp::swiglu_bwd_rows(&gu, da, n, i))?;
         drop(gu);
         let dgu = cpu_tensor(dgu, &[n, 2 * i])?;
         let hn = cpu_tensor(hn, &[n, h])?;
-        let dw = dgu.t()?.matmul(&hn)?;
-        let dhn = dgu.matmul(&w)?;
+        let dw = sgemm::mm(&dgu, true, &hn, false)?;
+        let dhn = sgemm::mm(&dgu, false, &w, false)?;
         let (dx, dwn) = with_f32(&x, "mlp_block", |xv| {
             with_f32(&wn, "mlp_block", |wv| {
                 with_f32(&dhn, "mlp_block", |dv| rmsnorm::backward_rows(xv, wv, dv, self.eps))

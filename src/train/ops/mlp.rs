@@ -7,7 +7,6 @@
 
 use super::swiglu::{bwd_chunk_d, fwd_chunk_d};
 use super::{cpu_f32, cpu_tensor, Kernels};
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -39,13 +38,6 @@ struct MlpOp {
 
 const ROWS: usize = 16;
 
-fn take_f32(s: CpuStorage) -> Result<Vec<f32>> {
-    match s {
-        CpuStorage::F32(v) => Ok(v),
-        _ => candle_core::bail!("mlp: f32 expected"),
-    }
-}
-
 /// act = silu(gate) ⊙ up, row by row from the packed `gu`.
 pub(crate) fn swiglu_rows(gu: &[f32], n: usize, i: usize) -> Vec<f32> {
     let mut act = super::zeros(n * i);
@@ -70,7 +62,7 @@ impl MlpOp {
     ) -> Result<(Vec<f32>, Vec<f32>, usize, usize)> {
         let (n, hd) = (lh.dims()[0], lh.dims()[1]);
         let i = lgu.dims()[0] / 2;
-        let gu = take_f32(sh.matmul(sgu, (1, n, 2 * i, hd), lh, &lgu.transpose(0, 1)?)?)?;
+        let gu = super::sgemm::x_wt(cpu_f32(sh, lh, "mlp h")?, cpu_f32(sgu, lgu, "mlp w_gu")?, n, hd, 2 * i);
         let act = swiglu_rows(&gu, n, i);
         Ok((gu, act, n, i))
     }
@@ -96,11 +88,9 @@ impl CustomOp3 for MlpOp {
         cpu_f32(sd, ld, "mlp w_down")?;
         let (gu, act, n, i) = self.forward(sh, lh, sgu, lgu)?;
         let hd = ld.dims()[0];
-        let a = CpuStorage::F32(act);
-        let y = a.matmul(sd, (1, n, hd, i), &Layout::contiguous((n, i)), &ld.transpose(0, 1)?)?;
-        let act = take_f32(a)?;
+        let y = super::sgemm::x_wt(&act, cpu_f32(sd, ld, "mlp w_down")?, n, i, hd);
         *self.saved.lock().unwrap() = Some((gu, act));
-        Ok((y, Shape::from((n, hd))))
+        Ok((CpuStorage::F32(y), Shape::from((n, hd))))
     }
 
     fn bwd(
@@ -118,20 +108,20 @@ impl CustomOp3 for MlpOp {
         let (gu, act) = match self.saved.lock().unwrap().take() {
             Some(x) => x,
             None => {
-                let gu = h.matmul(&w_gu.t()?)?.flatten_all()?.to_vec1::<f32>()?;
+                let gu = super::sgemm::mm(&h, false, &w_gu, true)?.flatten_all()?.to_vec1::<f32>()?;
                 let act = swiglu_rows(&gu, n, i);
                 (gu, act)
             }
         };
         let act = cpu_tensor(act, &[n, i])?;
-        let dact = dy.matmul(&w_down)?; // [N, I]
-        let dw_down = dy.t()?.matmul(&act)?; // [H, I]
+        let dact = super::sgemm::mm(dy, false, &w_down, false)?; // [N, I]
+        let dw_down = super::sgemm::mm(dy, true, &act, false)?; // [H, I]
         drop(act);
         let dgu = super::with_f32(&dact, "mlp bwd", |da| swiglu_bwd_rows(&gu, da, n, i))?;
         drop(gu);
         let dgu = cpu_tensor(dgu, &[n, 2 * i])?;
-        let dw_gu = dgu.t()?.matmul(&h)?; // [2I, H]
-        let dh = dgu.matmul(&w_gu)?; // [N, H]
+        let dw_gu = super::sgemm::mm(&dgu, true, &h, false)?; // [2I, H]
+        let dh = super::sgemm::mm(&dgu, false, &w_gu, false)?; // [N, H]
         Ok((Some(dh), Some(dw_gu), Some(dw_down)))
     }
 }

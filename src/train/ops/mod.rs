@@ -11,6 +11,7 @@ pub mod mlp;
 pub mod prof;
 pub mod rmsnorm;
 pub mod rope;
+pub(crate) mod sgemm;
 pub(crate) mod simd;
 pub mod swiglu;
 pub mod xent;
