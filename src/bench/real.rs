@@ -69,6 +69,10 @@ pub fn one(shape: &str, mode: &str, quick: bool) -> Result<()> {
         "train" => {
             let (warm, steps) = if quick { (1, 1) } else { (2, 3) };
             let m = median(super::train::measure(&s.cfg, (s.batch, s.seq), Kernels::Fused, warm, steps)?);
+            // `ENGINE_PROFILE=1`: where the steps' time went, per fused op (stderr).
+            for (name, secs, calls) in crate::train::ops::prof::report(false) {
+                eprintln!("{name:28} {:9.1} ms a step  {calls:6} calls", secs * 1e3 / (warm + steps) as f64);
+            }
             serde_json::json!({
                 "tokens_per_s": (s.batch * s.seq) as f64 / m.total(), "step_ms": m.total() * 1e3,
                 "forward_ms": m.fwd * 1e3, "backward_ms": m.bwd * 1e3, "optimizer_ms": m.opt * 1e3,
@@ -177,16 +181,37 @@ fn eval_share(shape: &str, train_tps: f64, gen_tps: f64) -> Row {
     .with("shape", shape)
 }
 
+/// "; median of rounds: a, b, c tok/s" where there were several rounds.
+fn round_list(v: &serde_json::Value) -> String {
+    let Some(all) = v["rounds"].as_array().filter(|a| a.len() > 1) else { return String::new() };
+    let each: Vec<String> = all.iter().map(|x| format!("{:.1}", x.as_f64().unwrap_or(f64::NAN))).collect();
+    format!("; median of {} alternated rounds: {} tok/s", all.len(), each.join(", "))
+}
+
 fn f(v: &serde_json::Value, k: &str) -> f64 {
     v[k].as_f64().unwrap_or(f64::NAN)
 }
 
-pub fn run(quick: bool) -> Result<Vec<Row>> {
+/// The round of median tokens/s (its JSON, with every round's tokens/s added as `rounds`), or
+/// the first error.
+fn median_round(rs: Vec<Result<serde_json::Value, String>>) -> Result<serde_json::Value, String> {
+    let mut ok = rs.into_iter().collect::<Result<Vec<_>, String>>()?;
+    let all: Vec<f64> = ok.iter().map(|v| f(v, "tokens_per_s")).collect();
+    ok.sort_by(|a, b| f(a, "tokens_per_s").total_cmp(&f(b, "tokens_per_s")));
+    let mut m = ok.swap_remove(ok.len() / 2);
+    m["rounds"] = all.into();
+    Ok(m)
+}
+
+/// Runs the bench: `rounds` alternated rounds of each shape's training configurations
+/// (`--rounds`), the shapes named in `only` (all when empty).
+pub fn run(quick: bool, rounds: usize, only: &[String]) -> Result<Vec<Row>> {
+    let rounds = rounds.max(1);
     let threads = super::train::bench_threads();
     let peer = peer_python();
     let script = peer_script();
     let mut rows = Vec::new();
-    for s in shapes(quick) {
+    for s in shapes(quick).into_iter().filter(|s| only.is_empty() || only.iter().any(|o| o == s.name)) {
         let what = format!(
             "shape={} params={:.0}M batch={}x{} threads={threads} f32",
             s.name,
@@ -194,37 +219,48 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
             s.batch,
             s.seq
         );
-        eprintln!("{}: training, mixscope …", s.name);
-        let mut engines = vec![("mixscope", ours(s.name, "train", quick))];
-        for mode in ["eager", "compile"] {
-            eprintln!("{}: training, PyTorch {mode} …", s.name);
-            let r = match &peer {
-                Ok(py) => {
-                    let mut c = Command::new(py);
-                    c.arg(&script).args([s.name, mode]);
-                    c.args(["--batch", &s.batch.to_string(), "--seq", &s.seq.to_string()]);
-                    c.args(["--threads", &threads.to_string()]);
-                    if quick {
-                        c.args(["--warm", "1", "--steps", "1"]);
+        // Each round runs the three configurations one after another; with several rounds, each
+        // configuration's row is its median round (a VM's speed drifts by 10-25 % within an hour,
+        // which one round per configuration reads as a difference between engines).
+        let mut runs: Vec<(&str, Vec<Result<serde_json::Value, String>>)> =
+            vec![("mixscope", vec![]), ("pytorch eager", vec![]), ("torch.compile", vec![])];
+        for round in 1..=rounds {
+            let of = if rounds > 1 { format!(" (round {round} of {rounds})") } else { String::new() };
+            eprintln!("{}: training, mixscope{of} …", s.name);
+            runs[0].1.push(ours(s.name, "train", quick));
+            for (i, mode) in [(1, "eager"), (2, "compile")] {
+                eprintln!("{}: training, PyTorch {mode}{of} …", s.name);
+                let r = match &peer {
+                    Ok(py) => {
+                        let mut c = Command::new(py);
+                        c.arg(&script).args([s.name, mode]);
+                        c.args(["--batch", &s.batch.to_string(), "--seq", &s.seq.to_string()]);
+                        c.args(["--threads", &threads.to_string()]);
+                        if quick {
+                            c.args(["--warm", "1", "--steps", "1"]);
+                        }
+                        run_json(c)
                     }
-                    run_json(c)
-                }
-                Err(e) => Err(e.clone()),
-            };
-            engines.push((if mode == "eager" { "pytorch eager" } else { "torch.compile" }, r));
+                    Err(e) => Err(e.clone()),
+                };
+                runs[i].1.push(r);
+            }
         }
+        let engines: Vec<(&str, Result<serde_json::Value, String>)> =
+            runs.into_iter().map(|(name, rs)| (name, median_round(rs))).collect();
         for (name, r) in &engines {
             rows.push(match r {
                 Ok(v) => Row::new(
                     "real",
                     "train tok/s",
                     format!(
-                        "{what} {name}: step {:.0} ms (fwd {:.0} / bwd {:.0} / opt {:.0} ms), peak RSS {:.0} MiB",
+                        "{what} {name}: step {:.0} ms (fwd {:.0} / bwd {:.0} / opt {:.0} ms), peak RSS {:.0} MiB{}",
                         f(v, "step_ms"),
                         f(v, "forward_ms"),
                         f(v, "backward_ms"),
                         f(v, "optimizer_ms"),
-                        f(v, "peak_rss_mib")
+                        f(v, "peak_rss_mib"),
+                        round_list(v)
                     ),
                     f(v, "tokens_per_s"),
                     "tokens/s",
@@ -280,6 +316,9 @@ pub fn run(quick: bool) -> Result<Vec<Row>> {
     }
     // Greedy generation with the KV cache at the 135M shape, as evaluation decodes.
     let s = &shapes(quick)[0];
+    if !only.is_empty() && !only.iter().any(|o| o == s.name) {
+        return Ok(rows);
+    }
     let (b, p, new) = if quick { GEN_QUICK } else { GEN };
     let what = format!("shape={} {b} prompts of {p} tokens, {new} new tokens each, greedy, KV cache", s.name);
     eprintln!("{}: generation …", s.name);

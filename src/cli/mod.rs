@@ -208,10 +208,10 @@ pub enum Command {
     },
     /// Benchmarks: measured figures next to their targets.
     Bench {
-        /// tui | train | real | gpu | memory | eval (`real`: training and generation at the
-        /// SmolLM2-135M and Qwen2.5-0.5B shapes next to PyTorch, whose Python
-        /// `MIXSCOPE_PEER_PYTHON` names; `memory`: activation memory with and without gradient
-        /// checkpointing)
+        /// tui | train | real | sgemm | gpu | memory | eval (`real`: training and generation at
+        /// the SmolLM2-135M and Qwen2.5-0.5B shapes next to PyTorch, whose Python
+        /// `MIXSCOPE_PEER_PYTHON` names; `sgemm`: the 135M shape's linear products, ours against
+        /// gemm; `memory`: activation memory with and without gradient checkpointing)
         what: String,
         /// One JSON object per line.
         #[arg(long)]
@@ -229,6 +229,13 @@ pub enum Command {
         /// memory`: graph, parts or checkpointed.
         #[arg(long, hide = true)]
         one: Option<String>,
+        /// `bench real`: alternated rounds of each shape's three training configurations, each
+        /// reported as its median round (the VM's speed drifts; one round is one sample).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        /// `bench real`: only this shape (smollm2-135m, qwen2.5-0.5b); repeatable.
+        #[arg(long)]
+        shape: Vec<String>,
     },
     /// The monitor of a launched run (internal).
     #[command(name = "_supervise", hide = true)]
@@ -492,7 +499,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Some(Command::Bench { what, json, quick, run, runs, one }) => {
+        Some(Command::Bench { what, json, quick, run, runs, one, rounds, shape }) => {
             if let (Some(one), "real") = (&one, what.as_str()) {
                 let (shape, mode) = one.split_once(':').unwrap_or((one, "train"));
                 crate::bench::real::one(shape, mode, quick)?;
@@ -505,7 +512,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             let rows = match what.as_str() {
                 "tui" => crate::bench::tui::run(quick)?,
                 "train" => crate::bench::train::run(quick)?,
-                "real" => crate::bench::real::run(quick)?,
+                "real" => crate::bench::real::run(quick, rounds, &shape)?,
+                "sgemm" => crate::bench::sgemm::run(quick)?,
                 "gpu" => crate::bench::gpu::run(quick)?,
                 "memory" => crate::bench::memory::run(quick)?,
                 "eval" => {
@@ -513,7 +521,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     let r = crate::runs::resolve(&crate::runs::runs_root(runs.as_deref()), &spec)?;
                     crate::bench::eval::run(&r, quick)?
                 }
-                other => crate::bail_input!("bench '{other}': choose tui, train, real, gpu, memory or eval"),
+                other => crate::bail_input!("bench '{other}': choose tui, train, real, sgemm, gpu, memory or eval"),
             };
             crate::bench::print(&rows, json);
             Ok(0)
