@@ -9,19 +9,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::Row;
-use crate::train::ops::sgemm::{matmul_into, with_gemm, Mat};
-
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect()
-}
+use crate::train::ops::sgemm::{matmul_into, sample_values as values, with_gemm, Mat};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -70,6 +70,14 @@ fn training_writes_the_event_contract() {
     assert_eq!(last_state(&dir).as_deref(), Some("finished"));
 }
 
+/// Two runs' weights and optimizer state at `step` are the same bytes.
+fn assert_same_state(a: &Path, b: &Path, step: u64) {
+    for f in ["model.safetensors", "optimizer.safetensors"] {
+        let file = format!("checkpoints/{step}/{f}");
+        assert_eq!(sha(&a.join(&file)), sha(&b.join(&file)), "{file}");
+    }
+}
+
 #[test]
 fn resume_is_bit_exact() {
     let t = tempfile::tempdir().unwrap();
@@ -81,14 +89,7 @@ fn resume_is_bit_exact() {
     assert!(split.join("checkpoints/17").exists());
     train(t.path(), &split, &["max_steps=40", "checkpoint_every=1000"]);
     assert_eq!(losses(&straight), losses(&split));
-    assert_eq!(
-        sha(&straight.join("checkpoints/40/model.safetensors")),
-        sha(&split.join("checkpoints/40/model.safetensors"))
-    );
-    assert_eq!(
-        sha(&straight.join("checkpoints/40/optimizer.safetensors")),
-        sha(&split.join("checkpoints/40/optimizer.safetensors"))
-    );
+    assert_same_state(&straight, &split, 40);
     // The answers each evaluation stored are the same, byte for byte (the split run also
     // stored those of its evaluation at 17, where it stopped).
     for step in [10, 20, 30, 40] {
@@ -109,10 +110,7 @@ fn gradient_checkpointing_trains_the_same_run() {
     train(t.path(), &plain, &["max_steps=12", "checkpoint_every=1000"]);
     train(t.path(), &ckpt, &["max_steps=12", "checkpoint_every=1000", "train.gradient_checkpointing=true"]);
     assert_eq!(losses(&plain), losses(&ckpt));
-    for f in ["model.safetensors", "optimizer.safetensors"] {
-        let file = format!("checkpoints/12/{f}");
-        assert_eq!(sha(&plain.join(&file)), sha(&ckpt.join(&file)), "{file}");
-    }
+    assert_same_state(&plain, &ckpt, 12);
     let toml = |d: &Path| std::fs::read_to_string(d.join("run.toml")).unwrap();
     assert!(toml(&ckpt).contains("gradient_checkpointing = true"), "{}", toml(&ckpt));
     assert!(!toml(&plain).contains("gradient_checkpointing"), "written only when on");

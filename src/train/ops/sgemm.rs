@@ -320,21 +320,24 @@ unsafe fn tile(_: usize, _: *const f32, _: *const f32, _: *mut f32, _: usize, _:
     unreachable!("own_kernel is false off x86_64")
 }
 
+/// `n` pseudo-random values in [-0.5, 0.5) from `seed` (xorshift): the operands of this
+/// module's tests and of `bench sgemm`.
+pub(crate) fn sample_values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::sample_values as values;
     use super::*;
-
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
 
     /// Every layout the training linears use, at shapes with edge tiles, several depth blocks
     /// (balanced and not), accumulating and not: the bits gemm gives.
