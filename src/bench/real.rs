@@ -70,8 +70,13 @@ pub fn one(shape: &str, mode: &str, quick: bool) -> Result<()> {
             let (warm, steps) = if quick { (1, 1) } else { (2, 3) };
             let m = median(super::train::measure(&s.cfg, (s.batch, s.seq), Kernels::Fused, warm, steps)?);
             // `ENGINE_PROFILE=1`: where the steps' time went, per fused op (stderr).
+            let cpu: std::collections::BTreeMap<_, _> = crate::train::ops::prof::cpu_report().into_iter().collect();
             for (name, secs, calls) in crate::train::ops::prof::report(false) {
-                eprintln!("{name:28} {:9.1} ms a step  {calls:6} calls", secs * 1e3 / (warm + steps) as f64);
+                let busy = cpu.get(name).map_or(0.0, |c| c / secs.max(1e-9));
+                eprintln!(
+                    "{name:28} {:9.1} ms a step  {calls:6} calls  {busy:4.2} CPUs busy",
+                    secs * 1e3 / (warm + steps) as f64
+                );
             }
             serde_json::json!({
                 "tokens_per_s": (s.batch * s.seq) as f64 / m.total(), "step_ms": m.total() * 1e3,

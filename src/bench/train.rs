@@ -64,12 +64,24 @@ pub(crate) fn measure(
     for i in 0..warmup + steps {
         let (ids, tg, w) = batch(cfg, b, seq, i as u64)?;
         let t0 = Instant::now();
+        let usage0 = crate::train::ops::prof::usage();
         let loss = model.loss(&ids, &tg, &w)?;
         let t1 = Instant::now();
         let grads = loss.backward()?;
         let t2 = Instant::now();
         opt.step_clipped(&grads, 1e-3, Some(1.0))?;
         let t3 = Instant::now();
+        if crate::train::ops::prof::enabled() {
+            let u = crate::train::ops::prof::usage().since(&usage0);
+            let wall = (t3 - t0).as_secs_f64();
+            eprintln!(
+                "step {i}: {wall:.2} s wall, {:.2} s user + {:.2} s sys ({:.2} CPUs busy), {} page faults",
+                u.user,
+                u.sys,
+                (u.user + u.sys) / wall,
+                u.faults
+            );
+        }
         if i >= warmup {
             out.push(Step { fwd: (t1 - t0).as_secs_f64(), bwd: (t2 - t1).as_secs_f64(), opt: (t3 - t2).as_secs_f64() });
         }

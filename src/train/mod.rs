@@ -24,8 +24,11 @@ pub use trainer::{train, train_locked, Outcome, TrainOptions};
 /// Process-wide glibc malloc tuning for training (opt-in; call once at startup). Training
 /// allocates and frees tensors of tens of megabytes every step; glibc's defaults return that
 /// memory to the OS and fault it back in (page faults, zeroing). This keeps freed memory in
-/// the heap: mmap threshold 32 MiB (glibc's maximum), no trimming, 64 MiB top pad. Measured
-/// ≈4% faster steps at the reference shape. Returns false where it does nothing (not glibc).
+/// the heap: no trimming, 64 MiB top pad, and no allocation served by its own mmap (glibc
+/// maps anything over 32 MiB at most, e.g. the output layer's `[256, 49 152]` logits chunks,
+/// and unmaps it on free). Measured ≈4% faster steps at the reference shape; at the 135M
+/// shape the steps' page faults fell from ~140 000 to ~1 500 and their system time from
+/// 0.9 s to 0.1 s. Returns false where it does nothing (not glibc).
 pub fn tune_allocator() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -35,12 +38,15 @@ pub fn tune_allocator() -> bool {
         const M_TRIM_THRESHOLD: i32 = -1;
         const M_TOP_PAD: i32 = -2;
         const M_MMAP_THRESHOLD: i32 = -3;
+        const M_MMAP_MAX: i32 = -4;
         // SAFETY: mallopt only changes allocator parameters; valid values per mallopt(3).
         unsafe {
             let a = mallopt(M_MMAP_THRESHOLD, 32 << 20);
             let b = mallopt(M_TRIM_THRESHOLD, i32::MAX);
             let c = mallopt(M_TOP_PAD, 64 << 20);
-            a == 1 && b == 1 && c == 1
+            // Requests a thread's arena cannot hold then fall back to the main (brk) heap.
+            let d = mallopt(M_MMAP_MAX, 0);
+            a == 1 && b == 1 && c == 1 && d == 1
         }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

@@ -12,11 +12,33 @@ static CPU: Mutex<BTreeMap<&'static str, f64>> = Mutex::new(BTreeMap::new());
 
 /// Process CPU seconds (user + system) from /proc; 0 where unavailable.
 pub fn process_cpu() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
-    let Some(rest) = stat.rsplit_once(')').map(|x| x.1) else { return 0.0 };
+    let u = usage();
+    u.user + u.sys
+}
+
+/// This process's CPU seconds (user, system) and minor page faults so far, from /proc.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    pub user: f64,
+    pub sys: f64,
+    pub faults: u64,
+}
+
+impl Usage {
+    pub fn since(&self, before: &Usage) -> Usage {
+        Usage { user: self.user - before.user, sys: self.sys - before.sys, faults: self.faults - before.faults }
+    }
+}
+
+/// [`Usage`] now; zeros where /proc is unavailable.
+pub fn usage() -> Usage {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return Usage::default() };
+    let Some(rest) = stat.rsplit_once(')').map(|x| x.1) else { return Usage::default() };
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i - 3).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(14) + ticks(15)) / 100.0
+    // Fields after the command, numbered as in proc(5): minflt 10, utime 14, stime 15.
+    let field = |i: usize| f.get(i - 3).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    let tick = 100.0;
+    Usage { user: field(14) / tick, sys: field(15) / tick, faults: field(10) as u64 }
 }
 
 pub fn enabled() -> bool {

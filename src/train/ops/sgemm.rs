@@ -23,6 +23,7 @@
 use super::{cpu_tensor, with_f32};
 use candle_core::{Result, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// A read-only matrix view: element `(i, j)` at `data[i·rs + j·cs]`.
 #[derive(Clone, Copy)]
@@ -65,6 +66,16 @@ const NC: usize = 128;
 
 /// `A [m, k] · B [k, n]` as a new row-major `[m, n]`.
 pub(crate) fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
+    a.check(m, k, "A");
+    b.check(k, n, "B");
+    if m > 0 && n > 0 && own_kernel(m, n, k) {
+        // No zero fill (a serial memset of C): the first depth block writes every element.
+        let mut c = Vec::with_capacity(m * n);
+        own_product(m, n, k, a, b, &mut c.spare_capacity_mut()[..m * n], false);
+        // SAFETY: own_product without accumulate initialised all m·n values.
+        unsafe { c.set_len(m * n) };
+        return c;
+    }
     let mut c = vec![0f32; m * n];
     matmul_into(m, n, k, a, b, &mut c, false);
     c
@@ -80,16 +91,37 @@ pub(crate) fn matmul_into(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut 
         return;
     }
     if own_kernel(m, n, k) {
-        let kc = depth_block(m, n, k);
-        let threads = rayon::current_num_threads().max(1);
-        let rows_per = m.div_ceil(threads).div_ceil(MR) * MR;
-        c.par_chunks_mut(rows_per * n).enumerate().for_each(|(t, strip)| {
-            let sub = Mat { data: &a.data[t * rows_per * a.rs..], ..a };
-            strip_product(strip.len() / n, n, k, kc, sub, b, strip, accumulate);
-        });
+        // SAFETY: the same memory viewed as possibly-uninitialised floats; only floats are
+        // written through it.
+        let c = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
+        own_product(m, n, k, a, b, c, accumulate);
     } else {
         with_gemm(m, n, k, a, b, c, accumulate);
     }
+}
+
+/// [`matmul_into`] through this module's kernel; `c` is read only when `accumulate`.
+fn own_product(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [MaybeUninit<f32>], accumulate: bool) {
+    let _prof = super::prof::timer("sgemm products");
+    let kc = depth_block(m, n, k);
+    with_buffer(k * n.div_ceil(NR) * NR, |bp| {
+        pack_b_all(k, n, kc, b, bp);
+        let rows_per = strip_rows(m, rayon::current_num_threads().max(1));
+        c.par_chunks_mut(rows_per * n).enumerate().for_each(|(t, strip)| {
+            let sub = Mat { data: &a.data[t * rows_per * a.rs..], ..a };
+            strip_product(strip.len() / n, n, k, kc, sub, bp, strip, accumulate);
+        });
+    });
+}
+
+/// Rows of C per task: about four tasks per thread (rayon balances them: a core slowed by
+/// something else on the machine does less), at least 8 row panels each. Every task packs
+/// only its own rows of A, so the split costs no repeated packing.
+fn strip_rows(m: usize, threads: usize) -> usize {
+    if threads <= 1 {
+        return m.div_ceil(MR) * MR;
+    }
+    m.div_ceil(threads * 4).max(8 * MR).div_ceil(MR) * MR
 }
 
 /// `x [n, k] · wᵀ` for the first `rows` rows of a row-major `w` `[rows.., k]` (a linear layer's
@@ -148,6 +180,7 @@ fn depth_block(m: usize, n: usize, k: usize) -> usize {
 pub(crate) fn with_gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], accumulate: bool) {
     let threads = rayon::current_num_threads();
     let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let _prof = super::prof::timer("gemm products (sgemm fallback)");
     // SAFETY: `check` above bounds every element the strides reach in A and B; C is `[m, n]`
     // row-major (dst_cs 1, dst_rs n) and holds m·n values.
     unsafe {
@@ -175,73 +208,158 @@ pub(crate) fn with_gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f
     }
 }
 
-/// A zeroed buffer of `n` floats whose slice `[off..off + n]` starts on a 64-byte boundary.
-fn aligned(n: usize) -> (Vec<f32>, usize) {
-    let v = vec![0f32; n + 16];
-    let off = (64 - v.as_ptr() as usize % 64) % 64 / 4;
-    (v, off)
+thread_local! {
+    /// Each thread's packing buffers, lent out by [`with_buffer`] (one per nesting level: a
+    /// thread waiting inside a product may run another product's task).
+    static BUFFERS: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// One thread's strip: `C [m, n] (+)= A [m, k] · B [k, n]`.
-#[allow(clippy::too_many_arguments)]
-fn strip_product(m: usize, n: usize, k: usize, kc: usize, a: Mat, b: Mat, c: &mut [f32], accumulate: bool) {
-    let panels = m.div_ceil(MR);
-    let (mut av, ao) = aligned(kc * MR * panels);
-    let (mut bv, bo) = aligned(kc * NC);
-    let ap = &mut av[ao..ao + kc * MR * panels];
-    let bp = &mut bv[bo..bo + kc * NC];
-    let mut edge = [0f32; MR * NR];
-    let mut p0 = 0;
-    while p0 < k {
-        let kb = kc.min(k - p0);
-        let first = p0 == 0 && !accumulate;
-        for (i, panel) in ap.chunks_mut(kb * MR).take(panels).enumerate() {
-            pack_a(kb, MR.min(m - i * MR), a, i * MR, p0, panel);
+/// `f` on `n` floats of scratch starting on a 64-byte boundary, plus 8 floats of slack after
+/// them (the packing's 8-wide stores may overrun a panel's end). The contents are garbage.
+fn with_buffer<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut v = BUFFERS.with(|b| b.borrow_mut().pop()).unwrap_or_default();
+    if v.len() < n + 24 {
+        v = vec![0f32; n + 24];
+    }
+    let off = (64 - v.as_ptr() as usize % 64) % 64 / 4;
+    let r = f(&mut v[off..off + n + 8]);
+    BUFFERS.with(|b| b.borrow_mut().push(v));
+    r
+}
+
+/// All of B, packed: for each depth block (`k0`, `kb`) in turn, its 16-column panels `[kb, 16]`
+/// one after another (zero past column `n`), so the block's panel `p` starts at
+/// `k0·panels·16 + p·kb·16`. Packed in parallel, once per product, and shared by every task.
+fn pack_b_all(k: usize, n: usize, kc: usize, b: Mat, out: &mut [f32]) {
+    let panels = n.div_ceil(NR);
+    let mut jobs = Vec::with_capacity(k.div_ceil(kc) * panels);
+    let mut rest = &mut out[..k * panels * NR];
+    let mut k0 = 0;
+    while k0 < k {
+        let kb = kc.min(k - k0);
+        for p in 0..panels {
+            let (panel, tail) = rest.split_at_mut(kb * NR);
+            jobs.push((k0, kb, p * NR, panel));
+            rest = tail;
         }
-        let mut j0 = 0;
-        while j0 < n {
-            let nb = NC.min(n - j0);
-            pack_b(kb, nb, b, p0, j0, bp);
-            for (i, apanel) in ap.chunks(kb * MR).take(panels).enumerate() {
-                let (r0, rows) = (i * MR, MR.min(m - i * MR));
-                for (p, bpanel) in bp.chunks(kb * NR).take(nb.div_ceil(NR)).enumerate() {
-                    let j = j0 + p * NR;
-                    let cols = NR.min(n - j);
-                    if rows == MR && cols == NR {
-                        // SAFETY: the tile's rows r0..r0+6 < m and columns j..j+16 <= n lie in
-                        // the strip's m·n values; the panels hold kb·6 and kb·16 values.
-                        unsafe {
-                            tile(kb, apanel.as_ptr(), bpanel.as_ptr(), c.as_mut_ptr().add(r0 * n + j), n, !first)
-                        };
-                    } else {
-                        // SAFETY: `edge` is one whole 6 × 16 tile.
-                        unsafe { tile(kb, apanel.as_ptr(), bpanel.as_ptr(), edge.as_mut_ptr(), NR, false) };
-                        for r in 0..rows {
-                            let out = &mut c[(r0 + r) * n + j..][..cols];
-                            for (o, v) in out.iter_mut().zip(&edge[r * NR..r * NR + cols]) {
-                                *o = if first { *v } else { *o + *v };
+        k0 += kb;
+    }
+    jobs.into_par_iter().with_min_len(4).for_each(|(k0, kb, j0, panel)| pack_b(kb, NR.min(n - j0), b, k0, j0, panel));
+}
+
+/// One thread's task: rows `..m` of `C [m, n] (+)= A [m, k] · B [k, n]`, B packed by
+/// [`pack_b_all`].
+#[allow(clippy::too_many_arguments)]
+fn strip_product(
+    m: usize,
+    n: usize,
+    k: usize,
+    kc: usize,
+    a: Mat,
+    bp: &[f32],
+    c: &mut [MaybeUninit<f32>],
+    accumulate: bool,
+) {
+    let panels = m.div_ceil(MR);
+    let bpanels = n.div_ceil(NR);
+    with_buffer(kc * MR * panels, |ap| {
+        let mut edge = [0f32; MR * NR];
+        let mut p0 = 0;
+        while p0 < k {
+            let kb = kc.min(k - p0);
+            let first = p0 == 0 && !accumulate;
+            pack_a_strip(kb, m, a, p0, ap);
+            let block = &bp[p0 * bpanels * NR..][..kb * bpanels * NR];
+            let mut j0 = 0;
+            while j0 < n {
+                let nb = NC.min(n - j0);
+                for (i, apanel) in ap.chunks(kb * MR).take(panels).enumerate() {
+                    let (r0, rows) = (i * MR, MR.min(m - i * MR));
+                    for q in 0..nb.div_ceil(NR) {
+                        let j = j0 + q * NR;
+                        let bpanel = &block[(j / NR) * kb * NR..][..kb * NR];
+                        let cols = NR.min(n - j);
+                        if rows == MR && cols == NR {
+                            // SAFETY: the tile's rows r0..r0+6 < m and columns j..j+16 <= n lie
+                            // in the strip's m·n values; the panels hold kb·6 and kb·16 values.
+                            // C is read (added to) only after the first depth block wrote it.
+                            unsafe {
+                                let out = c.as_mut_ptr().add(r0 * n + j) as *mut f32;
+                                tile(kb, apanel.as_ptr(), bpanel.as_ptr(), out, n, !first)
+                            };
+                        } else {
+                            // SAFETY: `edge` is one whole 6 × 16 tile.
+                            unsafe { tile(kb, apanel.as_ptr(), bpanel.as_ptr(), edge.as_mut_ptr(), NR, false) };
+                            for r in 0..rows {
+                                let out = &mut c[(r0 + r) * n + j..][..cols];
+                                for (o, v) in out.iter_mut().zip(&edge[r * NR..r * NR + cols]) {
+                                    // SAFETY: not `first`: an earlier block or the caller wrote it.
+                                    o.write(if first { *v } else { (unsafe { o.assume_init() }) + *v });
+                                }
                             }
                         }
                     }
                 }
+                j0 += nb;
             }
-            j0 += nb;
+            p0 += kb;
         }
-        p0 += kb;
+    })
+}
+
+/// Rows `..m` of A's depth slice `k0..k0 + kb` as consecutive 6-row panels `[kb, 6]` (see
+/// [`pack_a`]).
+fn pack_a_strip(kb: usize, m: usize, a: Mat, k0: usize, ap: &mut [f32]) {
+    let full = m / MR;
+    if a.rs == 1 && a.cs != 1 {
+        // A is a transpose: depth kk's rows are contiguous. One pass along each depth's row
+        // segment (reading it once, not once per panel; a panel's depths are a page apart).
+        for kk in 0..kb {
+            let row = &a.data[(k0 + kk) * a.cs..][..full * MR];
+            for (i, six) in row.chunks_exact(MR).enumerate() {
+                ap[i * kb * MR + kk * MR..][..MR].copy_from_slice(six);
+            }
+        }
+        if full * MR < m {
+            pack_a(kb, m - full * MR, a, full * MR, k0, &mut ap[full * kb * MR..]);
+        }
+        return;
+    }
+    // In order: a panel's 8-wide stores may spill into the next one, packed after it.
+    for i in 0..m.div_ceil(MR) {
+        pack_a(kb, MR.min(m - i * MR), a, i * MR, k0, &mut ap[i * kb * MR..]);
     }
 }
 
-/// Rows `i0..i0 + rows` (at most 6) of A's depth slice `k0..k0 + kb` as `[kb, 6]`, zero-padded.
+/// Rows `i0..i0 + rows` (at most 6) of A's depth slice `k0..k0 + kb` as `[kb, 6]`, zero-padded,
+/// into `out`'s first `kb·6` values (its next two may be overwritten).
 fn pack_a(kb: usize, rows: usize, a: Mat, i0: usize, k0: usize, out: &mut [f32]) {
     if rows < MR {
         out[..kb * MR].fill(0.0);
     }
     if a.cs == 1 {
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if rows == MR && out.len() >= kb * MR + 2 {
+            let base = i0 * a.rs + k0;
+            // Every row's depth slice lies in A (`check`), so 8-wide loads below kb stay inside.
+            done = kb / 8 * 8;
+            for kk in (0..done).step_by(8) {
+                // SAFETY: AVX2 (own_kernel); rows i0..i0+6 hold kk..kk+8 of the slice; the stores
+                // reach out[kk·6 + 7·6 + 8] <= kb·6 + 2 <= out.len().
+                unsafe { pack_a_8(a.data.as_ptr().add(base + kk), a.rs, out.as_mut_ptr().add(kk * MR)) };
+            }
+        }
         for r in 0..rows {
             let row = &a.data[(i0 + r) * a.rs + k0..][..kb];
-            for (kk, v) in row.iter().enumerate() {
-                out[kk * MR + r] = *v;
+            for kk in done..kb {
+                out[kk * MR + r] = row[kk];
             }
+        }
+    } else if rows == MR && a.rs == 1 {
+        for kk in 0..kb {
+            let at = (k0 + kk) * a.cs + i0;
+            out[kk * MR..kk * MR + MR].copy_from_slice(&a.data[at..at + MR]);
         }
     } else {
         for kk in 0..kb {
@@ -253,31 +371,105 @@ fn pack_a(kb: usize, rows: usize, a: Mat, i0: usize, k0: usize, out: &mut [f32])
     }
 }
 
-/// Columns `j0..j0 + nb` of B's depth slice `k0..k0 + kb` as 16-column panels `[kb, 16]`,
+/// Columns `j0..j0 + w` (w at most 16) of B's depth slice `k0..k0 + kb` as one panel `[kb, 16]`,
 /// zero-padded.
-fn pack_b(kb: usize, nb: usize, b: Mat, k0: usize, j0: usize, out: &mut [f32]) {
-    for (p, panel) in out.chunks_mut(kb * NR).take(nb.div_ceil(NR)).enumerate() {
-        let jj = j0 + p * NR;
-        let w = NR.min(j0 + nb - jj);
-        if b.cs == 1 {
-            for kk in 0..kb {
-                let src = &b.data[(k0 + kk) * b.rs + jj..][..w];
-                let dst = &mut panel[kk * NR..kk * NR + NR];
-                dst[..w].copy_from_slice(src);
-                dst[w..].fill(0.0);
-            }
-        } else {
-            if w < NR {
-                panel.fill(0.0);
-            }
-            for j in 0..w {
-                let col = (jj + j) * b.cs + k0 * b.rs;
-                for kk in 0..kb {
-                    panel[kk * NR + j] = b.data[col + kk * b.rs];
-                }
+fn pack_b(kb: usize, w: usize, b: Mat, k0: usize, j0: usize, panel: &mut [f32]) {
+    if b.cs == 1 {
+        for kk in 0..kb {
+            let src = &b.data[(k0 + kk) * b.rs + j0..][..w];
+            let dst = &mut panel[kk * NR..kk * NR + NR];
+            dst[..w].copy_from_slice(src);
+            dst[w..].fill(0.0);
+        }
+        return;
+    }
+    if w < NR {
+        panel.fill(0.0);
+    }
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if w == NR && b.rs == 1 {
+        done = kb / 8 * 8;
+        for half in 0..2 {
+            let base = (j0 + half * 8) * b.cs + k0;
+            for kk in (0..done).step_by(8) {
+                // SAFETY: AVX2 (own_kernel); columns j0..j0+16 hold depths k0..k0+kb (`check`);
+                // the stores reach panel[(kk + 7)·16 + half·8 + 8] <= kb·16.
+                unsafe {
+                    transpose_8(b.data.as_ptr().add(base + kk), b.cs, panel.as_mut_ptr().add(kk * NR + half * 8), NR)
+                };
             }
         }
     }
+    for j in 0..w {
+        let col = (j0 + j) * b.cs + k0 * b.rs;
+        for kk in done..kb {
+            panel[kk * NR + j] = b.data[col + kk * b.rs];
+        }
+    }
+}
+
+/// The 8 × 8 block at `src` (rows `ld` apart) transposed into `dst` (rows `ldd` apart).
+///
+/// # Safety
+/// AVX2; `src` reads 8 rows of 8, `dst` writes 8 rows of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose_8(src: *const f32, ld: usize, dst: *mut f32, ldd: usize) {
+    use std::arch::x86_64::*;
+    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ld)));
+    for (i, v) in transposed(r).into_iter().enumerate() {
+        _mm256_storeu_ps(dst.add(i * ldd), v);
+    }
+}
+
+/// Rows `src + r·ld`, r < 6, depths 0..8, into `dst` as `[8, 6]` (8-wide stores, 6 apart: the
+/// last one writes two floats past `dst + 48`).
+///
+/// # Safety
+/// AVX2; `src` reads 6 rows of 8; `dst` writes 50 floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_a_8(src: *const f32, ld: usize, dst: *mut f32) {
+    use std::arch::x86_64::*;
+    let z = _mm256_setzero_ps();
+    let r: [__m256; 8] = std::array::from_fn(|i| if i < MR { _mm256_loadu_ps(src.add(i * ld)) } else { z });
+    for (i, v) in transposed(r).into_iter().enumerate() {
+        _mm256_storeu_ps(dst.add(i * MR), v);
+    }
+}
+
+/// Eight rows of eight, transposed: result `i` holds every row's element `i`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transposed(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
+    use std::arch::x86_64::*;
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ]
 }
 
 /// One 6 × 16 tile: `acc = Σ_k a[k]·b[k]` (one FMA per k, in order, from zero), then
