@@ -9,9 +9,9 @@
 //! (scaled there by the upstream gradient). When neither input needs a gradient the forward
 //! computes the loss only.
 
+use super::sgemm::{self, Mat};
 use super::simd::{self, dispatch, exp};
 use super::Kernels;
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -117,104 +117,64 @@ fn row<const F: bool>(x: &mut [f32], t: usize, scale: f32, grad: bool, out: &mut
 }
 dispatch!(fn row_d => row(x: &mut [f32], t: usize, scale: f32, grad: bool, out: &mut f32));
 
-fn take_f32(s: CpuStorage) -> Result<Vec<f32>> {
-    match s {
-        CpuStorage::F32(v) => Ok(v),
-        _ => candle_core::bail!("lm_head_cross_entropy: f32 expected"),
-    }
-}
-
-/// `dw [V, H] (+)= dᵀ · h` for `d` `[rows, V]` and `h` `[rows, H]`, both row-major: added to
-/// what `dw` holds when `accumulate`, else written over it. gemm adds in its microkernel, so the
-/// `[V, H]` contribution of a chunk is never a buffer of its own.
-fn add_dw(dw: &mut [f32], accumulate: bool, d: &[f32], h: &[f32], rows: usize, v: usize, hd: usize) {
-    assert!(dw.len() == v * hd && d.len() >= rows * v && h.len() >= rows * hd);
-    let threads = rayon::current_num_threads();
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: the asserts above bound every index the strides reach: dst (i, j) at i·H + j for
-    // i < V, j < H; lhs (i, r) = d[r·V + i]; rhs (r, j) = h[r·H + j] for r < rows.
-    unsafe {
-        gemm::gemm(
-            v,
-            hd,
-            rows,
-            dw.as_mut_ptr(),
-            1,
-            hd as isize,
-            accumulate,
-            d.as_ptr(),
-            v as isize,
-            1,
-            h.as_ptr(),
-            1,
-            hd as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
+/// The output layer's weight `W` `[V, H]`, packed once for the step's chunks: as the right side
+/// of the logits (`h·Wᵀ`) and of dh (`dlogits·W`). Empty where the products go to gemm.
+struct PackedW {
+    wt: Option<sgemm::PackedB>,
+    w: Option<sgemm::PackedB>,
 }
 
 impl LmHeadXent {
-    /// One chunk of rows: its nll and, when `dw` is given, its dh rows, with its dW contribution
-    /// added to `dw.0` (written over it when `dw.1` is false: the lane's first chunk).
+    /// One chunk of rows `h_c` `[rows, H]`: its nll and, when `dw` is given, its dh rows, with its
+    /// dW contribution (`dlogitsᵀ·h_c`) added to `dw.0` (written over it when `dw.1` is false).
     #[allow(clippy::too_many_arguments)]
     fn chunk(
         &self,
-        sh: &CpuStorage,
-        lh: &Layout,
-        sw: &CpuStorage,
-        lw: &Layout,
+        h_c: &[f32],
+        w: &[f32],
+        (v, hd): (usize, usize),
+        packed: &PackedW,
         r0: usize,
         rows: usize,
         dw: Option<(&mut [f32], bool)>,
-    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
-        let hd = lh.dims()[1];
-        let v = lw.dims()[0];
+    ) -> (Vec<f32>, Option<Vec<f32>>) {
         let grad = dw.is_some();
         let inv = if self.wsum > 0.0 { 1.0 / self.wsum } else { 0.0 };
-        let lhc = Layout::contiguous_with_offset((rows, hd), lh.start_offset() + r0 * hd);
         let mut logits = {
             let _p = super::prof::timer("lm_head matmul");
-            take_f32(sh.matmul(sw, (1, rows, v, hd), &lhc, &lw.transpose(0, 1)?)?)?
+            sgemm::matmul_packed(rows, v, hd, Mat::rows(h_c, hd), Mat::t(w, hd), packed.wt.as_ref())
         };
         let mut nll = vec![0f32; rows];
         {
             let _p = super::prof::timer("lm_head softmax");
-            let (t, w) = (&self.targets[r0..r0 + rows], &self.weights[r0..r0 + rows]);
+            let (t, wt) = (&self.targets[r0..r0 + rows], &self.weights[r0..r0 + rows]);
             logits.par_chunks_mut(ROWS * v).zip(nll.par_chunks_mut(ROWS)).enumerate().for_each(|(c, (x, o))| {
                 for (k, (xr, o)) in x.chunks_exact_mut(v).zip(o.iter_mut()).enumerate() {
                     let i = c * ROWS + k;
-                    if w[i] == 0.0 && grad {
+                    if wt[i] == 0.0 && grad {
                         xr.fill(0.0);
                         *o = 0.0;
                     } else {
-                        row_d(xr, t[i] as usize, (w[i] as f64 * inv) as f32, grad, o);
+                        row_d(xr, t[i] as usize, (wt[i] as f64 * inv) as f32, grad, o);
                     }
                 }
             });
         }
         let Some((dw, accumulate)) = dw else {
-            return Ok((nll, None));
+            return (nll, None);
         };
         let _p = super::prof::timer("lm_head grad matmuls");
-        let CpuStorage::F32(hs) = sh else { candle_core::bail!("lm_head_cross_entropy: f32 expected") };
-        let h_rows = &hs[lhc.start_offset()..lhc.start_offset() + rows * hd];
-        // dW += dlogitsᵀ [V, rows] · h_c [rows, H]
-        add_dw(dw, accumulate, &logits, h_rows, rows, v, hd);
+        // dW (+)= dlogitsᵀ [V, rows] · h_c [rows, H]
+        sgemm::matmul_into(v, hd, rows, Mat::t(&logits, v), Mat::rows(h_c, hd), dw, accumulate);
         // dh_c = dlogits [rows, V] · W [V, H]
-        let d = CpuStorage::F32(logits);
-        let dhc = take_f32(d.matmul(sw, (1, rows, hd, v), &Layout::contiguous((rows, v)), lw)?)?;
-        Ok((nll, Some(dhc)))
+        let dhc = sgemm::matmul_packed(rows, hd, v, Mat::rows(&logits, v), Mat::rows(w, hd), packed.w.as_ref());
+        (nll, Some(dhc))
     }
 
-    /// Per-row NLL (and, when `want_grad`, dh and dW for unit upstream gradient). Chunks run
-    /// two at a time (nested parallelism keeps both cores busy through gemm's serial phases),
-    /// each of the pair adding its dW into a buffer of its own (even chunks into one, odd into
-    /// the other, summed at the end): the sums do not depend on scheduling.
+    /// Per-row NLL (and, when `want_grad`, dh and dW for unit upstream gradient). The chunks run
+    /// in order, each product spread over the threads; dW is summed in two halves (even chunks
+    /// into one buffer, odd into the other, added at the end), the order in which the two
+    /// lanes of earlier versions summed it, so the bits of every checkpoint trained before stay.
     #[allow(clippy::type_complexity)]
     fn run(
         &self,
@@ -226,29 +186,32 @@ impl LmHeadXent {
     ) -> Result<(Vec<f32>, Option<(Vec<f32>, Vec<f32>)>)> {
         let (n, hd) = (lh.dims()[0], lh.dims()[1]);
         let v = lw.dims()[0];
+        let h = super::cpu_f32(sh, lh, "lm_head_cross_entropy h")?;
+        let w = super::cpu_f32(sw, lw, "lm_head_cross_entropy w")?;
+        let rows = self.chunk.min(n);
+        let packed = {
+            let _p = super::prof::timer("lm_head packing");
+            let wt = if n > 0 { sgemm::PackedB::new(rows, hd, v, Mat::t(w, hd)) } else { None };
+            let wp = if grad && n > 0 { sgemm::PackedB::new(rows, v, hd, Mat::rows(w, hd)) } else { None };
+            PackedW { wt, w: wp }
+        };
         let starts: Vec<usize> = (0..n).step_by(self.chunk).collect();
         let mut nll = Vec::with_capacity(n);
         let mut dh = if grad { Vec::with_capacity(n * hd) } else { Vec::new() };
         let lanes = if !grad { 0 } else { starts.len().min(2) };
         let mut even = vec![0f32; if lanes > 0 { v * hd } else { 0 }];
         let mut odd = vec![0f32; if lanes > 1 { v * hd } else { 0 }];
-        let rows = |r0: usize| self.chunk.min(n - r0);
-        for (p, pair) in starts.chunks(2).enumerate() {
-            let acc = p > 0;
-            let parts = if pair.len() == 2 {
-                let (a, b) = rayon::join(
-                    || self.chunk(sh, lh, sw, lw, pair[0], rows(pair[0]), grad.then_some((&mut even[..], acc))),
-                    || self.chunk(sh, lh, sw, lw, pair[1], rows(pair[1]), grad.then_some((&mut odd[..], acc))),
-                );
-                vec![a?, b?]
-            } else {
-                vec![self.chunk(sh, lh, sw, lw, pair[0], rows(pair[0]), grad.then_some((&mut even[..], acc)))?]
+        for (c, &r0) in starts.iter().enumerate() {
+            let rows = self.chunk.min(n - r0);
+            let dw = match grad {
+                false => None,
+                true if c % 2 == 0 => Some((&mut even[..], c >= 2)),
+                true => Some((&mut odd[..], c >= 2)),
             };
-            for (part, dhc) in parts {
-                nll.extend_from_slice(&part);
-                if let Some(dhc) = dhc {
-                    dh.extend_from_slice(&dhc);
-                }
+            let (part, dhc) = self.chunk(&h[r0 * hd..(r0 + rows) * hd], w, (v, hd), &packed, r0, rows, dw);
+            nll.extend_from_slice(&part);
+            if let Some(dhc) = dhc {
+                dh.extend_from_slice(&dhc);
             }
         }
         if !grad {

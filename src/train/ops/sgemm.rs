@@ -102,26 +102,115 @@ pub(crate) fn matmul_into(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut 
 
 /// [`matmul_into`] through this module's kernel; `c` is read only when `accumulate`.
 fn own_product(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [MaybeUninit<f32>], accumulate: bool) {
-    let _prof = super::prof::timer("sgemm products");
     let kc = depth_block(m, n, k);
     with_buffer(k * n.div_ceil(NR) * NR, |bp| {
         pack_b_all(k, n, kc, b, bp);
-        let rows_per = strip_rows(m, rayon::current_num_threads().max(1));
-        c.par_chunks_mut(rows_per * n).enumerate().for_each(|(t, strip)| {
-            let sub = Mat { data: &a.data[t * rows_per * a.rs..], ..a };
-            strip_product(strip.len() / n, n, k, kc, sub, bp, strip, accumulate);
+        product(m, n, k, kc, a, bp, c, accumulate);
+    });
+}
+
+/// The product from B packed by [`pack_b_all`]: A packed likewise (once, in parallel), then C
+/// cut into a grid of tasks that rayon balances over the threads (a core slowed by something
+/// else on the machine does fewer). No element's sum depends on the grid.
+#[allow(clippy::too_many_arguments)]
+fn product(m: usize, n: usize, k: usize, kc: usize, a: Mat, bp: &[f32], c: &mut [MaybeUninit<f32>], accumulate: bool) {
+    let _prof = super::prof::timer("sgemm products");
+    let (apanels, bpanels) = (m.div_ceil(MR), n.div_ceil(NR));
+    with_buffer(k * apanels * MR, |ap| {
+        pack_a_all(m, k, kc, a, ap);
+        let (rb, cb) = grid(m, n, k, rayon::current_num_threads().max(1));
+        let (rows_per, cols_per) = (apanels.div_ceil(rb), bpanels.div_ceil(cb));
+        let out = SendPtr(c.as_mut_ptr() as *mut f32);
+        (0..rb * cb).into_par_iter().for_each(|t| {
+            let (i0, q0) = ((t / cb) * rows_per, (t % cb) * cols_per);
+            let (i1, q1) = ((i0 + rows_per).min(apanels), (q0 + cols_per).min(bpanels));
+            if i0 < i1 && q0 < q1 {
+                let out = &out;
+                // SAFETY: tasks cover disjoint blocks of C's rows × columns (i0..i1 × q0..q1 in
+                // panels), each inside [m, n]; C is read only where `accumulate` said it holds values
+                // or an earlier depth block of the same task wrote it.
+                unsafe { block_product((m, n, k, kc), (i0, i1), (q0, q1), ap, bp, out.0, accumulate) };
+            }
         });
     });
 }
 
-/// Rows of C per task: about four tasks per thread (rayon balances them: a core slowed by
-/// something else on the machine does less), at least 8 row panels each. Every task packs
-/// only its own rows of A, so the split costs no repeated packing.
-fn strip_rows(m: usize, threads: usize) -> usize {
+struct SendPtr(*mut f32);
+// SAFETY: the tasks sharing it write disjoint elements (see `product`).
+unsafe impl Sync for SendPtr {}
+
+/// Tasks along C's rows × columns: about four per thread, cut where the operand each cut
+/// re-reads is the smaller one (a row cut reads all of B again, a column cut all of A): the
+/// output layer's `[256, 49 152]` logits split by columns, its `[49 152, 576]` dW by rows.
+fn grid(m: usize, n: usize, k: usize, threads: usize) -> (usize, usize) {
     if threads <= 1 {
-        return m.div_ceil(MR) * MR;
+        return (1, 1);
     }
-    m.div_ceil(threads * 4).max(8 * MR).div_ceil(MR) * MR
+    let (apanels, bpanels) = (m.div_ceil(MR), n.div_ceil(NR));
+    let tasks = 4 * threads;
+    (1..=tasks)
+        .filter(|&r| r <= apanels)
+        .map(|r| (r, tasks.div_ceil(r).min(bpanels)))
+        .min_by_key(|&(r, c)| r * k * n + c * m * k)
+        .unwrap_or((1, 1))
+}
+
+/// A's rows in 6-row panels, per depth block: block `k0` holds every panel `[kb, 6]` in turn
+/// (panel `i` at `k0·panels·6 + i·kb·6`), zero past row `m`. Packed in parallel.
+fn pack_a_all(m: usize, k: usize, kc: usize, a: Mat, out: &mut [f32]) {
+    const GROUP: usize = 16;
+    let panels = m.div_ceil(MR);
+    let mut jobs = Vec::new();
+    let mut rest = &mut out[..k * panels * MR];
+    let mut k0 = 0;
+    while k0 < k {
+        let kb = kc.min(k - k0);
+        for g in (0..panels).step_by(GROUP) {
+            let (part, tail) = rest.split_at_mut(kb * MR * GROUP.min(panels - g));
+            jobs.push((k0, kb, g, part));
+            rest = tail;
+        }
+        k0 += kb;
+    }
+    jobs.into_par_iter().for_each(|(k0, kb, g, part)| pack_a_panels(kb, m, a, k0, g, part));
+}
+
+/// A `[k, n]` right-hand side packed once for several products `A·B` whose A have `m` rows
+/// (the output layer's weight, used by every chunk of rows in a step).
+pub(crate) struct PackedB {
+    data: Vec<f32>,
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+impl PackedB {
+    /// None where this module's kernel does not compute `[m, k]·[k, n]` on this CPU (gemm does).
+    pub fn new(m: usize, k: usize, n: usize, b: Mat) -> Option<PackedB> {
+        b.check(k, n, "B");
+        if !own_kernel(m, n, k) {
+            return None;
+        }
+        let mut data = super::zeros(k * n.div_ceil(NR) * NR);
+        pack_b_all(k, n, depth_block(m, n, k), b, &mut data);
+        Some(PackedB { data, m, n, k })
+    }
+}
+
+/// `A [m, k] · B [k, n]` as a new row-major `[m, n]`, from B packed where `packed` holds it for
+/// this shape (else as [`matmul`]).
+pub(crate) fn matmul_packed(m: usize, n: usize, k: usize, a: Mat, b: Mat, packed: Option<&PackedB>) -> Vec<f32> {
+    match packed {
+        Some(p) if (p.m, p.n, p.k) == (m, n, k) => {
+            a.check(m, k, "A");
+            let mut c = Vec::with_capacity(m * n);
+            product(m, n, k, depth_block(m, n, k), a, &p.data, &mut c.spare_capacity_mut()[..m * n], false);
+            // SAFETY: without accumulate every one of the m·n values was written.
+            unsafe { c.set_len(m * n) };
+            c
+        }
+        _ => matmul(m, n, k, a, b),
+    }
 }
 
 /// `x [n, k] · wᵀ` for the first `rows` rows of a row-major `w` `[rows.., k]` (a linear layer's
@@ -247,92 +336,86 @@ fn pack_b_all(k: usize, n: usize, kc: usize, b: Mat, out: &mut [f32]) {
     jobs.into_par_iter().with_min_len(4).for_each(|(k0, kb, j0, panel)| pack_b(kb, NR.min(n - j0), b, k0, j0, panel));
 }
 
-/// One thread's task: rows `..m` of `C [m, n] (+)= A [m, k] · B [k, n]`, B packed by
-/// [`pack_b_all`].
+/// One task: C's row panels `i0..i1` × column panels `q0..q1` of `C [m, n] (+)= A·B`, from A
+/// and B packed by [`pack_a_all`] and [`pack_b_all`].
+///
+/// # Safety
+/// `c` is `[m, n]` row-major; no other thread touches this block of it; where `accumulate`, the
+/// block holds values.
 #[allow(clippy::too_many_arguments)]
-fn strip_product(
-    m: usize,
-    n: usize,
-    k: usize,
-    kc: usize,
-    a: Mat,
+unsafe fn block_product(
+    (m, n, k, kc): (usize, usize, usize, usize),
+    (i0, i1): (usize, usize),
+    (q0, q1): (usize, usize),
+    ap: &[f32],
     bp: &[f32],
-    c: &mut [MaybeUninit<f32>],
+    c: *mut f32,
     accumulate: bool,
 ) {
-    let panels = m.div_ceil(MR);
-    let bpanels = n.div_ceil(NR);
-    with_buffer(kc * MR * panels, |ap| {
-        let mut edge = [0f32; MR * NR];
-        let mut p0 = 0;
-        while p0 < k {
-            let kb = kc.min(k - p0);
-            let first = p0 == 0 && !accumulate;
-            pack_a_strip(kb, m, a, p0, ap);
-            let block = &bp[p0 * bpanels * NR..][..kb * bpanels * NR];
-            let mut j0 = 0;
-            while j0 < n {
-                let nb = NC.min(n - j0);
-                for (i, apanel) in ap.chunks(kb * MR).take(panels).enumerate() {
-                    let (r0, rows) = (i * MR, MR.min(m - i * MR));
-                    for q in 0..nb.div_ceil(NR) {
-                        let j = j0 + q * NR;
-                        let bpanel = &block[(j / NR) * kb * NR..][..kb * NR];
-                        let cols = NR.min(n - j);
-                        if rows == MR && cols == NR {
-                            // SAFETY: the tile's rows r0..r0+6 < m and columns j..j+16 <= n lie
-                            // in the strip's m·n values; the panels hold kb·6 and kb·16 values.
-                            // C is read (added to) only after the first depth block wrote it.
-                            unsafe {
-                                let out = c.as_mut_ptr().add(r0 * n + j) as *mut f32;
-                                tile(kb, apanel.as_ptr(), bpanel.as_ptr(), out, n, !first)
-                            };
-                        } else {
-                            // SAFETY: `edge` is one whole 6 × 16 tile.
-                            unsafe { tile(kb, apanel.as_ptr(), bpanel.as_ptr(), edge.as_mut_ptr(), NR, false) };
-                            for r in 0..rows {
-                                let out = &mut c[(r0 + r) * n + j..][..cols];
-                                for (o, v) in out.iter_mut().zip(&edge[r * NR..r * NR + cols]) {
-                                    // SAFETY: not `first`: an earlier block or the caller wrote it.
-                                    o.write(if first { *v } else { (unsafe { o.assume_init() }) + *v });
-                                }
+    let (apanels, bpanels) = (m.div_ceil(MR), n.div_ceil(NR));
+    let mut edge = [0f32; MR * NR];
+    let mut p0 = 0;
+    while p0 < k {
+        let kb = kc.min(k - p0);
+        let first = p0 == 0 && !accumulate;
+        let ablock = &ap[p0 * apanels * MR..][..kb * apanels * MR];
+        let bblock = &bp[p0 * bpanels * NR..][..kb * bpanels * NR];
+        // B a 128-column block at a time (kept in L2 while this task's row panels pass over it).
+        for qb in (q0..q1).step_by(NC / NR) {
+            for i in i0..i1 {
+                let apanel = &ablock[i * kb * MR..][..kb * MR];
+                let (r0, rows) = (i * MR, MR.min(m - i * MR));
+                for q in qb..(qb + NC / NR).min(q1) {
+                    let bpanel = &bblock[q * kb * NR..][..kb * NR];
+                    let j = q * NR;
+                    let cols = NR.min(n - j);
+                    if rows == MR && cols == NR {
+                        // SAFETY: rows r0..r0+6 < m, columns j..j+16 <= n; C is read (added to)
+                        // only after the first depth block wrote it or where the caller's values are.
+                        tile(kb, apanel.as_ptr(), bpanel.as_ptr(), c.add(r0 * n + j), n, !first);
+                    } else {
+                        // SAFETY: `edge` is one whole 6 × 16 tile.
+                        tile(kb, apanel.as_ptr(), bpanel.as_ptr(), edge.as_mut_ptr(), NR, false);
+                        for r in 0..rows {
+                            let out = c.add((r0 + r) * n + j);
+                            for (x, v) in edge[r * NR..r * NR + cols].iter().enumerate() {
+                                *out.add(x) = if first { *v } else { *out.add(x) + *v };
                             }
                         }
                     }
                 }
-                j0 += nb;
             }
-            p0 += kb;
         }
-    })
+        p0 += kb;
+    }
 }
 
-/// Rows `..m` of A's depth slice `k0..k0 + kb` as consecutive 6-row panels `[kb, 6]` (see
-/// [`pack_a`]).
-fn pack_a_strip(kb: usize, m: usize, a: Mat, k0: usize, ap: &mut [f32]) {
-    let full = m / MR;
-    if a.rs == 1 && a.cs != 1 {
+/// Panels `g..` (as many as `out` holds, `[kb, 6]` each) of A's depth slice `k0..k0 + kb`.
+fn pack_a_panels(kb: usize, m: usize, a: Mat, k0: usize, g: usize, out: &mut [f32]) {
+    let panels = out.len() / (kb * MR);
+    let full = panels.min(m / MR - g.min(m / MR)); // whole 6-row panels among them
+    if a.rs == 1 && a.cs != 1 && full > 0 {
         // A is a transpose: depth kk's rows are contiguous. One pass along each depth's row
-        // segment (reading it once, not once per panel; a panel's depths are a page apart).
+        // segment (a panel's depths lie a row of A apart).
         for kk in 0..kb {
-            let row = &a.data[(k0 + kk) * a.cs..][..full * MR];
+            let row = &a.data[(k0 + kk) * a.cs + g * MR..][..full * MR];
             for (i, six) in row.chunks_exact(MR).enumerate() {
-                ap[i * kb * MR + kk * MR..][..MR].copy_from_slice(six);
+                out[i * kb * MR + kk * MR..][..MR].copy_from_slice(six);
             }
         }
-        if full * MR < m {
-            pack_a(kb, m - full * MR, a, full * MR, k0, &mut ap[full * kb * MR..]);
+    } else {
+        for i in 0..full {
+            pack_a(kb, MR, a, (g + i) * MR, k0, &mut out[i * kb * MR..][..kb * MR]);
         }
-        return;
     }
-    // In order: a panel's 8-wide stores may spill into the next one, packed after it.
-    for i in 0..m.div_ceil(MR) {
-        pack_a(kb, MR.min(m - i * MR), a, i * MR, k0, &mut ap[i * kb * MR..]);
+    for i in full..panels {
+        let r0 = (g + i) * MR;
+        pack_a(kb, MR.min(m - r0), a, r0, k0, &mut out[i * kb * MR..][..kb * MR]);
     }
 }
 
 /// Rows `i0..i0 + rows` (at most 6) of A's depth slice `k0..k0 + kb` as `[kb, 6]`, zero-padded,
-/// into `out`'s first `kb·6` values (its next two may be overwritten).
+/// into `out`'s first `kb·6` values.
 fn pack_a(kb: usize, rows: usize, a: Mat, i0: usize, k0: usize, out: &mut [f32]) {
     if rows < MR {
         out[..kb * MR].fill(0.0);
@@ -340,13 +423,14 @@ fn pack_a(kb: usize, rows: usize, a: Mat, i0: usize, k0: usize, out: &mut [f32])
     if a.cs == 1 {
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if rows == MR && out.len() >= kb * MR + 2 {
+        if rows == MR && kb > 8 {
             let base = i0 * a.rs + k0;
-            // Every row's depth slice lies in A (`check`), so 8-wide loads below kb stay inside.
-            done = kb / 8 * 8;
+            // Groups of 8 depths with at least one depth after them: a group's 8-wide stores
+            // spill two floats into the next depth's slot, written after it.
+            done = (kb - 1) / 8 * 8;
             for kk in (0..done).step_by(8) {
-                // SAFETY: AVX2 (own_kernel); rows i0..i0+6 hold kk..kk+8 of the slice; the stores
-                // reach out[kk·6 + 7·6 + 8] <= kb·6 + 2 <= out.len().
+                // SAFETY: AVX2 (own_kernel); rows i0..i0+6 hold depths kk..kk+8 of the slice
+                // (`check`); the stores reach out[kk·6 + 50] <= (kb - 1)·6 + 2 < kb·6.
                 unsafe { pack_a_8(a.data.as_ptr().add(base + kk), a.rs, out.as_mut_ptr().add(kk * MR)) };
             }
         }
