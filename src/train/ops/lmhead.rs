@@ -199,8 +199,8 @@ impl LmHeadXent {
         let mut nll = Vec::with_capacity(n);
         let mut dh = if grad { Vec::with_capacity(n * hd) } else { Vec::new() };
         let lanes = if !grad { 0 } else { starts.len().min(2) };
-        let mut even = vec![0f32; if lanes > 0 { v * hd } else { 0 }];
-        let mut odd = vec![0f32; if lanes > 1 { v * hd } else { 0 }];
+        let mut even = super::zeros(if lanes > 0 { v * hd } else { 0 });
+        let mut odd = super::zeros(if lanes > 1 { v * hd } else { 0 });
         for (c, &r0) in starts.iter().enumerate() {
             let rows = self.chunk.min(n - r0);
             let dw = match grad {

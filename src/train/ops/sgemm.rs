@@ -1,6 +1,8 @@
-//! The training linears' matrix products on CPUs with AVX2 + FMA and without AVX-512:
-//! `C = A·B` (f32, any strides for A and B, C row-major), **bit for bit what gemm gives**, about
-//! 1.05–1.1× faster at the 135M shape's products on a 2-core AMD EPYC (`mixscope bench sgemm`).
+//! The training linears' and the output layer's matrix products on CPUs with AVX2 + FMA and
+//! without AVX-512: `C = A·B` (f32, any strides for A and B, C row-major), **bit for bit what
+//! gemm gives**, 1.02–1.07× gemm over the 135M shape's twelve block products on a 2-core AMD EPYC
+//! (`mixscope bench sgemm`), and more in a whole step, where its tasks balance and the output
+//! layer's weight is packed once.
 //!
 //! Why the bits match: gemm (the crate candle's matmul calls) cuts the inner dimension into
 //! blocks of `kc` (its `kernel_params`, from the L1 cache's geometry: at most 512, balanced),
@@ -9,12 +11,13 @@
 //! order with the same `kc` and differs only in how the work is laid out:
 //!
 //! * a 6 × 16 register tile (12 accumulators), A packed in 6-row panels, B in 16-column panels,
-//!   both 64-byte aligned (a packed B row is one cache line);
-//! * A packed once per depth block for all of a thread's rows, B packed per 128-column block
-//!   (kept in L2 while every row panel passes over it);
-//! * C split by rows into one strip per thread, each thread packing what it reads: no barrier
-//!   inside a product, and no element's sum depends on the split (deterministic for any thread
-//!   count).
+//!   both 64-byte aligned (a packed B row is one cache line), packed with 8 × 8 transposes;
+//! * A and B each packed once per product, in parallel, and shared (or B packed once for many
+//!   products: [`PackedB`], the output layer's weight for a step's chunks of rows);
+//! * C cut into a grid of about four tasks per thread, along the side whose cut re-reads less,
+//!   that rayon balances (on a shared VM one core is often slower than the other); inside a
+//!   task, B a 128-column block at a time (kept in L2 while the row panels pass over it). No
+//!   element's sum depends on the grid (deterministic for any thread count).
 //!
 //! Elsewhere (AVX-512, where gemm's own kernels are faster; other architectures; shapes gemm
 //! treats specially: a side under 128, a depth under 16) the product goes to gemm, called exactly
