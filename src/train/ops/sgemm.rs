@@ -182,6 +182,8 @@ fn pack_a_all(m: usize, k: usize, kc: usize, a: Mat, out: &mut [f32]) {
 /// (the output layer's weight, used by every chunk of rows in a step).
 pub(crate) struct PackedB {
     data: Vec<f32>,
+    /// Where the packed panels start (a 64-byte boundary).
+    start: usize,
     m: usize,
     n: usize,
     k: usize,
@@ -194,9 +196,15 @@ impl PackedB {
         if !own_kernel(m, n, k) {
             return None;
         }
-        let mut data = super::zeros(k * n.div_ceil(NR) * NR);
-        pack_b_all(k, n, depth_block(m, n, k), b, &mut data);
-        Some(PackedB { data, m, n, k })
+        let len = k * n.div_ceil(NR) * NR;
+        let mut data = super::zeros(len + 16);
+        let start = aligned_start(&data);
+        pack_b_all(k, n, depth_block(m, n, k), b, &mut data[start..][..len]);
+        Some(PackedB { data, start, m, n, k })
+    }
+
+    fn panels(&self) -> &[f32] {
+        &self.data[self.start..]
     }
 }
 
@@ -207,7 +215,7 @@ pub(crate) fn matmul_packed(m: usize, n: usize, k: usize, a: Mat, b: Mat, packed
         Some(p) if (p.m, p.n, p.k) == (m, n, k) => {
             a.check(m, k, "A");
             let mut c = Vec::with_capacity(m * n);
-            product(m, n, k, depth_block(m, n, k), a, &p.data, &mut c.spare_capacity_mut()[..m * n], false);
+            product(m, n, k, depth_block(m, n, k), a, p.panels(), &mut c.spare_capacity_mut()[..m * n], false);
             // SAFETY: without accumulate every one of the m·n values was written.
             unsafe { c.set_len(m * n) };
             c
@@ -306,17 +314,21 @@ thread_local! {
     static BUFFERS: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// `f` on `n` floats of scratch starting on a 64-byte boundary, plus 8 floats of slack after
-/// them (the packing's 8-wide stores may overrun a panel's end). The contents are garbage.
+/// `f` on `n` floats of scratch starting on a 64-byte boundary. The contents are garbage.
 fn with_buffer<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     let mut v = BUFFERS.with(|b| b.borrow_mut().pop()).unwrap_or_default();
-    if v.len() < n + 24 {
-        v = vec![0f32; n + 24];
+    if v.len() < n + 16 {
+        v = vec![0f32; n + 16];
     }
-    let off = (64 - v.as_ptr() as usize % 64) % 64 / 4;
-    let r = f(&mut v[off..off + n + 8]);
+    let start = aligned_start(&v);
+    let r = f(&mut v[start..][..n]);
     BUFFERS.with(|b| b.borrow_mut().push(v));
     r
+}
+
+/// The first index of `v` on a 64-byte boundary (at most 15).
+fn aligned_start(v: &[f32]) -> usize {
+    (64 - v.as_ptr() as usize % 64) % 64 / 4
 }
 
 /// All of B, packed: for each depth block (`k0`, `kb`) in turn, its 16-column panels `[kb, 16]`
