@@ -9,6 +9,7 @@ use candle_core::{DType, Device, IndexOp, Result, Tensor, Var};
 use candle_nn::VarMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 
 /// Errors of [`Model::from_varmap_checked`]: every problem is listed.
@@ -58,6 +59,75 @@ impl Layer {
             ln1: self.ln1.detach(),
             ln2: self.ln2.detach(),
         }
+    }
+}
+
+/// How [`Model::block`] builds the stacked weights its fused ops take (`[Wq; Wk; Wv; wn]`,
+/// `[Wg; Wu; wn]`, `[Wq; Wk; Wv]` and the q/k/v biases).
+enum Stacks {
+    /// `Tensor::cat` in the graph: any backward reaches the parts.
+    Graph,
+    /// Plain copies, each a leaf of its own, recorded with its parts; [`Stacks::spread`] hands
+    /// each leaf's gradient to its parts as views of it. A step's backward then does no
+    /// `cat` backward (a zero-filled buffer and an add for every part, on the main thread),
+    /// with the same values. Only where the parts are the parameters themselves (CPU, f32
+    /// parameters and compute).
+    Leaves(RefCell<Vec<(Var, Vec<Tensor>)>>),
+}
+
+impl Stacks {
+    fn leaves() -> Self {
+        Stacks::Leaves(RefCell::new(Vec::new()))
+    }
+
+    /// `parts` one after another along dim 0: a vector among matrices as one row; vectors
+    /// alone as one vector.
+    fn stack(&self, parts: &[&Tensor]) -> Result<Tensor> {
+        let matrices = parts.iter().any(|p| p.rank() == 2);
+        match self {
+            Stacks::Graph => {
+                let rows: Vec<Tensor> = parts
+                    .iter()
+                    .map(|p| if matrices && p.rank() == 1 { p.unsqueeze(0) } else { Ok((*p).clone()) })
+                    .collect::<Result<_>>()?;
+                Tensor::cat(&rows, 0)
+            }
+            Stacks::Leaves(made) => {
+                let width = parts.iter().map(|p| p.dim(p.rank() - 1)).collect::<Result<Vec<_>>>()?;
+                let rows: usize =
+                    parts.iter().map(|p| if p.rank() == 2 { p.dim(0) } else { Ok(1) }).sum::<Result<_>>()?;
+                if matrices && width.iter().any(|&w| w != width[0]) {
+                    candle_core::bail!("stack: parts of different widths {width:?}");
+                }
+                let len: usize = parts.iter().map(|p| p.elem_count()).sum();
+                let mut data = Vec::with_capacity(len);
+                for p in parts {
+                    ops::with_f32(p, "stack", |v| data.extend_from_slice(v))?;
+                }
+                let shape: Vec<usize> = if matrices { vec![rows, width[0]] } else { vec![len] };
+                let var = Var::from_vec(data, shape, &Device::Cpu)?;
+                let t = var.as_tensor().clone();
+                made.borrow_mut().push((var, parts.iter().map(|p| (*p).clone()).collect()));
+                Ok(t)
+            }
+        }
+    }
+
+    /// Moves the gradient of every stack made since the last call from `grads` to its parts
+    /// (views of it, no copy).
+    fn spread(&self, grads: &mut GradStore) -> Result<()> {
+        let Stacks::Leaves(made) = self else { return Ok(()) };
+        for (var, parts) in made.borrow_mut().drain(..) {
+            let Some(g) = grads.remove(var.as_tensor()) else { continue };
+            let mut start = 0;
+            for p in parts {
+                let rows = if g.rank() == 2 && p.rank() == 1 { 1 } else { p.dim(0)? };
+                let part = g.narrow(0, start, rows)?.reshape(p.shape())?;
+                start += rows;
+                grads.insert(&p, part);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -303,7 +373,7 @@ impl Model {
     /// Final hidden states `[B·T, H]` (after the last norm) for the training forward.
     fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        self.hidden_seqs(ids, &Seqs::uniform(b, t))
+        self.hidden_seqs(ids, &Seqs::uniform(b, t), &Stacks::Graph)
     }
 
     /// Whether [`Model::loss_packed`] can run: the fused CPU kernels with a head dim they
@@ -330,34 +400,34 @@ impl Model {
 
     /// Final hidden states `[N, H]` of `ids` (N tokens in any shape), whose rows are the
     /// sequences `seqs`: positions restart at each and attention stays within each.
-    fn hidden_seqs(&self, ids: &Tensor, seqs: &Seqs) -> Result<Tensor> {
+    fn hidden_seqs(&self, ids: &Tensor, seqs: &Seqs, stacks: &Stacks) -> Result<Tensor> {
         let ids = self.flat_ids(ids, seqs)?;
         let mut x = self.cw(&self.embed.index_select(&ids, 0)?)?; // [N, H]
         for l in &self.layers {
-            x = self.block(&x, &self.cast_layer(l)?, seqs)?;
+            x = self.block(&x, &self.cast_layer(l)?, seqs, stacks)?;
         }
         ops::rms_norm(&x, &self.cw(&self.norm)?, self.cfg.rms_norm_eps, self.kernels)
     }
 
     /// One decoder layer on the residual stream `x` `[N, H]`, its weights `l` in the compute dtype.
-    fn block(&self, x: &Tensor, l: &Layer, seqs: &Seqs) -> Result<Tensor> {
+    fn block(&self, x: &Tensor, l: &Layer, seqs: &Seqs, stacks: &Stacks) -> Result<Tensor> {
         let k = self.kernels;
         let cfg = &self.cfg;
         let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
         let n = seqs.rows();
         if k == Kernels::Fused && !cfg.attention_bias && hd % 16 == 0 {
             // whole residual sub-blocks as single ops (norm weight as the last row)
-            let w_qkvn = Tensor::cat(&[&l.q, &l.k, &l.v, &l.ln1.unsqueeze(0)?], 0)?;
+            let w_qkvn = stacks.stack(&[&l.q, &l.k, &l.v, &l.ln1])?;
             let x = ops::attn_block(x, &w_qkvn, &l.o, seqs, nh, nkv, cfg.rms_norm_eps, &self.rope, k)?;
-            let w_gun = Tensor::cat(&[&l.gate, &l.up, &l.ln2.unsqueeze(0)?], 0)?;
+            let w_gun = stacks.stack(&[&l.gate, &l.up, &l.ln2])?;
             return ops::mlp_block(&x, &w_gun, &l.down, cfg.rms_norm_eps, k);
         }
         let h = ops::rms_norm(x, &l.ln1, cfg.rms_norm_eps, k)?;
         let a = if k == Kernels::Fused {
             // one projection for q, k and v; RoPE + attention read it in place
-            let w = Tensor::cat(&[&l.q, &l.k, &l.v], 0)?;
+            let w = stacks.stack(&[&l.q, &l.k, &l.v])?;
             let bias = match (&l.qb, &l.kb, &l.vb) {
-                (Some(q), Some(kb), Some(v)) => Some(Tensor::cat(&[q, kb, v], 0)?),
+                (Some(q), Some(kb), Some(v)) => Some(stacks.stack(&[q, kb, v])?),
                 _ => None,
             };
             let qkv = ops::linear(&h, &w, bias.as_ref(), k)?;
@@ -376,7 +446,7 @@ impl Model {
         let x = (x + ops::linear(&a, &l.o, None, k)?)?;
         let h = ops::rms_norm(&x, &l.ln2, cfg.rms_norm_eps, k)?;
         let y = if k == Kernels::Fused {
-            let w = Tensor::cat(&[&l.gate, &l.up], 0)?;
+            let w = stacks.stack(&[&l.gate, &l.up])?;
             ops::mlp(&h, &w, &l.down, k)?
         } else {
             let g = ops::linear(&h, &l.gate, None, k)?;
@@ -413,7 +483,7 @@ impl Model {
     /// [`Model::loss`] on a packed batch: `ids`, `targets` and `weights` hold N positions (any
     /// shape), the sequences `seqs` one after another with no padding (see [`Model::can_pack`]).
     pub fn loss_packed(&self, ids: &Tensor, seqs: &Seqs, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
-        self.head_loss(&self.hidden_seqs(ids, seqs)?, self.lm_head_weight(), targets, weights)
+        self.head_loss(&self.hidden_seqs(ids, seqs, &Stacks::Graph)?, self.lm_head_weight(), targets, weights)
     }
 
     /// The training loss of `ids` (rows `seqs`, or `[B, T]` rows of one length when `None`) and
@@ -445,11 +515,21 @@ impl Model {
                 &uniform
             }
         };
+        // The stacked weights as leaves of their own where the layers' weights are the
+        // parameters themselves.
+        let stacks = if self.device.is_cpu() && self.dtype == DType::F32 && self.compute == DType::F32 {
+            Stacks::leaves()
+        } else {
+            Stacks::Graph
+        };
         if !self.recompute && self.kernels == Kernels::Fused {
             // The CPU's fused output layer holds no logits: one graph, one backward.
-            let loss = self.head_loss(&self.hidden_seqs(ids, seqs)?, self.lm_head_weight(), targets, weights)?;
+            let h = self.hidden_seqs(ids, seqs, &stacks)?;
+            let loss = self.head_loss(&h, self.lm_head_weight(), targets, weights)?;
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            return Ok((value, (loss * scale)?.backward()?));
+            let mut grads = (loss * scale)?.backward()?;
+            stacks.spread(&mut grads)?;
+            return Ok((value, grads));
         }
         let ids = self.flat_ids(ids, seqs)?;
         let rows = self.embed.detach().index_select(&ids, 0)?;
@@ -459,7 +539,7 @@ impl Model {
             let mut x = self.cw(&rows)?;
             let mut inputs = Vec::with_capacity(self.layers.len());
             for l in &self.layers {
-                let y = self.block(&x, &self.cast_layer(&l.detached())?, seqs)?;
+                let y = self.block(&x, &self.cast_layer(&l.detached())?, seqs, &Stacks::Graph)?;
                 inputs.push(x);
                 x = y;
             }
@@ -468,7 +548,7 @@ impl Model {
             let rows = Var::from_tensor(&rows)?;
             let mut x = self.cw(rows.as_tensor())?;
             for l in &self.layers {
-                x = self.block(&x, &self.cast_layer(l)?, seqs)?;
+                x = self.block(&x, &self.cast_layer(l)?, seqs, &stacks)?;
             }
             (x, Saved::Graph(rows))
         };
@@ -483,6 +563,7 @@ impl Model {
         let rows = match saved {
             Saved::Graph(rows) => {
                 let mut bg = (top * &g)?.sum_all()?.backward()?;
+                stacks.spread(&mut bg)?;
                 move_grads(&mut bg, &mut grads, self.layers.iter().flat_map(Layer::params));
                 g = take_grad(&mut bg, rows.as_tensor())?;
                 None
@@ -493,8 +574,9 @@ impl Model {
                 for (l, x) in self.layers.iter().zip(inputs).rev() {
                     let input = Var::from_tensor(&x)?;
                     drop(x);
-                    let y = self.block(input.as_tensor(), &self.cast_layer(l)?, seqs)?;
+                    let y = self.block(input.as_tensor(), &self.cast_layer(l)?, seqs, &stacks)?;
                     let mut bg = (y * &g)?.sum_all()?.backward()?;
+                    stacks.spread(&mut bg)?;
                     g = take_grad(&mut bg, input.as_tensor())?;
                     move_grads(&mut bg, &mut grads, l.params());
                 }

@@ -305,6 +305,40 @@ fn recomputed_blocks_give_the_same_gradients_bit_for_bit() -> Result<()> {
     Ok(())
 }
 
+/// A training step builds the fused ops' stacked weights (`[Wq; Wk; Wv; wn]`, the q/k/v biases)
+/// as leaves of their own and hands their gradients to the parameters as views: the same
+/// gradients, bit for bit (a zero's sign aside), as the whole graph's `loss` then `backward`,
+/// where the stacks are `cat`s that candle differentiates; with and without recomputed blocks.
+#[test]
+fn a_steps_gradients_are_the_whole_graphs_bit_for_bit() -> Result<()> {
+    for (arch, tied, recompute) in
+        [(Arch::Llama, false, false), (Arch::Qwen2, true, false), (Arch::Llama, true, true), (Arch::Qwen2, false, true)]
+    {
+        let cfg = tiny(arch, tied);
+        let (vm, mut model) = build(&cfg, 19);
+        scramble(&vm, 44, 0.2);
+        model.set_kernels(Kernels::Fused);
+        model.set_recompute(recompute);
+        let (ids, tg, w) = lm_batch(3, 12, cfg.vocab_size, 6, Some(&[12, 9, 4]));
+        let loss = model.loss(&ids, &tg, &w)?;
+        let whole = (&loss * 0.5)?.backward()?;
+        let (value, step) = model.loss_and_grads(&ids, None, &tg, &w, 0.5)?;
+        let what = format!("{arch:?} tied={tied} recompute={recompute}");
+        assert_eq!(value, loss.to_scalar::<f32>()? as f64, "{what}: loss");
+        // +0 and -0 compare equal: candle sums a `cat`'s gradient into zeros (-0 + 0 = +0)
+        let bits =
+            |v: Vec<f32>| -> Vec<u32> { v.into_iter().map(|x| if x == 0.0 { 0 } else { x.to_bits() }).collect() };
+        for (name, var) in sorted_vars(&vm) {
+            let a = bits(to_vec(whole.get(&var).unwrap_or_else(|| panic!("{what}: {name} has no gradient"))));
+            let b = bits(to_vec(step.get(&var).unwrap_or_else(|| panic!("{what}: {name} has no step gradient"))));
+            assert_eq!(var.dims(), step.get(&var).unwrap().dims(), "{what}: {name}'s gradient shape");
+            assert!(a.iter().any(|&x| x != 0), "{what}: {name} has a zero gradient");
+            assert!(a == b, "{what}: {name}'s step gradient differs from the whole graph's");
+        }
+    }
+    Ok(())
+}
+
 /// On the composite kernels a step's output layer runs a chunk of rows at a time, on the rows
 /// with a loss weight only: the loss and every gradient are the whole graph's (`loss` then
 /// `backward`) to float rounding, however the rows are cut.

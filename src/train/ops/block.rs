@@ -157,22 +157,27 @@ impl CustomOp3 for AttnBlock {
         };
         let oa = a.len() / n;
         let a = cpu_tensor(a, &[n, oa])?;
-        let da = sgemm::mm(dy, false, &w_o, false)?; // [N, Hq·D]
-        let dw_o = sgemm::mm(dy, true, &a, false)?;
+        // Independent products run side by side: a thread done with its share of one takes
+        // tasks of the other instead of waiting at the end of each (same bits either way).
+        let (da, dw_o) = rayon::join(|| sgemm::mm(dy, false, &w_o, false), || sgemm::mm(dy, true, &a, false));
+        let (da, dw_o) = (da?, dw_o?); // [N, Hq·D], [H, Hq·D]
         let dqkv =
             with_f32(&a, "attn_block", |av| with_f32(&da, "attn_block", |dav| self.attn.backward(&qkv, av, dav)))??;
         drop(qkv);
         let dqkv = cpu_tensor(dqkv, &[n, width])?;
         let hn = cpu_tensor(hn, &[n, h])?;
-        let dw = sgemm::mm(&dqkv, true, &hn, false)?; // [width, H]
-        let dhn = sgemm::mm(&dqkv, false, &w, false)?; // [N, H]
+        // dW with room for the norm weight's gradient as its last row
+        let (dw, dhn) =
+            rayon::join(|| sgemm::mm_reserve(&dqkv, true, &hn, false, h), || sgemm::mm(&dqkv, false, &w, false));
+        let (mut dw, dhn) = (dw?, dhn?); // [width, H], [N, H]
         let (dx, dwn) = with_f32(&x, "attn_block", |xv| {
             with_f32(&wn, "attn_block", |wv| {
                 with_f32(&dhn, "attn_block", |dv| rmsnorm::backward_rows(xv, wv, dv, self.eps))
             })
         })???;
         let dx = (cpu_tensor(dx, &[n, h])? + dy)?;
-        let dw_full = Tensor::cat(&[dw, cpu_tensor(dwn, &[1, h])?], 0)?;
+        dw.extend_from_slice(&dwn);
+        let dw_full = cpu_tensor(dw, &[width + 1, h])?;
         Ok((Some(dx), Some(dw_full), Some(dw_o)))
     }
 }
@@ -238,22 +243,24 @@ impl CustomOp3 for MlpBlock {
             }
         };
         let act = cpu_tensor(act, &[n, i])?;
-        let dact = sgemm::mm(dy, false, &w_down, false)?;
-        let dw_down = sgemm::mm(dy, true, &act, false)?;
+        let (dact, dw_down) = rayon::join(|| sgemm::mm(dy, false, &w_down, false), || sgemm::mm(dy, true, &act, false));
+        let (dact, dw_down) = (dact?, dw_down?);
         drop(act);
         let dgu = with_f32(&dact, "mlp_block", |da| super::mlp::swiglu_bwd_rows(&gu, da, n, i))?;
         drop(gu);
         let dgu = cpu_tensor(dgu, &[n, 2 * i])?;
         let hn = cpu_tensor(hn, &[n, h])?;
-        let dw = sgemm::mm(&dgu, true, &hn, false)?;
-        let dhn = sgemm::mm(&dgu, false, &w, false)?;
+        let (dw, dhn) =
+            rayon::join(|| sgemm::mm_reserve(&dgu, true, &hn, false, h), || sgemm::mm(&dgu, false, &w, false));
+        let (mut dw, dhn) = (dw?, dhn?); // [2I, H] with room for a row, [N, H]
         let (dx, dwn) = with_f32(&x, "mlp_block", |xv| {
             with_f32(&wn, "mlp_block", |wv| {
                 with_f32(&dhn, "mlp_block", |dv| rmsnorm::backward_rows(xv, wv, dv, self.eps))
             })
         })???;
         let dx = (cpu_tensor(dx, &[n, h])? + dy)?;
-        let dw_full = Tensor::cat(&[dw, cpu_tensor(dwn, &[1, h])?], 0)?;
+        dw.extend_from_slice(&dwn);
+        let dw_full = cpu_tensor(dw, &[2 * i + 1, h])?;
         Ok((Some(dx), Some(dw_full), Some(dw_down)))
     }
 }

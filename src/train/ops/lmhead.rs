@@ -164,10 +164,13 @@ impl LmHeadXent {
             return (nll, None);
         };
         let _p = super::prof::timer("lm_head grad matmuls");
-        // dW (+)= dlogitsᵀ [V, rows] · h_c [rows, H]
-        sgemm::matmul_into(v, hd, rows, Mat::t(&logits, v), Mat::rows(h_c, hd), dw, accumulate);
-        // dh_c = dlogits [rows, V] · W [V, H]
-        let dhc = sgemm::matmul_packed(rows, hd, v, Mat::rows(&logits, v), Mat::rows(w, hd), packed.w.as_ref());
+        // dW (+)= dlogitsᵀ [V, rows] · h_c [rows, H] and dh_c = dlogits [rows, V] · W [V, H], side
+        // by side (a thread done with its share of one takes tasks of the other)
+        let logits = &logits;
+        let ((), dhc) = rayon::join(
+            || sgemm::matmul_into(v, hd, rows, Mat::t(logits, v), Mat::rows(h_c, hd), dw, accumulate),
+            || sgemm::matmul_packed(rows, hd, v, Mat::rows(logits, v), Mat::rows(w, hd), packed.w.as_ref()),
+        );
         (nll, Some(dhc))
     }
 

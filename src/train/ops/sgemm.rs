@@ -84,6 +84,22 @@ pub(crate) fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
     c
 }
 
+/// [`matmul`] in a vector with room for `extra` more values after it (pushed without a copy).
+pub(crate) fn matmul_reserve(m: usize, n: usize, k: usize, a: Mat, b: Mat, extra: usize) -> Vec<f32> {
+    a.check(m, k, "A");
+    b.check(k, n, "B");
+    let mut c = Vec::with_capacity(m * n + extra);
+    if m > 0 && n > 0 && own_kernel(m, n, k) {
+        own_product(m, n, k, a, b, &mut c.spare_capacity_mut()[..m * n], false);
+        // SAFETY: own_product without accumulate initialised all m·n values.
+        unsafe { c.set_len(m * n) };
+    } else {
+        c.resize(m * n, 0.0);
+        matmul_into(m, n, k, a, b, &mut c, false);
+    }
+    c
+}
+
 /// `C (+)= A [m, k] · B [k, n]` into row-major `c` `[m, n]`: added to what `c` holds when
 /// `accumulate`, else written over it.
 pub(crate) fn matmul_into(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], accumulate: bool) {
@@ -233,6 +249,13 @@ pub(crate) fn x_wt(x: &[f32], w: &[f32], n: usize, k: usize, rows: usize) -> Vec
 /// `op(a) · op(b)` of two 2-D CPU f32 tensors, `op` the transpose where `at` / `bt`: the products
 /// of the fused ops' backward passes (`dy·W`, `dyᵀ·x`).
 pub(crate) fn mm(a: &Tensor, at: bool, b: &Tensor, bt: bool) -> Result<Tensor> {
+    let m = if at { a.dim(1)? } else { a.dim(0)? };
+    let n = if bt { b.dim(0)? } else { b.dim(1)? };
+    cpu_tensor(mm_reserve(a, at, b, bt, 0)?, &[m, n])
+}
+
+/// [`mm`]'s values in a vector with room for `extra` more (see [`matmul_reserve`]).
+pub(crate) fn mm_reserve(a: &Tensor, at: bool, b: &Tensor, bt: bool, extra: usize) -> Result<Vec<f32>> {
     let (ar, ac) = a.dims2()?;
     let (br, bc) = b.dims2()?;
     let (m, k) = if at { (ac, ar) } else { (ar, ac) };
@@ -246,10 +269,9 @@ pub(crate) fn mm(a: &Tensor, at: bool, b: &Tensor, bt: bool) -> Result<Tensor> {
             if bt { "ᵀ" } else { "" }
         );
     }
-    let c = with_f32(a, "sgemm", |av| {
-        with_f32(b, "sgemm", |bv| matmul(m, n, k, Mat::of(av, at, ac), Mat::of(bv, bt, bc)))
-    })??;
-    cpu_tensor(c, &[m, n])
+    with_f32(a, "sgemm", |av| {
+        with_f32(b, "sgemm", |bv| matmul_reserve(m, n, k, Mat::of(av, at, ac), Mat::of(bv, bt, bc), extra))
+    })?
 }
 
 /// Whether this module's kernel computes an `[m, n]` product of depth `k` on this CPU.
