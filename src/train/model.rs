@@ -124,6 +124,11 @@ impl Stacks {
                 let rows = if g.rank() == 2 && p.rank() == 1 { 1 } else { p.dim(0)? };
                 let part = g.narrow(0, start, rows)?.reshape(p.shape())?;
                 start += rows;
+                // (a part used elsewhere in the graph too already has a gradient)
+                let part = match grads.remove(&p) {
+                    Some(other) => (other + part)?,
+                    None => part,
+                };
                 grads.insert(&p, part);
             }
         }
