@@ -52,21 +52,38 @@ pub fn enabled() -> bool {
     }
 }
 
-/// Times the rest of the scope under `name` when profiling is enabled.
-pub struct Timer(Option<(&'static str, Instant, f64)>);
+/// Timers of each name now running: (how many, since when, process CPU seconds then).
+static OPEN: Mutex<BTreeMap<&'static str, (u32, Instant, f64)>> = Mutex::new(BTreeMap::new());
+
+/// Times the rest of the scope under `name` when profiling is enabled. Calls of one name that
+/// overlap (products run side by side) count the time they cover together once.
+pub struct Timer(Option<&'static str>);
 
 pub fn timer(name: &'static str) -> Timer {
-    Timer(if enabled() { Some((name, Instant::now(), process_cpu())) } else { None })
+    if !enabled() {
+        return Timer(None);
+    }
+    let mut open = OPEN.lock().unwrap();
+    let e = open.entry(name).or_insert((0, Instant::now(), 0.0));
+    if e.0 == 0 {
+        *e = (0, Instant::now(), process_cpu());
+    }
+    e.0 += 1;
+    Timer(Some(name))
 }
 
 impl Drop for Timer {
     fn drop(&mut self) {
-        if let Some((name, t, c)) = self.0.take() {
-            let mut m = TOTALS.lock().unwrap();
-            let e = m.entry(name).or_insert((0.0, 0));
-            e.0 += t.elapsed().as_secs_f64();
-            e.1 += 1;
-            *CPU.lock().unwrap().entry(name).or_insert(0.0) += process_cpu() - c;
+        let Some(name) = self.0.take() else { return };
+        let mut open = OPEN.lock().unwrap();
+        let Some(e) = open.get_mut(name) else { return };
+        e.0 -= 1;
+        let mut m = TOTALS.lock().unwrap();
+        let total = m.entry(name).or_insert((0.0, 0));
+        total.1 += 1;
+        if e.0 == 0 {
+            total.0 += e.1.elapsed().as_secs_f64();
+            *CPU.lock().unwrap().entry(name).or_insert(0.0) += process_cpu() - e.2;
         }
     }
 }
