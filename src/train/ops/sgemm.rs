@@ -69,19 +69,7 @@ const NC: usize = 128;
 
 /// `A [m, k] · B [k, n]` as a new row-major `[m, n]`.
 pub(crate) fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
-    a.check(m, k, "A");
-    b.check(k, n, "B");
-    if m > 0 && n > 0 && own_kernel(m, n, k) {
-        // No zero fill (a serial memset of C): the first depth block writes every element.
-        let mut c = Vec::with_capacity(m * n);
-        own_product(m, n, k, a, b, &mut c.spare_capacity_mut()[..m * n], false);
-        // SAFETY: own_product without accumulate initialised all m·n values.
-        unsafe { c.set_len(m * n) };
-        return c;
-    }
-    let mut c = vec![0f32; m * n];
-    matmul_into(m, n, k, a, b, &mut c, false);
-    c
+    matmul_reserve(m, n, k, a, b, 0)
 }
 
 /// [`matmul`] in a vector with room for `extra` more values after it (pushed without a copy).
@@ -90,6 +78,7 @@ pub(crate) fn matmul_reserve(m: usize, n: usize, k: usize, a: Mat, b: Mat, extra
     b.check(k, n, "B");
     let mut c = Vec::with_capacity(m * n + extra);
     if m > 0 && n > 0 && own_kernel(m, n, k) {
+        // No zero fill (a serial memset of C): the first depth block writes every element.
         own_product(m, n, k, a, b, &mut c.spare_capacity_mut()[..m * n], false);
         // SAFETY: own_product without accumulate initialised all m·n values.
         unsafe { c.set_len(m * n) };
